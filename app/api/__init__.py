@@ -1,0 +1,1 @@
+"""REST routes per capability, the response envelope, errors and middleware."""

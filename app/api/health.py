@@ -1,0 +1,44 @@
+"""``/health`` (public, no secrets) and ``/metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.api.envelope import ok
+from app.metrics import Metrics
+from app.services import Services
+
+
+def create_router(services: Services, metrics: Metrics) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health")
+    def health() -> JSONResponse:
+        storage_ok, storage_info = services.storage.health()
+        queue_ok, queue_info = services.queue.health()
+        engines = services.inventory()
+        data = {
+            "status": "ok" if storage_ok and queue_ok else "degraded",
+            "version": services.version,
+            "storage": {"ok": storage_ok, "backend": services.storage.name,
+                        "info": storage_info},
+            "queue": {"ok": queue_ok, "info": queue_info, "depth": services.queue.depth(),
+                      "workers": services.settings.workers},
+            "engines": engines,
+        }
+        return ok(data, status_code=200 if storage_ok and queue_ok else 503)
+
+    @router.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        for status, count in services.jobs.counts().items():
+            metrics.jobs.labels(status).set(count)
+        metrics.queue_depth.set(services.queue.depth())
+        for capability, rows in services.inventory().items():
+            for row in rows:
+                metrics.engine_available.labels(capability, row["name"]).set(
+                    1 if row["available"] else 0)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,136 @@
+"""One Settings object, read once at the entry point.
+
+Order, last wins: the defaults below, then a ``.env`` file in the working directory, then
+``STUDIO_*`` environment variables, then command-line flags of ``launch.py``. Every field is
+documented in README's configuration table and ``.env.example``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.base import EngineSettings
+from models.registry import CAPABILITIES, DEFAULT_ORDER
+
+VERSION = "0.1.0"
+SERVICE_NAME = "video-message-studio"
+
+BackendList = Annotated[list[str], NoDecode]
+
+
+class SettingsError(Exception):
+    """Invalid configuration; ``str()`` is one line meant for a person."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STUDIO_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        validate_default=True,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    data_dir: Path = Path("data")
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_prefix: str = ""
+    aws_region: str = "us-east-1"
+    bedrock_endpoint_url: str | None = None
+    aws_mcp_url: str | None = None
+    queue_url: str | None = None  # default: sqlite file in data_dir
+    workers: int = Field(2, ge=0, le=64)
+    max_queued: int = Field(50, ge=1)
+    models_dir: Path | None = None
+    allow_downloads: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    voicevox_url: str | None = None
+    did_api_key: str | None = None
+    did_url: str = "https://api.d-id.com"
+    request_timeout: float = Field(30.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text", "auto"] = "auto"
+    open_browser: bool = True
+    public_url: str | None = None
+
+    tts_backends: BackendList = Field(default_factory=lambda: list(DEFAULT_ORDER["tts"]))
+    voice_encoder_backends: BackendList = Field(
+        default_factory=lambda: list(DEFAULT_ORDER["voice_encoder"]))
+    voice_converter_backends: BackendList = Field(
+        default_factory=lambda: list(DEFAULT_ORDER["voice_converter"]))
+    cutout_backends: BackendList = Field(default_factory=lambda: list(DEFAULT_ORDER["cutout"]))
+    refiner_backends: BackendList = Field(
+        default_factory=lambda: list(DEFAULT_ORDER["refiner"]))
+    talking_head_backends: BackendList = Field(
+        default_factory=lambda: list(DEFAULT_ORDER["talking_head"]))
+
+    @field_validator(
+        "tts_backends", "voice_encoder_backends", "voice_converter_backends",
+        "cutout_backends", "refiner_backends", "talking_head_backends", mode="before",
+    )
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        for capability in CAPABILITIES:
+            names = getattr(self, f"{capability}_backends")
+            known = CAPABILITIES[capability]
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(
+                    f"STUDIO_{capability.upper()}_BACKENDS: unknown engine "
+                    f"{', '.join(unknown)} (known: {', '.join(known)})"
+                )
+            if not names:
+                raise ValueError(f"STUDIO_{capability.upper()}_BACKENDS is empty")
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("STUDIO_STORAGE=s3 needs STUDIO_S3_BUCKET")
+        if self.queue_url and not self.queue_url.startswith(
+            ("sqlite://", "redis://", "rediss://", "memory://")
+        ):
+            raise ValueError("STUDIO_QUEUE_URL must start with sqlite://, redis:// or memory://")
+        return self
+
+    @property
+    def resolved_queue_url(self) -> str:
+        return self.queue_url or f"sqlite:///{(self.data_dir / 'queue.sqlite3').resolve()}"
+
+    def backends(self, capability: str) -> list[str]:
+        return list(getattr(self, f"{capability}_backends"))
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            models_dir=self.models_dir,
+            allow_downloads=self.allow_downloads,
+            cache_dir=self.data_dir / "cache",
+            device=self.device,
+            voicevox_url=self.voicevox_url,
+            did_url=self.did_url,
+            did_api_key=self.did_api_key,
+            aws_region=self.aws_region,
+            s3_bucket=self.s3_bucket,
+            s3_endpoint_url=self.s3_endpoint_url,
+            bedrock_endpoint_url=self.bedrock_endpoint_url,
+            aws_mcp_url=self.aws_mcp_url,
+            request_timeout=self.request_timeout,
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings or raise :class:`SettingsError` with one readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+        field_hint = f"STUDIO_{where.upper()}: " if where else ""
+        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise SettingsError(f"invalid setting: {field_hint}{message}") from None

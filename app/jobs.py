@@ -1,0 +1,290 @@
+"""Job status records that any process can read: the app, an in-process worker thread, or a
+``huey_consumer`` on another machine.
+
+A job is one piece of queued work (an image process, a render, a whole message). Its record
+holds what a person or a script polls for: status, progress 0-100, the current step, the
+steps done and left, the result or the error, and timestamps. The store sits next to the
+queue: a SQLite file beside the SQLite queue, Redis hashes beside a Redis queue, a dict
+beside the in-memory queue.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from models.errors import Conflict, NotFound
+
+JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
+FINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+STATUSES: tuple[str, ...] = ("queued", "processing", "completed", "failed", "cancelled")
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    status: str = "queued"
+    progress: float = 0.0
+    current_step: str | None = None
+    steps_completed: list[str] = field(default_factory=list)
+    steps_remaining: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    owner: str | None = None
+    task_id: str | None = None
+    priority: int = 0
+    cancel_requested: bool = False
+    attempts: int = 0
+    worker: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def public(self) -> dict[str, Any]:
+        """What the REST API shows for a job (no internal fields)."""
+        data = self.to_dict()
+        data["job_id"] = data.pop("id")
+        for key in ("task_id", "cancel_requested", "worker"):
+            data.pop(key, None)
+        data["progress"] = round(self.progress, 1)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class JobStore(Protocol):
+    def save(self, job: Job) -> None: ...
+    def load(self, job_id: str) -> Job | None: ...
+    def all(self) -> Iterable[Job]: ...
+    def remove(self, job_id: str) -> bool: ...
+    def set_flag(self, job_id: str, flag: str) -> None: ...
+    def has_flag(self, job_id: str, flag: str) -> bool: ...
+
+
+class Jobs:
+    """Operations on job records, over any :class:`JobStore`."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self._lock = threading.RLock()
+
+    def create(
+        self, kind: str, params: dict[str, Any] | None = None, steps: list[str] | None = None,
+        *, owner: str | None = None, priority: int = 0, job_id: str | None = None,
+        task_id: str | None = None,
+    ) -> Job:
+        job = Job(id=job_id or uuid.uuid4().hex, kind=kind, params=params or {},
+                  steps_remaining=list(steps or []), owner=owner, priority=priority,
+                  task_id=task_id)
+        self.store.save(job)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self.store.load(job_id)
+        if job is None:
+            raise NotFound(f"No job {job_id!r}.", code="QUEUE_JOB_NOT_FOUND",
+                           message_ja=f"ジョブ {job_id!r} が見つかりません。")
+        return job
+
+    def update(self, job_id: str, **changes: Any) -> Job:
+        with self._lock:
+            job = self.get(job_id)
+            for key, value in changes.items():
+                if not hasattr(job, key):
+                    raise AttributeError(key)
+                setattr(job, key, value)
+            job.updated_at = time.time()
+            if job.final and job.finished_at is None:
+                job.finished_at = job.updated_at
+            self.store.save(job)
+            return job
+
+    def start(self, job_id: str, worker: str) -> Job:
+        job = self.get(job_id)
+        return self.update(job_id, status="processing", started_at=job.started_at or time.time(),
+                           worker=worker, attempts=job.attempts + 1, error=None,
+                           finished_at=None)
+
+    def step_done(self, job_id: str, step: str) -> Job:
+        job = self.get(job_id)
+        remaining = [s for s in job.steps_remaining if s != step]
+        done = job.steps_completed + ([step] if step not in job.steps_completed else [])
+        return self.update(job_id, steps_completed=done, steps_remaining=remaining)
+
+    def request_cancel(self, job_id: str) -> Job:
+        """Flag the job; a queued one is cancelled now, a running one at its next step.
+
+        The flag lives apart from the record, so a worker saving progress cannot erase it.
+        """
+        job = self.get(job_id)
+        if job.final:
+            raise Conflict(f"Job {job_id} is already {job.status}.", code="QUEUE_JOB_FINISHED",
+                           message_ja=f"ジョブ {job_id} は既に {job.status} です。")
+        self.store.set_flag(job_id, "cancel")
+        if job.status == "queued":
+            return self.update(job_id, status="cancelled", cancel_requested=True,
+                               current_step="cancelled")
+        return self.update(job_id, cancel_requested=True)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.store.has_flag(job_id, "cancel")
+
+    def list(self, *, status: str | None = None, kind: str | None = None,
+             owner: str | None = None, limit: int = 100) -> list[Job]:
+        jobs = [j for j in self.store.all()
+                if (status is None or j.status == status)
+                and (kind is None or j.kind == kind)
+                and (owner is None or j.owner == owner)]
+        jobs.sort(key=lambda j: j.created_at, reverse=True)
+        return jobs[:limit]
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for job in self.store.all():
+            counts[job.status] = counts.get(job.status, 0) + 1
+        return counts
+
+    def delete(self, job_id: str) -> bool:
+        return self.store.remove(job_id)
+
+
+class MemoryJobStore:
+    def __init__(self) -> None:
+        self._jobs: dict[str, str] = {}
+        self._flags: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def set_flag(self, job_id: str, flag: str) -> None:
+        self._flags.add((job_id, flag))
+
+    def has_flag(self, job_id: str, flag: str) -> bool:
+        return (job_id, flag) in self._flags
+
+    def save(self, job: Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = json.dumps(job.to_dict())
+
+    def load(self, job_id: str) -> Job | None:
+        raw = self._jobs.get(job_id)
+        return Job.from_dict(json.loads(raw)) if raw else None
+
+    def all(self) -> Iterable[Job]:
+        with self._lock:
+            raws = list(self._jobs.values())
+        return [Job.from_dict(json.loads(r)) for r in raws]
+
+    def remove(self, job_id: str) -> bool:
+        with self._lock:
+            return self._jobs.pop(job_id, None) is not None
+
+
+class SqliteJobStore:
+    """One table in a SQLite file (WAL), safe across threads and processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created_at REAL,"
+                " status TEXT, kind TEXT, owner TEXT, data TEXT NOT NULL)"
+            )
+            conn.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at)")
+            conn.execute("CREATE TABLE IF NOT EXISTS job_flags (job_id TEXT, flag TEXT,"
+                         " PRIMARY KEY (job_id, flag))")
+
+    def set_flag(self, job_id: str, flag: str) -> None:
+        self._conn().execute("INSERT OR IGNORE INTO job_flags VALUES (?, ?)", (job_id, flag))
+
+    def has_flag(self, job_id: str, flag: str) -> bool:
+        row = self._conn().execute("SELECT 1 FROM job_flags WHERE job_id = ? AND flag = ?",
+                                   (job_id, flag)).fetchone()
+        return row is not None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def save(self, job: Job) -> None:
+        self._conn().execute(
+            "INSERT OR REPLACE INTO jobs (id, created_at, status, kind, owner, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (job.id, job.created_at, job.status, job.kind, job.owner, json.dumps(job.to_dict())),
+        )
+
+    def load(self, job_id: str) -> Job | None:
+        row = self._conn().execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Job.from_dict(json.loads(row[0])) if row else None
+
+    def all(self) -> Iterable[Job]:
+        rows = self._conn().execute("SELECT data FROM jobs ORDER BY created_at DESC").fetchall()
+        return [Job.from_dict(json.loads(r[0])) for r in rows]
+
+    def remove(self, job_id: str) -> bool:
+        cur = self._conn().execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        self._conn().execute("DELETE FROM job_flags WHERE job_id = ?", (job_id,))
+        return cur.rowcount > 0
+
+
+class RedisJobStore:
+    """A hash of JSON records in Redis, beside a Redis queue."""
+
+    def __init__(self, url: str, namespace: str = "studio") -> None:
+        import redis
+
+        self.r = redis.Redis.from_url(url)
+        self.key = f"{namespace}:jobs"
+        self.flags = f"{namespace}:job-flags"
+
+    def set_flag(self, job_id: str, flag: str) -> None:
+        self.r.sadd(self.flags, f"{job_id}:{flag}")
+
+    def has_flag(self, job_id: str, flag: str) -> bool:
+        return bool(self.r.sismember(self.flags, f"{job_id}:{flag}"))
+
+    def save(self, job: Job) -> None:
+        self.r.hset(self.key, job.id, json.dumps(job.to_dict()))
+
+    def load(self, job_id: str) -> Job | None:
+        raw = self.r.hget(self.key, job_id)
+        return Job.from_dict(json.loads(raw)) if raw else None
+
+    def all(self) -> Iterable[Job]:
+        return [Job.from_dict(json.loads(v)) for v in self.r.hvals(self.key)]
+
+    def remove(self, job_id: str) -> bool:
+        return bool(self.r.hdel(self.key, job_id))
+
+
+def create_job_store(queue_url: str, data_dir: Path) -> JobStore:
+    if queue_url.startswith(("redis://", "rediss://")):
+        return RedisJobStore(queue_url)
+    if queue_url.startswith("memory://"):
+        return MemoryJobStore()
+    return SqliteJobStore(data_dir / "jobs.sqlite3")

@@ -1,0 +1,71 @@
+"""``create_app``: wires services into routers, middleware, error handlers and the UI.
+
+It only wires; services are built by the caller (``launch.py``, a test fixture, a worker).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.api import bgm, files, health, image, jobs, prosody, video, voice
+from app.api.envelope import error_body
+from app.api.errors import install_error_handlers
+from app.api.middleware import RequestContextMiddleware
+from app.config import SERVICE_NAME, VERSION
+from app.i18n import pick_language
+from app.metrics import Metrics
+from app.services import Services
+
+CAPABILITY_ROUTERS = (voice, image, prosody, bgm, video)
+
+
+def _not_found_router() -> APIRouter:
+    """Answers unknown ``/api/...`` routes in the envelope before Gradio (mounted at ``/``)
+    can answer them with its bare ``{"detail": "Not Found"}``."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.api_route("/api/{rest:path}",
+                      methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    def api_not_found(rest: str, request: Request) -> JSONResponse:
+        lang = pick_language(request.headers.get("accept-language"))
+        message = (f"API ルート /api/{rest} はありません。" if lang == "ja"
+                   else f"No API route /api/{rest}.")
+        return JSONResponse(error_body("NOT_FOUND", message, {"path": f"/api/{rest}"}),
+                            status_code=404)
+
+    return router
+
+
+def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
+    app = FastAPI(
+        title="Video Message Studio", version=VERSION,
+        description="Photo + words -> talking video message. REST API; the UI lives at /.",
+    )
+    metrics = Metrics()
+    app.state.services = services
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+
+    app.include_router(health.create_router(services, metrics))
+    app.include_router(jobs.create_router(services))
+    app.include_router(files.create_router(services))
+    for module in CAPABILITY_ROUTERS:
+        app.include_router(module.create_router(services))
+    app.include_router(_not_found_router())
+
+    if with_ui:
+        import gradio as gr
+
+        from app.ui import CSS, build_blocks, build_i18n
+
+        blocks = build_blocks(services)
+        blocks.queue(default_concurrency_limit=2)
+        app = gr.mount_gradio_app(
+            app, blocks, path="/", i18n=build_i18n(), css=CSS, footer_links=["api"],
+            show_error=True,
+        )
+        app.state.blocks = blocks
+    app.state.service_name = SERVICE_NAME
+    return app

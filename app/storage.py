@@ -1,0 +1,268 @@
+"""Where artifacts live: a Storage protocol with a local-disk and an S3 implementation.
+
+Keys follow the seed's layout (``inputs/images/{uuid}.png``, ``videos/final/{uuid}.mp4``...).
+Local files are served by the app at ``/files/{key}``; S3 keys become presigned URLs (1 h),
+so any worker on any machine can read any artifact.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from models.errors import InvalidInput, NotFound, StudioError
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+_KEY_PART = re.compile(r"^[A-Za-z0-9._\-]+$")
+PRESIGN_SECONDS = 3600
+
+
+class StorageError(StudioError):
+    kind = "internal"
+    default_code = "STORAGE_ERROR"
+
+
+def validate_key(key: str) -> str:
+    """Refuse keys that could leave the store: ``..``, absolute paths, NUL, odd characters."""
+    if not key or len(key) > 512:
+        raise InvalidInput("Storage key is empty or too long.", code="STORAGE_INVALID_KEY",
+                           message_ja="ストレージキーが空か長すぎます。")
+    if "\x00" in key or key.startswith(("/", "\\")) or "\\" in key or ":" in key:
+        raise InvalidInput(f"Invalid storage key: {key!r}", code="STORAGE_INVALID_KEY",
+                           message_ja=f"不正なストレージキー: {key!r}")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") or not _KEY_PART.match(p) for p in parts):
+        raise InvalidInput(f"Invalid storage key: {key!r}", code="STORAGE_INVALID_KEY",
+                           message_ja=f"不正なストレージキー: {key!r}")
+    return key
+
+
+def new_key(prefix: str, extension: str) -> str:
+    """A fresh key under a seed-layout prefix, e.g. ``new_key('videos/final', 'mp4')``."""
+    return validate_key(f"{prefix.strip('/')}/{uuid.uuid4().hex}.{extension.lstrip('.')}")
+
+
+def content_type(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: datetime
+
+
+@runtime_checkable
+class Storage(Protocol):
+    name: str
+
+    def put(self, key: str, data: bytes) -> str: ...
+    def put_file(self, key: str, path: Path) -> str: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> bool: ...
+    def url(self, key: str) -> str: ...
+    def list(self, prefix: str = "") -> Iterator[StoredObject]: ...
+    def local_path(self, key: str) -> Path: ...
+    def health(self) -> tuple[bool, str]: ...
+
+
+class LocalStorage:
+    """Files under ``root``; writes land atomically (temp file + rename)."""
+
+    name = "local"
+
+    def __init__(self, root: Path, url_prefix: str = "/files") -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url_prefix = url_prefix.rstrip("/")
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / validate_key(key)).resolve()
+        if not path.is_relative_to(self.root):
+            raise InvalidInput(f"Invalid storage key: {key!r}", code="STORAGE_INVALID_KEY")
+        return path
+
+    def put(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return key
+
+    def put_file(self, key: str, path: Path) -> str:
+        return self.put(key, Path(path).read_bytes())
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(f"No stored file {key!r}.", code="STORAGE_NOT_FOUND",
+                           message_ja=f"ファイル {key!r} がありません。") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def url(self, key: str) -> str:
+        return f"{self.url_prefix}/{validate_key(key)}"
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        base = self.root / prefix.strip("/") if prefix else self.root
+        if prefix:
+            validate_key(prefix.strip("/"))
+        if not base.exists():
+            return
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                stat = path.stat()
+                yield StoredObject(
+                    path.relative_to(self.root).as_posix(), stat.st_size,
+                    datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
+                )
+
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
+    def health(self) -> tuple[bool, str]:
+        ok = os.access(self.root, os.W_OK)
+        return ok, f"local {self.root}" + ("" if ok else " (not writable)")
+
+
+class S3Storage:
+    """An S3 bucket (or any S3-protocol server), through boto3."""
+
+    name = "s3"
+
+    def __init__(
+        self, bucket: str, *, endpoint_url: str | None = None, region: str = "us-east-1",
+        prefix: str = "", cache_dir: Path | None = None, client: object | None = None,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = client or boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region,
+            config=Config(retries={"max_attempts": 4, "mode": "standard"},
+                          connect_timeout=5, read_timeout=60),
+        )
+        self.cache_dir = (cache_dir or Path(tempfile.gettempdir()) / "studio-s3").resolve()
+
+    def _k(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def _wrap(self, exc: Exception, key: str) -> StudioError:
+        from botocore.exceptions import ClientError
+
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return NotFound(f"No stored file {key!r}.", code="STORAGE_NOT_FOUND",
+                                message_ja=f"ファイル {key!r} がありません。")
+        return StorageError(f"S3 error for {key!r}: {exc}", code="STORAGE_S3_ERROR",
+                            message_ja=f"S3 のエラー ({key!r}): {exc}")
+
+    def put(self, key: str, data: bytes) -> str:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data,
+                                   ContentType=content_type(key))
+        except Exception as exc:  # noqa: BLE001 - translated at the boundary
+            raise self._wrap(exc, key) from exc
+        return key
+
+    def put_file(self, key: str, path: Path) -> str:
+        return self.put(key, Path(path).read_bytes())
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"].read()
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap(exc, key) from exc
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise self._wrap(exc, key) from exc
+        return True
+
+    def delete(self, key: str) -> bool:
+        existed = self.exists(key)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._k(key))
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap(exc, key) from exc
+        return existed
+
+    def url(self, key: str) -> str:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._k(key)},
+            ExpiresIn=PRESIGN_SECONDS,
+        )
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for item in page.get("Contents", []):
+                yield StoredObject(item["Key"][len(self.prefix):], item["Size"],
+                                   item["LastModified"])
+
+    def local_path(self, key: str) -> Path:
+        """A local copy for tools that need a file (ffmpeg); cached per key."""
+        path = (self.cache_dir / validate_key(key)).resolve()
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".tmp-{uuid.uuid4().hex}")
+            tmp.write_bytes(self.get(key))
+            os.replace(tmp, path)
+        return path
+
+    def health(self) -> tuple[bool, str]:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:  # noqa: BLE001
+            return False, f"s3 bucket {self.bucket}: {exc}"
+        return True, f"s3 bucket {self.bucket}"
+
+
+def create_storage(settings: Settings) -> Storage:
+    """The storage the settings ask for."""
+    if settings.storage == "s3":
+        assert settings.s3_bucket  # checked by Settings
+        return S3Storage(
+            settings.s3_bucket, endpoint_url=settings.s3_endpoint_url,
+            region=settings.aws_region, prefix=settings.s3_prefix,
+            cache_dir=settings.data_dir / "cache" / "s3",
+        )
+    return LocalStorage(settings.data_dir / "files")

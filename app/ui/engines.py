@@ -1,0 +1,27 @@
+"""The Engines panel: which engine serves each capability, and why others do not."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app.services import Services
+from app.ui.text import t
+
+
+def inventory_rows(services: Services) -> list[list[str]]:
+    rows = []
+    for capability, engines in services.inventory().items():
+        for engine in engines:
+            rows.append([capability, engine["name"], "✅" if engine["available"] else "—",
+                         engine["reason"]])
+    return rows
+
+
+def build(services: Services) -> None:
+    with gr.Accordion(t("engines.title"), open=False):
+        table = gr.Dataframe(
+            headers=["capability", "engine", "ready", "why"],
+            value=lambda: inventory_rows(services), interactive=False, wrap=True,
+        )
+        refresh = gr.Button(t("engines.refresh"), size="sm")
+        refresh.click(lambda: inventory_rows(services), outputs=table, api_visibility="private")

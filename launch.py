@@ -1,0 +1,94 @@
+"""Start the studio: build the app, start the embedded queue workers, serve on localhost."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+import webbrowser
+from pathlib import Path
+
+from app.config import SettingsError, load_settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="launch.py",
+        description="Video Message Studio: UI at http://HOST:PORT/, REST API under /api, "
+                    "OpenAPI at /docs. Flags override STUDIO_* environment variables.",
+    )
+    parser.add_argument("--host", help="interface to bind (STUDIO_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (STUDIO_PORT, default 7860)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="where artifacts, jobs and the queue live (STUDIO_DATA_DIR, ./data)")
+    parser.add_argument("--workers", type=int,
+                        help="in-process worker threads; 0 = external huey_consumer only "
+                             "(STUDIO_WORKERS, default 2)")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="do not open a browser tab once the studio is up")
+    return parser.parse_args(argv)
+
+
+def on_desktop() -> bool:
+    """Open a browser only for a person at a desktop: never in CI, a Space or a container."""
+    if os.environ.get("CI") or os.environ.get("SPACE_ID") or not sys.stdout.isatty():
+        return False
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = {k: v for k, v in {
+        "host": args.host, "port": args.port, "data_dir": args.data_dir,
+        "workers": args.workers,
+    }.items() if v is not None}
+    if os.environ.get("SPACE_ID") and "host" not in overrides and not os.environ.get(
+            "STUDIO_HOST"):
+        overrides["host"] = "0.0.0.0"  # a Space routes to 0.0.0.0:7860
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+
+    import uvicorn
+
+    from app.logs import setup_logging
+    from app.main import create_app
+    from app.services import build_services
+
+    setup_logging(settings.log_level, settings.log_format)
+    log = logging.getLogger("studio")
+    services = build_services(settings)
+    app = create_app(services)
+    services.queue.start_consumer(settings.workers)  # main thread: huey sets signal handlers
+
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                            timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}" \
+          f":{settings.port}/"
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            log.info("studio ready at %s", url, extra={"url": url})
+            if settings.open_browser and not args.no_browser and on_desktop():
+                webbrowser.open(url)
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        server.run()
+    finally:
+        services.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

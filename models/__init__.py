@@ -1,0 +1,1 @@
+"""Every engine, behind one protocol per capability (see models/base.py)."""

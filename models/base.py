@@ -1,0 +1,379 @@
+"""Capability protocols, engine settings, and the ordered fallback chain.
+
+Every engine is a small class with a ``name``, ``available() -> (ok, reason)``, one work
+method and ``close()``. A :class:`FallbackChain` holds engines of one capability in the order
+settings give, and implements the same work method, so a chain can stand wherever an engine
+can. It falls through only on :class:`BackendUnavailable` (missing, unhealthy, transient
+failure), never on bad input, and records every engine it skipped or that failed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from models.errors import BackendUnavailable
+
+# --------------------------------------------------------------------------- media values
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono float32 samples in [-1, 1] and their rate: the one audio value every layer passes."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        if self.samples.ndim != 1:
+            raise ValueError("Audio samples must be mono (1-D)")
+        if self.samples.dtype != np.float32:
+            object.__setattr__(self, "samples", self.samples.astype(np.float32))
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / float(self.sample_rate)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A span of the audio and what is said in it (a sentence, word or phoneme)."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Synthesized audio plus what the engine knows about its timing (may be empty)."""
+
+    audio: Audio
+    sentences: tuple[Timing, ...] = ()
+    phonemes: tuple[Timing, ...] = ()
+
+
+# ----------------------------------------------------------------------------- progress
+
+ProgressFn = Callable[[float, str], None]
+"""Called with a fraction in [0, 1] and a short step name. It may raise ``Cancelled``."""
+
+
+def no_progress(fraction: float, step: str) -> None:  # noqa: ARG001
+    """A progress callback that ignores its reports."""
+
+
+def sub_progress(progress: ProgressFn, start: float, end: float) -> ProgressFn:
+    """Map a stage's own 0..1 onto ``start..end`` of its parent's progress."""
+
+    def report(fraction: float, step: str) -> None:
+        progress(start + (end - start) * min(max(fraction, 0.0), 1.0), step)
+
+    return report
+
+
+# ------------------------------------------------------------------------ engine settings
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What engines may know of the configuration; built by ``app.config`` at start-up."""
+
+    models_dir: Path | None = None
+    allow_downloads: bool = False
+    cache_dir: Path = Path("data/cache")
+    device: str = "auto"
+    voicevox_url: str | None = None
+    did_url: str = "https://api.d-id.com"
+    did_api_key: str | None = None
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    bedrock_endpoint_url: str | None = None
+    aws_mcp_url: str | None = None
+    request_timeout: float = 30.0
+
+    def weights_path(self, *parts: str) -> Path | None:
+        """Where a checkpoint would be under ``models_dir`` (None when no models dir)."""
+        if self.models_dir is None:
+            return None
+        return self.models_dir.joinpath(*parts)
+
+
+# ------------------------------------------------------------------------------ engines
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every backend of every capability has."""
+
+    name: str
+
+    def available(self) -> tuple[bool, str]:
+        """Whether this engine can work now, and why not. Must be cheap: no model loads."""
+        ...
+
+    def close(self) -> None: ...
+
+
+E = TypeVar("E", bound=Engine)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    backend: str
+    outcome: Literal["used", "skipped", "failed"]
+    reason: str = ""
+    duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChainResult(Generic[T]):
+    """A chain's value plus who made it and what was passed over on the way."""
+
+    value: T
+    backend: str
+    attempts: tuple[Attempt, ...] = ()
+
+    @property
+    def fallback_used(self) -> bool:
+        return any(a.outcome != "used" for a in self.attempts)
+
+    @property
+    def fallback_method(self) -> str | None:
+        return self.backend if self.fallback_used else None
+
+    def report(self) -> dict[str, Any]:
+        """The record every API response and the UI's engine panel show."""
+        return {
+            "backend": self.backend,
+            "fallback_used": self.fallback_used,
+            "fallback_method": self.fallback_method,
+            "attempts": [
+                {"backend": a.backend, "outcome": a.outcome, "reason": a.reason,
+                 "duration": round(a.duration, 3)}
+                for a in self.attempts
+            ],
+        }
+
+
+class FallbackChain(Generic[E]):
+    """Engines of one capability, tried in order.
+
+    ``run(op)`` calls ``op(engine)`` on the first available engine; when that raises
+    :class:`BackendUnavailable` the next one is tried. Any other error (bad input, a bug)
+    stops the chain at once: falling back would hide it.
+    """
+
+    def __init__(self, capability: str, engines: Sequence[E]) -> None:
+        self.capability = capability
+        self.engines = list(engines)
+        self.name = "chain(" + ",".join(e.name for e in self.engines) + ")"
+
+    def __iter__(self) -> Iterator[E]:
+        return iter(self.engines)
+
+    def get(self, name: str) -> E:
+        for engine in self.engines:
+            if engine.name == name:
+                return engine
+        raise KeyError(name)
+
+    def available(self) -> tuple[bool, str]:
+        reasons = []
+        for engine in self.engines:
+            ok, why = engine.available()
+            if ok:
+                return True, f"{engine.name} ready"
+            reasons.append(f"{engine.name}: {why}")
+        return False, "; ".join(reasons) or "no engines configured"
+
+    def inventory(self) -> list[dict[str, Any]]:
+        rows = []
+        for engine in self.engines:
+            try:
+                ok, why = engine.available()
+            except Exception as exc:  # noqa: BLE001 - a broken probe is reported, not raised
+                ok, why = False, f"availability check failed: {exc}"
+            rows.append({"name": engine.name, "available": ok, "reason": why})
+        return rows
+
+    def run(self, op: Callable[[E], T], *, only: str | None = None) -> ChainResult[T]:
+        """Run ``op`` on the first engine that can do it; ``only`` pins one engine by name."""
+        attempts: list[Attempt] = []
+        engines = [self.get(only)] if only else self.engines
+        for engine in engines:
+            ok, why = engine.available()
+            if not ok:
+                attempts.append(Attempt(engine.name, "skipped", why))
+                continue
+            started = time.perf_counter()
+            try:
+                value = op(engine)
+            except BackendUnavailable as exc:
+                attempts.append(
+                    Attempt(engine.name, "failed", f"{exc.code}: {exc.message}",
+                            time.perf_counter() - started)
+                )
+                continue
+            attempts.append(Attempt(engine.name, "used", "", time.perf_counter() - started))
+            return ChainResult(value, engine.name, tuple(attempts))
+        raise ChainExhausted(self.capability, attempts)
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.close()
+
+
+class ChainExhausted(BackendUnavailable):
+    """No engine of a capability could do the work; the attempts say why for each."""
+
+    def __init__(self, capability: str, attempts: Sequence[Attempt]) -> None:
+        summary = "; ".join(f"{a.backend} {a.outcome}: {a.reason}" for a in attempts)
+        code = f"{capability.upper()}_UNAVAILABLE"
+        super().__init__(
+            f"No {capability} engine is available ({summary or 'none configured'}).",
+            code=code,
+            message_ja=f"利用できる{capability}エンジンがありません（{summary or '未設定'}）。",
+            details={"capability": capability,
+                     "attempts": [a.__dict__ for a in attempts]},
+            retry_after=30,
+        )
+        self.attempts = list(attempts)
+
+
+
+# ------------------------------------------------------------------ capability protocols
+# One block per capability. The engine modules implement these; FallbackChain stands in
+# for any of them. (Each capability's owner may refine its block.)
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    id: str
+    name: str
+    language: str  # "ja" | "en"
+    gender: str  # "female" | "male" | "unknown"
+    engine: str
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    text: str
+    voice: str | None = None
+    language: str = "ja"
+    speed: float = 1.0  # 0.5-2.0
+    pitch: float = 0.0  # semitones, -12..12
+    intonation: float = 1.0  # 0-2
+    volume: float = 1.0  # 0-2
+    pause: float = 1.0  # scales punctuation pauses
+
+
+class SpeechEngine(Engine, Protocol):
+    """text -> Speech (24 kHz mono)."""
+
+    def voices(self) -> list[VoiceInfo]: ...
+
+    def synthesize(self, request: SpeechRequest) -> Speech: ...
+
+
+class VoiceEncoder(Engine, Protocol):
+    """reference clips -> one L2-normalised speaker embedding."""
+
+    def embed(self, clips: Sequence[Audio]) -> np.ndarray: ...
+
+
+class VoiceConverter(Engine, Protocol):
+    """Audio + a voice profile's stored data -> Audio in that voice."""
+
+    def convert(self, audio: Audio, profile: dict[str, Any], reference: Audio) -> Audio: ...
+
+
+class PersonCutout(Engine, Protocol):
+    """RGB image (+ optional person box x0,y0,x1,y1) -> float32 alpha matte HxW in [0, 1]."""
+
+    def cutout(self, image: Any, box: tuple[int, int, int, int] | None = None) -> np.ndarray: ...
+
+
+class MatteRefiner(Engine, Protocol):
+    """RGB image + coarse matte -> refined matte (same shape)."""
+
+    def refine(self, image: Any, matte: np.ndarray,
+               box: tuple[int, int, int, int] | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """A portrait (RGB/RGBA PIL image) and the speech it should say."""
+
+    image: Any
+    speech: Speech
+    size: tuple[int, int] = (512, 512)
+    fps: int = 25
+    seed: int = 0
+    output: Path = Path("out.mp4")
+
+
+class TalkingHead(Engine, Protocol):
+    """portrait + speech -> an MP4 file at ``request.output``."""
+
+    def render(self, request: RenderRequest, progress: ProgressFn = no_progress) -> Path: ...
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class LazyModel(Generic[T]):
+    """Load a model once, on first use, thread-safely; never at import, never per call."""
+
+    def __init__(self, loader: Callable[[], T]) -> None:
+        self._loader = loader
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._value is not None
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._loader()
+        return self._value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+def module_available(module: str) -> tuple[bool, str]:
+    """Whether ``module`` can be imported, without importing it."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    return (True, "installed") if found else (False, f"python package '{module}' not installed")
+
+
+@dataclass
+class StageReport:
+    """One pipeline step's record: what ran, which engine, how long (for API and history)."""
+
+    operation: str
+    method: str
+    duration: float
+    fallback_used: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+

@@ -1,0 +1,85 @@
+"""The explicit engine registry: one entry per engine, per capability.
+
+Adding an engine means writing one module with a class whose constructor takes
+:class:`~models.base.EngineSettings`, and adding one line here. The names feed settings
+validation (``STUDIO_<CAPABILITY>_BACKENDS``), the UI's engine choices and ``/health``.
+Entries are import paths, so a heavy engine (torch, mediapipe) is imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from models.base import EngineSettings, FallbackChain
+
+CAPABILITIES: dict[str, dict[str, str]] = {
+    "tts": {
+        "kokoro": "models.kokoro:KokoroSpeech",
+        "piper": "models.piper:PiperSpeech",
+        "openjtalk": "models.openjtalk:OpenJTalkSpeech",
+        "voicevox": "models.voicevox:VoicevoxSpeech",
+    },
+    "voice_encoder": {
+        "resemblyzer": "models.resemblyzer_encoder:ResemblyzerEncoder",
+    },
+    "voice_converter": {
+        "openvoice": "models.openvoice:OpenVoiceConverter",
+        "voice_matching": "models.voice_matching:VoiceMatcher",
+    },
+    "cutout": {
+        "birefnet": "models.birefnet:BiRefNetCutout",
+        "segformer": "models.segformer:SegformerCutout",
+        "mediapipe": "models.mediapipe_selfie:MediapipeCutout",
+        "aws": "models.aws:NovaCanvasCutout",
+    },
+    "refiner": {
+        "sam2": "models.sam2:Sam2Refiner",
+        "closed_form": "models.closed_form:ClosedFormRefiner",
+    },
+    "talking_head": {
+        "wav2lip": "models.wav2lip:Wav2LipHead",
+        "builtin": "models.landmark_head:LandmarkHead",
+        "did": "models.did:DidTalkingHead",
+    },
+}
+
+DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
+    "tts": ("kokoro", "piper", "openjtalk", "voicevox"),
+    "voice_encoder": ("resemblyzer",),
+    "voice_converter": ("openvoice", "voice_matching"),
+    "cutout": ("birefnet", "mediapipe", "aws"),
+    "refiner": ("sam2", "closed_form"),
+    "talking_head": ("wav2lip", "builtin", "did"),
+}
+
+
+class MissingEngine:
+    """Stands in for a registered engine whose module is absent from this build."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self._reason = reason
+
+    def available(self) -> tuple[bool, str]:
+        return False, self._reason
+
+    def close(self) -> None:
+        pass
+
+
+def create_engine(capability: str, name: str, settings: EngineSettings) -> Any:
+    """Instantiate one registered engine (cheap: engines load models lazily)."""
+    target = CAPABILITIES[capability][name]
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
+            return MissingEngine(name, f"engine module {module_name} is not in this build")
+        return MissingEngine(name, f"missing dependency: {exc.name}")
+    return getattr(module, attr)(settings)
+
+
+def build_chain(capability: str, names: list[str], settings: EngineSettings) -> FallbackChain:
+    return FallbackChain(capability, [create_engine(capability, n, settings) for n in names])

@@ -1,0 +1,1 @@
+"""The work itself: plain functions over media values (no HTTP, no Gradio)."""

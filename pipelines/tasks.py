@@ -1,0 +1,70 @@
+"""Queued work: job kinds and the handlers that run them.
+
+A handler is a plain function ``(ctx, params) -> result dict``. It reads inputs from and
+writes artifacts to ``ctx.storage`` by key (stages pass keys, not bytes), reports progress
+through ``ctx.progress`` (which raises ``Cancelled`` once a cancel was asked for), and finds
+engines through ``ctx.chain(capability)``. ``app/queue.py`` wires these into huey tasks; this
+module knows nothing of huey or HTTP, so a test can call a handler directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from models.base import EngineSettings, FallbackChain
+
+
+class ArtifactStore(Protocol):
+    """The part of ``app.storage.Storage`` that pipelines use."""
+
+    def put(self, key: str, data: bytes) -> str: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def url(self, key: str) -> str: ...
+
+
+class JobContext(Protocol):
+    job_id: str
+    storage: ArtifactStore
+    engine_settings: EngineSettings
+
+    def progress(self, fraction: float, step: str) -> None:
+        """Report 0..1 of this job; raises ``Cancelled`` when the job was cancelled."""
+        ...
+
+    def step_done(self, step: str) -> None: ...
+
+    def chain(self, capability: str) -> FallbackChain: ...
+
+    def new_key(self, prefix: str, extension: str) -> str: ...
+
+
+JobHandler = Callable[[JobContext, dict[str, Any]], dict[str, Any]]
+
+HANDLERS: dict[str, JobHandler] = {}
+STEPS: dict[str, list[str]] = {}
+
+
+def job_kind(kind: str, steps: list[str]) -> Callable[[JobHandler], JobHandler]:
+    """Register a handler under ``kind`` with the step names it reports, in order."""
+
+    def register(handler: JobHandler) -> JobHandler:
+        HANDLERS[kind] = handler
+        STEPS[kind] = list(steps)
+        return handler
+
+    return register
+
+
+def load_handlers() -> None:
+    """Import the pipeline modules that register job kinds (lazily: they pull in engines)."""
+    import importlib
+
+    for module in ("pipelines.diagnostics", "pipelines.image_jobs", "pipelines.video_jobs",
+                   "pipelines.message"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
