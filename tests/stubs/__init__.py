@@ -1,0 +1,1 @@
+"""Stub servers for remote engines: real HTTP on loopback, speaking the documented protocol."""
