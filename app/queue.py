@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from huey import MemoryHuey, PriorityRedisHuey, SqliteHuey
-from huey.api import Huey, TaskWrapper
+from huey import MemoryHuey, PriorityRedisHuey, SqliteHuey, signals
+from huey.api import Huey, Task, TaskWrapper
 
 from app.jobs import Job, Jobs
 from app.storage import Storage, new_key
@@ -110,6 +110,19 @@ class TaskQueue:
         self._consumer: Any = None
         pipeline_tasks.load_handlers()
         self.run_job: TaskWrapper = huey.task(name="studio.run_job")(self._run_job)
+        huey.signal(signals.SIGNAL_EXPIRED)(self._on_expired)
+
+    def _on_expired(self, signal: str, task: Task, *args: Any) -> None:
+        """huey drops an expired task silently; its job must not wait 'queued' forever."""
+        if task.name != self.run_job.name or not task.args:
+            return
+        job_id = task.args[0]
+        job = self.jobs.store.load(job_id)
+        if job is not None and not job.final:
+            self.jobs.update(job_id, status="failed", current_step="expired", error={
+                "code": "QUEUE_JOB_EXPIRED",
+                "message": "The job waited in the queue past its expiry and was not run.",
+                "message_ja": "ジョブは有効期限を過ぎたため実行されませんでした。"})
 
     # -- the worker side -------------------------------------------------------------
 
@@ -196,13 +209,13 @@ class TaskQueue:
 
     # -- in-process consumer ---------------------------------------------------------
 
-    def start_consumer(self, workers: int) -> None:
+    def start_consumer(self, workers: int, *, install_signals: bool = True) -> None:
         """Start worker threads. Call from the main thread (huey installs signal handlers)."""
         if workers <= 0 or self._consumer is not None:
             return
         consumer = self.huey.create_consumer(workers=workers, worker_type="thread",
                                              periodic=True, check_worker_health=True)
-        if threading.current_thread() is not threading.main_thread():
+        if not install_signals or threading.current_thread() is not threading.main_thread():
             consumer._set_signal_handlers = lambda: None  # only the main thread may
         consumer.start()
         self._consumer = consumer

@@ -190,8 +190,9 @@ class S3Storage:
                             message_ja=f"S3 のエラー ({key!r}): {exc}")
 
     def put(self, key: str, data: bytes) -> str:
+        full = self._k(key)
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data,
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data,
                                    ContentType=content_type(key))
         except Exception as exc:  # noqa: BLE001 - translated at the boundary
             raise self._wrap(exc, key) from exc
@@ -201,16 +202,18 @@ class S3Storage:
         return self.put(key, Path(path).read_bytes())
 
     def get(self, key: str) -> bytes:
+        full = self._k(key)
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
         except Exception as exc:  # noqa: BLE001
             raise self._wrap(exc, key) from exc
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
+        full = self._k(key)
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+            self.client.head_object(Bucket=self.bucket, Key=full)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
@@ -219,8 +222,9 @@ class S3Storage:
 
     def delete(self, key: str) -> bool:
         existed = self.exists(key)
+        full = self._k(key)
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._k(key))
+            self.client.delete_object(Bucket=self.bucket, Key=full)
         except Exception as exc:  # noqa: BLE001
             raise self._wrap(exc, key) from exc
         return existed

@@ -91,8 +91,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
-        lang = pick_language(request.headers.get("accept-language"))
-        message = ("サーバー内部でエラーが発生しました。request_id を添えてご連絡ください。"
-                   if lang == "ja" else
-                   "Internal server error. Quote the request_id when reporting it.")
-        return JSONResponse(error_body("INTERNAL_ERROR", message), status_code=500)
+        return internal_error_response(request.headers.get("accept-language"))
+
+
+def internal_error_response(accept_language: str | None) -> JSONResponse:
+    """A 500 in the envelope: the request id to quote, never a traceback."""
+    lang = pick_language(accept_language)
+    message = ("サーバー内部でエラーが発生しました。request_id を添えてご連絡ください。"
+               if lang == "ja" else
+               "Internal server error. Quote the request_id when reporting it.")
+    return JSONResponse(error_body("INTERNAL_ERROR", message), status_code=500)

@@ -15,6 +15,7 @@ class ToneJobRequest(BaseModel):
     slices: int = Field(4, ge=1, le=100)
     delay: float = Field(0.0, ge=0.0, le=5.0)
     priority: int = Field(0, ge=0, le=10)
+    expires: float | None = Field(None, gt=0, le=86400, description="seconds in the queue")
 
 
 def job_view(services: Services, job_id: str) -> dict:
@@ -49,8 +50,9 @@ def create_router(services: Services) -> APIRouter:
 
     @router.post("/diagnostics", status_code=202)
     def diagnostics(request: ToneJobRequest) -> JSONResponse:
-        job = services.queue.submit("diagnostics.tone", request.model_dump(exclude={"priority"}),
-                                    priority=request.priority)
+        job = services.queue.submit(
+            "diagnostics.tone", request.model_dump(exclude={"priority", "expires"}),
+            priority=request.priority, expires=request.expires)
         return ok({"task_id": job.id, "status": job.status,
                    "status_url": f"/api/jobs/{job.id}"}, status_code=202)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.errors import internal_error_response
 from app.config import SERVICE_NAME, VERSION
 from app.logs import request_id_var
 from app.metrics import Metrics
@@ -55,6 +56,7 @@ class RequestContextMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                status_holder["started"] = True
                 elapsed = (time.perf_counter() - started) * 1000
                 extra = [
                     (b"x-request-id", request_id.encode()),
@@ -69,6 +71,15 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # Answer here, inside the request's context, so the 500 carries the request id
+            # and its headers; Starlette's outer handler would answer without them.
+            if "started" in status_holder:
+                raise
+            log.exception("unhandled error", extra={"path": scope.get("path"),
+                                                     "request_id": request_id})
+            response = internal_error_response(headers.get("accept-language"))
+            await response(scope, receive, send_wrapper)
         finally:
             duration = time.perf_counter() - started
             route = route_label(scope)
@@ -79,5 +90,5 @@ class RequestContextMiddleware:
             if route != "/ui" or status >= 400:
                 log.info("%s %s %s", method, scope.get("path"), status,
                          extra={"duration_ms": round(duration * 1000, 1), "status": status,
-                                "route": route})
+                                "route": route, "request_id": request_id})
             request_id_var.reset(token)

@@ -1,0 +1,77 @@
+"""Settings: defaults, STUDIO_* variables, .env, and one clear line for bad values."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.config import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults(settings) -> None:
+    fresh = load_settings()
+    assert fresh.host == "127.0.0.1"
+    assert fresh.port == 7860
+    assert fresh.storage == "local"
+    assert fresh.allow_downloads is False
+    assert fresh.resolved_queue_url.startswith("sqlite:///")
+    assert fresh.tts_backends[0] == "kokoro"
+
+
+def test_env_and_dotenv(settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("STUDIO_PORT=9000\nSTUDIO_WORKERS=3\n")
+    monkeypatch.setenv("STUDIO_PORT", "9100")  # the environment beats .env
+    monkeypatch.setenv("STUDIO_TTS_BACKENDS", "voicevox, kokoro")
+    loaded = load_settings()
+    assert loaded.port == 9100
+    assert loaded.workers == 3
+    assert loaded.tts_backends == ["voicevox", "kokoro"]
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "fragment"),
+    [
+        ("STUDIO_PORT", "not-a-port", "STUDIO_PORT"),
+        ("STUDIO_STORAGE", "ftp", "STUDIO_STORAGE"),
+        ("STUDIO_TTS_BACKENDS", "kokoro,espeak", "unknown engine espeak"),
+        ("STUDIO_QUEUE_URL", "amqp://x", "STUDIO_QUEUE_URL"),
+        ("STUDIO_WORKERS", "-1", "STUDIO_WORKERS"),
+    ],
+)
+def test_invalid_setting_is_one_clear_line(settings, monkeypatch: pytest.MonkeyPatch,
+                                           env: str, value: str, fragment: str) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "\n" not in message
+    assert fragment in message
+
+
+def test_s3_needs_bucket(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIO_STORAGE", "s3")
+    with pytest.raises(SettingsError, match="STUDIO_S3_BUCKET"):
+        load_settings()
+
+
+def test_launch_rejects_bad_setting_with_exit_2(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "STUDIO_PORT": "abc", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--no-browser"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("invalid setting: STUDIO_PORT")
+
+
+def test_launch_help_lists_flags() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    for flag in ("--host", "--port", "--data-dir", "--workers", "--no-browser"):
+        assert flag in proc.stdout

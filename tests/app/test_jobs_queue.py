@@ -1,0 +1,142 @@
+"""Job records and the huey queue: progress, cancel, priority, expiry, in-process workers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from app.jobs import Jobs, MemoryJobStore, SqliteJobStore
+from app.services import build_services
+from models.errors import Conflict, NotFound
+from tests.conftest import wait_for_job
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
+def test_job_record_lifecycle(store_kind: str, tmp_path: Path) -> None:
+    store = MemoryJobStore() if store_kind == "memory" else SqliteJobStore(tmp_path / "j.db")
+    jobs = Jobs(store)
+    job = jobs.create("diagnostics.tone", {"a": 1}, ["prepare", "render"], owner="u1")
+    assert job.status == "queued" and job.steps_remaining == ["prepare", "render"]
+    jobs.start(job.id, "w1")
+    jobs.step_done(job.id, "prepare")
+    jobs.update(job.id, progress=55.0, current_step="render")
+    got = jobs.get(job.id)
+    assert (got.status, got.progress, got.steps_completed, got.steps_remaining) == (
+        "processing", 55.0, ["prepare"], ["render"])
+    jobs.update(job.id, status="completed", result={"x": 1})
+    done = jobs.get(job.id)
+    assert done.finished_at is not None and done.final
+    with pytest.raises(Conflict):
+        jobs.request_cancel(job.id)
+    assert jobs.counts()["completed"] == 1
+    assert [j.id for j in jobs.list(owner="u1")] == [job.id]
+    assert jobs.list(owner="someone-else") == []
+    assert jobs.delete(job.id) is True
+    with pytest.raises(NotFound):
+        jobs.get(job.id)
+
+
+def test_sqlite_store_is_shared_between_instances(tmp_path: Path) -> None:
+    """Two stores on one file see each other's writes (as two processes would)."""
+    a, b = Jobs(SqliteJobStore(tmp_path / "j.db")), Jobs(SqliteJobStore(tmp_path / "j.db"))
+    job = a.create("k")
+    b.update(job.id, progress=42.0)
+    b.store.set_flag(job.id, "cancel")
+    assert a.get(job.id).progress == 42.0
+    assert a.cancel_requested(job.id)
+
+
+@pytest.fixture(params=["memory://", "sqlite"])
+def worker_services(request, settings, tmp_path: Path):
+    url = request.param if request.param != "sqlite" else f"sqlite:///{tmp_path}/q.db"
+    svc = build_services(settings.model_copy(update={"queue_url": url, "workers": 2}))
+    yield svc
+    svc.close()
+
+
+def test_job_runs_on_worker_threads(worker_services) -> None:
+    svc = worker_services
+    svc.queue.start_consumer(2, install_signals=False)
+    job = svc.queue.submit("diagnostics.tone", {"seconds": 0.5, "slices": 3})
+    final = wait_for_job(svc, job.id)
+    assert final["status"] == "completed", final
+    assert final["progress"] == 100.0
+    assert final["steps_completed"] == ["prepare", "render", "store"]
+    assert final["steps_remaining"] == []
+    assert svc.storage.exists(final["result"]["output_key"])
+
+
+def test_cancel_queued_job_never_runs(worker_services) -> None:
+    svc = worker_services
+    job = svc.queue.submit("diagnostics.tone", {"seconds": 0.2})
+    cancelled = svc.queue.cancel(job.id)
+    assert cancelled.status == "cancelled"
+    svc.queue.start_consumer(1, install_signals=False)
+    time.sleep(1.0)
+    after = svc.jobs.get(job.id)
+    assert after.status == "cancelled"
+    assert after.started_at is None
+
+
+def test_cancel_running_job_stops_at_next_step(worker_services) -> None:
+    svc = worker_services
+    svc.queue.start_consumer(1, install_signals=False)
+    job = svc.queue.submit("diagnostics.tone", {"seconds": 2, "slices": 40, "delay": 0.1})
+    deadline = time.monotonic() + 30
+    while svc.jobs.get(job.id).status != "processing":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    svc.queue.cancel(job.id)
+    final = wait_for_job(svc, job.id, timeout=30)
+    assert final["status"] == "cancelled"
+    assert final["result"] is None
+    # the worker is free again: a new job completes
+    again = svc.queue.submit("diagnostics.tone", {"seconds": 0.2})
+    assert wait_for_job(svc, again.id)["status"] == "completed"
+
+
+def test_expired_job_is_marked_failed(worker_services) -> None:
+    svc = worker_services
+    job = svc.queue.submit("diagnostics.tone", {"seconds": 0.2}, expires=0.2)
+    time.sleep(0.6)
+    svc.queue.start_consumer(1, install_signals=False)
+    final = wait_for_job(svc, job.id, timeout=30)
+    assert final["status"] == "failed"
+    assert final["error"]["code"] == "QUEUE_JOB_EXPIRED"
+
+
+def test_queue_full_is_503_with_retry_after(settings) -> None:
+    svc = build_services(settings.model_copy(update={"max_queued": 2}))
+    try:
+        from fastapi.testclient import TestClient
+
+        from app.main import create_app
+
+        with TestClient(create_app(svc, with_ui=False)) as client:
+            codes = [client.post("/api/jobs/diagnostics", json={}).status_code for _ in range(3)]
+            assert codes == [202, 202, 503]
+            body = client.post("/api/jobs/diagnostics", json={}).json()
+            assert body["error"]["code"] == "QUEUE_FULL"
+            assert body["error"]["retry_after"] > 0
+    finally:
+        svc.close()
+
+
+def test_job_routes(client, services) -> None:
+    accepted = client.post("/api/jobs/diagnostics", json={"seconds": 0.3, "priority": 7})
+    assert accepted.status_code == 202
+    job_id = accepted.json()["data"]["task_id"]
+    view = client.get(f"/api/jobs/{job_id}").json()["data"]
+    assert view["status"] == "queued" and view["priority"] == 7
+    assert client.post(f"/api/jobs/{job_id}/cancel").json()["data"]["status"] == "cancelled"
+    again = client.post(f"/api/jobs/{job_id}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "QUEUE_JOB_FINISHED"
+    missing = client.get("/api/jobs/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "QUEUE_JOB_NOT_FOUND"
+    bad = client.post("/api/jobs/diagnostics", json={"priority": 11})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["details"]["fields"][0]["field"] == "priority"
