@@ -37,7 +37,7 @@ def build_i18n() -> gr.I18n:
 
 register(
     en={
-        "app.title": "Video Message Studio",
+        "app.title": "# Video Message Studio",
         "app.subtitle": "A photo and a few words become a talking video message — offline, "
                         "private, free.",
         "tab.message": "Message", "tab.voice": "Voice", "tab.image": "Image",
@@ -47,7 +47,7 @@ register(
         "footer.version": "Version", "footer.data": "Data",
     },
     ja={
-        "app.title": "ビデオメッセージ・スタジオ",
+        "app.title": "# ビデオメッセージ・スタジオ",
         "app.subtitle": "写真とひとことから、話すビデオメッセージを。"
                         "オフライン・プライベート・無料。",
         "tab.message": "メッセージ", "tab.voice": "音声", "tab.image": "画像",
