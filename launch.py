@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("studio")
     services = build_services(settings)
     app = create_app(services)
+    if settings.workers > 0:
+        services.queue.recover()  # jobs a killed worker left 'processing'
     services.queue.start_consumer(settings.workers)  # main thread: huey sets signal handlers
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,

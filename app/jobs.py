@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -77,8 +77,19 @@ class JobStore(Protocol):
     def load(self, job_id: str) -> Job | None: ...
     def all(self) -> Iterable[Job]: ...
     def remove(self, job_id: str) -> bool: ...
-    def set_flag(self, job_id: str, flag: str) -> None: ...
+
+    def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
+        """Load, change and save in one atomic step; ``change`` returns False to skip saving."""
+        ...
+
+    def set_flag(self, job_id: str, flag: str) -> bool:
+        """Set a flag; True only for the caller that set it first (an atomic claim)."""
+        ...
+
     def has_flag(self, job_id: str, flag: str) -> bool: ...
+    def clear_flag(self, job_id: str, flag: str) -> None: ...
+    def save_stage(self, job_id: str, stage: str, record: dict[str, Any]) -> None: ...
+    def load_stages(self, job_id: str) -> dict[str, dict[str, Any]]: ...
 
 
 class Jobs:
@@ -106,9 +117,16 @@ class Jobs:
                            message_ja=f"ジョブ {job_id!r} が見つかりません。")
         return job
 
-    def update(self, job_id: str, **changes: Any) -> Job:
-        with self._lock:
-            job = self.get(job_id)
+    def update(self, job_id: str, *, reopen: bool = False, **changes: Any) -> Job:
+        """Change fields atomically (across threads and processes).
+
+        A finished job (completed, failed, cancelled) is left as it is unless ``reopen``:
+        a late progress report from a parallel stage must not revive a failed job.
+        """
+
+        def apply(job: Job) -> bool:
+            if job.final and not reopen:
+                return False
             for key, value in changes.items():
                 if not hasattr(job, key):
                     raise AttributeError(key)
@@ -116,8 +134,13 @@ class Jobs:
             job.updated_at = time.time()
             if job.final and job.finished_at is None:
                 job.finished_at = job.updated_at
-            self.store.save(job)
-            return job
+            return True
+
+        job = self.store.modify(job_id, apply)
+        if job is None:
+            self.get(job_id)  # raises NotFound
+            raise AssertionError("unreachable")
+        return job
 
     def start(self, job_id: str, worker: str) -> Job:
         job = self.get(job_id)
@@ -172,13 +195,41 @@ class MemoryJobStore:
     def __init__(self) -> None:
         self._jobs: dict[str, str] = {}
         self._flags: set[tuple[str, str]] = set()
+        self._stages: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
-    def set_flag(self, job_id: str, flag: str) -> None:
-        self._flags.add((job_id, flag))
+    def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
+        with self._lock:
+            raw = self._jobs.get(job_id)
+            if raw is None:
+                return None
+            job = Job.from_dict(json.loads(raw))
+            if change(job):
+                self._jobs[job_id] = json.dumps(job.to_dict())
+            return job
+
+    def set_flag(self, job_id: str, flag: str) -> bool:
+        with self._lock:
+            if (job_id, flag) in self._flags:
+                return False
+            self._flags.add((job_id, flag))
+            return True
 
     def has_flag(self, job_id: str, flag: str) -> bool:
         return (job_id, flag) in self._flags
+
+    def clear_flag(self, job_id: str, flag: str) -> None:
+        with self._lock:
+            self._flags.discard((job_id, flag))
+
+    def save_stage(self, job_id: str, stage: str, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._stages[(job_id, stage)] = json.dumps(record)
+
+    def load_stages(self, job_id: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {st: json.loads(raw) for (jid, st), raw in self._stages.items()
+                    if jid == job_id}
 
     def save(self, job: Job) -> None:
         with self._lock:
@@ -195,6 +246,8 @@ class MemoryJobStore:
 
     def remove(self, job_id: str) -> bool:
         with self._lock:
+            for key in [k for k in self._stages if k[0] == job_id]:
+                del self._stages[key]
             return self._jobs.pop(job_id, None) is not None
 
 
@@ -214,9 +267,44 @@ class SqliteJobStore:
             conn.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at)")
             conn.execute("CREATE TABLE IF NOT EXISTS job_flags (job_id TEXT, flag TEXT,"
                          " PRIMARY KEY (job_id, flag))")
+            conn.execute("CREATE TABLE IF NOT EXISTS job_stages (job_id TEXT, stage TEXT,"
+                         " data TEXT NOT NULL, PRIMARY KEY (job_id, stage))")
 
-    def set_flag(self, job_id: str, flag: str) -> None:
-        self._conn().execute("INSERT OR IGNORE INTO job_flags VALUES (?, ?)", (job_id, flag))
+    def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")  # takes the write lock before reading
+        try:
+            row = conn.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                conn.execute("ROLLBACK")
+                return None
+            job = Job.from_dict(json.loads(row[0]))
+            if change(job):
+                conn.execute("UPDATE jobs SET status = ?, data = ? WHERE id = ?",
+                             (job.status, json.dumps(job.to_dict()), job_id))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return job
+
+    def set_flag(self, job_id: str, flag: str) -> bool:
+        cur = self._conn().execute("INSERT OR IGNORE INTO job_flags VALUES (?, ?)",
+                                   (job_id, flag))
+        return cur.rowcount > 0
+
+    def clear_flag(self, job_id: str, flag: str) -> None:
+        self._conn().execute("DELETE FROM job_flags WHERE job_id = ? AND flag = ?",
+                             (job_id, flag))
+
+    def save_stage(self, job_id: str, stage: str, record: dict[str, Any]) -> None:
+        self._conn().execute("INSERT OR REPLACE INTO job_stages VALUES (?, ?, ?)",
+                             (job_id, stage, json.dumps(record)))
+
+    def load_stages(self, job_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._conn().execute("SELECT stage, data FROM job_stages WHERE job_id = ?",
+                                    (job_id,)).fetchall()
+        return {stage: json.loads(data) for stage, data in rows}
 
     def has_flag(self, job_id: str, flag: str) -> bool:
         row = self._conn().execute("SELECT 1 FROM job_flags WHERE job_id = ? AND flag = ?",
@@ -249,6 +337,7 @@ class SqliteJobStore:
     def remove(self, job_id: str) -> bool:
         cur = self._conn().execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         self._conn().execute("DELETE FROM job_flags WHERE job_id = ?", (job_id,))
+        self._conn().execute("DELETE FROM job_stages WHERE job_id = ?", (job_id,))
         return cur.rowcount > 0
 
 
@@ -262,11 +351,43 @@ class RedisJobStore:
         self.key = f"{namespace}:jobs"
         self.flags = f"{namespace}:job-flags"
 
-    def set_flag(self, job_id: str, flag: str) -> None:
-        self.r.sadd(self.flags, f"{job_id}:{flag}")
+    def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
+        import redis
+
+        with self.r.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(self.key)
+                    raw = pipe.hget(self.key, job_id)
+                    if raw is None:
+                        pipe.unwatch()
+                        return None
+                    job = Job.from_dict(json.loads(raw))
+                    if not change(job):
+                        pipe.unwatch()
+                        return job
+                    pipe.multi()
+                    pipe.hset(self.key, job_id, json.dumps(job.to_dict()))
+                    pipe.execute()
+                    return job
+                except redis.WatchError:
+                    continue
+
+    def set_flag(self, job_id: str, flag: str) -> bool:
+        return bool(self.r.sadd(self.flags, f"{job_id}:{flag}"))
 
     def has_flag(self, job_id: str, flag: str) -> bool:
         return bool(self.r.sismember(self.flags, f"{job_id}:{flag}"))
+
+    def clear_flag(self, job_id: str, flag: str) -> None:
+        self.r.srem(self.flags, f"{job_id}:{flag}")
+
+    def save_stage(self, job_id: str, stage: str, record: dict[str, Any]) -> None:
+        self.r.hset(f"{self.key}:stages:{job_id}", stage, json.dumps(record))
+
+    def load_stages(self, job_id: str) -> dict[str, dict[str, Any]]:
+        raw = self.r.hgetall(f"{self.key}:stages:{job_id}")
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     def save(self, job: Job) -> None:
         self.r.hset(self.key, job.id, json.dumps(job.to_dict()))
@@ -279,6 +400,7 @@ class RedisJobStore:
         return [Job.from_dict(json.loads(v)) for v in self.r.hvals(self.key)]
 
     def remove(self, job_id: str) -> bool:
+        self.r.delete(f"{self.key}:stages:{job_id}")
         return bool(self.r.hdel(self.key, job_id))
 
 

@@ -21,4 +21,5 @@ except SettingsError as exc:
 
 setup_logging(settings.log_level, settings.log_format)
 services = build_services(settings)
+services.queue.recover()
 huey = services.queue.huey

@@ -10,6 +10,7 @@ module knows nothing of huey or HTTP, so a test can call a handler directly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from models.base import EngineSettings, FallbackChain
@@ -41,9 +42,50 @@ class JobContext(Protocol):
 
 
 JobHandler = Callable[[JobContext, dict[str, Any]], dict[str, Any]]
+StageHandler = Callable[[JobContext, dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]]
 
 HANDLERS: dict[str, JobHandler] = {}
 STEPS: dict[str, list[str]] = {}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a staged job: its own queue task, retries and time limit.
+
+    ``run(ctx, params, outputs)`` gets the outputs of every finished stage (storage keys and
+    small facts, never media bytes) and returns its own. ``after`` names the stages it waits
+    for; stages whose waits are met run side by side. ``weight`` is its share of the job's
+    progress (measured cost). ``when(params)`` may skip it.
+    """
+
+    name: str
+    run: StageHandler
+    after: tuple[str, ...] = ()
+    weight: float = 1.0
+    retries: int = 1
+    retry_delay: float = 2.0
+    timeout: float = 900.0
+    when: Callable[[dict[str, Any]], bool] | None = None
+
+
+STAGED: dict[str, list[Stage]] = {}
+
+
+def staged_job(kind: str, stages: list[Stage],
+               finish: Callable[[dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]]
+               ) -> None:
+    """Register a job kind made of stages; ``finish(params, outputs)`` builds its result."""
+    names = [st.name for st in stages]
+    for st in stages:
+        unknown = set(st.after) - set(names[: names.index(st.name)])
+        if unknown:
+            raise ValueError(f"stage {st.name} waits for unknown/later stages {unknown}")
+    STAGED[kind] = list(stages)
+    STEPS[kind] = names
+    FINISHERS[kind] = finish
+
+
+FINISHERS: dict[str, Callable[[dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]]] = {}
 
 
 def job_kind(kind: str, steps: list[str]) -> Callable[[JobHandler], JobHandler]:

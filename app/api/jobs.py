@@ -22,6 +22,10 @@ def job_view(services: Services, job_id: str) -> dict:
     job = services.jobs.get(job_id)
     data = job.public()
     data["task_id"] = job.id
+    stages = services.queue.stages(job_id)
+    if stages:
+        data["stages"] = {name: {k: v for k, v in record.items() if k != "worker"}
+                          for name, record in stages.items()}
     result = job.result or {}
     for key, value in list(result.items()):
         if key.endswith("_key") and isinstance(value, str):
@@ -40,6 +44,12 @@ def create_router(services: Services) -> APIRouter:
     def cancel_job(job_id: str) -> JSONResponse:
         services.queue.cancel(job_id)
         return ok(job_view(services, job_id))
+
+    @router.post("/{job_id}/retry", status_code=202)
+    def retry_job(job_id: str) -> JSONResponse:
+        """Resume a failed or cancelled job; finished stages are kept, not redone."""
+        services.queue.retry(job_id)
+        return ok(job_view(services, job_id), status_code=202)
 
     @router.get("")
     def list_jobs(status: str | None = None, kind: str | None = None,
