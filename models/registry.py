@@ -54,6 +54,10 @@ DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
 }
 
 
+# Engines that call another service: each gets a circuit breaker (models/circuit.py).
+REMOTE_ENGINES: frozenset[str] = frozenset({"voicevox", "did", "aws"})
+
+
 class MissingEngine:
     """Stands in for a registered engine whose module is absent from this build."""
 
@@ -78,7 +82,12 @@ def create_engine(capability: str, name: str, settings: EngineSettings) -> Any:
         if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
             return MissingEngine(name, f"engine module {module_name} is not in this build")
         return MissingEngine(name, f"missing dependency: {exc.name}")
-    return getattr(module, attr)(settings)
+    engine = getattr(module, attr)(settings)
+    if name in REMOTE_ENGINES:
+        from models.circuit import CircuitBreaker
+
+        return CircuitBreaker(engine)
+    return engine
 
 
 def build_chain(capability: str, names: list[str], settings: EngineSettings) -> FallbackChain:
