@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text", "auto"] = "auto"
     open_browser: bool = True
     public_url: str | None = None
+    rate_limit_per_minute: int = Field(30, ge=0)  # per client on expensive routes; 0 = off
+    max_body_mb: float = Field(60.0, gt=0)
+    min_free_mb: float = Field(500.0, ge=0)  # refuse new jobs below this free disk space
+    retention_temp_hours: float = Field(1.0, gt=0)
+    retention_uploads_days: float = Field(7.0, gt=0)
+    retention_processed_days: float = Field(3.0, gt=0)
+    retention_videos_days: float = Field(30.0, gt=0)
 
     tts_backends: BackendList = Field(default_factory=lambda: list(DEFAULT_ORDER["tts"]))
     voice_encoder_backends: BackendList = Field(

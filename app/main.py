@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from app.api import bgm, files, health, image, jobs, prosody, video, voice
 from app.api.envelope import error_body
 from app.api.errors import install_error_handlers
+from app.api.limits import RateLimiter, RequestLimitsMiddleware
 from app.api.middleware import RequestContextMiddleware
 from app.config import SERVICE_NAME, VERSION
 from app.i18n import pick_language
@@ -46,7 +47,11 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
     app.state.services = services
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    settings = services.settings
+    app.add_middleware(RequestLimitsMiddleware,
+                       max_body_bytes=int(settings.max_body_mb * 2**20),
+                       limiter=RateLimiter(settings.rate_limit_per_minute))
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost
 
     app.include_router(health.create_router(services, metrics))
     app.include_router(jobs.create_router(services))

@@ -129,7 +129,7 @@ class TaskQueue:
     def __init__(
         self, huey: Huey, jobs: Jobs, storage: Storage, engine_settings: EngineSettings,
         chains: Callable[[str], FallbackChain], *, max_queued: int = 50,
-        job_timeout: float = 1800.0,
+        job_timeout: float = 1800.0, admission: Callable[[], None] | None = None,
     ) -> None:
         self.huey = huey
         self.jobs = jobs
@@ -138,6 +138,7 @@ class TaskQueue:
         self.chains = chains
         self.max_queued = max_queued
         self.job_timeout = job_timeout
+        self.admission = admission  # raises to refuse new jobs (e.g. disk nearly full)
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self._consumer: Any = None
         pipeline_tasks.load_handlers()
@@ -205,6 +206,8 @@ class TaskQueue:
     ) -> Job:
         if kind not in pipeline_tasks.HANDLERS and kind not in pipeline_tasks.STAGED:
             raise KeyError(kind)
+        if self.admission is not None:
+            self.admission()
         depth = self.depth()
         if depth >= self.max_queued:
             raise QueueFull(

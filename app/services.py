@@ -6,9 +6,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from huey import crontab
+
 from app.config import VERSION, Settings
 from app.jobs import Jobs, create_job_store
 from app.queue import TaskQueue, create_huey
+from app.retention import check_free_space, cleanup, retention_rules
 from app.storage import Storage, create_storage
 from models.base import EngineSettings, FallbackChain
 from models.registry import CAPABILITIES, build_chain
@@ -55,7 +58,11 @@ def build_services(settings: Settings, *, immediate: bool = False) -> Services:
     queue = TaskQueue(
         create_huey(settings.resolved_queue_url, immediate=immediate), jobs, storage,
         engine_settings, lambda cap: holder["s"].chain(cap), max_queued=settings.max_queued,
+        admission=lambda: check_free_space(settings.data_dir, settings.min_free_mb),
     )
     services = Services(settings, storage, jobs, queue, engine_settings)
     holder["s"] = services
+    rules = retention_rules(settings)
+    queue.huey.periodic_task(crontab(minute="*/15"), name="studio.retention")(
+        lambda: cleanup(storage, jobs, rules))
     return services

@@ -27,6 +27,7 @@ STATUS_BY_KIND = {
     "internal": 500,
     "auth": 401,
     "forbidden": 403,
+    "insufficient_storage": 507,
 }
 
 HTTP_CODES = {
