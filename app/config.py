@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text", "auto"] = "auto"
     open_browser: bool = True
     public_url: str | None = None
+    jwt_secret: str | None = None  # turns REST auth on (HS256 bearer tokens)
+    service_secret: str | None = None  # HMAC key for X-Service-Token (worker -> app)
+    auth_users: str | None = None  # "user:pbkdf2_sha256$..." comma-separated: UI login
+    auth_users_file: Path | None = None
+    metrics_token: str | None = None  # when set, /metrics needs "Authorization: Bearer <it>"
+    files_link_ttl: int = Field(3600, ge=60)  # signed /files links, seconds
     rate_limit_per_minute: int = Field(30, ge=0)  # per client on expensive routes; 0 = off
     max_body_mb: float = Field(60.0, gt=0)
     min_free_mb: float = Field(500.0, ge=0)  # refuse new jobs below this free disk space
@@ -100,11 +106,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"STUDIO_{capability.upper()}_BACKENDS is empty")
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("STUDIO_STORAGE=s3 needs STUDIO_S3_BUCKET")
+        if self.jwt_secret is not None and len(self.jwt_secret) < 32:
+            raise ValueError("STUDIO_JWT_SECRET must be at least 32 characters")
+        if self.auth_users or self.auth_users_file:
+            from app.auth import load_users
+
+            load_users(self.auth_users, self.auth_users_file)
         if self.queue_url and not self.queue_url.startswith(
             ("sqlite://", "redis://", "rediss://", "memory://")
         ):
             raise ValueError("STUDIO_QUEUE_URL must start with sqlite://, redis:// or memory://")
         return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.jwt_secret)
 
     @property
     def resolved_queue_url(self) -> str:

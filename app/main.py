@@ -13,6 +13,7 @@ from app.api.envelope import error_body
 from app.api.errors import install_error_handlers
 from app.api.limits import RateLimiter, RequestLimitsMiddleware
 from app.api.middleware import RequestContextMiddleware
+from app.api.security import AuthMiddleware
 from app.config import SERVICE_NAME, VERSION
 from app.i18n import pick_language
 from app.metrics import Metrics
@@ -51,6 +52,7 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
     app.add_middleware(RequestLimitsMiddleware,
                        max_body_bytes=int(settings.max_body_mb * 2**20),
                        limiter=RateLimiter(settings.rate_limit_per_minute))
+    app.add_middleware(AuthMiddleware, settings=settings)  # before limits: per-user limits
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost
 
     app.include_router(health.create_router(services, metrics))
@@ -67,9 +69,19 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
 
         blocks = build_blocks(services)
         blocks.queue(default_concurrency_limit=2)
+        login = None
+        if settings.auth_users or settings.auth_users_file:
+            from app.auth import check_password, load_users
+
+            users = load_users(settings.auth_users, settings.auth_users_file)
+
+            def login(username: str, password: str) -> bool:
+                stored = users.get(username)
+                return stored is not None and check_password(password, stored)
+
         app = gr.mount_gradio_app(
             app, blocks, path="/", i18n=build_i18n(), css=CSS, footer_links=["api"],
-            show_error=True,
+            show_error=True, auth=login,
         )
         app.state.blocks = blocks
     app.state.service_name = SERVICE_NAME

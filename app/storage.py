@@ -154,6 +154,25 @@ class LocalStorage:
         return ok, f"local {self.root}" + ("" if ok else " (not writable)")
 
 
+class SignedLocalStorage(LocalStorage):
+    """Local storage whose links carry an expiring HMAC signature: with authentication on,
+    ``/files`` serves a key only to someone who was handed its link."""
+
+    def __init__(self, root: Path, secret: str, ttl: int = 3600,
+                 url_prefix: str = "/files") -> None:
+        super().__init__(root, url_prefix)
+        self.secret = secret
+        self.ttl = ttl
+
+    def url(self, key: str) -> str:
+        import time
+
+        from app.auth import sign_key
+
+        expires = int(time.time()) + self.ttl
+        return f"{super().url(key)}?exp={expires}&sig={sign_key(self.secret, key, expires)}"
+
+
 class S3Storage:
     """An S3 bucket (or any S3-protocol server), through boto3."""
 
@@ -269,4 +288,7 @@ def create_storage(settings: Settings) -> Storage:
             region=settings.aws_region, prefix=settings.s3_prefix,
             cache_dir=settings.data_dir / "cache" / "s3",
         )
+    if settings.jwt_secret:
+        return SignedLocalStorage(settings.data_dir / "files", settings.jwt_secret,
+                                  settings.files_link_ttl)
     return LocalStorage(settings.data_dir / "files")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.api.envelope import ok
+from app.api.security import owner_of, principal
+from app.jobs import Job
 from app.services import Services
+from models.errors import NotFound
 
 
 class ToneJobRequest(BaseModel):
@@ -16,6 +19,15 @@ class ToneJobRequest(BaseModel):
     delay: float = Field(0.0, ge=0.0, le=5.0)
     priority: int = Field(0, ge=0, le=10)
     expires: float | None = Field(None, gt=0, le=86400, description="seconds in the queue")
+
+
+def visible_job(services: Services, request: Request, job_id: str) -> Job:
+    """The job, if the caller may see it; someone else's job reads as not found."""
+    job = services.jobs.get(job_id)
+    if not principal(request).owns(job.owner):
+        raise NotFound(f"No job {job_id!r}.", code="QUEUE_JOB_NOT_FOUND",
+                       message_ja=f"ジョブ {job_id!r} が見つかりません。")
+    return job
 
 
 def job_view(services: Services, job_id: str) -> dict:
@@ -37,32 +49,37 @@ def create_router(services: Services) -> APIRouter:
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
     @router.get("/{job_id}")
-    def get_job(job_id: str) -> JSONResponse:
+    def get_job(job_id: str, request: Request) -> JSONResponse:
+        visible_job(services, request, job_id)
         return ok(job_view(services, job_id))
 
     @router.post("/{job_id}/cancel")
-    def cancel_job(job_id: str) -> JSONResponse:
+    def cancel_job(job_id: str, request: Request) -> JSONResponse:
+        visible_job(services, request, job_id)
         services.queue.cancel(job_id)
         return ok(job_view(services, job_id))
 
     @router.post("/{job_id}/retry", status_code=202)
-    def retry_job(job_id: str) -> JSONResponse:
+    def retry_job(job_id: str, request: Request) -> JSONResponse:
         """Resume a failed or cancelled job; finished stages are kept, not redone."""
+        visible_job(services, request, job_id)
         services.queue.retry(job_id)
         return ok(job_view(services, job_id), status_code=202)
 
     @router.get("")
-    def list_jobs(status: str | None = None, kind: str | None = None,
+    def list_jobs(request: Request, status: str | None = None, kind: str | None = None,
                   limit: int = 50) -> JSONResponse:
-        jobs = services.jobs.list(status=status, kind=kind, limit=min(max(limit, 1), 500))
+        who = principal(request)
+        jobs = services.jobs.list(status=status, kind=kind, limit=min(max(limit, 1), 500),
+                                  owner=None if who.is_admin else who.user_id)
         return ok({"jobs": [j.public() for j in jobs], "counts": services.jobs.counts(),
                    "queue_depth": services.queue.depth()})
 
     @router.post("/diagnostics", status_code=202)
-    def diagnostics(request: ToneJobRequest) -> JSONResponse:
+    def diagnostics(body: ToneJobRequest, request: Request) -> JSONResponse:
         job = services.queue.submit(
-            "diagnostics.tone", request.model_dump(exclude={"priority", "expires"}),
-            priority=request.priority, expires=request.expires)
+            "diagnostics.tone", body.model_dump(exclude={"priority", "expires"}),
+            priority=body.priority, expires=body.expires, owner=owner_of(request))
         return ok({"task_id": job.id, "status": job.status,
                    "status_url": f"/api/jobs/{job.id}"}, status_code=202)
 
