@@ -47,9 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         "host": args.host, "port": args.port, "data_dir": args.data_dir,
         "workers": args.workers,
     }.items() if v is not None}
-    if os.environ.get("SPACE_ID") and "host" not in overrides and not os.environ.get(
-            "STUDIO_HOST"):
-        overrides["host"] = "0.0.0.0"  # a Space routes to 0.0.0.0:7860
+    if os.environ.get("SPACE_ID"):
+        if "host" not in overrides and not os.environ.get("STUDIO_HOST"):
+            overrides["host"] = "0.0.0.0"  # a Space routes to 0.0.0.0:7860
+        if not os.environ.get("STUDIO_ALLOW_DOWNLOADS"):
+            overrides["allow_downloads"] = True  # a Space may fetch weights from the Hub
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
