@@ -8,10 +8,11 @@ Prosody (peak-safe energy) and BGM (mix normalised to -16 LUFS, -1 dBTP) both us
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import resample_poly
+from scipy.signal import firwin
 
 from models.base import Audio
 
@@ -27,13 +28,28 @@ def gain_to_db(gain: float) -> float:
     return float(20.0 * math.log10(gain)) if gain > 0 else -math.inf
 
 
+@lru_cache(maxsize=1)
+def _interpolation_phases() -> tuple[np.ndarray, ...]:
+    """A 48-tap 4x interpolation low-pass (12 taps per phase, as BS.1770-4 annex 2 uses),
+    split into its four polyphase branches."""
+    taps = firwin(48, 1.0 / OVERSAMPLE, window=("kaiser", 6.0)) * OVERSAMPLE
+    return tuple(taps[p::OVERSAMPLE].astype(np.float32) for p in range(OVERSAMPLE))
+
+
 def _oversampled_abs(samples: np.ndarray) -> np.ndarray:
-    """|x| after 4x polyphase upsampling, folded back to one maximum per input sample."""
+    """|x| of the 4x-oversampled signal, folded to one maximum per input sample.
+
+    Each polyphase branch is a 12-tap convolution at the input rate (float32), which is ~20x
+    faster than resampling the whole signal and taking the peak of that."""
     if samples.size == 0:
         return np.zeros(0, dtype=np.float32)
-    up = np.abs(resample_poly(samples.astype(np.float64), OVERSAMPLE, 1))
-    up = up[: samples.size * OVERSAMPLE].reshape(samples.size, OVERSAMPLE).max(axis=1)
-    return np.maximum(up, np.abs(samples)).astype(np.float32)
+    x = samples.astype(np.float32, copy=False)
+    delay = 6  # the filter's group delay (23.5 upsampled samples) in input samples
+    peak = np.abs(x).copy()
+    for branch in _interpolation_phases():
+        y = np.convolve(x, branch)[delay: delay + x.size]
+        np.maximum(peak, np.abs(y), out=peak)
+    return peak
 
 
 def true_peak_db(samples: np.ndarray) -> float:
