@@ -116,31 +116,35 @@ def limit(samples: np.ndarray, rate: int, ceiling_db: float = -1.0,
 
 
 def normalize(audio: Audio, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0,
-              iterations: int = 4, tolerance_lu: float = 0.1) -> tuple[Audio, dict[str, float]]:
+              iterations: int = 8, tolerance_lu: float = 0.05) -> tuple[Audio, dict[str, float]]:
     """Gain to ``target_lufs`` integrated, limited so true peaks stay under ``ceiling_dbtp``.
 
-    Limiting lowers loudness a little, so gain and limiting alternate until the loudness is
-    within ``tolerance_lu`` (a few rounds at most). Silence is returned untouched.
+    Limiting takes loudness back, and a peaky voice can lose most of each added dB to the
+    limiter, so the gain is solved by a secant search: each round applies the whole gain to
+    the original and limits once (limiting never compounds), and the next gain follows the
+    measured loudness-per-dB slope. Silence is returned untouched.
     """
     samples = audio.samples.astype(np.float32)
     before = integrated_loudness(audio)
     if not math.isfinite(before):
         return audio, {"input_lufs": before, "output_lufs": before, "gain_db": 0.0,
                        "limiter_db": 0.0, "true_peak_dbtp": true_peak_db(samples)}
-    total_gain = 0.0
-    max_reduction = 0.0
-    current = before
-    out = samples
+    gain = target_lufs - before
+    previous: tuple[float, float] | None = None
+    out, reduction, current = samples, 0.0, before
     for _ in range(iterations):
-        step = target_lufs - current
-        if abs(step) <= tolerance_lu and true_peak_db(out) <= ceiling_dbtp:
-            break
-        total_gain += step
-        out = (out * db_to_gain(step)).astype(np.float32)
-        out, reduction = limit(out, audio.sample_rate, ceiling_dbtp)
-        max_reduction = max(max_reduction, reduction)
+        out, reduction = limit((samples * db_to_gain(gain)).astype(np.float32),
+                               audio.sample_rate, ceiling_dbtp)
         current = integrated_loudness(Audio(out, audio.sample_rate))
+        error = target_lufs - current
+        if abs(error) <= tolerance_lu:
+            break
+        slope = 1.0
+        if previous is not None and abs(gain - previous[0]) > 1e-6:
+            slope = (current - previous[1]) / (gain - previous[0])
+        previous = (gain, current)
+        gain = min(gain + error / float(np.clip(slope, 0.1, 1.0)), 60.0)
     result = Audio(out, audio.sample_rate)
     return result, {"input_lufs": round(before, 2), "output_lufs": round(current, 2),
-                    "gain_db": round(total_gain, 2), "limiter_db": round(max_reduction, 2),
+                    "gain_db": round(gain, 2), "limiter_db": round(reduction, 2),
                     "true_peak_dbtp": round(true_peak_db(out), 2)}

@@ -230,3 +230,12 @@ def test_silence_and_tiny_clips_do_not_break() -> None:
     tiny = vowel(200, seconds=0.03)
     out, _ = prosody.adjust(tiny, {"emotion": "celebration"})
     assert np.all(np.isfinite(out.samples))
+
+
+def test_docs_show_the_same_preset_table() -> None:
+    from pathlib import Path
+
+    from app.ui.prosody import preset_markdown
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "prosody-and-bgm.md").read_text()
+    assert preset_markdown().strip() in doc
