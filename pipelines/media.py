@@ -68,15 +68,52 @@ def _audio_error(area: str, reason: str, message: str, message_ja: str,
 
 def _wav_claims_more_than_it_has(data: bytes) -> bool:
     """A RIFF/WAVE whose data chunk says it is longer than the bytes that follow."""
+    return _wav_size_problem(data) == "truncated"
+
+
+def _wav_size_problem(data: bytes) -> str | None:
+    """``truncated`` when a RIFF/WAVE's data chunk claims more bytes than the file holds (or
+    there is no data chunk); ``size_mismatch`` when it claims far fewer and what follows is
+    not a chain of chunks (a header that lies the other way); None when sizes add up."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return False
+        return None
     pos = 12
     while pos + 8 <= len(data):
         chunk_id, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
         if chunk_id == b"data":
-            return size != 0xFFFFFFFF and pos + 8 + size > len(data)
+            if size == 0xFFFFFFFF:  # streamed WAV: size unknown, reads to the end
+                return None
+            if pos + 8 + size > len(data):
+                return "truncated"
+            rest = pos + 8 + size + (size & 1)
+            while rest + 8 <= len(data):  # trailing chunks (LIST, id3) are fine
+                tail_id = data[rest:rest + 4]
+                tail_size = struct.unpack("<I", data[rest + 4:rest + 8])[0]
+                if not all(32 <= c < 127 for c in tail_id) or rest + 8 + tail_size > len(data):
+                    break
+                rest += 8 + tail_size + (tail_size & 1)
+            return "size_mismatch" if len(data) - rest > 16 else None
         pos += 8 + size + (size & 1)
-    return True  # no data chunk at all
+    return "truncated"  # no data chunk at all
+
+
+MAX_SANE_PEAK = 64.0  # float samples beyond +36 dBFS are garbage, not loud audio
+
+
+def _declared_seconds(data: bytes, limits: MediaLimits) -> float | None:
+    """The duration a file declares (libsndfile header), before decoding it all; None when
+    unknown or when the rate itself is out of range (that error is reported later)."""
+    import soundfile as sf
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        return None
+    if not limits.audio_min_rate <= info.samplerate <= limits.audio_max_rate or info.frames <= 0:
+        return None
+    return info.frames / info.samplerate
 
 
 def _decode_with_soundfile(data: bytes) -> tuple[np.ndarray, int] | None:
@@ -111,7 +148,8 @@ def decode_audio(
 ) -> Audio:
     """Bytes of any supported format -> mono float32 :class:`Audio` (resampled to 24 kHz
     unless ``target_rate`` is None). Bad input raises ``{area}_AUDIO_INVALID`` with a
-    ``reason`` (empty, unreadable, truncated, nan, sample_rate, silent-length) or
+    ``reason`` (empty, unreadable, truncated, size_mismatch, nan, out_of_range,
+    sample_rate) or
     ``{area}_AUDIO_TOO_LARGE`` / ``{area}_AUDIO_TOO_LONG``."""
     if not data:
         raise _audio_error(area, "empty", "The audio file is empty.",
@@ -122,11 +160,25 @@ def decode_audio(
             f"{limits.audio_max_bytes / 1e6:.0f} MB.", code=f"{area}_AUDIO_TOO_LARGE",
             message_ja=f"音声ファイルが大きすぎます（上限 {limits.audio_max_bytes / 1e6:.0f} MB）。",
             details={"filename": filename, "max_bytes": limits.audio_max_bytes})
-    if _wav_claims_more_than_it_has(data):
+    problem = _wav_size_problem(data)
+    if problem == "truncated":
         raise _audio_error(area, "truncated", "The WAV file is truncated or its header "
                            "claims more data than the file holds.",
                            "WAV ファイルが途中で切れているか、ヘッダーが実際より長いサイズを示しています。",
                            filename)
+    if problem == "size_mismatch":
+        raise _audio_error(area, "size_mismatch", "The WAV header's data size does not match "
+                           "the file (it claims less audio than the file holds).",
+                           "WAV ヘッダーのデータサイズがファイルの実際の内容と一致しません。",
+                           filename)
+    declared = _declared_seconds(data, limits)
+    if declared is not None and declared > limits.audio_max_seconds + 1:
+        raise PayloadTooLarge(
+            f"The audio is {declared:.0f} s long; the limit is {limits.audio_max_seconds:.0f} s.",
+            code=f"{area}_AUDIO_TOO_LONG",
+            message_ja=f"音声が長すぎます（上限 {limits.audio_max_seconds:.0f} 秒）。",
+            details={"filename": filename, "duration": declared,
+                     "max_seconds": limits.audio_max_seconds})
     decoded = _decode_with_soundfile(data) or _decode_with_ffmpeg(data, limits.audio_max_seconds)
     if decoded is None:
         raise _audio_error(area, "unreadable", "The file is not audio in a supported format "
@@ -142,6 +194,11 @@ def decode_audio(
     if not np.isfinite(samples).all():
         raise _audio_error(area, "nan", "The audio contains NaN or infinite samples.",
                            "音声に NaN または無限大の値が含まれています。", filename)
+    if float(np.abs(samples).max()) > MAX_SANE_PEAK:
+        raise _audio_error(area, "out_of_range", "The audio's sample values are far outside "
+                           "the valid range (a corrupt float file).",
+                           "音声のサンプル値が有効範囲を大きく超えています（壊れたファイル）。",
+                           filename)
     duration = samples.shape[0] / rate
     if duration > limits.audio_max_seconds:
         raise PayloadTooLarge(

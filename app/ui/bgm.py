@@ -1,12 +1,190 @@
-"""The Bgm tab (filled in by the bgm issue)."""
+"""The BGM tab: the track list with a preview player, music upload, mixing sliders, a plot of
+the ducking envelope over the voice, the mixed player and a download.
+Gradio API names: ``/list_tracks``, ``/mix_bgm``."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import gradio as gr
 
 from app.services import Services
-from app.ui.text import t
+from app.storage import new_key
+from app.ui.prosody import latest_audio
+from app.ui.text import register, t
+from models.errors import StudioError
+from pipelines import bgm
+from pipelines.media import decode_audio
+
+register(
+    en={
+        "bgm.intro": "Lay music under the voice: looped to any length, ducked under speech, "
+                     "mixed to -16 LUFS with true peaks under -1 dBTP.",
+        "bgm.tracks": "Tracks", "bgm.track": "Track", "bgm.preview": "Preview",
+        "bgm.upload": "Upload your own music (mp3, wav, ogg, m4a, flac; up to 10 MB)",
+        "bgm.upload_title": "Title", "bgm.upload_mood": "Mood", "bgm.upload_button": "Add track",
+        "bgm.voice": "Voice", "bgm.latest": "Use the Prosody tab's latest output",
+        "bgm.volume": "Music volume (relative to the voice)", "bgm.fade_in": "Fade in (s)",
+        "bgm.fade_out": "Fade out (s)", "bgm.lead_in": "Music before the voice (s)",
+        "bgm.tail": "Music after the voice (s)", "bgm.ducking": "Duck the music under speech",
+        "bgm.duck_db": "Ducking depth (dB)", "bgm.attack": "Attack (ms)",
+        "bgm.release": "Release (ms)", "bgm.format": "Output format", "bgm.mix": "Mix",
+        "bgm.mixed": "Mixed", "bgm.download": "Download", "bgm.envelope": "Ducking envelope",
+        "bgm.details": "Mixing details",
+    },
+    ja={
+        "bgm.intro": "声の下に音楽を敷きます。長さに合わせてループし、話している間は音楽を下げ、"
+                     "-16 LUFS・トゥルーピーク -1 dBTP 以下に整えます。",
+        "bgm.tracks": "トラック一覧", "bgm.track": "トラック", "bgm.preview": "試聴",
+        "bgm.upload": "自分の音楽をアップロード（mp3・wav・ogg・m4a・flac、10 MB まで）",
+        "bgm.upload_title": "タイトル", "bgm.upload_mood": "ムード", "bgm.upload_button": "追加",
+        "bgm.voice": "音声", "bgm.latest": "抑揚タブの最新の出力を使う",
+        "bgm.volume": "音楽の音量（声に対して）", "bgm.fade_in": "フェードイン（秒）",
+        "bgm.fade_out": "フェードアウト（秒）", "bgm.lead_in": "声の前の音楽（秒）",
+        "bgm.tail": "声の後の音楽（秒）", "bgm.ducking": "話している間は音楽を下げる",
+        "bgm.duck_db": "下げる量（dB）", "bgm.attack": "アタック（ms）",
+        "bgm.release": "リリース（ms）", "bgm.format": "出力形式", "bgm.mix": "ミックス",
+        "bgm.mixed": "ミックス結果", "bgm.download": "ダウンロード",
+        "bgm.envelope": "ダッキングの様子", "bgm.details": "ミックスの詳細",
+    },
+)
+
+HEADERS = ["id", "title", "mood", "duration", "licence"]
+
+
+def _error(exc: StudioError) -> gr.Error:
+    return gr.Error(f"{exc.message}" + (f" / {exc.message_ja}" if exc.message_ja else ""))
+
+
+def track_rows(services: Services) -> list[list[object]]:
+    return [[tr.id, tr.title, tr.mood, tr.duration, tr.licence]
+            for tr in bgm.list_tracks(services.storage)]
+
+
+def track_path(services: Services, track_id: str) -> str | None:
+    """A local file for the preview player."""
+    try:
+        track = bgm.find_track(track_id, services.storage)
+    except StudioError:
+        return None
+    if track.builtin:
+        return str(bgm.ASSETS_DIR / track.location)
+    return str(services.storage.local_path(track.location))
+
+
+def run_mix(services: Services, voice_path: str | None, track_id: str, volume: float,
+            fade_in: float, fade_out: float, lead_in: float, tail: float, ducking: bool,
+            duck_db: float, attack_ms: float, release_ms: float,
+            fmt: str) -> tuple[str, str, str, str]:
+    """(mixed audio path, download path, envelope plot path, details JSON)."""
+    from app.ui.audio_plots import ducking_plot
+
+    if not voice_path:
+        raise gr.Error("Give a voice first. / 音声を指定してください。")
+    try:
+        voice = decode_audio(Path(voice_path).read_bytes(), area="BGM",
+                             filename=Path(voice_path).name)
+        options = bgm.MixOptions.from_mapping({
+            "bgm_volume": volume, "fade_in": fade_in, "fade_out": fade_out,
+            "lead_in": lead_in, "tail": tail, "ducking": ducking, "duck_db": duck_db,
+            "attack_ms": attack_ms, "release_ms": release_ms, "output_format": fmt})
+        data, report, _ = bgm.mix_to_file(voice, track_id or "happy", options, services.storage)
+    except StudioError as exc:
+        raise _error(exc) from None
+    key = services.storage.put(new_key("bgm", options.output_format), data)
+    path = str(services.storage.local_path(key))
+    plot = ducking_plot(report.frame_times, report.music_gain_db, report.voice_level_db,
+                        report.speech)
+    details = {**report.details, "output_key": key}
+    return path, path, plot, json.dumps(details, ensure_ascii=False, indent=1)
 
 
 def build(services: Services) -> None:
-    gr.Markdown(t("coming_soon"))
+    gr.Markdown(t("bgm.intro"))
+    first = bgm.builtin_tracks()[0].id
+    with gr.Row():
+        with gr.Column():
+            table = gr.Dataframe(headers=HEADERS, value=lambda: track_rows(services),
+                                 interactive=False, wrap=True, label=t("bgm.tracks"))
+            choice = gr.Dropdown(choices=[r[0] for r in track_rows(services)], value=first,
+                                 label=t("bgm.track"), allow_custom_value=False)
+            preview = gr.Audio(value=track_path(services, first), label=t("bgm.preview"),
+                               type="filepath", interactive=False)
+            with gr.Accordion(t("bgm.upload"), open=False):
+                upload = gr.File(file_types=[f".{e}" for e in bgm.UPLOAD_EXTENSIONS],
+                                 type="filepath", label=t("bgm.upload"))
+                title = gr.Textbox(label=t("bgm.upload_title"))
+                mood = gr.Dropdown(choices=list(bgm.UPLOAD_MOODS), value="custom",
+                                   label=t("bgm.upload_mood"))
+                add = gr.Button(t("bgm.upload_button"), size="sm")
+        with gr.Column():
+            voice = gr.Audio(label=t("bgm.voice"), type="filepath",
+                             sources=["upload", "microphone"])
+            latest = gr.Button(t("bgm.latest"), size="sm")
+            volume = gr.Slider(0, 1, 0.3, step=0.01, label=t("bgm.volume"))
+            with gr.Row():
+                fade_in = gr.Slider(0, 10, 2.0, step=0.1, label=t("bgm.fade_in"))
+                fade_out = gr.Slider(0, 10, 3.0, step=0.1, label=t("bgm.fade_out"))
+            with gr.Row():
+                lead_in = gr.Slider(0, 5, 1.0, step=0.1, label=t("bgm.lead_in"))
+                tail = gr.Slider(0, 5, 2.0, step=0.1, label=t("bgm.tail"))
+            ducking = gr.Checkbox(True, label=t("bgm.ducking"))
+            with gr.Row():
+                duck_db = gr.Slider(0, 30, 10, step=0.5, label=t("bgm.duck_db"))
+                attack = gr.Slider(5, 1000, 80, step=5, label=t("bgm.attack"))
+                release = gr.Slider(20, 3000, 400, step=10, label=t("bgm.release"))
+            fmt = gr.Radio(list(bgm.OUTPUT_FORMATS), value="mp3", label=t("bgm.format"))
+            mix_button = gr.Button(t("bgm.mix"), variant="primary")
+    with gr.Row():
+        mixed = gr.Audio(label=t("bgm.mixed"), type="filepath", interactive=False)
+        download = gr.File(label=t("bgm.download"), interactive=False)
+    envelope = gr.Image(label=t("bgm.envelope"), type="filepath", interactive=False)
+    details = gr.Code(label=t("bgm.details"), language="json")
+
+    def list_tracks() -> list[list[object]]:
+        """Built-in and uploaded tracks: id, title, mood, duration, licence."""
+        return track_rows(services)
+
+    def refresh_choices() -> gr.Dropdown:
+        return gr.Dropdown(choices=[r[0] for r in track_rows(services)])
+
+    def pick(evt: gr.SelectData) -> str:
+        row = evt.row_value or []
+        return str(row[0]) if row else first
+
+    table.select(pick, outputs=choice, api_visibility="private")
+    choice.change(lambda tid: track_path(services, tid), inputs=choice, outputs=preview,
+                  api_visibility="private")
+
+    def add_track(path: str | None, name: str, mood_name: str) -> tuple[list[list[object]],
+                                                                          gr.Dropdown]:
+        if not path:
+            raise gr.Error("Choose a music file. / 音楽ファイルを選んでください。")
+        try:
+            track = bgm.save_upload(Path(path).read_bytes(), Path(path).name, services.storage,
+                                    title=name or None, mood=mood_name)
+        except StudioError as exc:
+            raise _error(exc) from None
+        rows = track_rows(services)
+        return rows, gr.Dropdown(choices=[r[0] for r in rows], value=track.id)
+
+    add.click(add_track, inputs=[upload, title, mood], outputs=[table, choice],
+              api_visibility="private")
+    latest.click(lambda: latest_audio(services, "prosody/") or latest_audio(services, "voices/"),
+                 outputs=voice, api_visibility="private")
+
+    def mix_bgm(voice_path: str | None, track_id: str, bgm_volume: float, fade_in_s: float,
+                fade_out_s: float, lead_in_s: float, tail_s: float, duck: bool,
+                depth_db: float, attack_ms: float, release_ms: float,
+                output_format: str) -> tuple[str, str, str, str]:
+        """Mix the voice over a track (id or mood); returns audio, file, envelope, details."""
+        return run_mix(services, voice_path, track_id, bgm_volume, fade_in_s, fade_out_s,
+                       lead_in_s, tail_s, duck, depth_db, attack_ms, release_ms, output_format)
+
+    mix_button.click(mix_bgm, inputs=[voice, choice, volume, fade_in, fade_out, lead_in, tail,
+                                      ducking, duck_db, attack, release, fmt],
+                     outputs=[mixed, download, envelope, details], api_name="mix_bgm")
+    list_button = gr.Button(t("engines.refresh"), size="sm")
+    list_button.click(list_tracks, outputs=table, api_name="list_tracks").then(
+        refresh_choices, outputs=choice, api_visibility="private")

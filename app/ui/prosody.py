@@ -1,12 +1,155 @@
-"""The Prosody tab (filled in by the prosody issue)."""
+"""The Prosody tab: a recording (uploaded, recorded, or the Voice tab's latest output),
+emotion preset buttons that set the sliders, before/after players, and a plot of the
+waveform and pitch contour before and after. Gradio API name: ``/adjust_prosody``."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
 from app.services import Services
-from app.ui.text import t
+from app.storage import new_key
+from app.ui.text import register, t
+from models.errors import StudioError
+from pipelines import prosody
+from pipelines.media import decode_audio, encode_audio
+
+register(
+    en={
+        "prosody.intro": "Shape the voice: pitch, pace, energy, intonation and pauses. "
+                         "Pitch and tempo use Rubber Band with formants preserved; intonation "
+                         "uses Praat's PSOLA.",
+        "prosody.input": "Voice recording", "prosody.latest": "Use the Voice tab's latest output",
+        "prosody.presets": "Emotion presets", "prosody.text": "Message text (for auto)",
+        "prosody.pitch": "Pitch (semitones)", "prosody.stretch": "Speed (1.1 = 10% faster)",
+        "prosody.energy": "Energy (gain, peak-safe)", "prosody.intonation": "Intonation",
+        "prosody.pauses": "Pauses between phrases", "prosody.apply": "Apply",
+        "prosody.after": "After", "prosody.plot": "Waveform and pitch, before / after",
+        "prosody.changes": "Changes", "prosody.table": "Preset table",
+        "prosody.no_voice": "No Voice tab output yet.",
+    },
+    ja={
+        "prosody.intro": "声の高さ・速さ・強さ・抑揚・間を調整します。高さと速さは Rubber Band"
+                         "（フォルマント保持）、抑揚は Praat の PSOLA を使います。",
+        "prosody.input": "音声", "prosody.latest": "音声タブの最新の出力を使う",
+        "prosody.presets": "感情プリセット", "prosody.text": "メッセージ本文（auto 用）",
+        "prosody.pitch": "ピッチ（半音）", "prosody.stretch": "速さ（1.1 = 10% 速く）",
+        "prosody.energy": "音量（ピーク保護付き）", "prosody.intonation": "抑揚",
+        "prosody.pauses": "文の間の長さ", "prosody.apply": "適用",
+        "prosody.after": "調整後", "prosody.plot": "波形とピッチ（前 / 後）",
+        "prosody.changes": "変更点", "prosody.table": "プリセット表",
+        "prosody.no_voice": "音声タブの出力がまだありません。",
+    },
+)
+
+SLIDERS = ("pitch_shift", "time_stretch", "energy_boost", "intonation", "pauses")
+
+
+def _error(exc: StudioError) -> gr.Error:
+    return gr.Error(f"{exc.message}" + (f" / {exc.message_ja}" if exc.message_ja else ""))
+
+
+def latest_audio(services: Services, prefix: str) -> str | None:
+    """Local path of the newest stored audio under ``prefix`` (e.g. another tab's output)."""
+    newest = None
+    for item in services.storage.list(prefix):
+        if item.key.rsplit(".", 1)[-1] in ("wav", "mp3", "m4a", "flac", "ogg") and (
+                newest is None or item.modified > newest.modified):
+            newest = item
+    return str(services.storage.local_path(newest.key)) if newest else None
+
+
+def preset_values(emotion: str, text: str = "") -> list[float]:
+    name = prosody.auto_emotion(text or "") if emotion == "auto" else emotion
+    return [prosody.EMOTION_PRESETS[name][s] for s in SLIDERS]
+
+
+def preset_markdown() -> str:
+    head = "| emotion | pitch (st) | speed | energy | intonation | pauses |\n|---|---|---|---|---|---|\n"
+    rows = "".join(f"| {r['emotion']} | {r['pitch_shift']:+.2f} | x{r['time_stretch']:.2f} | "
+                   f"x{r['energy_boost']:.2f} ({r['energy_db']:+.1f} dB) | {r['intonation']:.1f} | "
+                   f"{r['pauses']:.1f} |\n" for r in prosody.presets_table())
+    return head + rows
+
+
+def run_adjust(services: Services, audio_path: str | None, emotion: str, text: str,
+               pitch_shift: float, time_stretch: float, energy_boost: float,
+               intonation: float, pauses: float) -> tuple[str, str, str]:
+    """(after audio path, plot path, changes as JSON text)."""
+    from app.ui.audio_plots import prosody_plot
+
+    if not audio_path:
+        raise gr.Error("Upload or record a voice first. / 音声をアップロードしてください。")
+    try:
+        data = Path(audio_path).read_bytes()
+        audio = decode_audio(data, area="PROSODY", filename=Path(audio_path).name)
+        params = prosody.ProsodyParams.from_mapping({
+            "emotion": emotion or None, "text": text or None, "pitch_shift": pitch_shift,
+            "time_stretch": time_stretch, "energy_boost": energy_boost,
+            "intonation": intonation, "pauses": pauses})
+        result, report = prosody.adjust(audio, params)
+    except StudioError as exc:
+        raise _error(exc) from None
+    key = services.storage.put(new_key("prosody", "wav"), encode_audio(result, "wav"))
+    plot = prosody_plot(audio, result, prosody.f0_track(audio), prosody.f0_track(result))
+    summary: dict[str, Any] = {"emotion": report.emotion, "changes_applied": report.changes,
+                               "original_duration": report.original_duration,
+                               "duration": report.duration, "notes": report.notes,
+                               "engine": "Rubber Band (pedalboard) + Praat PSOLA",
+                               "output_key": key}
+    return str(services.storage.local_path(key)), plot, json.dumps(summary, ensure_ascii=False,
+                                                                    indent=1)
 
 
 def build(services: Services) -> None:
-    gr.Markdown(t("coming_soon"))
+    gr.Markdown(t("prosody.intro"))
+    with gr.Row():
+        with gr.Column():
+            audio_in = gr.Audio(label=t("prosody.input"), type="filepath",
+                                sources=["upload", "microphone"])
+            latest = gr.Button(t("prosody.latest"), size="sm")
+            text = gr.Textbox(label=t("prosody.text"), lines=2)
+            gr.Markdown(t("prosody.presets"))
+            with gr.Row():
+                buttons = {name: gr.Button(name, size="sm") for name in prosody.EMOTIONS}
+            emotion = gr.Dropdown(list(prosody.EMOTIONS), value="neutral",
+                                  label=t("prosody.presets"))
+            sliders = [
+                gr.Slider(-12, 12, 0, step=0.1, label=t("prosody.pitch")),
+                gr.Slider(0.5, 2.0, 1.0, step=0.01, label=t("prosody.stretch")),
+                gr.Slider(0.5, 2.0, 1.0, step=0.01, label=t("prosody.energy")),
+                gr.Slider(0.0, 2.0, 1.0, step=0.05, label=t("prosody.intonation")),
+                gr.Slider(0.0, 2.0, 1.0, step=0.05, label=t("prosody.pauses")),
+            ]
+            apply = gr.Button(t("prosody.apply"), variant="primary")
+        with gr.Column():
+            audio_out = gr.Audio(label=t("prosody.after"), type="filepath", interactive=False)
+            plot = gr.Image(label=t("prosody.plot"), type="filepath", interactive=False)
+            changes = gr.Code(label=t("prosody.changes"), language="json")
+    with gr.Accordion(t("prosody.table"), open=False):
+        gr.Markdown(preset_markdown())
+
+    def use_latest() -> str:
+        path = latest_audio(services, "voices/")
+        if path is None:
+            gr.Warning("No Voice tab output yet. / 音声タブの出力がまだありません。")
+        return path
+
+    latest.click(use_latest, outputs=audio_in, api_visibility="private")
+    for name, button in buttons.items():
+        button.click(lambda n=name: n, outputs=emotion, api_visibility="private")
+    emotion.change(lambda name, txt: preset_values(name, txt), inputs=[emotion, text],
+                   outputs=sliders, api_visibility="private")
+
+    def adjust_prosody(audio_path: str | None, emotion_name: str, message: str,
+                       pitch_shift: float, time_stretch: float, energy_boost: float,
+                       intonation: float, pauses: float) -> tuple[str, str, str]:
+        """Adjust a recording's prosody; slider values override the emotion preset."""
+        return run_adjust(services, audio_path, emotion_name, message, pitch_shift,
+                          time_stretch, energy_boost, intonation, pauses)
+
+    apply.click(adjust_prosody, inputs=[audio_in, emotion, text, *sliders],
+                outputs=[audio_out, plot, changes], api_name="adjust_prosody")

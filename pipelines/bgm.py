@@ -1,0 +1,545 @@
+"""Background music: the track catalogue (built-in + uploaded) and the voice-over-music mix.
+
+- Built-in tracks live in ``assets/bgm/`` with ``manifest.json`` (title, mood, duration,
+  licence, source, checksum); ``assets/bgm/make_catalogue.py`` rebuilds them from the MIT
+  ``immich-memories-music`` package.
+- Uploaded tracks are validated by :func:`pipelines.media.decode_audio` (10 MB limit) and kept in
+  storage under ``bgm/tracks/{id}.{ext}`` with a ``{id}.json`` sidecar.
+- :func:`mix` lays the voice over the music: lead-in and tail, the music looped with a
+  crossfade to any length, fades, ducking under speech (attack/release on the voice's
+  envelope, with look-ahead so the dip is in place when a phrase starts), then the whole mix
+  normalised to -16 LUFS integrated with true peaks under -1 dBTP (:mod:`pipelines.loudness`).
+- :func:`render` encodes (mp3 192 kbps by default, wav, m4a) and re-measures the decoded file,
+  because lossy encoding can raise true peaks: if it did, the level is trimmed and it encodes
+  again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from models.base import Audio, ProgressFn, no_progress
+from models.errors import InvalidInput, NotFound, PayloadTooLarge
+from pipelines.loudness import (
+    db_to_gain,
+    gain_to_db,
+    integrated_loudness,
+    limit,
+    normalize,
+    true_peak_db,
+)
+from pipelines.media import LIMITS, decode_audio, encode_audio, resample
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "bgm"
+MOODS = ("calm", "happy", "celebration", "energetic", "tender")
+UPLOAD_MOODS = (*MOODS, "custom")
+UPLOAD_PREFIX = "bgm/tracks"
+UPLOAD_EXTENSIONS = ("mp3", "wav", "ogg", "m4a", "flac")
+MIX_RATE = 48000
+OUTPUT_FORMATS = ("mp3", "wav", "m4a")
+BITRATES = ("96k", "128k", "160k", "192k", "256k", "320k")
+MIN_TRACK_SECONDS = 2.0
+LOSSY_MARGIN_DB = 0.5  # aim this far under the ceiling before an mp3/m4a encode
+
+
+class TrackStore(Protocol):
+    """The part of ``app.storage.Storage`` the catalogue uses."""
+
+    def put(self, key: str, data: bytes) -> str: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def list(self, prefix: str = "") -> Iterator[Any]: ...
+
+
+# ------------------------------------------------------------------------------ catalogue
+
+
+@dataclass(frozen=True)
+class Track:
+    id: str
+    title: str
+    mood: str
+    duration: float
+    licence: str
+    source: str
+    builtin: bool
+    location: str  # a file name in assets/bgm/ (built-in) or a storage key (uploaded)
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "mood": self.mood,
+                "duration": self.duration, "licence": self.licence, "source": self.source,
+                "builtin": self.builtin}
+
+
+def _not_found(wanted: str) -> NotFound:
+    return NotFound(f"No background track or mood {wanted!r}.", code="BGM_TRACK_NOT_FOUND",
+                    message_ja=f"BGM トラックまたはムード {wanted!r} が見つかりません。",
+                    details={"bgm_type": wanted, "moods": list(MOODS)})
+
+
+@lru_cache(maxsize=1)
+def builtin_tracks() -> tuple[Track, ...]:
+    manifest = json.loads((ASSETS_DIR / "manifest.json").read_text(encoding="utf-8"))
+    return tuple(Track(t["id"], t["title"], t["mood"], float(t["duration"]), t["licence"],
+                       t["source"], True, t["file"]) for t in manifest["tracks"])
+
+
+def uploaded_tracks(store: TrackStore | None) -> list[Track]:
+    if store is None:
+        return []
+    tracks = []
+    for item in store.list(UPLOAD_PREFIX + "/"):
+        key = getattr(item, "key", str(item))
+        if not key.endswith(".json"):
+            continue
+        try:
+            meta = json.loads(store.get(key))
+            tracks.append(Track(meta["id"], meta["title"], meta["mood"], float(meta["duration"]),
+                                meta.get("licence", "uploaded by user"),
+                                meta.get("source", "upload"), False, meta["key"]))
+        except (ValueError, KeyError, NotFound):
+            continue  # a half-written or foreign sidecar is not a track
+    return sorted(tracks, key=lambda t: t.id)
+
+
+def list_tracks(store: TrackStore | None = None) -> list[Track]:
+    """Built-in tracks first (manifest order), then the uploaded ones."""
+    return [*builtin_tracks(), *uploaded_tracks(store)]
+
+
+def find_track(id_or_mood: str, store: TrackStore | None = None) -> Track:
+    """A track by id, or the first built-in track of a mood; ``BGM_TRACK_NOT_FOUND`` else."""
+    wanted = (id_or_mood or "").strip()
+    tracks = list_tracks(store)
+    for track in tracks:
+        if track.id == wanted:
+            return track
+    for track in tracks:
+        if track.mood == wanted.lower():
+            return track
+    raise _not_found(wanted)
+
+
+def track_bytes(track: Track, store: TrackStore | None = None) -> bytes:
+    if track.builtin:
+        return (ASSETS_DIR / track.location).read_bytes()
+    if store is None:
+        raise _not_found(track.id)
+    return store.get(track.location)
+
+
+@lru_cache(maxsize=8)
+def _decoded_builtin(track_id: str, rate: int) -> Audio:
+    track = next(t for t in builtin_tracks() if t.id == track_id)
+    return decode_audio(track_bytes(track), area="BGM", filename=track.location,
+                        target_rate=rate)
+
+
+def load_track(id_or_mood: str, store: TrackStore | None = None,
+               rate: int = MIX_RATE) -> tuple[Track, Audio]:
+    """The track's metadata and its audio (mono, ``rate``); built-ins are cached decoded."""
+    track = find_track(id_or_mood, store)
+    if track.builtin:
+        return track, _decoded_builtin(track.id, rate)
+    audio = decode_audio(track_bytes(track, store), area="BGM", filename=track.location,
+                         target_rate=rate)
+    return track, audio
+
+
+def save_upload(data: bytes, filename: str | None, store: TrackStore, *,
+                title: str | None = None, mood: str | None = None) -> Track:
+    """Validate an uploaded music file (mp3, wav, ogg, m4a, flac; at most 10 MB) and store it."""
+    name = filename or "upload"
+    ext = Path(name).suffix.lower().lstrip(".")
+    if ext not in UPLOAD_EXTENSIONS:
+        raise InvalidInput(
+            f"{name}: music uploads must be {', '.join(UPLOAD_EXTENSIONS)}.",
+            code="BGM_AUDIO_INVALID", message_ja=f"{name}: 対応形式は {', '.join(UPLOAD_EXTENSIONS)} です。",
+            details={"reason": "extension", "filename": name, "allowed": list(UPLOAD_EXTENSIONS)})
+    if len(data) > LIMITS.bgm_max_bytes:
+        raise PayloadTooLarge(
+            f"{name}: the file is {len(data) / 1e6:.1f} MB; music uploads are limited to "
+            f"{LIMITS.bgm_max_bytes / 1e6:.0f} MB.", code="BGM_AUDIO_TOO_LARGE",
+            message_ja=f"{name}: ファイルが大きすぎます（上限 {LIMITS.bgm_max_bytes / 1e6:.0f} MB）。",
+            details={"filename": name, "max_bytes": LIMITS.bgm_max_bytes})
+    audio = decode_audio(data, area="BGM", filename=name,
+                         limits=replace(LIMITS, audio_max_bytes=LIMITS.bgm_max_bytes))
+    if audio.duration < MIN_TRACK_SECONDS:
+        raise InvalidInput(
+            f"{name}: the music is {audio.duration:.1f} s; it must be at least "
+            f"{MIN_TRACK_SECONDS:.0f} s.", code="BGM_AUDIO_INVALID",
+            message_ja=f"{name}: 音楽が短すぎます（{MIN_TRACK_SECONDS:.0f} 秒以上必要です）。",
+            details={"reason": "too_short", "filename": name, "duration": audio.duration})
+    if not np.any(np.abs(audio.samples) > 1e-4):
+        raise InvalidInput(f"{name}: the music is silent.", code="BGM_AUDIO_INVALID",
+                           message_ja=f"{name}: 音楽が無音です。",
+                           details={"reason": "silent", "filename": name})
+    chosen_mood = (mood or "custom").strip().lower()
+    if chosen_mood not in UPLOAD_MOODS:
+        raise InvalidInput(f"Unknown mood {mood!r}; use one of {', '.join(UPLOAD_MOODS)}.",
+                           code="BGM_INVALID_PARAMS",
+                           message_ja=f"ムード {mood!r} は使えません（{', '.join(UPLOAD_MOODS)}）。",
+                           details={"field": "mood", "allowed": list(UPLOAD_MOODS)})
+    clean_title = re.sub(r"[\x00-\x1f\x7f]", "", (title or Path(name).stem)).strip()[:100]
+    track_id = f"user-{uuid.uuid4().hex[:12]}"
+    key = f"{UPLOAD_PREFIX}/{track_id}.{ext}"
+    store.put(key, data)
+    track = Track(track_id, clean_title or track_id, chosen_mood, round(audio.duration, 2),
+                  "uploaded by user", f"upload: {name}", False, key)
+    meta = {**track.public(), "key": key}
+    store.put(f"{UPLOAD_PREFIX}/{track_id}.json", json.dumps(meta, ensure_ascii=False).encode())
+    return track
+
+
+# ------------------------------------------------------------------------------- options
+
+RANGES: dict[str, tuple[float, float]] = {
+    "bgm_volume": (0.0, 1.0),  # amplitude relative to the voice's loudness (1 = as loud)
+    "bgm_volume_db": (-60.0, 0.0),  # the same in dB; wins over bgm_volume when given
+    "fade_in": (0.0, 10.0),
+    "fade_out": (0.0, 10.0),
+    "lead_in": (0.0, 5.0),  # music alone before the voice
+    "tail": (0.0, 5.0),  # music alone after the voice
+    "duck_db": (0.0, 30.0),  # how far the music dips under speech
+    "attack_ms": (5.0, 1000.0),
+    "release_ms": (20.0, 3000.0),
+    "loop_crossfade": (0.1, 5.0),
+    "target_lufs": (-30.0, -10.0),
+}
+
+
+def _invalid(field_name: str, message: str, message_ja: str, **details: Any) -> InvalidInput:
+    return InvalidInput(message, code="BGM_INVALID_PARAMS", message_ja=message_ja,
+                        details={"field": field_name, **details})
+
+
+@dataclass(frozen=True)
+class MixOptions:
+    bgm_volume: float = 0.3
+    bgm_volume_db: float | None = None
+    fade_in: float = 2.0
+    fade_out: float = 3.0
+    lead_in: float = 1.0
+    tail: float = 2.0
+    ducking: bool = True
+    duck_db: float = 10.0
+    attack_ms: float = 80.0
+    release_ms: float = 400.0
+    loop_crossfade: float = 1.5
+    target_lufs: float = -16.0
+    true_peak_db: float = -1.0
+    output_format: str = "mp3"
+    bitrate: str = "192k"
+
+    @property
+    def music_db(self) -> float:
+        """Music level relative to the voice's loudness, in dB (-inf = no music)."""
+        if self.bgm_volume_db is not None:
+            return self.bgm_volume_db
+        return gain_to_db(self.bgm_volume)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any] | None) -> MixOptions:
+        """Validated options from form fields or JSON (strings are parsed); ``None`` and ""
+        keep the default. Errors name the field and its allowed range."""
+        values: dict[str, Any] = {}
+        for key, value in (raw or {}).items():
+            if value is None or value == "":
+                continue
+            if key in RANGES:
+                values[key] = _number(key, value)
+            elif key == "ducking":
+                values[key] = _flag(key, value)
+            elif key == "output_format" or key == "format":
+                fmt = str(value).lower().lstrip(".")
+                if fmt not in OUTPUT_FORMATS:
+                    raise _invalid("output_format", f"output_format must be one of "
+                                   f"{', '.join(OUTPUT_FORMATS)}.",
+                                   f"output_format は {', '.join(OUTPUT_FORMATS)} のいずれかです。",
+                                   allowed=list(OUTPUT_FORMATS), value=str(value))
+                values["output_format"] = fmt
+            elif key == "bitrate":
+                rate = str(value).lower()
+                rate = rate if rate.endswith("k") else f"{rate}k"
+                if rate not in BITRATES:
+                    raise _invalid("bitrate", f"bitrate must be one of {', '.join(BITRATES)}.",
+                                   f"bitrate は {', '.join(BITRATES)} のいずれかです。",
+                                   allowed=list(BITRATES), value=str(value))
+                values["bitrate"] = rate
+        return cls(**values)
+
+
+def _number(name: str, value: Any) -> float:
+    low, high = RANGES[name]
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or not low <= number <= high:
+        raise _invalid(name, f"{name} must be a number from {low:g} to {high:g} (got {value!r}).",
+                       f"{name} は {low:g} から {high:g} の数値で指定してください（{value!r}）。",
+                       allowed={"min": low, "max": high}, value=str(value))
+    return number
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise _invalid(name, f"{name} must be true or false.", f"{name} は true か false です。",
+                   allowed=[True, False], value=str(value))
+
+
+# ----------------------------------------------------------------------------------- mix
+
+
+@dataclass
+class MixReport:
+    details: dict[str, Any]
+    frame_times: np.ndarray = field(repr=False)  # seconds, one per 10 ms frame of the mix
+    music_gain_db: np.ndarray = field(repr=False)  # ducking gain (0 = no dip) per frame
+    voice_level_db: np.ndarray = field(repr=False)  # the voice's short-term level per frame
+    speech: np.ndarray = field(repr=False)  # bool per frame
+
+
+def _trim_quiet_ends(samples: np.ndarray, rate: int, below_db: float = 25.0) -> np.ndarray:
+    """Drop a track's near-silent start and end (its fade-in or decay) so loops join on
+    music, not on a gap."""
+    frame = max(1, rate // 50)
+    count = samples.size // frame
+    if count < 10:
+        return samples
+    rms = np.sqrt(np.mean(samples[: count * frame].reshape(count, frame) ** 2, axis=1))
+    level = 20 * np.log10(rms + 1e-10)
+    loud = np.nonzero(level > np.median(level) - below_db)[0]
+    if loud.size == 0:
+        return samples
+    return samples[loud[0] * frame: (loud[-1] + 1) * frame]
+
+
+def loop_to_length(music: Audio, length: int, crossfade: float) -> tuple[np.ndarray, int]:
+    """The music repeated to ``length`` samples, each seam an equal-power crossfade.
+    Returns (samples, how many times the track plays)."""
+    body = _trim_quiet_ends(music.samples, music.sample_rate)
+    if body.size >= length:
+        return body[:length].copy(), 1
+    fade = int(min(crossfade * music.sample_rate, body.size // 3))
+    theta = np.linspace(0.0, np.pi / 2, max(fade, 1), dtype=np.float32)
+    fade_out_curve, fade_in_curve = np.cos(theta), np.sin(theta)
+    pieces = [body[: body.size - fade]]
+    plays, produced = 1, body.size - fade
+    while produced < length:
+        seam = body[body.size - fade:] * fade_out_curve + body[:fade] * fade_in_curve
+        pieces.append(seam)
+        pieces.append(body[fade: body.size - fade])
+        produced += body.size - fade
+        plays += 1
+    pieces.append(body[body.size - fade:])  # the last play ends whole
+    return np.concatenate(pieces)[:length].astype(np.float32), plays
+
+
+def _frame_levels(samples: np.ndarray, frame: int) -> np.ndarray:
+    count = int(math.ceil(samples.size / frame))
+    padded = np.pad(samples, (0, count * frame - samples.size))
+    rms = np.sqrt(np.mean(padded.reshape(count, frame).astype(np.float64) ** 2, axis=1))
+    return 20 * np.log10(rms + 1e-10)
+
+
+def ducking_gain(voice_track: np.ndarray, rate: int, options: MixOptions,
+                 hop: float = 0.01) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame music gain in dB from the voice envelope: ``-duck_db`` while someone speaks,
+    0 between phrases; attack/release are one-pole time constants, and the target is read
+    ``attack`` ahead so the music is already down when a phrase begins. Gaps shorter than
+    250 ms (between words) are held, so the music does not pump.
+    Returns (gain_db, voice_level_db, speech) per frame."""
+    frame = max(1, int(rate * hop))
+    level = _frame_levels(voice_track, frame)
+    if not np.any(level > -100):
+        zeros = np.zeros_like(level)
+        return zeros, level, zeros.astype(bool)
+    active = level[level > -100]
+    threshold = max(float(np.percentile(active, 95)) - 30.0, -55.0)
+    speech = level > threshold
+    hold = int(0.25 / hop)
+    if hold > 0 and speech.any():
+        # close short gaps: a frame counts as speech if speech lies within `hold` on both sides
+        idx = np.arange(speech.size)
+        speech_idx = np.nonzero(speech)[0]
+        nxt = np.searchsorted(speech_idx, idx)
+        prev_ok = nxt > 0
+        after = np.where(nxt < speech_idx.size, speech_idx[np.minimum(nxt, speech_idx.size - 1)]
+                         - idx, hold + 1)
+        before = np.where(prev_ok, idx - speech_idx[np.maximum(nxt - 1, 0)], hold + 1)
+        speech = speech | ((after <= hold) & (before <= hold))
+    if not options.ducking or options.duck_db <= 0:
+        return np.zeros(level.size), level, speech
+    target = np.where(speech, -options.duck_db, 0.0)
+    ahead = int(round(options.attack_ms / 1000.0 / hop))
+    if ahead > 0:  # look ahead: the dip starts `attack` before the phrase
+        shifted = np.concatenate([target[ahead:], np.zeros(ahead)])
+        target = np.minimum(target, shifted)
+    a_att = math.exp(-hop / max(options.attack_ms / 1000.0 / 3.0, 1e-4))
+    a_rel = math.exp(-hop / max(options.release_ms / 1000.0 / 3.0, 1e-4))
+    gain = np.empty_like(target)
+    current = 0.0
+    for i, goal in enumerate(target):  # ~100 iterations per second of audio: cheap
+        coef = a_att if goal < current else a_rel
+        current = goal + (current - goal) * coef
+        gain[i] = current
+    return gain, level, speech
+
+
+def _fades(length: int, rate: int, fade_in: float, fade_out: float) -> np.ndarray:
+    env = np.ones(length, dtype=np.float32)
+    n_in = min(int(fade_in * rate), length // 2)
+    n_out = min(int(fade_out * rate), length // 2)
+    if n_in > 0:
+        env[:n_in] = np.sin(np.linspace(0, np.pi / 2, n_in, dtype=np.float32)) ** 2
+    if n_out > 0:
+        env[length - n_out:] = np.cos(np.linspace(0, np.pi / 2, n_out, dtype=np.float32)) ** 2
+    return env
+
+
+def mix(voice: Audio, music: Audio | None, options: MixOptions | None = None,
+        progress: ProgressFn = no_progress) -> tuple[Audio, MixReport]:
+    """Voice over looped, faded, ducked music, normalised to ``target_lufs`` / ``true_peak_db``.
+
+    ``music`` None (or a volume of 0) gives the voice alone with lead-in/tail silence, still
+    normalised. The mix runs at 48 kHz."""
+    options = options or MixOptions()
+    rate = MIX_RATE
+    v = resample(voice, rate).samples
+    lead, tail = int(options.lead_in * rate), int(options.tail * rate)
+    total = lead + v.size + tail
+    voice_track = np.zeros(total, dtype=np.float32)
+    voice_track[lead: lead + v.size] = v
+    progress(0.1, "loop")
+    voice_lufs = integrated_loudness(Audio(v, rate))
+    music_db = options.music_db
+    with_music = music is not None and math.isfinite(music_db)
+    plays = 0
+    music_gain_db = -math.inf
+    bed = np.zeros(total, dtype=np.float32)
+    if with_music:
+        assert music is not None
+        looped, plays = loop_to_length(resample(music, rate), total, options.loop_crossfade)
+        music_lufs = integrated_loudness(Audio(looped, rate))
+        reference = voice_lufs if math.isfinite(voice_lufs) else options.target_lufs
+        if math.isfinite(music_lufs):
+            music_gain_db = reference + music_db - music_lufs
+            bed = looped * np.float32(db_to_gain(music_gain_db))
+            bed *= _fades(total, rate, options.fade_in, options.fade_out)
+    progress(0.4, "ducking")
+    hop = 0.01
+    duck_db, voice_level, speech = ducking_gain(voice_track, rate, options, hop)
+    frame = int(rate * hop)
+    frame_times = np.arange(duck_db.size) * hop
+    sample_gain = np.interp(np.arange(total) / rate, frame_times + hop / 2,
+                            10 ** (duck_db / 20.0)).astype(np.float32)
+    bed = bed * sample_gain
+    progress(0.6, "loudness")
+    lossy = options.output_format in ("mp3", "m4a")
+    ceiling = options.true_peak_db - (LOSSY_MARGIN_DB if lossy else 0.2)
+    mixed, loudness = normalize(Audio(voice_track + bed, rate), options.target_lufs, ceiling)
+    # how far the voice sits above the music while someone speaks (same gain applied to both)
+    speech_samples = np.repeat(speech, frame)[:total]
+    if speech_samples.size < total:
+        speech_samples = np.pad(speech_samples, (0, total - speech_samples.size))
+    voice_energy = float(np.sum(voice_track[speech_samples] ** 2))
+    music_energy = float(np.sum(bed[speech_samples] ** 2))
+    if music_energy > 0 and voice_energy > 0:
+        voice_to_music: float | None = round(10 * math.log10(voice_energy / music_energy), 1)
+    else:
+        voice_to_music = None
+    progress(1.0, "mixed")
+    details = {
+        "sample_rate": rate,
+        "duration": round(total / rate, 3),
+        "voice_duration": round(v.size / rate, 3),
+        "voice_offset": round(lead / rate, 3),
+        "bgm_volume": options.bgm_volume,
+        "bgm_volume_db": None if not math.isfinite(music_db) else round(music_db, 1),
+        "music_gain_db": None if not math.isfinite(music_gain_db) else round(music_gain_db, 1),
+        "fade_in": options.fade_in, "fade_out": options.fade_out,
+        "lead_in": options.lead_in, "tail": options.tail,
+        "loop": {"plays": plays, "crossfade": options.loop_crossfade},
+        "ducking": {"enabled": options.ducking and options.duck_db > 0,
+                    "depth_db": options.duck_db, "attack_ms": options.attack_ms,
+                    "release_ms": options.release_ms,
+                    "speech_fraction": round(float(speech.mean()), 3) if speech.size else 0.0},
+        "voice_to_music_db": voice_to_music,
+        "loudness": {"target_lufs": options.target_lufs, "ceiling_dbtp": options.true_peak_db,
+                     "voice_lufs": None if not math.isfinite(voice_lufs) else round(voice_lufs, 2),
+                     **{k: (None if isinstance(v_, float) and not math.isfinite(v_) else v_)
+                        for k, v_ in loudness.items()}},
+    }
+    return mixed, MixReport(details, frame_times, duck_db, voice_level, speech)
+
+
+# -------------------------------------------------------------------------------- render
+
+
+def render(audio: Audio, fmt: str = "mp3", bitrate: str = "192k", ceiling_db: float = -1.0,
+           target_lufs: float | None = -16.0) -> tuple[bytes, dict[str, Any]]:
+    """Encode, then decode the result and meter it as a listener's tool would.
+
+    Lossy encoders move both numbers (LAME's low-pass took ~0.4 LU off our mixes; true peaks
+    can rise): when the decoded file is off the target by more than 0.15 LU or over the
+    ceiling, the level is corrected by the measured error and it encodes again (at most
+    three times; the ceiling wins over the target). Returns the bytes and the measurements
+    of the decoded file."""
+    samples = audio.samples
+    data = b""
+    measured: dict[str, Any] = {}
+    for attempt in range(3):
+        data = encode_audio(Audio(samples, audio.sample_rate), fmt, bitrate)
+        decoded = (Audio(samples, audio.sample_rate) if fmt == "wav"
+                   else decode_audio(data, area="BGM", target_rate=None))
+        peak = true_peak_db(decoded.samples)
+        lufs = integrated_loudness(decoded)
+        measured = {"true_peak_dbtp": round(peak, 2) if math.isfinite(peak) else None,
+                    "lufs": round(lufs, 2) if math.isfinite(lufs) else None,
+                    "encodes": attempt + 1}
+        off = (target_lufs - lufs) if target_lufs is not None and math.isfinite(lufs) else 0.0
+        if peak <= ceiling_db and abs(off) <= 0.15:
+            break
+        step = off if peak + off <= ceiling_db else min(off, ceiling_db - peak - 0.05)
+        internal = true_peak_db(samples) + (ceiling_db - peak)  # the codec's peak overshoot
+        samples = (samples * np.float32(db_to_gain(step))).astype(np.float32)
+        samples, _ = limit(samples, audio.sample_rate, min(internal, ceiling_db) - 0.05)
+    return data, measured
+
+
+def mix_to_file(voice: Audio, track_id_or_mood: str | None, options: MixOptions,
+                store: TrackStore | None = None, progress: ProgressFn = no_progress,
+                music: Audio | None = None) -> tuple[bytes, MixReport, Track | None]:
+    """The one call the message pipeline uses: find the track, mix, encode."""
+    track = None
+    if music is None and track_id_or_mood and track_id_or_mood.lower() != "none":
+        track, music = load_track(track_id_or_mood, store)
+    mixed, report = mix(voice, music, options, progress)
+    data, measured = render(mixed, options.output_format, options.bitrate,
+                            options.true_peak_db, options.target_lufs)
+    report.details["output"] = {"format": options.output_format,
+                                "bitrate": options.bitrate if options.output_format != "wav"
+                                else None, **measured}
+    report.details["track"] = track.public() if track else None
+    return data, report, track
+
+
+def options_dict(options: MixOptions) -> dict[str, Any]:
+    return asdict(options)
