@@ -376,6 +376,8 @@ class FaceRig:
         self.mouth_roi = Roi.around(x0, y0, x1, y1, self.w, self.h)
         roi = self.mouth_roi
         self.moves = self._mouth_moves()
+        self._move_arrays = {k: (np.array(list(v), dtype=np.intp), np.array(list(v.values())))
+                             for k, v in self.moves.items()}
         upper_ids = set(UPPER_OUTER + UPPER_INNER) - {61, 291, 78, 308}
         lower_ids = set(LOWER_OUTER + LOWER_INNER + CHIN) | {a for a, _, _ in JAW} | {
             b for _, b, _ in JAW}
@@ -546,7 +548,7 @@ class FaceRig:
         cv2.fillPoly(inner, [np.round(np.r_[p[UPPER_INNER], p[LOWER_INNER][::-1]]).astype(np.int32)], 255)
         px = self.base[inner > 0].astype(np.float32)
         self.photo_teeth = False
-        self.cavity_colour = self.lip_colour * 0.22
+        self.cavity_colour = self.lip_colour * 0.3
         if len(px) > 12:
             v = px.max(axis=1)
             s = (v - px.min(axis=1)) / np.maximum(v, 1)
@@ -564,8 +566,8 @@ class FaceRig:
         for shape in SHAPES:
             wgt = getattr(c, shape)
             if wgt:
-                for i, mv in self.moves[shape].items():
-                    pts[i] += wgt * mv
+                ids, moves = self._move_arrays[shape]
+                pts[ids] += wgt * moves
         return pts
 
     def _mouth_field(self, c: FrameControls, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -595,14 +597,16 @@ class FaceRig:
         wrong = np.where(lower[..., 0] > 0.5, sy < src_mid - 0.5, sy > src_mid + 0.5) & inside
         return field.astype(np.float32), wrong.astype(np.float32)
 
-    def _interior(self, pts: np.ndarray, wrong: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Colour and alpha of the newly opened mouth over the mouth ROI."""
+    def _interior(self, pts: np.ndarray, wrong: np.ndarray) -> tuple[Roi, np.ndarray]:
+        """RGBA of the newly opened mouth, over the part of the mouth ROI it covers."""
         import cv2
 
-        roi = self.mouth_roi
-        alpha = cv2.GaussianBlur(wrong, (0, 0), 0.8)
-        if not alpha.any():
-            return np.zeros((*roi.shape, 3), np.float32), alpha
+        mr = self.mouth_roi
+        rows, cols = np.nonzero(wrong.any(axis=1))[0], np.nonzero(wrong.any(axis=0))[0]
+        r0, r1 = max(rows[0] - 3, 0), min(rows[-1] + 4, mr.shape[0])
+        c0, c1 = max(cols[0] - 3, 0), min(cols[-1] + 4, mr.shape[1])
+        roi = Roi(int(mr.x0 + c0), int(mr.y0 + r0), int(mr.x0 + c1), int(mr.y0 + r1))
+        alpha = cv2.GaussianBlur(np.ascontiguousarray(wrong[r0:r1, c0:c1]), (0, 0), 0.8)
         up_in, low_in = pts[UPPER_INNER], pts[LOWER_INNER]
         ou, ol = np.argsort(up_in[:, 0]), np.argsort(low_in[:, 0])
         xs = np.arange(roi.x0, roi.x1, dtype=np.float64)
@@ -611,7 +615,7 @@ class FaceRig:
         gap = np.maximum(y_low - y_up, 1.0)
         left, right = up_in[ou[0], 0], up_in[ou[-1], 0]
         u = np.clip((xs - (left + right) / 2) / max((right - left) / 2, 1), -1, 1).astype(np.float32)
-        yy = self.mouth_grid_y
+        yy = self.mouth_grid_y[r0:r1, c0:c1]
         rel = np.clip((yy - y_up[None, :]) / gap[None, :], 0, 1)
         side_shade = (1.0 - 0.55 * np.abs(u) ** 2)[None, :]
         # Cavity: darkest at the back/middle, a little light from the lips at top and bottom.
@@ -626,7 +630,7 @@ class FaceRig:
         colour = colour * (1 - tongue[..., None]) + tongue_col[None, None, :] * (
             tongue * side_shade * 0.85)[..., None]
         if self.photo_gap < 0.06 * wm and not self.photo_teeth:
-            tooth = np.array([212, 202, 184], np.float32) * self.exposure
+            tooth = np.array([206, 196, 178], np.float32) * min(self.exposure, 1.0)
             top_px = yy - y_up[None, :]
             teeth_h = (np.minimum(0.11 * wm, 0.42 * gap) * (1 - np.abs(u) ** 3))[None, :]
             upper = _smoothstep(np.clip((teeth_h - top_px) / 1.2, 0, 1)) * (top_px > -1)
@@ -639,7 +643,7 @@ class FaceRig:
             lower_t = _smoothstep(np.clip((low_h - low_px) / 1.2, 0, 1)) * (low_px > -1) * (low_h > 0.5)
             colour = colour * (1 - 0.8 * lower_t[..., None]) + tooth * (
                 0.8 * lower_t * 0.75 * side_shade)[..., None]
-        return colour.astype(np.float32), alpha
+        return roi, np.dstack([colour, alpha]).astype(np.float32)
 
     def _sub(self, roi: Roi, margin: int) -> tuple[slice, slice]:
         """``roi`` (plus a margin) as slices of the head region's arrays."""
@@ -693,8 +697,7 @@ class FaceRig:
             mx += off[..., 0]
             my += off[..., 1]
             if wrong.any():
-                colour, alpha = self._interior(pts, wrong)
-                overlays.append((roi, np.dstack([colour, alpha])))
+                overlays.append(self._interior(pts, wrong))
         if c.blink > 0.02:
             overlays.extend(self._lid(i, min(c.blink, 1.0)) for i in range(len(self.eyes)))
         out[hr.slices] = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR,
