@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text", "auto"] = "auto"
     open_browser: bool = True
     public_url: str | None = None
+    # https hosts whose URLs the API may fetch as inputs (".example.com" = its subdomains)
+    fetch_allowed_hosts: BackendList = Field(default_factory=list)
 
     tts_backends: BackendList = Field(default_factory=lambda: list(DEFAULT_ORDER["tts"]))
     voice_encoder_backends: BackendList = Field(
@@ -70,7 +72,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "tts_backends", "voice_encoder_backends", "voice_converter_backends",
-        "cutout_backends", "refiner_backends", "talking_head_backends", mode="before",
+        "cutout_backends", "refiner_backends", "talking_head_backends", "fetch_allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _split(cls, value: object) -> object:

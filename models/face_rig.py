@@ -595,6 +595,14 @@ class FaceRig:
         src_mid = np.interp(sx, self.src_mid_x, self.src_mid_y)
         inside = (sx > self.src_mid_x[0]) & (sx < self.src_mid_x[-1])
         wrong = np.where(lower[..., 0] > 0.5, sy < src_mid - 0.5, sy > src_mid + 0.5) & inside
+        # Only between the moved inner lips: pressed lips that overlap open nothing.
+        ou, ol = np.argsort(up_in[:, 0]), np.argsort(low_in[:, 0])
+        y_up = np.interp(xs, up_in[ou, 0], up_in[ou, 1]).astype(np.float32)
+        y_low = np.interp(xs, low_in[ol, 0], low_in[ol, 1]).astype(np.float32)
+        between = ((self.mouth_grid_y >= y_up[None, :] - 1.0)
+                   & (self.mouth_grid_y <= y_low[None, :] + 1.0)
+                   & ((y_low - y_up) > 0.3)[None, :])
+        wrong &= between
         return field.astype(np.float32), wrong.astype(np.float32)
 
     def _interior(self, pts: np.ndarray, wrong: np.ndarray) -> tuple[Roi, np.ndarray]:

@@ -70,7 +70,7 @@ def idle_track(n: int, fps: int, seed: int, face_height: float,
     dy = _wander(n, fps, rng, (0.09, 0.23)) * 1.6 * scale
     roll = _wander(n, fps, rng, (0.06, 0.19)) * 1.4
     if envelope is not None and len(envelope) == n:
-        k = max(1, int(0.25 * fps))
+        k = max(1, min(n, int(0.25 * fps)))
         nod = np.convolve(envelope, np.ones(k) / k, mode="same")
         dy = dy + (nod - nod.mean()) * 1.5 * scale
     rate = rng.uniform(0.2, 0.3)
