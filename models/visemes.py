@@ -181,7 +181,8 @@ def _finish(open_: np.ndarray, spread: np.ndarray, round_: np.ndarray, close: np
     open_ = _smooth(early(open_), min(1.0, k), min(1.0, k * 0.8))
     spread = _smooth(early(spread), min(1.0, k * 0.8), min(1.0, k * 0.6))
     round_ = _smooth(early(round_), min(1.0, k * 0.8), min(1.0, k * 0.6))
-    close = np.clip(early(close), 0.0, 1.0)
+    # Lips close a little before the sound and stay closed through it.
+    close = np.clip(np.maximum(early(close), close), 0.0, 1.0)
     open_ = open_ * (1.0 - close)
     return MouthTrack(open_.astype(np.float32), spread.astype(np.float32),
                       round_.astype(np.float32), close.astype(np.float32),
