@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     retention_uploads_days: float = Field(7.0, gt=0)
     retention_processed_days: float = Field(3.0, gt=0)
     retention_videos_days: float = Field(30.0, gt=0)
+    # https hosts whose URLs the API may fetch as inputs (".example.com" = its subdomains)
+    fetch_allowed_hosts: BackendList = Field(default_factory=list)
 
     tts_backends: BackendList = Field(default_factory=lambda: list(DEFAULT_ORDER["tts"]))
     voice_encoder_backends: BackendList = Field(
@@ -83,7 +85,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "tts_backends", "voice_encoder_backends", "voice_converter_backends",
-        "cutout_backends", "refiner_backends", "talking_head_backends", mode="before",
+        "cutout_backends", "refiner_backends", "talking_head_backends", "fetch_allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _split(cls, value: object) -> object:

@@ -312,7 +312,12 @@ class MatteRefiner(Engine, Protocol):
 
 @dataclass(frozen=True)
 class RenderRequest:
-    """A portrait (RGB/RGBA PIL image) and the speech it should say."""
+    """A portrait (RGB/RGBA PIL image) and the speech it should say.
+
+    ``options`` carries engine-specific choices (D-ID: ``driver_url``, ``result_format``,
+    ``stitch``); an engine writes what callers should know (e.g. ``did_talk_id``) into
+    ``info``.
+    """
 
     image: Any
     speech: Speech
@@ -320,6 +325,8 @@ class RenderRequest:
     fps: int = 25
     seed: int = 0
     output: Path = Path("out.mp4")
+    options: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class TalkingHead(Engine, Protocol):

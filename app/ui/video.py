@@ -1,12 +1,110 @@
-"""The Video tab (filled in by the video issue)."""
+"""The Video tab: portrait + audio -> talking-head MP4, with a quick preview."""
 
 from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
 from app.services import Services
-from app.ui.text import t
+from app.ui.text import plain, register, t
+from models.base import Speech
+from models.errors import StudioError
+
+register(
+    en={
+        "video.portrait": "Portrait", "video.audio": "Speech audio",
+        "video.engine": "Engine", "video.engine_auto": "auto (best available)",
+        "video.size": "Size", "video.subtitles": "Burn in subtitles",
+        "video.text": "Message text (for subtitles)", "video.seed": "Motion seed",
+        "video.preview": "Quick preview (low-res)", "video.render": "Render video",
+        "video.result": "Video", "video.file": "Download", "video.info": "Details",
+        "video.made_by": "Made by", "video.fallback": "fallback from",
+    },
+    ja={
+        "video.portrait": "ポートレート", "video.audio": "音声",
+        "video.engine": "エンジン", "video.engine_auto": "自動（利用可能な最良）",
+        "video.size": "サイズ", "video.subtitles": "字幕を焼き込む",
+        "video.text": "メッセージ本文（字幕用）", "video.seed": "動きのシード",
+        "video.preview": "クイックプレビュー（低解像度）", "video.render": "動画を生成",
+        "video.result": "動画", "video.file": "ダウンロード", "video.info": "詳細",
+        "video.made_by": "生成エンジン", "video.fallback": "フォールバック元",
+    },
+)
+
+
+def run_render(services: Services, image: Any, audio_path: str | None, engine: str,
+               size: str, subtitles: bool, text: str, seed: float, preview: bool,
+               progress: gr.Progress | None = None) -> tuple[str, str | None, str]:
+    """The tab's one action (also the ``/generate_video`` API)."""
+    from pipelines.media import decode_audio
+    from pipelines.video import render_talking_head
+
+    if image is None:
+        raise gr.Error(plain("video.portrait") + ": ?")
+    if not audio_path:
+        raise gr.Error(plain("video.audio") + ": ?")
+    try:
+        audio = decode_audio(Path(audio_path).read_bytes(), area="VIDEO",
+                             filename=Path(audio_path).name)
+        out = Path(tempfile.gettempdir()) / "studio-video" / f"{uuid.uuid4().hex}.mp4"
+
+        def report(fraction: float, step: str) -> None:
+            if progress is not None:
+                progress(fraction, desc=step)
+
+        path, info = render_talking_head(
+            services.chain("talking_head"), image, Speech(audio), size=size, output=out,
+            subtitles=text or None, burn_subtitles=bool(subtitles and text), progress=report,
+            seed=int(seed or 0), engine=None if engine in ("", "auto") else engine,
+            preview=preview)
+    except StudioError as exc:
+        raise gr.Error(f"{exc.code}: {exc.message}") from None
+    made = f"**{info['backend']}**"
+    if info.get("fallback_used"):
+        skipped = [a["backend"] for a in info["attempts"] if a["outcome"] != "used"]
+        made += f" ({', '.join(skipped)} → {info['backend']})"
+    details = (f"{made} · {info['size']} · {info['duration']:.2f} s · "
+               f"{info['processing_time']:.1f} s")
+    return str(path), str(path), details
 
 
 def build(services: Services) -> None:
-    gr.Markdown(t("coming_soon"))
+    engines = ["auto", *services.settings.backends("talking_head")]
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(label=t("video.portrait"), type="pil", image_mode=None,
+                             sources=["upload", "clipboard"])
+            audio = gr.Audio(label=t("video.audio"), type="filepath",
+                             sources=["upload", "microphone"])
+            text = gr.Textbox(label=t("video.text"), lines=2, max_length=1000)
+            with gr.Row():
+                engine = gr.Dropdown(engines, value="auto", label=t("video.engine"))
+                size = gr.Dropdown(["512x512", "720x1280", "1280x720"], value="512x512",
+                                   label=t("video.size"))
+            with gr.Row():
+                subtitles = gr.Checkbox(label=t("video.subtitles"), value=False)
+                seed = gr.Number(label=t("video.seed"), value=0, precision=0, minimum=0)
+            with gr.Row():
+                preview_btn = gr.Button(t("video.preview"))
+                render_btn = gr.Button(t("video.render"), variant="primary")
+        with gr.Column():
+            video = gr.Video(label=t("video.result"))
+            file = gr.File(label=t("video.file"))
+            info = gr.Markdown()
+    preview_flag = gr.State(True)
+    full_flag = gr.State(False)
+
+    def go(image, audio, engine, size, subtitles, text, seed, preview,
+           progress=gr.Progress()):  # noqa: B008
+        return run_render(services, image, audio, engine, size, subtitles, text, seed,
+                          preview, progress)
+
+    inputs = [image, audio, engine, size, subtitles, text, seed]
+    preview_btn.click(go, inputs=[*inputs, preview_flag], outputs=[video, file, info],
+                      api_visibility="private", concurrency_id="video", concurrency_limit=1)
+    render_btn.click(go, inputs=[*inputs, full_flag], outputs=[video, file, info],
+                     api_name="generate_video", concurrency_id="video", concurrency_limit=1)

@@ -1,0 +1,142 @@
+"""Benchmark of the built-in talking-head renderer.
+
+    /work/main/.venv/bin/python bench/video.py
+
+Prints: render speed (incl. H.264 encoding) at 512x512 and 720x1280 as a ratio to real
+time (25 fps); lip-sync metrics measured independently on the rendered frames with
+MediaPipe face mesh (inner-lip gap / mouth width): correlation with the speech envelope and
+the share of M/B/P frames with closed lips, for the audio-only path and the phoneme path;
+and writes a contact sheet of frames across a Japanese sentence to bench/out/.
+Test speech: pyopenjtalk (HTS voice "mei"); phoneme timing from cumulative syntheses of
+the full-context label prefixes (each label fixes its own duration).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.base import Audio, RenderRequest, Speech, Timing  # noqa: E402
+from models.face_rig import detect_landmarks  # noqa: E402
+from models.landmark_head import LandmarkHead, write_performance  # noqa: E402
+from pipelines.subtitles import font_path  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+PORTRAIT = ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg"
+SENTENCE = "みなさん、こんばんは。ぼくは毎晩、パンとマフィンを食べます。"
+BILABIAL = {"m", "my", "b", "by", "p", "py"}
+
+
+def openjtalk_speech(text: str) -> Speech:
+    import pyopenjtalk
+
+    labels = pyopenjtalk.extract_fullcontext(text, use_sudachi_kanji_yomi=False)
+    wav, rate = pyopenjtalk.synthesize(labels)
+    ends = []
+    for k in range(1, len(labels) + 1):
+        part, _ = pyopenjtalk.synthesize(labels[:k])
+        ends.append(len(part) / rate)
+    phonemes = []
+    start = 0.0
+    for label, end in zip(labels, ends, strict=True):
+        symbol = label.split("-", 1)[1].split("+", 1)[0]
+        if symbol not in ("sil", "pau"):
+            phonemes.append(Timing(start, end, symbol))
+        start = end
+    audio = Audio((np.asarray(wav) / 32768.0).astype(np.float32), int(rate))
+    return Speech(audio, phonemes=tuple(phonemes))
+
+
+def speed(engine: LandmarkHead, portrait: Image.Image, speech: Speech, size: tuple[int, int]
+          ) -> tuple[float, float]:
+    out = OUT / f"speed_{size[0]}x{size[1]}.mp4"
+    request = RenderRequest(portrait, Speech(speech.audio), size=size, output=out)
+    engine.perform(request)  # warm: landmarks cached, as for a preview-then-render
+    started = time.perf_counter()
+    engine.render(request)
+    wall = time.perf_counter() - started
+    perf = engine.perform(request)
+    t0 = time.perf_counter()
+    for _ in perf.iter_frames():
+        pass
+    frames_only = perf.frames / (time.perf_counter() - t0)
+    return speech.audio.duration / wall, frames_only
+
+
+def lipsync(engine: LandmarkHead, portrait: Image.Image, speech: Speech, use_phonemes: bool
+            ) -> tuple[float, float, list[np.ndarray], object]:
+    s = speech if use_phonemes else Speech(speech.audio)
+    perf = engine.perform(RenderRequest(portrait, s, size=(512, 512)))
+    frames = [f.copy() for f in perf.iter_frames()]
+    gaps = []
+    for f in frames:
+        p = detect_landmarks(f)
+        gaps.append(np.linalg.norm(p[14] - p[13]) / np.linalg.norm(p[291] - p[61]))
+    gaps = np.array(gaps)
+    env = perf.mouth.envelope
+    corr = float(np.corrcoef(gaps, env)[0, 1])
+    times = (np.arange(len(frames)) + 0.5) / 25
+    bil = np.zeros(len(frames), bool)
+    for ph in speech.phonemes:
+        if ph.text in BILABIAL:
+            mid = (ph.start + ph.end) / 2
+            bil[int(np.argmin(np.abs(times - mid)))] = True
+    closed_share = float(np.mean(gaps[bil] < 0.05)) if bil.any() else float("nan")
+    return corr, closed_share, frames, perf
+
+
+def contact_sheet(frames: list[np.ndarray], speech: Speech, path: Path) -> None:
+    font = ImageFont.truetype(font_path(), 18)
+    picks = np.linspace(0, len(frames) - 1, 24).astype(int)
+    tiles = []
+    for i in picks:
+        t = (i + 0.5) / 25
+        ph = next((p.text for p in speech.phonemes if p.start <= t < p.end), "·")
+        tile = Image.fromarray(frames[i][150:406, 128:384]).resize((192, 192))
+        d = ImageDraw.Draw(tile)
+        d.rectangle((0, 0, 191, 24), fill=(0, 0, 0))
+        d.text((4, 1), f"{t:4.2f}s  {ph}", font=font, fill=(255, 255, 255))
+        tiles.append(tile)
+    sheet = Image.new("RGB", (192 * 8, 192 * 3 + 30), (20, 20, 20))
+    for k, tile in enumerate(tiles):
+        sheet.paste(tile, ((k % 8) * 192, 30 + (k // 8) * 192))
+    ImageDraw.Draw(sheet).text((6, 4), SENTENCE, font=font, fill=(255, 255, 255))
+    sheet.save(path)
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    portrait = Image.open(PORTRAIT).convert("RGB")
+    speech = openjtalk_speech(SENTENCE)
+    engine = LandmarkHead()
+    print(f"speech: {speech.audio.duration:.2f} s, {len(speech.phonemes)} phonemes "
+          f"(pyopenjtalk); portrait: {PORTRAIT.name}")
+    print("\n| size | render incl. encode (x real time) | frames only (fps) |")
+    print("|---|---|---|")
+    for size in ((512, 512), (720, 1280)):
+        ratio, fps = speed(engine, portrait, speech, size)
+        print(f"| {size[0]}x{size[1]} | {ratio:.2f}x | {fps:.0f} |")
+    print("\n| mouth driven by | corr(mouth gap, envelope) | M/B/P frames with closed lips |")
+    print("|---|---|---|")
+    sheet_frames = None
+    for use in (False, True):
+        corr, closed, frames, perf = lipsync(engine, portrait, speech, use)
+        print(f"| {'phoneme timing' if use else 'audio only'} | {corr:.2f} | {closed:.0%} |")
+        if not use:
+            sheet_frames = frames
+            audio_perf = perf
+    contact_sheet(sheet_frames, speech, OUT / "contact_sheet.png")
+    request = RenderRequest(portrait, Speech(speech.audio), output=OUT / "sentence.mp4")
+    write_performance(audio_perf, request)  # type: ignore[arg-type]
+    print(f"\nwrote {OUT / 'contact_sheet.png'} and {OUT / 'sentence.mp4'}")
+
+
+if __name__ == "__main__":
+    main()

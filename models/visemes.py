@@ -1,0 +1,224 @@
+"""Speech -> per-frame mouth controls for the talking-head renderers.
+
+Four controls per video frame, each in [0, 1]:
+
+- ``open``: jaw/lip opening, from the loudness envelope, scaled by the first formant (open
+  vowels such as /a/ have a high F1, /i/ and /u/ a low one);
+- ``spread``: lips pulled sideways (/i/, /e/): a high second formant;
+- ``round``: lips rounded and narrowed (/o/, /u/): a low second formant;
+- ``close``: lips pressed together (/m/, /b/, /p/): a short dip of the envelope inside speech
+  whose spectrum holds little high-frequency energy (nasal murmur or stop closure).
+
+When the speech engine knows its phonemes (``Speech.phonemes``), their timing replaces the
+guesses: vowels set the shape, m/b/p close the lips, pauses close the mouth. Everything is
+numpy; an LPC of order 10-12 per 40 ms frame gives the formants (cheap: a few ms per second
+of audio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.base import Speech
+
+ANALYSIS_RATE = 11025
+BILABIALS = frozenset({"m", "b", "p", "my", "by", "py"})
+VOWEL_SHAPES: dict[str, tuple[float, float, float]] = {
+    # vowel: (open, spread, round) — Japanese vowels, with /u/ only lightly rounded
+    "a": (1.0, 0.0, 0.0), "i": (0.28, 1.0, 0.0), "u": (0.3, 0.0, 0.75),
+    "e": (0.6, 0.65, 0.0), "o": (0.65, 0.0, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class MouthTrack:
+    """Per-frame mouth controls (each an array of ``frames`` floats in [0, 1])."""
+
+    open: np.ndarray
+    spread: np.ndarray
+    round: np.ndarray
+    close: np.ndarray
+    envelope: np.ndarray  # normalized loudness per frame, for metrics
+    fps: int
+
+    @property
+    def frames(self) -> int:
+        return len(self.open)
+
+
+def frame_count(duration: float, fps: int) -> int:
+    """Frames covering ``duration`` seconds: the last frame starts before the audio ends."""
+    return max(1, int(np.ceil(duration * fps - 1e-6)))
+
+
+def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return samples.astype(np.float32)
+    from scipy.signal import resample_poly
+
+    g = np.gcd(rate, target)
+    return resample_poly(samples, target // g, rate // g).astype(np.float32)
+
+
+def _frames(x: np.ndarray, n: int, hop: float, win: int) -> np.ndarray:
+    """``n`` windows of ``win`` samples centred on each video frame's midpoint."""
+    centers = ((np.arange(n) + 0.5) * hop).astype(np.int64)
+    starts = centers - win // 2
+    padded = np.pad(x, (win, win))
+    idx = starts[:, None] + win + np.arange(win)[None, :]
+    return padded[idx]
+
+
+def _lpc(frame: np.ndarray, order: int) -> np.ndarray | None:
+    """LPC coefficients by autocorrelation + Levinson-Durbin (None for silent frames)."""
+    r = np.correlate(frame, frame, mode="full")[len(frame) - 1: len(frame) + order]
+    if r[0] <= 1e-9:
+        return None
+    r = r.astype(np.float64)
+    r[0] *= 1.0 + 1e-4  # white-noise correction keeps the recursion stable
+    a = np.zeros(order + 1)
+    a[0] = 1.0
+    err = r[0]
+    for i in range(1, order + 1):
+        acc = r[i] + np.dot(a[1:i], r[i - 1:0:-1])
+        k = -acc / err
+        a[1:i] = a[1:i] + k * a[i - 1:0:-1]
+        a[i] = k
+        err *= 1.0 - k * k
+        if err <= 0:
+            return None
+    return a
+
+
+def formants(frame: np.ndarray, rate: int = ANALYSIS_RATE, order: int = 12) -> tuple[float, float]:
+    """(F1, F2) in Hz of one windowed frame; (0, 0) when none can be found."""
+    a = _lpc(frame, order)
+    if a is None:
+        return 0.0, 0.0
+    roots = np.roots(a)
+    roots = roots[np.imag(roots) > 0.01]
+    freqs = np.angle(roots) * rate / (2 * np.pi)
+    bands = -0.5 * rate / np.pi * np.log(np.abs(roots) + 1e-12)
+    keep = (freqs > 200) & (freqs < 4000) & (bands < 500)
+    found = np.sort(freqs[keep])
+    if len(found) < 2:
+        return (float(found[0]), 0.0) if len(found) else (0.0, 0.0)
+    return float(found[0]), float(found[1])
+
+
+def _smooth(x: np.ndarray, attack: float, release: float) -> np.ndarray:
+    """One-pole follower: fast ``attack`` toward higher values, slower ``release``."""
+    out = np.empty_like(x)
+    y = float(x[0]) if len(x) else 0.0
+    for i, v in enumerate(x):
+        coeff = attack if v > y else release
+        y += coeff * (v - y)
+        out[i] = y
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def analyze(speech: Speech, fps: int = 25) -> MouthTrack:
+    """Mouth controls for every video frame of ``speech`` (phonemes win when present)."""
+    audio = speech.audio
+    n = frame_count(audio.duration, fps)
+    x = _resample(audio.samples, audio.sample_rate, ANALYSIS_RATE)
+    hop = ANALYSIS_RATE / fps
+    win = int(0.04 * ANALYSIS_RATE)
+    frames = _frames(x, n, hop, win)
+    window = np.hanning(win).astype(np.float32)
+    rms = np.sqrt(np.mean((frames * window) ** 2, axis=1) + 1e-12)
+    db = 20 * np.log10(rms + 1e-9)
+    peak = np.percentile(db, 95) if n > 1 else db.max()
+    floor = max(peak - 38.0, db.min())
+    envelope = np.clip((db - floor) / max(peak - floor, 1e-3), 0.0, 1.0)
+    speaking = envelope > 0.3
+
+    # Spectral tilt: share of energy above 1.5 kHz (low in nasals and closures).
+    spectrum = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(win, 1.0 / ANALYSIS_RATE)
+    high = spectrum[:, freqs > 1500].sum(axis=1) / (spectrum.sum(axis=1) + 1e-12)
+
+    f1 = np.zeros(n)
+    f2 = np.zeros(n)
+    emphasized = np.append(frames[:, :1], frames[:, 1:] - 0.94 * frames[:, :-1], axis=1)
+    for i in np.nonzero(speaking)[0]:
+        f1[i], f2[i] = formants(emphasized[i] * window)
+
+    open_ = np.clip((envelope - 0.25) / 0.6, 0.0, 1.0)
+    valid = (f1 > 0) & (f2 > 0)
+    f1_scale = np.where(valid, np.clip((f1 - 250.0) / 550.0, 0.0, 1.0), 0.6)
+    open_ = open_ * (0.35 + 0.65 * f1_scale)
+    spread = np.where(valid, _sigmoid((f2 - 1750.0) / 180.0), 0.0) * np.clip(envelope * 2, 0, 1)
+    round_ = np.where(valid & (f1 < 650), _sigmoid((1150.0 - f2) / 150.0), 0.0)
+    round_ = round_ * np.clip(envelope * 2, 0, 1)
+
+    # Bilabial closure: a local dip of the envelope between louder neighbours, dull spectrum.
+    close = np.zeros(n)
+    if n >= 5:
+        for i in range(2, n - 2):
+            around = min(envelope[max(0, i - 4):i].max(), envelope[i + 1:i + 5].max())
+            dip = around - envelope[i]
+            if around > 0.55 and dip > 0.18 and high[i] < 0.25:
+                close[i] = min(1.0, dip / 0.3)
+    return _finish(open_, spread, round_, close, envelope, fps)
+
+
+def _finish(open_: np.ndarray, spread: np.ndarray, round_: np.ndarray, close: np.ndarray,
+            envelope: np.ndarray, fps: int) -> MouthTrack:
+    """Shift slightly earlier (lips lead the sound), smooth, and keep closures closed."""
+    lead = 1 if fps >= 20 else 0
+
+    def early(a: np.ndarray) -> np.ndarray:
+        return np.r_[a[lead:], np.repeat(a[-1:], lead)] if lead and len(a) > lead else a
+
+    k = 0.65 * 25.0 / fps
+    open_ = _smooth(early(open_), min(1.0, k), min(1.0, k * 0.8))
+    spread = _smooth(early(spread), min(1.0, k * 0.8), min(1.0, k * 0.6))
+    round_ = _smooth(early(round_), min(1.0, k * 0.8), min(1.0, k * 0.6))
+    # Lips close a little before the sound and stay closed through it.
+    close = np.clip(np.maximum(early(close), close), 0.0, 1.0)
+    open_ = open_ * (1.0 - close)
+    return MouthTrack(open_.astype(np.float32), spread.astype(np.float32),
+                      round_.astype(np.float32), close.astype(np.float32),
+                      envelope.astype(np.float32), fps)
+
+
+def from_phonemes(speech: Speech, fps: int = 25) -> MouthTrack:
+    """Mouth controls from phoneme timing (vowel shapes, m/b/p closures), loudness-scaled."""
+    base = analyze(speech, fps)
+    n = base.frames
+    times = (np.arange(n) + 0.5) / fps
+    open_ = np.zeros(n)
+    spread = np.zeros(n)
+    round_ = np.zeros(n)
+    close = np.zeros(n)
+    for ph in speech.phonemes:
+        symbol = ph.text.strip().lower()
+        lo = int(np.searchsorted(times, ph.start))
+        hi = max(lo + 1, int(np.searchsorted(times, ph.end)))
+        if symbol in BILABIALS:
+            close[lo:hi] = 1.0
+            continue
+        vowel = symbol[-1:] if symbol[-1:] in VOWEL_SHAPES else None
+        if vowel is None:
+            continue
+        o, s, r = VOWEL_SHAPES[vowel]
+        loud = 0.55 if ph.text.strip()[-1:].isupper() else 1.0  # devoiced vowels (pyopenjtalk: "I", "U")
+        open_[lo:hi] = o * loud
+        spread[lo:hi] = s
+        round_[lo:hi] = r
+    gain = np.clip(0.4 + base.envelope, 0.0, 1.0)
+    return _finish(open_ * gain, spread, round_, close, base.envelope, fps)
+
+
+def mouth_track(speech: Speech, fps: int = 25) -> MouthTrack:
+    """The best track the inputs allow: phoneme-driven when timing is known."""
+    if speech.phonemes:
+        return from_phonemes(speech, fps)
+    return analyze(speech, fps)

@@ -1,0 +1,297 @@
+"""Wav2Lip lip-sync (Prajwal et al., 2020), written here in torch, redrawing the mouth of the
+built-in renderer's frames: head motion and blinks come from the built-in renderer, the lower
+face from the network.
+
+Weights: ``{models_dir}/wav2lip/wav2lip_gan.pth`` (or ``wav2lip.pth``), the original
+checkpoints' ``state_dict`` layout (``module.`` prefixes allowed); from the Hugging Face Hub
+only when downloads are allowed (``HUB_REPO``; that repository id is a community mirror,
+not verified here). Without weights the engine is unavailable and the chain moves on.
+
+Audio: 16 kHz, pre-emphasis 0.97, 800-point STFT with hop 200 (80 mel frames per second),
+80 mel bands 55-7600 Hz, dB normalised to [-4, 4]; each video frame sees 16 mel frames
+starting at ``int(i * 80 / fps)``. Faces: 96x96 crops, the lower half masked, stacked with
+the unmasked reference (6 channels).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.base import EngineSettings, LazyModel, ProgressFn, RenderRequest, no_progress
+from models.errors import BackendUnavailable
+
+MEL_STEP = 16
+MEL_FPS = 80.0
+FACE = 96
+HUB_REPO = ("camenduru/Wav2Lip", "checkpoints/wav2lip_gan.pth")
+CHECKPOINTS = ("wav2lip_gan.pth", "wav2lip.pth")
+
+
+def build_model() -> Any:
+    """The Wav2Lip generator, as in the original repository's ``models/wav2lip.py``."""
+    import torch
+    from torch import nn
+
+    class Conv(nn.Module):
+        def __init__(self, cin: int, cout: int, k: int, s: Any, p: int,
+                     residual: bool = False) -> None:
+            super().__init__()
+            self.conv_block = nn.Sequential(nn.Conv2d(cin, cout, k, s, p), nn.BatchNorm2d(cout))
+            self.act = nn.ReLU()
+            self.residual = residual
+
+        def forward(self, x: Any) -> Any:
+            out = self.conv_block(x)
+            if self.residual:
+                out = out + x
+            return self.act(out)
+
+    class ConvT(nn.Module):
+        def __init__(self, cin: int, cout: int, k: int, s: int, p: int, op: int = 0) -> None:
+            super().__init__()
+            self.conv_block = nn.Sequential(nn.ConvTranspose2d(cin, cout, k, s, p, op),
+                                            nn.BatchNorm2d(cout))
+            self.act = nn.ReLU()
+
+        def forward(self, x: Any) -> Any:
+            return self.act(self.conv_block(x))
+
+    def res(c: int) -> Any:
+        return Conv(c, c, 3, 1, 1, residual=True)
+
+    class Wav2Lip(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            S = nn.Sequential  # noqa: N806
+            self.face_encoder_blocks = nn.ModuleList([
+                S(Conv(6, 16, 7, 1, 3)),
+                S(Conv(16, 32, 3, 2, 1), res(32), res(32)),
+                S(Conv(32, 64, 3, 2, 1), res(64), res(64), res(64)),
+                S(Conv(64, 128, 3, 2, 1), res(128), res(128)),
+                S(Conv(128, 256, 3, 2, 1), res(256), res(256)),
+                S(Conv(256, 512, 3, 2, 1), res(512)),
+                S(Conv(512, 512, 3, 1, 0), Conv(512, 512, 1, 1, 0)),
+            ])
+            self.audio_encoder = S(
+                Conv(1, 32, 3, 1, 1), res(32), res(32),
+                Conv(32, 64, 3, (3, 1), 1), res(64), res(64),
+                Conv(64, 128, 3, 3, 1), res(128), res(128),
+                Conv(128, 256, 3, (3, 2), 1), res(256),
+                Conv(256, 512, 3, 1, 0), Conv(512, 512, 1, 1, 0))
+            self.face_decoder_blocks = nn.ModuleList([
+                S(Conv(512, 512, 1, 1, 0)),
+                S(ConvT(1024, 512, 3, 1, 0), res(512)),
+                S(ConvT(1024, 512, 3, 2, 1, 1), res(512), res(512)),
+                S(ConvT(768, 384, 3, 2, 1, 1), res(384), res(384)),
+                S(ConvT(512, 256, 3, 2, 1, 1), res(256), res(256)),
+                S(ConvT(320, 128, 3, 2, 1, 1), res(128), res(128)),
+                S(ConvT(160, 64, 3, 2, 1, 1), res(64), res(64)),
+            ])
+            self.output_block = S(Conv(80, 32, 3, 1, 1), nn.Conv2d(32, 3, 1, 1, 0), nn.Sigmoid())
+
+        def forward(self, mels: Any, faces: Any) -> Any:
+            """mels (B, 1, 80, 16), faces (B, 6, 96, 96) in [0, 1] -> (B, 3, 96, 96)."""
+            x = self.audio_encoder(mels)
+            feats = []
+            f = faces
+            for block in self.face_encoder_blocks:
+                f = block(f)
+                feats.append(f)
+            for block in self.face_decoder_blocks:
+                x = block(x)
+                x = torch.cat((x, feats.pop()), dim=1)
+            return self.output_block(x)
+
+    return Wav2Lip()
+
+
+def melspectrogram(samples: np.ndarray, rate: int) -> np.ndarray:
+    """(80, T) normalised log-mel, Wav2Lip's ``audio.melspectrogram``."""
+    import librosa
+    from scipy.signal import lfilter
+
+    if rate != 16000:
+        samples = librosa.resample(samples.astype(np.float32), orig_sr=rate, target_sr=16000)
+    wav = lfilter([1, -0.97], [1], samples)
+    spec = np.abs(librosa.stft(y=wav, n_fft=800, hop_length=200, win_length=800))
+    mel_basis = librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600)
+    mel = 20 * np.log10(np.maximum(1e-5, mel_basis @ spec)) - 20
+    return np.clip((2 * 4) * ((mel + 100) / 100) - 4, -4, 4).astype(np.float32)
+
+
+def mel_windows(mel: np.ndarray, frames: int, fps: int) -> np.ndarray:
+    """(frames, 80, 16): the 16 mel frames each video frame hears (edge-padded at the end)."""
+    step = MEL_FPS / fps
+    padded = np.pad(mel, ((0, 0), (0, MEL_STEP)), mode="edge")
+    starts = np.minimum((np.arange(frames) * step).astype(int), mel.shape[1] - 1)
+    return np.stack([padded[:, s:s + MEL_STEP] for s in starts])
+
+
+def feather_mask(size: int, lower_only: bool = True) -> np.ndarray:
+    """(size, size) weights for pasting the network's face back: 1 over the lower face,
+    fading to 0 at the crop's edges and over the upper half (which the network did not
+    redraw)."""
+    ramp = np.clip(np.minimum(np.arange(size), size - 1 - np.arange(size)) / (0.12 * size), 0, 1)
+    mask = np.outer(ramp, ramp)
+    if lower_only:
+        rows = np.clip((np.arange(size) - 0.45 * size) / (0.1 * size), 0, 1)
+        mask *= rows[:, None]
+    return mask.astype(np.float32)
+
+
+class Wav2LipHead:
+    """Engine ``wav2lip``: the built-in renderer's frames with a Wav2Lip mouth."""
+
+    name = "wav2lip"
+
+    def __init__(self, settings: EngineSettings | None = None, *, model: Any = None,
+                 batch: int = 16) -> None:
+        self.settings = settings or EngineSettings()
+        self.batch = batch
+        self._model = LazyModel(lambda: model if model is not None else self._load())
+        self._lock = threading.Lock()
+
+    def checkpoint(self) -> Path | None:
+        for name in CHECKPOINTS:
+            path = self.settings.weights_path("wav2lip", name)
+            if path is not None and path.is_file():
+                return path
+        return None
+
+    def available(self) -> tuple[bool, str]:
+        from models.base import module_available
+
+        ok, why = module_available("torch")
+        if not ok:
+            return ok, why
+        if self._model.loaded or self.checkpoint():
+            return True, "Wav2Lip checkpoint present"
+        if self.settings.allow_downloads:
+            return True, f"Wav2Lip from the hub ({HUB_REPO[0]})"
+        return False, "no Wav2Lip checkpoint in STUDIO_MODELS_DIR/wav2lip (downloads disabled)"
+
+    def _load(self) -> Any:
+        import torch
+
+        path = self.checkpoint()
+        if path is None and self.settings.allow_downloads:
+            try:
+                from huggingface_hub import hf_hub_download
+
+                path = Path(hf_hub_download(HUB_REPO[0], HUB_REPO[1],
+                                            cache_dir=str(self.settings.cache_dir / "hub")))
+            except Exception as exc:  # noqa: BLE001 - any hub failure means 'not here'
+                raise BackendUnavailable(f"Wav2Lip weights could not be fetched: {exc}",
+                                         code="VIDEO_WAV2LIP_UNAVAILABLE",
+                                         message_ja="Wav2Lip の重みを取得できません。") from exc
+        if path is None:
+            raise BackendUnavailable("No Wav2Lip checkpoint.", code="VIDEO_WAV2LIP_UNAVAILABLE",
+                                     message_ja="Wav2Lip のチェックポイントがありません。")
+        return load_checkpoint(path, torch.device("cpu"))
+
+    def close(self) -> None:
+        self._model.clear()
+
+    def render(self, request: RenderRequest, progress: ProgressFn = no_progress) -> Path:
+        from models.landmark_head import LandmarkHead, write_performance
+
+        progress(0.0, "prepare")
+        model = self._model.get()
+        performance = LandmarkHead(self.settings).perform(request)
+        audio = request.speech.audio
+        mels = mel_windows(melspectrogram(audio.samples, audio.sample_rate),
+                           performance.frames, request.fps)
+        frames = self.lipsync(model, performance, mels)
+        write_performance(performance, request, progress, frames=frames)
+        return Path(request.output)
+
+    def lipsync(self, model: Any, performance: Any, mels: np.ndarray):
+        """Yield the built-in frames with the lower face redrawn, batch by batch."""
+        import torch
+
+        device = next(model.parameters()).device
+        reference: np.ndarray | None = None
+        base_iter = performance.iter_frames()
+        mask = feather_mask(FACE)
+        for start in range(0, performance.frames, self.batch):
+            idx = list(range(start, min(start + self.batch, performance.frames)))
+            frames = [next(base_iter).copy() for _ in idx]
+            boxes = [face_box(performance, i) for i in idx]
+            crops = [crop(f, b) for f, b in zip(frames, boxes, strict=True)]
+            if reference is None:
+                reference = crops[0]
+            faces = np.stack([np.concatenate([masked(c), reference], axis=2) for c in crops])
+            face_t = torch.from_numpy(faces).permute(0, 3, 1, 2).float().div(255.0).to(device)
+            mel_t = torch.from_numpy(mels[idx][:, None]).float().to(device)
+            with self._lock, torch.inference_mode():
+                pred = model(mel_t, face_t).permute(0, 2, 3, 1).cpu().numpy() * 255.0
+            for frame, box, face in zip(frames, boxes, pred, strict=True):
+                yield paste(frame, face, box, mask)
+
+
+def load_checkpoint(path: Path, device: Any) -> Any:
+    import torch
+
+    state = torch.load(str(path), map_location=device, weights_only=True)
+    state = state.get("state_dict", state)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    model = build_model()
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def face_box(performance: Any, i: int) -> tuple[int, int, int, int]:
+    """A square around the whole face in frame ``i`` (Wav2Lip sees the full face)."""
+    from models.face_rig import FACE_OVAL
+
+    c = performance.controls(i)
+    pts = performance.rig.points[FACE_OVAL]
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    y1 += 0.1 * (y1 - y0)  # room for the jaw to drop
+    side = max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2 + c.dx, (y0 + y1) / 2 + c.dy - c.breath
+    x, y, n = int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side))
+    return x, y, x + n, y + n
+
+
+def crop(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    import cv2
+
+    x0, y0, x1, y1 = box
+    h, w = frame.shape[:2]
+    padded = cv2.copyMakeBorder(frame, max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w),
+                                cv2.BORDER_REPLICATE)
+    ox, oy = max(0, -x0), max(0, -y0)
+    part = padded[y0 + oy:y1 + oy, x0 + ox:x1 + ox]
+    return cv2.resize(part, (FACE, FACE), interpolation=cv2.INTER_AREA)
+
+
+def masked(face: np.ndarray) -> np.ndarray:
+    out = face.copy()
+    out[FACE // 2:] = 0
+    return out
+
+
+def paste(frame: np.ndarray, face: np.ndarray, box: tuple[int, int, int, int],
+          mask: np.ndarray) -> np.ndarray:
+    """Blend the network's 96x96 face into ``box`` of ``frame`` with a feathered mask."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    side = x1 - x0
+    big = cv2.resize(face.astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC)
+    weight = cv2.resize(mask, (side, side), interpolation=cv2.INTER_LINEAR)[..., None]
+    h, w = frame.shape[:2]
+    fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if fx1 <= fx0 or fy1 <= fy0:
+        return frame
+    sub = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
+    region = frame[fy0:fy1, fx0:fx1].astype(np.float32)
+    a = weight[sub]
+    frame[fy0:fy1, fx0:fx1] = np.clip(region * (1 - a) + big[sub] * a, 0, 255).astype(np.uint8)
+    return frame

@@ -1,0 +1,73 @@
+"""Audio -> mouth controls: formants, loudness, closures, phoneme timing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from models.base import Audio, Speech, Timing
+from models.visemes import ANALYSIS_RATE, analyze, formants, frame_count, from_phonemes
+
+
+def vowel(f1: float, f2: float, seconds: float = 0.5, rate: int = ANALYSIS_RATE,
+          f0: float = 120.0) -> np.ndarray:
+    """A glottal pulse train through two resonators: a synthetic vowel."""
+    n = int(seconds * rate)
+    x = np.zeros(n)
+    x[:: int(rate / f0)] = 1.0
+    for f, bw in ((f1, 80.0), (f2, 110.0), (2800.0, 150.0)):
+        r = np.exp(-np.pi * bw / rate)
+        theta = 2 * np.pi * f / rate
+        x = lfilter([1.0], [1.0, -2 * r * np.cos(theta), r * r], x)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize(("f1", "f2"), [(800, 1250), (300, 2300), (500, 900)])
+def test_formants_found_in_synthetic_vowels(f1: float, f2: float) -> None:
+    x = vowel(f1, f2)
+    frame = x[2000:2000 + 441] * np.hanning(441)
+    emphasized = np.append(frame[:1], frame[1:] - 0.94 * frame[:-1])
+    got1, got2 = formants(emphasized)
+    assert abs(got1 - f1) < max(0.15 * f1, 80)  # pitch harmonics bias a low F1
+    assert abs(got2 - f2) < 0.15 * f2
+
+
+def test_frame_count_covers_audio() -> None:
+    assert frame_count(1.0, 25) == 25
+    assert frame_count(1.01, 25) == 26
+    assert frame_count(0.0, 25) == 1
+
+
+def test_vowel_shapes_follow_formants() -> None:
+    silence = np.zeros(int(0.3 * ANALYSIS_RATE), np.float32)
+    a = np.concatenate([silence, vowel(800, 1250), silence])
+    i = np.concatenate([silence, vowel(300, 2300), silence])
+    o = np.concatenate([silence, vowel(500, 850), silence])
+    ta, ti, to = (analyze(Speech(Audio(x, ANALYSIS_RATE))) for x in (a, i, o))
+    mid = slice(10, 18)
+    assert ta.open[mid].mean() > ti.open[mid].mean() + 0.2
+    assert ti.spread[mid].mean() > 0.6 > ta.spread[mid].mean()
+    assert to.round[mid].mean() > 0.5 > ti.round[mid].mean()
+    assert ta.open[:3].max() < 0.1  # silence: closed
+
+
+def test_closure_detected_in_a_dip_between_vowels() -> None:
+    a = vowel(800, 1250, 0.4)
+    murmur = vowel(250, 1000, 0.1) * 0.05  # a quiet nasal-like closure
+    x = np.concatenate([a, murmur, a])
+    track = analyze(Speech(Audio(x, ANALYSIS_RATE)))
+    t_dip = slice(int(0.4 * 25) - 1, int(0.5 * 25) + 1)
+    assert track.close[t_dip].max() > 0.5
+    assert track.open[t_dip].min() < 0.25
+    assert track.close[:8].max() == 0.0
+
+
+def test_phoneme_timing_drives_shapes() -> None:
+    x = np.concatenate([vowel(800, 1250, 0.4), vowel(300, 2300, 0.4), vowel(250, 1000, 0.2)])
+    phonemes = (Timing(0.0, 0.4, "a"), Timing(0.4, 0.8, "i"), Timing(0.8, 1.0, "m"))
+    track = from_phonemes(Speech(Audio(x, ANALYSIS_RATE), phonemes=phonemes))
+    assert track.open[3:8].mean() > track.open[12:18].mean()
+    assert track.spread[12:18].mean() > 0.5
+    assert track.close[21:24].min() == 1.0
+    assert track.open[21:24].max() == 0.0
