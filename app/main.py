@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api import bgm, files, health, image, jobs, prosody, video, voice
+from app.api import bgm, files, health, image, jobs, message, prosody, video, voice
 from app.api.envelope import error_body
 from app.api.errors import install_error_handlers
 from app.api.limits import RateLimiter, RequestLimitsMiddleware
@@ -19,7 +19,7 @@ from app.i18n import pick_language
 from app.metrics import Metrics
 from app.services import Services
 
-CAPABILITY_ROUTERS = (voice, image, prosody, bgm, video)
+CAPABILITY_ROUTERS = (voice, image, prosody, bgm, video, message)
 
 
 def _not_found_router() -> APIRouter:

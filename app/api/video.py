@@ -2,14 +2,12 @@
 
 ``POST /api/video/generate`` branches on the body's content type: a JSON body
 (``image_url``, ``audio_url``, ``options``) is this module's render path; a multipart body is
-the one-click message path (photo + text + voice profile), which the message pipeline plugs
-in by putting a handler into ``services.extras["video.generate_multipart"]``.
+the one-click message path (photo + text + voice profile) in ``app/api/message.py``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -18,14 +16,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.envelope import ok
+from app.api.message import handle_multipart
 from app.fetch import SafeFetcher, storage_key_of
 from app.services import Services
 from models.errors import InvalidInput, NotFound, StudioError
 from pipelines.media import LIMITS, decode_audio, decode_image, encode_png
 from pipelines.video import SIZES, estimate_seconds, parse_size
-
-MULTIPART_HOOK = "video.generate_multipart"
-MultipartHandler = Callable[[Request], Awaitable[JSONResponse]]
 
 
 class VideoOptions(BaseModel):
@@ -125,12 +121,7 @@ def create_router(services: Services) -> APIRouter:
         driver_url, result_format, seed, preview}."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "multipart/form-data":
-            handler: MultipartHandler | None = services.extras.get(MULTIPART_HOOK)
-            if handler is None:
-                raise InvalidInput("Multipart message requests are not available in this build.",
-                                   code="VIDEO_MULTIPART_UNSUPPORTED",
-                                   message_ja="この構成ではマルチパートのメッセージ生成は使えません。")
-            return await handler(request)
+            return await handle_multipart(services, request)
         if content_type != "application/json":
             raise InvalidInput("Send a JSON body (or multipart for a message).",
                                code="VIDEO_UNSUPPORTED_MEDIA_TYPE",
