@@ -1,12 +1,268 @@
-"""The Message tab (filled in by the message issue)."""
+"""The Message tab: what a person comes for. Photo + words -> finished video, through the
+same queued job as ``POST /api/video/generate`` (so it shows up in the history, survives a
+page reload, and can be cancelled). Gradio API: ``/generate_message``."""
 
 from __future__ import annotations
 
-import gradio as gr
+import time
+from pathlib import Path
+from typing import Any
 
+import gradio as gr
+from gradio.context import get_blocks_context
+
+from app.api.message import delete_message, submit_message
 from app.services import Services
-from app.ui.text import t
+from app.ui.text import plain, register, t
+from models.errors import StudioError
+from pipelines.message import KIND, SIZES
+
+MAX_CHARS = 1000
+STEP_NAMES = {
+    "en": {"image": "cutting out the photo", "voice": "speaking the words",
+           "prosody": "tuning the voice", "bgm": "mixing the music",
+           "video": "animating the face", "subtitles": "adding subtitles"},
+    "ja": {"image": "写真を切り抜き中", "voice": "音声を合成中", "prosody": "抑揚を調整中",
+           "bgm": "BGM をミックス中", "video": "顔を動かしています", "subtitles": "字幕を追加中"},
+}
+
+register(
+    en={
+        "message.photo": "Photo (upload or webcam)", "message.text": "Message",
+        "message.placeholder": "e.g. お誕生日おめでとう！素敵な一年になりますように。",
+        "message.voice": "Voice (built-in or your profile)", "message.emotion": "Mood",
+        "message.bgm": "Music", "message.size": "Size", "message.subtitles": "Subtitles",
+        "message.generate": "Generate video message", "message.cancel": "Cancel",
+        "message.result": "Your message", "message.details": "How it was made",
+        "message.history": "Past messages", "message.refresh": "Refresh history",
+        "message.delete": "Delete selected", "message.selected": "Selected message",
+        "message.chars": "characters", "message.cancelled": "Cancelled.",
+        "message.none_selected": "Select a message in the gallery first.",
+    },
+    ja={
+        "message.photo": "写真（アップロードまたはカメラ）", "message.text": "メッセージ",
+        "message.placeholder": "例：お誕生日おめでとう！素敵な一年になりますように。",
+        "message.voice": "声（内蔵ボイスまたはプロファイル）", "message.emotion": "雰囲気",
+        "message.bgm": "音楽", "message.size": "サイズ", "message.subtitles": "字幕",
+        "message.generate": "ビデオメッセージを作成", "message.cancel": "キャンセル",
+        "message.result": "できあがったメッセージ", "message.details": "生成の詳細",
+        "message.history": "これまでのメッセージ", "message.refresh": "履歴を更新",
+        "message.delete": "選択したものを削除", "message.selected": "選択中のメッセージ",
+        "message.chars": "文字", "message.cancelled": "キャンセルしました。",
+        "message.none_selected": "先にギャラリーでメッセージを選んでください。",
+    },
+)
+
+
+def voice_choices(services: Services) -> list[tuple[str, str]]:
+    """Built-in voices of the available engines, then the voice profiles (marked)."""
+    from pipelines.voice import list_voices
+
+    from app.api.voice import voice_kit
+
+    kit = voice_kit(services)
+    choices: list[tuple[str, str]] = [("auto", "")]
+    for engine in list_voices(kit.tts):
+        for v in engine["voices"]:
+            choices.append((f"{v['name']} · {v['language']} · {v['gender']} ({engine['engine']})",
+                            v["id"]))
+    for profile in kit.store.list():
+        choices.append((f"★ {profile.get('name')} (profile)", profile["id"]))
+    return choices
+
+
+def bgm_choices(services: Services) -> list[tuple[str, str]]:
+    from pipelines.bgm import list_tracks
+
+    tracks = list_tracks(services.storage)
+    return [("none", "none"), *[(f"{tr.title} · {tr.mood}", tr.id) for tr in tracks]]
+
+
+def emotion_choices() -> list[str]:
+    from pipelines.prosody import EMOTION_PRESETS
+
+    return ["auto", *EMOTION_PRESETS]
+
+
+def _lang(request: gr.Request | None) -> str:
+    from app.i18n import pick_language
+
+    header = request.headers.get("accept-language") if request is not None else None
+    return pick_language(header)
+
+
+def _owner(request: gr.Request | None) -> str | None:
+    return getattr(request, "username", None) if request is not None else None
+
+
+class MessageTab:
+    """State shared by the tab's events: the job each browser session is waiting on."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.running: dict[str, str] = {}
+
+    def generate(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
+                 bgm: str = "celebration", size: str = "512x512", subtitles: bool = False,
+                 request: gr.Request | None = None,
+                 progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - Gradio's idiom
+        """Photo + text -> MP4 path (also the ``/generate_message`` API)."""
+        lang = _lang(request)
+        if not image:
+            raise gr.Error(plain("message.photo", lang) + " ?")
+        try:
+            answer = submit_message(
+                self.services, Path(image).read_bytes(),
+                {"text": text, "voice": voice or None, "emotion": emotion, "bgm": bgm,
+                 "size": size, "subtitles": subtitles}, _owner(request))
+        except StudioError as exc:
+            raise gr.Error(f"{exc.localized(lang)} ({exc.code})") from None
+        job_id = answer["task_id"]
+        session = getattr(request, "session_hash", None) or job_id
+        self.running[session] = job_id
+        try:
+            return self._wait(job_id, lang, progress)
+        finally:
+            self.running.pop(session, None)
+
+    def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> str:
+        names = STEP_NAMES.get(lang, STEP_NAMES["en"])
+        while True:
+            job = self.services.jobs.get(job_id)
+            step = (job.current_step or "queued").split(":")[0].split(",")[0]
+            progress(job.progress / 100.0, desc=names.get(step, step))
+            if job.status == "completed":
+                return str(self.services.storage.local_path(job.result["video_key"]))
+            if job.status == "cancelled":
+                raise gr.Error(plain("message.cancelled", lang))
+            if job.status == "failed":
+                error = job.error or {}
+                message = error.get("message_ja") if lang == "ja" else None
+                raise gr.Error(f"{message or error.get('message')} ({error.get('code')})")
+            time.sleep(0.5)
+
+    def cancel(self, request: gr.Request | None = None) -> str:
+        session = getattr(request, "session_hash", None)
+        job_id = self.running.get(session or "")
+        if job_id:
+            try:
+                self.services.queue.cancel(job_id)
+            except StudioError:
+                pass
+        return plain("message.cancelled", _lang(request))
+
+    def last_details(self, request: gr.Request | None = None) -> str:
+        jobs = self.services.jobs.list(kind=KIND, owner=_owner(request), limit=1)
+        if not jobs or not jobs[0].result:
+            return ""
+        return describe(jobs[0].result)
+
+    def history(self, request: gr.Request | None = None) -> list[tuple[str, str]]:
+        items = []
+        for job in self.services.jobs.list(kind=KIND, owner=_owner(request), limit=60):
+            result = job.result or {}
+            if job.status != "completed" or not result.get("portrait_key"):
+                continue
+            try:
+                thumb = self.services.storage.local_path(result["portrait_key"])
+            except StudioError:
+                continue
+            caption = (job.params.get("text") or "")[:40]
+            items.append((str(thumb), f"{caption}\n#{job.id}"))
+        return items
+
+    def pick(self, evt: gr.SelectData, request: gr.Request | None = None
+             ) -> tuple[str | None, str, str]:
+        caption = str(evt.value.get("caption") if isinstance(evt.value, dict) else evt.value)
+        job_id = caption.rsplit("#", 1)[-1].strip()
+        try:
+            job = self.services.jobs.get(job_id)
+            video = self.services.storage.local_path(job.result["video_key"])
+        except (StudioError, KeyError, TypeError):
+            return None, "", ""
+        return str(video), job_id, describe(job.result or {})
+
+    def delete(self, job_id: str, request: gr.Request | None = None
+               ) -> tuple[list[tuple[str, str]], None, str, str]:
+        if not job_id:
+            raise gr.Error(plain("message.none_selected", _lang(request)))
+        job = self.services.jobs.get(job_id)
+        owner = _owner(request)
+        if owner is not None and job.owner != owner:
+            raise gr.Error(plain("message.none_selected", _lang(request)))
+        delete_message(self.services, job_id)
+        return self.history(request), None, "", ""
+
+
+def describe(result: dict[str, Any]) -> str:
+    engines = result.get("engines") or {}
+    image = engines.get("image") or {}
+    voice = engines.get("voice") or {}
+    lines = [f"- video: **{engines.get('video')}**",
+             f"- voice: **{voice.get('tts')}** → {voice.get('conversion')}",
+             f"- cutout: **{image.get('background_removal')}**, refine: "
+             f"**{image.get('sam2_refinement')}**",
+             f"- mood: {result.get('emotion')} · {result.get('duration')} s · "
+             f"{result.get('size')} · {result.get('processing_time')} s"]
+    if result.get("fallback_used"):
+        lines.append("- ⚠ a fallback engine was used for at least one step")
+    return "\n".join(lines)
 
 
 def build(services: Services) -> None:
-    gr.Markdown(t("coming_soon"))
+    tab = MessageTab(services)
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.Image(label=t("message.photo"), type="filepath",
+                             sources=["upload", "webcam", "clipboard"], height=320)
+            text = gr.Textbox(label=t("message.text"), lines=3, max_length=MAX_CHARS,
+                              placeholder=plain("message.placeholder", "en"))
+            count = gr.Markdown(f"0 / {MAX_CHARS}")
+            with gr.Row():
+                voice = gr.Dropdown(label=t("message.voice"), choices=[("auto", "")], value="",
+                                    allow_custom_value=True)
+                emotion = gr.Dropdown(label=t("message.emotion"), choices=emotion_choices(),
+                                      value="auto")
+            with gr.Row():
+                bgm = gr.Dropdown(label=t("message.bgm"), choices=[("celebration",
+                                                                     "celebration")],
+                                  value="celebration", allow_custom_value=True)
+                size = gr.Radio(label=t("message.size"), choices=list(SIZES), value="512x512")
+            subtitles = gr.Checkbox(label=t("message.subtitles"), value=False)
+            with gr.Row():
+                go = gr.Button(t("message.generate"), variant="primary")
+                stop = gr.Button(t("message.cancel"), variant="stop")
+        with gr.Column(scale=1):
+            video = gr.Video(label=t("message.result"), format="mp4")
+            details = gr.Markdown()
+            status = gr.Markdown()
+    with gr.Accordion(t("message.history"), open=False):
+        gallery = gr.Gallery(label=t("message.history"), columns=6, height=240,
+                             allow_preview=False)
+        with gr.Row():
+            refresh = gr.Button(t("message.refresh"), size="sm")
+            remove = gr.Button(t("message.delete"), size="sm", variant="stop")
+        selected = gr.Textbox(label=t("message.selected"), interactive=False)
+        replay = gr.Video(label=t("message.result"))
+        replay_details = gr.Markdown()
+
+    text.input(lambda s: f"{len(s or '')} / {MAX_CHARS}", text, count, show_progress="hidden",
+               api_visibility="private")
+    run = go.click(tab.generate, [image, text, voice, emotion, bgm, size, subtitles], video,
+                   api_name="generate_message", concurrency_limit=4)
+    run.then(tab.last_details, None, details, api_visibility="private").then(
+        tab.history, None, gallery, api_visibility="private")
+    stop.click(tab.cancel, None, status, api_visibility="private")
+    gallery.select(tab.pick, None, [replay, selected, replay_details], api_visibility="private")
+    remove.click(tab.delete, selected, [gallery, replay, selected, replay_details],
+                 api_visibility="private")
+
+    def load_choices(request: gr.Request) -> tuple[Any, Any, list[tuple[str, str]]]:
+        return (gr.update(choices=voice_choices(services)),
+                gr.update(choices=bgm_choices(services)), tab.history(request))
+
+    refresh.click(load_choices, None, [voice, bgm, gallery], api_visibility="private")
+    blocks = get_blocks_context()
+    if blocks is not None:  # fill the pickers when a page opens (engines may come up later)
+        blocks.root_block.load(load_choices, None, [voice, bgm, gallery],
+                               api_visibility="private")
