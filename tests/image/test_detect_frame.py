@@ -185,3 +185,22 @@ def test_prepare_portrait_end_to_end(portrait) -> None:
     assert alpha[(y0 + y1) // 2, (x0 + x1) // 2] == 255
     assert alpha[5, 5] == 0
     assert portraits.iou(result.matte, portrait.alpha) > 0.93
+
+
+def test_exif_orientation_is_honoured_before_detection(portrait) -> None:
+    import io
+
+    from pipelines.media import decode_image
+
+    stored = portrait.image.transpose(Image.Transpose.ROTATE_90)  # as a phone sensor saw it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", quality=92, exif=exif)
+    upright = decode_image(buffer.getvalue())
+    assert upright.size == portrait.image.size
+    people, _ = pipe.detect(upright)
+    assert len(people) == 1
+    fx0, fy0, fx1, fy1 = people[0].face_bbox
+    assert 140 < (fx0 + fx1) / 2 < 390
+    assert 100 < (fy0 + fy1) / 2 < 330
