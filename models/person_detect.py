@@ -146,7 +146,12 @@ class PersonDetector:
         """People found at ``sensitivity``, largest face first."""
         import cv2
 
-        rgb = rgb_array(image)
+        full = rgb_array(image)
+        full_h, full_w = full.shape[:2]
+        scale = min(1.0, DETECT_MAX_SIDE / max(full_h, full_w))  # big photos: work smaller
+        rgb = full if scale == 1.0 else cv2.resize(
+            full, (max(int(full_w * scale), 1), max(int(full_h * scale), 1)),
+            interpolation=cv2.INTER_AREA)
         h, w = rgb.shape[:2]
         threshold = threshold_for(sensitivity)
         faces = [f for f in self.faces(rgb) if f.score >= threshold]
@@ -194,7 +199,20 @@ class PersonDetector:
                                         "pose"))
         people.sort(key=lambda d: (d.face_area, (d.bbox[2] - d.bbox[0]) * (d.bbox[3] - d.bbox[1])),
                     reverse=True)
+        if scale != 1.0:
+            people = [self._rescale(d, 1.0 / scale, full_w, full_h) for d in people]
         return people
+
+    @staticmethod
+    def _rescale(d: Detection, factor: float, width: int, height: int) -> Detection:
+        def box(b: Box) -> Box:
+            return (max(int(b[0] * factor), 0), max(int(b[1] * factor), 0),
+                    min(int(round(b[2] * factor)), width), min(int(round(b[3] * factor)), height))
+
+        eyes = (tuple((x * factor, y * factor) for x, y in d.eyes)  # type: ignore[assignment]
+                if d.eyes else None)
+        return Detection(box(d.bbox), d.confidence, box(d.face_bbox) if d.face_bbox else None,
+                         eyes, d.source)
 
     def _pose_score(self, crop: np.ndarray) -> float:
         """How sure the pose model is that a body is in ``crop`` (0 when none)."""

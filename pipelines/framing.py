@@ -138,7 +138,7 @@ def layout(options: FramingOptions, face: Box | None, eyes: tuple | None, person
     scale = face_h / FACE_SHARE[options.aspect] / (height - 2 * pad)
     if span > 0:
         scale = max(scale, span / (0.9 * cw))
-    if source_height is not None and person[3] >= source_height - 2:
+    if source_height is not None and person[3] >= source_height - max(2, 0.01 * source_height):
         room = (source_height - eye_y) / ((1 - EYE_LINE) * ch)
         if room > 0:
             scale = min(scale, room)

@@ -25,8 +25,20 @@ from pipelines.framing import FramingOptions, frame, validate_options
 Box = tuple[int, int, int, int]
 OPERATIONS = ("person_detection", "background_removal", "sam2_refinement", "framing")
 DEFAULT_SENSITIVITY = 0.5
+WORK_MAX_PIXELS = 16_000_000  # cutout and framing work at most at this size (output <= 2048 px)
 
 _DETECTOR: LazyModel[PersonDetector] = LazyModel(PersonDetector)
+
+
+def working_image(image: Image.Image, max_pixels: int = WORK_MAX_PIXELS) -> Image.Image:
+    """``image`` shrunk to at most ``max_pixels`` (a 50 MP upload would need many GB of
+    float buffers for matting; the framed output is at most 2048 px anyway)."""
+    pixels = image.width * image.height
+    if pixels <= max_pixels:
+        return image
+    scale = (max_pixels / pixels) ** 0.5
+    return image.resize((max(int(image.width * scale), 1), max(int(image.height * scale), 1)),
+                        Image.Resampling.LANCZOS)
 
 
 def default_detector() -> PersonDetector:
@@ -244,6 +256,7 @@ def prepare_portrait(
     ``refiner_chain`` None skips refinement. Raises ``IMAGE_NO_PERSON`` when nobody is found.
     """
     options = validate_options(options or FramingOptions())
+    image = working_image(image)
     progress(0.0, "person_detection")
     people, detected = detect(image, sensitivity=sensitivity, detector=detector)
     chosen = select(people, person_ids)

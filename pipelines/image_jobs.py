@@ -97,7 +97,7 @@ def process_image_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
     if framing_params.get("background_key"):
         background = decode_image(ctx.storage.get(framing_params["background_key"]))
     options = framing_from_params(framing_params, background)
-    image = decode_image(ctx.storage.get(params["input_key"]))
+    image = image_pipeline.working_image(decode_image(ctx.storage.get(params["input_key"])))
     # Steps this job does not do are dropped from the record at once.
     for op in image_pipeline.OPERATIONS:
         if op not in operations:
