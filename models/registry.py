@@ -48,7 +48,7 @@ DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "tts": ("kokoro", "piper", "openjtalk", "voicevox"),
     "voice_encoder": ("resemblyzer",),
     "voice_converter": ("openvoice", "voice_matching"),
-    "cutout": ("birefnet", "mediapipe", "aws"),
+    "cutout": ("birefnet", "segformer", "mediapipe", "aws"),
     "refiner": ("sam2", "closed_form"),
     "talking_head": ("wav2lip", "builtin", "did"),
 }

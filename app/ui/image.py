@@ -1,12 +1,182 @@
-"""The Image tab (filled in by the image issue)."""
+"""The Image tab: upload a photo, pick the person, see the cutout and frame it.
+
+API names: ``/detect_people`` (photo, sensitivity -> thumbnails, people JSON) and ``/cutout``
+(photo + selection + framing -> original, cutout on a checkerboard, edge close-up, framed
+portrait, download). Uploads go through ``pipelines.media.decode_image`` like the REST API.
+"""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 from app.services import Services
-from app.ui.text import t
+from app.ui.text import plain, register, t
+from models.errors import StudioError
+from pipelines import image as pipe
+from pipelines.framing import ASPECTS, BACKGROUND_KINDS, FramingOptions, builtin_backgrounds
+from pipelines.media import decode_image
+
+register(
+    en={
+        "image.intro": "Upload a photo. Detect the people in it, choose who to cut out, then "
+                       "frame the portrait for the video.",
+        "image.photo": "Photo", "image.sensitivity": "Detection sensitivity",
+        "image.detect": "Detect people", "image.people": "People found (click to choose)",
+        "image.selected": "Cut out", "image.refine": "Refine edges (SAM2 or closed-form)",
+        "image.aspect": "Aspect", "image.size": "Size (long side, px)",
+        "image.padding": "Padding (px)", "image.background": "Background",
+        "image.color": "Colour", "image.builtin": "Built-in background",
+        "image.bg_upload": "Background image", "image.cutout": "Cut out and frame",
+        "image.original": "Original", "image.checker": "Cutout",
+        "image.closeup": "Edge close-up", "image.framed": "Framed portrait",
+        "image.download": "Download", "image.engines": "Engines",
+        "image.people_data": "Detections (boxes in photo pixels)",
+    },
+    ja={
+        "image.intro": "写真をアップロードし、写っている人を検出して切り抜く人を選び、"
+                       "動画用に構図を整えます。",
+        "image.photo": "写真", "image.sensitivity": "検出感度",
+        "image.detect": "人物を検出", "image.people": "検出された人物（クリックで選択）",
+        "image.selected": "切り抜く人物", "image.refine": "輪郭を精密化（SAM2 またはクローズドフォーム）",
+        "image.aspect": "アスペクト比", "image.size": "サイズ（長辺 px）",
+        "image.padding": "余白（px）", "image.background": "背景",
+        "image.color": "色", "image.builtin": "内蔵背景",
+        "image.bg_upload": "背景画像", "image.cutout": "切り抜いて構図を整える",
+        "image.original": "元画像", "image.checker": "切り抜き",
+        "image.closeup": "輪郭の拡大", "image.framed": "構図済みポートレート",
+        "image.download": "ダウンロード", "image.engines": "エンジン",
+        "image.people_data": "検出結果（写真上の座標）",
+    },
+)
+
+
+def _load(path: str | None) -> Image.Image:
+    if not path:
+        raise gr.Error(plain("image.photo") + ": —")
+    try:
+        return decode_image(Path(path).read_bytes(), filename=Path(path).name)
+    except StudioError as exc:
+        raise gr.Error(f"{exc.code}: {exc.message}") from None
+
+
+def checkerboard(rgba: Image.Image, cell: int = 12) -> Image.Image:
+    """The cutout over a grey checkerboard, so transparency is visible."""
+    w, h = rgba.size
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = np.where(((xx // cell + yy // cell) % 2)[..., None] == 0, 235, 190)
+    base = Image.fromarray(np.repeat(board, 3, axis=2).astype(np.uint8)).convert("RGBA")
+    base.alpha_composite(rgba.convert("RGBA"))
+    return base.convert("RGB")
+
+
+def edge_closeup(board: Image.Image, person: pipe.Person, size: int = 384) -> Image.Image:
+    """A 3x view of the hair/shoulder edge beside the face, where halos show."""
+    if person.face_bbox:
+        x0, y0, x1, y1 = person.face_bbox
+        side = max(x1 - x0, y1 - y0)
+        cx, cy = x0 - 0.1 * side, y0 + (y1 - y0) * 0.25
+    else:
+        x0, y0, x1, y1 = person.bbox
+        side = (x1 - x0) // 3
+        cx, cy = x0, y0 + side
+    half = max(int(side * 0.35), 16)
+    box = (int(max(cx - half, 0)), int(max(cy - half, 0)),
+           int(min(cx + half, board.width)), int(min(cy + half, board.height)))
+    return board.crop(box).resize((size, size), Image.Resampling.LANCZOS)
 
 
 def build(services: Services) -> None:
-    gr.Markdown(t("coming_soon"))
+    gr.Markdown(t("image.intro"))
+    with gr.Row():
+        with gr.Column(scale=1):
+            photo = gr.Image(label=t("image.photo"), type="filepath", sources=["upload"])
+            sensitivity = gr.Slider(0.1, 0.9, value=pipe.DEFAULT_SENSITIVITY, step=0.05,
+                                    label=t("image.sensitivity"))
+            detect_btn = gr.Button(t("image.detect"), variant="secondary")
+            gallery = gr.Gallery(label=t("image.people"), columns=4, height=180,
+                                 allow_preview=False)
+            selected = gr.CheckboxGroup(label=t("image.selected"), choices=[])
+            people_json = gr.JSON(label=t("image.people_data"))
+            refine = gr.Checkbox(value=True, label=t("image.refine"))
+        with gr.Column(scale=1):
+            aspect = gr.Radio(list(ASPECTS), value="1:1", label=t("image.aspect"))
+            size = gr.Slider(256, 2048, value=512, step=32, label=t("image.size"))
+            padding = gr.Slider(0, 500, value=0, step=4, label=t("image.padding"))
+            background = gr.Radio(list(BACKGROUND_KINDS), value="transparent",
+                                  label=t("image.background"))
+            color = gr.ColorPicker(value="#ffffff", label=t("image.color"))
+            ids = [str(e["id"]) for e in builtin_backgrounds()]
+            builtin = gr.Dropdown(ids, value=ids[0] if ids else None, label=t("image.builtin"))
+            bg_upload = gr.Image(label=t("image.bg_upload"), type="filepath",
+                                 sources=["upload"])
+            cutout_btn = gr.Button(t("image.cutout"), variant="primary")
+    with gr.Row():
+        original = gr.Image(label=t("image.original"), interactive=False)
+        board = gr.Image(label=t("image.checker"), interactive=False)
+        closeup = gr.Image(label=t("image.closeup"), interactive=False)
+    with gr.Row():
+        framed = gr.Image(label=t("image.framed"), interactive=False, image_mode="RGBA",
+                          format="png")
+        with gr.Column():
+            download = gr.File(label=t("image.download"), interactive=False)
+            engines = gr.JSON(label=t("image.engines"))
+
+    def detect_people(path: str | None, sens: float) -> tuple[Any, ...]:
+        image = _load(path)
+        try:
+            people, report = pipe.detect(image, sensitivity=sens)
+        except StudioError as exc:
+            raise gr.Error(f"{exc.code}: {exc.message}") from None
+        thumbs = [(pipe.thumbnail(image, p), f"#{p.id} ({p.confidence:.2f})") for p in people]
+        choices = [(f"#{p.id} ({p.confidence:.2f})", p.id) for p in people]
+        return (thumbs, [p.to_dict() for p in people],
+                gr.update(choices=choices, value=[people[0].id]))
+
+    def pick(evt: gr.SelectData, current: list[int] | None) -> list[int]:
+        chosen = list(current or [])
+        if evt.index in chosen:
+            chosen.remove(evt.index)
+        else:
+            chosen.append(evt.index)
+        return chosen
+
+    def cutout(path: str | None, sens: float, chosen: list[int] | None, do_refine: bool,
+               asp: str, sz: float, pad: float, bg: str, col: str, bg_id: str | None,
+               bg_path: str | None) -> tuple[Any, ...]:
+        image = _load(path)
+        bg_image = _load(bg_path) if bg == "upload" and bg_path else None
+        options = FramingOptions(aspect=asp, size=int(sz), padding=int(pad), background=bg,
+                                 background_color=col or "#ffffff", background_id=bg_id,
+                                 background_image=bg_image)
+        try:
+            result = pipe.prepare_portrait(
+                image, cutout_chain=services.chain("cutout"),
+                refiner_chain=services.chain("refiner") if do_refine else None,
+                options=options, person_ids=[int(c) for c in chosen or []] or None,
+                sensitivity=sens)
+        except StudioError as exc:
+            raise gr.Error(f"{exc.code}: {exc.message}") from None
+        rgba = pipe.cutout_rgba(image, result.matte)
+        shown = checkerboard(rgba)
+        out = Path(tempfile.mkdtemp(prefix="studio-image-")) / "portrait.png"
+        result.image.save(out)
+        report = [{"operation": r.operation, "method": r.method, "duration": r.duration,
+                   "fallback_used": r.fallback_used,
+                   **({"note": r.details["note"]} if "note" in r.details else {})}
+                  for r in result.reports]
+        return (image, shown, edge_closeup(shown, result.selected[0]), result.image,
+                str(out), report)
+
+    detect_btn.click(detect_people, [photo, sensitivity], [gallery, people_json, selected],
+                     api_name="detect_people")
+    gallery.select(pick, [selected], [selected], api_visibility="private")
+    cutout_btn.click(cutout, [photo, sensitivity, selected, refine, aspect, size, padding,
+                              background, color, builtin, bg_upload],
+                     [original, board, closeup, framed, download, engines],
+                     api_name="cutout")

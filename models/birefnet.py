@@ -1,0 +1,81 @@
+"""Person cutout with BiRefNet (transformers, remote code), when its weights are present.
+
+BiRefNet is not a transformers built-in: its checkpoints (``ZhengPeng7/BiRefNet``,
+``BiRefNet_lite``) ship their modelling code, loaded with ``trust_remote_code=True`` through
+``AutoModelForImageSegmentation``. Only a local folder under ``STUDIO_MODELS_DIR/birefnet`` or
+the Hub with downloads allowed is used. Input 1024x1024, ImageNet-normalised; the model's last
+output is the matte logits.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from models.base import EngineSettings, LazyModel
+from models.errors import BackendUnavailable
+from models.hf import resolve_weights, to_pixel_values, torch_device
+from models.mediapipe_selfie import padded_box, rgb_array
+
+HUB_ID = "ZhengPeng7/BiRefNet_lite"
+INPUT_SIZE = 1024
+
+
+class BiRefNetCutout:
+    name = "birefnet"
+    subdir = "birefnet"
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        self._model: LazyModel[tuple[Any, str]] = LazyModel(self._load)
+        self._lock = threading.Lock()
+
+    def available(self) -> tuple[bool, str]:
+        source, why = resolve_weights(self.settings, self.subdir, HUB_ID)
+        return source is not None, why
+
+    def _load(self) -> tuple[Any, str]:
+        source, why = resolve_weights(self.settings, self.subdir, HUB_ID)
+        if source is None:
+            raise BackendUnavailable(why, code="IMAGE_SEGMENTER_UNAVAILABLE",
+                                     message_ja="BiRefNet の重みがありません。")
+        try:
+            from transformers import AutoModelForImageSegmentation
+
+            model = AutoModelForImageSegmentation.from_pretrained(source, trust_remote_code=True)
+        except (OSError, ValueError, ImportError, AttributeError) as exc:
+            raise BackendUnavailable(f"BiRefNet could not load from {source}: {exc}",
+                                     code="IMAGE_SEGMENTER_UNAVAILABLE",
+                                     message_ja="BiRefNet を読み込めません。") from exc
+        device = torch_device(self.settings)
+        return model.to(device).eval(), device
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        import torch
+
+        model, device = self._model.get()
+        h, w = rgb.shape[:2]
+        pixels = to_pixel_values(rgb, (INPUT_SIZE, INPUT_SIZE), device)
+        dtype = next(model.parameters()).dtype
+        with self._lock, torch.inference_mode():
+            outputs = model(pixels.to(dtype))
+        logits = outputs[-1] if isinstance(outputs, list | tuple) else outputs
+        if hasattr(logits, "logits"):
+            logits = logits.logits
+        probs = torch.nn.functional.interpolate(logits.float(), size=(h, w), mode="bilinear",
+                                                align_corners=False).sigmoid()
+        return probs[0, 0].cpu().numpy().astype(np.float32)
+
+    def cutout(self, image: Any, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        rgb = rgb_array(image)
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = padded_box(box, w, h) if box else (0, 0, w, h)
+        matte = np.zeros((h, w), np.float32)
+        if x1 - x0 >= 4 and y1 - y0 >= 4:
+            matte[y0:y1, x0:x1] = self.predict(rgb[y0:y1, x0:x1])
+        return matte
+
+    def close(self) -> None:
+        self._model.clear()

@@ -1,0 +1,220 @@
+"""Framing a cut-out person for a talking-head video: an upper-body crop with the face centred
+and the eyes at ~40% of the height, an aspect preset, optional padding and a background.
+
+Plain functions over PIL images and numpy mattes; the backgrounds the project ships live in
+``assets/backgrounds`` (``manifest.json`` lists them; ``generate.py`` made them).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageColor, ImageFilter, ImageOps
+
+from models.errors import InvalidInput
+
+Box = tuple[int, int, int, int]
+BACKGROUNDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "backgrounds"
+ASPECTS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "9:16": (9, 16), "16:9": (16, 9)}
+# How much of the frame's height the face takes, per aspect (tall frames show more body).
+FACE_SHARE = {"1:1": 0.30, "9:16": 0.22, "16:9": 0.34}
+EYE_LINE = 0.40
+BACKGROUND_KINDS = ("transparent", "solid", "blur", "builtin", "upload")
+MIN_SIZE, MAX_SIZE, MAX_PADDING = 128, 2048, 500
+
+
+@dataclass(frozen=True)
+class FramingOptions:
+    """How to frame. ``size`` is the long side in pixels (1:1 default 512x512)."""
+
+    aspect: str = "1:1"
+    size: int = 512
+    padding: int = 0
+    background: str = "transparent"
+    background_color: str = "#ffffff"
+    background_id: str | None = None
+    background_image: Image.Image | None = None
+
+    @property
+    def canvas(self) -> tuple[int, int]:
+        aw, ah = ASPECTS[self.aspect]
+        if aw >= ah:
+            return self.size, max(int(round(self.size * ah / aw)), 1)
+        return max(int(round(self.size * aw / ah)), 1), self.size
+
+
+def _invalid(message: str, message_ja: str, **details: object) -> InvalidInput:
+    return InvalidInput(message, code="IMAGE_INVALID_FRAMING", message_ja=message_ja,
+                        details=details)
+
+
+@lru_cache(maxsize=1)
+def builtin_backgrounds() -> tuple[dict[str, object], ...]:
+    """The shipped backgrounds' manifest entries."""
+    path = BACKGROUNDS_DIR / "manifest.json"
+    if not path.is_file():
+        return ()
+    return tuple(json.loads(path.read_text(encoding="utf-8")))
+
+
+def builtin_background(background_id: str) -> Image.Image:
+    for entry in builtin_backgrounds():
+        if entry["id"] == background_id:
+            return Image.open(BACKGROUNDS_DIR / str(entry["file"])).convert("RGB")
+    raise _invalid(f"Unknown built-in background {background_id!r}.",
+                   f"内蔵背景 {background_id!r} はありません。",
+                   allowed=[e["id"] for e in builtin_backgrounds()])
+
+
+def validate_options(options: FramingOptions) -> FramingOptions:
+    """Check every framing option; raise ``IMAGE_INVALID_FRAMING`` naming the bad one."""
+    if options.aspect not in ASPECTS:
+        raise _invalid(f"Unknown aspect {options.aspect!r}; use 1:1, 9:16 or 16:9.",
+                       "アスペクト比は 1:1・9:16・16:9 から選んでください。",
+                       field="aspect", allowed=list(ASPECTS))
+    if not MIN_SIZE <= options.size <= MAX_SIZE:
+        raise _invalid(f"Size must be {MIN_SIZE}-{MAX_SIZE} px.",
+                       f"サイズは {MIN_SIZE}〜{MAX_SIZE} px にしてください。", field="size")
+    if not 0 <= options.padding <= MAX_PADDING:
+        raise _invalid(f"Padding must be 0-{MAX_PADDING} px.",
+                       f"余白は 0〜{MAX_PADDING} px にしてください。", field="padding")
+    width, height = options.canvas
+    if min(width, height) - 2 * options.padding < 32:
+        raise _invalid(f"Padding {options.padding} px leaves no room in a {width}x{height} frame.",
+                       f"余白 {options.padding} px が {width}x{height} の枠に対して大きすぎます。",
+                       field="padding")
+    if options.background not in BACKGROUND_KINDS:
+        raise _invalid(f"Unknown background {options.background!r}.",
+                       f"背景の種類 {options.background!r} はありません。",
+                       field="background", allowed=list(BACKGROUND_KINDS))
+    if options.background == "solid":
+        try:
+            ImageColor.getrgb(options.background_color)
+        except ValueError:
+            raise _invalid(f"Unreadable colour {options.background_color!r}.",
+                           f"色 {options.background_color!r} を読めません。",
+                           field="background_color") from None
+    if options.background == "builtin":
+        builtin_background(options.background_id or "")
+    if options.background == "upload" and options.background_image is None:
+        raise _invalid("Background 'upload' needs a background image.",
+                       "背景画像をアップロードしてください。", field="background_image")
+    return options
+
+
+def anchor(face: Box | None, eyes: tuple | None, person: Box) -> tuple[float, float, float]:
+    """Horizontal centre, eye line and face height (source pixels) to frame around."""
+    if face is not None:
+        fx0, fy0, fx1, fy1 = face
+        face_h = float(max(fy1 - fy0, 1))
+        if eyes:
+            return (eyes[0][0] + eyes[1][0]) / 2, (eyes[0][1] + eyes[1][1]) / 2, face_h
+        return (fx0 + fx1) / 2, fy0 + 0.4 * face_h, face_h
+    px0, py0, px1, py1 = person  # no face seen: assume a head at the top of the person box
+    face_h = max((py1 - py0) * 0.2, 1.0)
+    return (px0 + px1) / 2, py0 + 0.55 * face_h, face_h
+
+
+def layout(options: FramingOptions, face: Box | None, eyes: tuple | None, person: Box, *,
+           span: float = 0.0, source_height: int | None = None,
+           ) -> tuple[float, float, float, int, int, int]:
+    """Scale (source px per output px), source x/y of the content's top-left, content w/h,
+    padding.
+
+    The content (the canvas less ``padding`` at the top, left and right; the body runs on to
+    the bottom edge as in any head-and-shoulders shot) shows the face at FACE_SHARE of the
+    height, centred, eyes at EYE_LINE. ``span`` (source px) must fit across 90% of the width
+    (several people). When the person reaches the photo's bottom edge, the frame zooms in
+    rather than show the empty space below the photo.
+    """
+    width, height = options.canvas
+    pad = options.padding
+    cw, ch = width - 2 * pad, height - pad
+    cx, eye_y, face_h = anchor(face, eyes, person)
+    scale = face_h / FACE_SHARE[options.aspect] / (height - 2 * pad)
+    if span > 0:
+        scale = max(scale, span / (0.9 * cw))
+    if source_height is not None and person[3] >= source_height - max(2, 0.01 * source_height):
+        room = (source_height - eye_y) / ((1 - EYE_LINE) * ch)
+        if room > 0:
+            scale = min(scale, room)
+    return scale, cx - cw * scale / 2, eye_y - EYE_LINE * ch * scale, cw, ch, pad
+
+
+def _sample(rgba: np.ndarray, scale: float, x0: float, y0: float, out_w: int, out_h: int,
+            replicate: bool) -> np.ndarray:
+    """Resample a region of ``rgba`` (float32 HxWxC) onto an out_h x out_w grid."""
+    import cv2
+
+    src = rgba
+    if scale > 1.5:  # prefilter: area-average before the affine map, so no aliasing
+        factor = scale
+        src = cv2.resize(rgba, (max(int(rgba.shape[1] / factor), 1),
+                                max(int(rgba.shape[0] / factor), 1)),
+                         interpolation=cv2.INTER_AREA)
+        sx = rgba.shape[1] / src.shape[1]
+        sy = rgba.shape[0] / src.shape[0]
+        matrix = np.array([[scale / sx, 0, x0 / sx], [0, scale / sy, y0 / sy]], np.float64)
+    else:
+        matrix = np.array([[scale, 0, x0], [0, scale, y0]], np.float64)
+    border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT
+    return cv2.warpAffine(src, matrix, (out_w, out_h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border,
+                          borderValue=0)
+
+
+def frame(image: Image.Image, alpha: np.ndarray, foreground: np.ndarray, *,
+          face: Box | None, eyes: tuple | None, person: Box,
+          options: FramingOptions, span: float = 0.0) -> tuple[Image.Image, Box | None]:
+    """Compose the framed portrait. ``foreground`` is float HxWx3 in [0, 1] (halo-free
+    colours), ``alpha`` float HxW. Returns the image (RGBA when the background is transparent,
+    else RGB) and the face box in output pixels (None when no face was seen)."""
+    validate_options(options)
+    width, height = options.canvas
+    scale, sx0, sy0, cw, ch, pad = layout(options, face, eyes, person, span=span,
+                                          source_height=alpha.shape[0])
+    premult = np.dstack([foreground * alpha[..., None], alpha]).astype(np.float32)
+    layer = _sample(premult, scale, sx0, sy0, cw, ch, replicate=False)
+    a = np.clip(layer[..., 3:4], 0.0, 1.0)
+    colour = np.where(a > 1e-4, layer[..., :3] / np.maximum(a, 1e-4), 0.0)
+    colour = np.clip(colour, 0.0, 1.0)
+
+    canvas = np.zeros((height, width, 4), np.float32)
+    if options.background == "solid":
+        canvas[..., :3] = np.array(ImageColor.getrgb(options.background_color)[:3]) / 255.0
+        canvas[..., 3] = 1.0
+    elif options.background == "blur":
+        rgb = np.asarray(image.convert("RGB"), np.float32) / 255.0
+        full = _sample(rgb, scale, sx0 - pad * scale, sy0 - pad * scale, width, height,
+                       replicate=True)
+        blurred = Image.fromarray(np.clip(full * 255, 0, 255).astype(np.uint8)).filter(
+            ImageFilter.GaussianBlur(max(width, height) * 0.025))
+        canvas[..., :3] = np.asarray(blurred, np.float32) / 255.0
+        canvas[..., 3] = 1.0
+    elif options.background in ("builtin", "upload"):
+        bg = (builtin_background(options.background_id or "") if options.background == "builtin"
+              else options.background_image.convert("RGB"))  # type: ignore[union-attr]
+        fitted = ImageOps.fit(bg, (width, height), Image.Resampling.LANCZOS)
+        canvas[..., :3] = np.asarray(fitted, np.float32) / 255.0
+        canvas[..., 3] = 1.0
+
+    region = canvas[pad:pad + ch, pad:pad + cw]  # padding: top, left and right
+    out_a = a + region[..., 3:4] * (1 - a)
+    out_rgb = (colour * a + region[..., :3] * region[..., 3:4] * (1 - a)) / np.maximum(out_a, 1e-6)
+    region[..., :3] = np.where(out_a > 1e-6, out_rgb, 0.0)
+    region[..., 3:4] = out_a
+    pixels = np.clip(canvas * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    result = Image.fromarray(pixels, "RGBA")
+    if options.background != "transparent":
+        result = result.convert("RGB")
+
+    face_out = None
+    if face is not None:
+        fx0, fy0, fx1, fy1 = face
+        face_out = (int(round((fx0 - sx0) / scale + pad)), int(round((fy0 - sy0) / scale + pad)),
+                    int(round((fx1 - sx0) / scale + pad)), int(round((fy1 - sy0) / scale + pad)))
+    return result, face_out

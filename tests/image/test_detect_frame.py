@@ -1,0 +1,206 @@
+"""Person detection, selection, and framing geometry and backgrounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.base import FallbackChain
+from models.closed_form import ClosedFormRefiner
+from models.errors import InvalidInput
+from models.mediapipe_selfie import MediapipeCutout
+from models.person_detect import threshold_for
+from pipelines import image as pipe
+from pipelines.framing import (
+    EYE_LINE,
+    FramingOptions,
+    builtin_backgrounds,
+    frame,
+    validate_options,
+)
+from tests.image import portraits
+
+
+def test_single_portrait_has_one_person_with_a_face(portrait) -> None:
+    people, report = pipe.detect(portrait.image)
+    assert len(people) == 1
+    person = people[0]
+    assert person.face_bbox is not None
+    assert person.confidence > 0.5
+    fx0, fy0, fx1, fy1 = person.face_bbox
+    # the figure's face is around x 160-370, y 120-330 in the source photo
+    assert 140 < (fx0 + fx1) / 2 < 390
+    assert 100 < (fy0 + fy1) / 2 < 330
+    assert report.operation == "person_detection"
+
+
+def test_group_photo_has_two_people_largest_first(group) -> None:
+    people, _ = pipe.detect(group)
+    assert len(people) == 2
+    areas = [(p.face_bbox[2] - p.face_bbox[0]) * (p.face_bbox[3] - p.face_bbox[1])
+             for p in people]
+    assert areas[0] > areas[1]
+    assert people[0].bbox[0] < people[1].bbox[0]  # the bigger one stands on the left
+    assert pipe.select(people) == [people[0]]
+    assert pipe.select(people, [1, 0]) == [people[1], people[0]]
+
+
+def test_no_person_is_a_clear_error() -> None:
+    with pytest.raises(InvalidInput) as info:
+        pipe.detect(portraits.no_person_image())
+    assert info.value.code == "IMAGE_NO_PERSON"
+    assert info.value.message_ja
+
+
+@pytest.mark.parametrize("value", [0.0, 0.05, 0.95, 1.5])
+def test_sensitivity_outside_range_is_refused(portrait, value: float) -> None:
+    with pytest.raises(InvalidInput) as info:
+        pipe.detect(portrait.image, sensitivity=value)
+    assert info.value.code == "IMAGE_INVALID_SENSITIVITY"
+
+
+def test_higher_sensitivity_lowers_the_threshold() -> None:
+    assert threshold_for(0.9) < threshold_for(0.5) < threshold_for(0.1)
+
+
+def test_unknown_person_id_is_refused(portrait) -> None:
+    people, _ = pipe.detect(portrait.image)
+    with pytest.raises(InvalidInput) as info:
+        pipe.select(people, [7])
+    assert info.value.code == "IMAGE_INVALID_SELECTION"
+
+
+def test_cutout_of_one_person_excludes_the_other(group) -> None:
+    people, _ = pipe.detect(group)
+    chain = FallbackChain("cutout", [MediapipeCutout()])
+    matte, report = pipe.cutout(group, [people[1]], chain, people=people)
+    assert report.operation == "background_removal"
+    assert report.method == "mediapipe"
+    x0, y0, x1, y1 = people[0].face_bbox
+    assert matte[y0:y1, x0:x1].max() < 0.05  # the other person's face is cut away
+    x0, y0, x1, y1 = people[1].face_bbox
+    assert matte[y0:y1, x0:x1].mean() > 0.8
+
+
+def _blank_subject(size=(400, 600)):
+    w, h = size
+    alpha = np.zeros((h, w), np.float32)
+    alpha[150:, 100:300] = 1.0
+    alpha[60:170, 150:250] = 1.0
+    fg = np.zeros((h, w, 3), np.float32)
+    fg[...] = (0.8, 0.3, 0.2)
+    image = Image.new("RGB", (w, h), (20, 200, 40))
+    return image, alpha, fg
+
+
+@pytest.mark.parametrize(("aspect", "expected"),
+                         [("1:1", (512, 512)), ("9:16", (288, 512)), ("16:9", (512, 288))])
+def test_eyes_at_forty_percent_and_face_centred(aspect: str, expected: tuple[int, int]) -> None:
+    image, alpha, fg = _blank_subject()
+    face = (150, 60, 250, 170)
+    eyes = ((180.0, 100.0), (220.0, 100.0))
+    framed, face_out = frame(image, alpha, fg, face=face, eyes=eyes, person=(100, 60, 300, 600),
+                             options=FramingOptions(aspect=aspect))
+    assert framed.size == expected
+    assert framed.mode == "RGBA"
+    w, h = expected
+    fx0, fy0, fx1, fy1 = face_out
+    assert abs((fx0 + fx1) / 2 - w / 2) <= 2
+    eye_y = fy0 + (100 - 60) / (170 - 60) * (fy1 - fy0)
+    # the person reaches the photo's bottom, so tall frames may zoom in; eyes stay at 40%
+    assert abs(eye_y / h - EYE_LINE) < 0.02
+    corner = np.asarray(framed)[0, 0]
+    assert corner[3] == 0  # transparent background
+
+
+def test_backgrounds_solid_blur_builtin_upload() -> None:
+    image, alpha, fg = _blank_subject()
+    args = dict(face=(150, 60, 250, 170), eyes=None, person=(100, 60, 300, 600))
+    solid, _ = frame(image, alpha, fg, options=FramingOptions(
+        background="solid", background_color="#0000ff"), **args)
+    assert solid.mode == "RGB"
+    assert solid.getpixel((2, 2)) == (0, 0, 255)
+    blur, _ = frame(image, alpha, fg, options=FramingOptions(background="blur"), **args)
+    r, g, b = blur.getpixel((2, 2))
+    assert g > 150
+    assert r < 60
+    upload = Image.new("RGB", (50, 50), (250, 250, 0))
+    up, _ = frame(image, alpha, fg, options=FramingOptions(
+        background="upload", background_image=upload), **args)
+    assert up.getpixel((2, 2)) == (250, 250, 0)
+    first = builtin_backgrounds()[0]["id"]
+    built, _ = frame(image, alpha, fg, options=FramingOptions(
+        background="builtin", background_id=first), **args)
+    assert built.mode == "RGB"
+
+
+def test_padding_leaves_a_transparent_margin() -> None:
+    image, alpha, fg = _blank_subject()
+    framed, _ = frame(image, alpha, fg, face=(150, 60, 250, 170), eyes=None,
+                      person=(100, 60, 300, 600), options=FramingOptions(padding=100))
+    a = np.asarray(framed)[..., 3]
+    assert a[:100].max() == 0
+    assert a[:, :100].max() == 0
+    assert a[:, -100:].max() == 0
+    assert a[100:].max() == 255
+
+
+@pytest.mark.parametrize("options", [
+    FramingOptions(aspect="4:3"), FramingOptions(size=64), FramingOptions(padding=501),
+    FramingOptions(padding=250), FramingOptions(background="plaid"),
+    FramingOptions(background="solid", background_color="nope"),
+    FramingOptions(background="builtin", background_id="nope"),
+    FramingOptions(background="upload"),
+])
+def test_bad_framing_options_are_refused(options: FramingOptions) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_options(options)
+    assert info.value.code == "IMAGE_INVALID_FRAMING"
+
+
+def test_at_least_five_builtin_backgrounds_ship() -> None:
+    from pipelines.framing import BACKGROUNDS_DIR
+
+    entries = builtin_backgrounds()
+    assert len(entries) >= 5
+    for entry in entries:
+        with Image.open(BACKGROUNDS_DIR / entry["file"]) as img:
+            assert img.size == (entry["width"], entry["height"])
+        assert entry["name"]
+        assert entry["name_ja"]
+
+
+@pytest.mark.slow
+def test_prepare_portrait_end_to_end(portrait) -> None:
+    result = pipe.prepare_portrait(
+        portrait.image, cutout_chain=FallbackChain("cutout", [MediapipeCutout()]),
+        refiner_chain=FallbackChain("refiner", [ClosedFormRefiner()]))
+    assert result.image.size == (512, 512)
+    assert result.image.mode == "RGBA"
+    assert [r.operation for r in result.reports] == list(pipe.OPERATIONS)
+    x0, y0, x1, y1 = result.face_box
+    assert abs((x0 + x1) / 2 - 256) < 20
+    alpha = np.asarray(result.image)[..., 3]
+    assert alpha[(y0 + y1) // 2, (x0 + x1) // 2] == 255
+    assert alpha[5, 5] == 0
+    assert portraits.iou(result.matte, portrait.alpha) > 0.93
+
+
+def test_exif_orientation_is_honoured_before_detection(portrait) -> None:
+    import io
+
+    from pipelines.media import decode_image
+
+    stored = portrait.image.transpose(Image.Transpose.ROTATE_90)  # as a phone sensor saw it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", quality=92, exif=exif)
+    upright = decode_image(buffer.getvalue())
+    assert upright.size == portrait.image.size
+    people, _ = pipe.detect(upright)
+    assert len(people) == 1
+    fx0, fy0, fx1, fy1 = people[0].face_bbox
+    assert 140 < (fx0 + fx1) / 2 < 390
+    assert 100 < (fy0 + fy1) / 2 < 330

@@ -1,0 +1,236 @@
+"""The neural engines' real loading and inference code, on tiny randomly initialised models of
+the real architectures saved to a temporary STUDIO_MODELS_DIR (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.base import EngineSettings, FallbackChain
+from models.closed_form import ClosedFormRefiner
+
+pytestmark = pytest.mark.slow
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+def _picture() -> Image.Image:
+    rng = np.random.default_rng(0)
+    arr = (rng.random((120, 90, 3)) * 255).astype(np.uint8)
+    arr[30:110, 25:65] = (200, 150, 120)
+    return Image.fromarray(arr)
+
+
+# ------------------------------------------------------------------------------ SegFormer
+
+
+def _save_segformer(root: Path, background: int, bias: float | None = None) -> None:
+    labels = ["hair", "face", "body"]
+    labels.insert(background, "Background")
+    config = transformers.SegformerConfig(
+        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
+        patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2],
+        decoder_hidden_size=16, num_labels=4, id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)})
+    torch.manual_seed(0)
+    model = transformers.SegformerForSemanticSegmentation(config)
+    if bias is not None:
+        with torch.no_grad():
+            model.decode_head.classifier.weight.zero_()
+            model.decode_head.classifier.bias.zero_()
+            model.decode_head.classifier.bias[background] = bias
+    model.save_pretrained(root / "segformer")
+
+
+def test_segformer_unavailable_without_weights(tmp_path: Path) -> None:
+    from models.segformer import SegformerCutout
+
+    ok, why = SegformerCutout(EngineSettings(models_dir=tmp_path)).available()
+    assert not ok
+    assert "ALLOW_DOWNLOADS" in why
+
+
+@pytest.mark.parametrize(("bias", "expected"), [(8.0, 0.0), (-8.0, 1.0)])
+def test_segformer_person_is_everything_but_background(tmp_path: Path, bias: float,
+                                                       expected: float) -> None:
+    from models.segformer import SegformerCutout
+
+    _save_segformer(tmp_path, background=2, bias=bias)  # not at index 0: found by its label
+    engine = SegformerCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
+    assert engine.available()[0]
+    matte = engine.cutout(_picture())
+    assert matte.shape == (120, 90)
+    assert np.allclose(matte, expected, atol=0.01)
+
+
+def test_segformer_random_weights_give_a_soft_matte_in_a_box(tmp_path: Path) -> None:
+    from models.segformer import SegformerCutout
+
+    _save_segformer(tmp_path, background=0)
+    engine = SegformerCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
+    matte = engine.cutout(_picture(), box=(30, 40, 60, 100))
+    assert matte.dtype == np.float32
+    assert 0.0 <= matte.min() <= matte.max() <= 1.0
+    assert matte[:, :20].max() == 0.0  # outside the padded box
+    assert matte[40:100, 30:60].std() > 0.0
+
+
+# ----------------------------------------------------------------------------------- SAM2
+
+
+def _save_sam2(root: Path) -> None:
+    bb = transformers.Sam2HieraDetConfig(
+        hidden_size=16, image_size=[256, 256], blocks_per_stage=[1, 2, 2, 1],
+        embed_dim_per_stage=[16, 32, 64, 128], num_attention_heads_per_stage=[1, 1, 1, 1],
+        window_size_per_stage=[8, 4, 4, 2], global_attention_blocks=[4],
+        window_positional_embedding_background_size=[4, 4])
+    vision = transformers.Sam2VisionConfig(
+        backbone_config=bb, backbone_channel_list=[128, 64, 32, 16],
+        backbone_feature_sizes=[[64, 64], [32, 32], [16, 16]], fpn_hidden_size=32)
+    config = transformers.Sam2Config(
+        vision_config=vision,
+        prompt_encoder_config=transformers.Sam2PromptEncoderConfig(
+            hidden_size=32, image_size=256, patch_size=16),
+        mask_decoder_config=transformers.Sam2MaskDecoderConfig(
+            hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32))
+    torch.manual_seed(0)
+    transformers.Sam2Model(config).save_pretrained(root / "sam2")
+
+
+def _coarse() -> np.ndarray:
+    matte = np.zeros((120, 90), np.float32)
+    matte[30:110, 25:65] = 1.0
+    return matte
+
+
+def test_sam2_segments_from_box_point_and_mask_prompts(tmp_path: Path) -> None:
+    from models.sam2 import Sam2Refiner
+
+    _save_sam2(tmp_path)
+    engine = Sam2Refiner(EngineSettings(models_dir=tmp_path, device="cpu"))
+    assert engine.available()[0]
+    rgb = np.asarray(_picture())
+    mask = engine.segment(rgb, _coarse(), (25, 30, 65, 110))
+    assert mask.shape == (120, 90)
+    assert 0.0 <= mask.min() <= mask.max() <= 1.0
+    refined = engine.refine(_picture(), _coarse(), (25, 30, 65, 110))
+    assert refined.shape == (120, 90)
+    assert 0.0 <= refined.min() <= refined.max() <= 1.0
+
+
+def test_refiner_chain_uses_sam2_when_weights_exist(tmp_path: Path) -> None:
+    from models.sam2 import Sam2Refiner
+    from pipelines.image import Person, refine
+
+    _save_sam2(tmp_path)
+    chain = FallbackChain("refiner", [Sam2Refiner(EngineSettings(models_dir=tmp_path,
+                                                                 device="cpu")),
+                                      ClosedFormRefiner()])
+    person = Person(0, (25, 30, 65, 110), 0.9, None, None, "face")
+    _, report = refine(_picture(), _coarse(), [person], chain)
+    assert report.operation == "sam2_refinement"
+    assert report.method == "sam2"
+    assert report.fallback_used is False
+
+
+def test_sam2_without_weights_falls_back_and_says_so(tmp_path: Path) -> None:
+    from models.sam2 import Sam2Refiner
+    from pipelines.image import Person, refine
+
+    chain = FallbackChain("refiner", [Sam2Refiner(EngineSettings(models_dir=tmp_path)),
+                                      ClosedFormRefiner()])
+    person = Person(0, (25, 30, 65, 110), 0.9, None, None, "face")
+    _, report = refine(_picture(), _coarse(), [person], chain)
+    assert report.method == "closed_form"
+    assert report.fallback_used is True
+    assert "SAM2" in report.details["note"]
+    assert report.details["attempts"][0]["outcome"] == "skipped"
+
+
+# -------------------------------------------------------------------------------- BiRefNet
+
+_CONFIG_CODE = '''
+from transformers import PretrainedConfig
+
+
+class TinyBiRefNetConfig(PretrainedConfig):
+    model_type = "tiny_birefnet"
+
+    def __init__(self, channels=4, **kwargs):
+        self.channels = channels
+        super().__init__(**kwargs)
+'''
+
+_MODEL_CODE = '''
+import torch
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyBiRefNetConfig
+
+
+class TinyBiRefNet(PreTrainedModel):
+    """Stands in for BiRefNet's remote code: a list of logits maps, last is the finest."""
+
+    config_class = TinyBiRefNetConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.conv = torch.nn.Conv2d(3, 1, 3, padding=1)
+        self.post_init()
+
+    def forward(self, x):
+        coarse = self.conv(torch.nn.functional.avg_pool2d(x, 4))
+        return [coarse, self.conv(x)]
+'''
+
+
+def _save_remote_code_model(root: Path) -> None:
+    """A checkpoint folder like BiRefNet's: its modelling code ships beside the weights."""
+    import importlib.util
+    import sys
+
+    folder = root / "birefnet"
+    folder.mkdir(parents=True)
+    (folder / "configuration_tiny.py").write_text(textwrap.dedent(_CONFIG_CODE))
+    (folder / "modeling_tiny.py").write_text(textwrap.dedent(_MODEL_CODE))
+    (folder / "__init__.py").write_text("")
+    spec = importlib.util.spec_from_file_location(
+        "tinybiref", folder / "__init__.py", submodule_search_locations=[str(folder)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["tinybiref"] = package
+    try:
+        from tinybiref.modeling_tiny import TinyBiRefNet, TinyBiRefNetConfig  # type: ignore
+
+        torch.manual_seed(0)
+        TinyBiRefNet(TinyBiRefNetConfig()).save_pretrained(folder)
+    finally:
+        for name in [n for n in sys.modules if n.startswith("tinybiref")]:
+            del sys.modules[name]
+    (folder / "__init__.py").unlink()
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_tiny.TinyBiRefNetConfig",
+                          "AutoModelForImageSegmentation": "modeling_tiny.TinyBiRefNet"}
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_birefnet_loads_remote_code_from_models_dir(tmp_path: Path) -> None:
+    from models.birefnet import BiRefNetCutout
+
+    _save_remote_code_model(tmp_path)
+    engine = BiRefNetCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
+    assert engine.available()[0]
+    matte = engine.cutout(_picture(), box=(25, 30, 65, 110))
+    assert matte.shape == (120, 90)
+    assert 0.0 <= matte.min() <= matte.max() <= 1.0
+    assert matte[40:100, 30:60].std() > 0.0
+
+
+def test_birefnet_unavailable_without_weights(tmp_path: Path) -> None:
+    from models.birefnet import BiRefNetCutout
+
+    assert not BiRefNetCutout(EngineSettings(models_dir=tmp_path)).available()[0]
