@@ -82,6 +82,8 @@ class JobStore(Protocol):
         """Load, change and save in one atomic step; ``change`` returns False to skip saving."""
         ...
 
+    def count(self, status: str) -> int: ...
+
     def set_flag(self, job_id: str, flag: str) -> bool:
         """Set a flag; True only for the caller that set it first (an atomic claim)."""
         ...
@@ -181,6 +183,9 @@ class Jobs:
         jobs.sort(key=lambda j: j.created_at, reverse=True)
         return jobs[:limit]
 
+    def count(self, status: str) -> int:
+        return self.store.count(status)
+
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
         for job in self.store.all():
@@ -197,6 +202,9 @@ class MemoryJobStore:
         self._flags: set[tuple[str, str]] = set()
         self._stages: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+
+    def count(self, status: str) -> int:
+        return sum(1 for job in self.all() if job.status == status)
 
     def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
         with self._lock:
@@ -269,6 +277,11 @@ class SqliteJobStore:
                          " PRIMARY KEY (job_id, flag))")
             conn.execute("CREATE TABLE IF NOT EXISTS job_stages (job_id TEXT, stage TEXT,"
                          " data TEXT NOT NULL, PRIMARY KEY (job_id, stage))")
+
+    def count(self, status: str) -> int:
+        row = self._conn().execute("SELECT COUNT(*) FROM jobs WHERE status = ?",
+                                   (status,)).fetchone()
+        return int(row[0])
 
     def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
         conn = self._conn()
@@ -350,6 +363,9 @@ class RedisJobStore:
         self.r = redis.Redis.from_url(url)
         self.key = f"{namespace}:jobs"
         self.flags = f"{namespace}:job-flags"
+
+    def count(self, status: str) -> int:
+        return sum(1 for job in self.all() if job.status == status)
 
     def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
         import redis

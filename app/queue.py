@@ -208,7 +208,7 @@ class TaskQueue:
             raise KeyError(kind)
         if self.admission is not None:
             self.admission()
-        depth = self.depth()
+        depth = self.jobs.count("queued")  # jobs, not tasks: a message job queues two
         if depth >= self.max_queued:
             raise QueueFull(
                 f"The queue is full ({depth} jobs waiting). Try again shortly.",
