@@ -145,28 +145,39 @@ def retry(services: Services, job_id: str, lang: str = "en") -> str:
     return plain("jobs.retried", lang).format(job_id=job_id, status=status)
 
 
+def view(services: Services, status: str, kind: str, limit: float,
+         request: gr.Request | None) -> tuple[str, list[list[Any]], list[list[Any]]]:
+    """(summary, worker rows, job rows) for an admin; a refusal and nothing for others."""
+    lang = _lang(request)
+    if not is_admin(services, request):
+        return plain("jobs.forbidden", lang), [], []
+    return (summary(services, lang), worker_rows(services),
+            job_rows(services, status, kind, int(limit)))
+
+
+def act(services: Services, action: Callable[[Services, str, str], str], job_id: str,
+        status: str, kind: str, limit: float, request: gr.Request | None) -> tuple:
+    """Run ``cancel`` or ``retry`` for an admin, then refresh the view."""
+    lang = _lang(request)
+    if not is_admin(services, request):
+        return (plain("jobs.forbidden", lang), *view(services, status, kind, limit, request))
+    message = action(services, job_id, lang)
+    return (message, *view(services, status, kind, limit, request))
+
+
 def build(services: Services) -> None:
     kinds = [ALL, *sorted(pipeline_tasks.HANDLERS)]
-    empty_workers: list[list[Any]] = []
-    empty_jobs: list[list[Any]] = []
 
-    def view(status: str, kind: str, limit: float, request: gr.Request) -> tuple:
-        lang = _lang(request)
-        if not is_admin(services, request):
-            return plain("jobs.forbidden", lang), empty_workers, empty_jobs
-        return (summary(services, lang), worker_rows(services),
-                job_rows(services, status, kind, int(limit)))
+    def show(status: str, kind: str, limit: float, request: gr.Request) -> tuple:
+        return view(services, status, kind, limit, request)
 
-    def act(action: Callable[..., str]) -> Callable[..., tuple]:
-        def run(job_id: str, status: str, kind: str, limit: float,
-                request: gr.Request) -> tuple:
-            lang = _lang(request)
-            if not is_admin(services, request):
-                return (plain("jobs.forbidden", lang), plain("jobs.forbidden", lang),
-                        empty_workers, empty_jobs)
-            message = action(services, job_id, lang)
-            return (message, *view(status, kind, limit, request))
-        return run
+    def do_cancel(job_id: str, status: str, kind: str, limit: float,
+                  request: gr.Request) -> tuple:
+        return act(services, cancel, job_id, status, kind, limit, request)
+
+    def do_retry(job_id: str, status: str, kind: str, limit: float,
+                 request: gr.Request) -> tuple:
+        return act(services, retry, job_id, status, kind, limit, request)
 
     gr.Markdown(t("jobs.title"))
     overview = gr.Markdown()
@@ -191,15 +202,15 @@ def build(services: Services) -> None:
     filters = [status, kind, limit]
     views = [overview, workers, jobs]
     # on page load and on every filter change, then on demand or every 5 s
-    gr.on(None, view, inputs=filters, outputs=views, api_visibility="private",
+    gr.on(None, show, inputs=filters, outputs=views, api_visibility="private",
           show_progress="hidden")
-    gr.on([refresh.click, timer.tick], view, inputs=filters, outputs=views,
+    gr.on([refresh.click, timer.tick], show, inputs=filters, outputs=views,
           api_visibility="private", show_progress="hidden")
     auto.change(lambda on: gr.Timer(active=on), inputs=auto, outputs=timer,
                 api_visibility="private")
-    cancel_button.click(act(cancel), inputs=[job_id, *filters], outputs=[message, *views],
+    cancel_button.click(do_cancel, inputs=[job_id, *filters], outputs=[message, *views],
                         api_visibility="private")
-    retry_button.click(act(retry), inputs=[job_id, *filters], outputs=[message, *views],
+    retry_button.click(do_retry, inputs=[job_id, *filters], outputs=[message, *views],
                        api_visibility="private")
 
     def pick(evt: gr.SelectData) -> str:

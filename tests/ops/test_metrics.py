@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
 from app.config import VERSION
+from app.heartbeat import live_workers
 from app.main import create_app
 from app.metrics import Metrics, circuit_open
 from app.services import Services
@@ -29,6 +30,10 @@ def _studio(services: Services) -> Iterator[TestClient]:
     next(gen)
     with TestClient(create_app(services, with_ui=False)) as client:
         services.queue.start_consumer(1, install_signals=False)
+        deadline = time.monotonic() + 30
+        while not live_workers(services.queue.huey)[0]:  # its thread says hello on start
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         try:
             yield client
         finally:
