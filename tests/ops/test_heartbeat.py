@@ -112,16 +112,19 @@ def test_app_reports_a_worker_in_another_process(queue, settings, tmp_path, requ
         [sys.executable, "-m", "huey.bin.huey_consumer", "app.worker.huey", "-k", "thread",
          "-w", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
-    worker = None
     try:
         with LiveServer(services) as server:
             app_metrics = f"{server.url}/metrics"
-            m = _wait(lambda: (lambda m: m if value(m, "studio_workers_live") == 1 else None)(
-                _metrics(app_metrics)))
+            def both_threads_up() -> dict | None:
+                m = _metrics(app_metrics)
+                threads = [v for (name, _), v in m.items() if name == "studio_worker_threads"]
+                return m if threads == [2] else None  # each thread beats as it starts
+
+            m = _wait(both_threads_up)
+            assert value(m, "studio_workers_live") == 1
             [worker] = [labels[0][1] for (name, labels) in m
                         if name == "studio_worker_threads"]
             assert worker.endswith(f":{consumer.pid}")
-            assert value(m, "studio_worker_threads", worker=worker) == 2
             live, _ = live_workers(services.queue.huey)
             assert [r.worker for r in live] == [worker]
 
