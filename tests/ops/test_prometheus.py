@@ -134,10 +134,10 @@ def prometheus(busy_studio: LiveServer, tmp_path: Path) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
-            try:
-                found = httpx.get(f"{url}/api/v1/query",
-                                  params={"query": "studio_worker_threads"}).json()
-                if found["status"] == "success" and found["data"]["result"]:
+            try:  # 503 "Service Unavailable" (plain text) while its database opens
+                answer = httpx.get(f"{url}/api/v1/query",
+                                   params={"query": "studio_worker_threads"})
+                if answer.status_code == 200 and answer.json()["data"]["result"]:
                     break
             except httpx.HTTPError:
                 pass
