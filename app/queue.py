@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from huey import MemoryHuey, PriorityRedisHuey, SqliteHuey, signals
 from huey.api import Huey, Task, TaskWrapper
 
+from app import heartbeat
 from app.jobs import Job, Jobs
 from app.storage import Storage, new_key
 from models.base import EngineSettings, FallbackChain
@@ -71,8 +72,11 @@ class RunningJob:
     jobs: Jobs
     chains: Callable[[str], FallbackChain]
     deadline: float
+    metrics: Any = None  # app.metrics.Metrics of this process, when bound
     _last_write: float = field(default=0.0)
     _last_fraction: float = field(default=-1.0)
+    _stage_started: float = field(default_factory=time.perf_counter)
+    _observed: set[str] = field(default_factory=set)
 
     def progress(self, fraction: float, step: str) -> None:
         if self.jobs.cancel_requested(self.job_id):
@@ -90,9 +94,20 @@ class RunningJob:
 
     def step_done(self, step: str) -> None:
         self.jobs.step_done(self.job_id, step)
+        now = time.perf_counter()
+        if self.metrics is not None and step not in self._observed:
+            self.metrics.observe_step(step, now - self._stage_started)
+        self._stage_started = now
+
+    def observe_stage(self, stage: str, backend: str | None, seconds: float) -> None:
+        """Record how long ``stage`` took on ``backend`` (see ``app.metrics``)."""
+        self._observed.add(stage)
+        if self.metrics is not None:
+            self.metrics.observe_stage(stage, backend, seconds)
 
     def chain(self, capability: str) -> FallbackChain:
-        return self.chains(capability)
+        chain = self.chains(capability)
+        return chain if self.metrics is None else self.metrics.observed(chain)
 
     def new_key(self, prefix: str, extension: str) -> str:
         return new_key(prefix, extension)
@@ -141,6 +156,8 @@ class TaskQueue:
         self.admission = admission  # raises to refuse new jobs (e.g. disk nearly full)
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self._consumer: Any = None
+        self.metrics: Any = None  # set by app.metrics.Metrics.bind
+        self.heartbeat = heartbeat.install(huey)  # beats while this process consumes
         pipeline_tasks.load_handlers()
         self.run_job: TaskWrapper = huey.task(name="studio.run_job")(self._run_job)
         self.run_stage: TaskWrapper = huey.task(name="studio.run_stage")(self._run_stage)
@@ -175,7 +192,7 @@ class TaskQueue:
             return
         self.jobs.start(job_id, self.worker_name)
         ctx = RunningJob(job_id, self.storage, self.engine_settings, self.jobs, self.chains,
-                         deadline=time.monotonic() + self.job_timeout)
+                         deadline=time.monotonic() + self.job_timeout, metrics=self.metrics)
         started = time.perf_counter()
         try:
             result = handler(ctx, job.params)

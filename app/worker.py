@@ -3,14 +3,22 @@
 It builds the same services as the app from the same ``STUDIO_*`` settings, so a job
 enqueued by the app runs here and its status and artifacts are visible to the app (share
 ``STUDIO_QUEUE_URL`` and, across machines, ``STUDIO_STORAGE=s3``).
+
+The worker says it is alive through heartbeat records beside the queue (``app.heartbeat``,
+started by huey's worker start-up hook). With ``STUDIO_METRICS_PORT`` set it also serves
+this process's own Prometheus metrics (stage durations, finished jobs) on
+``STUDIO_HOST:STUDIO_METRICS_PORT/metrics``; use thread workers (``-k thread``) so those
+numbers are all in this one process.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from app.config import SettingsError, load_settings
 from app.logs import setup_logging
+from app.metrics import Metrics
 from app.services import build_services
 
 try:
@@ -19,7 +27,18 @@ except SettingsError as exc:
     sys.stderr.write(f"{exc}\n")
     raise SystemExit(2) from None
 
+_metrics_port = os.environ.get("STUDIO_METRICS_PORT", "").strip()
+if _metrics_port and not (_metrics_port.isdigit() and 1 <= int(_metrics_port) <= 65535):
+    sys.stderr.write(f"invalid setting: STUDIO_METRICS_PORT: {_metrics_port!r} is not a port\n")
+    raise SystemExit(2)
+
 setup_logging(settings.log_level, settings.log_format)
 services = build_services(settings)
 services.queue.recover()
 huey = services.queue.huey
+metrics = Metrics()
+metrics.bind(services, state=False)  # the app reports the shared state; we report our work
+if _metrics_port:
+    from prometheus_client import start_http_server
+
+    start_http_server(int(_metrics_port), addr=settings.host, registry=metrics.registry)

@@ -13,6 +13,7 @@ from app.services import Services
 
 def create_router(services: Services, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["health"])
+    metrics.bind(services)  # job/stage events of this process + shared state at scrape time
 
     @router.get("/health")
     def health() -> JSONResponse:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gradio as gr
 
 from app.services import Services
-from app.ui import bgm, engines, image, message, prosody, video, voice
+from app.ui import bgm, engines, image, jobs, message, prosody, video, voice
 from app.ui.text import build_i18n, t
 
 TABS = (
     ("tab.message", message), ("tab.voice", voice), ("tab.image", image),
     ("tab.prosody", prosody), ("tab.bgm", bgm), ("tab.video", video),
+    ("tab.jobs", jobs),
 )
 
 CSS = """

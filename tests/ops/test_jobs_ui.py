@@ -1,0 +1,113 @@
+"""The Jobs tab (Flower's role): queue depth, live workers, jobs by status and kind, cancel,
+retry once the queue offers it, admin only through the auth hook, in both languages."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+import httpx
+import pytest
+
+from app.services import Services
+from app.ui import jobs as jobs_ui
+from tests.conftest import LiveServer
+
+
+def request(lang: str = "en", **headers: str) -> SimpleNamespace:
+    return SimpleNamespace(headers={"accept-language": lang, **headers})
+
+
+@pytest.fixture
+def filled(services: Services) -> dict[str, str]:
+    jobs = services.jobs
+    done = jobs.create("message.generate", {}, ["render"])
+    jobs.update(done.id, status="completed", progress=100.0)
+    failed = jobs.create("image.process", {}, ["cutout"])
+    jobs.update(failed.id, status="failed", error={"code": "IMAGE_BROKEN", "message": "x"})
+    queued = services.queue.submit("diagnostics.tone", {"seconds": 0.1})
+    return {"done": done.id, "failed": failed.id, "queued": queued.id}
+
+
+def test_view_shows_depth_workers_and_filters_jobs(services, filled) -> None:
+    services.queue.start_consumer(1, install_signals=False)
+    try:
+        deadline = time.monotonic() + 30
+        while not jobs_ui.worker_rows(services):  # the worker thread says hello on start
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        summary, workers, rows = jobs_ui.view(services, "all", "all", 100, request())
+        assert "**live workers:** 1" in summary and "failed: 1" in summary
+        [worker] = workers
+        assert worker[0] == services.queue.worker_name and worker[1] == "✅"
+        assert len(rows) == 3
+        _, _, failed = jobs_ui.view(services, "failed", "all", 100, request())
+        assert [(r[0], r[2], r[-1]) for r in failed] == [
+            (filled["failed"], "failed", "IMAGE_BROKEN")]
+        _, _, images = jobs_ui.view(services, "all", "image.process", 100, request())
+        assert [r[0] for r in images] == [filled["failed"]]
+    finally:
+        services.queue.stop_consumer()
+    assert jobs_ui.worker_rows(services) == []  # a clean stop leaves the list
+
+
+def test_cancel_a_queued_job_and_refuse_a_finished_one(services, filled) -> None:
+    message = jobs_ui.cancel(services, filled["queued"])
+    assert "Cancel requested" in message and "cancelled" in message
+    assert services.jobs.get(filled["queued"]).status == "cancelled"
+    assert "already completed" in jobs_ui.cancel(services, filled["done"])
+    assert "ジョブ" in jobs_ui.cancel(services, "nope", "ja")  # not found, in Japanese
+    assert jobs_ui.cancel(services, "  ") == jobs_ui.plain("jobs.no_id")
+
+
+def test_retry_waits_for_the_queue_to_offer_it(services, filled,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not hasattr(services.queue, "retry")
+    assert "not available yet" in jobs_ui.retry(services, filled["failed"])
+    asked = []
+
+    def fake_retry(job_id: str):
+        asked.append(job_id)
+        return services.jobs.update(job_id, status="queued", error=None)
+
+    monkeypatch.setattr(services.queue, "retry", fake_retry, raising=False)
+    message = jobs_ui.retry(services, filled["failed"])
+    assert asked == [filled["failed"]] and "queued again" in message
+
+
+def test_admin_hook_guards_view_and_actions(services, filled) -> None:
+    services.extras[jobs_ui.ADMIN_HOOK] = lambda req: req.headers.get("x-admin") == "yes"
+    summary, workers, rows = jobs_ui.view(services, "all", "all", 100, request("ja"))
+    assert summary == jobs_ui.plain("jobs.forbidden", "ja") and workers == rows == []
+    out = jobs_ui.act(services, jobs_ui.cancel, filled["queued"], "all", "all", 100, request())
+    assert out[0] == jobs_ui.plain("jobs.forbidden") and out[3] == []
+    assert services.jobs.get(filled["queued"]).status == "queued"  # nothing happened
+    allowed = jobs_ui.act(services, jobs_ui.cancel, filled["queued"], "all", "all", 100,
+                          request(**{"x-admin": "yes"}))
+    assert "Cancel requested" in allowed[0] and len(allowed[3]) == 3
+
+    def broken(req):
+        raise RuntimeError("auth store down")
+
+    services.extras[jobs_ui.ADMIN_HOOK] = broken
+    assert not jobs_ui.is_admin(services, request())  # a failing check denies
+
+
+def test_tables_render_in_gradio(services, filled) -> None:
+    _, workers, rows = jobs_ui.view(services, "all", "all", 100, request())
+    table = gr.Dataframe(headers=jobs_ui.JOB_HEADERS)
+    assert table.postprocess(rows).data[0][0] in filled.values()
+    assert gr.Dataframe(headers=jobs_ui.WORKER_HEADERS).postprocess(workers) is not None
+
+
+@pytest.mark.slow
+def test_jobs_tab_is_mounted(services) -> None:
+    with LiveServer(services, with_ui=True) as server:
+        config = httpx.get(server.url + "/config").json()
+    tabs = {c["props"].get("id") for c in config["components"] if c["type"] == "tabitem"}
+    assert "jobs" in tabs
+    assert config["i18n_translations"]["ja"]["tab.jobs"] == "ジョブ"
+    headers = [c["props"].get("headers") for c in config["components"]
+               if c["type"] == "dataframe"]
+    assert any(h and h[0] == "job_id" for h in headers)
