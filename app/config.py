@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     service_secret: str | None = None  # HMAC key for X-Service-Token (worker -> app)
     auth_users: str | None = None  # "user:pbkdf2_sha256$..." comma-separated: UI login
     auth_users_file: Path | None = None
+    admin_users: BackendList = Field(default_factory=list)  # UI users allowed the Jobs tab
     metrics_token: str | None = None  # when set, /metrics needs "Authorization: Bearer <it>"
     files_link_ttl: int = Field(3600, ge=60)  # signed /files links, seconds
     rate_limit_per_minute: int = Field(30, ge=0)  # per client on expensive routes; 0 = off
@@ -85,7 +86,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "tts_backends", "voice_encoder_backends", "voice_converter_backends",
-        "cutout_backends", "refiner_backends", "talking_head_backends", "fetch_allowed_hosts",
+        "cutout_backends", "refiner_backends", "talking_head_backends", "admin_users",
+        "fetch_allowed_hosts",
         mode="before",
     )
     @classmethod

@@ -79,6 +79,10 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
                 stored = users.get(username)
                 return stored is not None and check_password(password, stored)
 
+            admins = set(settings.admin_users)
+            services.extras["is_admin"] = lambda request: (
+                not admins or getattr(request, "username", None) in admins)
+
         app = gr.mount_gradio_app(
             app, blocks, path="/", i18n=build_i18n(), css=CSS, footer_links=["api"],
             show_error=True, auth=login,

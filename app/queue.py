@@ -328,6 +328,8 @@ class TaskQueue:
         ]
         started = job.started_at or job.created_at
         result.setdefault("processing_time", round(time.time() - started, 3))
+        if self.metrics is not None:
+            self.metrics.observe_job(job.kind, "completed", time.time() - started)
         self.jobs.update(job.id, status="completed", progress=100.0, current_step="done",
                          result=result, steps_remaining=[],
                          steps_completed=[st.name for st in self._stages(job.kind)])
@@ -389,8 +391,8 @@ class TaskQueue:
         outputs = {n: r.get("output") or {} for n, r in records.items()
                    if r.get("status") == "done"}
         ctx = RunningStage(job_id, self.storage, self.engine_settings, self.jobs, self.chains,
-                           deadline=time.monotonic() + stage.timeout, stage=stage_name,
-                           queue=self)
+                           deadline=time.monotonic() + stage.timeout, metrics=self.metrics,
+                           stage=stage_name, queue=self)
         started = time.perf_counter()
         try:
             output = stage.run(ctx, job.params, outputs)
@@ -419,8 +421,11 @@ class TaskQueue:
                 f"{stage_name}: {type(exc).__name__}",
                 "message_ja": f"ステージ {stage_name} で内部エラー: {type(exc).__name__}"})
             return
+        seconds = time.perf_counter() - started
         record.update(status="done", progress=1.0, output=output or {},
-                      duration=round(time.perf_counter() - started, 3), finished_at=time.time())
+                      duration=round(seconds, 3), finished_at=time.time())
+        if self.metrics is not None:
+            self.metrics.observe_stage(stage_name, (output or {}).get("backend"), seconds)
         self.jobs.store.save_stage(job_id, stage_name, record)
         records = self.jobs.store.load_stages(job_id)
         job = self.jobs.get(job_id)
@@ -435,8 +440,10 @@ class TaskQueue:
                       finished_at=time.time())
         self.jobs.store.save_stage(job_id, stage, record)
         if error is not None:
-            self.jobs.update(job_id, status="failed", current_step=stage,
-                             error={**error, "stage": stage})
+            job = self.jobs.update(job_id, status="failed", current_step=stage,
+                                   error={**error, "stage": stage})
+            if self.metrics is not None and job.status == "failed":
+                self.metrics.observe_job(job.kind, "failed")
             log.warning("stage failed", extra={"job_id": job_id, "stage": stage,
                                                "code": error.get("code")})
 

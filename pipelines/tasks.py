@@ -38,6 +38,10 @@ class JobContext(Protocol):
 
     def chain(self, capability: str) -> FallbackChain: ...
 
+    def observe_stage(self, stage: str, backend: str | None, seconds: float) -> None:
+        """Record a step's duration and engine for /metrics."""
+        ...
+
     def new_key(self, prefix: str, extension: str) -> str: ...
 
 
