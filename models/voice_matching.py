@@ -25,7 +25,7 @@ from models.resemblyzer_encoder import ResemblyzerEncoder, cosine
 
 FORMANT_RATIOS = (0.86, 0.92, 0.97, 1.0, 1.04, 1.09, 1.15)
 PITCH_STEPS = (-2.0, 0.0, 2.0)  # semitones around the reference's own median
-SEARCH_SECONDS = 6.0
+SEARCH_SECONDS = 4.5
 
 
 @dataclass(frozen=True)
@@ -74,22 +74,31 @@ def apply_match(audio: Audio, params: MatchParams) -> Audio:
 
 def search(audio: Audio, target: np.ndarray, reference_pitch: float,
            embed: Callable[[Audio], np.ndarray]) -> tuple[MatchParams, dict[str, float]]:
-    """Grid-search Praat parameters on (up to) the first seconds of ``audio``; return the
-    best and the similarity before and after."""
+    """Coarse-to-fine search of Praat parameters on (up to) the first seconds of ``audio``:
+    formant ratios at the reference's pitch median, then pitch steps around it at the best
+    ratio (9-10 scored points instead of 21). Returns the best and the similarity before
+    and after."""
     excerpt = Audio(audio.samples[: int(SEARCH_SECONDS * audio.sample_rate)], audio.sample_rate)
     best = MatchParams()
     before = cosine(embed(excerpt), target)
     best_score = before
-    pitches = [0.0] if reference_pitch <= 0 else [
-        reference_pitch * 2 ** (s / 12) for s in PITCH_STEPS]
-    for pitch in pitches:
-        for ratio in FORMANT_RATIOS:
-            params = MatchParams(ratio, round(pitch, 1))
-            if params.identity:
-                continue
-            score = cosine(embed(apply_match(excerpt, params)), target)
-            if score > best_score:
-                best, best_score = params, score
+
+    def score(params: MatchParams) -> None:
+        nonlocal best, best_score
+        if params.identity:
+            return
+        value = cosine(embed(apply_match(excerpt, params)), target)
+        if value > best_score:
+            best, best_score = params, value
+
+    pitch = round(reference_pitch, 1) if reference_pitch > 0 else 0.0
+    for ratio in FORMANT_RATIOS:
+        score(MatchParams(ratio, pitch))
+    if pitch > 0:
+        ratio = best.formant_ratio
+        for step in PITCH_STEPS:
+            if step:
+                score(MatchParams(ratio, round(pitch * 2 ** (step / 12), 1)))
     return best, {"before": round(before, 4), "after": round(best_score, 4)}
 
 

@@ -47,3 +47,24 @@ def clip() -> bytes:
 @pytest.fixture
 def clips() -> list[tuple[bytes, str]]:
     return [(wav_bytes(ojt_speech(s)), f"take{i + 1}.wav") for i, s in enumerate(SENTENCES)]
+
+
+def make_services(settings: object, **overrides: object) -> object:
+    """Services over the isolated settings with some fields changed (engine orders...)."""
+    from app.services import build_services
+
+    return build_services(settings.model_copy(update=overrides))  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def voice_client(settings: object) -> object:
+    """A TestClient whose speech chain is OpenJTalk only (fast) and real encoder/matcher."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    services = make_services(settings, tts_backends=["openjtalk"])
+    with TestClient(create_app(services, with_ui=False), raise_server_exceptions=False) as c:
+        c.services = services  # type: ignore[attr-defined]
+        yield c
+    services.close()  # type: ignore[attr-defined]
