@@ -628,6 +628,9 @@ def create_profile(
     return profile
 
 
+_CALIBRATION_AUDIO: dict[tuple[str, str, str], Audio] = {}
+
+
 def calibrate_matching(tts: FallbackChain, matcher: Any, embedding: np.ndarray,
                        reference: Audio, language: str) -> dict[str, Any] | None:
     """Say a calibration sentence with each built-in voice of the language (and a blend of
@@ -645,8 +648,11 @@ def calibrate_matching(tts: FallbackChain, matcher: Any, embedding: np.ndarray,
             if info.language != language:
                 continue
             default_voice = default_voice or info.id
-            speech = engine.synthesize(SpeechRequest(text, voice=info.id, language=language))
-            candidates.append((info.id, speech.audio))
+            key = (engine.name, info.id, language)
+            if key not in _CALIBRATION_AUDIO:  # the same sentence every time: say it once
+                _CALIBRATION_AUDIO[key] = engine.synthesize(
+                    SpeechRequest(text, voice=info.id, language=language)).audio
+            candidates.append((info.id, _CALIBRATION_AUDIO[key]))
         if engine.name == "kokoro":
             kokoro = engine
     if not candidates:
