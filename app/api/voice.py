@@ -1,11 +1,179 @@
-"""`/api/voice/*` routes (filled in by the voice issue)."""
+"""`/api/voice/*`: synthesize, voice profiles, built-in voices.
+
+Thin: each route validates its request shape, calls ``pipelines.voice`` and wraps the
+answer in the envelope. Errors are StudioErrors raised below; the one handler maps them.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import base64
+import time
+from typing import Any
 
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from app.api.envelope import ok
 from app.services import Services
+from app.storage import new_key
+from models.base import Speech
+from models.errors import InvalidInput, PayloadTooLarge
+from pipelines.media import LIMITS, encode_audio
+from pipelines.voice import ProfileStore, VoiceKit, VoiceOptions, list_voices, public_profile
+
+INLINE_MAX_BYTES = 1_000_000
+"""Audio up to this size (about 20 s of 24 kHz WAV) comes back inline as base64 unless the
+request says ``return_base64: false``."""
+
+
+def voice_kit(services: Services) -> VoiceKit:
+    """The voice pipeline's engines and profile store, built once per Services."""
+    kit = services.extras.get("voice_kit")
+    if kit is None:
+        kit = VoiceKit(
+            tts=services.chain("tts"), encoder=services.chain("voice_encoder"),
+            converters=services.chain("voice_converter"), store=ProfileStore(services.storage),
+            cache_dir=services.engine_settings.cache_dir)
+        services.extras["voice_kit"] = kit
+    return kit
+
+
+class SynthesizeOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    speed: float = 1.0
+    pitch: float = 0.0
+    intonation: float = 1.0
+    volume: float = 1.0
+    pause: float = 1.0
+    voice: str | None = None
+    speaker: int | str | None = None
+
+
+class SynthesizeRequest(BaseModel):
+    """The seed's request: ``text``, ``voice_type``, ``profile_id``, ``language``,
+    ``options`` (speed, pitch, volume + intonation, pause, voice/speaker)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str | None = None
+    voice_type: str = "builtin"
+    profile_id: str | None = None
+    language: str = "ja"
+    options: SynthesizeOptions = Field(default_factory=SynthesizeOptions)
+    voice: str | None = None
+    speaker: int | str | None = None
+    output_format: str = Field("wav", validation_alias=AliasChoices("output_format", "format"))
+    return_base64: bool | None = Field(
+        None, validation_alias=AliasChoices("return_base64", "return_audio_data",
+                                            "include_audio_data", "audio_data_base64"))
+
+
+class RenameRequest(BaseModel):
+    name: str
+
+
+def speech_payload(services: Services, speech: Speech, report: dict[str, Any], fmt: str,
+                   inline: bool | None) -> dict[str, Any]:
+    """Store the audio under ``voices/{engine}/`` and describe it as the seed does."""
+    if fmt not in ("wav", "mp3"):
+        raise InvalidInput(f"Unsupported output format {fmt!r}.", code="VOICE_INVALID_FORMAT",
+                           message_ja=f"出力形式 {fmt!r} には対応していません。",
+                           details={"allowed": ["wav", "mp3"]})
+    data = encode_audio(speech.audio, fmt)
+    engine = report.get("conversion", {}).get("backend") or report["backend"]
+    key = services.storage.put(new_key(f"voices/{engine}", fmt), data)
+    payload: dict[str, Any] = {
+        "audio_url": services.storage.url(key),
+        "audio_key": key,
+        "audio_format": fmt,
+        "sample_rate": speech.audio.sample_rate,
+        "duration": round(speech.audio.duration, 3),
+        "size_bytes": len(data),
+        "sentences": [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text}
+                      for s in speech.sentences],
+        **report,
+    }
+    if inline or (inline is None and len(data) <= INLINE_MAX_BYTES):
+        payload["audio_data_base64"] = base64.b64encode(data).decode("ascii")
+    return payload
+
+
+async def _read_uploads(files: list[UploadFile]) -> list[tuple[bytes, str]]:
+    out = []
+    for index, upload in enumerate(files):
+        name = upload.filename or f"clip {index + 1}"
+        data = await upload.read(LIMITS.audio_max_bytes + 1)
+        if len(data) > LIMITS.audio_max_bytes:
+            raise PayloadTooLarge(
+                f"{name}: larger than {LIMITS.audio_max_bytes // 1_000_000} MB.",
+                code="VOICE_SAMPLE_TOO_LARGE",
+                message_ja=f"{name}: {LIMITS.audio_max_bytes // 1_000_000} MB を超えています。",
+                details={"filename": name, "clip": index})
+        out.append((data, name))
+    return out
 
 
 def create_router(services: Services) -> APIRouter:
-    return APIRouter(prefix="/api/voice", tags=["voice"])
+    router = APIRouter(prefix="/api/voice", tags=["voice"])
+
+    @router.post("/synthesize")
+    def synthesize(body: SynthesizeRequest) -> JSONResponse:
+        started = time.perf_counter()
+        kit = voice_kit(services)
+        voice = body.options.voice or body.voice
+        speaker = body.options.speaker if body.options.speaker is not None else body.speaker
+        if speaker is not None and not voice:
+            voice = f"voicevox:{speaker}"
+        options = VoiceOptions(speed=body.options.speed, pitch=body.options.pitch,
+                               intonation=body.options.intonation, volume=body.options.volume,
+                               pause=body.options.pause)
+        speech, report = kit.synthesize(body.text or "", voice_type=body.voice_type,
+                                        voice=voice, language=body.language, options=options,
+                                        profile_id=body.profile_id)
+        payload = speech_payload(services, speech, report, body.output_format,
+                                 body.return_base64)
+        payload["processing_time"] = round(time.perf_counter() - started, 3)
+        return ok(payload)
+
+    @router.get("/voices")
+    def voices() -> JSONResponse:
+        engines = list_voices(voice_kit(services).tts)
+        flat = [{**v, "available": e["available"]} for e in engines for v in e["voices"]]
+        return ok({"voices": flat, "engines": [{k: e[k] for k in ("engine", "available", "reason")}
+                                               for e in engines]})
+
+    @router.get("/profiles")
+    def list_profiles() -> JSONResponse:
+        profiles = [public_profile(p) for p in voice_kit(services).store.list()]
+        return ok({"profiles": profiles, "count": len(profiles)})
+
+    @router.post("/profiles", status_code=201)
+    async def create_profile(
+        name: str = Form(""),
+        language: str = Form("ja"),
+        audio_samples: list[UploadFile] | None = File(None),
+    ) -> JSONResponse:
+        from starlette.concurrency import run_in_threadpool
+
+        clips = await _read_uploads(audio_samples or [])
+        kit = voice_kit(services)
+        profile = await run_in_threadpool(kit.create_profile, clips, name=name,
+                                          language=language)
+        return ok(public_profile(profile), status_code=201)
+
+    @router.get("/profiles/{profile_id}")
+    def get_profile(profile_id: str) -> JSONResponse:
+        return ok(public_profile(voice_kit(services).store.get(profile_id)))
+
+    @router.patch("/profiles/{profile_id}")
+    def rename_profile(profile_id: str, body: RenameRequest) -> JSONResponse:
+        return ok(public_profile(voice_kit(services).store.rename(profile_id, body.name)))
+
+    @router.delete("/profiles/{profile_id}")
+    def delete_profile(profile_id: str) -> JSONResponse:
+        voice_kit(services).store.delete(profile_id)
+        return ok({"deleted": True, "profile_id": profile_id, "id": profile_id})
+
+    return router

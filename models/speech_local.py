@@ -1,0 +1,111 @@
+"""The shared body of the local speech engines (Kokoro, Piper, OpenJTalk).
+
+Each engine only says how to turn one short unit of text into samples; this class does the
+rest the same way for all of them: normalise, split at punctuation, synthesize unit by unit,
+join with exact pauses and click-free fades, then pitch, intonation and volume, at 24 kHz.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from models.base import Audio, EngineSettings, Speech, SpeechRequest, Timing, VoiceInfo
+from models.errors import BackendFailed, BackendUnavailable, StudioError
+from models.speech_dsp import apply_volume, change_pitch, join, normalize_peak, resample_array
+from models.speech_text import normalize_en, normalize_ja, sentence_texts, split_units
+
+OUTPUT_RATE = 24000
+
+
+class LocalSpeech:
+    """Base for engines that synthesize in-process. Subclasses set ``name``, ``VOICES`` and
+    implement :meth:`_load` (cheap to call again) and :meth:`_unit`."""
+
+    name = "local"
+    VOICES: tuple[VoiceInfo, ...] = ()
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    # -- what subclasses provide
+    def _unit(self, text: str, end: str, voice: str, speed: float,
+              language: str) -> tuple[np.ndarray, int]:
+        raise NotImplementedError
+
+    # -- the protocol
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(sorted({v.language for v in self.VOICES}))
+
+    def voices(self) -> list[VoiceInfo]:
+        return list(self.VOICES)
+
+    def default_voice(self, language: str) -> str:
+        for voice in self.VOICES:
+            if voice.language == language:
+                return voice.id
+        return self.VOICES[0].id
+
+    def resolve_voice(self, voice: str | None, language: str) -> str:
+        """The engine's own id for ``voice``; its default for the language when the voice
+        belongs to another engine (the chain fell through to this one)."""
+        ids = {v.id for v in self.VOICES}
+        return voice if voice in ids else self.default_voice(language)
+
+    def close(self) -> None:
+        pass
+
+    def synthesize(self, request: SpeechRequest) -> Speech:
+        if request.language not in self.languages:
+            raise BackendUnavailable(
+                f"{self.name} does not speak {request.language!r}.",
+                code="VOICE_LANGUAGE_UNSUPPORTED",
+                message_ja=f"{self.name} は {request.language} を話せません。",
+                details={"engine": self.name, "languages": list(self.languages)})
+        voice = self.resolve_voice(request.voice, request.language)
+        text = (normalize_ja(request.text) if request.language == "ja"
+                else normalize_en(request.text))
+        units = split_units(text, pause=request.pause)
+        if not units:
+            units_text = request.text.strip()
+            raise BackendFailed("Nothing to say after normalising the text.",
+                                code="VOICE_SYNTHESIS_FAILED",
+                                message_ja="読み上げる内容がありません。",
+                                details={"text": units_text[:80]})
+        pieces = []
+        try:
+            for unit in units:
+                samples, rate = self._unit(unit.text, unit.end, voice, request.speed,
+                                           request.language)
+                pieces.append((resample_array(np.asarray(samples, np.float32).ravel(), rate,
+                                              OUTPUT_RATE), unit.pause))
+        except StudioError:
+            raise
+        except (FileNotFoundError, ImportError, OSError) as exc:
+            raise BackendUnavailable(f"{self.name} could not load: {exc}",
+                                     code="VOICE_ENGINE_UNAVAILABLE",
+                                     message_ja=f"{self.name} を読み込めません: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - an engine bug on good input
+            raise BackendFailed(f"{self.name} failed: {exc}", code="VOICE_SYNTHESIS_FAILED",
+                                message_ja=f"{self.name} の音声合成に失敗しました: {exc}") from exc
+        samples, spans = join(pieces, OUTPUT_RATE)
+        samples = normalize_peak(samples)
+        samples = change_pitch(samples, OUTPUT_RATE, request.pitch, request.intonation)
+        samples = apply_volume(samples, request.volume)
+        sentences: dict[int, list[float]] = {}
+        texts: dict[int, list[str]] = {}
+        for unit, (start, end) in zip(units, spans, strict=True):
+            span = sentences.setdefault(unit.sentence, [start, end])
+            span[1] = end
+            texts.setdefault(unit.sentence, []).append(unit.text + unit.end.strip())
+        sep = "" if request.language == "ja" else " "
+        said = [sep.join(texts[k]) for k in sentences]
+        original = sentence_texts(request.text, sep)
+        if len(original) == len(said):  # show the words as written, not as normalised
+            said = original
+        timings = tuple(Timing(s[0], s[1], text)
+                        for s, text in zip(sentences.values(), said, strict=True))
+        return Speech(Audio(samples, OUTPUT_RATE), sentences=timings)
