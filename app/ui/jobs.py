@@ -44,7 +44,6 @@ register(
         "jobs.no_id": "Enter a job id first.",
         "jobs.cancelled": "Cancel requested for job {job_id} (now {status}).",
         "jobs.retried": "Job {job_id} queued again (now {status}).",
-        "jobs.retry_unavailable": "Retry is not available yet in this version.",
     },
     ja={
         "tab.jobs": "ジョブ",
@@ -59,7 +58,6 @@ register(
         "jobs.no_id": "先にジョブ ID を入力してください。",
         "jobs.cancelled": "ジョブ {job_id} のキャンセルを要求しました（現在: {status}）。",
         "jobs.retried": "ジョブ {job_id} を再投入しました（現在: {status}）。",
-        "jobs.retry_unavailable": "このバージョンでは再試行はまだ使えません。",
     },
 )
 
@@ -130,19 +128,15 @@ def cancel(services: Services, job_id: str, lang: str = "en") -> str:
 
 
 def retry(services: Services, job_id: str, lang: str = "en") -> str:
-    """Uses ``services.queue.retry(job_id)`` once the queue has it (the message issue)."""
+    """Resume a failed or cancelled job from its failed stage (``TaskQueue.retry``)."""
     job_id = (job_id or "").strip()
     if not job_id:
         return plain("jobs.no_id", lang)
-    retry_fn = getattr(services.queue, "retry", None)
-    if not callable(retry_fn):
-        return plain("jobs.retry_unavailable", lang)
     try:
-        job = retry_fn(job_id)
+        job = services.queue.retry(job_id)
     except StudioError as exc:
         return (exc.message_ja if lang == "ja" and exc.message_ja else exc.message)
-    status = getattr(job, "status", None) or services.jobs.get(job_id).status
-    return plain("jobs.retried", lang).format(job_id=job_id, status=status)
+    return plain("jobs.retried", lang).format(job_id=job_id, status=job.status)
 
 
 def view(services: Services, status: str, kind: str, limit: float,

@@ -61,19 +61,13 @@ def test_cancel_a_queued_job_and_refuse_a_finished_one(services, filled) -> None
     assert jobs_ui.cancel(services, "  ") == jobs_ui.plain("jobs.no_id")
 
 
-def test_retry_waits_for_the_queue_to_offer_it(services, filled,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    assert not hasattr(services.queue, "retry")
-    assert "not available yet" in jobs_ui.retry(services, filled["failed"])
-    asked = []
-
-    def fake_retry(job_id: str):
-        asked.append(job_id)
-        return services.jobs.update(job_id, status="queued", error=None)
-
-    monkeypatch.setattr(services.queue, "retry", fake_retry, raising=False)
+def test_retry_requeues_a_failed_job_and_refuses_others(services, filled) -> None:
     message = jobs_ui.retry(services, filled["failed"])
-    assert asked == [filled["failed"]] and "queued again" in message
+    assert "queued again" in message
+    assert services.jobs.get(filled["failed"]).status == "queued"
+    refused = jobs_ui.retry(services, filled["done"])
+    assert "retried" in refused.lower() or "再試行" in refused
+    assert services.jobs.get(filled["done"]).status == "completed"
 
 
 def test_admin_hook_guards_view_and_actions(services, filled) -> None:

@@ -98,12 +98,12 @@ def test_no_face_fails_the_job_with_video_no_face(api, no_face_image, short_spee
     assert status["error"]["code"] == "VIDEO_NO_FACE"
 
 
-def test_multipart_hook_and_content_types(api) -> None:
+def test_multipart_goes_to_the_message_path_and_content_types(api) -> None:
     client, _ = api
     response = client.post("/api/video/generate", files={"image": ("a.png", b"x")},
                            data={"text": "hi"})
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "VIDEO_MULTIPART_UNSUPPORTED"
+    assert response.status_code == 400  # the message path validated the photo
+    assert response.json()["error"]["code"] == "IMAGE_INVALID_FORMAT"
     response = client.post("/api/video/generate", content=b"x",
                            headers={"content-type": "text/plain"})
     assert response.json()["error"]["code"] == "VIDEO_UNSUPPORTED_MEDIA_TYPE"
