@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -85,23 +84,10 @@ def test_files_route_serves_and_refuses(client, services) -> None:
         assert response.json()["success"] is False
 
 
-@pytest.fixture(scope="module")
-def moto_s3() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3_store(moto_s3: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Storage:
+def s3_store(moto_s3: str, aws_credentials: None, tmp_path: Path) -> S3Storage:
     import boto3
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     bucket = f"studio-{free_port()}"
     boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1").create_bucket(
         Bucket=bucket)

@@ -18,25 +18,15 @@ from tests.stubs.bedrock import BedrockStub
 BUCKET = "studio-test"
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+@pytest.fixture
+def s3_server(moto_s3: str) -> str:
+    return moto_s3
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, s3_server: str) -> str:
+def aws_env(aws_credentials: None, s3_server: str) -> str:
     import boto3
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     try:
         s3.create_bucket(Bucket=BUCKET)
