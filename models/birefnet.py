@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from models.base import EngineSettings, LazyModel
-from models.errors import BackendUnavailable
-from models.hf import resolve_weights, to_pixel_values, torch_device
+from models.base import EngineSettings
+from models.gpu import gpu_task
+from models.hf import HubModel, to_pixel_values
 from models.mediapipe_selfie import padded_box, rgb_array
 
 HUB_ID = "ZhengPeng7/BiRefNet_lite"
@@ -29,29 +29,14 @@ class BiRefNetCutout:
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self._model: LazyModel[tuple[Any, str]] = LazyModel(self._load)
+        self._model = HubModel(self.settings, self.subdir, HUB_ID, "BiRefNet", "IMAGE_SEGMENTER_UNAVAILABLE",
+                               _load_weights)
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
-        source, why = resolve_weights(self.settings, self.subdir, HUB_ID)
-        return source is not None, why
+        return self._model.available()
 
-    def _load(self) -> tuple[Any, str]:
-        source, why = resolve_weights(self.settings, self.subdir, HUB_ID)
-        if source is None:
-            raise BackendUnavailable(why, code="IMAGE_SEGMENTER_UNAVAILABLE",
-                                     message_ja="BiRefNet の重みがありません。")
-        try:
-            from transformers import AutoModelForImageSegmentation
-
-            model = AutoModelForImageSegmentation.from_pretrained(source, trust_remote_code=True)
-        except (OSError, ValueError, ImportError, AttributeError) as exc:
-            raise BackendUnavailable(f"BiRefNet could not load from {source}: {exc}",
-                                     code="IMAGE_SEGMENTER_UNAVAILABLE",
-                                     message_ja="BiRefNet を読み込めません。") from exc
-        device = torch_device(self.settings)
-        return model.to(device).eval(), device
-
+    @gpu_task()
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         import torch
 
@@ -79,3 +64,9 @@ class BiRefNetCutout:
 
     def close(self) -> None:
         self._model.clear()
+
+
+def _load_weights(source: str) -> Any:
+    from transformers import AutoModelForImageSegmentation
+
+    return AutoModelForImageSegmentation.from_pretrained(source, trust_remote_code=True)

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from models.base import EngineSettings, LazyModel
+from models.base import EngineSettings
 from models.closed_form import as_float_rgb, refine_matte
-from models.errors import BackendUnavailable
-from models.hf import resolve_weights, to_pixel_values, torch_device
+from models.gpu import gpu_task
+from models.hf import HubModel, to_pixel_values
 from models.mediapipe_selfie import rgb_array
 
 HUB_ID = "facebook/sam2.1-hiera-tiny"
@@ -45,29 +45,14 @@ class Sam2Refiner:
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self._model: LazyModel[tuple[Any, str]] = LazyModel(self._load)
+        self._model = HubModel(self.settings, self.subdir, HUB_ID, "SAM2", "IMAGE_REFINER_UNAVAILABLE",
+                               _load_weights)
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
-        source, why = resolve_weights(self.settings, self.subdir, HUB_ID)
-        return source is not None, why
+        return self._model.available()
 
-    def _load(self) -> tuple[Any, str]:
-        source, why = resolve_weights(self.settings, self.subdir, HUB_ID)
-        if source is None:
-            raise BackendUnavailable(why, code="IMAGE_REFINER_UNAVAILABLE",
-                                     message_ja="SAM2 の重みがありません。")
-        try:
-            from transformers import Sam2Model
-
-            model = Sam2Model.from_pretrained(source)
-        except (OSError, ValueError, ImportError) as exc:
-            raise BackendUnavailable(f"SAM2 could not load from {source}: {exc}",
-                                     code="IMAGE_REFINER_UNAVAILABLE",
-                                     message_ja="SAM2 を読み込めません。") from exc
-        device = torch_device(self.settings)
-        return model.to(device).eval(), device
-
+    @gpu_task()
     def segment(self, rgb: np.ndarray, matte: np.ndarray,
                 box: tuple[int, int, int, int]) -> np.ndarray:
         """SAM2's probability mask (float32 HxW) for the prompted person."""
@@ -123,3 +108,9 @@ class Sam2Refiner:
 
     def close(self) -> None:
         self._model.clear()
+
+
+def _load_weights(source: str) -> Any:
+    from transformers import Sam2Model
+
+    return Sam2Model.from_pretrained(source)

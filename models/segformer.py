@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from models.base import EngineSettings, LazyModel
-from models.errors import BackendUnavailable
-from models.hf import resolve_weights, to_pixel_values, torch_device
+from models.base import EngineSettings
+from models.gpu import gpu_task
+from models.hf import HubModel, to_pixel_values
 from models.mediapipe_selfie import padded_box, rgb_array
 
 HUB_ID = "mattmdjaga/segformer_b2_clothes"
@@ -27,35 +27,19 @@ class SegformerCutout:
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self._model: LazyModel[tuple[Any, int, str]] = LazyModel(self._load)
+        self._model = HubModel(self.settings, self.subdir, HUB_ID, "SegFormer",
+                               "IMAGE_SEGMENTER_UNAVAILABLE", _load_weights)
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
-        source, why = resolve_weights(self.settings, self.subdir, HUB_ID)
-        return source is not None, why
+        return self._model.available()
 
-    def _load(self) -> tuple[Any, int, str]:
-        source, why = resolve_weights(self.settings, self.subdir, HUB_ID)
-        if source is None:
-            raise BackendUnavailable(why, code="IMAGE_SEGMENTER_UNAVAILABLE",
-                                     message_ja="SegFormer の重みがありません。")
-        try:
-            from transformers import SegformerForSemanticSegmentation
-
-            model = SegformerForSemanticSegmentation.from_pretrained(source)
-        except (OSError, ValueError, ImportError) as exc:
-            raise BackendUnavailable(f"SegFormer could not load from {source}: {exc}",
-                                     code="IMAGE_SEGMENTER_UNAVAILABLE",
-                                     message_ja="SegFormer を読み込めません。") from exc
-        labels = {int(k): str(v).lower() for k, v in model.config.id2label.items()}
-        background = next((i for i, name in labels.items() if "background" in name), 0)
-        device = torch_device(self.settings)
-        return model.to(device).eval(), background, device
-
+    @gpu_task()
     def person_probability(self, rgb: np.ndarray) -> np.ndarray:
         import torch
 
-        model, background, device = self._model.get()
+        model, device = self._model.get()
+        background = background_label(model)
         h, w = rgb.shape[:2]
         pixels = to_pixel_values(rgb, (INPUT_SIZE, INPUT_SIZE), device)
         with self._lock, torch.inference_mode():
@@ -76,3 +60,15 @@ class SegformerCutout:
 
     def close(self) -> None:
         self._model.clear()
+
+
+def background_label(model: Any) -> int:
+    """The index of the parser's background class (0 when none is named so)."""
+    labels = {int(k): str(v).lower() for k, v in model.config.id2label.items()}
+    return next((i for i, name in labels.items() if "background" in name), 0)
+
+
+def _load_weights(source: str) -> Any:
+    from transformers import SegformerForSemanticSegmentation
+
+    return SegformerForSemanticSegmentation.from_pretrained(source)

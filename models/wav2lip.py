@@ -23,6 +23,7 @@ import numpy as np
 
 from models.base import EngineSettings, LazyModel, ProgressFn, RenderRequest, no_progress
 from models.errors import BackendUnavailable
+from models.gpu import gpu_task
 
 MEL_STEP = 16
 MEL_FPS = 80.0
@@ -209,6 +210,7 @@ class Wav2LipHead:
         write_performance(performance, request, progress, frames=frames)
         return Path(request.output)
 
+    @gpu_task()
     def lipsync(self, model: Any, performance: Any, mels: np.ndarray):
         """Yield the built-in frames with the lower face redrawn, batch by batch."""
         import torch
