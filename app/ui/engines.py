@@ -12,7 +12,7 @@ def inventory_rows(services: Services) -> list[list[str]]:
     rows = []
     for capability, engines in services.inventory().items():
         for engine in engines:
-            rows.append([capability, engine["name"], "✅" if engine["available"] else "—",
+            rows.append([capability, engine["name"], "yes" if engine["available"] else "no",
                          engine["reason"]])
     return rows
 

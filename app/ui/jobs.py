@@ -98,7 +98,7 @@ def summary(services: Services, lang: str = "en") -> str:
 def worker_rows(services: Services) -> list[list[Any]]:
     live, stale = live_workers(services.queue.huey)
     now = time.time()
-    return [[r.worker, "✅" if r.live(now) else "—", r.threads if r.live(now) else 0,
+    return [[r.worker, "yes" if r.live(now) else "no", r.threads if r.live(now) else 0,
              _ago(r.last_seen, now), _when(r.started_at), r.version] for r in live + stale]
 
 
