@@ -40,7 +40,7 @@ def test_view_shows_depth_workers_and_filters_jobs(services, filled) -> None:
         summary, workers, rows = jobs_ui.view(services, "all", "all", 100, request())
         assert "**live workers:** 1" in summary and "failed: 1" in summary
         [worker] = workers
-        assert worker[0] == services.queue.worker_name and worker[1] == "✅"
+        assert worker[0] == services.queue.worker_name and worker[1] == "yes"
         assert len(rows) == 3
         _, _, failed = jobs_ui.view(services, "failed", "all", 100, request())
         assert [(r[0], r[2], r[-1]) for r in failed] == [
