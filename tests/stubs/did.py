@@ -27,6 +27,7 @@ class DidBehaviour:
     truncate_result: bool = False  # declare the full length, send half, close
     malformed_json: bool = False  # GET /talks/{id} answers 200 with a broken JSON body
     fail_status: list[int] = field(default_factory=list)  # answer these to the next requests
+    delay: float = 0.0  # seconds before answering an API call
     requests: list[tuple[str, str]] = field(default_factory=list)
     talks: dict[str, dict[str, Any]] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
@@ -68,6 +69,10 @@ class DidStub:
 
             def _gate(self) -> bool:
                 b = stub.behaviour
+                if b.delay:
+                    import time
+
+                    time.sleep(b.delay)
                 with stub.lock:
                     b.requests.append((self.command, self.path))
                     if b.fail_status:
