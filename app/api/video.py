@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.envelope import ok
-from app.api.message import handle_multipart
+from app.api.message import FORM_FIELDS, handle_multipart
 from app.api.security import owner_of, principal
 from app.fetch import SafeFetcher, storage_key_of
 from app.services import Services
@@ -46,6 +46,14 @@ class GenerateVideoRequest(BaseModel):
     text: str | None = Field(None, max_length=LIMITS.text_max_chars,
                              description="message text, for subtitles")
     options: VideoOptions = Field(default_factory=VideoOptions)
+
+
+MESSAGE_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "MessageForm", "required": ["image", "text"],
+    "description": "The one-click message (photo + text -> video), see /api/messages.",
+    "properties": {"image": {"type": "string", "format": "binary"},
+                   **{name: {"type": "string"} for name in FORM_FIELDS}},
+}
 
 
 def _validation_error(exc: ValidationError) -> InvalidInput:
@@ -121,8 +129,9 @@ def status_view(services: Services, task_id: str,
 def create_router(services: Services) -> APIRouter:
     router = APIRouter(prefix="/api/video", tags=["video"])
 
-    @router.post("/generate", status_code=202, openapi_extra={"requestBody": {
-        "content": {"application/json": {"schema": GenerateVideoRequest.model_json_schema()}}}})
+    @router.post("/generate", status_code=202, openapi_extra={"requestBody": {"content": {
+        "application/json": {"schema": GenerateVideoRequest.model_json_schema()},
+        "multipart/form-data": {"schema": MESSAGE_FORM_SCHEMA}}}})
     async def generate(request: Request) -> JSONResponse:
         """Queue a render. JSON: image_url, audio_url (this studio's /files/... URLs, storage
         keys, or allow-listed https URLs), text, options {size, subtitles, engine,
