@@ -100,7 +100,7 @@ def create_router(services: Services) -> APIRouter:
         encoded, report, track = await run_in_threadpool(
             bgm.mix_to_file, voice, None if music is not None else bgm_type, options, store,
             music=music, visible=visibility(request))
-        key = store.put(new_key("bgm", options.output_format), encoded)
+        key = store.put(new_key("bgm/mixes", options.output_format), encoded)  # aged out
         output = report.details["output"]
         return ok({
             "output_url": store.url(key),

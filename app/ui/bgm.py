@@ -96,7 +96,7 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
                                           visible=ui_visibility(services, request))
     except StudioError as exc:
         raise _error(exc) from None
-    key = services.storage.put(new_key("bgm", options.output_format), data)
+    key = services.storage.put(new_key("bgm/mixes", options.output_format), data)
     remember(services, request, key)
     path = str(services.storage.local_path(key))
     plot = ducking_plot(report.frame_times, report.music_gain_db, report.voice_level_db,
@@ -184,7 +184,7 @@ def build(services: Services) -> None:
               api_visibility="private")
     def use_latest(request: gr.Request = None) -> str | None:
         return (latest_audio(services, "prosody/", request)
-                or latest_audio(services, "voices/", request))
+                or latest_audio(services, ("voices/", "temp/voices/"), request))
 
     latest.click(use_latest, outputs=voice, api_visibility="private")
 

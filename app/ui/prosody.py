@@ -53,10 +53,12 @@ def _error(exc: StudioError) -> gr.Error:
     return gr.Error(f"{exc.message}" + (f" / {exc.message_ja}" if exc.message_ja else ""))
 
 
-def latest_audio(services: Services, prefix: str, request: Any = None) -> str | None:
+def latest_audio(services: Services, prefix: str | tuple[str, ...],
+                 request: Any = None) -> str | None:
     """Local path of the newest stored audio under ``prefix`` (e.g. another tab's output)
     that this user may take (their own when the UI login is on; see ``app.ui.owners``)."""
-    key = latest_key(services, request, (prefix,), ("wav", "mp3", "m4a", "flac", "ogg"))
+    prefixes = (prefix,) if isinstance(prefix, str) else prefix
+    key = latest_key(services, request, prefixes, ("wav", "mp3", "m4a", "flac", "ogg"))
     return str(services.storage.local_path(key)) if key else None
 
 
@@ -132,7 +134,7 @@ def build(services: Services) -> None:
         gr.Markdown(preset_markdown())
 
     def use_latest(request: gr.Request) -> str | None:
-        path = latest_audio(services, "voices/", request)
+        path = latest_audio(services, ("voices/", "temp/voices/"), request)
         if path is None:
             gr.Warning("No Voice tab output yet. / 音声タブの出力がまだありません。")
         return path

@@ -176,8 +176,10 @@ def build(services: Services) -> None:
         except StudioError as exc:
             raise _error(exc) from exc
         engine = (report.get("conversion") or {}).get("backend") or report["backend"]
-        key = services.storage.put(new_key(f"voices/{engine}", "wav"), encode_wav(speech.audio))
-        remember(services, request, key)  # the other tabs' "use latest" offer it to this user
+        # kept an hour (temp/): the other tabs' "use latest" offer it to this user
+        key = services.storage.put(new_key(f"temp/voices/{engine}", "wav"),
+                                   encode_wav(speech.audio))
+        remember(services, request, key)
         pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
         return (speech.audio.sample_rate, pcm), engine_note(report)
 
