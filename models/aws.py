@@ -14,6 +14,10 @@ Two ways to reach it, both storing the input under ``inputs/images/`` and the re
 Every botocore / httpx error is translated here into ``AWS_MCP_*`` codes: throttling, 5xx and
 unreachable endpoints are transient (the chain moves on), missing credentials or access are
 "unavailable", and a refusal of the image itself (content filters) is a failure.
+
+Transient failures are retried here, per call, with exponential backoff and jitter
+(tenacity, as the VOICEVOX client does; a gateway's ``Retry-After`` is honoured up to
+``MAX_RETRY_AFTER``); botocore's own retries are off so the two do not multiply.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from models.base import EngineSettings
 from models.errors import BackendFailed, BackendUnavailable, TransientBackendError
@@ -37,6 +44,8 @@ MIN_SIDE, MAX_SIDE = 320, 4096
 TRANSIENT_CODES = {"ThrottlingException", "ServiceUnavailableException", "InternalServerException",
                    "ModelNotReadyException", "ModelTimeoutException", "SlowDown",
                    "RequestTimeout", "InternalError", "ServiceUnavailable"}
+MAX_RETRY_AFTER = 20.0
+T = TypeVar("T")
 ACCESS_CODES = {"AccessDeniedException", "UnrecognizedClientException", "AccessDenied",
                 "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredTokenException",
                 "ResourceNotFoundException", "NoSuchBucket"}
@@ -117,20 +126,49 @@ class NovaCanvasCutout:
     name = "aws"
 
     def __init__(self, settings: EngineSettings | None = None, *, s3_client: Any = None,
-                 bedrock_client: Any = None, http_client: Any = None) -> None:
+                 bedrock_client: Any = None, http_client: Any = None, attempts: int = 3,
+                 backoff: float = 0.25, max_backoff: float = 4.0,
+                 read_timeout: float | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings or EngineSettings()
         self._s3 = s3_client
         self._bedrock = bedrock_client
         self._http = http_client
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        # Nova Canvas can take a while: a long read timeout unless told otherwise
+        self.read_timeout = read_timeout or max(self.settings.request_timeout, 60.0)
+        self.sleep = sleep
+
+    def _wait(self) -> Callable[[Any], float]:
+        jitter = wait_exponential_jitter(initial=self.backoff, max=self.max_backoff,
+                                         jitter=self.backoff)
+
+        def wait(state: Any) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            hinted = (getattr(exc, "details", None) or {}).get("server_retry_after")
+            base = jitter(state)
+            return min(max(base, float(hinted)), MAX_RETRY_AFTER) if hinted else base
+
+        return wait
+
+    def _retry(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)``, again on a transient failure (backoff with jitter)."""
+        retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=self._wait(),
+                            retry=retry_if_exception_type(TransientBackendError),
+                            sleep=self.sleep, reraise=True)
+        return retrying(call, *args)
 
     # -- clients (built lazily: boto3 import costs ~0.3 s) ---------------------------
 
     def _config(self) -> Any:
         from botocore.config import Config
 
-        timeout = self.settings.request_timeout
-        return Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5,
-                      read_timeout=max(timeout, 60.0))
+        # one try per call: the retries (with jitter) are ours, in _retry
+        return Config(retries={"total_max_attempts": 1, "mode": "standard"},
+                      connect_timeout=min(5.0, self.read_timeout),
+                      read_timeout=self.read_timeout)
 
     def s3(self) -> Any:
         if self._s3 is None:
@@ -154,7 +192,8 @@ class NovaCanvasCutout:
         if self._http is None:
             import httpx
 
-            self._http = httpx.Client(timeout=max(self.settings.request_timeout, 60.0))
+            self._http = httpx.Client(timeout=httpx.Timeout(
+                self.read_timeout, connect=min(5.0, self.read_timeout)))
         return self._http
 
     def available(self) -> tuple[bool, str]:
@@ -218,17 +257,20 @@ class NovaCanvasCutout:
                    "output": {"bucket": bucket, "key": output_key}}
         try:
             response = self.http().post(url, json=request)
-        except (httpx.ConnectError, httpx.TimeoutException, httpx.NetworkError) as exc:
+        except (httpx.ConnectError, httpx.TimeoutException, httpx.NetworkError,
+                httpx.RemoteProtocolError) as exc:
             raise _error(TransientBackendError, "AWS_MCP_UNREACHABLE",
                          f"AWS MCP gateway unreachable: {exc}",
                          "AWS MCP ゲートウェイに接続できません。", url=url) from exc
         if response.status_code == 429 or response.status_code >= 500:
+            hint = _retry_after(response.headers.get("retry-after"))
             raise _error(TransientBackendError,
                          "AWS_MCP_THROTTLED" if response.status_code == 429
                          else "AWS_MCP_UNAVAILABLE",
                          f"AWS MCP gateway answered {response.status_code}.",
                          f"AWS MCP ゲートウェイが {response.status_code} を返しました。",
-                         http_status=response.status_code)
+                         http_status=response.status_code,
+                         **({"server_retry_after": hint} if hint is not None else {}))
         if response.status_code in (401, 403):
             raise _error(BackendUnavailable, "AWS_MCP_ACCESS_DENIED",
                          f"AWS MCP gateway refused access ({response.status_code}).",
@@ -255,13 +297,13 @@ class NovaCanvasCutout:
         fit_for_nova(image.convert("RGB")).save(png_buffer, format="PNG")
         input_key = f"inputs/images/{uuid.uuid4().hex}.png"
         output_key = f"processed/background_removal/{uuid.uuid4().hex}.png"
-        self._put(input_key, png_buffer.getvalue())
+        self._retry(self._put, input_key, png_buffer.getvalue())
         if self.settings.aws_mcp_url:
-            output_key = self._invoke_mcp(input_key, output_key)
-            result_png = self._get(output_key)
+            output_key = self._retry(self._invoke_mcp, input_key, output_key)
+            result_png = self._retry(self._get, output_key)
         else:
-            result_png = self._invoke_direct(png_buffer.getvalue())
-            self._put(output_key, result_png)
+            result_png = self._retry(self._invoke_direct, png_buffer.getvalue())
+            self._retry(self._put, output_key, result_png)
         try:
             result = Image.open(io.BytesIO(result_png))
             result.load()
@@ -286,3 +328,11 @@ class NovaCanvasCutout:
         if self._http is not None:
             self._http.close()
             self._http = None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form), None when absent/odd."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None

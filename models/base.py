@@ -203,7 +203,11 @@ class FallbackChain(Generic[E]):
                 ok, why = engine.available()
             except Exception as exc:  # noqa: BLE001 - a broken probe is reported, not raised
                 ok, why = False, f"availability check failed: {exc}"
-            rows.append({"name": engine.name, "available": ok, "reason": why})
+            row: dict[str, Any] = {"name": engine.name, "available": ok, "reason": why}
+            state = getattr(type(engine), "circuit_state", None)
+            if state is not None:  # a remote engine behind a circuit breaker
+                row["circuit"] = engine.circuit_state
+            rows.append(row)
         return rows
 
     def run(self, op: Callable[[E], T], *, only: str | None = None) -> ChainResult[T]:

@@ -38,6 +38,11 @@ class CircuitBreaker:
         with self._lock:
             return self._state()
 
+    @property
+    def circuit_state(self) -> str:
+        """``closed``, ``open`` or ``half_open`` (the inventory row's ``circuit`` field)."""
+        return self.state
+
     def _state(self) -> str:
         if self._opened_at is None:
             return CLOSED

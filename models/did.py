@@ -16,6 +16,7 @@ are retried after ``Retry-After`` (or an exponential backoff).
 from __future__ import annotations
 
 import io
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +30,10 @@ from models.errors import (
     BackendUnavailable,
     Cancelled,
     InvalidInput,
+    PayloadTooLarge,
     TransientBackendError,
 )
+from models.net import OutboundRules, Resolver, SafeHttp, UrlRefused, system_resolver
 
 DEFAULT_DRIVER = "bank://lively"
 FINAL = {"done", "error", "rejected"}
@@ -43,7 +46,11 @@ class DidTalkingHead:
 
     def __init__(self, settings: EngineSettings | None = None, *,
                  client: httpx.Client | None = None, poll_timeout: float = 300.0,
-                 max_retries: int = 4, sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_retries: int = 4, sleep: Callable[[float], None] = time.sleep,
+                 resolver: Resolver = system_resolver,
+                 download_transport: httpx.BaseTransport | None = None,
+                 download_timeout: float = 300.0,
+                 random: Callable[[], float] = random.random) -> None:
         self.settings = settings or EngineSettings()
         self.base_url = self.settings.did_url.rstrip("/")
         self.key = self.settings.did_api_key
@@ -51,6 +58,10 @@ class DidTalkingHead:
         self.poll_timeout = poll_timeout
         self.max_retries = max_retries
         self.sleep = sleep
+        self.resolver = resolver
+        self.random = random
+        self.download_transport = download_transport
+        self.download_timeout = download_timeout
 
     def available(self) -> tuple[bool, str]:
         if not self.key:
@@ -60,8 +71,9 @@ class DidTalkingHead:
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
+            # no redirects: the API answers directly; a redirect must not carry the key
             self._client = httpx.Client(timeout=self.settings.request_timeout,
-                                        follow_redirects=True)
+                                        follow_redirects=False)
         return self._client
 
     def close(self) -> None:
@@ -71,30 +83,43 @@ class DidTalkingHead:
 
     # -- HTTP ------------------------------------------------------------------------------
 
+    def _backoff(self, delay: float) -> float:
+        """Exponential backoff with jitter (so many workers do not retry in step)."""
+        return delay * (0.5 + self.random())
+
     def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        """One API call with auth, 429/5xx retries and error translation."""
+        """One API call with auth, retries (connection refused, timeouts, 429, 5xx; backoff
+        with jitter, or the server's ``Retry-After``) and error translation."""
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         headers = {"Authorization": f"Basic {self.key}", "Accept": "application/json"}
         delay = 1.0
         for attempt in range(self.max_retries + 1):
             try:
                 response = self.client.request(method, url, headers=headers, **kw)
-            except httpx.TimeoutException as exc:
+            except (httpx.TimeoutException, httpx.ConnectError) as exc:
+                # a refused connection never sent the request: safe to send again
                 if attempt < self.max_retries:
-                    self.sleep(delay)
+                    self.sleep(self._backoff(delay))
                     delay = min(delay * 2, 20)
                     continue
-                raise TransientBackendError("D-ID did not answer in time.",
-                                            code="VIDEO_DID_TIMEOUT",
-                                            message_ja="D-ID が時間内に応答しませんでした。") from exc
+                if isinstance(exc, httpx.TimeoutException):
+                    raise TransientBackendError("D-ID did not answer in time.",
+                                                code="VIDEO_DID_TIMEOUT",
+                                                message_ja="D-ID が時間内に応答しませんでした。",
+                                                retry_after=30) from exc
+                raise TransientBackendError(f"D-ID is unreachable: {type(exc).__name__}.",
+                                            code="VIDEO_DID_UNREACHABLE",
+                                            message_ja="D-ID に接続できません。",
+                                            retry_after=30) from exc
             except httpx.HTTPError as exc:
                 raise TransientBackendError(f"D-ID is unreachable: {type(exc).__name__}.",
                                             code="VIDEO_DID_UNREACHABLE",
-                                            message_ja="D-ID に接続できません。") from exc
+                                            message_ja="D-ID に接続できません。",
+                                            retry_after=30) from exc
             status = response.status_code
             if status == 429 or status >= 500:
                 if attempt < self.max_retries:
-                    self.sleep(_retry_after(response, delay))
+                    self.sleep(_retry_after(response, self._backoff(delay)))
                     delay = min(delay * 2, 20)
                     continue
                 if status == 429:
@@ -104,7 +129,8 @@ class DidTalkingHead:
                         retry_after=_retry_after(response, 30.0))
                 raise TransientBackendError(f"D-ID answered HTTP {status}.",
                                             code="VIDEO_DID_UNAVAILABLE",
-                                            message_ja="D-ID が一時的に利用できません。")
+                                            message_ja="D-ID が一時的に利用できません。",
+                                            retry_after=30)
             if status in (401, 403):
                 raise BackendUnavailable(
                     f"D-ID refused the API key ({_describe(response)}).",
@@ -119,6 +145,9 @@ class DidTalkingHead:
                                    code="VIDEO_DID_BAD_REQUEST",
                                    message_ja=f"D-ID がリクエストを拒否しました: {_describe(response)}",
                                    details={"status": status})
+            if 300 <= status < 400:
+                raise BackendFailed(f"D-ID answered an unexpected redirect (HTTP {status}).",
+                                    code="VIDEO_DID_PROTOCOL", message_ja="D-ID の応答が不正です。")
             return response
         raise AssertionError("unreachable")
 
@@ -216,28 +245,39 @@ class DidTalkingHead:
         return Path(request.output)
 
     def _download(self, url: str, target: Path, max_bytes: int = 500_000_000) -> None:
+        """Fetch the result under the outbound rules (``models.net``): https to a public
+        address, or D-ID's own configured origin; redirects re-checked; size/time capped."""
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
+        http = SafeHttp(OutboundRules(any_public_host=True, trusted_origins=(self.base_url,),
+                                      timeout=self.download_timeout),
+                        resolver=self.resolver, transport=self.download_transport)
         try:
-            with self.client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise TransientBackendError(
-                        f"Downloading the D-ID result failed (HTTP {response.status_code}).",
-                        code="VIDEO_DID_DOWNLOAD", message_ja="D-ID の結果を取得できません。")
-                size = 0
-                with partial.open("wb") as handle:
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise BackendFailed("The D-ID result is too large.",
-                                                code="VIDEO_DID_DOWNLOAD",
-                                                message_ja="D-ID の結果が大きすぎます。")
-                        handle.write(chunk)
+            with partial.open("wb") as handle:
+                http.stream(url, max_bytes=max_bytes, area="VIDEO_DID_RESULT",
+                            sink=handle.write)
             partial.replace(target)
-        except httpx.HTTPError as exc:
-            raise TransientBackendError("Downloading the D-ID result failed.",
+        except UrlRefused as exc:
+            reason = exc.details.get("reason")
+            if reason == "http_status":
+                raise TransientBackendError(
+                    f"Downloading the D-ID result failed (HTTP {exc.details.get('status')}).",
+                    code="VIDEO_DID_DOWNLOAD", message_ja="D-ID の結果を取得できません。",
+                    details=exc.details) from exc
+            raise BackendFailed(
+                f"D-ID's result link was refused by the outbound rules ({reason}): "
+                f"{exc.message}", code="VIDEO_DID_UNSAFE_URL",
+                message_ja="D-ID の結果 URL は安全でないため取得しませんでした。",
+                details=exc.details) from exc
+        except PayloadTooLarge as exc:
+            raise BackendFailed("The D-ID result is too large.", code="VIDEO_DID_DOWNLOAD",
+                                message_ja="D-ID の結果が大きすぎます。",
+                                details=exc.details) from exc
+        except TransientBackendError as exc:
+            raise TransientBackendError(f"Downloading the D-ID result failed: {exc.message}",
                                         code="VIDEO_DID_DOWNLOAD",
-                                        message_ja="D-ID の結果を取得できません。") from exc
+                                        message_ja="D-ID の結果を取得できません。",
+                                        details={"cause": exc.code}) from exc
         finally:
             partial.unlink(missing_ok=True)
 

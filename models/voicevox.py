@@ -10,8 +10,9 @@ the (edited) AudioQuery -> ``audio/wav``. The studio's options map onto AudioQue
     volume     -> volumeScale           (0-2, same meaning)
     pause      -> pauseLengthScale      (scales the engine's own punctuation pauses)
 
-Connection errors, timeouts and 5xx are retried with exponential backoff and jitter
-(tenacity); a 422 or 500 naming a style id that the engine no longer has triggers one
+Connection errors, timeouts, 5xx and 429 are retried with exponential backoff and jitter
+(tenacity; a 429's ``Retry-After`` is honoured up to ``MAX_RETRY_AFTER`` s); a malformed
+JSON answer is a transient failure too; a 422 or 500 naming a style id that the engine no longer has triggers one
 ``/speakers`` refresh. When the engine still cannot answer, the error is a
 :class:`TransientBackendError` (HTTP 503 with ``retry_after``), so a chain moves on.
 """
@@ -22,6 +23,7 @@ import io
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -43,6 +45,7 @@ OUTPUT_RATE = 24000
 VOICE_PREFIX = "voicevox:"
 TYPICAL_LOG_F0 = 5.5  # VOICEVOX mora pitch is ln(F0); ~245 Hz is a typical value
 HEALTH_TTL = 10.0
+MAX_RETRY_AFTER = 20.0
 
 
 def semitones_to_pitch_scale(semitones: float) -> float:
@@ -55,9 +58,11 @@ def semitones_to_pitch_scale(semitones: float) -> float:
 class _Retryable(Exception):
     """A failure worth another try (connection error, timeout, 5xx)."""
 
-    def __init__(self, reason: str, status: int | None = None) -> None:
+    def __init__(self, reason: str, status: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.status = status
+        self.retry_after = retry_after
 
 
 class _StaleStyle(Exception):
@@ -73,7 +78,8 @@ class VoicevoxSpeech:
     languages = ("ja",)
 
     def __init__(self, settings: EngineSettings, client: httpx.Client | None = None,
-                 attempts: int = 4, backoff: float = 0.25, max_backoff: float = 4.0) -> None:
+                 attempts: int = 4, backoff: float = 0.25, max_backoff: float = 4.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.url = (settings.voicevox_url or "").rstrip("/")
         timeout = httpx.Timeout(settings.request_timeout, connect=min(5.0, settings.request_timeout))
@@ -82,6 +88,7 @@ class VoicevoxSpeech:
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.sleep = sleep
         self._speakers: list[dict[str, Any]] | None = None
         self._health: tuple[float, bool, str] | None = None
         self._lock = threading.Lock()
@@ -101,14 +108,25 @@ class VoicevoxSpeech:
             maybe_stale = status == 500 and "speaker" in kw.get("params", {})
             if status >= 500 and not maybe_stale:
                 raise _Retryable(f"HTTP {status}", status)
+            if status == 429:  # a proxy in front of the engine is shedding load
+                raise _Retryable("HTTP 429", status, _retry_after(response))
             return response
+
+        jitter = wait_exponential_jitter(initial=self.backoff, max=self.max_backoff,
+                                         jitter=self.backoff)
+
+        def wait(state: Any) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            hinted = getattr(exc, "retry_after", None)
+            base = jitter(state)
+            return min(max(base, hinted), MAX_RETRY_AFTER) if hinted is not None else base
 
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(initial=self.backoff, max=self.max_backoff,
-                                         jitter=self.backoff),
+            wait=wait,
             retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
             reraise=False,
+            sleep=self.sleep,
         )
         try:
             return retrying(once)
@@ -148,14 +166,21 @@ class VoicevoxSpeech:
     def version(self) -> str:
         response = self._request("GET", "/version")
         self._check(response, "/version")
-        return str(response.json())
+        return str(self._json(response, "/version"))
 
     def speakers(self, refresh: bool = False) -> list[dict[str, Any]]:
         with self._lock:
             if self._speakers is None or refresh:
                 response = self._request("GET", "/speakers")
                 self._check(response, "/speakers")
-                self._speakers = list(response.json())
+                speakers = self._json(response, "/speakers")
+                if not isinstance(speakers, list) or not all(
+                        isinstance(sp, dict) and isinstance(sp.get("styles", []), list)
+                        and all(isinstance(st, dict) and isinstance(st.get("id"), int)
+                                for st in sp.get("styles", []))
+                        for sp in speakers):
+                    raise self._malformed("/speakers")
+                self._speakers = speakers
             return self._speakers
 
     def style_ids(self) -> list[int]:
@@ -168,9 +193,22 @@ class VoicevoxSpeech:
                 if style.get("type", "talk") != "talk":
                     continue
                 out.append(VoiceInfo(f"{VOICE_PREFIX}{style['id']}",
-                                     f"{speaker['name']} ({style['name']})", "ja", "unknown",
+                                     f"{speaker.get('name', '?')} ({style.get('name', style['id'])})", "ja", "unknown",
                                      self.name))
         return out
+
+    def _malformed(self, path: str) -> TransientBackendError:
+        return TransientBackendError(
+            f"The VOICEVOX engine at {self.url} answered {path} with malformed JSON.",
+            code="VOICE_SERVICE_UNAVAILABLE",
+            message_ja=f"VOICEVOX エンジンの {path} の応答が不正な JSON です。",
+            details={"engine": self.name, "path": path}, retry_after=30)
+
+    def _json(self, response: httpx.Response, path: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise self._malformed(path) from None
 
     def _check(self, response: httpx.Response, path: str) -> None:
         if response.status_code >= 400:
@@ -209,7 +247,10 @@ class VoicevoxSpeech:
         if response.status_code in (422, 500):
             raise _StaleStyle(response.status_code, response.text)
         self._check(response, "/audio_query")
-        return dict(response.json())
+        query = self._json(response, "/audio_query")
+        if not isinstance(query, dict):
+            raise self._malformed("/audio_query")
+        return query
 
     def _synthesis(self, query: dict[str, Any], style: int) -> bytes:
         response = self._request("POST", "/synthesis", params={"speaker": style}, json=query)
@@ -281,9 +322,29 @@ class VoicevoxSpeech:
         return Speech(Audio(audio, OUTPUT_RATE), sentences=timings)
 
 
+def wav_truncated(data: bytes) -> bool:
+    """Whether a RIFF/WAVE body stops before the end its ``data`` chunk declares (a cut
+    connection or a broken proxy). An unknown size (0 or 0xFFFFFFFF, streamed WAVs) is not
+    judged."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return False
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if chunk == b"data":
+            return size not in (0, 0xFFFFFFFF) and pos + 8 + size > len(data)
+        pos += 8 + size + (size & 1)
+    return pos != len(data)  # cut inside the chunk headers
+
+
 def _decode_wav(data: bytes) -> np.ndarray:
     import soundfile as sf
 
+    if wav_truncated(data):
+        raise TransientBackendError("VOICEVOX returned a truncated WAV file.",
+                                    code="VOICE_SERVICE_UNAVAILABLE",
+                                    message_ja="VOICEVOX の音声データが途中で切れています。",
+                                    details={"bytes": len(data)}, retry_after=30)
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as exc:  # noqa: BLE001 - a bad body from the engine
@@ -292,3 +353,11 @@ def _decode_wav(data: bytes) -> np.ndarray:
                                     message_ja="VOICEVOX の応答が WAV ではありません。",
                                     retry_after=30) from exc
     return resample_array(samples.mean(axis=1), int(rate), OUTPUT_RATE)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None

@@ -20,7 +20,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -74,6 +74,7 @@ class Track:
     source: str
     builtin: bool
     location: str  # a file name in assets/bgm/ (built-in) or a storage key (uploaded)
+    owner: str | None = None  # the uploader's user id (auth on); None for built-ins
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "mood": self.mood,
@@ -94,7 +95,12 @@ def builtin_tracks() -> tuple[Track, ...]:
                        t["source"], True, t["file"]) for t in manifest["tracks"])
 
 
-def uploaded_tracks(store: TrackStore | None) -> list[Track]:
+OwnerCheck = Callable[[str | None], bool]
+"""Whether the caller may see an uploaded track with this owner (None: see everything)."""
+
+
+def uploaded_tracks(store: TrackStore | None, visible: OwnerCheck | None = None) -> list[Track]:
+    """Uploaded tracks; with ``visible``, only those the caller may see."""
     if store is None:
         return []
     tracks = []
@@ -106,21 +112,27 @@ def uploaded_tracks(store: TrackStore | None) -> list[Track]:
             meta = json.loads(store.get(key))
             tracks.append(Track(meta["id"], meta["title"], meta["mood"], float(meta["duration"]),
                                 meta.get("licence", "uploaded by user"),
-                                meta.get("source", "upload"), False, meta["key"]))
-        except (ValueError, KeyError, NotFound):
+                                meta.get("source", "upload"), False, meta["key"],
+                                meta.get("owner")))
+        except (ValueError, KeyError, TypeError, NotFound):
             continue  # a half-written or foreign sidecar is not a track
+        if visible is not None and not visible(tracks[-1].owner):
+            tracks.pop()
     return sorted(tracks, key=lambda t: t.id)
 
 
-def list_tracks(store: TrackStore | None = None) -> list[Track]:
-    """Built-in tracks first (manifest order), then the uploaded ones."""
-    return [*builtin_tracks(), *uploaded_tracks(store)]
+def list_tracks(store: TrackStore | None = None,
+                visible: OwnerCheck | None = None) -> list[Track]:
+    """Built-in tracks first (manifest order), then the uploaded ones the caller may see."""
+    return [*builtin_tracks(), *uploaded_tracks(store, visible)]
 
 
-def find_track(id_or_mood: str, store: TrackStore | None = None) -> Track:
-    """A track by id, or the first built-in track of a mood; ``BGM_TRACK_NOT_FOUND`` else."""
+def find_track(id_or_mood: str, store: TrackStore | None = None,
+               visible: OwnerCheck | None = None) -> Track:
+    """A track by id, or the first built-in track of a mood; ``BGM_TRACK_NOT_FOUND`` else
+    (also for someone else's upload when ``visible`` says so)."""
     wanted = (id_or_mood or "").strip()
-    tracks = list_tracks(store)
+    tracks = list_tracks(store, visible)
     for track in tracks:
         if track.id == wanted:
             return track
@@ -146,9 +158,9 @@ def _decoded_builtin(track_id: str, rate: int) -> Audio:
 
 
 def load_track(id_or_mood: str, store: TrackStore | None = None,
-               rate: int = MIX_RATE) -> tuple[Track, Audio]:
+               rate: int = MIX_RATE, visible: OwnerCheck | None = None) -> tuple[Track, Audio]:
     """The track's metadata and its audio (mono, ``rate``); built-ins are cached decoded."""
-    track = find_track(id_or_mood, store)
+    track = find_track(id_or_mood, store, visible)
     if track.builtin:
         return track, _decoded_builtin(track.id, rate)
     audio = decode_audio(track_bytes(track, store), area="BGM", filename=track.location,
@@ -157,8 +169,10 @@ def load_track(id_or_mood: str, store: TrackStore | None = None,
 
 
 def save_upload(data: bytes, filename: str | None, store: TrackStore, *,
-                title: str | None = None, mood: str | None = None) -> Track:
-    """Validate an uploaded music file (mp3, wav, ogg, m4a, flac; at most 10 MB) and store it."""
+                title: str | None = None, mood: str | None = None,
+                owner: str | None = None) -> Track:
+    """Validate an uploaded music file (mp3, wav, ogg, m4a, flac; at most 10 MB) and store it
+    (with its uploader as ``owner`` when auth is on)."""
     name = filename or "upload"
     ext = Path(name).suffix.lower().lstrip(".")
     if ext not in UPLOAD_EXTENSIONS:
@@ -195,8 +209,8 @@ def save_upload(data: bytes, filename: str | None, store: TrackStore, *,
     key = f"{UPLOAD_PREFIX}/{track_id}.{ext}"
     store.put(key, data)
     track = Track(track_id, clean_title or track_id, chosen_mood, round(audio.duration, 2),
-                  "uploaded by user", f"upload: {name}", False, key)
-    meta = {**track.public(), "key": key}
+                  "uploaded by user", f"upload: {name}", False, key, owner)
+    meta = {**track.public(), "key": key, "owner": owner}
     store.put(f"{UPLOAD_PREFIX}/{track_id}.json", json.dumps(meta, ensure_ascii=False).encode())
     return track
 
@@ -526,11 +540,12 @@ def render(audio: Audio, fmt: str = "mp3", bitrate: str = "192k", ceiling_db: fl
 
 def mix_to_file(voice: Audio, track_id_or_mood: str | None, options: MixOptions,
                 store: TrackStore | None = None, progress: ProgressFn = no_progress,
-                music: Audio | None = None) -> tuple[bytes, MixReport, Track | None]:
+                music: Audio | None = None,
+                visible: OwnerCheck | None = None) -> tuple[bytes, MixReport, Track | None]:
     """The one call the message pipeline uses: find the track, mix, encode."""
     track = None
     if music is None and track_id_or_mood and track_id_or_mood.lower() != "none":
-        track, music = load_track(track_id_or_mood, store)
+        track, music = load_track(track_id_or_mood, store, visible=visible)
     mixed, report = mix(voice, music, options, progress)
     data, measured = render(mixed, options.output_format, options.bitrate,
                             options.true_peak_db, options.target_lufs)

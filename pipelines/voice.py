@@ -18,7 +18,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -441,11 +441,24 @@ def validate_name(name: str | None) -> str:
     return cleaned
 
 
-class ProfileStore:
-    """Voice profiles in storage; ``profile.json`` is the commit marker."""
+OwnerCheck = Callable[[str | None], bool]
+"""Whether the caller may see a record with this ``owner`` (None: made with auth off)."""
 
-    def __init__(self, storage: ProfileStorage) -> None:
+
+class ProfileStore:
+    """Voice profiles in storage; ``profile.json`` is the commit marker.
+
+    ``profile.json`` carries the ``owner`` (a user id) when the profile was made by a signed-in
+    user. A store made by :meth:`scoped` shows only what its ``can_see`` allows: someone
+    else's profile reads as ``VOICE_PROFILE_NOT_FOUND`` for every operation."""
+
+    def __init__(self, storage: ProfileStorage, can_see: OwnerCheck | None = None) -> None:
         self.storage = storage
+        self.can_see = can_see
+
+    def scoped(self, can_see: OwnerCheck | None) -> ProfileStore:
+        """The same profiles, seen by one caller (``None``: everything, e.g. an admin)."""
+        return ProfileStore(self.storage, can_see)
 
     @staticmethod
     def key(profile_id: str, name: str) -> str:
@@ -483,6 +496,9 @@ class ProfileStore:
             raise _not_found(profile_id) from None
         except ValueError:
             raise _not_found(profile_id) from None
+        if not isinstance(profile, dict) or (
+                self.can_see is not None and not self.can_see(profile.get("owner"))):
+            raise _not_found(profile_id)
         return dict(profile)
 
     def list(self) -> list[dict[str, Any]]:
@@ -501,10 +517,14 @@ class ProfileStore:
         return sorted(profiles, key=lambda p: p.get("created_at", ""), reverse=True)
 
     def reference(self, profile_id: str) -> Audio:
+        if self.can_see is not None:
+            self.get(profile_id)
         data = self.storage.get(self.key(self._check_id(profile_id), "reference.wav"))
         return decode_audio(data, area="VOICE_PROFILE")
 
     def embedding(self, profile_id: str) -> np.ndarray:
+        if self.can_see is not None:
+            self.get(profile_id)
         data = self.storage.get(self.key(self._check_id(profile_id), "embedding.npy"))
         return np.load(io.BytesIO(data)).astype(np.float32)
 
@@ -525,6 +545,8 @@ class ProfileStore:
         pid = self._check_id(profile_id)
         if not self.storage.exists(self.key(pid, "profile.json")):
             raise _not_found(profile_id)
+        if self.can_see is not None:
+            self.get(pid)  # someone else's profile: not found
         self.storage.delete(self.key(pid, "profile.json"))  # first: it vanishes from lists
         for name in ("embedding.npy", "reference.wav"):
             self.storage.delete(self.key(pid, name))
@@ -562,6 +584,7 @@ def create_profile(
     tts: FallbackChain | None = None,
     matcher: Any = None,
     progress: ProgressFn = no_progress,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """1-5 recordings (bytes, filename) -> a stored profile. Each clip is decoded, made
     mono 24 kHz, denoised, trimmed and checked; the first bad clip raises its
@@ -619,6 +642,8 @@ def create_profile(
         },
         "matching": None,
     }
+    if owner is not None:
+        profile["owner"] = owner
     if tts is not None and matcher is not None:
         progress(0.6, "calibrate voice matching")
         profile["matching"] = calibrate_matching(tts, matcher, embedding, reference, language)
@@ -699,11 +724,14 @@ class VoiceKit:
                 return engine
         return None
 
-    def synthesize(self, text: str, **kw: Any) -> tuple[Speech, dict[str, Any]]:
-        return synthesize(text, tts=self.tts, profiles=self.store, converters=self.converters,
-                          **kw)
+    def synthesize(self, text: str, *, profiles: ProfileStore | None = None,
+                   **kw: Any) -> tuple[Speech, dict[str, Any]]:
+        """``profiles``: the caller's view of the store (:meth:`ProfileStore.scoped`)."""
+        return synthesize(text, tts=self.tts, profiles=profiles or self.store,
+                          converters=self.converters, **kw)
 
     def create_profile(self, clips: Sequence[tuple[bytes, str]], **kw: Any) -> dict[str, Any]:
+        """``owner=`` stamps the profile with its user id (auth on)."""
         kw.setdefault("tts", self.tts)
         kw.setdefault("matcher", self.matcher())
         return create_profile(clips, store=self.store, encoder=self.encoder,

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 
+from app.fetch import is_private_key
 from app.services import Services
 from models.errors import InvalidInput, NotFound, PayloadTooLarge
 
@@ -37,7 +38,7 @@ async def audio_from_form(form: FormData, services: Services, *, file_field: str
     key = form.get(key_field)
     if isinstance(key, str) and key.strip():
         key = key.strip()
-        if not key.startswith(READABLE_PREFIXES):
+        if not key.startswith(READABLE_PREFIXES) or is_private_key(key):
             raise InvalidInput(f"{key_field} must name stored audio under "
                                f"{', '.join(READABLE_PREFIXES)}.", code=f"{area}_AUDIO_INVALID",
                                message_ja=f"{key_field} には保存済みの音声キーを指定してください。",

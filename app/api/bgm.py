@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 
 from app.api.audio_upload import audio_from_form, params_from_form, read_upload
 from app.api.envelope import ok
+from app.api.security import owner_of, visibility
 from app.services import Services
 from app.storage import new_key
 from models.errors import InvalidInput
@@ -39,19 +40,22 @@ def create_router(services: Services) -> APIRouter:
     store = services.storage
 
     @router.get("/tracks", summary="Built-in and uploaded background tracks")
-    def tracks() -> JSONResponse:
-        return ok({"tracks": [_track_row(t) for t in bgm.list_tracks(store)],
+    def tracks(request: Request) -> JSONResponse:
+        return ok({"tracks": [_track_row(t) for t in
+                              bgm.list_tracks(store, visibility(request))],
                    "moods": list(bgm.MOODS)})
 
     @router.get("/tracks/{track_id}/audio", summary="One track's audio (preview)")
-    def track_audio(track_id: str) -> Response:
-        track = next((t for t in bgm.list_tracks(store) if t.id == track_id), None)
+    def track_audio(track_id: str, request: Request) -> Response:
+        track = next((t for t in bgm.list_tracks(store, visibility(request))
+                      if t.id == track_id), None)
         if track is None:
             raise bgm._not_found(track_id)
         ext = track.location.rsplit(".", 1)[-1].lower()
         return Response(bgm.track_bytes(track, store),
                         media_type=MEDIA_TYPES.get(ext, "application/octet-stream"),
-                        headers={"Cache-Control": "public, max-age=3600"})
+                        headers={"Cache-Control": "public, max-age=3600" if track.builtin
+                                 else "private, max-age=3600"})
 
     @router.post("/tracks", summary="Upload a background track", status_code=201)
     async def upload_track(request: Request) -> JSONResponse:
@@ -68,7 +72,7 @@ def create_router(services: Services) -> APIRouter:
         track = await run_in_threadpool(
             bgm.save_upload, data, upload.filename, store,
             title=title if isinstance(title, str) else None,
-            mood=mood if isinstance(mood, str) else None)
+            mood=mood if isinstance(mood, str) else None, owner=owner_of(request))
         return ok({"track": _track_row(track)}, status_code=201)
 
     @router.post("/mix", summary="Mix a voice over background music")
@@ -89,13 +93,14 @@ def create_router(services: Services) -> APIRouter:
         bgm_type = form.get("bgm_type")
         bgm_type = bgm_type.strip() if isinstance(bgm_type, str) and bgm_type.strip() else "happy"
         if music is None and bgm_type.lower() != "none":
-            bgm.find_track(bgm_type, store)  # BGM_TRACK_NOT_FOUND before decoding the voice
+            # BGM_TRACK_NOT_FOUND (also for someone else's upload) before decoding the voice
+            bgm.find_track(bgm_type, store, visibility(request))
         started = time.perf_counter()
         voice = await run_in_threadpool(decode_audio, data, area="BGM", filename=filename)
         encoded, report, track = await run_in_threadpool(
             bgm.mix_to_file, voice, None if music is not None else bgm_type, options, store,
-            music=music)
-        key = store.put(new_key("bgm", options.output_format), encoded)
+            music=music, visible=visibility(request))
+        key = store.put(new_key("bgm/mixes", options.output_format), encoded)  # aged out
         output = report.details["output"]
         return ok({
             "output_url": store.url(key),

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 from PIL import Image
 
 from app.api.envelope import ok
+from app.api.security import owner_of, principal
 from app.services import Services
 from app.storage import new_key
 from models.errors import InvalidInput, NotFound
@@ -70,9 +72,15 @@ def _person_ids(raw: str | None) -> list[int] | None:
                            message_ja="'person_ids' は整数の配列にしてください。") from None
 
 
-def status_view(services: Services, task_id: str) -> dict[str, Any]:
-    job = services.jobs.get(task_id)
-    if job.kind != "image.process":
+def status_view(services: Services, task_id: str,
+                owns: Callable[[str | None], bool] = lambda owner: True) -> dict[str, Any]:
+    """The task as the seed's status answer; someone else's task (``owns`` says no) is
+    ``IMAGE_TASK_NOT_FOUND`` like a missing one."""
+    try:
+        job = services.jobs.get(task_id)
+    except NotFound:
+        job = None
+    if job is None or job.kind != "image.process" or not owns(job.owner):
         raise NotFound(f"No image task {task_id!r}.", code="IMAGE_TASK_NOT_FOUND",
                        message_ja=f"画像タスク {task_id!r} が見つかりません。")
     data: dict[str, Any] = {
@@ -116,6 +124,7 @@ def create_router(services: Services) -> APIRouter:
 
     @router.post("/process", status_code=202)
     async def process(
+        request: Request,
         image: UploadFile | None = File(None),
         operations: str | None = Form(None),
         output_format: str = Form("png"),
@@ -156,15 +165,15 @@ def create_router(services: Services) -> APIRouter:
         job = services.queue.submit("image.process", {
             "input_key": input_key, "operations": ops, "output_format": fmt,
             "framing": framing, "person_ids": ids, "sensitivity": sensitivity,
-        })
+        }, owner=owner_of(request))
         return ok({"task_id": job.id, "status": job.status,
                    "estimated_time": estimate_seconds(picture.width, picture.height, ops),
                    "status_url": f"/api/image/status/{job.id}",
                    "operations": ops}, status_code=202)
 
     @router.get("/status/{task_id}")
-    def status(task_id: str) -> JSONResponse:
-        return ok(status_view(services, task_id))
+    def status(task_id: str, request: Request) -> JSONResponse:
+        return ok(status_view(services, task_id, principal(request).owns))
 
     @router.get("/backgrounds")
     def backgrounds() -> JSONResponse:

@@ -10,6 +10,7 @@ login).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -38,6 +39,13 @@ def owner_of(request: Request) -> str | None:
     """The owner to stamp on new records: the user id, or None when auth is off."""
     p = principal(request)
     return None if p.kind == "anonymous" else p.user_id
+
+
+def visibility(request: Request) -> Callable[[str | None], bool] | None:
+    """The record filter for this caller: None (sees everything: admins, service tokens,
+    auth off) or a check ``owner -> bool`` that passes only the caller's own records."""
+    p = principal(request)
+    return None if p.is_admin else p.owns
 
 
 class AuthMiddleware:

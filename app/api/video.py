@@ -8,6 +8,7 @@ the one-click message path (photo + text + voice profile) in ``app/api/message.p
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -16,7 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.envelope import ok
-from app.api.message import handle_multipart
+from app.api.message import FORM_FIELDS, handle_multipart
+from app.api.security import owner_of, principal
 from app.fetch import SafeFetcher, storage_key_of
 from app.services import Services
 from models.errors import InvalidInput, NotFound, StudioError
@@ -44,6 +46,14 @@ class GenerateVideoRequest(BaseModel):
     text: str | None = Field(None, max_length=LIMITS.text_max_chars,
                              description="message text, for subtitles")
     options: VideoOptions = Field(default_factory=VideoOptions)
+
+
+MESSAGE_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "MessageForm", "required": ["image", "text"],
+    "description": "The one-click message (photo + text -> video), see /api/messages.",
+    "properties": {"image": {"type": "string", "format": "binary"},
+                   **{name: {"type": "string"} for name in FORM_FIELDS}},
+}
 
 
 def _validation_error(exc: ValidationError) -> InvalidInput:
@@ -86,9 +96,15 @@ def store_inputs(services: Services, body: GenerateVideoRequest) -> dict[str, An
     return {"image_key": image_key, "audio_key": audio_key, "duration": track.duration}
 
 
-def status_view(services: Services, task_id: str) -> dict[str, Any]:
-    job = services.jobs.get(task_id)
-    if not (job.kind.startswith("video.") or job.kind.startswith("message")):
+def status_view(services: Services, task_id: str,
+                owns: Callable[[str | None], bool] = lambda owner: True) -> dict[str, Any]:
+    """The render's status; someone else's task (``owns`` says no) reads as not found."""
+    try:
+        job = services.jobs.get(task_id)
+    except NotFound:
+        job = None
+    if job is None or not (job.kind.startswith("video.") or job.kind.startswith("message")) \
+            or not owns(job.owner):
         raise NotFound(f"No video task {task_id!r}.", code="VIDEO_TASK_NOT_FOUND",
                        message_ja=f"動画タスク {task_id!r} が見つかりません。")
     result = job.result or {}
@@ -113,8 +129,9 @@ def status_view(services: Services, task_id: str) -> dict[str, Any]:
 def create_router(services: Services) -> APIRouter:
     router = APIRouter(prefix="/api/video", tags=["video"])
 
-    @router.post("/generate", status_code=202, openapi_extra={"requestBody": {
-        "content": {"application/json": {"schema": GenerateVideoRequest.model_json_schema()}}}})
+    @router.post("/generate", status_code=202, openapi_extra={"requestBody": {"content": {
+        "application/json": {"schema": GenerateVideoRequest.model_json_schema()},
+        "multipart/form-data": {"schema": MESSAGE_FORM_SCHEMA}}}})
     async def generate(request: Request) -> JSONResponse:
         """Queue a render. JSON: image_url, audio_url (this studio's /files/... URLs, storage
         keys, or allow-listed https URLs), text, options {size, subtitles, engine,
@@ -150,15 +167,15 @@ def create_router(services: Services) -> APIRouter:
             "driver_url": body.options.driver_url, "result_format": body.options.result_format,
             "preview": body.options.preview,
         }
-        job = services.queue.submit("video.render", params)
+        job = services.queue.submit("video.render", params, owner=owner_of(request))
         data = {"task_id": job.id, "status": job.status,
                 "estimated_time": estimate_seconds(inputs["duration"], size, engine),
                 "status_url": f"/api/video/status/{job.id}", "did_talk_id": None}
         return ok(data, status_code=202)
 
     @router.get("/status/{task_id}")
-    def status(task_id: str) -> JSONResponse:
-        return ok(status_view(services, task_id))
+    def status(task_id: str, request: Request) -> JSONResponse:
+        return ok(status_view(services, task_id, principal(request).owns))
 
     return router
 

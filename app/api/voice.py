@@ -10,11 +10,12 @@ import base64
 import time
 from typing import Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from app.api.envelope import ok
+from app.api.security import owner_of, visibility
 from app.services import Services
 from app.storage import new_key
 from models.base import Speech
@@ -37,6 +38,11 @@ def voice_kit(services: Services) -> VoiceKit:
             cache_dir=services.engine_settings.cache_dir)
         services.extras["voice_kit"] = kit
     return kit
+
+
+def profile_store(services: Services, request: Request) -> ProfileStore:
+    """The voice profiles this caller may see (their own; all for an admin)."""
+    return voice_kit(services).store.scoped(visibility(request))
 
 
 class SynthesizeOptions(BaseModel):
@@ -119,7 +125,7 @@ def create_router(services: Services) -> APIRouter:
     router = APIRouter(prefix="/api/voice", tags=["voice"])
 
     @router.post("/synthesize")
-    def synthesize(body: SynthesizeRequest) -> JSONResponse:
+    def synthesize(body: SynthesizeRequest, request: Request) -> JSONResponse:
         started = time.perf_counter()
         kit = voice_kit(services)
         voice = body.options.voice or body.voice
@@ -131,7 +137,8 @@ def create_router(services: Services) -> APIRouter:
                                pause=body.options.pause)
         speech, report = kit.synthesize(body.text or "", voice_type=body.voice_type,
                                         voice=voice, language=body.language, options=options,
-                                        profile_id=body.profile_id)
+                                        profile_id=body.profile_id,
+                                        profiles=profile_store(services, request))
         payload = speech_payload(services, speech, report, body.output_format,
                                  body.return_base64)
         payload["processing_time"] = round(time.perf_counter() - started, 3)
@@ -145,12 +152,13 @@ def create_router(services: Services) -> APIRouter:
                                                for e in engines]})
 
     @router.get("/profiles")
-    def list_profiles() -> JSONResponse:
-        profiles = [public_profile(p) for p in voice_kit(services).store.list()]
+    def list_profiles(request: Request) -> JSONResponse:
+        profiles = [public_profile(p) for p in profile_store(services, request).list()]
         return ok({"profiles": profiles, "count": len(profiles)})
 
     @router.post("/profiles", status_code=201)
     async def create_profile(
+        request: Request,
         name: str = Form(""),
         language: str = Form("ja"),
         audio_samples: list[UploadFile] | None = File(None),
@@ -160,20 +168,20 @@ def create_router(services: Services) -> APIRouter:
         clips = await _read_uploads(audio_samples or [])
         kit = voice_kit(services)
         profile = await run_in_threadpool(kit.create_profile, clips, name=name,
-                                          language=language)
+                                          language=language, owner=owner_of(request))
         return ok(public_profile(profile), status_code=201)
 
     @router.get("/profiles/{profile_id}")
-    def get_profile(profile_id: str) -> JSONResponse:
-        return ok(public_profile(voice_kit(services).store.get(profile_id)))
+    def get_profile(profile_id: str, request: Request) -> JSONResponse:
+        return ok(public_profile(profile_store(services, request).get(profile_id)))
 
     @router.patch("/profiles/{profile_id}")
-    def rename_profile(profile_id: str, body: RenameRequest) -> JSONResponse:
-        return ok(public_profile(voice_kit(services).store.rename(profile_id, body.name)))
+    def rename_profile(profile_id: str, body: RenameRequest, request: Request) -> JSONResponse:
+        return ok(public_profile(profile_store(services, request).rename(profile_id, body.name)))
 
     @router.delete("/profiles/{profile_id}")
-    def delete_profile(profile_id: str) -> JSONResponse:
-        voice_kit(services).store.delete(profile_id)
+    def delete_profile(profile_id: str, request: Request) -> JSONResponse:
+        profile_store(services, request).delete(profile_id)
         return ok({"deleted": True, "profile_id": profile_id, "id": profile_id})
 
     return router

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
 from app.services import Services
 from app.storage import new_key
+from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.prosody import latest_audio
 from app.ui.text import register, t
 from models.errors import StudioError
@@ -57,15 +59,16 @@ def _error(exc: StudioError) -> gr.Error:
     return gr.Error(f"{exc.message}" + (f" / {exc.message_ja}" if exc.message_ja else ""))
 
 
-def track_rows(services: Services) -> list[list[object]]:
+def track_rows(services: Services, request: Any = None) -> list[list[object]]:
+    """Built-in tracks and the uploads this user may see (``app.ui.owners``)."""
     return [[tr.id, tr.title, tr.mood, tr.duration, tr.licence]
-            for tr in bgm.list_tracks(services.storage)]
+            for tr in bgm.list_tracks(services.storage, ui_visibility(services, request))]
 
 
-def track_path(services: Services, track_id: str) -> str | None:
+def track_path(services: Services, track_id: str, request: Any = None) -> str | None:
     """A local file for the preview player."""
     try:
-        track = bgm.find_track(track_id, services.storage)
+        track = bgm.find_track(track_id, services.storage, ui_visibility(services, request))
     except StudioError:
         return None
     if track.builtin:
@@ -76,7 +79,7 @@ def track_path(services: Services, track_id: str) -> str | None:
 def run_mix(services: Services, voice_path: str | None, track_id: str, volume: float,
             fade_in: float, fade_out: float, lead_in: float, tail: float, ducking: bool,
             duck_db: float, attack_ms: float, release_ms: float,
-            fmt: str) -> tuple[str, str, str, str]:
+            fmt: str, request: Any = None) -> tuple[str, str, str, str]:
     """(mixed audio path, download path, envelope plot path, details JSON)."""
     from app.ui.audio_plots import ducking_plot
 
@@ -89,10 +92,12 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
             "bgm_volume": volume, "fade_in": fade_in, "fade_out": fade_out,
             "lead_in": lead_in, "tail": tail, "ducking": ducking, "duck_db": duck_db,
             "attack_ms": attack_ms, "release_ms": release_ms, "output_format": fmt})
-        data, report, _ = bgm.mix_to_file(voice, track_id or "happy", options, services.storage)
+        data, report, _ = bgm.mix_to_file(voice, track_id or "happy", options, services.storage,
+                                          visible=ui_visibility(services, request))
     except StudioError as exc:
         raise _error(exc) from None
-    key = services.storage.put(new_key("bgm", options.output_format), data)
+    key = services.storage.put(new_key("bgm/mixes", options.output_format), data)
+    remember(services, request, key)
     path = str(services.storage.local_path(key))
     plot = ducking_plot(report.frame_times, report.music_gain_db, report.voice_level_db,
                         report.speech)
@@ -101,11 +106,14 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
 
 
 def build(services: Services) -> None:
+    def initial_rows(request: gr.Request = None) -> list[list[object]]:
+        return track_rows(services, request)
+
     gr.Markdown(t("bgm.intro"))
     first = bgm.builtin_tracks()[0].id
     with gr.Row():
         with gr.Column():
-            table = gr.Dataframe(headers=HEADERS, value=lambda: track_rows(services),
+            table = gr.Dataframe(headers=HEADERS, value=initial_rows,
                                  interactive=False, wrap=True, label=t("bgm.tracks"))
             choice = gr.Dropdown(choices=[r[0] for r in track_rows(services)], value=first,
                                  label=t("bgm.track"), allow_custom_value=False)
@@ -142,45 +150,52 @@ def build(services: Services) -> None:
     envelope = gr.Image(label=t("bgm.envelope"), type="filepath", interactive=False)
     details = gr.Code(label=t("bgm.details"), language="json")
 
-    def list_tracks() -> list[list[object]]:
+    def list_tracks(request: gr.Request = None) -> list[list[object]]:
         """Built-in and uploaded tracks: id, title, mood, duration, licence."""
-        return track_rows(services)
+        return track_rows(services, request)
 
-    def refresh_choices() -> gr.Dropdown:
-        return gr.Dropdown(choices=[r[0] for r in track_rows(services)])
+    def refresh_choices(request: gr.Request = None) -> gr.Dropdown:
+        return gr.Dropdown(choices=[r[0] for r in track_rows(services, request)])
 
     def pick(evt: gr.SelectData) -> str:
         row = evt.row_value or []
         return str(row[0]) if row else first
 
     table.select(pick, outputs=choice, api_visibility="private")
-    choice.change(lambda tid: track_path(services, tid), inputs=choice, outputs=preview,
-                  api_visibility="private")
+    def preview_path(track_id: str, request: gr.Request = None) -> str | None:
+        return track_path(services, track_id, request)
 
-    def add_track(path: str | None, name: str, mood_name: str) -> tuple[list[list[object]],
-                                                                          gr.Dropdown]:
+    choice.change(preview_path, inputs=choice, outputs=preview, api_visibility="private")
+
+    def add_track(path: str | None, name: str, mood_name: str,
+                  request: gr.Request = None) -> tuple[list[list[object]], gr.Dropdown]:
         if not path:
             raise gr.Error("Choose a music file. / 音楽ファイルを選んでください。")
         try:
             track = bgm.save_upload(Path(path).read_bytes(), Path(path).name, services.storage,
-                                    title=name or None, mood=mood_name)
+                                    title=name or None, mood=mood_name,
+                                    owner=ui_owner(services, request))
         except StudioError as exc:
             raise _error(exc) from None
-        rows = track_rows(services)
+        rows = track_rows(services, request)
         return rows, gr.Dropdown(choices=[r[0] for r in rows], value=track.id)
 
     add.click(add_track, inputs=[upload, title, mood], outputs=[table, choice],
               api_visibility="private")
-    latest.click(lambda: latest_audio(services, "prosody/") or latest_audio(services, "voices/"),
-                 outputs=voice, api_visibility="private")
+    def use_latest(request: gr.Request = None) -> str | None:
+        return (latest_audio(services, "prosody/", request)
+                or latest_audio(services, ("voices/", "temp/voices/"), request))
+
+    latest.click(use_latest, outputs=voice, api_visibility="private")
 
     def mix_bgm(voice_path: str | None, track_id: str, bgm_volume: float, fade_in_s: float,
                 fade_out_s: float, lead_in_s: float, tail_s: float, duck: bool,
                 depth_db: float, attack_ms: float, release_ms: float,
-                output_format: str) -> tuple[str, str, str, str]:
+                output_format: str, request: gr.Request = None) -> tuple[str, str, str, str]:
         """Mix the voice over a track (id or mood); returns audio, file, envelope, details."""
         return run_mix(services, voice_path, track_id, bgm_volume, fade_in_s, fade_out_s,
-                       lead_in_s, tail_s, duck, depth_db, attack_ms, release_ms, output_format)
+                       lead_in_s, tail_s, duck, depth_db, attack_ms, release_ms, output_format,
+                       request)
 
     mix_button.click(mix_bgm, inputs=[voice, choice, volume, fade_in, fade_out, lead_in, tail,
                                       ducking, duck_db, attack, release, fmt],

@@ -12,6 +12,7 @@ import gradio as gr
 
 from app.services import Services
 from app.storage import new_key
+from app.ui.owners import latest_key, remember
 from app.ui.text import register, t
 from models.errors import StudioError
 from pipelines import prosody
@@ -52,14 +53,13 @@ def _error(exc: StudioError) -> gr.Error:
     return gr.Error(f"{exc.message}" + (f" / {exc.message_ja}" if exc.message_ja else ""))
 
 
-def latest_audio(services: Services, prefix: str) -> str | None:
-    """Local path of the newest stored audio under ``prefix`` (e.g. another tab's output)."""
-    newest = None
-    for item in services.storage.list(prefix):
-        if item.key.rsplit(".", 1)[-1] in ("wav", "mp3", "m4a", "flac", "ogg") and (
-                newest is None or item.modified > newest.modified):
-            newest = item
-    return str(services.storage.local_path(newest.key)) if newest else None
+def latest_audio(services: Services, prefix: str | tuple[str, ...],
+                 request: Any = None) -> str | None:
+    """Local path of the newest stored audio under ``prefix`` (e.g. another tab's output)
+    that this user may take (their own when the UI login is on; see ``app.ui.owners``)."""
+    prefixes = (prefix,) if isinstance(prefix, str) else prefix
+    key = latest_key(services, request, prefixes, ("wav", "mp3", "m4a", "flac", "ogg"))
+    return str(services.storage.local_path(key)) if key else None
 
 
 def preset_values(emotion: str, text: str = "") -> list[float]:
@@ -77,7 +77,7 @@ def preset_markdown() -> str:
 
 def run_adjust(services: Services, audio_path: str | None, emotion: str, text: str,
                pitch_shift: float, time_stretch: float, energy_boost: float,
-               intonation: float, pauses: float) -> tuple[str, str, str]:
+               intonation: float, pauses: float, request: Any = None) -> tuple[str, str, str]:
     """(after audio path, plot path, changes as JSON text)."""
     from app.ui.audio_plots import prosody_plot
 
@@ -94,6 +94,7 @@ def run_adjust(services: Services, audio_path: str | None, emotion: str, text: s
     except StudioError as exc:
         raise _error(exc) from None
     key = services.storage.put(new_key("prosody", "wav"), encode_audio(result, "wav"))
+    remember(services, request, key)
     plot = prosody_plot(audio, result, prosody.f0_track(audio), prosody.f0_track(result))
     summary: dict[str, Any] = {"emotion": report.emotion, "changes_applied": report.changes,
                                "original_duration": report.original_duration,
@@ -132,8 +133,8 @@ def build(services: Services) -> None:
     with gr.Accordion(t("prosody.table"), open=False):
         gr.Markdown(preset_markdown())
 
-    def use_latest() -> str:
-        path = latest_audio(services, "voices/")
+    def use_latest(request: gr.Request) -> str | None:
+        path = latest_audio(services, ("voices/", "temp/voices/"), request)
         if path is None:
             gr.Warning("No Voice tab output yet. / 音声タブの出力がまだありません。")
         return path
@@ -146,10 +147,11 @@ def build(services: Services) -> None:
 
     def adjust_prosody(audio_path: str | None, emotion_name: str, message: str,
                        pitch_shift: float, time_stretch: float, energy_boost: float,
-                       intonation: float, pauses: float) -> tuple[str, str, str]:
+                       intonation: float, pauses: float,
+                       request: gr.Request = None) -> tuple[str, str, str]:
         """Adjust a recording's prosody; slider values override the emotion preset."""
         return run_adjust(services, audio_path, emotion_name, message, pitch_shift,
-                          time_stretch, energy_boost, intonation, pauses)
+                          time_stretch, energy_boost, intonation, pauses, request)
 
     apply.click(adjust_prosody, inputs=[audio_in, emotion, text, *sliders],
                 outputs=[audio_out, plot, changes], api_name="adjust_prosody")

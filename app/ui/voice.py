@@ -15,9 +15,12 @@ import numpy as np
 
 from app.api.voice import voice_kit
 from app.services import Services
+from app.storage import new_key
+from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.text import plain, register, t
 from models.errors import StudioError
-from pipelines.voice import VoiceOptions, check_clip, list_voices
+from pipelines.media import encode_wav
+from pipelines.voice import ProfileStore, VoiceOptions, check_clip, list_voices
 
 register(
     en={
@@ -64,22 +67,27 @@ def _error(exc: StudioError) -> gr.Error:
                                                     and exc.message_ja != exc.message else ""))
 
 
-def voice_choices(services: Services) -> list[tuple[str, str]]:
-    """Built-in voices (with engine, language, gender) then profiles."""
+def ui_profiles(services: Services, request: Any = None) -> ProfileStore:
+    """The profiles this UI user may see (all with the login off; ``app.ui.owners``)."""
+    return voice_kit(services).store.scoped(ui_visibility(services, request))
+
+
+def voice_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
+    """Built-in voices (with engine, language, gender) then this user's profiles."""
     kit = voice_kit(services)
     choices: list[tuple[str, str]] = []
     for engine in list_voices(kit.tts):
         for v in engine["voices"]:
             choices.append((f"{v['name']} · {v['language']} · {v['gender']}", v["id"]))
-    for profile in kit.store.list():
+    for profile in ui_profiles(services, request).list():
         choices.append((f"★ {profile['name']} ({profile['language']}, voice matching)",
                         PROFILE_PREFIX + profile["id"]))
     return choices
 
 
-def profile_rows(services: Services) -> list[list[Any]]:
+def profile_rows(services: Services, request: Any = None) -> list[list[Any]]:
     rows = []
-    for p in voice_kit(services).store.list():
+    for p in ui_profiles(services, request).list():
         stats = p.get("sample_stats") or {}
         rows.append([p["id"], p["name"], p["language"], stats.get("count"),
                      stats.get("total_seconds"), (p.get("matching") or {}).get("source_voice"),
@@ -120,6 +128,9 @@ def _clip_rows(reports: list[Any]) -> list[list[Any]]:
 
 
 def build(services: Services) -> None:
+    def initial_rows(request: gr.Request = None) -> list[list[Any]]:
+        return profile_rows(services, request)
+
     gr.Markdown(t("voice.intro"))
     with gr.Row():
         with gr.Column(scale=3):
@@ -145,6 +156,7 @@ def build(services: Services) -> None:
 
     def synthesize(text: str, voice: str | None, language: str, speed: float, pitch: float,
                    intonation: float, volume: float, pause: float,
+                   request: gr.Request = None,
                    progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:
         kit = voice_kit(services)
         kwargs: dict[str, Any] = {}
@@ -159,9 +171,15 @@ def build(services: Services) -> None:
                 text, language=language,
                 options=VoiceOptions(float(speed), float(pitch), float(intonation),
                                      float(volume), float(pause)),
-                progress=lambda f, step: progress(f, desc=step), **kwargs)
+                progress=lambda f, step: progress(f, desc=step),
+                profiles=ui_profiles(services, request), **kwargs)
         except StudioError as exc:
             raise _error(exc) from exc
+        engine = (report.get("conversion") or {}).get("backend") or report["backend"]
+        # kept an hour (temp/): the other tabs' "use latest" offer it to this user
+        key = services.storage.put(new_key(f"temp/voices/{engine}", "wav"),
+                                   encode_wav(speech.audio))
+        remember(services, request, key)
         pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
         return (speech.audio.sample_rate, pcm), engine_note(report)
 
@@ -184,7 +202,7 @@ def build(services: Services) -> None:
                                           interactive=False, wrap=True)
                 result = gr.Markdown()
         profiles = gr.Dataframe(headers=PROFILE_HEADERS, label=t("voice.list"),
-                                value=lambda: profile_rows(services), interactive=False,
+                                value=initial_rows, interactive=False,
                                 wrap=True)
         with gr.Row():
             refresh = gr.Button(t("voice.refresh"), size="sm")
@@ -198,18 +216,19 @@ def build(services: Services) -> None:
                    for i, p in enumerate(_paths(files, mic))]
         return _clip_rows(reports)
 
-    def refreshed() -> tuple[Any, Any, Any]:
-        ids = [row[0] for row in profile_rows(services)]
-        return (profile_rows(services), gr.update(choices=voice_choices(services)),
-                gr.update(choices=ids, value=None))
+    def refreshed(request: gr.Request = None) -> tuple[Any, Any, Any]:
+        rows = profile_rows(services, request)
+        return (rows, gr.update(choices=voice_choices(services, request)),
+                gr.update(choices=[row[0] for row in rows], value=None))
 
     def create_profile(name: str, language: str, files: Any, mic: Any,
+                       request: gr.Request = None,
                        progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         paths = _paths(files, mic)
         clips = [(Path(p).read_bytes(), Path(p).name) for p in paths]
         try:
             profile = voice_kit(services).create_profile(
-                clips, name=name, language=language,
+                clips, name=name, language=language, owner=ui_owner(services, request),
                 progress=lambda f, step: progress(f, desc=step))
         except StudioError as exc:
             rows = exc.details.get("clips")
@@ -228,17 +247,17 @@ def build(services: Services) -> None:
         table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
                   round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
                   ", ".join(c["warnings"])] for c in stats]
-        return (table, summary, *refreshed())
+        return (table, summary, *refreshed(request))
 
-    def list_profiles() -> list[list[Any]]:
-        return profile_rows(services)
+    def list_profiles(request: gr.Request = None) -> list[list[Any]]:
+        return profile_rows(services, request)
 
-    def delete_profile(profile_id: str) -> tuple[Any, ...]:
+    def delete_profile(profile_id: str, request: gr.Request = None) -> tuple[Any, ...]:
         try:
-            voice_kit(services).store.delete((profile_id or "").strip())
+            ui_profiles(services, request).delete((profile_id or "").strip())
         except StudioError as exc:
             raise _error(exc) from exc
-        return (f"🗑 {profile_id}", *refreshed())
+        return (f"🗑 {profile_id}", *refreshed(request))
 
     check.click(check_clips, [files, mic], clip_table, api_visibility="private")
     create.click(create_profile, [name, profile_language, files, mic],

@@ -4,8 +4,10 @@ gateway (``POST /bedrock/invoke``), on loopback.
 Bedrock speaks rest-json: ``POST /model/{modelId}/invoke`` with the JSON body; errors carry
 ``x-amzn-ErrorType`` and ``{"message": ...}``. The "model" keys out the border colour: pixels
 far from the median border colour are the subject. ``mode`` makes it misbehave on purpose:
-``ok``, ``throttle`` (429), ``reject`` (400 ValidationException), ``broken`` (500),
-``garbage`` (200 with no images).
+``ok``, ``throttle`` (429, with ``Retry-After: retry_after``), ``reject`` (400
+ValidationException), ``broken`` (500), ``garbage`` (200 with no images), ``malformed`` (200
+with a body that is not JSON), ``truncated`` (200 with half a PNG), ``slow`` (answers after
+``delay`` seconds). ``script`` lists modes for the next requests, before ``mode`` applies.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import io
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
@@ -36,6 +39,9 @@ def key_out_border(png: bytes) -> bytes:
 class BedrockStub:
     def __init__(self, s3_endpoint: str | None = None) -> None:
         self.mode = "ok"
+        self.script: list[str] = []
+        self.retry_after = "0"
+        self.delay = 0.0
         self.requests: list[dict[str, Any]] = []
         self.s3_endpoint = s3_endpoint
         stub = self
@@ -44,29 +50,44 @@ class BedrockStub:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def _send(self, status: int, body: dict[str, Any],
+            def _send(self, status: int, body: dict[str, Any] | bytes,
                       error_type: str | None = None) -> None:
-                data = json.dumps(body).encode()
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 if error_type:
                     self.send_header("x-amzn-ErrorType", error_type)
+                if status == 429:
+                    self.send_header("Retry-After", stub.retry_after)
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout tests)
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 path = unquote(self.path)
                 stub.requests.append({"path": path, "body": body})
-                if stub.mode == "throttle":
+                mode = self.mode = stub.script.pop(0) if stub.script else stub.mode
+                if mode == "slow":
+                    time.sleep(stub.delay)
+                if mode == "malformed":
+                    return self._send(200, b'{"images": ["iVBOR')
+                if mode == "truncated" and path.endswith("/invoke") and "/model/" in path:
+                    png = base64.b64decode(body["backgroundRemovalParams"]["image"])
+                    half = key_out_border(png)
+                    return self._send(200, {"images": [base64.b64encode(
+                        half[: len(half) // 2]).decode()]})
+                if mode == "throttle":
                     return self._send(429, {"message": "Too many requests"},
                                       "ThrottlingException")
-                if stub.mode == "reject":
+                if mode == "reject":
                     return self._send(400, {"message": "blocked by content filters"},
                                       "ValidationException")
-                if stub.mode == "broken":
+                if mode == "broken":
                     return self._send(500, {"message": "internal"}, "InternalServerException")
                 if path.startswith("/model/") and path.endswith("/invoke"):
                     return self._bedrock(path, body)
@@ -79,7 +100,7 @@ class BedrockStub:
                 if model != "amazon.nova-canvas-v1:0" or body.get("taskType") != \
                         "BACKGROUND_REMOVAL":
                     return self._send(400, {"message": "unsupported"}, "ValidationException")
-                if stub.mode == "garbage":
+                if self.mode == "garbage":
                     return self._send(200, {"images": []})
                 png = base64.b64decode(body["backgroundRemovalParams"]["image"])
                 out = base64.b64encode(key_out_border(png)).decode()

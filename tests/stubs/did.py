@@ -22,6 +22,12 @@ class DidBehaviour:
     rate_limit_first: int = 0  # answer 429 to this many requests first
     retry_after: str = "0"
     result_bytes: bytes = b""
+    result_url: str | None = None  # where 'done' talks point (default: this stub's /results)
+    result_redirect: str | None = None  # GET /results/... answers 302 to this
+    truncate_result: bool = False  # declare the full length, send half, close
+    malformed_json: bool = False  # GET /talks/{id} answers 200 with a broken JSON body
+    fail_status: list[int] = field(default_factory=list)  # answer these to the next requests
+    delay: float = 0.0  # seconds before answering an API call
     requests: list[tuple[str, str]] = field(default_factory=list)
     talks: dict[str, dict[str, Any]] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
@@ -63,8 +69,18 @@ class DidStub:
 
             def _gate(self) -> bool:
                 b = stub.behaviour
+                if b.delay:
+                    import time
+
+                    time.sleep(b.delay)
                 with stub.lock:
                     b.requests.append((self.command, self.path))
+                    if b.fail_status:
+                        status = b.fail_status.pop(0)
+                        self._send(status, {"kind": "InternalServerError",
+                                            "description": "injected"},
+                                   {"Retry-After": b.retry_after} if status == 429 else None)
+                        return False
                     if b.rate_limit_first > 0:
                         b.rate_limit_first -= 1
                         self._send(429, {"kind": "TooManyRequests",
@@ -116,8 +132,24 @@ class DidStub:
 
             def do_GET(self) -> None:  # noqa: N802
                 b = stub.behaviour
-                if self.path.startswith("/results/"):
-                    self._send(200, b.result_bytes)  # signed result link: no auth
+                if self.path.startswith("/results/"):  # signed result link: no auth
+                    with stub.lock:
+                        b.requests.append((self.command, self.path))
+                    if b.result_redirect:
+                        self.send_response(302)
+                        self.send_header("Location", b.result_redirect)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    elif b.truncate_result:
+                        self.send_response(200)
+                        self.send_header("Content-Type", "video/mp4")
+                        self.send_header("Content-Length", str(len(b.result_bytes)))
+                        self.end_headers()
+                        self.wfile.write(b.result_bytes[: len(b.result_bytes) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                    else:
+                        self._send(200, b.result_bytes)
                     return
                 if not self._gate():
                     return
@@ -132,9 +164,12 @@ class DidStub:
                 if talk["polls"] > b.polls_before_done:
                     data["status"] = b.final_status
                     if b.final_status == "done":
-                        data["result_url"] = f"{stub.url}/results/{talk_id}.mp4"
+                        data["result_url"] = b.result_url or f"{stub.url}/results/{talk_id}.mp4"
                     elif b.final_status == "error":
                         data["error"] = {"kind": "FaceError", "description": "no face found"}
+                if b.malformed_json:
+                    self._send(200, b'{"id": "' + talk_id.encode() + b'", "status": ')
+                    return
                 self._send(200, data)
 
             def do_DELETE(self) -> None:  # noqa: N802

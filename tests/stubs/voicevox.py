@@ -7,8 +7,12 @@ lengths, ``speedScale``, pre/post phoneme lengths and ``outputSamplingRate``, wh
 follows ``pitchScale`` (ln F0 times ``2**pitchScale``) and whose level follows ``volumeScale``.
 Unknown style ids answer 422 (or 500 with ``old_engine=True``, as older engines did).
 
-Faults to inject: ``fail_next`` (a list of HTTP statuses for the next requests),
-``delay`` (seconds before answering), ``drop_styles`` (style ids removed after the first
+Faults to inject: ``fail_next`` (for the next requests, one item each: an HTTP status, a
+``(status, headers)`` pair such as ``(429, {"Retry-After": "2"})``, or ``"malformed"`` (200
+with broken JSON), ``"truncated_body"`` (a Content-Length longer than what is sent, then the
+connection closes), ``"truncated_wav"`` (a real WAV cut in half, its header still claiming
+the whole)), ``fail_paths`` (path -> status answered every time), ``delay`` (seconds before
+answering), ``drop_styles`` (style ids removed after the first
 ``/speakers`` call, to make a cached id stale). ``requests`` records every call.
 
 Run by hand: ``python -m tests.stubs.voicevox 50021``.
@@ -103,7 +107,8 @@ def render(query: dict[str, Any]) -> bytes:
 class VoicevoxStub:
     def __init__(self, port: int = 0, *, old_engine: bool = False) -> None:
         self.old_engine = old_engine
-        self.fail_next: list[int] = []
+        self.fail_next: list[Any] = []
+        self.fail_paths: dict[str, Any] = {}
         self.delay = 0.0
         self.drop_styles: set[int] = set()
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
@@ -118,15 +123,34 @@ class VoicevoxStub:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def _send(self, status: int, body: bytes, kind: str = "application/json") -> None:
+            def _send(self, status: int, body: bytes, kind: str = "application/json",
+                      headers: dict[str, str] | None = None, length: int | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 try:
                     self.wfile.write(body)
+                    if length is not None:  # promised more than sent: hang up
+                        self.wfile.flush()
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
+
+            def _fault(self, fault: Any, path: str, params: Any, body: bytes) -> None:
+                if fault == "malformed":
+                    self._send(200, b'{"accent_phrases": [{"moras": [')
+                elif fault == "truncated_body":
+                    self._send(200, b"RIFF\x00\x10\x00\x00WAVE", "audio/wav", length=4096)
+                elif fault == "truncated_wav":
+                    wav = render(_query("あいうえお"))
+                    self._send(200, wav[: len(wav) // 2], "audio/wav")
+                else:
+                    status, headers = fault if isinstance(fault, tuple) else (fault, {})
+                    self._send(status, json.dumps({"detail": "injected failure"}).encode(),
+                               headers=headers)
 
             def _json(self, status: int, value: Any) -> None:
                 self._send(status, json.dumps(value, ensure_ascii=False).encode())
@@ -139,10 +163,12 @@ class VoicevoxStub:
                 with stub._lock:
                     stub.requests.append((method, url.path, params))
                     fail = stub.fail_next.pop(0) if stub.fail_next else None
+                    if fail is None and url.path in stub.fail_paths:
+                        fail = stub.fail_paths[url.path]
                 if stub.delay:
                     time.sleep(stub.delay)
                 if fail is not None:
-                    self._json(fail, {"detail": "injected failure"})
+                    self._fault(fail, url.path, params, body)
                     return
                 stub.route(self, method, url.path, params, body)
 

@@ -1,0 +1,439 @@
+"""A hostile-input suite over every upload and JSON route.
+
+The routes come from the app's own OpenAPI document (``/openapi.json``), so a new route is
+covered without touching this file; POST routes that read their form by hand (no declared
+body) get both the multipart and the JSON treatment. Inputs: path traversal in keys and
+filenames (``../``, absolute, NUL, URL-encoded, backslashes), oversized and malformed media,
+decompression and audio bombs, injection strings in text fields, huge and deeply nested
+JSON, wrong content types, and hypothesis-made text and JSON.
+
+After every batch: no 5xx, no traceback in any body, ``/health`` still 200, the sentinel file
+outside the data dir unchanged, nothing new outside the data dir, and every file in the data
+dir really inside it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.security.conftest import ALICE, SECRET, png, wav
+
+# ------------------------------------------------------------------------ payloads
+
+TRAVERSAL = [
+    "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e/%2e%2e/etc/passwd",
+    "%252e%252e%252fetc%252fpasswd", "/etc/passwd", "..\\..\\windows\\win.ini",
+    "a%00b", "inputs/images/../../../etc/passwd", "openvoice_../../x", "....//....//etc/passwd",
+    "C:\\boot.ini", "~root/.ssh/id_rsa", "x" * 3000, "%", ".", "..",
+]
+INJECTION = [
+    "'; DROP TABLE jobs; --", "\" OR \"1\"=\"1", "{{7*7}}${7*7}<%= 7*7 %>",
+    "${jndi:ldap://127.0.0.1/a}", "<script>alert(1)</script><img src=x onerror=alert(1)>",
+    "$(touch /tmp/pwned)`id`; rm -rf /", "\x00\x01\x02\x1b[2J", "\u202e\u200b\ufeff",
+    "%s%s%s%n", "../../etc/passwd", "file:///etc/passwd", "http://169.254.169.254/latest/",
+    "A" * 20000, "こんにちは" * 500, "\ud7ff\ue000\U0010ffff",
+]
+FILENAMES = ["../../etc/passwd", "/etc/passwd", "a\x00.wav", "..\\..\\x.wav", "%2e%2e%2fx.wav",
+             "x" * 600 + ".wav", "", "CON", ".htaccess", "😀.wav"]
+FILE_FIELDS = ("file", "audio", "voice_audio", "bgm_audio", "image", "background_image",
+               "audio_samples", "track", "photo")
+
+
+def _flac_bomb() -> bytes:
+    """One hour of silence: half a megabyte that decodes to 700 MB of float samples."""
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(48000 * 3600, np.int16), 48000, format="FLAC")
+    return buffer.getvalue()
+
+
+def _wav_header_bomb() -> bytes:
+    """A WAV whose header declares 2 GB of 8-channel 384 kHz audio, followed by 1 KB."""
+    header = (b"RIFF" + struct.pack("<I", 0xFFFFFFF0) + b"WAVE" + b"fmt "
+              + struct.pack("<IHHIIHH", 16, 1, 8, 384000, 384000 * 16, 16, 16)
+              + b"data" + struct.pack("<I", 0x7FFFFFF0))
+    return header + b"\x00" * 1024
+
+
+def _png_bomb() -> bytes:
+    """30000 x 30000 pixels in about 100 KB."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("1", (30000, 30000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 3]
+
+
+@lru_cache(maxsize=1)
+def hostile_files() -> list[tuple[str, bytes, str]]:
+    """(label, bytes, content type)."""
+    good_wav, good_png = wav(1.0), png()
+    return [
+        ("empty", b"", "application/octet-stream"),
+        ("random", np.random.default_rng(8).bytes(4096), "audio/wav"),
+        ("truncated wav", _truncated(good_wav), "audio/wav"),
+        ("truncated png", _truncated(good_png), "image/png"),
+        ("wav header bomb", _wav_header_bomb(), "audio/wav"),
+        ("flac audio bomb", _flac_bomb(), "audio/flac"),
+        ("png pixel bomb", _png_bomb(), "image/png"),
+        ("png polyglot", good_png + b"<?php system($_GET['c']); ?>", "image/png"),
+        ("html as image", b"<html><script>alert(1)</script></html>", "image/png"),
+        ("wav as png", good_wav, "image/png"),
+        ("oversized", b"\x00" * (5 * 2**20), "audio/wav"),  # over the 4 MB body cap
+    ]
+
+
+# --------------------------------------------------------------------- the studio
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    body: str  # "json" | "multipart" | "any"
+    text_fields: list[str] = field(default_factory=list)
+    file_fields: list[str] = field(default_factory=list)
+    schema: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, **values: str) -> str:
+        url = self.path
+        for name, value in values.items():
+            url = url.replace("{" + name + "}", value)
+        return url
+
+    @property
+    def params(self) -> list[str]:
+        return [p.strip("{}") for p in self.path.split("/") if p.startswith("{")]
+
+
+@dataclass
+class Studio:
+    client: TestClient
+    services: Any
+    root: Path
+    data_dir: Path
+    sentinel: Path
+    sentinel_stat: tuple[float, int]
+    outside: set[str]
+    routes: list[Route]
+
+    def send(self, method: str, url: str, **kw: Any) -> Any:
+        headers = {**ALICE, **kw.pop("headers", {})}
+        response = self.client.request(method, url, headers=headers, **kw)
+        check(response, f"{method} {url[:120]}")
+        return response
+
+    def still_fine(self) -> None:
+        assert self.client.get("/health").status_code == 200
+        stat = self.sentinel.stat()
+        assert (stat.st_mtime, stat.st_size) == self.sentinel_stat
+        assert self.sentinel.read_text() == "untouched"
+        assert _outside_listing(self.root, self.data_dir) == self.outside
+        data = self.data_dir.resolve()
+        for path in self.data_dir.rglob("*"):
+            assert path.resolve().is_relative_to(data), path
+            assert path.name not in ("passwd", "win.ini", "id_rsa", "boot.ini", "pwned")
+
+
+def check(response: Any, what: str) -> None:
+    text = response.text if "json" in response.headers.get("content-type", "") or \
+        response.status_code >= 400 else ""
+    assert response.status_code < 500, f"{what}: {response.status_code} {text[:300]}"
+    assert "Traceback" not in text and 'File "/' not in text, f"{what}: {text[:300]}"
+    assert "root:x:0:0" not in text, what
+    if response.status_code >= 400 and text:
+        body = response.json()
+        assert body["success"] is False and body["error"]["code"], what
+
+
+def _outside_listing(root: Path, data_dir: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")
+            if not p.is_relative_to(data_dir)}
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.rsplit("/", 1)[-1]
+        return spec["components"]["schemas"][name]
+    return schema
+
+
+def discover(spec: dict[str, Any]) -> list[Route]:
+    routes = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            method = method.upper()
+            content = op.get("requestBody", {}).get("content", {})
+            if "multipart/form-data" in content:  # (a route may take JSON as well)
+                schema = _resolve(spec, content["multipart/form-data"].get("schema", {}))
+                props = schema.get("properties", {})
+
+                def is_file(p: dict[str, Any]) -> bool:
+                    return "binary" in json.dumps(p) or "contentMediaType" in json.dumps(p)
+
+                routes.append(Route(method, path, "multipart",
+                                    [k for k, v in props.items() if not is_file(v)],
+                                    [k for k, v in props.items() if is_file(v)], schema))
+            if "application/json" in content:
+                schema = _resolve(spec, content["application/json"].get("schema", {}))
+                routes.append(Route(method, path, "json", schema=schema,
+                                    text_fields=list(schema.get("properties", {}))))
+            if content:
+                continue
+            if method in ("POST", "PUT", "PATCH"):
+                routes.append(Route(method, path, "any", file_fields=list(FILE_FIELDS)))
+            else:
+                routes.append(Route(method, path, "none"))
+    return routes
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
+    from app.config import load_settings
+    from app.main import create_app
+    from app.services import build_services
+
+    root = tmp_path_factory.mktemp("hostile")
+    data_dir = root / "data"
+    (root / "outside").mkdir()
+    sentinel = root / "outside" / "sentinel.txt"
+    sentinel.write_text("untouched")
+    old = os.stat(sentinel)
+    os.utime(sentinel, (old.st_atime - 3600, old.st_mtime - 3600))
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith("STUDIO_") and key != "STUDIO_REQUIRE_SERVICES":
+                mp.delenv(key)
+        mp.chdir(root / "outside")
+        settings_ = load_settings(data_dir=data_dir, queue_url="memory://", workers=0,
+                                  jwt_secret=SECRET, rate_limit_per_minute=0, max_body_mb=4,
+                                  tts_backends=["openjtalk"], talking_head_backends=["builtin"])
+        services = build_services(settings_)
+        with TestClient(create_app(services, with_ui=False),
+                        raise_server_exceptions=False) as client:
+            stat = sentinel.stat()
+            yield Studio(client, services, root, data_dir, sentinel,
+                         (stat.st_mtime, stat.st_size), _outside_listing(root, data_dir),
+                         discover(client.get("/openapi.json").json()))
+        services.close()
+
+
+# -------------------------------------------------------------------------- tests
+
+
+def test_every_route_is_discovered(studio: Studio) -> None:
+    """The suite really covers the upload and JSON routes (and sees new ones)."""
+    found = {(r.method, r.path): r.body for r in studio.routes}
+    for expected in [("POST", "/api/voice/synthesize"), ("POST", "/api/voice/profiles"),
+                     ("POST", "/api/image/process"), ("POST", "/api/image/detect"),
+                     ("POST", "/api/prosody/adjust"), ("POST", "/api/bgm/mix"),
+                     ("POST", "/api/bgm/tracks"), ("POST", "/api/video/generate"),
+                     ("PATCH", "/api/voice/profiles/{profile_id}")]:
+        assert expected in found, expected
+    assert found[("POST", "/api/image/process")] == "multipart"
+    assert found[("POST", "/api/voice/synthesize")] == "json"
+
+
+def test_traversal_in_path_parameters(studio: Studio) -> None:
+    for route in studio.routes:
+        for name in route.params:
+            for value in TRAVERSAL:
+                for encoded in (quote(value, safe=""), quote(value, safe="/%")):
+                    kw: dict[str, Any] = {}
+                    if route.body in ("json", "any"):
+                        kw["json"] = {"name": "x"}
+                    studio.send(route.method, route.url(**{name: encoded}), **kw)
+    studio.still_fine()
+
+
+def test_traversal_in_storage_keys(studio: Studio) -> None:
+    """Fields that name stored files: keys and URLs with traversal are refused."""
+    for value in TRAVERSAL + ["file:///etc/passwd", "/files/../../etc/passwd",
+                              "https://169.254.169.254/latest/meta-data/"]:
+        for path, key_field in [("/api/prosody/adjust", "audio_key"),
+                                ("/api/bgm/mix", "voice_key")]:
+            response = studio.send("POST", path, data={key_field: value, "bgm_type": value})
+            assert response.status_code in (400, 404, 413, 422), (path, value)
+        response = studio.send("POST", "/api/video/generate",
+                               json={"image_url": value, "audio_url": value})
+        assert 400 <= response.status_code < 500
+    studio.still_fine()
+
+
+@pytest.mark.parametrize("label", [label for label, _, _ in hostile_files()])
+def test_hostile_files_on_every_upload_route(studio: Studio, label: str) -> None:
+    data, ctype = next((d, c) for lab, d, c in hostile_files() if lab == label)
+    for route in studio.routes:
+        if route.body not in ("multipart", "any"):
+            continue
+        # every file field of the route at once, each under another hostile filename
+        fields = route.file_fields or list(FILE_FIELDS)
+        files = [(name, (FILENAMES[(i + len(label)) % len(FILENAMES)], data, ctype))
+                 for i, name in enumerate(fields)]
+        if label == "oversized":
+            files = files[:1]
+        form = {f: "x" for f in route.text_fields}
+        form.update({"name": "x", "text": "こんにちは", "operations": '["framing"]'})
+        response = studio.send(route.method, route.url(**{p: "x" for p in route.params}),
+                               files=files, data=form)
+        if label == "oversized":
+            assert response.status_code == 413, (route.path, response.text[:200])
+    studio.still_fine()
+
+
+def test_many_files_and_filenames(studio: Studio) -> None:
+    """Every hostile filename on a real clip, and more clips than allowed."""
+    clip = wav(3.5, 24000)
+    for filename in FILENAMES:
+        studio.send("POST", "/api/bgm/tracks", files={"file": (filename, clip, "audio/wav")})
+        studio.send("POST", "/api/prosody/adjust", files={"audio": (filename, clip, "audio/wav")})
+    studio.send("POST", "/api/voice/profiles", data={"name": "x"},
+                files=[("audio_samples", (f"{i}.wav", b"RIFF", "audio/wav")) for i in range(40)])
+    studio.still_fine()
+
+
+@lru_cache(maxsize=1)
+def _bodies() -> list[tuple[str, bytes | None, str | None]]:
+    """(label, raw body, content type)."""
+    deep = "[" * 50_000 + "]" * 50_000
+    deep_obj = '{"a":' * 20_000 + "1" + "}" * 20_000
+    return [
+        ("deep array", deep.encode(), "application/json"),
+        ("deep object", deep_obj.encode(), "application/json"),
+        ("huge string", json.dumps({"text": "あ" * 1_000_000}).encode(), "application/json"),
+        ("huge array", json.dumps({"text": "x", "options": list(range(300_000))}).encode(),
+         "application/json"),
+        ("many keys", json.dumps({f"k{i}": i for i in range(100_000)}).encode(),
+         "application/json"),
+        ("over the cap", b'{"text": "' + b"a" * (5 * 2**20) + b'"}', "application/json"),
+        ("not utf-8", b'{"text": "\xff\xfe\xfa"}', "application/json"),
+        ("not json", b"{text: 'x',}", "application/json"),
+        ("top-level list", b"[1, 2, 3]", "application/json"),
+        ("null", b"null", "application/json"),
+        ("NaN", b'{"text": NaN, "seconds": Infinity}', "application/json"),
+        ("big number", b'{"seconds": 1e999999, "priority": 99999999999999999999999}',
+         "application/json"),
+        ("xml", b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]>"
+                b"<x>&e;</x>", "application/xml"),
+        ("plain text", b"hello", "text/plain"),
+        ("form", b"text=hello&voice=../../x", "application/x-www-form-urlencoded"),
+        ("no content type", b'{"text": "x"}', None),
+        ("lying multipart", b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx",
+         "multipart/form-data; boundary=b"),
+        ("multipart no boundary", b"garbage", "multipart/form-data"),
+        ("empty", b"", "application/json"),
+    ]
+
+
+@pytest.mark.parametrize("label", [label for label, _, _ in _bodies()])
+def test_hostile_bodies_on_every_body_route(studio: Studio, label: str) -> None:
+    raw, ctype = next((b, c) for lab, b, c in _bodies() if lab == label)
+    for route in studio.routes:
+        if route.body == "none":
+            continue
+        headers = {"content-type": ctype} if ctype else {}
+        response = studio.send(route.method, route.url(**{p: "x" for p in route.params}),
+                               content=raw, headers=headers)
+        if label == "over the cap":
+            assert response.status_code == 413
+    studio.still_fine()
+
+
+def _fill(schema: dict[str, Any], value: Any) -> dict[str, Any]:
+    """A body with every declared field set to ``value`` (and nested objects too)."""
+    return {name: value if "$ref" not in prop else {"voice": value, "engine": value}
+            for name, prop in schema.get("properties", {}).items()}
+
+
+def test_injection_strings_in_every_text_field(studio: Studio) -> None:
+    for route in studio.routes:
+        url = route.url(**{p: "x" for p in route.params})
+        for value in INJECTION:
+            if route.body == "json":
+                studio.send(route.method, url, json=_fill(route.schema, value))
+            elif route.body in ("multipart", "any"):
+                form = dict.fromkeys(route.text_fields or
+                                     ["name", "text", "title", "mood", "bgm_type",
+                                      "params", "voice", "emotion", "operations"], value)
+                studio.send(route.method, url, data=form)
+    studio.still_fine()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=60),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.text(max_size=12), children, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_hypothesis_json_bodies(studio: Studio, data: st.DataObject) -> None:
+    routes = [r for r in studio.routes if r.body == "json"]
+    route = data.draw(st.sampled_from(routes), label="route")
+    names = list(route.schema.get("properties", {})) + ["extra"]
+    body = data.draw(st.dictionaries(st.sampled_from(names), JSON_VALUES, max_size=6)
+                     | JSON_VALUES, label="body")
+    studio.send(route.method, route.url(**{p: "x" for p in route.params}), json=body)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_hypothesis_form_fields_and_filenames(studio: Studio, data: st.DataObject) -> None:
+    routes = [r for r in studio.routes if r.body in ("multipart", "any")]
+    route = data.draw(st.sampled_from(routes), label="route")
+    names = route.text_fields or ["name", "text", "params", "bgm_type", "audio_key", "mood"]
+    form = data.draw(st.dictionaries(st.sampled_from(names), st.text(max_size=200),
+                                     max_size=4), label="form")
+    fields = route.file_fields or list(FILE_FIELDS)
+    files = {}
+    if data.draw(st.booleans(), label="with file"):
+        name = data.draw(st.sampled_from(fields), label="file field")
+        filename = data.draw(st.text(max_size=80), label="filename")
+        blob = data.draw(st.binary(max_size=2048), label="bytes")
+        files = {name: (filename, blob, "application/octet-stream")}
+    studio.send(route.method, route.url(**{p: "x" for p in route.params}), data=form,
+                files=files or None)
+
+
+def test_still_serving_at_the_end(studio: Studio) -> None:
+    studio.still_fine()
+    assert studio.send("GET", "/api/voice/voices").status_code == 200
+
+
+def test_files_route_is_not_an_open_directory(client, settings) -> None:
+    """With authentication off: traversal and directory listing under /files are refused."""
+    (settings.data_dir / "inputs" / "images").mkdir(parents=True, exist_ok=True)
+    for url in ["/files/", "/files/inputs", "/files/inputs/images/", "/files/../../etc/passwd",
+                "/files/%2e%2e/%2e%2e/etc/passwd", "/files/..%2F..%2Fetc%2Fpasswd",
+                "/files/inputs/%00", "/files//etc/passwd", "/files/inputs\\..\\..\\x",
+                "/files/" + quote("/etc/passwd", safe="")]:
+        response = client.get(url)
+        check(response, url)
+        assert response.status_code in (400, 404), (url, response.status_code)
+        assert "root:" not in response.text
+
