@@ -37,7 +37,12 @@ def retention_rules(settings: Any) -> dict[str, float]:
         "prosody/": settings.retention_processed_days * day,
         "bgm/mixes/": settings.retention_processed_days * day,
         "videos/": settings.retention_videos_days * day,
+        "voices/": settings.retention_processed_days * day,  # synthesized speech
     }
+
+
+# Never aged out, whatever prefix rule covers them: voice profiles and uploaded music.
+KEEP_PREFIXES: tuple[str, ...] = ("voices/openvoice/", "bgm/tracks/")
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -72,7 +77,7 @@ def cleanup(storage: Storage, jobs: Jobs, rules: dict[str, float],
         for obj in list(storage.list(prefix)):
             age = now - obj.modified.replace(tzinfo=obj.modified.tzinfo or timezone.utc
                                              ).timestamp()
-            if age <= max_age:
+            if age <= max_age or obj.key.startswith(KEEP_PREFIXES):
                 continue
             if obj.key in protected:
                 kept_in_use += 1

@@ -26,6 +26,8 @@ def test_cleanup_by_prefix_age_and_in_use(services) -> None:
         "processed/final/old.png": 4 * day, "videos/final/old.mp4": 31 * day,
         "videos/final/keep.mp4": 29 * day, "voices/openvoice/openvoice_1/profile.json": 400 * day,
         "inputs/images/in-use.png": 30 * day,
+        "voices/kokoro/old.wav": 4 * day,
+        "voices/openvoice/openvoice_1/reference.wav": 400 * day,
     }
     for key, age in files.items():
         storage.put(key, b"x")
@@ -34,8 +36,9 @@ def test_cleanup_by_prefix_age_and_in_use(services) -> None:
     report = cleanup(storage, services.jobs, retention_rules(services.settings))
     left = {o.key for o in storage.list()}
     assert left == {"temp/new.wav", "inputs/images/recent.png", "videos/final/keep.mp4",
-                    "voices/openvoice/openvoice_1/profile.json", "inputs/images/in-use.png"}
-    assert report == {"deleted": 4, "kept_in_use": 1}
+                    "voices/openvoice/openvoice_1/profile.json", "inputs/images/in-use.png",
+                    "voices/openvoice/openvoice_1/reference.wav"}
+    assert report == {"deleted": 5, "kept_in_use": 1}
 
 
 def test_retention_is_a_periodic_task(services) -> None:
