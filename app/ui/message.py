@@ -56,9 +56,8 @@ register(
 
 def voice_choices(services: Services) -> list[tuple[str, str]]:
     """Built-in voices of the available engines, then the voice profiles (marked)."""
-    from pipelines.voice import list_voices
-
     from app.api.voice import voice_kit
+    from pipelines.voice import list_voices
 
     kit = voice_kit(services)
     choices: list[tuple[str, str]] = [("auto", "")]
