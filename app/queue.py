@@ -436,6 +436,10 @@ class TaskQueue:
 
     def _stage_failed(self, job_id: str, stage: str, record: dict[str, Any],
                       error: dict[str, Any] | None) -> None:
+        # keep how far it got: the stage's own progress writes went to the store, not here
+        latest = self.jobs.store.load_stages(job_id).get(stage, {})
+        record.update(progress=latest.get("progress", record.get("progress")),
+                      step=latest.get("step", record.get("step")))
         record.update(status="cancelled" if error is None else "failed", error=error,
                       finished_at=time.time())
         self.jobs.store.save_stage(job_id, stage, record)
