@@ -67,4 +67,8 @@ def test_burst_larger_than_the_queue(small_queue) -> None:
     ids = {j.id for j in services.jobs.list(kind="message.generate", limit=1000)}
     assert ids == {warm.task_id, *accepted}
     assert services.queue.depth() == 0
+    # drained: the queue admits work again (straight to the queue: the REST rate limit
+    # for this client is spent for the minute)
+    after = services.queue.submit("diagnostics.tone", {"seconds": 0.1})
+    assert wait_all(services, [after.id], timeout=60)[after.id].status == "completed"
     assert rss.peak_mb - settled_mb < RSS_GROWTH_MB, (settled_mb, rss.peak_mb)
