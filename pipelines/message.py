@@ -135,8 +135,8 @@ class Ticking:
     for many seconds. While the stage is quiet for ``every`` seconds, this reports an
     *estimate* that creeps from the last real report toward ``ceiling`` (half the way in
     ``expected`` seconds, never reaching it); real reports pass through. What it shows never
-    goes backwards. Each report also checks for a cancel, so a cancelled job's record says
-    so at once; the stage itself stops at its next real report.
+    goes backwards. A cancel (or the stage's time limit) stops the ticking; the stage itself
+    stops at its next real report, as before.
     """
 
     def __init__(self, ctx: JobContext, expected: float, every: float = 1.0,
