@@ -159,8 +159,12 @@ def stage_row(label: str, run: dict[str, Any], gaps: dict[str, float]) -> list[A
 
 
 def shares(runs: list[dict[str, Any]]) -> list[list[Any]]:
-    totals = {name: statistics.mean(r["stages"].get(name, {}).get("duration") or 0.0
-                                    for r in runs) for name in STAGE_NAMES}
+    """Mean time of each stage over the runs where it ran, and its share of their sum."""
+    totals = {}
+    for name in STAGE_NAMES:
+        times = [r["stages"][name]["duration"] for r in runs
+                 if r["stages"].get(name, {}).get("duration")]
+        totals[name] = statistics.mean(times) if times else 0.0
     work = sum(totals.values()) or 1.0
     return [[name, f"{totals[name]:.2f}", f"{100 * totals[name] / work:.0f}%",
              f"{st.weight:g}"] for name, st in zip(STAGE_NAMES, STAGES, strict=True)]
@@ -202,6 +206,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4, help="messages per throughput run")
     parser.add_argument("--workers", default="1,2,4", help="worker counts for throughput")
     parser.add_argument("--warm", type=int, default=2, help="warm runs of the default case")
+    parser.add_argument("--skip-profile", action="store_true",
+                        help="skip the voice-profile case (making the profile takes minutes)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     peak = Peak()
@@ -220,11 +226,16 @@ def main() -> None:
         run = run_one(services, photo)
         defaults.append(run)
         rows.append(stage_row(f"default, warm #{n + 1}", run, gaps.worst(services, run["id"])))
-    profile = make_profile(services)
-    run = run_one(services, photo, voice=profile)
-    rows.append(stage_row("voice profile (first use)", run, gaps.worst(services, run["id"])))
-    run = run_one(services, photo, voice=profile)
-    rows.append(stage_row("voice profile, warm", run, gaps.worst(services, run["id"])))
+    run = run_one(services, photo, subtitles=True)
+    defaults.append(run)
+    rows.append(stage_row("default + subtitles", run, gaps.worst(services, run["id"])))
+    if not args.skip_profile:
+        profile = make_profile(services)
+        run = run_one(services, photo, voice=profile)
+        rows.append(stage_row("voice profile (first use)", run,
+                              gaps.worst(services, run["id"])))
+        run = run_one(services, photo, voice=profile)
+        rows.append(stage_row("voice profile, warm", run, gaps.worst(services, run["id"])))
     tall = run_one(services, photo, size="720x1280")
     rows.append(stage_row("720x1280 (9:16)", tall, gaps.worst(services, tall["id"])))
     engines = defaults[-1]["job"].result["engines"]
