@@ -53,6 +53,8 @@ def test_burst_larger_than_the_queue(small_queue) -> None:
             assert int(answer.headers["retry-after"]) >= 1
             assert answer.body["success"] is False
         assert 1 <= len(accepted) < N  # the queue took some and refused the rest
+        # at most the queue's room, plus a job per worker that started during the burst
+        assert len(accepted) <= MAX_QUEUED + 2, [a.status for a in answers]
         assert any(a.status == 503 for a in refused)
         assert len(set(accepted)) == len(accepted)
 
