@@ -21,9 +21,9 @@ MAX_CHARS = 1000
 STEP_NAMES = {
     "en": {"image": "cutting out the photo", "voice": "speaking the words",
            "prosody": "tuning the voice", "bgm": "mixing the music",
-           "video": "animating the face", "subtitles": "adding subtitles"},
+           "video": "animating the face", "subtitles": "adding subtitles", "done": "done"},
     "ja": {"image": "写真を切り抜き中", "voice": "音声を合成中", "prosody": "抑揚を調整中",
-           "bgm": "BGM をミックス中", "video": "顔を動かしています", "subtitles": "字幕を追加中"},
+           "bgm": "BGM をミックス中", "video": "顔を動かしています", "subtitles": "字幕を追加中", "done": "完成"},
 }
 
 register(
@@ -38,6 +38,10 @@ register(
         "message.delete": "Delete selected", "message.selected": "Selected message",
         "message.chars": "characters", "message.cancelled": "Cancelled.",
         "message.none_selected": "Select a message in the gallery first.",
+        "message.size_square": "Square 512×512", "message.size_portrait": "Portrait 9:16 (720×1280)",
+        "message.size_landscape": "Landscape 16:9 (1280×720)",
+        "message.no_photo": "Add a photo first.", "message.waiting": "waiting for a worker",
+        "message.count0": "0 / 1000 characters",
     },
     ja={
         "message.photo": "写真（アップロードまたはカメラ）", "message.text": "メッセージ",
@@ -50,6 +54,10 @@ register(
         "message.delete": "選択したものを削除", "message.selected": "選択中のメッセージ",
         "message.chars": "文字", "message.cancelled": "キャンセルしました。",
         "message.none_selected": "先にギャラリーでメッセージを選んでください。",
+        "message.size_square": "正方形 512×512", "message.size_portrait": "縦 9:16（720×1280）",
+        "message.size_landscape": "横 16:9（1280×720）",
+        "message.no_photo": "先に写真を追加してください。", "message.waiting": "ワーカーを待っています",
+        "message.count0": "0 / 1000 文字",
     },
 )
 
@@ -95,20 +103,26 @@ def _owner(request: gr.Request | None) -> str | None:
 
 
 class MessageTab:
-    """State shared by the tab's events: the job each browser session is waiting on."""
+    """State shared by the tab's events: the job each browser session is waiting on, and
+    the one it made last (so "how it was made" shows this session's message, not another's)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self.running: dict[str, str] = {}
+        self.finished: dict[str, str] = {}
 
     def generate(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
                  bgm: str = "celebration", size: str = "512x512", subtitles: bool = False,
                  request: gr.Request | None = None,
                  progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - Gradio's idiom
-        """Photo + text -> MP4 path (also the ``/generate_message`` API)."""
+        """Photo + text -> MP4 path (also the ``/generate_message`` API).
+
+        The job runs on the studio's queue like a REST submission; this call waits for it,
+        passing the job's weighted progress and current stage on to the page (or to
+        ``gradio_client``'s ``job.status()``)."""
         lang = _lang(request)
         if not image:
-            raise gr.Error(plain("message.photo", lang) + " ?")
+            raise gr.Error(plain("message.no_photo", lang))
         try:
             answer = submit_message(
                 self.services, Path(image).read_bytes(),
@@ -120,17 +134,25 @@ class MessageTab:
         session = getattr(request, "session_hash", None) or job_id
         self.running[session] = job_id
         try:
-            return self._wait(job_id, lang, progress)
+            path = self._wait(job_id, lang, progress)
         finally:
             self.running.pop(session, None)
+        self.finished[session] = job_id
+        while len(self.finished) > 1000:  # forget the oldest sessions
+            self.finished.pop(next(iter(self.finished)))
+        return path
 
     def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> str:
         names = STEP_NAMES.get(lang, STEP_NAMES["en"])
+        desc = plain("message.waiting", lang)
+        progress(0.0, desc=desc)
         while True:
-            job = self.services.jobs.get(job_id)
-            step = (job.current_step or "queued").split(":")[0].split(",")[0]
-            progress(job.progress / 100.0, desc=names.get(step, step))
+            try:
+                job = self.services.jobs.get(job_id)
+            except StudioError as exc:  # deleted while we waited
+                raise gr.Error(f"{exc.localized(lang)} ({exc.code})") from None
             if job.status == "completed":
+                progress(1.0, desc=names.get("done", "done"))
                 return str(self.services.storage.local_path(job.result["video_key"]))
             if job.status == "cancelled":
                 raise gr.Error(plain("message.cancelled", lang))
@@ -138,6 +160,8 @@ class MessageTab:
                 error = job.error or {}
                 message = error.get("message_ja") if lang == "ja" else None
                 raise gr.Error(f"{message or error.get('message')} ({error.get('code')})")
+            desc = step_description(job.current_step, job.status, names, lang) or desc
+            progress(job.progress / 100.0, desc=desc)
             time.sleep(0.5)
 
     def cancel(self, request: gr.Request | None = None) -> str:
@@ -151,10 +175,15 @@ class MessageTab:
         return plain("message.cancelled", _lang(request))
 
     def last_details(self, request: gr.Request | None = None) -> str:
-        jobs = self.services.jobs.list(kind=KIND, owner=_owner(request), limit=1)
-        if not jobs or not jobs[0].result:
+        """How this session's last message was made (engines, mood, time)."""
+        job_id = self.finished.get(getattr(request, "session_hash", None) or "")
+        if not job_id:
             return ""
-        return describe(jobs[0].result)
+        try:
+            job = self.services.jobs.get(job_id)
+        except StudioError:
+            return ""
+        return describe(job.result or {}) if job.status == "completed" else ""
 
     def history(self, request: gr.Request | None = None) -> list[tuple[str, str]]:
         items = []
@@ -193,6 +222,19 @@ class MessageTab:
         return self.history(request), None, "", ""
 
 
+def step_description(step: str | None, status: str, names: dict[str, str],
+                     lang: str) -> str | None:
+    """A person's words for the job's current step: ``"image,voice"`` (two branches side by
+    side) reads as both names; ``"video: render"`` as the stage's name. None between stages
+    (the caller keeps the last description rather than flashing "queued")."""
+    if status == "queued":
+        return plain("message.waiting", lang)
+    if not step or step in ("queued", "done"):
+        return None
+    stages = [part.split(":")[0].strip() for part in step.split(",")]
+    return " + ".join(names.get(st, st) for st in stages if st) or None
+
+
 def describe(result: dict[str, Any]) -> str:
     engines = result.get("engines") or {}
     image = engines.get("image") or {}
@@ -208,31 +250,55 @@ def describe(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SIZE_LABELS = {"512x512": "message.size_square", "720x1280": "message.size_portrait",
+               "1280x720": "message.size_landscape"}
+
+
+def default_bgm(services: Services) -> str:
+    """The track the REST default (the "celebration" mood) resolves to, shown by its title."""
+    from pipelines.bgm import find_track
+
+    try:
+        return find_track("celebration", services.storage).id
+    except StudioError:
+        return "none"
+
+
+def char_count(text: str | None, request: gr.Request | None = None) -> str:
+    n = len(text or "")
+    note = f"{n} / {MAX_CHARS} {plain('message.chars', _lang(request))}"
+    return f"**{note}**" if n > MAX_CHARS * 0.9 else note
+
+
 def build(services: Services) -> None:
     tab = MessageTab(services)
+    try:  # real choices in the API schema at once; the page load refreshes them
+        voices, tracks = voice_choices(services), bgm_choices(services)
+    except Exception:  # noqa: BLE001 - an engine failing to list must not break the tab
+        voices, tracks = [("auto", "")], [("none", "none")]
     with gr.Row():
         with gr.Column(scale=1):
             image = gr.Image(label=t("message.photo"), type="filepath",
                              sources=["upload", "webcam", "clipboard"], height=320)
             text = gr.Textbox(label=t("message.text"), lines=3, max_length=MAX_CHARS,
-                              placeholder=plain("message.placeholder", "en"))
-            count = gr.Markdown(f"0 / {MAX_CHARS}")
+                              placeholder=t("message.placeholder"))
+            count = gr.Markdown(t("message.count0"))
             with gr.Row():
-                voice = gr.Dropdown(label=t("message.voice"), choices=[("auto", "")], value="",
+                voice = gr.Dropdown(label=t("message.voice"), choices=voices, value="",
                                     allow_custom_value=True)
                 emotion = gr.Dropdown(label=t("message.emotion"), choices=emotion_choices(),
                                       value="auto")
             with gr.Row():
-                bgm = gr.Dropdown(label=t("message.bgm"), choices=[("celebration",
-                                                                     "celebration")],
-                                  value="celebration", allow_custom_value=True)
-                size = gr.Radio(label=t("message.size"), choices=list(SIZES), value="512x512")
-            subtitles = gr.Checkbox(label=t("message.subtitles"), value=False)
+                bgm = gr.Dropdown(label=t("message.bgm"), choices=tracks,
+                                  value=default_bgm(services), allow_custom_value=True)
+                subtitles = gr.Checkbox(label=t("message.subtitles"), value=False)
+            size = gr.Radio(label=t("message.size"), value="512x512",
+                            choices=[(t(SIZE_LABELS[s]), s) for s in SIZES])
             with gr.Row():
-                go = gr.Button(t("message.generate"), variant="primary")
-                stop = gr.Button(t("message.cancel"), variant="stop")
+                go = gr.Button(t("message.generate"), variant="primary", scale=3)
+                stop = gr.Button(t("message.cancel"), variant="secondary", scale=1)
         with gr.Column(scale=1):
-            video = gr.Video(label=t("message.result"), format="mp4")
+            video = gr.Video(label=t("message.result"), format="mp4", height=480)
             details = gr.Markdown()
             status = gr.Markdown()
     with gr.Accordion(t("message.history"), open=False):
@@ -245,8 +311,7 @@ def build(services: Services) -> None:
         replay = gr.Video(label=t("message.result"))
         replay_details = gr.Markdown()
 
-    text.input(lambda s: f"{len(s or '')} / {MAX_CHARS}", text, count, show_progress="hidden",
-               api_visibility="private")
+    text.input(char_count, text, count, show_progress="hidden", api_visibility="private")
     run = go.click(tab.generate, [image, text, voice, emotion, bgm, size, subtitles], video,
                    api_name="generate_message", concurrency_limit=4)
     run.then(tab.last_details, None, details, api_visibility="private").then(

@@ -1,0 +1,75 @@
+"""Cancel inside a long render: the talking-head stage stops mid-frames (the renderer checks
+for a cancel each few frames), its encoder process is gone, nothing half-made is stored, and
+the one worker is free for the next message at once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from app.services import build_services
+from tests.conftest import LiveServer, wait_for_job
+from tests.message.test_message import poll, submit
+
+pytestmark = pytest.mark.slow
+
+LONG_TEXT = "今日は本当にありがとう。みんなのおかげで、素敵な一日になりました。" * 2
+
+
+@pytest.fixture
+def one_worker(settings, tmp_path: Path):
+    services = build_services(settings.model_copy(update={
+        "queue_url": f"sqlite:///{tmp_path}/data/queue.sqlite3", "workers": 1}))
+    services.queue.start_consumer(1, install_signals=False)
+    with LiveServer(services) as server:
+        yield server, services
+    services.close()
+
+
+def _ffmpeg_children() -> list[psutil.Process]:
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "ffmpeg" in child.name():
+                out.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def test_cancel_while_rendering_frees_the_worker(one_worker) -> None:
+    server, services = one_worker
+    task_id = submit(server, text=LONG_TEXT, bgm_type="none").json()["data"]["task_id"]
+    deadline = time.monotonic() + 300
+    while True:  # wait until the renderer is inside its frame loop
+        video = services.queue.stages(task_id).get("video", {})
+        if video.get("status") == "running" and video.get("progress", 0.0) >= 0.1:
+            break
+        assert services.jobs.get(task_id).status in ("queued", "processing")
+        assert time.monotonic() < deadline, services.queue.stages(task_id)
+        time.sleep(0.05)
+    before = video["progress"]
+    asked = time.monotonic()
+    answer = httpx.post(f"{server.url}/api/jobs/{task_id}/cancel")
+    assert answer.status_code == 200, answer.text
+
+    final = wait_for_job(services, task_id, timeout=60)
+    assert final["status"] == "cancelled"
+    print(f"cancelled {time.monotonic() - asked:.2f} s after asking, video at {before:.2f}")
+    record = services.queue.stages(task_id)["video"]
+    assert record["status"] == "cancelled"
+    assert before <= record["progress"] < 0.9  # it stopped mid-render, not at the end
+    assert "output" not in record
+    assert not list(services.storage.list("videos/final"))
+    for proc in _ffmpeg_children():  # the encoder was killed, not left running
+        proc.wait(timeout=10)
+    assert not [p for p in _ffmpeg_children() if p.status() != psutil.STATUS_ZOMBIE]
+
+    # the single worker is free: the next message runs to the end
+    again = submit(server, bgm_type="none").json()["data"]["task_id"]
+    assert poll(server, again)["status"] == "completed"
+    assert services.queue.stages(again)["video"]["attempts"] == 1
