@@ -308,6 +308,7 @@ class TaskQueue:
                                                {"status": "skipped", "progress": 1.0})
                     settled.add(stage.name)
                     changed = True
+        stage_index = {st.name: i for i, st in enumerate(self._stages(job.kind))}
         for stage in self._stages(job.kind):
             if stage.name in settled or not set(stage.after) <= settled:
                 continue
@@ -315,7 +316,8 @@ class TaskQueue:
                 continue
             if self.jobs.store.set_flag(job.id, f"queued:{job.attempts}:{stage.name}"):
                 self.huey.enqueue(self.run_stage.s(job.id, stage.name, job.attempts,
-                                                   priority=job.priority, expires=expires))
+                                                   priority=stage_priority(job, stage_index[
+                                                       stage.name]), expires=expires))
         if settled >= {st.name for st in self._stages(job.kind)}:
             self._finish(job)
 
@@ -412,7 +414,8 @@ class TaskQueue:
                 record.update(status="retrying", error=error_record(exc))
                 self.jobs.store.save_stage(job_id, stage_name, record)
                 self.huey.enqueue(self.run_stage.s(
-                    job_id, stage_name, run, priority=job.priority,
+                    job_id, stage_name, run,
+                    priority=stage_priority(job, self._stages(job.kind).index(stage)),
                     delay=stage.retry_delay * 2 ** (record["attempts"] - 1)))
                 log.info("stage retry scheduled", extra={"job_id": job_id, "stage": stage_name})
                 return
@@ -517,6 +520,13 @@ class TaskQueue:
         if self._consumer is not None:
             self._consumer.stop(graceful=True)
             self._consumer = None
+
+
+def stage_priority(job: Job, index: int) -> int:
+    """A stage task's queue priority: the job's own (0-10) first, then later stages before
+    earlier ones, so a worker finishes messages already under way before starting the first
+    stages of newer ones (first come, first finished; not all finished together at the end)."""
+    return job.priority * 100 + index
 
 
 def _worker_dead(worker: str, host: str) -> bool:

@@ -13,6 +13,7 @@ from gradio.context import get_blocks_context
 
 from app.api.message import delete_message, submit_message
 from app.services import Services
+from app.ui.owners import ui_owner, ui_visibility
 from app.ui.text import plain, register, t
 from models.errors import StudioError
 from pipelines.message import KIND, SIZES
@@ -62,8 +63,8 @@ register(
 )
 
 
-def voice_choices(services: Services) -> list[tuple[str, str]]:
-    """Built-in voices of the available engines, then the voice profiles (marked)."""
+def voice_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
+    """Built-in voices of the available engines, then the caller's voice profiles."""
     from app.api.voice import voice_kit
     from pipelines.voice import list_voices
 
@@ -73,15 +74,15 @@ def voice_choices(services: Services) -> list[tuple[str, str]]:
         for v in engine["voices"]:
             choices.append((f"{v['name']} · {v['language']} · {v['gender']} ({engine['engine']})",
                             v["id"]))
-    for profile in kit.store.list():
+    for profile in kit.store.scoped(ui_visibility(services, request)).list():
         choices.append((f"★ {profile.get('name')} (profile)", profile["id"]))
     return choices
 
 
-def bgm_choices(services: Services) -> list[tuple[str, str]]:
+def bgm_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
     from pipelines.bgm import list_tracks
 
-    tracks = list_tracks(services.storage)
+    tracks = list_tracks(services.storage, visible=ui_visibility(services, request))
     return [("none", "none"), *[(f"{tr.title} · {tr.mood}", tr.id) for tr in tracks]]
 
 
@@ -98,8 +99,6 @@ def _lang(request: gr.Request | None) -> str:
     return pick_language(header)
 
 
-def _owner(request: gr.Request | None) -> str | None:
-    return getattr(request, "username", None) if request is not None else None
 
 
 class MessageTab:
@@ -127,7 +126,7 @@ class MessageTab:
             answer = submit_message(
                 self.services, Path(image).read_bytes(),
                 {"text": text, "voice": voice or None, "emotion": emotion, "bgm": bgm,
-                 "size": size, "subtitles": subtitles}, _owner(request))
+                 "size": size, "subtitles": subtitles}, ui_owner(self.services, request))
         except StudioError as exc:
             raise gr.Error(f"{exc.localized(lang)} ({exc.code})") from None
         job_id = answer["task_id"]
@@ -187,7 +186,8 @@ class MessageTab:
 
     def history(self, request: gr.Request | None = None) -> list[tuple[str, str]]:
         items = []
-        for job in self.services.jobs.list(kind=KIND, owner=_owner(request), limit=60):
+        owner = ui_owner(self.services, request)
+        for job in self.services.jobs.list(kind=KIND, owner=owner, limit=60):
             result = job.result or {}
             if job.status != "completed" or not result.get("portrait_key"):
                 continue
@@ -215,7 +215,7 @@ class MessageTab:
         if not job_id:
             raise gr.Error(plain("message.none_selected", _lang(request)))
         job = self.services.jobs.get(job_id)
-        owner = _owner(request)
+        owner = ui_owner(self.services, request)
         if owner is not None and job.owner != owner:
             raise gr.Error(plain("message.none_selected", _lang(request)))
         delete_message(self.services, job_id)
@@ -322,8 +322,8 @@ def build(services: Services) -> None:
                  api_visibility="private")
 
     def load_choices(request: gr.Request) -> tuple[Any, Any, list[tuple[str, str]]]:
-        return (gr.update(choices=voice_choices(services)),
-                gr.update(choices=bgm_choices(services)), tab.history(request))
+        return (gr.update(choices=voice_choices(services, request)),
+                gr.update(choices=bgm_choices(services, request)), tab.history(request))
 
     refresh.click(load_choices, None, [voice, bgm, gallery], api_visibility="private")
     blocks = get_blocks_context()

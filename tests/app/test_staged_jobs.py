@@ -138,3 +138,18 @@ def test_worker_killed_mid_job_is_recovered(settings, tmp_path: Path) -> None:
         if first.poll() is None:
             first.kill()
         app.close()
+
+
+def test_later_stages_go_first_so_messages_finish_in_order(svc) -> None:
+    """With one worker and a backlog, a job under way finishes before the next one's first
+    stages run (later stages carry a higher queue priority)."""
+    first = svc.queue.submit("diagnostics.staged", {"seconds": 0.2})
+    second = svc.queue.submit("diagnostics.staged", {"seconds": 0.2})
+    svc.queue.start_consumer(1, install_signals=False)
+    wait_for_job(svc, first.id)
+    wait_for_job(svc, second.id)
+    done_first = svc.jobs.get(first.id).finished_at
+    second_stages = svc.queue.stages(second.id)
+    assert done_first is not None
+    # first come, first served would have run the second job's "low" before the first's join
+    assert done_first <= second_stages["low"]["started_at"]
