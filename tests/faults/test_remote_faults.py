@@ -200,15 +200,9 @@ def test_did_truncated_result(tmp_path: Path) -> None:
 BUCKET = "studio-faults"
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+@pytest.fixture
+def s3_server(moto_s3: str) -> str:
+    return moto_s3
 
 
 @pytest.fixture

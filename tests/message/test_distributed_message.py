@@ -15,7 +15,6 @@ import pytest
 
 from app.services import build_services
 from tests.app.test_distributed import ROOT, redis_url, worker_env  # noqa: F401 - fixture
-from tests.app.test_storage import moto_s3  # noqa: F401 - fixture
 from tests.conftest import LiveServer, free_port
 from tests.message.test_message import PORTRAIT, TEXT, ffprobe, poll
 

@@ -19,7 +19,7 @@ import pytest
 from app import backup
 from app.config import Settings
 from app.services import Services, build_services
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,37 +148,31 @@ def test_cut_short_backup_and_busy_targets_are_refused(source, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_round_trip_through_an_s3_prefix(source, settings, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_round_trip_through_an_s3_prefix(source, settings, tmp_path: Path, moto_s3: str,
+                                         aws_credentials: None) -> None:
     """Backups to s3://bucket/prefix, and an S3-stored studio restored from it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    import uuid
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    import boto3
+
+    endpoint = moto_s3
+    backups, studio = f"backups-{uuid.uuid4().hex[:8]}", f"studio-{uuid.uuid4().hex[:8]}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    for bucket in (backups, studio):
+        client.create_bucket(Bucket=bucket)
+    old, ids = source
+    s3_settings = old.settings.model_copy(update={"s3_endpoint_url": endpoint})
+    summary = backup.create(s3_settings, f"s3://{backups}/nightly/1")
+    assert summary.files == 5 and summary.jobs == 3
+    target = build_services(studio_settings(
+        settings, tmp_path / "s3-studio", storage="s3", s3_bucket=studio,
+        s3_prefix="tenant", s3_endpoint_url=endpoint))
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        for bucket in ("backups", "studio"):
-            client.create_bucket(Bucket=bucket)
-        old, ids = source
-        s3_settings = old.settings.model_copy(update={"s3_endpoint_url": endpoint})
-        summary = backup.create(s3_settings, "s3://backups/nightly/1")
-        assert summary.files == 5 and summary.jobs == 3
-        target = build_services(studio_settings(
-            settings, tmp_path / "s3-studio", storage="s3", s3_bucket="studio",
-            s3_prefix="tenant", s3_endpoint_url=endpoint))
-        try:
-            backup.restore(target.settings, "s3://backups/nightly/1")
-            expected = {k: v for k, v in checksums(old).items() if not k.startswith("temp/")}
-            assert checksums(target) == expected
-            keys = {o["Key"] for o in client.list_objects_v2(Bucket="studio")["Contents"]}
-            assert "tenant/videos/final/v1.mp4" in keys
-            assert target.jobs.get(ids["done"]).result["video_key"] == "videos/final/v1.mp4"
-        finally:
-            target.close()
+        backup.restore(target.settings, f"s3://{backups}/nightly/1")
+        expected = {k: v for k, v in checksums(old).items() if not k.startswith("temp/")}
+        assert checksums(target) == expected
+        keys = {o["Key"] for o in client.list_objects_v2(Bucket=studio)["Contents"]}
+        assert "tenant/videos/final/v1.mp4" in keys
+        assert target.jobs.get(ids["done"]).result["video_key"] == "videos/final/v1.mp4"
     finally:
-        server.stop()
+        target.close()
