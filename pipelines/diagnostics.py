@@ -49,16 +49,16 @@ def tone_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 def _branch(name: str, hz: float) -> Stage:
     def run(ctx: JobContext, params: dict[str, Any], outputs: dict[str, dict[str, Any]]
             ) -> dict[str, Any]:
-        gate = params.get("fail_until_key")
-        if params.get("fail_stage") == name and gate and not ctx.storage.exists(gate):
-            raise BackendFailed(f"Stage {name} failed on purpose (diagnostics).",
-                                code="QUEUE_DIAGNOSTIC_FAILURE")
         rate, seconds = 24000, float(min(max(params.get("seconds", 0.5), 0.1), 10.0))
         slices = int(min(max(params.get("slices", 4), 1), 100))
         t = np.arange(int(seconds * rate), dtype=np.float32) / rate
         for i in range(slices):
             time.sleep(float(min(max(params.get("delay", 0.0), 0.0), 5.0)))
             ctx.progress((i + 1) / slices, f"tone {hz:.0f} Hz")
+        gate = params.get("fail_until_key")  # fails at the end, as a real stage would
+        if params.get("fail_stage") == name and gate and not ctx.storage.exists(gate):
+            raise BackendFailed(f"Stage {name} failed on purpose (diagnostics).",
+                                code="QUEUE_DIAGNOSTIC_FAILURE")
         buffer = io.BytesIO()
         sf.write(buffer, 0.2 * np.sin(2 * np.pi * hz * t), rate, format="WAV")
         return {"key": ctx.storage.put(ctx.new_key("temp", "wav"), buffer.getvalue()),

@@ -40,7 +40,8 @@ def test_health_envelope(client) -> None:
     assert data["storage"]["ok"] and data["queue"]["ok"]
     for rows in data["engines"].values():
         for row in rows:
-            assert set(row) == {"name", "available", "reason"}
+            assert {"name", "available", "reason"} <= set(row) <= {
+                "name", "available", "reason", "circuit"}
             assert row["available"] or row["reason"]
     assert set(body["metadata"]) >= {"timestamp", "service", "version", "request_id"}
 

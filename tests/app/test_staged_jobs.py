@@ -59,7 +59,7 @@ def test_retry_resumes_from_failed_stage(svc) -> None:
     svc.queue.start_consumer(2, install_signals=False)
     gate = "temp/allow-high.txt"
     job = svc.queue.submit("diagnostics.staged", {"seconds": 0.2, "fail_stage": "high",
-                                                  "fail_until_key": gate})
+                                                  "fail_until_key": gate, "delay": 0.1})
     failed = wait_for_job(svc, job.id)
     assert failed["status"] == "failed"
     assert failed["error"]["stage"] == "high"
