@@ -39,6 +39,7 @@ MAX_TOKENS = 510
 FRAME_SAMPLES = 600
 """Samples per predicted duration frame (the decoder's hop): audio = sum(durations) * 600."""
 DURATION_OUTPUT = "/encoder/Cast_output_0"
+LEAD_FRAMES = 3
 _BLEND = re.compile(r"^([a-z]{2}_[a-z]+)(?::([0-9.]+))?$")
 # Kokoro's Japanese phoneme symbols -> the romaji-like symbols the viseme mapper knows.
 _VOWELS = {"a": "a", "i": "i", "u": "u", "ɯ": "u", "e": "e", "o": "o"}
@@ -88,7 +89,11 @@ def phoneme_timings(symbols: list[str], durations: np.ndarray, frame_samples: in
     frames = np.asarray(durations, np.int64).ravel()
     if len(frames) != len(symbols) + 2:
         return ()
-    edges = np.concatenate([[0], np.cumsum(frames)]) * frame_samples / rate
+    # The audio leads the durations by ~3 frames (kokoro's own timestamps subtract 3 from
+    # the leading pad's duration too); measured here: /s/ noise and stop silences start
+    # ~75 ms before the unshifted edges.
+    edges = np.maximum(np.concatenate([[0], np.cumsum(frames)]) - LEAD_FRAMES, 0)
+    edges = edges * frame_samples / rate
     out: list[Timing] = []
     for k, sym in enumerate(symbols, start=1):
         start, end = float(edges[k]), float(edges[k + 1])

@@ -19,7 +19,7 @@ from models.face_rig import (
     detect_landmarks,
     frame_portrait,
 )
-from models.mp4 import Mp4Writer, preset_for
+from models.mp4 import Mp4Writer
 from tests.video.conftest import ffprobe
 
 
@@ -82,11 +82,6 @@ def test_background_fill_is_a_soft_blur(portrait: Image.Image) -> None:
     top = base[:40].astype(np.float32)
     assert np.abs(np.diff(top, axis=1)).mean() < 2.0  # smooth (blurred), not photo detail
     assert top.mean() > 10  # filled, not black
-
-
-def test_preset_follows_frame_size() -> None:
-    assert preset_for((512, 512)) == "veryfast"
-    assert preset_for((720, 1280)) == "superfast"
 
 
 def test_writer_thread_writes_every_frame_in_order(tmp_path: Path) -> None:
