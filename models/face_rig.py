@@ -403,9 +403,6 @@ class FaceRig:
                 field = backward_field(src, dst, np.vstack([anchors, p[still]]) if still
                                        else anchors, roi)
                 (self.fields_up if side == "up" else self.fields_low)[shape] = field
-        # Stacked (shape, h, w, 2): a frame's weighted sum is one matrix-vector product.
-        self._stack_up = np.stack([self.fields_up[s] for s in SHAPES]).reshape(len(SHAPES), -1)
-        self._stack_low = np.stack([self.fields_low[s] for s in SHAPES]).reshape(len(SHAPES), -1)
         # The photo's own lip line (source midline), as y over x, for the cavity test.
         up_in, low_in = p[UPPER_INNER], p[LOWER_INNER]
         order = np.argsort(up_in[:, 0])
@@ -578,6 +575,21 @@ class FaceRig:
                 pts[ids] += wgt * moves
         return pts
 
+    def _weighted(self, fields: dict[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """Sum of ``weights`` times the shapes' fields, one in-place pass per moving shape
+        (cv2.scaleAdd; a BLAS mat-vec here woke OpenBLAS's spinning threads)."""
+        cv2 = self._cv2
+        out: np.ndarray | None = None
+        for wgt, shape in zip(weights, SHAPES, strict=True):
+            if not wgt:
+                continue
+            if out is None:
+                out = fields[shape] * np.float32(wgt)
+            else:
+                cv2.scaleAdd(fields[shape], float(wgt), out, dst=out)
+        assert out is not None
+        return out
+
     def _mouth_field(self, c: FrameControls, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backward offsets over the mouth ROI and the mask of newly opened cavity."""
         weights = np.array([getattr(c, s) for s in SHAPES], np.float32)
@@ -585,8 +597,8 @@ class FaceRig:
         if not weights.any():  # nothing moves
             return np.zeros((*roi.shape, 2), np.float32), np.zeros(roi.shape, np.float32)
         h, w = roi.shape
-        up = (weights @ self._stack_up).reshape(h, w, 2)
-        low = (weights @ self._stack_low).reshape(h, w, 2)
+        up = self._weighted(self.fields_up, weights)
+        low = self._weighted(self.fields_low, weights)
         # Seam: the middle line of the moved inner lips, sharp between the corners, soft past.
         up_in, low_in = pts[UPPER_INNER], pts[LOWER_INNER]
         mid = (up_in + low_in) / 2

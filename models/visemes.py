@@ -125,12 +125,14 @@ def bilabial_closures(x: np.ndarray, rate: int = ANALYSIS_RATE) -> list[tuple[fl
     """(start, end) seconds of likely lip closures (/m/, /b/) in speech ``x``.
 
     Frames of 10 ms every 5 ms. A closure is a run of 20-160 ms whose energy is nearly all
-    below 1 kHz (share >= 0.95, centroid < 500 Hz): a nasal murmur (/m/, at most 25 dB
+    below 1 kHz (share >= 0.95, centroid < 500 Hz): a nasal murmur (/m/, at most 20 dB
     under the loudest speech) or a voice bar (/b/, 12-38 dB under), ended by a *release*:
     within 40 ms the energy rises by >= 4 dB (murmur) or >= 10 dB (voice bar) and the
-    centroid at least doubles. The release is what sets /m/ apart from the moraic /N/,
-    which fades into the next consonant or a pause. Silent closures (/p/ and /t/, /k/) look
-    alike in the audio and are left open.
+    centroid grows 2.5-fold. The release is what sets /m/ apart from the moraic /N/, which
+    fades into the next consonant or a pause. Thresholds were chosen on 6 OpenJTalk
+    sentences with exact phoneme timing: 18 of 29 m/b/p found, 16 of 81 other consonants
+    wrongly (the looser 4 dB / 2x / -25 dB: 20 of 29, but 24 of 81). Silent closures (/p/
+    and /t/, /k/) look alike in the audio and are left open.
     """
     hop, win = max(1, rate // 200), max(2, rate // 100)
     n = (len(x) - win) // hop + 1
@@ -161,8 +163,8 @@ def bilabial_closures(x: np.ndarray, rate: int = ANALYSIS_RATE) -> list[tuple[fl
         after = slice(j, min(n, j + ahead))
         if 0.02 <= length <= 0.16 and after.stop > after.start:
             rise = float(db[after].max()) - float(db[max(i, j - 2):j].mean())
-            brighter = float(centroid[after].max()) >= 2 * float(np.median(centroid[i:j]))
-            murmur = level > -25 and rise >= 4
+            brighter = float(centroid[after].max()) >= 2.5 * float(np.median(centroid[i:j]))
+            murmur = level > -20 and rise >= 4
             voice_bar = -38 < level <= -12 and rise >= 10
             if brighter and (murmur or voice_bar):
                 out.append((i * hop / rate, (j * hop + win) / rate))
