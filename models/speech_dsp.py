@@ -38,13 +38,20 @@ def voiced_bounds(samples: np.ndarray, rate: int, threshold_db: float | None = N
     return int(loud[0] * hop), int(min(len(samples), (loud[-1] + 1) * hop))
 
 
-def trim(samples: np.ndarray, rate: int, pad_s: float = 0.02) -> np.ndarray:
-    """Cut leading and trailing silence, keeping ``pad_s`` of it either side."""
+def trim_bounds(samples: np.ndarray, rate: int, pad_s: float = 0.02) -> tuple[int, int]:
+    """The sample range :func:`trim` keeps (``(0, 0)`` for silence); engines that know
+    their phoneme timing use its start to move the timing along with the cut."""
     start, end = voiced_bounds(samples, rate)
     if end <= start:
-        return samples[:0]
+        return 0, 0
     pad = int(pad_s * rate)
-    return samples[max(0, start - pad): min(len(samples), end + pad)]
+    return max(0, start - pad), min(len(samples), end + pad)
+
+
+def trim(samples: np.ndarray, rate: int, pad_s: float = 0.02) -> np.ndarray:
+    """Cut leading and trailing silence, keeping ``pad_s`` of it either side."""
+    start, end = trim_bounds(samples, rate, pad_s)
+    return samples[start:end]
 
 
 def fade(samples: np.ndarray, rate: int, seconds: float = FADE_S) -> np.ndarray:

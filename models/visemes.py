@@ -6,8 +6,10 @@ Four controls per video frame, each in [0, 1]:
   vowels such as /a/ have a high F1, /i/ and /u/ a low one);
 - ``spread``: lips pulled sideways (/i/, /e/): a high second formant;
 - ``round``: lips rounded and narrowed (/o/, /u/): a low second formant;
-- ``close``: lips pressed together (/m/, /b/, /p/): a short dip of the envelope inside speech
-  whose spectrum holds little high-frequency energy (nasal murmur or stop closure).
+- ``close``: lips pressed together (/m/, /b/, /p/), found in the audio at 5 ms resolution
+  (:func:`bilabial_closures`): a nasal murmur or voice bar (nearly all energy below 1 kHz)
+  ended by a release (louder and brighter within 40 ms). Silent closures (/p/ vs /t/, /k/)
+  cannot be told apart from the audio and stay open; phoneme timing closes them.
 
 When the speech engine knows its phonemes (``Speech.phonemes``), their timing replaces the
 guesses: vowels set the shape, m/b/p close the lips, pauses close the mouth. Everything is
@@ -119,6 +121,57 @@ def _smooth(x: np.ndarray, attack: float, release: float) -> np.ndarray:
     return out
 
 
+def bilabial_closures(x: np.ndarray, rate: int = ANALYSIS_RATE) -> list[tuple[float, float]]:
+    """(start, end) seconds of likely lip closures (/m/, /b/) in speech ``x``.
+
+    Frames of 10 ms every 5 ms. A closure is a run of 20-160 ms whose energy is nearly all
+    below 1 kHz (share >= 0.95, centroid < 500 Hz): a nasal murmur (/m/, at most 20 dB
+    under the loudest speech) or a voice bar (/b/, 12-38 dB under), ended by a *release*:
+    within 40 ms the energy rises by >= 4 dB (murmur) or >= 10 dB (voice bar) and the
+    centroid grows 2.5-fold. The release is what sets /m/ apart from the moraic /N/, which
+    fades into the next consonant or a pause. Thresholds were chosen on 6 OpenJTalk
+    sentences with exact phoneme timing: 18 of 29 m/b/p found, 16 of 81 other consonants
+    wrongly (the looser 4 dB / 2x / -25 dB: 20 of 29, but 24 of 81). Silent closures (/p/
+    and /t/, /k/) look alike in the audio and are left open.
+    """
+    hop, win = max(1, rate // 200), max(2, rate // 100)
+    n = (len(x) - win) // hop + 1
+    if n < 8:
+        return []
+    idx = np.arange(n)[:, None] * hop + np.arange(win)[None, :]
+    frames = x[idx] * np.hanning(win)[None, :]
+    spec = np.abs(np.fft.rfft(frames, n=256, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(256, 1.0 / rate)
+    total = spec.sum(axis=1) + 1e-12
+    db = 10 * np.log10(total / win + 1e-12)
+    db = db - float(np.percentile(db, 97))
+    low_share = spec[:, freqs < 1000].sum(axis=1) / total
+    centroid = (spec * freqs[None, :]).sum(axis=1) / total
+    nasal = (low_share >= 0.95) & (centroid < 500) & (db > -38)
+    out: list[tuple[float, float]] = []
+    ahead = max(1, int(0.04 * rate / hop))
+    i = 0
+    while i < n:
+        if not nasal[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and nasal[j]:
+            j += 1
+        length = (j - i) * hop / rate
+        level = float(np.median(db[i:j]))
+        after = slice(j, min(n, j + ahead))
+        if 0.02 <= length <= 0.16 and after.stop > after.start:
+            rise = float(db[after].max()) - float(db[max(i, j - 2):j].mean())
+            brighter = float(centroid[after].max()) >= 2.5 * float(np.median(centroid[i:j]))
+            murmur = level > -20 and rise >= 4
+            voice_bar = -38 < level <= -12 and rise >= 10
+            if brighter and (murmur or voice_bar):
+                out.append((i * hop / rate, (j * hop + win) / rate))
+        i = j
+    return out
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -139,11 +192,6 @@ def analyze(speech: Speech, fps: int = 25) -> MouthTrack:
     envelope = np.clip((db - floor) / max(peak - floor, 1e-3), 0.0, 1.0)
     speaking = envelope > 0.3
 
-    # Spectral tilt: share of energy above 1.5 kHz (low in nasals and closures).
-    spectrum = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(win, 1.0 / ANALYSIS_RATE)
-    high = spectrum[:, freqs > 1500].sum(axis=1) / (spectrum.sum(axis=1) + 1e-12)
-
     f1 = np.zeros(n)
     f2 = np.zeros(n)
     emphasized = np.append(frames[:, :1], frames[:, 1:] - 0.94 * frames[:, :-1], axis=1)
@@ -158,14 +206,13 @@ def analyze(speech: Speech, fps: int = 25) -> MouthTrack:
     round_ = np.where(valid & (f1 < 650), _sigmoid((1150.0 - f2) / 150.0), 0.0)
     round_ = round_ * np.clip(envelope * 2, 0, 1)
 
-    # Bilabial closure: a local dip of the envelope between louder neighbours, dull spectrum.
+    # Bilabial closures found at 5 ms resolution: the frames they cover (at least the frame
+    # nearest their middle) close the lips.
     close = np.zeros(n)
-    if n >= 5:
-        for i in range(2, n - 2):
-            around = min(envelope[max(0, i - 4):i].max(), envelope[i + 1:i + 5].max())
-            dip = around - envelope[i]
-            if around > 0.55 and dip > 0.18 and high[i] < 0.25:
-                close[i] = min(1.0, dip / 0.3)
+    times = (np.arange(n) + 0.5) / fps
+    for start, end in bilabial_closures(x, ANALYSIS_RATE):
+        close[(times >= start) & (times <= end)] = 1.0
+        close[int(np.clip(np.argmin(np.abs(times - (start + end) / 2)), 0, n - 1))] = 1.0
     return _finish(open_, spread, round_, close, envelope, fps)
 
 

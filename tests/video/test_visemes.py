@@ -71,3 +71,42 @@ def test_phoneme_timing_drives_shapes() -> None:
     assert track.spread[12:18].mean() > 0.5
     assert track.close[21:24].min() == 1.0
     assert track.open[21:24].max() == 0.0
+
+
+def _lowpassed_buzz(seconds: float, level: float) -> np.ndarray:
+    """A voice bar / nasal murmur: a 120 Hz pulse train through one low resonance."""
+    return vowel(250, 1000, seconds) * level
+
+
+def test_bilabial_closures_fire_on_ma_ba_pa_not_on_sa_ta() -> None:
+    from models.visemes import bilabial_closures
+
+    rate = ANALYSIS_RATE
+    a = vowel(800, 1250, 0.25)
+    rng = np.random.default_rng(0)
+    hiss = lfilter([1, -0.95], [1], rng.standard_normal(int(0.09 * rate))).astype(np.float32)
+    hiss = 0.04 * hiss / np.abs(hiss).max()  # /s/: quiet, all high frequencies
+    silence = np.zeros(int(0.07 * rate), np.float32)  # /p/ or /t/ closure
+    pieces = [("a", a), ("m", _lowpassed_buzz(0.08, 0.3)), ("a", a),
+              ("b", _lowpassed_buzz(0.07, 0.05)), ("a", a), ("p", silence), ("a", a),
+              ("s", hiss), ("a", a), ("t", silence), ("a", a)]
+    x = np.concatenate([p for _, p in pieces])
+    spans, t = {}, 0.0
+    for name, piece in pieces:
+        spans.setdefault(name, []).append((t, t + len(piece) / rate))
+        t += len(piece) / rate
+    found = bilabial_closures(x, rate)
+
+    def hit(name: str) -> bool:
+        (s0, s1), = spans[name]
+        return any(a0 < s1 and a1 > s0 for a0, a1 in found)
+
+    assert hit("m") and hit("b")  # murmur and voice bar, each released into a vowel
+    assert not hit("s") and not hit("t")
+    assert not hit("p")  # silent: told apart only by phoneme timing
+    assert len(found) == 2
+    track = analyze(Speech(Audio(x, rate)))
+    frame_m = int(np.mean(spans["m"][0]) * 25)
+    assert track.close[frame_m - 1:frame_m + 2].max() == 1.0
+    frame_s = int(np.mean(spans["s"][0]) * 25)
+    assert track.close[frame_s - 1:frame_s + 2].max() == 0.0
