@@ -17,7 +17,7 @@ import numpy as np
 from models.base import EngineSettings
 from models.gpu import gpu_task
 from models.hf import HubModel, to_pixel_values
-from models.mediapipe_selfie import padded_box, rgb_array
+from models.mediapipe_selfie import matte_in_box
 
 HUB_ID = "ZhengPeng7/BiRefNet_lite"
 INPUT_SIZE = 1024
@@ -54,13 +54,7 @@ class BiRefNetCutout:
         return probs[0, 0].cpu().numpy().astype(np.float32)
 
     def cutout(self, image: Any, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-        rgb = rgb_array(image)
-        h, w = rgb.shape[:2]
-        x0, y0, x1, y1 = padded_box(box, w, h) if box else (0, 0, w, h)
-        matte = np.zeros((h, w), np.float32)
-        if x1 - x0 >= 4 and y1 - y0 >= 4:
-            matte[y0:y1, x0:x1] = self.predict(rgb[y0:y1, x0:x1])
-        return matte
+        return matte_in_box(image, box, self.predict)
 
     def close(self) -> None:
         self._model.clear()

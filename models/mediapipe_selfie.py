@@ -8,6 +8,7 @@ the model's input and small people in big photos still get a usable mask.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -85,3 +86,15 @@ class MediapipeCutout:
         if self._model.loaded:
             self._model.get().close()
             self._model.clear()
+
+
+def matte_in_box(image: Any, box: tuple[int, int, int, int] | None,
+                 predict: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Run a whole-image matting model on the (padded) person box only; zeros elsewhere."""
+    rgb = rgb_array(image)
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = padded_box(box, w, h) if box else (0, 0, w, h)
+    matte = np.zeros((h, w), np.float32)
+    if x1 - x0 >= 4 and y1 - y0 >= 4:
+        matte[y0:y1, x0:x1] = predict(rgb[y0:y1, x0:x1])
+    return matte
