@@ -260,11 +260,13 @@ class TaskQueue:
             self.huey.revoke_by_id(job.task_id)
         return job
 
-    def retry(self, job_id: str) -> Job:
+    def retry(self, job_id: str, *, orphaned: bool = False) -> Job:
         """Resume a failed or cancelled job from where it stopped: finished stages are kept
-        and not run again; a plain (unstaged) job runs again from the start."""
+        and not run again; a plain (unstaged) job runs again from the start. ``orphaned``
+        also takes a job still marked 'processing' whose worker died (see :meth:`recover`)."""
         job = self.jobs.get(job_id)
-        if job.status not in ("failed", "cancelled"):
+        allowed = ("failed", "cancelled", "processing") if orphaned else ("failed", "cancelled")
+        if job.status not in allowed:
             raise Conflict(f"Only failed or cancelled jobs can be retried; this one is "
                            f"{job.status}.", code="QUEUE_JOB_NOT_RETRYABLE",
                            message_ja=f"再試行できるのは失敗またはキャンセルしたジョブだけです（現在: {job.status}）。")
@@ -276,7 +278,7 @@ class TaskQueue:
                     record.update(status="pending", progress=0.0, error=None)
                     self.jobs.store.save_stage(job_id, name, record)
             job = self.jobs.update(job_id, reopen=True, status="queued", error=None,
-                                   cancel_requested=False, finished_at=None,
+                                   cancel_requested=False, finished_at=None, worker=None,
                                    attempts=job.attempts + 1, current_step="queued")
             self._enqueue_ready(job, self.jobs.store.load_stages(job_id))
             return self.jobs.get(job_id)
@@ -475,14 +477,16 @@ class TaskQueue:
             workers.discard(None)
             if not workers or not all(_worker_dead(w, host) for w in workers):
                 continue
-            error = {"code": "QUEUE_WORKER_LOST",
-                     "message": "The worker running this job stopped (process ended).",
-                     "message_ja": "このジョブを実行していたワーカーが停止しました。"}
-            self.jobs.update(job.id, status="failed", error=error, current_step="worker lost")
             if job.attempts < max_attempts:
-                self.retry(job.id)
+                # straight back to 'queued': a poller must never see a passing 'failed'
+                self.retry(job.id, orphaned=True)
                 log.warning("re-queued job of a dead worker", extra={"job_id": job.id})
             else:
+                self.jobs.update(job.id, status="failed", current_step="worker lost", error={
+                    "code": "QUEUE_WORKER_LOST",
+                    "message": "The worker running this job stopped (process ended), "
+                               f"{job.attempts} times.",
+                    "message_ja": f"このジョブを実行していたワーカーが {job.attempts} 回停止しました。"})
                 log.warning("failed job of a dead worker", extra={"job_id": job.id})
             recovered.append(job.id)
         return recovered

@@ -132,7 +132,7 @@ def test_worker_killed_mid_job_is_recovered(settings, tmp_path: Path) -> None:
         finally:
             second.terminate()
             second.communicate(timeout=30)
-        assert final["status"] == "completed", final
+        assert final["status"] == "completed", (final["error"], app.queue.stages(job.id))
         assert final["attempts"] == 2
     finally:
         if first.poll() is None:
