@@ -230,11 +230,6 @@ class KokoroSpeech(LocalSpeech):
                 self._packs[voice] = cached
         return cached
 
-    def _unit(self, text: str, end: str, voice: str, speed: float,
-              language: str) -> tuple[np.ndarray, int]:
-        samples, rate, _ = self._unit_timed(text, end, voice, speed, language)
-        return samples, rate
-
     def _unit_timed(self, text: str, end: str, voice: str, speed: float,
                     language: str) -> UnitAudio:
         model = self._model.get()

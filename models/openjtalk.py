@@ -33,11 +33,6 @@ class OpenJTalkSpeech(LocalSpeech):
         ok, why = module_available("pyopenjtalk")
         return (True, "OpenJTalk HTS voice mei (bundled)") if ok else (False, why)
 
-    def _unit(self, text: str, end: str, voice: str, speed: float,
-              language: str) -> tuple[np.ndarray, int]:
-        samples, rate, _ = self._unit_timed(text, end, voice, speed, language)
-        return samples, rate
-
     def _unit_timed(self, text: str, end: str, voice: str, speed: float,
                     language: str) -> UnitAudio:
         import pyopenjtalk

@@ -39,7 +39,8 @@ first sample; empty when the engine does not know)."""
 
 class LocalSpeech:
     """Base for engines that synthesize in-process. Subclasses set ``name``, ``VOICES`` and
-    implement :meth:`_load` (cheap to call again) and :meth:`_unit`."""
+    implement :meth:`_load` (cheap to call again) and :meth:`_unit`, or :meth:`_unit_timed`
+    when they also know the phonemes' timing."""
 
     name = "local"
     VOICES: tuple[VoiceInfo, ...] = ()

@@ -11,6 +11,11 @@ from app.config import SERVICE_NAME, VERSION
 from app.logs import request_id_var
 
 
+def scope_headers(scope: Any) -> dict[str, str]:
+    """An ASGI scope's headers as a dict with lower-case names (the middlewares read them)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
 def metadata() -> dict[str, Any]:
     meta: dict[str, Any] = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

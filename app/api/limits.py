@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.envelope import error_body
+from app.api.envelope import error_body, scope_headers
 from app.i18n import pick_language
 
 EXPENSIVE_ROUTES: tuple[str, ...] = (
@@ -60,8 +60,7 @@ class RequestLimitsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        headers = scope_headers(scope)
         lang = pick_language(headers.get("accept-language"))
         path = scope.get("path", "")
         if scope.get("method") == "POST" and path.startswith(self.expensive):

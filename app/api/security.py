@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.envelope import error_body
+from app.api.envelope import error_body, scope_headers
 from app.auth import (
     ANONYMOUS,
     AuthError,
@@ -58,8 +58,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        headers = scope_headers(scope)
         try:
             who = self._identify(path, headers, scope)
         except AuthError as exc:

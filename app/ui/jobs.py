@@ -17,10 +17,9 @@ from typing import Any
 import gradio as gr
 
 from app.heartbeat import live_workers
-from app.i18n import pick_language
 from app.jobs import STATUSES, Job
 from app.services import Services
-from app.ui.text import plain, register, t
+from app.ui.text import plain, register, request_language, t
 from models.errors import StudioError
 from pipelines import tasks as pipeline_tasks
 
@@ -71,11 +70,6 @@ def is_admin(services: Services, request: gr.Request | None) -> bool:
         return bool(check(request))
     except Exception:  # noqa: BLE001 - a failing check denies, never opens
         return False
-
-
-def _lang(request: gr.Request | None) -> str:
-    headers = getattr(request, "headers", None) or {}
-    return pick_language(headers.get("accept-language") if headers else None)
 
 
 def _ago(ts: float | None, now: float) -> str:
@@ -142,7 +136,7 @@ def retry(services: Services, job_id: str, lang: str = "en") -> str:
 def view(services: Services, status: str, kind: str, limit: float,
          request: gr.Request | None) -> tuple[str, list[list[Any]], list[list[Any]]]:
     """(summary, worker rows, job rows) for an admin; a refusal and nothing for others."""
-    lang = _lang(request)
+    lang = request_language(request)
     if not is_admin(services, request):
         return plain("jobs.forbidden", lang), [], []
     return (summary(services, lang), worker_rows(services),
@@ -152,7 +146,7 @@ def view(services: Services, status: str, kind: str, limit: float,
 def act(services: Services, action: Callable[[Services, str, str], str], job_id: str,
         status: str, kind: str, limit: float, request: gr.Request | None) -> tuple:
     """Run ``cancel`` or ``retry`` for an admin, then refresh the view."""
-    lang = _lang(request)
+    lang = request_language(request)
     if not is_admin(services, request):
         return (plain("jobs.forbidden", lang), *view(services, status, kind, limit, request))
     message = action(services, job_id, lang)

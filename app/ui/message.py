@@ -14,7 +14,7 @@ from gradio.context import get_blocks_context
 from app.api.message import delete_message, submit_message
 from app.services import Services
 from app.ui.owners import ui_owner, ui_visibility
-from app.ui.text import plain, register, t
+from app.ui.text import plain, register, request_language, t
 from models.errors import StudioError
 from pipelines.message import KIND, SIZES
 
@@ -92,13 +92,6 @@ def emotion_choices() -> list[str]:
     return ["auto", *EMOTION_PRESETS]
 
 
-def _lang(request: gr.Request | None) -> str:
-    from app.i18n import pick_language
-
-    header = request.headers.get("accept-language") if request is not None else None
-    return pick_language(header)
-
-
 
 
 class MessageTab:
@@ -119,7 +112,7 @@ class MessageTab:
         The job runs on the studio's queue like a REST submission; this call waits for it,
         passing the job's weighted progress and current stage on to the page (or to
         ``gradio_client``'s ``job.status()``)."""
-        lang = _lang(request)
+        lang = request_language(request)
         if not image:
             raise gr.Error(plain("message.no_photo", lang))
         try:
@@ -171,7 +164,7 @@ class MessageTab:
                 self.services.queue.cancel(job_id)
             except StudioError:
                 pass
-        return plain("message.cancelled", _lang(request))
+        return plain("message.cancelled", request_language(request))
 
     def last_details(self, request: gr.Request | None = None) -> str:
         """How this session's last message was made (engines, mood, time)."""
@@ -213,11 +206,11 @@ class MessageTab:
     def delete(self, job_id: str, request: gr.Request | None = None
                ) -> tuple[list[tuple[str, str]], None, str, str]:
         if not job_id:
-            raise gr.Error(plain("message.none_selected", _lang(request)))
+            raise gr.Error(plain("message.none_selected", request_language(request)))
         job = self.services.jobs.get(job_id)
         owner = ui_owner(self.services, request)
         if owner is not None and job.owner != owner:
-            raise gr.Error(plain("message.none_selected", _lang(request)))
+            raise gr.Error(plain("message.none_selected", request_language(request)))
         delete_message(self.services, job_id)
         return self.history(request), None, "", ""
 
@@ -266,7 +259,7 @@ def default_bgm(services: Services) -> str:
 
 def char_count(text: str | None, request: gr.Request | None = None) -> str:
     n = len(text or "")
-    note = f"{n} / {MAX_CHARS} {plain('message.chars', _lang(request))}"
+    note = f"{n} / {MAX_CHARS} {plain('message.chars', request_language(request))}"
     return f"**{note}**" if n > MAX_CHARS * 0.9 else note
 
 

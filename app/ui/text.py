@@ -6,6 +6,8 @@ Each tab module registers its own strings with :func:`register` and labels compo
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 from gradio.i18n import I18nData
 
@@ -29,6 +31,14 @@ def t(key: str) -> I18nData:
 def plain(key: str, lang: str = "en") -> str:
     """The string itself, for text built in Python (Markdown, messages)."""
     return _TABLES.get(lang, _TABLES["en"]).get(key, _TABLES["en"].get(key, key))
+
+
+def request_language(request: Any) -> str:
+    """"ja" or "en" from the browser's Accept-Language (for text built in Python)."""
+    from app.i18n import pick_language
+
+    headers = getattr(request, "headers", None) if request is not None else None
+    return pick_language(headers.get("accept-language") if headers else None)
 
 
 def build_i18n() -> gr.I18n:
