@@ -8,9 +8,10 @@ from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 
+from app.api.uploads import read_capped
 from app.fetch import is_private_key
 from app.services import Services
-from models.errors import InvalidInput, NotFound, PayloadTooLarge
+from models.errors import InvalidInput, NotFound
 
 # stored audio a route may read by key (another stage's output, an earlier upload)
 READABLE_PREFIXES = ("voices/", "prosody/", "inputs/audio/", "bgm/")
@@ -18,14 +19,7 @@ READABLE_PREFIXES = ("voices/", "prosody/", "inputs/audio/", "bgm/")
 
 async def read_upload(upload: UploadFile, max_bytes: int, *, area: str) -> bytes:
     """The file's bytes; ``{area}_AUDIO_TOO_LARGE`` past ``max_bytes`` (read stops there)."""
-    data = await upload.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(
-            f"{upload.filename or 'upload'}: the file is larger than {max_bytes / 1e6:.0f} MB.",
-            code=f"{area}_AUDIO_TOO_LARGE",
-            message_ja=f"ファイルが大きすぎます（上限 {max_bytes / 1e6:.0f} MB）。",
-            details={"filename": upload.filename, "max_bytes": max_bytes})
-    return data
+    return await read_capped(upload, max_bytes, f"{area}_AUDIO_TOO_LARGE")
 
 
 async def audio_from_form(form: FormData, services: Services, *, file_field: str,

@@ -19,9 +19,10 @@ from starlette.datastructures import UploadFile
 from app.api.envelope import ok
 from app.api.jobs import visible_job
 from app.api.security import owner_of, principal
+from app.api.uploads import read_capped
 from app.services import Services
 from app.storage import new_key
-from models.errors import InvalidInput, NotFound, PayloadTooLarge
+from models.errors import InvalidInput, NotFound
 from pipelines.media import LIMITS, decode_image
 from pipelines.message import KIND, MessageRequest
 
@@ -31,19 +32,6 @@ FORM_FIELDS = ("text", "voice_profile", "voice", "bgm_type", "bgm", "emotion", "
 
 def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-async def read_upload(upload: UploadFile, limit: int, code: str) -> bytes:
-    """Read an upload in chunks and stop as soon as it passes ``limit``."""
-    chunks, size = [], 0
-    while chunk := await upload.read(1 << 20):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The upload is larger than {limit / 1e6:.0f} MB.", code=code,
-                                  message_ja=f"アップロードが上限 {limit / 1e6:.0f} MB を超えています。",
-                                  details={"max_bytes": limit})
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def submit_message(services: Services, image_bytes: bytes, fields: dict[str, Any],
@@ -94,7 +82,7 @@ async def handle_multipart(services: Services, request: Request) -> JSONResponse
         raise InvalidInput("Send the photo as the multipart file field 'image'.",
                            code="IMAGE_MISSING", message_ja="写真をファイル項目 'image' で送ってください。",
                            details={"field": "image"})
-    data = await read_upload(upload, LIMITS.image_max_bytes, "IMAGE_TOO_LARGE")
+    data = await read_capped(upload, LIMITS.image_max_bytes, "IMAGE_TOO_LARGE")
     fields = {k: form.get(k) for k in FORM_FIELDS if isinstance(form.get(k), str)}
     if not fields.get("text"):
         raise InvalidInput("The text is empty.", code="VOICE_TEXT_EMPTY",

@@ -16,10 +16,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from app.api.envelope import ok
 from app.api.security import owner_of, visibility
+from app.api.uploads import read_capped
 from app.services import Services
 from app.storage import new_key
 from models.base import Speech
-from models.errors import InvalidInput, PayloadTooLarge
+from models.errors import InvalidInput
 from pipelines.media import LIMITS, encode_audio
 from pipelines.voice import ProfileStore, VoiceKit, VoiceOptions, list_voices, public_profile
 
@@ -110,13 +111,8 @@ async def _read_uploads(files: list[UploadFile]) -> list[tuple[bytes, str]]:
     out = []
     for index, upload in enumerate(files):
         name = upload.filename or f"clip {index + 1}"
-        data = await upload.read(LIMITS.audio_max_bytes + 1)
-        if len(data) > LIMITS.audio_max_bytes:
-            raise PayloadTooLarge(
-                f"{name}: larger than {LIMITS.audio_max_bytes // 1_000_000} MB.",
-                code="VOICE_SAMPLE_TOO_LARGE",
-                message_ja=f"{name}: {LIMITS.audio_max_bytes // 1_000_000} MB を超えています。",
-                details={"filename": name, "clip": index})
+        data = await read_capped(upload, LIMITS.audio_max_bytes, "VOICE_SAMPLE_TOO_LARGE",
+                                 name=name, clip=index)
         out.append((data, name))
     return out
 
