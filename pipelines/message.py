@@ -12,6 +12,7 @@ from the stage that failed. Every stage reports which engine made its result.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import subprocess
 import tempfile
@@ -336,9 +337,7 @@ def video_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
     speech = Speech(Audio(padded, voice.sample_rate),
                     sentences=_as_timings(voice_out.get("sentences", []), scale, lead),
                     phonemes=_as_timings(voice_out.get("phonemes", []), scale, lead))
-    portrait = Image.open(ctx.storage.local_path(outputs["image"]["portrait_key"])
-                          if hasattr(ctx.storage, "local_path") else
-                          _bytes_io(ctx.storage.get(outputs["image"]["portrait_key"])))
+    portrait = Image.open(io.BytesIO(ctx.storage.get(outputs["image"]["portrait_key"])))
     portrait.load()
     with tempfile.TemporaryDirectory(prefix="studio-message-") as tmp:
         rendered = Path(tmp) / "talk.mp4"
@@ -359,12 +358,6 @@ def video_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
             "backend": report.get("backend"), "fallback_used": report.get("fallback_used"),
             "fallback_method": report.get("fallback_method"),
             "speech_sentences": _timings(speech.sentences)}
-
-
-def _bytes_io(data: bytes) -> Any:
-    import io
-
-    return io.BytesIO(data)
 
 
 def _mux(video: Path, audio: Path, output: Path) -> None:

@@ -23,7 +23,7 @@ from app.api.uploads import read_capped
 from app.services import Services
 from app.storage import new_key
 from models.errors import InvalidInput, NotFound
-from pipelines.media import LIMITS, decode_image
+from pipelines.media import LIMITS, decode_image, encode_png
 from pipelines.message import KIND, MessageRequest
 
 FORM_FIELDS = ("text", "voice_profile", "voice", "bgm_type", "bgm", "emotion", "size",
@@ -47,7 +47,7 @@ def submit_message(services: Services, image_bytes: bytes, fields: dict[str, Any
             raise NotFound(f"No voice profile {voice!r}.", code="VOICE_PROFILE_NOT_FOUND",
                            message_ja=f"ボイスプロファイル {voice!r} が見つかりません。")
     image_key = services.storage.put(new_key("inputs/images", "png"),
-                                     _png(image))
+                                     encode_png(image))
     request = MessageRequest.validated(
         image_key=image_key, text=fields.get("text"), voice=voice,
         language=fields.get("language"), emotion=fields.get("emotion") or "auto",
@@ -59,12 +59,6 @@ def submit_message(services: Services, image_bytes: bytes, fields: dict[str, Any
     job = services.queue.submit(KIND, request.params(), owner=owner)
     return {"task_id": job.id, "status": job.status, "status_url": f"/api/video/status/{job.id}",
             "estimated_time": estimate_message_seconds(request)}
-
-
-def _png(image: Any) -> bytes:
-    from pipelines.media import encode_png
-
-    return encode_png(image)
 
 
 def estimate_message_seconds(request: MessageRequest) -> float:
