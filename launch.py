@@ -11,7 +11,7 @@ import time
 import webbrowser
 from pathlib import Path
 
-from app.config import SettingsError, load_settings
+from app.config import SettingsError, load_settings, warn_unknown_variables
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("studio")
+    warn_unknown_variables()
     services = build_services(settings)
     app = create_app(services)
     if settings.workers > 0:

@@ -7,6 +7,10 @@ documented in README's configuration table and ``.env.example``.
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +24,13 @@ VERSION = "0.1.0"
 SERVICE_NAME = "video-message-studio"
 
 BackendList = Annotated[list[str], NoDecode]
+# STUDIO_* variables read outside Settings: the worker's metrics port, and the tests' switch
+# that turns a missing service into a failure rather than a skip.
+OTHER_VARIABLES = ("STUDIO_METRICS_PORT", "STUDIO_REQUIRE_SERVICES")
+# Words people use for a capability whose setting has another name.
+ALIASES = {"VIDEO": "TALKING_HEAD", "LIPSYNC": "TALKING_HEAD", "SPEECH": "TTS",
+           "MATTING": "CUTOUT", "SEGMENTATION": "CUTOUT", "CONVERSION": "VOICE_CONVERTER"}
+log = logging.getLogger("studio.config")
 
 
 class SettingsError(Exception):
@@ -150,6 +161,49 @@ class Settings(BaseSettings):
             aws_mcp_url=self.aws_mcp_url,
             request_timeout=self.request_timeout,
         )
+
+
+def known_variables() -> list[str]:
+    return sorted([f"STUDIO_{name.upper()}" for name in Settings.model_fields]
+                  + list(OTHER_VARIABLES))
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``STUDIO_*`` names that no setting reads, each with the closest known name (or None).
+
+    pydantic-settings ignores unknown names (``extra="ignore"``), so a misspelt
+    ``STUDIO_VIDEO_BACKENDS`` would silently leave the default in place; difflib's ratio
+    finds the intended name for the warning."""
+    known = known_variables()
+    suffixes = {name.removeprefix("STUDIO_"): name for name in known}
+    found = []
+    for name in sorted(environ):
+        if name.startswith("STUDIO_") and name not in known:
+            words = name.removeprefix("STUDIO_").split("_")
+            guess = "_".join(ALIASES.get(word, word) for word in words)
+            close = difflib.get_close_matches(guess, list(suffixes), n=1, cutoff=0.6)
+            found.append((name, suffixes[close[0]] if close else None))
+    return found
+
+
+def _dotenv_names(path: Path = Path(".env")) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v or "" for k, v in dotenv_values(path).items()}
+
+
+def warn_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Log one warning per unknown ``STUDIO_*`` variable (environment and ``.env``)."""
+    names = {**_dotenv_names(), **(os.environ if environ is None else environ)}
+    lines = []
+    for name, close in unknown_variables(names):
+        hint = f"; did you mean {close}?" if close else ""
+        line = f"unknown setting {name} is ignored{hint}"
+        log.warning(line)
+        lines.append(line)
+    return lines
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -75,3 +75,50 @@ def test_launch_help_lists_flags() -> None:
     assert proc.returncode == 0
     for flag in ("--host", "--port", "--data-dir", "--workers", "--no-browser"):
         assert flag in proc.stdout
+
+
+def test_unknown_variable_names_the_closest_known_one(settings) -> None:
+    from app.config import unknown_variables
+
+    found = dict(unknown_variables({
+        "STUDIO_VIDEO_BACKENDS": "wav2lip", "STUDIO_JWT_SECRT": "x", "STUDIO_PORT": "1",
+        "STUDIO_REQUIRE_SERVICES": "1", "STUDIO_XYZZY": "1", "HOME": "/"}))
+    assert found == {"STUDIO_VIDEO_BACKENDS": "STUDIO_TALKING_HEAD_BACKENDS",
+                     "STUDIO_JWT_SECRT": "STUDIO_JWT_SECRET", "STUDIO_XYZZY": None}
+
+
+def test_unknown_variable_in_dotenv_warns_once(settings, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    from app.config import warn_unknown_variables
+
+    (tmp_path / ".env").write_text("STUDIO_MAX_QUEUE=3\nSTUDIO_PORT=9000\n")
+    with caplog.at_level("WARNING", logger="studio.config"):
+        lines = warn_unknown_variables({"STUDIO_WORKERS": "1"})
+    assert lines == ["unknown setting STUDIO_MAX_QUEUE is ignored; did you mean "
+                     "STUDIO_MAX_QUEUED?"]
+    assert [r.getMessage() for r in caplog.records] == lines
+
+
+def test_launch_warns_once_about_a_misspelt_variable(tmp_path: Path) -> None:
+    """From the entry point: the studio starts, and its log names the typo and the fix."""
+    from tests.conftest import free_port
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
+           "STUDIO_VIDEO_BACKENDS": "builtin", "STUDIO_WORKERS": "0",
+           "STUDIO_LOG_FORMAT": "text", "STUDIO_PORT": str(free_port())}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "--no-browser"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if "studio ready" in line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    warnings = [line for line in seen if "STUDIO_VIDEO_BACKENDS" in line]
+    assert len(warnings) == 1, seen
+    assert "did you mean STUDIO_TALKING_HEAD_BACKENDS" in warnings[0]
