@@ -49,9 +49,11 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     settings = services.settings
+    # One limiter for both doors: REST's expensive routes and the Gradio API's (app.ui.gate).
+    limiter = services.extras.setdefault("rate_limiter",
+                                         RateLimiter(settings.rate_limit_per_minute))
     app.add_middleware(RequestLimitsMiddleware,
-                       max_body_bytes=int(settings.max_body_mb * 2**20),
-                       limiter=RateLimiter(settings.rate_limit_per_minute))
+                       max_body_bytes=int(settings.max_body_mb * 2**20), limiter=limiter)
     app.add_middleware(AuthMiddleware, settings=settings)  # before limits: per-user limits
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost
 
@@ -65,27 +67,18 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
     if with_ui:
         import gradio as gr
 
-        from app.ui import CSS, build_blocks, build_i18n
+        from app.ui import CSS, build_blocks, build_i18n, gate
+        from app.ui.owners import is_ui_admin
 
         blocks = build_blocks(services)
-        blocks.queue(default_concurrency_limit=2)
-        login = None
-        if settings.auth_users or settings.auth_users_file:
-            from app.auth import check_password, load_users
-
-            users = load_users(settings.auth_users, settings.auth_users_file)
-
-            def login(username: str, password: str) -> bool:
-                stored = users.get(username)
-                return stored is not None and check_password(password, stored)
-
-            admins = set(settings.admin_users)
-            services.extras["is_admin"] = lambda request: (
-                not admins or getattr(request, "username", None) in admins)
-
+        gate.install(blocks, services)
+        blocks.queue(default_concurrency_limit=2, max_size=settings.max_queued)
+        login = gate.make_login(services)
+        if login is not None:
+            services.extras["is_admin"] = lambda request: is_ui_admin(services, request)
         app = gr.mount_gradio_app(
             app, blocks, path="/", i18n=build_i18n(), css=CSS, footer_links=["api"],
-            show_error=True, auth=login,
+            show_error=True, auth=login, auth_message=gate.AUTH_MESSAGE,
         )
         app.state.blocks = blocks
     app.state.service_name = SERVICE_NAME

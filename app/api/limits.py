@@ -18,7 +18,14 @@ from app.i18n import pick_language
 EXPENSIVE_ROUTES: tuple[str, ...] = (
     "/api/voice/synthesize", "/api/voice/profiles", "/api/image/process", "/api/image/detect",
     "/api/prosody/adjust", "/api/bgm/mix", "/api/bgm/tracks", "/api/video/generate",
+    "/login",  # the Gradio login: a password check costs a PBKDF2 run
 )
+
+
+def rate_limited_message(retry: int, lang: str) -> str:
+    """The refusal both doors give (REST's 429 body, the Gradio API's error)."""
+    return (f"リクエストが多すぎます。{retry} 秒後に再試行してください。" if lang == "ja"
+            else f"Too many requests. Try again in {retry} s.")
 
 
 class RateLimiter:
@@ -68,8 +75,7 @@ class RequestLimitsMiddleware:
             wait = self.limiter.check(str(client))
             if wait is not None:
                 retry = max(1, math.ceil(wait))
-                message = (f"リクエストが多すぎます。{retry} 秒後に再試行してください。" if lang == "ja"
-                           else f"Too many requests. Try again in {retry} s.")
+                message = rate_limited_message(retry, lang)
                 response = JSONResponse(
                     error_body("RATE_LIMITED", message,
                                {"limit_per_minute": self.limiter.per_minute}, retry),

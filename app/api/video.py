@@ -118,12 +118,28 @@ def status_view(services: Services, task_id: str,
         "fallback_method": result.get("fallback_method"),
         "did_talk_id": result.get("did_talk_id"), "size": result.get("size"),
     }
+    if job.kind.startswith("message"):
+        data.update(message_engines(result))
     for ext in ("srt", "vtt"):
         if result.get(f"{ext}_key"):
             data[f"{ext}_url"] = services.storage.url(result[f"{ext}_key"])
     if job.error:
         data["error"] = job.error
     return data
+
+
+def message_engines(result: dict[str, Any]) -> dict[str, Any]:
+    """A finished message's engines in the render's terms: ``backend`` is the video engine,
+    ``fallback_used`` covers every stage, ``fallback_method`` names the first fallback taken
+    (the video stage's first), and ``stages`` lists which engine made each stage."""
+    stages = [{k: v for k, v in st.items() if k != "duration"}
+              for st in result.get("stages") or []]
+    methods = [st.get("fallback_method") for st in stages if st.get("fallback_method")]
+    video = next((st for st in stages if st.get("stage") == "video"), {})
+    return {"backend": video.get("backend") or (result.get("engines") or {}).get("video"),
+            "fallback_used": bool(result.get("fallback_used")) if result else None,
+            "fallback_method": video.get("fallback_method") or (methods[0] if methods else None),
+            "engines": result.get("engines"), "stages": stages}
 
 
 def create_router(services: Services) -> APIRouter:

@@ -1,7 +1,7 @@
 """Who is using the UI, and what they may see, when the Gradio login is on.
 
-With the login off (``STUDIO_AUTH_USERS`` unset) the UI is one person's studio: everything is
-visible. With it on, a user sees their own voice profiles, uploaded music and recent outputs;
+With the login off (no ``STUDIO_JWT_SECRET``, no ``STUDIO_AUTH_USERS``) the UI is one
+person's studio: everything is visible. With it on, a user sees their own voice profiles, uploaded music and recent outputs;
 the users named in ``STUDIO_ADMIN_USERS`` see everything. A request-less call while the login
 is on (the page being built) sees nothing of anyone's.
 """
@@ -22,8 +22,18 @@ _lock = threading.Lock()
 
 
 def login_on(services: Services) -> bool:
+    """Whether the UI (and so the Gradio API) needs a login: any authentication configured."""
     s = services.settings
-    return bool(s.auth_users or s.auth_users_file)
+    return bool(s.jwt_secret or s.auth_users or s.auth_users_file)
+
+
+def is_ui_admin(services: Services, request: Any) -> bool:
+    """A user named in ``STUDIO_ADMIN_USERS``, or one who logged in with an admin token;
+    with no admins named, every signed-in user (the Jobs tab's documented default)."""
+    user = ui_user(request)
+    named = set(services.settings.admin_users)
+    return user is not None and (not named or user in named
+                                 or user in services.extras.get("ui_token_admins", ()))
 
 
 def ui_user(request: Any) -> str | None:
@@ -41,7 +51,8 @@ def ui_visibility(services: Services, request: Any) -> OwnerCheck | None:
     if not login_on(services):
         return None
     user = ui_user(request)
-    if user is not None and user in set(services.settings.admin_users):
+    if user is not None and (user in set(services.settings.admin_users)
+                             or user in services.extras.get("ui_token_admins", ())):
         return None
     return lambda owner: user is not None and owner == user
 
