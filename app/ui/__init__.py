@@ -7,6 +7,7 @@ import gradio as gr
 from app.services import Services
 from app.ui import bgm, engines, image, jobs, message, prosody, video, voice
 from app.ui.text import build_i18n, t
+from app.ui.uploads import StudioBlocks
 
 TABS = (
     ("tab.message", message), ("tab.voice", voice), ("tab.image", image),
@@ -20,7 +21,7 @@ CSS = """
 
 
 def build_blocks(services: Services) -> gr.Blocks:
-    with gr.Blocks(title="Video Message Studio") as demo:
+    with StudioBlocks(title="Video Message Studio") as demo:
         gr.Markdown(t("app.title"), elem_id="studio-title")
         gr.Markdown(t("app.subtitle"))
         with gr.Tabs():

@@ -1,0 +1,127 @@
+"""Readable upload errors on every tab: a file that is not a picture or not audio gets the
+REST API's ``IMAGE_*`` / ``*_AUDIO_*`` error, in the page's language, never Gradio's
+"Could not preprocess input component ... /tmp/gradio/..." with server paths.
+
+Gradio decodes an ``Image`` upload in the component's ``preprocess``, before any handler
+runs, and wraps what fails there in a ``ComponentProcessingError`` that quotes the file's
+server path. :class:`StudioBlocks` catches that one error and asks the studio's own decoder
+(``pipelines.media``) what is wrong with the upload. Audio inputs are checked the same way
+before Gradio reads them: only whether the file is audio at all (each tab keeps its own
+size and length limits). The page's language comes from the request, which Gradio hands to
+``process_api`` but not to ``preprocess_data``; a context variable carries it between them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import anyio
+import gradio as gr
+from gradio.exceptions import ComponentProcessingError
+from gradio.utils import get_upload_folder
+
+from app.ui.text import request_language
+from models.errors import StudioError
+from pipelines.media import LIMITS, decode_audio, decode_image
+
+_REQUEST: contextvars.ContextVar[Any] = contextvars.ContextVar("studio_ui_request",
+                                                                default=None)
+# Only "is it audio at all": the tabs' handlers apply their own size and length limits.
+_ANY_LENGTH = dataclasses.replace(LIMITS, audio_max_bytes=2**40, audio_max_seconds=1e9)
+# The REST area whose codes an event's audio errors carry (VOICE_AUDIO_INVALID, ...).
+AUDIO_AREAS = {"create_profile": "VOICE", "check_clips": "VOICE", "adjust_prosody": "PROSODY",
+               "mix_bgm": "BGM", "generate_video": "VIDEO", "go": "VIDEO"}
+UNREADABLE = {"en": "This upload could not be read as {kind}.",
+              "ja": "アップロードされたファイルを{kind}として読めません。"}
+KINDS = {"en": {"image": "an image", "audio": "audio"}, "ja": {"image": "画像", "audio": "音声"}}
+
+
+def studio_error(exc: StudioError, lang: str) -> gr.Error:
+    """A studio error as the page shows it: the message in its language, then the code."""
+    return gr.Error(f"{exc.localized(lang)} ({exc.code})")
+
+
+def _uploaded_path(value: Any) -> Path | None:
+    """The server file behind an upload payload, if it lies in Gradio's upload folder (a
+    client names the path; only files Gradio itself received are read)."""
+    if isinstance(value, dict) and isinstance(value.get("value"), dict):
+        value = value["value"]
+    path = value.get("path") if isinstance(value, dict) else None
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        resolved = Path(path).resolve()
+        resolved.relative_to(Path(get_upload_folder()).resolve())
+    except (OSError, ValueError):
+        return None
+    return resolved if resolved.is_file() else None
+
+
+def _display_name(value: Any, path: Path) -> str:
+    if isinstance(value, dict):
+        name = value.get("orig_name") or (value.get("value") or {}).get("orig_name")
+        if isinstance(name, str) and name:
+            return Path(name).name
+    return path.name
+
+
+def check_audio_uploads(block_fn: Any, inputs: list[Any], lang: str) -> None:
+    """Refuse an Audio input that is not audio, with the REST code of the event's area."""
+    area = AUDIO_AREAS.get(str(block_fn.api_name or ""), "VALIDATION")
+    for block, value in zip(block_fn.inputs, inputs, strict=False):
+        if not isinstance(block, gr.Audio):
+            continue
+        path = _uploaded_path(value)
+        if path is None:
+            continue
+        try:
+            decode_audio(path.read_bytes(), area=area, filename=_display_name(value, path),
+                         limits=_ANY_LENGTH, target_rate=None)
+        except StudioError as exc:
+            raise studio_error(exc, lang) from None
+
+
+def explain_failed_image(block_fn: Any, inputs: list[Any], lang: str) -> gr.Error | None:
+    """The studio's own verdict on the image upload Gradio could not read (None when every
+    image input decodes, so the failure lies elsewhere)."""
+    for block, value in zip(block_fn.inputs, inputs, strict=False):
+        if not isinstance(block, gr.Image):
+            continue
+        path = _uploaded_path(value)
+        if path is None:
+            continue
+        try:
+            decode_image(path.read_bytes(), filename=_display_name(value, path))
+        except StudioError as exc:
+            return studio_error(exc, lang)
+        return gr.Error(UNREADABLE[lang].format(kind=KINDS[lang]["image"])
+                        + " (IMAGE_INVALID_FORMAT)")
+    return None
+
+
+class StudioBlocks(gr.Blocks):
+    """``gr.Blocks`` whose upload failures read like the REST API's."""
+
+    async def process_api(self, *args: Any, **kwargs: Any) -> Any:
+        token = _REQUEST.set(kwargs.get("request"))
+        try:
+            return await super().process_api(*args, **kwargs)
+        finally:
+            _REQUEST.reset(token)
+
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any,
+                              explicit_call: bool = False) -> Any:
+        request = _REQUEST.get()
+        lang = request_language(request[0] if isinstance(request, list) and request
+                                else request)
+        await anyio.to_thread.run_sync(check_audio_uploads, block_fn, inputs, lang)
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except ComponentProcessingError:
+            error = await anyio.to_thread.run_sync(explain_failed_image, block_fn, inputs, lang)
+            if error is None:
+                raise
+            raise error from None
