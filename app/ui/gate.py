@@ -48,6 +48,7 @@ AUTH_MESSAGE = ("Sign in with your studio user name and password, or with your u
                 "API token (the REST bearer token) as the password. / "
                 "ユーザー名とパスワード、またはユーザー ID と API トークンでログインしてください。")
 TOKEN_ADMINS = "ui_token_admins"  # services.extras: users who logged in with an admin token
+PASSWORD_USERS = "ui_password_users"  # services.extras: the names STUDIO_AUTH_USERS lists
 RATE_LIMITER = "rate_limiter"  # services.extras: the limiter REST's middleware uses too
 
 
@@ -63,6 +64,7 @@ def make_login(services: Services) -> Callable[[str, str], bool] | None:
     settings = services.settings
     users = load_users(settings.auth_users, settings.auth_users_file)
     admins: set[str] = services.extras.setdefault(TOKEN_ADMINS, set())
+    services.extras[PASSWORD_USERS] = frozenset(users)
 
     def login(username: str, password: str) -> bool:
         stored = users.get(username)

@@ -29,11 +29,15 @@ def login_on(services: Services) -> bool:
 
 def is_ui_admin(services: Services, request: Any) -> bool:
     """A user named in ``STUDIO_ADMIN_USERS``, or one who logged in with an admin token;
-    with no admins named, every signed-in user (the Jobs tab's documented default)."""
+    with no admins named, also every UI password user (the Jobs tab's documented default),
+    but not a plain token holder."""
     user = ui_user(request)
+    if user is None:
+        return False
     named = set(services.settings.admin_users)
-    return user is not None and (not named or user in named
-                                 or user in services.extras.get("ui_token_admins", ()))
+    if user in named or user in services.extras.get("ui_token_admins", ()):
+        return True
+    return not named and user in services.extras.get("ui_password_users", ())
 
 
 def ui_user(request: Any) -> str | None:

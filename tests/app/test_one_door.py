@@ -49,10 +49,13 @@ def test_login_takes_password_or_the_callers_own_token(settings) -> None:
         assert not login("bob", issue_token("x" * 40, "bob"))  # forged
         assert not login("bob", issue_token(SECRET, "bob", ttl=-10))  # expired
         assert not is_ui_admin(services, SimpleNamespace(username=None))
+        assert is_ui_admin(services, SimpleNamespace(username="alice"))  # no admins named
+        assert not is_ui_admin(services, SimpleNamespace(username="bob"))  # a plain token
         # an admin token makes its user an admin of the UI too
         assert ui_visibility(services, SimpleNamespace(username="root")) is not None
         assert login("root", issue_token(SECRET, "root", roles=["user", "admin"]))
         assert ui_visibility(services, SimpleNamespace(username="root")) is None
+        assert is_ui_admin(services, SimpleNamespace(username="root"))
         assert ui_visibility(services, SimpleNamespace(username="bob")) is not None
     finally:
         services.close()
