@@ -134,10 +134,14 @@ def probe_flood(plan: dict[str, Any]) -> dict[str, Any]:
             api_name="/generate_message", image=handle_file(files["portrait"]),
             text="こんにちは。", bgm="polka"))
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         flood = list(pool.map(one, range(plan["flood"])))
+    bob = Client(url, auth=tuple(plan["bob"]), verbose=False)
     return {"flood": flood,
             "after": outcome(lambda: alice.predict(api_name="/list_tracks")),
+            "queue_full": outcome(lambda: bob.predict(
+                api_name="/generate_message", image=handle_file(files["portrait"]),
+                text="こんにちは。", bgm="none")),
             "too_large": outcome(lambda: alice.predict(
                 api_name="/detect_people", path=handle_file(files["large"])))}
 

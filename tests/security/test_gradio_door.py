@@ -81,7 +81,7 @@ def _files(tmp_path: Path) -> dict[str, str]:
             "text_as_jpg": str(fake_jpg), "text_as_wav": str(fake_wav), "large": str(large)}
 
 
-def _studio(settings, tmp_path: Path, **update: object) -> Services:
+def _studio(settings, tmp_path: Path, consume: bool = True, **update: object) -> Services:
     services = build_services(settings.model_copy(update={
         "queue_url": f"sqlite:///{tmp_path}/data/queue.sqlite3", "workers": 2,
         "tts_backends": ["openjtalk"], "rate_limit_per_minute": 0, **update}))
@@ -90,7 +90,8 @@ def _studio(settings, tmp_path: Path, **update: object) -> Services:
         tts=services.chain("tts"), encoder=FallbackChain("voice_encoder", [FakeEncoder()]),
         converters=services.chain("voice_converter"),
         store=ProfileStore(services.storage), _denoiser=False)
-    services.queue.start_consumer(2, install_signals=False)
+    if consume:
+        services.queue.start_consumer(2, install_signals=False)
     return services
 
 
@@ -206,16 +207,22 @@ def test_gradio_door(door, tmp_path: Path) -> None:
 
 
 def test_gradio_flood_gets_try_again(settings, tmp_path: Path) -> None:
-    services = _studio(settings, tmp_path, jwt_secret=SECRET, rate_limit_per_minute=3,
-                       max_body_mb=1.0)
+    """Limits on the Gradio door: the rate limit (shared with REST), the body cap, and a full
+    queue (no worker runs here; three waiting jobs fill it). Two callers at a time flood, so
+    Gradio's own event queue (as long as the studio's) never fills first."""
+    services = _studio(settings, tmp_path, consume=False, jwt_secret=SECRET,
+                       rate_limit_per_minute=3, max_body_mb=1.0, max_queued=3)
     files = _files(tmp_path)
+    waiting = [services.queue.submit("diagnostics.tone", {"seconds": 0.1, "slices": 1,
+                                                          "delay": 0.0}).id for _ in range(3)]
+    alice_rest = {"Authorization": f"Bearer {_token('alice')}"}
     try:
         with LiveServer(services, with_ui=True) as server:
             seen = _run_client({"url": server.url + "/", "alice": ["alice", _token("alice")],
-                                "files": files, "flood": 8}, tmp_path, "flood")
+                                "bob": ["bob", _token("bob")], "files": files, "flood": 8},
+                               tmp_path, "flood")
             # the same budget on the REST door: alice is still limited there
-            rest = httpx.post(f"{server.url}/api/video/generate",
-                              headers={"Authorization": f"Bearer {_token('alice')}"},
+            rest = httpx.post(f"{server.url}/api/video/generate", headers=alice_rest,
                               data={"text": "こんにちは", "bgm_type": "none"},
                               files={"image": ("me.jpg", PORTRAIT.read_bytes(), "image/jpeg")})
     finally:
@@ -227,6 +234,7 @@ def test_gradio_flood_gets_try_again(settings, tmp_path: Path) -> None:
     assert sum("BGM_TRACK_NOT_FOUND" in e for e in errors) == 3, errors
     assert seen["after"]["ok"], seen["after"]  # the studio keeps serving
     assert "413" in _error(seen["too_large"])
+    assert _error(seen["queue_full"]).endswith("(QUEUE_FULL)")
     assert rest.status_code == 429, rest.text
     assert rest.json()["error"]["retry_after"] >= 1
-    assert services.jobs.list() == []
+    assert sorted(j.id for j in services.jobs.list()) == sorted(waiting)  # nothing else
