@@ -68,3 +68,23 @@ def test_valid_choices_are_queued(client, services) -> None:
     assert (job.params["bgm"], job.params["emotion"], job.params["size"]) == \
         ("calm", "happy", "720x1280")
     assert services.storage.exists(job.params["image_key"])
+
+
+def test_message_status_names_every_stages_engine() -> None:
+    from app.api.video import message_engines
+
+    result = {"engines": {"video": "builtin"}, "fallback_used": True, "stages": [
+        {"stage": "image", "status": "done", "backend": "mediapipe", "fallback_used": True,
+         "duration": 1.0},
+        {"stage": "voice", "status": "done", "backend": "openjtalk", "fallback_used": True,
+         "fallback_method": "openjtalk"},
+        {"stage": "video", "status": "done", "backend": "builtin", "fallback_used": True,
+         "fallback_method": "builtin"},
+        {"stage": "subtitles", "status": "skipped"}]}
+    view = message_engines(result)
+    assert (view["backend"], view["fallback_used"], view["fallback_method"]) == \
+        ("builtin", True, "builtin")
+    assert [st["stage"] for st in view["stages"]] == ["image", "voice", "video", "subtitles"]
+    assert "duration" not in view["stages"][0]
+    unfinished = message_engines({})
+    assert unfinished["backend"] is None and unfinished["fallback_used"] is None

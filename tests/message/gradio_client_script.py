@@ -1,5 +1,6 @@
 """Run from a separate process by ``test_gradio_client.py``: a person's script against a
-running studio, exactly as the README shows it.
+running studio, exactly as the README shows it (authentication off;
+``tests/security/gradio_door_client.py`` logs in).
 
     python gradio_client_script.py URL PHOTO TEXT OUT.json
 
