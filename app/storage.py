@@ -7,10 +7,12 @@ so any worker on any machine can read any artifact.
 
 from __future__ import annotations
 
+import errno
 import mimetypes
 import os
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +27,66 @@ if TYPE_CHECKING:
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9._\-]+$")
 PRESIGN_SECONDS = 3600
+TEMP_PREFIX = ".tmp-"  # + writer pid: half-written files, never listed or served
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class StorageError(StudioError):
     kind = "internal"
     default_code = "STORAGE_ERROR"
+
+
+class StorageUnavailable(StorageError):
+    """The store cannot take writes now (full, read-only): the server itself is fine."""
+
+    kind = "unavailable"
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def os_error_record(exc: BaseException) -> dict[str, object] | None:
+    """The ``STORAGE_*`` error record for a full or read-only disk, else None."""
+    err = storage_failure(exc)
+    if err is None:
+        return None
+    return {"code": err.code, "message": err.message, "message_ja": err.message_ja,
+            "details": err.details}
+
+
+def storage_failure(exc: BaseException, where: str = "") -> StorageError | None:
+    """Translate a disk-full / read-only ``OSError`` (or SQLite's "disk is full") into a
+    ``STORAGE_FULL`` / ``STORAGE_READ_ONLY`` error a person can act on."""
+    import sqlite3
+
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    place = f" ({where})" if where else ""
+    if code in _FULL or (isinstance(exc, sqlite3.OperationalError) and "full" in text):
+        return StorageUnavailable(
+            f"The disk is full{place}: the file was not written. Free some space (or raise "
+            "the volume's size) and try again.", code="STORAGE_FULL",
+            message_ja=f"ディスクがいっぱいです{place}。ファイルは書き込まれていません。"
+                       "空き容量を確保してから再試行してください。",
+            details={"errno": code, "reason": text})
+    if code in _READ_ONLY or (isinstance(exc, sqlite3.OperationalError)
+                              and "readonly" in text.replace("-", "").replace(" ", "")):
+        return StorageUnavailable(
+            f"The data directory is read-only{place}: the file was not written.",
+            code="STORAGE_READ_ONLY",
+            message_ja=f"データディレクトリが読み取り専用です{place}。ファイルは書き込まれていません。",
+            details={"errno": code, "reason": text})
+    return None
 
 
 def validate_key(key: str) -> str:
@@ -41,7 +98,8 @@ def validate_key(key: str) -> str:
         raise InvalidInput(f"Invalid storage key: {key!r}", code="STORAGE_INVALID_KEY",
                            message_ja=f"不正なストレージキー: {key!r}")
     parts = key.split("/")
-    if any(p in ("", ".", "..") or not _KEY_PART.match(p) for p in parts):
+    if any(p in ("", ".", "..") or not _KEY_PART.match(p) or p.startswith(TEMP_PREFIX)
+           for p in parts):  # a temp file (half-written) is never a key
         raise InvalidInput(f"Invalid storage key: {key!r}", code="STORAGE_INVALID_KEY",
                            message_ja=f"不正なストレージキー: {key!r}")
     return key
@@ -95,17 +153,51 @@ class LocalStorage:
         return path
 
     def put(self, key: str, data: bytes) -> str:
+        """Write to a temp file named after this process, then rename: a reader never sees
+        half a file, and a temp file left by a killed process is swept at the next start
+        (:meth:`sweep_temp`)."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{os.getpid()}-",
+                                       suffix=path.suffix)
+        except OSError as exc:
+            raise (storage_failure(exc, key) or exc) from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            failure = storage_failure(exc, key) if isinstance(exc, OSError) else None
+            if failure is not None:
+                raise failure from exc
             raise
         return key
+
+    def sweep_temp(self) -> list[str]:
+        """Remove temp files of writers that are gone (a process killed mid-write): those
+        named after a pid that no longer runs, and unnamed ones older than an hour. Called
+        at start; a live writer's file (another process on this data dir) is left alone."""
+        removed = []
+        now = time.time()
+        for path in self.root.rglob(f"{TEMP_PREFIX}*"):
+            if not path.is_file():
+                continue
+            pid = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
+            if pid.isdigit():
+                if int(pid) == os.getpid() or _pid_alive(int(pid)):
+                    continue
+            elif now - path.stat().st_mtime < 3600:
+                continue
+            try:
+                path.unlink()
+                removed.append(path.relative_to(self.root).as_posix())
+            except OSError:
+                continue
+        return removed
 
     def put_file(self, key: str, path: Path) -> str:
         return self.put(key, Path(path).read_bytes())
@@ -139,7 +231,7 @@ class LocalStorage:
         if not base.exists():
             return
         for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.startswith(".tmp-"):
+            if path.is_file() and not path.name.startswith(TEMP_PREFIX):
                 stat = path.stat()
                 yield StoredObject(
                     path.relative_to(self.root).as_posix(), stat.st_size,
@@ -165,8 +257,6 @@ class SignedLocalStorage(LocalStorage):
         self.ttl = ttl
 
     def url(self, key: str) -> str:
-        import time
-
         from app.auth import sign_key
 
         expires = int(time.time()) + self.ttl
