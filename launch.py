@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         if swept:  # half-written files of a killed process: never listed, now gone
             log.info("removed %d temp files of a stopped process", len(swept),
                      extra={"files": swept[:20]})
+    if services.storage.name == "s3":
+        storage_ok, storage_info = services.storage.health()
+        if not storage_ok:  # e.g. the bucket is missing: say what to run, keep serving
+            log.warning("storage not ready: %s", storage_info)
     if settings.workers > 0:
         # stages a killed studio left running are taken back now, not when leases expire
         services.queue.recover()

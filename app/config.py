@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_prefix: str = ""
+    s3_create_bucket: bool = False  # create STUDIO_S3_BUCKET at start when it is missing
     aws_region: str = "us-east-1"
     bedrock_endpoint_url: str | None = None
     aws_mcp_url: str | None = None

@@ -361,10 +361,45 @@ class S3Storage:
             os.replace(tmp, path)
         return path
 
+    def _missing(self, exc: Exception) -> bool:
+        from botocore.exceptions import ClientError
+
+        return isinstance(exc, ClientError) and exc.response.get("Error", {}).get(
+            "Code") in ("404", "NoSuchBucket", "NotFound")
+
+    def how_to_create(self) -> str:
+        endpoint = self.client.meta.endpoint_url
+        where = "" if "amazonaws.com" in endpoint else f" --endpoint-url {endpoint}"
+        return (f"bucket {self.bucket!r} does not exist: set STUDIO_S3_CREATE_BUCKET=1, or "
+                f"run: aws s3 mb s3://{self.bucket}{where}")
+
+    def ensure_bucket(self, create: bool) -> bool:
+        """True if the bucket exists (after creating it, when ``create``). Without the
+        bucket every write fails, so the app says at start exactly what to do."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if not self._missing(exc):
+                raise self._wrap(exc, self.bucket) from exc
+        if not create:
+            return False
+        region = self.client.meta.region_name
+        options = {} if region in (None, "us-east-1") else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        try:
+            self.client.create_bucket(Bucket=self.bucket, **options)
+        except Exception as exc:  # noqa: BLE001 - created meanwhile by another process
+            if "BucketAlreadyOwnedByYou" not in str(exc):
+                raise self._wrap(exc, self.bucket) from exc
+        return True
+
     def health(self) -> tuple[bool, str]:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except Exception as exc:  # noqa: BLE001
+            if self._missing(exc):
+                return False, f"s3: {self.how_to_create()}"
             return False, f"s3 bucket {self.bucket}: {exc}"
         return True, f"s3 bucket {self.bucket}"
 
@@ -373,11 +408,14 @@ def create_storage(settings: Settings) -> Storage:
     """The storage the settings ask for."""
     if settings.storage == "s3":
         assert settings.s3_bucket  # checked by Settings
-        return S3Storage(
+        s3 = S3Storage(
             settings.s3_bucket, endpoint_url=settings.s3_endpoint_url,
             region=settings.aws_region, prefix=settings.s3_prefix,
             cache_dir=settings.data_dir / "cache" / "s3",
         )
+        if settings.s3_create_bucket:
+            s3.ensure_bucket(create=True)
+        return s3
     if settings.jwt_secret:
         return SignedLocalStorage(settings.data_dir / "files", settings.jwt_secret,
                                   settings.files_link_ttl)
