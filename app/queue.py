@@ -133,6 +133,7 @@ class RunningStage(RunningJob):
 
     stage: str = ""
     queue: TaskQueue | None = None
+    _last_step: str = ""
 
     def progress(self, fraction: float, step: str) -> None:
         if self.jobs.cancel_requested(self.job_id):
@@ -143,10 +144,12 @@ class RunningStage(RunningJob):
                              code="QUEUE_STAGE_TIMEOUT",
                              message_ja=f"ステージ {self.stage} が制限時間を超えました。")
         now = time.monotonic()
-        if now - self._last_write >= 0.5 or fraction >= 1.0:
+        # a new step is written at once (a short one, such as the encode, must show)
+        if now - self._last_write >= 0.5 or fraction >= 1.0 or step != self._last_step:
             assert self.queue is not None
             self.queue._stage_progress(self.job_id, self.stage, fraction, step, self.lease)
             self._last_write = now
+            self._last_step = step
 
     def step_done(self, step: str) -> None:
         """Sub-steps inside a stage are reported through progress only."""
