@@ -127,3 +127,50 @@ def test_killed_workers_stages_are_taken_over_by_the_living(cluster: Cluster) ->
     executing = [ln for ln in lines if ln["event"].startswith("Executing")
                  and "studio.run_stage" in ln["event"]]
     assert executing and all(ln["metadata"].get("stage") for ln in executing)
+
+
+def test_message_survives_a_worker_killed_at_each_stage(cluster: Cluster, tmp_path: Path
+                                                        ) -> None:
+    """A real message over Redis and S3; the worker holding its image, voice, render and
+    encode is SIGKILLed in turn (a fresh worker joins after each death, as an autoscaler
+    would). The message completes; the stages that finished are never run again."""
+    from tests.faults.test_crash_restart import TEXT
+    from tests.message.test_message import PORTRAIT, ffprobe
+
+    services = cluster.services
+    cluster.wait_beating([cluster.start() for _ in range(3)])
+    with LiveServer(services) as server:
+        answer = httpx.post(f"{server.url}/api/video/generate", timeout=60,
+                            data={"text": TEXT, "bgm_type": "celebration"},
+                            files={"image": ("me.jpg", PORTRAIT.read_bytes(), "image/jpeg")})
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["data"]["task_id"]
+
+        def holder(stage: str, low: float, high: float = 1.0,
+                   steps: tuple[str, ...] = ()) -> str | None:
+            found = cluster.running_stage(job_id, stage, where=lambda r: low <= float(
+                r.get("progress", 0)) <= high or any(s in str(r.get("step")) for s in steps))
+            return found[1]["worker"] if found else None
+
+        killed = {}
+        for stage, low, high, steps in (("image", 0.05, 1.0, ()), ("voice", 0.1, 1.0, ()),
+                                        ("video", 0.2, 0.6, ()),
+                                        ("video", 0.8, 1.0, ("encode", "store"))):
+            victim = wait_until(lambda s=stage, lo=low, hi=high, st=steps: holder(s, lo, hi, st),
+                                240, f"a worker inside {stage} {low}-{high}", every=0.02)
+            cluster.by_name(victim).kill()
+            killed.setdefault(stage, []).append(victim)
+            cluster.start()
+        final = _final(cluster, job_id)
+        assert final["status"] == "completed", final
+        stages = services.queue.stages(job_id)
+        for stage, victims in killed.items():
+            assert stages[stage]["lost_workers"] == victims
+            assert stages[stage]["attempts"] == len(victims) + 1
+        assert stages["prosody"]["attempts"] == 1 and stages["bgm"]["attempts"] == 1
+        video = tmp_path / "message.mp4"
+        video.write_bytes(httpx.get(services.storage.url(final["result"]["video_key"]),
+                                    timeout=60).content)
+        assert {s["codec_type"] for s in ffprobe(video)["streams"]} == {"video", "audio"}
+    assert services.jobs.count("processing") == 0
+    check_logs([w.stop() for w in cluster.workers])
