@@ -695,7 +695,7 @@ class TaskQueue:
         if outcome == "failed":
             self._fail_job(job.id, stage_name, record["error"])
         elif outcome == "queued":
-            self.jobs.update(job.id, attempts=job.attempts + 1)
+            self.jobs.store.modify(job.id, _count_attempt)  # atomic: two stages may be lost
             index = [st.name for st in self._stages(job.kind)].index(stage_name)
             self.huey.enqueue(self.run_stage.s(job.id, stage_name, run_of(job),
                                                priority=stage_priority(job, index)))
@@ -786,6 +786,14 @@ def stage_priority(job: Job, index: int) -> int:
 def run_of(job: Job) -> int:
     """Which run of a staged job is current (records from before ``run`` existed: attempts)."""
     return job.run or job.attempts
+
+
+def _count_attempt(job: Job) -> bool:
+    if job.final:
+        return False
+    job.attempts += 1
+    job.updated_at = time.time()
+    return True
 
 
 def _mark_queued(record: dict[str, Any]) -> bool:

@@ -193,3 +193,22 @@ def _wav() -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, np.zeros(2400, dtype=np.float32), 24000, format="WAV")
     return buffer.getvalue()
+
+
+def test_missing_bucket_is_named_with_the_command_or_created(moto_s3: str, aws_credentials,
+                                                             settings, tmp_path: Path) -> None:
+    from app.storage import S3Storage, create_storage
+    from tests.conftest import free_port
+
+    bucket = f"missing-{free_port()}"
+    s3 = S3Storage(bucket, endpoint_url=moto_s3, cache_dir=tmp_path / "c")
+    healthy, info = s3.health()
+    assert not healthy
+    assert f"aws s3 mb s3://{bucket} --endpoint-url {moto_s3}" in info
+    assert "STUDIO_S3_CREATE_BUCKET=1" in info
+    created = create_storage(settings.model_copy(update={
+        "storage": "s3", "s3_bucket": bucket, "s3_endpoint_url": moto_s3,
+        "s3_create_bucket": True}))
+    assert created.health() == (True, f"s3 bucket {bucket}")
+    created.put("temp/x.txt", b"x")
+    assert s3.get("temp/x.txt") == b"x"
