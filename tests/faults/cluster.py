@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -65,15 +66,19 @@ class Worker:
 class Cluster:
     """Workers sharing one queue and store, each with its own data dir."""
 
-    def __init__(self, services: Services, base_env: dict[str, str], tmp: Path) -> None:
+    def __init__(self, services: Services, base_env: dict[str, str], tmp: Path,
+                 own_dirs: bool = True) -> None:
         self.services = services
         self.base_env = base_env
         self.tmp = tmp
+        self.own_dirs = own_dirs  # False: every worker on the base env's data dir
         self.workers: list[Worker] = []
 
     def start(self, threads: int = 1) -> Worker:
         n = len(self.workers) + 1
-        env = {**self.base_env, "STUDIO_DATA_DIR": str(self.tmp / f"worker{n}")}
+        env = dict(self.base_env)
+        if self.own_dirs:
+            env["STUDIO_DATA_DIR"] = str(self.tmp / f"worker{n}")
         worker = Worker(env, self.tmp / f"worker{n}.log", threads)
         self.workers.append(worker)
         return worker
@@ -105,16 +110,21 @@ class Cluster:
         return [w.stop() for w in self.workers]
 
 
+HUEY_FORMAT = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+\] \w+:huey")
+
+
 def check_logs(logs: list[str]) -> list[dict[str, Any]]:
-    """Every worker line is one JSON object (no second, huey-formatted copy), no traceback."""
+    """Python's log lines are JSON objects, each once: no second, huey-formatted copy of a
+    line (native libraries such as TFLite write their own lines to stderr; those pass). No
+    traceback."""
     lines = []
     for log in logs:
         assert "Traceback" not in log, log[-3000:]
         for raw in log.splitlines():
-            if not raw.strip():
-                continue
-            assert raw.startswith("{"), f"not a JSON log line: {raw[:200]}"
-            lines.append(json.loads(raw))
+            assert not HUEY_FORMAT.match(raw), f"huey printed its own copy: {raw[:200]}"
+            if raw.startswith("{"):
+                lines.append(json.loads(raw))
+    assert lines
     return lines
 
 

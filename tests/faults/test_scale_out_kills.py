@@ -174,3 +174,30 @@ def test_message_survives_a_worker_killed_at_each_stage(cluster: Cluster, tmp_pa
         assert {s["codec_type"] for s in ffprobe(video)["streams"]} == {"video", "audio"}
     assert services.jobs.count("processing") == 0
     check_logs([w.stop() for w in cluster.workers])
+
+
+def test_sqlite_queue_on_one_machine_the_same(settings, tmp_path: Path) -> None:
+    """Two ``huey_consumer`` processes on one SQLite queue and data dir: the one holding a
+    stage is killed; the other takes the stage over without any restart."""
+    url = f"sqlite:///{tmp_path}/data/queue.sqlite3"
+    services = build_services(settings.model_copy(update={
+        "queue_url": url, "workers": 0, "lease_seconds": LEASE}))
+    env = worker_env(queue_url=url, data_dir=str(settings.data_dir), lease_seconds=str(LEASE))
+    group = Cluster(services, env, tmp_path, own_dirs=False)  # the SQLite file is shared
+    try:
+        workers = [group.start(), group.start()]
+        group.wait_beating(workers)
+        job = services.queue.submit("diagnostics.staged", {**JOB, "with_optional": False})
+        name, held = wait_until(lambda: group.running_stage(
+            job.id, where=lambda r: r.get("progress", 0) > 0.1), 60, "a stage under way")
+        group.by_name(held["worker"]).kill()
+        final = _final(group, job.id)
+        assert final["status"] == "completed", final
+        stages = services.queue.stages(job.id)
+        assert stages[name]["lost_workers"] == [held["worker"]]
+        assert stages[name]["worker"] in {w.name for w in group.live()}
+        assert services.storage.exists(final["result"]["output_key"])
+        check_logs([w.stop() for w in group.workers])
+    finally:
+        group.stop_all()
+        services.close()
