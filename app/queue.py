@@ -373,8 +373,11 @@ class TaskQueue:
         return pipeline_tasks.STAGED[kind]
 
     def _enqueue_ready(self, job: Job, records: dict[str, dict[str, Any]],
-                       expires: float | None = None) -> None:
-        """Queue every stage whose waits are met, once per run of the job (atomic claim)."""
+                       expires: float | None = None, force: bool = False) -> None:
+        """Queue every stage whose waits are met, once per run of the job (atomic claim).
+        ``force`` (the reaper, for a job nobody works on) queues again what a worker killed
+        between claiming and queueing left behind; a duplicate task finds the stage held
+        or done and returns."""
         settled = {n for n, r in records.items() if r.get("status") in ("done", "skipped")}
         changed = True
         while changed:  # skipped stages can make later ones ready at once
@@ -393,17 +396,17 @@ class TaskQueue:
                 continue
             if records.get(stage.name, {}).get("status") in ("running", "queued", "retrying"):
                 continue
-            if self.jobs.store.set_flag(job.id, f"queued:{run_of(job)}:{stage.name}"):
+            if self.jobs.store.set_flag(job.id, f"queued:{run_of(job)}:{stage.name}") or force:
                 # 'queued' in the record: the reaper knows this stage waits in the queue
                 self.jobs.store.modify_stage(job.id, stage.name, _mark_queued)
                 self.huey.enqueue(self.run_stage.s(job.id, stage.name, run_of(job),
                                                    priority=stage_priority(job, stage_index[
                                                        stage.name]), expires=expires))
         if settled >= {st.name for st in self._stages(job.kind)}:
-            self._finish(job)
+            self._finish(job, force=force)
 
-    def _finish(self, job: Job) -> None:
-        if not self.jobs.store.set_flag(job.id, f"finished:{run_of(job)}"):
+    def _finish(self, job: Job, force: bool = False) -> None:
+        if not self.jobs.store.set_flag(job.id, f"finished:{run_of(job)}") and not force:
             return
         records = self.jobs.store.load_stages(job.id)
         outputs = {n: r.get("output") or {} for n, r in records.items()
@@ -666,9 +669,13 @@ class TaskQueue:
                     if self._reclaim_stage(job, name, record.get("lease"), now):
                         taken.append(f"{job.id}:{name}")
             if not busy:
+                # nothing runs or waits: a worker died between two stages. Left alone for a
+                # lease's time first, so a live worker's own hand-over is not raced.
                 fresh = self.jobs.store.load(job.id)
-                if fresh is not None and fresh.status == "processing":
-                    self._enqueue_ready(fresh, self.jobs.store.load_stages(job.id))
+                if fresh is not None and fresh.status == "processing" \
+                        and fresh.updated_at < now - self.leases.seconds:
+                    log.warning("job with nothing running driven on", extra={"job_id": job.id})
+                    self._enqueue_ready(fresh, self.jobs.store.load_stages(job.id), force=True)
         return taken
 
     def _reclaim_stage(self, job: Job, stage_name: str, token: str | None, now: float) -> bool:

@@ -138,14 +138,19 @@ def test_unstaged_job_of_a_dead_worker_is_requeued(svc) -> None:
 
 
 def test_job_whose_worker_died_between_stages_is_driven_on(svc) -> None:
-    """Killed after 'low' and 'high' were saved done, before it queued the join."""
+    """Killed after 'low' and 'high' were saved done, after claiming the join's queue flag
+    but before queueing it."""
     job = svc.queue.submit("diagnostics.staged", {"seconds": 0.2})
     svc.queue.huey.flush()
     svc.jobs.update(job.id, status="processing")
     for name in ("low", "high"):
         svc.jobs.store.save_stage(job.id, name, {"status": "done", "attempts": 1, "output": {
             "key": svc.storage.put(f"temp/{name}.wav", _wav())}})
+    assert svc.jobs.store.set_flag(job.id, "queued:1:join")
     svc.queue.reap()
+    assert "join" not in svc.queue.stages(job.id)  # a live worker may be handing over
+    svc.jobs.store.modify(job.id, lambda j: setattr(j, "updated_at", time.time() - 5) or True)
+    svc.queue.reap()  # nothing moved for a lease's time: driven on
     assert svc.queue.stages(job.id)["join"]["status"] == "queued"
     svc.queue.start_consumer(1, install_signals=False)
     assert wait_for_job(svc, job.id, timeout=60)["status"] == "completed"
