@@ -645,19 +645,36 @@ class TaskQueue:
         """Take back every stage (and unstaged job) whose lease expired — or, with ``dead``,
         whose worker is known dead — from any worker of any job; re-queue it, counting the
         attempt, or fail the job after :attr:`max_attempts`. Also re-drives a job whose
-        worker died between finishing a stage and queueing the next. Returns what it took."""
+        worker died between finishing a stage and queueing the next, and re-queues a task a
+        worker took off the queue but died before starting. Returns what it took back."""
         now = time.time()
+        stale = now - self.leases.seconds
         taken: list[str] = []
-        for job in self.jobs.list(status="processing", limit=100_000):
+        waiting: tuple[set[str], set[tuple[str, str]]] | None = None
+
+        def in_queue(task_id: str | None, job_id: str, stage: str | None) -> bool:
+            nonlocal waiting
+            if waiting is None:
+                waiting = self._waiting_tasks()
+            return (task_id in waiting[0]) if stage is None else (job_id, stage) in waiting[1]
+
+        for job in self.jobs.list(status="processing", limit=100_000) + \
+                self.jobs.list(status="queued", limit=100_000):
             if job.kind not in pipeline_tasks.STAGED:
-                if job.lease and ((job.lease_until or 0) < now
-                                  or (dead is not None and dead(job.worker or ""))):
+                if job.status == "queued":
+                    if job.updated_at < stale and not in_queue(job.task_id, job.id, None):
+                        self._requeue_job(job)
+                elif job.lease and ((job.lease_until or 0) < now
+                                    or (dead is not None and dead(job.worker or ""))):
                     if self._reclaim_job(job, now):
                         taken.append(job.id)
                 continue
             busy = False
             for name, record in self.jobs.store.load_stages(job.id).items():
                 status = record.get("status")
+                if status == "queued" and float(record.get("queued_at") or 0) < stale \
+                        and not in_queue(None, job.id, name):
+                    self._requeue_stage(job, name)
                 if status in ("queued", "retrying"):
                     busy = True
                 if status != "running":
@@ -668,15 +685,60 @@ class TaskQueue:
                 if until < now or (dead is not None and dead(record.get("worker") or "")):
                     if self._reclaim_stage(job, name, record.get("lease"), now):
                         taken.append(f"{job.id}:{name}")
-            if not busy:
+            if not busy and job.status == "processing":
                 # nothing runs or waits: a worker died between two stages. Left alone for a
                 # lease's time first, so a live worker's own hand-over is not raced.
                 fresh = self.jobs.store.load(job.id)
                 if fresh is not None and fresh.status == "processing" \
-                        and fresh.updated_at < now - self.leases.seconds:
+                        and fresh.updated_at < stale:
                     log.warning("job with nothing running driven on", extra={"job_id": job.id})
                     self._enqueue_ready(fresh, self.jobs.store.load_stages(job.id), force=True)
         return taken
+
+    def _waiting_tasks(self) -> tuple[set[str], set[tuple[str, str]]]:
+        """The studio tasks in the queue or its schedule: task ids, and (job, stage) pairs."""
+        ids: set[str] = set()
+        stages: set[tuple[str, str]] = set()
+        for task in [*self.huey.pending(), *self.huey.scheduled()]:
+            ids.add(task.id)
+            if task.name == self.run_stage.name and len(task.args) >= 2:
+                stages.add((task.args[0], task.args[1]))
+        return ids, stages
+
+    def _requeue_stage(self, job: Job, stage_name: str) -> None:
+        """A 'queued' stage with no task anywhere: a worker took it and died before it
+        started. A duplicate (a live worker about to start it) is harmless: it is refused."""
+        now = time.time()
+
+        def again(record: dict[str, Any]) -> bool:
+            if record.get("status") != "queued":
+                return False
+            record["queued_at"] = now
+            return True
+
+        if self.jobs.store.modify_stage(job.id, stage_name, again).get("queued_at") != now:
+            return
+        index = [st.name for st in self._stages(job.kind)].index(stage_name)
+        self.huey.enqueue(self.run_stage.s(job.id, stage_name, run_of(job),
+                                           priority=stage_priority(job, index)))
+        log.warning("stage task lost with its worker re-queued",
+                    extra={"job_id": job.id, "stage": stage_name})
+
+    def _requeue_job(self, job: Job) -> None:
+        task = self.run_job.s(job.id, priority=job.priority)
+        moved = False
+
+        def again(record: Job) -> bool:
+            nonlocal moved
+            if record.status != "queued" or record.task_id != job.task_id:
+                return False
+            record.task_id, record.updated_at, moved = task.id, time.time(), True
+            return True
+
+        self.jobs.store.modify(job.id, again)
+        if moved:
+            self.huey.enqueue(task)
+            log.warning("job task lost with its worker re-queued", extra={"job_id": job.id})
 
     def _reclaim_stage(self, job: Job, stage_name: str, token: str | None, now: float) -> bool:
         outcome = ""

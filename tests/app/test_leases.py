@@ -156,6 +156,27 @@ def test_job_whose_worker_died_between_stages_is_driven_on(svc) -> None:
     assert wait_for_job(svc, job.id, timeout=60)["status"] == "completed"
 
 
+def test_tasks_taken_off_the_queue_by_a_worker_that_died_are_queued_again(svc) -> None:
+    """A worker popped the task and was killed before it claimed the stage (or job)."""
+    staged = svc.queue.submit("diagnostics.staged", {"seconds": 0.2})
+    plain = svc.queue.submit("diagnostics.tone", {"seconds": 0.2})
+    svc.queue.huey.flush()  # the tasks left the queue with their worker
+    assert svc.queue.stages(staged.id)["low"]["status"] == "queued"
+    svc.queue.reap()
+    assert svc.queue.huey.pending_count() == 0  # too fresh to judge: could be in hand
+    old = time.time() - 5
+    for name in ("low", "high"):
+        svc.jobs.store.modify_stage(staged.id, name, lambda r: r.update(queued_at=old) or True)
+    svc.jobs.store.modify(plain.id, lambda j: setattr(j, "updated_at", old) or True)
+    svc.queue.reap()
+    assert svc.queue.huey.pending_count() == 3
+    svc.queue.reap()
+    assert svc.queue.huey.pending_count() == 3  # once: they are in the queue now
+    svc.queue.start_consumer(1, install_signals=False)
+    assert wait_for_job(svc, staged.id, timeout=60)["status"] == "completed"
+    assert wait_for_job(svc, plain.id, timeout=60)["status"] == "completed"
+
+
 def test_temp_files_of_dead_writers_are_swept_and_never_keys(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "files")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
