@@ -99,7 +99,9 @@ class JobStore(Protocol):
     def modify_stage(self, job_id: str, stage: str,
                      change: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """Load a stage record ({} when absent), change and save it in one atomic step;
-        ``change`` returns False to leave it as it was. Leases are claimed and checked here."""
+        ``change`` returns False to leave it as it was. Leases are claimed and checked here.
+        ``change`` may run more than once (Redis runs it again after a conflicting write):
+        whatever it records outside the record must come from its last run."""
         ...
 
 

@@ -20,6 +20,7 @@ from app.logs import JsonFormatter, TaskFields
 from app.services import build_services
 from app.storage import LocalStorage, os_error_record, validate_key
 from models.errors import InvalidInput
+from tests.app.test_distributed import redis_url  # noqa: F401 - the shared fixture
 from tests.conftest import wait_for_job
 
 SLOW_STAGE = {"seconds": 0.3, "slices": 20, "delay": 0.1}
@@ -238,3 +239,30 @@ def test_missing_bucket_is_named_with_the_command_or_created(moto_s3: str, aws_c
     assert created.health() == (True, f"s3 bucket {bucket}")
     created.put("temp/x.txt", b"x")
     assert s3.get("temp/x.txt") == b"x"
+
+
+@pytest.mark.slow
+def test_redis_stage_change_runs_again_after_a_conflicting_write(redis_url: str) -> None:  # noqa: F811
+    """Two reapers read the same expired lease; the second one's write conflicts, its
+    change runs again on the fresh record and sees the stage already taken."""
+    import redis
+
+    from app.jobs import RedisJobStore
+
+    url = redis_url.rsplit("/", 1)[0] + "/4"
+    redis.Redis.from_url(url).flushdb()
+    store, other = RedisJobStore(url), RedisJobStore(url)
+    store.save_stage("j", "video", {"status": "running", "lease": "old"})
+    calls: list[str] = []
+
+    def take(record: dict) -> bool:
+        calls.append(record["status"])
+        if len(calls) == 1:  # meanwhile, the other reaper takes it
+            other.save_stage("j", "video", {"status": "queued", "lease": None})
+        if record["status"] != "running" or record.get("lease") != "old":
+            return False
+        record.update(status="queued", lease=None)
+        return True
+
+    assert store.modify_stage("j", "video", take) == {"status": "queued", "lease": None}
+    assert calls == ["running", "queued"]  # ran again on the fresh record, and refused
