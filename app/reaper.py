@@ -88,8 +88,8 @@ class Reaping:
                 waiting = self._waiting_tasks()
             return (task_id in waiting[0]) if stage is None else (job_id, stage) in waiting[1]
 
-        for job in self.jobs.list(status="processing", limit=100_000) + \
-                self.jobs.list(status="queued", limit=100_000):
+        unfinished = [j for j in self.jobs.store.all() if j.status in ("processing", "queued")]
+        for job in unfinished:  # one read of the store per pass
             if job.kind not in pipeline_tasks.STAGED:
                 if job.status == "queued":
                     if job.updated_at < stale and not in_queue(job.task_id, job.id, None):
