@@ -30,7 +30,7 @@ SLOW_STAGE = {"seconds": 0.3, "slices": 20, "delay": 0.1}
 def svc(settings, tmp_path: Path):
     services = build_services(settings.model_copy(update={
         "queue_url": f"sqlite:///{tmp_path}/data/queue.sqlite3", "workers": 0,
-        "lease_seconds": 1.0}))
+        "lease_seconds": 2.0}))
     yield services
     services.close()
 
@@ -150,7 +150,7 @@ def test_job_whose_worker_died_between_stages_is_driven_on(svc) -> None:
     assert svc.jobs.store.set_flag(job.id, "queued:1:join")
     svc.queue.reap()
     assert "join" not in svc.queue.stages(job.id)  # a live worker may be handing over
-    svc.jobs.store.modify(job.id, lambda j: setattr(j, "updated_at", time.time() - 5) or True)
+    svc.jobs.store.modify(job.id, lambda j: setattr(j, "updated_at", time.time() - 10) or True)
     svc.queue.reap()  # nothing moved for a lease's time: driven on
     assert svc.queue.stages(job.id)["join"]["status"] == "queued"
     svc.queue.start_consumer(1, install_signals=False)
@@ -165,7 +165,7 @@ def test_tasks_taken_off_the_queue_by_a_worker_that_died_are_queued_again(svc) -
     assert svc.queue.stages(staged.id)["low"]["status"] == "queued"
     svc.queue.reap()
     assert svc.queue.huey.pending_count() == 0  # too fresh to judge: could be in hand
-    old = time.time() - 5
+    old = time.time() - 10
     for name in ("low", "high"):
         svc.jobs.store.modify_stage(staged.id, name, lambda r: r.update(queued_at=old) or True)
     svc.jobs.store.modify(plain.id, lambda j: setattr(j, "updated_at", old) or True)

@@ -43,7 +43,7 @@ class Studio:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
-        env.update(PYTHONPATH=str(ROOT), STUDIO_LOG_FORMAT="json", STUDIO_LEASE_SECONDS="3",
+        env.update(PYTHONPATH=str(ROOT), STUDIO_LOG_FORMAT="json", STUDIO_LEASE_SECONDS="5",
                    STUDIO_MIN_FREE_MB="0")
         self.runs += 1
         log = (self.logs / f"studio{self.runs}.log").open("w")
