@@ -69,8 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     warn_unknown_variables()
     services = build_services(settings)
     app = create_app(services)
+    if services.storage.name == "local":
+        swept = services.storage.sweep_temp()  # type: ignore[attr-defined]
+        if swept:  # half-written files of a killed process: never listed, now gone
+            log.info("removed %d temp files of a stopped process", len(swept),
+                     extra={"files": swept[:20]})
+    if services.storage.name == "s3":
+        storage_ok, storage_info = services.storage.health()
+        if not storage_ok:  # e.g. the bucket is missing: say what to run, keep serving
+            log.warning("storage not ready: %s", storage_info)
     if settings.workers > 0:
-        services.queue.recover()  # jobs a killed worker left 'processing'
+        # stages a killed studio left running are taken back now, not when leases expire
+        services.queue.recover()
     services.queue.start_consumer(settings.workers)  # main thread: huey sets signal handlers
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,

@@ -50,11 +50,15 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_prefix: str = ""
+    s3_create_bucket: bool = False  # create STUDIO_S3_BUCKET at start when it is missing
     aws_region: str = "us-east-1"
     bedrock_endpoint_url: str | None = None
     aws_mcp_url: str | None = None
     queue_url: str | None = None  # default: sqlite file in data_dir
     workers: int = Field(2, ge=0, le=64)
+    # a running stage's lease: renewed every quarter of it; a dead worker's stage is taken
+    # back by any live worker about this long after its last renewal
+    lease_seconds: float = Field(20.0, ge=1.0, le=600.0)
     max_queued: int = Field(50, ge=1)
     models_dir: Path | None = None
     allow_downloads: bool = False

@@ -21,6 +21,7 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -193,6 +194,8 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # what this process is working on now ([{"job_id", "stage"}]), set by the queue
+        self.running: Callable[[], list[dict[str, Any]]] = list
 
     # huey hooks: run inside each consumer worker thread
     def worker_started(self) -> None:
@@ -222,13 +225,19 @@ class Heartbeat:
         host, _, pid = self.worker.rpartition(":")
         return WorkerRecord(worker=self.worker, host=host, pid=int(pid),
                             threads=self.threads_alive(), started_at=self.started_at,
-                            last_seen=time.time(), version=self.version)
+                            last_seen=time.time(), version=self.version,
+                            extra={"running": self.running()})
 
     def beat(self) -> None:
         try:
             self.store.write(self.record())
         except Exception as exc:  # noqa: BLE001 - a missed beat must not kill a worker
             log.warning("heartbeat not written: %s", exc)
+
+    def beat_if_consuming(self) -> None:
+        """Say at once what changed (a stage taken or finished), if this process beats."""
+        if self.threads_alive():
+            self.beat()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

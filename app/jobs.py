@@ -43,8 +43,11 @@ class Job:
     task_id: str | None = None
     priority: int = 0
     cancel_requested: bool = False
-    attempts: int = 0
+    attempts: int = 0  # runs, counting those a lost worker's reclaim started again
+    run: int = 0  # which run of a staged job its queued stage tasks belong to (retry: +1)
     worker: str | None = None
+    lease: str | None = None  # token of the run that holds this (unstaged) job, see app.queue
+    lease_until: float | None = None  # that run's heartbeat deadline (unix time)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -61,7 +64,7 @@ class Job:
         """What the REST API shows for a job (no internal fields)."""
         data = self.to_dict()
         data["job_id"] = data.pop("id")
-        for key in ("task_id", "cancel_requested", "worker"):
+        for key in ("task_id", "cancel_requested", "worker", "lease", "lease_until", "run"):
             data.pop(key, None)
         data["progress"] = round(self.progress, 1)
         return data
@@ -93,6 +96,14 @@ class JobStore(Protocol):
     def save_stage(self, job_id: str, stage: str, record: dict[str, Any]) -> None: ...
     def load_stages(self, job_id: str) -> dict[str, dict[str, Any]]: ...
 
+    def modify_stage(self, job_id: str, stage: str,
+                     change: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Load a stage record ({} when absent), change and save it in one atomic step;
+        ``change`` returns False to leave it as it was. Leases are claimed and checked here.
+        ``change`` may run more than once (Redis runs it again after a conflicting write):
+        whatever it records outside the record must come from its last run."""
+        ...
+
 
 class Jobs:
     """Operations on job records, over any :class:`JobStore`."""
@@ -119,15 +130,20 @@ class Jobs:
                            message_ja=f"ジョブ {job_id!r} が見つかりません。")
         return job
 
-    def update(self, job_id: str, *, reopen: bool = False, **changes: Any) -> Job:
+    def update(self, job_id: str, *, reopen: bool = False, holder: str | None = None,
+               **changes: Any) -> Job:
         """Change fields atomically (across threads and processes).
 
         A finished job (completed, failed, cancelled) is left as it is unless ``reopen``:
-        a late progress report from a parallel stage must not revive a failed job.
+        a late progress report from a parallel stage must not revive a failed job. With
+        ``holder`` (a lease token) the change applies only while that run holds the job's
+        lease, so a worker that lost its lease cannot overwrite its successor's record.
         """
 
         def apply(job: Job) -> bool:
             if job.final and not reopen:
+                return False
+            if holder is not None and job.lease != holder:
                 return False
             for key, value in changes.items():
                 if not hasattr(job, key):
@@ -150,11 +166,12 @@ class Jobs:
                            worker=worker, attempts=job.attempts + 1, error=None,
                            finished_at=None)
 
-    def step_done(self, job_id: str, step: str) -> Job:
+    def step_done(self, job_id: str, step: str, *, holder: str | None = None) -> Job:
         job = self.get(job_id)
         remaining = [s for s in job.steps_remaining if s != step]
         done = job.steps_completed + ([step] if step not in job.steps_completed else [])
-        return self.update(job_id, steps_completed=done, steps_remaining=remaining)
+        return self.update(job_id, holder=holder, steps_completed=done,
+                           steps_remaining=remaining)
 
     def request_cancel(self, job_id: str) -> Job:
         """Flag the job; a queued one is cancelled now, a running one at its next step.
@@ -239,6 +256,15 @@ class MemoryJobStore:
             return {st: json.loads(raw) for (jid, st), raw in self._stages.items()
                     if jid == job_id}
 
+    def modify_stage(self, job_id: str, stage: str,
+                     change: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        with self._lock:
+            raw = self._stages.get((job_id, stage))
+            record = json.loads(raw) if raw else {}
+            if change(record):
+                self._stages[(job_id, stage)] = json.dumps(record)
+            return record
+
     def save(self, job: Job) -> None:
         with self._lock:
             self._jobs[job.id] = json.dumps(job.to_dict())
@@ -313,6 +339,23 @@ class SqliteJobStore:
     def save_stage(self, job_id: str, stage: str, record: dict[str, Any]) -> None:
         self._conn().execute("INSERT OR REPLACE INTO job_stages VALUES (?, ?, ?)",
                              (job_id, stage, json.dumps(record)))
+
+    def modify_stage(self, job_id: str, stage: str,
+                     change: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT data FROM job_stages WHERE job_id = ? AND stage = ?",
+                               (job_id, stage)).fetchone()
+            record = json.loads(row[0]) if row else {}
+            if change(record):
+                conn.execute("INSERT OR REPLACE INTO job_stages VALUES (?, ?, ?)",
+                             (job_id, stage, json.dumps(record)))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return record
 
     def load_stages(self, job_id: str) -> dict[str, dict[str, Any]]:
         rows = self._conn().execute("SELECT stage, data FROM job_stages WHERE job_id = ?",
@@ -400,6 +443,27 @@ class RedisJobStore:
 
     def save_stage(self, job_id: str, stage: str, record: dict[str, Any]) -> None:
         self.r.hset(f"{self.key}:stages:{job_id}", stage, json.dumps(record))
+
+    def modify_stage(self, job_id: str, stage: str,
+                     change: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        import redis
+
+        key = f"{self.key}:stages:{job_id}"
+        with self.r.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.hget(key, stage)
+                    record = json.loads(raw) if raw else {}
+                    if not change(record):
+                        pipe.unwatch()
+                        return record
+                    pipe.multi()
+                    pipe.hset(key, stage, json.dumps(record))
+                    pipe.execute()
+                    return record
+                except redis.WatchError:
+                    continue
 
     def load_stages(self, job_id: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(f"{self.key}:stages:{job_id}")

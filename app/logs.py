@@ -57,10 +57,31 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class TaskFields(logging.Filter):
+    """huey names a task by its own id ("Executing studio.run_stage: 5f3e..."); a person
+    looks for a job and a stage. Lines about one of the studio's tasks get ``job_id`` (and
+    ``stage``) fields from the task's arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            name, task_args = getattr(arg, "name", None), getattr(arg, "args", None)
+            if isinstance(name, str) and name.startswith("studio.") and task_args:
+                if not hasattr(record, "job_id"):
+                    record.job_id = task_args[0]
+                if name == "studio.run_stage" and len(task_args) > 1 \
+                        and not hasattr(record, "stage"):
+                    record.stage = task_args[1]
+                break
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    """One handler on the root logger; every line goes out once, in one format."""
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(TaskFields())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -4,6 +4,9 @@
 dir), ``redis://host:port/db`` (PriorityRedisHuey, so job priorities are honoured, and any
 number of ``huey_consumer app.worker.huey`` processes), or ``memory://`` (tests). The app
 starts in-process consumer threads (``STUDIO_WORKERS``); with 0 it only enqueues.
+
+Each run holds a lease on its stage (or unstaged job) and writes only while it holds it
+(``app.leases``); what dead workers leave is taken back by ``app.reaper``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from huey.api import Huey, Task, TaskWrapper
 
 from app import heartbeat
 from app.jobs import Job, Jobs
+from app.leases import DEFAULT_SECONDS, LeaseKeeper, LeaseLost, new_token
+from app.reaper import Reaping, run_of, stage_priority
 from app.storage import Storage, new_key
 from models.base import EngineSettings, FallbackChain
 from models.errors import (
@@ -40,6 +45,7 @@ log = logging.getLogger("studio.queue")
 
 HUEY_NAME = "studio"
 MAX_PRIORITY = 10
+MAX_ATTEMPTS = 3  # runs of one stage (or unstaged job) before a lost worker fails the job
 
 
 class QueueFull(BackendUnavailable):
@@ -73,27 +79,38 @@ class RunningJob:
     chains: Callable[[str], FallbackChain]
     deadline: float
     metrics: Any = None  # app.metrics.Metrics of this process, when bound
+    lease: str | None = None  # this run's lease token (writes count only while it holds)
+    leases: LeaseKeeper | None = None
     _last_write: float = field(default=0.0)
     _last_fraction: float = field(default=-1.0)
     _stage_started: float = field(default_factory=time.perf_counter)
     _observed: set[str] = field(default_factory=set)
 
+    def check_lease(self) -> None:
+        if self.lease is not None and self.leases is not None and self.leases.lost(self.lease):
+            raise LeaseLost("Another worker took this work over.")
+
     def progress(self, fraction: float, step: str) -> None:
         if self.jobs.cancel_requested(self.job_id):
             raise Cancelled()
+        self.check_lease()
         if time.monotonic() > self.deadline:
             raise JobTimeout("The job ran past its time limit.", code="QUEUE_JOB_TIMEOUT",
                              message_ja="ジョブが制限時間を超えました。")
         now = time.monotonic()
         # Cheap enough to call per frame: write at most a few times a second.
         if now - self._last_write >= 0.25 or fraction >= 1.0 or fraction < self._last_fraction:
-            self.jobs.update(self.job_id, progress=round(100.0 * min(max(fraction, 0.0), 1.0), 1),
-                             current_step=step)
+            job = self.jobs.update(
+                self.job_id, holder=self.lease,
+                progress=round(100.0 * min(max(fraction, 0.0), 1.0), 1), current_step=step)
+            if self.lease is not None and job.lease != self.lease:
+                raise LeaseLost("Another worker took this job over.")
             self._last_write = now
             self._last_fraction = fraction
 
     def step_done(self, step: str) -> None:
-        self.jobs.step_done(self.job_id, step)
+        self.check_lease()
+        self.jobs.step_done(self.job_id, step, holder=self.lease)
         now = time.perf_counter()
         if self.metrics is not None and step not in self._observed:
             self.metrics.observe_step(step, now - self._stage_started)
@@ -120,31 +137,36 @@ class RunningStage(RunningJob):
 
     stage: str = ""
     queue: TaskQueue | None = None
+    _last_step: str = ""
 
     def progress(self, fraction: float, step: str) -> None:
         if self.jobs.cancel_requested(self.job_id):
             raise Cancelled()
+        self.check_lease()
         if time.monotonic() > self.deadline:
             raise JobTimeout(f"Stage {self.stage} ran past its time limit.",
                              code="QUEUE_STAGE_TIMEOUT",
                              message_ja=f"ステージ {self.stage} が制限時間を超えました。")
         now = time.monotonic()
-        if now - self._last_write >= 0.5 or fraction >= 1.0:
+        # a new step is written at once (a short one, such as the encode, must show)
+        if now - self._last_write >= 0.5 or fraction >= 1.0 or step != self._last_step:
             assert self.queue is not None
-            self.queue._stage_progress(self.job_id, self.stage, fraction, step)
+            self.queue._stage_progress(self.job_id, self.stage, fraction, step, self.lease)
             self._last_write = now
+            self._last_step = step
 
     def step_done(self, step: str) -> None:
         """Sub-steps inside a stage are reported through progress only."""
 
 
-class TaskQueue:
+class TaskQueue(Reaping):
     """Enqueue jobs, run them on huey workers, cancel them, retry them, count them."""
 
     def __init__(
         self, huey: Huey, jobs: Jobs, storage: Storage, engine_settings: EngineSettings,
         chains: Callable[[str], FallbackChain], *, max_queued: int = 50,
         job_timeout: float = 1800.0, admission: Callable[[], None] | None = None,
+        lease_seconds: float = DEFAULT_SECONDS, max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.huey = huey
         self.jobs = jobs
@@ -158,7 +180,14 @@ class TaskQueue:
         self._consumer: Any = None
         self._admit = threading.Lock()  # count-then-create is one step for this process
         self.metrics: Any = None  # set by app.metrics.Metrics.bind
+        self.max_attempts = max_attempts
+        self.leases = LeaseKeeper(jobs, lease_seconds)
         self.heartbeat = heartbeat.install(huey)  # beats while this process consumes
+        self.heartbeat.running = self.leases.held  # /health shows what each worker runs
+        self.leases.on_change = self.heartbeat.beat_if_consuming
+        self._reaper: threading.Thread | None = None
+        self._reaper_stop = threading.Event()
+        huey.on_startup("studio_reaper")(self.start_reaper)
         pipeline_tasks.load_handlers()
         self.run_job: TaskWrapper = huey.task(name="studio.run_job")(self._run_job)
         self.run_stage: TaskWrapper = huey.task(name="studio.run_stage")(self._run_stage)
@@ -191,30 +220,79 @@ class TaskQueue:
             self.jobs.update(job_id, status="failed", error={
                 "code": "QUEUE_UNKNOWN_JOB", "message": f"Unknown job kind {job.kind!r}."})
             return
-        self.jobs.start(job_id, self.worker_name)
+        token = new_token()
+        now = time.time()
+
+        def claim(record: Job) -> bool:
+            if record.final or (record.status == "processing" and record.lease is not None
+                                and (record.lease_until or 0) > now):
+                return False  # finished meanwhile, or a live run holds it (a duplicate)
+            record.status, record.worker, record.error = "processing", self.worker_name, None
+            record.started_at = record.started_at or now
+            record.finished_at, record.updated_at = None, now
+            record.attempts += 1
+            record.lease, record.lease_until = token, self.leases.deadline()
+            return True
+
+        job = self.jobs.store.modify(job_id, claim) or job
+        if job.lease != token:
+            return
+        log.info("job started", extra={"job_id": job_id, "kind": job.kind,
+                                       "attempt": job.attempts, "worker": self.worker_name})
+        self.leases.hold(job_id, None, token)
+        try:
+            self._run_held_job(job, handler, token)
+        finally:
+            self.leases.release(job_id, None, token)
+
+    def _run_held_job(self, job: Job, handler: pipeline_tasks.JobHandler, token: str) -> None:
+        job_id = job.id
         ctx = RunningJob(job_id, self.storage, self.engine_settings, self.jobs, self.chains,
-                         deadline=time.monotonic() + self.job_timeout, metrics=self.metrics)
+                         deadline=time.monotonic() + self.job_timeout, metrics=self.metrics,
+                         lease=token, leases=self.leases)
         started = time.perf_counter()
+
+        def end(**changes: Any) -> bool:
+            final = self.jobs.update(job_id, holder=token, lease=None, lease_until=None,
+                                     **changes)
+            if final.lease is not None and final.lease != token:
+                log.warning("result discarded: another worker took the job over",
+                            extra={"job_id": job_id})
+                return False
+            return True
+
         try:
             result = handler(ctx, job.params)
+        except LeaseLost:
+            log.warning("job taken over by another worker; this run stops",
+                        extra={"job_id": job_id})
+            return
         except Cancelled:
-            self.jobs.update(job_id, status="cancelled", current_step="cancelled")
+            end(status="cancelled", current_step="cancelled")
             log.info("job cancelled", extra={"job_id": job_id})
             return
         except StudioError as exc:
-            self.jobs.update(job_id, status="failed", error=error_record(exc))
-            log.warning("job failed", extra={"job_id": job_id, "code": exc.code})
+            if end(status="failed", error=error_record(exc)):
+                log.warning("job failed", extra={"job_id": job_id, "code": exc.code})
             return
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the job 'processing'
+            error = storage_error(exc)
+            if error is not None:
+                end(status="failed", error=error)
+                log.warning("job failed", extra={"job_id": job_id, "code": error["code"]})
+                return
             log.exception("job crashed", extra={"job_id": job_id})
-            self.jobs.update(job_id, status="failed", error={
+            end(status="failed", error={
                 "code": "QUEUE_JOB_CRASHED", "message": f"Internal error: {type(exc).__name__}",
                 "message_ja": f"内部エラー: {type(exc).__name__}"})
             return
         result = dict(result or {})
         result.setdefault("processing_time", round(time.perf_counter() - started, 3))
-        self.jobs.update(job_id, status="completed", progress=100.0, current_step="done",
-                         result=result, steps_remaining=[])
+        if end(status="completed", progress=100.0, current_step="done", result=result,
+               steps_remaining=[]):
+            log.info("job done", extra={"job_id": job_id,
+                                        "duration_ms": round(1000 * (time.perf_counter()
+                                                                     - started))})
 
     # -- the app side ----------------------------------------------------------------
 
@@ -248,7 +326,7 @@ class TaskQueue:
                                        owner=owner, priority=priority, job_id=job_id,
                                        task_id=task.id)
         if kind in pipeline_tasks.STAGED:
-            job = self.jobs.update(job_id, attempts=1)
+            job = self.jobs.update(job_id, attempts=1, run=1)
             self._enqueue_ready(job, {}, expires=expires)
             return self.jobs.get(job_id)
         self.huey.enqueue(task)
@@ -275,16 +353,19 @@ class TaskQueue:
             records = self.jobs.store.load_stages(job_id)
             for name, record in records.items():
                 if record.get("status") not in ("done", "skipped"):
-                    record.update(status="pending", progress=0.0, error=None)
+                    record.update(status="pending", progress=0.0, error=None, lease=None,
+                                  lease_until=None)
                     self.jobs.store.save_stage(job_id, name, record)
             job = self.jobs.update(job_id, reopen=True, status="queued", error=None,
                                    cancel_requested=False, finished_at=None, worker=None,
-                                   attempts=job.attempts + 1, current_step="queued")
+                                   attempts=job.attempts + 1, run=run_of(job) + 1,
+                                   current_step="queued")
             self._enqueue_ready(job, self.jobs.store.load_stages(job_id))
             return self.jobs.get(job_id)
         task = self.run_job.s(job_id, priority=job.priority)
         job = self.jobs.update(job_id, reopen=True, status="queued", error=None, progress=0.0,
                                cancel_requested=False, finished_at=None, task_id=task.id,
+                               lease=None, lease_until=None,
                                steps_completed=[], current_step="queued",
                                steps_remaining=pipeline_tasks.STEPS.get(job.kind, []))
         self.huey.enqueue(task)
@@ -296,8 +377,11 @@ class TaskQueue:
         return pipeline_tasks.STAGED[kind]
 
     def _enqueue_ready(self, job: Job, records: dict[str, dict[str, Any]],
-                       expires: float | None = None) -> None:
-        """Queue every stage whose waits are met, once per run of the job (atomic claim)."""
+                       expires: float | None = None, force: bool = False) -> None:
+        """Queue every stage whose waits are met, once per run of the job (atomic claim).
+        ``force`` (the reaper, for a job nobody works on) queues again what a worker killed
+        between claiming and queueing left behind; a duplicate task finds the stage held
+        or done and returns."""
         settled = {n for n, r in records.items() if r.get("status") in ("done", "skipped")}
         changed = True
         while changed:  # skipped stages can make later ones ready at once
@@ -314,17 +398,19 @@ class TaskQueue:
         for stage in self._stages(job.kind):
             if stage.name in settled or not set(stage.after) <= settled:
                 continue
-            if records.get(stage.name, {}).get("status") == "running":
+            if records.get(stage.name, {}).get("status") in ("running", "queued", "retrying"):
                 continue
-            if self.jobs.store.set_flag(job.id, f"queued:{job.attempts}:{stage.name}"):
-                self.huey.enqueue(self.run_stage.s(job.id, stage.name, job.attempts,
+            if self.jobs.store.set_flag(job.id, f"queued:{run_of(job)}:{stage.name}") or force:
+                # 'queued' in the record: the reaper knows this stage waits in the queue
+                self.jobs.store.modify_stage(job.id, stage.name, _mark_queued)
+                self.huey.enqueue(self.run_stage.s(job.id, stage.name, run_of(job),
                                                    priority=stage_priority(job, stage_index[
                                                        stage.name]), expires=expires))
         if settled >= {st.name for st in self._stages(job.kind)}:
-            self._finish(job)
+            self._finish(job, force=force)
 
-    def _finish(self, job: Job) -> None:
-        if not self.jobs.store.set_flag(job.id, f"finished:{job.attempts}"):
+    def _finish(self, job: Job, force: bool = False) -> None:
+        if not self.jobs.store.set_flag(job.id, f"finished:{run_of(job)}") and not force:
             return
         records = self.jobs.store.load_stages(job.id)
         outputs = {n: r.get("output") or {} for n, r in records.items()
@@ -366,79 +452,152 @@ class TaskQueue:
                          steps_completed=completed, steps_remaining=remaining,
                          current_step=step or (",".join(running) or None))
 
-    def _stage_progress(self, job_id: str, stage: str, fraction: float, step: str) -> None:
+    def _stage_progress(self, job_id: str, stage: str, fraction: float, step: str,
+                        token: str | None) -> None:
+        def report(record: dict[str, Any]) -> bool:
+            if token is not None and record.get("lease") != token:
+                return False
+            record["progress"] = min(max(fraction, 0.0), 1.0)
+            record["step"] = step
+            record["lease_until"] = self.leases.deadline()  # progress renews it, too
+            return True
+
+        record = self.jobs.store.modify_stage(job_id, stage, report)
+        if token is not None and record.get("lease") != token:
+            raise LeaseLost(f"Another worker took stage {stage} over.")
         job = self.jobs.get(job_id)
         records = self.jobs.store.load_stages(job_id)
-        record = records.get(stage, {})
-        record["progress"] = min(max(fraction, 0.0), 1.0)
-        record["step"] = step
-        self.jobs.store.save_stage(job_id, stage, record)
         records[stage] = record
         self._sync_progress(job_id, job.kind, records, step=f"{stage}: {step}" if step and
                             step != stage else stage)
 
+    def _write_stage(self, job_id: str, stage: str, token: str, **changes: Any) -> bool:
+        """Write the end of a run into its stage record, only while it holds the lease."""
+        def write(record: dict[str, Any]) -> bool:
+            if record.get("lease") != token:
+                return False
+            record.update(changes)
+            record.update(lease=None, lease_until=None)
+            return True
+
+        written = False
+
+        def guarded(record: dict[str, Any]) -> bool:
+            nonlocal written
+            written = write(record)
+            return written
+
+        self.jobs.store.modify_stage(job_id, stage, guarded)
+        if not written:
+            log.warning("stage result discarded: another worker took the stage over",
+                        extra={"job_id": job_id, "stage": stage})
+        return written
+
     def _run_stage(self, job_id: str, stage_name: str, run: int) -> None:
         job = self.jobs.store.load(job_id)
-        if job is None or job.final or job.attempts != run:
+        if job is None or job.final or run_of(job) != run:
             return  # gone, finished, failed by a sibling, or superseded by a retry
         if self.jobs.cancel_requested(job_id):
             self.jobs.update(job_id, status="cancelled", current_step="cancelled")
             return
         stage = next(st for st in self._stages(job.kind) if st.name == stage_name)
-        records = self.jobs.store.load_stages(job_id)
-        record = records.get(stage_name, {})
-        if record.get("status") in ("done", "skipped"):
-            self._enqueue_ready(job, records)
+        token = new_token()
+        now = time.time()
+        claimed = False
+
+        def claim(record: dict[str, Any]) -> bool:
+            nonlocal claimed
+            claimed = False  # a store may call this again after a conflicting write
+            status = record.get("status")
+            if status in ("done", "skipped"):
+                return False
+            if status == "running" and record.get("lease") and \
+                    float(record.get("lease_until") or 0) > now:
+                return False  # a live run holds it: this task is a duplicate
+            record.update(status="running", progress=0.0,
+                          attempts=int(record.get("attempts", 0)) + 1, started_at=now,
+                          worker=self.worker_name, error=None, lease=token,
+                          lease_until=self.leases.deadline())
+            claimed = True
+            return True
+
+        record = self.jobs.store.modify_stage(job_id, stage_name, claim)
+        if not claimed:
+            if record.get("status") in ("done", "skipped"):
+                self._enqueue_ready(job, self.jobs.store.load_stages(job_id))
             return
-        record.update(status="running", progress=0.0, attempts=record.get("attempts", 0) + 1,
-                      started_at=time.time(), worker=self.worker_name, error=None)
-        self.jobs.store.save_stage(job_id, stage_name, record)
+        log.info("stage started", extra={"job_id": job_id, "stage": stage_name,
+                                         "attempt": record["attempts"],
+                                         "worker": self.worker_name})
+        self.leases.hold(job_id, stage_name, token)
+        try:
+            self._run_held_stage(job, stage, record, token)
+        finally:
+            self.leases.release(job_id, stage_name, token)
+
+    def _run_held_stage(self, job: Job, stage: Stage, record: dict[str, Any],
+                        token: str) -> None:
+        job_id, stage_name = job.id, stage.name
         if job.status == "queued":
             job = self.jobs.update(job_id, status="processing",
                                    started_at=job.started_at or time.time(),
                                    worker=self.worker_name)
+        records = self.jobs.store.load_stages(job_id)
         records[stage_name] = record
         self._sync_progress(job_id, job.kind, records)
         outputs = {n: r.get("output") or {} for n, r in records.items()
                    if r.get("status") == "done"}
         ctx = RunningStage(job_id, self.storage, self.engine_settings, self.jobs, self.chains,
                            deadline=time.monotonic() + stage.timeout, metrics=self.metrics,
-                           stage=stage_name, queue=self)
+                           lease=token, leases=self.leases, stage=stage_name, queue=self)
         started = time.perf_counter()
         try:
             output = stage.run(ctx, job.params, outputs)
+            ctx.check_lease()
+        except LeaseLost:
+            log.warning("stage taken over by another worker; this run stops",
+                        extra={"job_id": job_id, "stage": stage_name})
+            return
         except Cancelled:
-            self._stage_failed(job_id, stage_name, record, None)
-            self.jobs.update(job_id, status="cancelled", current_step="cancelled")
+            if self._stage_failed(job_id, stage_name, token, None):
+                self.jobs.update(job_id, status="cancelled", current_step="cancelled")
             return
         except TransientBackendError as exc:
             if record["attempts"] <= stage.retries:
-                record.update(status="retrying", error=error_record(exc))
-                self.jobs.store.save_stage(job_id, stage_name, record)
-                self.huey.enqueue(self.run_stage.s(
-                    job_id, stage_name, run,
-                    priority=stage_priority(job, self._stages(job.kind).index(stage)),
-                    delay=stage.retry_delay * 2 ** (record["attempts"] - 1)))
-                log.info("stage retry scheduled", extra={"job_id": job_id, "stage": stage_name})
+                if self._write_stage(job_id, stage_name, token, status="retrying",
+                                     error=error_record(exc)):
+                    self.huey.enqueue(self.run_stage.s(
+                        job_id, stage_name, run_of(job),
+                        priority=stage_priority(job, self._stages(job.kind).index(stage)),
+                        delay=stage.retry_delay * 2 ** (record["attempts"] - 1)))
+                    log.info("stage retry scheduled", extra={"job_id": job_id,
+                                                             "stage": stage_name})
                 return
-            self._stage_failed(job_id, stage_name, record, error_record(exc))
+            self._stage_failed(job_id, stage_name, token, error_record(exc))
             return
         except StudioError as exc:
-            self._stage_failed(job_id, stage_name, record, error_record(exc))
+            self._stage_failed(job_id, stage_name, token, error_record(exc))
             return
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the job 'processing'
-            log.exception("stage crashed", extra={"job_id": job_id, "stage": stage_name})
-            self._stage_failed(job_id, stage_name, record, {
-                "code": "QUEUE_JOB_CRASHED", "message": f"Internal error in stage "
-                f"{stage_name}: {type(exc).__name__}",
-                "message_ja": f"ステージ {stage_name} で内部エラー: {type(exc).__name__}"})
+            error = storage_error(exc)
+            if error is None:
+                log.exception("stage crashed", extra={"job_id": job_id, "stage": stage_name})
+                error = {"code": "QUEUE_JOB_CRASHED", "message": f"Internal error in stage "
+                         f"{stage_name}: {type(exc).__name__}",
+                         "message_ja": f"ステージ {stage_name} で内部エラー: "
+                                       f"{type(exc).__name__}"}
+            self._stage_failed(job_id, stage_name, token, error)
             return
         seconds = time.perf_counter() - started
-        record.update(status="done", progress=1.0, output=output or {},
-                      duration=round(seconds, 3), finished_at=time.time())
+        if not self._write_stage(job_id, stage_name, token, status="done", progress=1.0,
+                                 output=output or {}, duration=round(seconds, 3),
+                                 finished_at=time.time()):
+            return  # a newer run owns this stage: its result stands, not ours
+        log.info("stage done", extra={"job_id": job_id, "stage": stage_name,
+                                      "duration_ms": round(1000 * seconds),
+                                      "backend": (output or {}).get("backend")})
         if self.metrics is not None:
             self.metrics.observe_stage(stage_name, (output or {}).get("backend"), seconds)
-        self.jobs.store.save_stage(job_id, stage_name, record)
         records = self.jobs.store.load_stages(job_id)
         job = self.jobs.get(job_id)
         if job.final:
@@ -446,50 +605,23 @@ class TaskQueue:
         self._sync_progress(job_id, job.kind, records)
         self._enqueue_ready(job, records)
 
-    def _stage_failed(self, job_id: str, stage: str, record: dict[str, Any],
-                      error: dict[str, Any] | None) -> None:
-        # keep how far it got: the stage's own progress writes went to the store, not here
-        latest = self.jobs.store.load_stages(job_id).get(stage, {})
-        record.update(progress=latest.get("progress", record.get("progress")),
-                      step=latest.get("step", record.get("step")))
-        record.update(status="cancelled" if error is None else "failed", error=error,
-                      finished_at=time.time())
-        self.jobs.store.save_stage(job_id, stage, record)
+    def _stage_failed(self, job_id: str, stage: str, token: str,
+                      error: dict[str, Any] | None) -> bool:
+        if not self._write_stage(job_id, stage, token,
+                                 status="cancelled" if error is None else "failed",
+                                 error=error, finished_at=time.time()):
+            return False
         if error is not None:
-            job = self.jobs.update(job_id, status="failed", current_step=stage,
-                                   error={**error, "stage": stage})
-            if self.metrics is not None and job.status == "failed":
-                self.metrics.observe_job(job.kind, "failed")
-            log.warning("stage failed", extra={"job_id": job_id, "stage": stage,
-                                               "code": error.get("code")})
+            self._fail_job(job_id, stage, error)
+        return True
 
-    def recover(self, max_attempts: int = 3) -> list[str]:
-        """Jobs left 'processing' by a worker process that died (killed mid-render) are
-        resumed, or failed with a clear error after ``max_attempts`` runs. Only workers on
-        this host whose process is gone are judged dead."""
-        host = socket.gethostname()
-        recovered = []
-        for job in self.jobs.list(status="processing", limit=10_000):
-            workers = {job.worker} if job.worker else set()
-            if job.kind in pipeline_tasks.STAGED:
-                workers |= {r.get("worker") for r in self.jobs.store.load_stages(job.id).values()
-                            if r.get("status") == "running"}
-            workers.discard(None)
-            if not workers or not all(_worker_dead(w, host) for w in workers):
-                continue
-            if job.attempts < max_attempts:
-                # straight back to 'queued': a poller must never see a passing 'failed'
-                self.retry(job.id, orphaned=True)
-                log.warning("re-queued job of a dead worker", extra={"job_id": job.id})
-            else:
-                self.jobs.update(job.id, status="failed", current_step="worker lost", error={
-                    "code": "QUEUE_WORKER_LOST",
-                    "message": "The worker running this job stopped (process ended), "
-                               f"{job.attempts} times.",
-                    "message_ja": f"このジョブを実行していたワーカーが {job.attempts} 回停止しました。"})
-                log.warning("failed job of a dead worker", extra={"job_id": job.id})
-            recovered.append(job.id)
-        return recovered
+    def _fail_job(self, job_id: str, stage: str, error: dict[str, Any]) -> None:
+        job = self.jobs.update(job_id, status="failed", current_step=stage,
+                               error={**error, "stage": stage})
+        if self.metrics is not None and job.status == "failed":
+            self.metrics.observe_job(job.kind, "failed")
+        log.warning("stage failed", extra={"job_id": job_id, "stage": stage,
+                                           "code": error.get("code")})
 
     def stages(self, job_id: str) -> dict[str, dict[str, Any]]:
         return self.jobs.store.load_stages(job_id)
@@ -521,31 +653,25 @@ class TaskQueue:
         self._consumer = consumer
 
     def stop_consumer(self) -> None:
+        self._reaper_stop.set()
         if self._consumer is not None:
             self._consumer.stop(graceful=True)
             self._consumer = None
 
 
-def stage_priority(job: Job, index: int) -> int:
-    """A stage task's queue priority: the job's own (0-10) first, then later stages before
-    earlier ones, so a worker finishes messages already under way before starting the first
-    stages of newer ones (first come, first finished; not all finished together at the end)."""
-    return job.priority * 100 + index
+def _mark_queued(record: dict[str, Any]) -> bool:
+    if record.get("status") in ("running", "done", "skipped"):
+        return False
+    record.update(status="queued", queued_at=time.time(), progress=0.0, error=None)
+    return True
 
 
-def _worker_dead(worker: str, host: str) -> bool:
-    name, _, pid = worker.rpartition(":")
-    if name != host or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return False  # this process: its jobs are tracked by its own threads
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def storage_error(exc: BaseException) -> dict[str, Any] | None:
+    """A full or read-only disk met outside ``Storage`` (a temp file, ffmpeg's output) reads
+    as the storage error it is, not as an internal crash."""
+    from app.storage import os_error_record
+
+    return os_error_record(exc)
 
 
 def error_record(exc: StudioError) -> dict[str, Any]:

@@ -59,6 +59,7 @@ def build_services(settings: Settings, *, immediate: bool = False) -> Services:
         create_huey(settings.resolved_queue_url, immediate=immediate), jobs, storage,
         engine_settings, lambda cap: holder["s"].chain(cap), max_queued=settings.max_queued,
         admission=lambda: check_free_space(settings.data_dir, settings.min_free_mb),
+        lease_seconds=settings.lease_seconds,
     )
     services = Services(settings, storage, jobs, queue, engine_settings)
     holder["s"] = services

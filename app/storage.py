@@ -7,10 +7,12 @@ so any worker on any machine can read any artifact.
 
 from __future__ import annotations
 
+import errno
 import mimetypes
 import os
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +27,66 @@ if TYPE_CHECKING:
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9._\-]+$")
 PRESIGN_SECONDS = 3600
+TEMP_PREFIX = ".tmp-"  # + writer pid: half-written files, never listed or served
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class StorageError(StudioError):
     kind = "internal"
     default_code = "STORAGE_ERROR"
+
+
+class StorageUnavailable(StorageError):
+    """The store cannot take writes now (full, read-only): the server itself is fine."""
+
+    kind = "unavailable"
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def os_error_record(exc: BaseException) -> dict[str, object] | None:
+    """The ``STORAGE_*`` error record for a full or read-only disk, else None."""
+    err = storage_failure(exc)
+    if err is None:
+        return None
+    return {"code": err.code, "message": err.message, "message_ja": err.message_ja,
+            "details": err.details}
+
+
+def storage_failure(exc: BaseException, where: str = "") -> StorageError | None:
+    """Translate a disk-full / read-only ``OSError`` (or SQLite's "disk is full") into a
+    ``STORAGE_FULL`` / ``STORAGE_READ_ONLY`` error a person can act on."""
+    import sqlite3
+
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    place = f" ({where})" if where else ""
+    if code in _FULL or (isinstance(exc, sqlite3.OperationalError) and "full" in text):
+        return StorageUnavailable(
+            f"The disk is full{place}: the file was not written. Free some space (or raise "
+            "the volume's size) and try again.", code="STORAGE_FULL",
+            message_ja=f"ディスクがいっぱいです{place}。ファイルは書き込まれていません。"
+                       "空き容量を確保してから再試行してください。",
+            details={"errno": code, "reason": text})
+    if code in _READ_ONLY or (isinstance(exc, sqlite3.OperationalError)
+                              and "readonly" in text.replace("-", "").replace(" ", "")):
+        return StorageUnavailable(
+            f"The data directory is read-only{place}: the file was not written.",
+            code="STORAGE_READ_ONLY",
+            message_ja=f"データディレクトリが読み取り専用です{place}。ファイルは書き込まれていません。",
+            details={"errno": code, "reason": text})
+    return None
 
 
 def validate_key(key: str) -> str:
@@ -41,7 +98,8 @@ def validate_key(key: str) -> str:
         raise InvalidInput(f"Invalid storage key: {key!r}", code="STORAGE_INVALID_KEY",
                            message_ja=f"不正なストレージキー: {key!r}")
     parts = key.split("/")
-    if any(p in ("", ".", "..") or not _KEY_PART.match(p) for p in parts):
+    if any(p in ("", ".", "..") or not _KEY_PART.match(p) or p.startswith(TEMP_PREFIX)
+           for p in parts):  # a temp file (half-written) is never a key
         raise InvalidInput(f"Invalid storage key: {key!r}", code="STORAGE_INVALID_KEY",
                            message_ja=f"不正なストレージキー: {key!r}")
     return key
@@ -95,17 +153,51 @@ class LocalStorage:
         return path
 
     def put(self, key: str, data: bytes) -> str:
+        """Write to a temp file named after this process, then rename: a reader never sees
+        half a file, and a temp file left by a killed process is swept at the next start
+        (:meth:`sweep_temp`)."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{os.getpid()}-",
+                                       suffix=path.suffix)
+        except OSError as exc:
+            raise (storage_failure(exc, key) or exc) from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            failure = storage_failure(exc, key) if isinstance(exc, OSError) else None
+            if failure is not None:
+                raise failure from exc
             raise
         return key
+
+    def sweep_temp(self) -> list[str]:
+        """Remove temp files of writers that are gone (a process killed mid-write): those
+        named after a pid that no longer runs, and unnamed ones older than an hour. Called
+        at start; a live writer's file (another process on this data dir) is left alone."""
+        removed = []
+        now = time.time()
+        for path in self.root.rglob(f"{TEMP_PREFIX}*"):
+            if not path.is_file():
+                continue
+            pid = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
+            if pid.isdigit():
+                if int(pid) == os.getpid() or _pid_alive(int(pid)):
+                    continue
+            elif now - path.stat().st_mtime < 3600:
+                continue
+            try:
+                path.unlink()
+                removed.append(path.relative_to(self.root).as_posix())
+            except OSError:
+                continue
+        return removed
 
     def put_file(self, key: str, path: Path) -> str:
         return self.put(key, Path(path).read_bytes())
@@ -139,7 +231,7 @@ class LocalStorage:
         if not base.exists():
             return
         for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.startswith(".tmp-"):
+            if path.is_file() and not path.name.startswith(TEMP_PREFIX):
                 stat = path.stat()
                 yield StoredObject(
                     path.relative_to(self.root).as_posix(), stat.st_size,
@@ -165,8 +257,6 @@ class SignedLocalStorage(LocalStorage):
         self.ttl = ttl
 
     def url(self, key: str) -> str:
-        import time
-
         from app.auth import sign_key
 
         expires = int(time.time()) + self.ttl
@@ -271,10 +361,45 @@ class S3Storage:
             os.replace(tmp, path)
         return path
 
+    def _missing(self, exc: Exception) -> bool:
+        from botocore.exceptions import ClientError
+
+        return isinstance(exc, ClientError) and exc.response.get("Error", {}).get(
+            "Code") in ("404", "NoSuchBucket", "NotFound")
+
+    def how_to_create(self) -> str:
+        endpoint = self.client.meta.endpoint_url
+        where = "" if "amazonaws.com" in endpoint else f" --endpoint-url {endpoint}"
+        return (f"bucket {self.bucket!r} does not exist: set STUDIO_S3_CREATE_BUCKET=1, or "
+                f"run: aws s3 mb s3://{self.bucket}{where}")
+
+    def ensure_bucket(self, create: bool) -> bool:
+        """True if the bucket exists (after creating it, when ``create``). Without the
+        bucket every write fails, so the app says at start exactly what to do."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if not self._missing(exc):
+                raise self._wrap(exc, self.bucket) from exc
+        if not create:
+            return False
+        region = self.client.meta.region_name
+        options = {} if region in (None, "us-east-1") else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        try:
+            self.client.create_bucket(Bucket=self.bucket, **options)
+        except Exception as exc:  # noqa: BLE001 - created meanwhile by another process
+            if "BucketAlreadyOwnedByYou" not in str(exc):
+                raise self._wrap(exc, self.bucket) from exc
+        return True
+
     def health(self) -> tuple[bool, str]:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except Exception as exc:  # noqa: BLE001
+            if self._missing(exc):
+                return False, f"s3: {self.how_to_create()}"
             return False, f"s3 bucket {self.bucket}: {exc}"
         return True, f"s3 bucket {self.bucket}"
 
@@ -283,11 +408,14 @@ def create_storage(settings: Settings) -> Storage:
     """The storage the settings ask for."""
     if settings.storage == "s3":
         assert settings.s3_bucket  # checked by Settings
-        return S3Storage(
+        s3 = S3Storage(
             settings.s3_bucket, endpoint_url=settings.s3_endpoint_url,
             region=settings.aws_region, prefix=settings.s3_prefix,
             cache_dir=settings.data_dir / "cache" / "s3",
         )
+        if settings.s3_create_bucket:
+            s3.ensure_bucket(create=True)
+        return s3
     if settings.jwt_secret:
         return SignedLocalStorage(settings.data_dir / "files", settings.jwt_secret,
                                   settings.files_link_ttl)

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.envelope import ok
+from app.heartbeat import live_workers
 from app.metrics import Metrics
 from app.services import Services
+
+
+def worker_report(services: Services) -> dict[str, Any]:
+    """The worker processes alive now, from their heartbeats beside the queue: in this
+    process or in ``huey_consumer`` processes on any host, whatever ``STUDIO_WORKERS`` says."""
+    try:
+        live, stale = live_workers(services.queue.huey)
+    except Exception as exc:  # noqa: BLE001 - the queue's own health says why
+        return {"in_process_threads": services.settings.workers, "live": 0,
+                "error": f"heartbeats unreadable: {exc}"}
+    return {
+        "in_process_threads": services.settings.workers,
+        "live": len(live),
+        "processes": [{"worker": r.worker, "host": r.host, "pid": r.pid, "threads": r.threads,
+                       "version": r.version, "last_seen": round(r.last_seen, 1),
+                       "running": r.extra.get("running", [])} for r in live],
+        "stale": len(stale),
+    }
 
 
 def create_router(services: Services, metrics: Metrics) -> APIRouter:
@@ -26,7 +47,7 @@ def create_router(services: Services, metrics: Metrics) -> APIRouter:
             "storage": {"ok": storage_ok, "backend": services.storage.name,
                         "info": storage_info},
             "queue": {"ok": queue_ok, "info": queue_info, "depth": services.queue.depth(),
-                      "workers": services.settings.workers},
+                      "workers": worker_report(services)},
             "engines": engines,
         }
         return ok(data, status_code=200 if storage_ok and queue_ok else 503)

@@ -1,0 +1,293 @@
+"""Taking back the work of dead workers: the reaper side of leases (``app.leases``).
+
+Every consuming process runs one reaper thread. It looks at every job that is queued or
+processing — whichever worker started it, on whatever machine — and takes back what a dead
+worker left: a running stage whose lease expired (re-queued, its attempt counted, or the job
+failed with ``QUEUE_WORKER_LOST`` after too many), a job with nothing running after a death
+between two stages, and a task a worker took off the queue but never started. A restarted
+worker takes back the work of dead processes on its own host at once (``recover``).
+
+:class:`Reaping` is a part of ``app.queue.TaskQueue``; it lives here so that the queue
+module keeps to running jobs, and this one to what happens when their runners die.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from app.jobs import Job
+from pipelines import tasks as pipeline_tasks
+
+if TYPE_CHECKING:
+    from huey.api import Huey, TaskWrapper
+
+    from app.heartbeat import Heartbeat
+    from app.jobs import Jobs
+    from app.leases import LeaseKeeper
+
+log = logging.getLogger("studio.queue")
+
+
+class Reaping:
+    """The reaper part of the task queue (needs its queue, job store and lease keeper)."""
+
+    huey: Huey
+    jobs: Jobs
+    leases: LeaseKeeper
+    heartbeat: Heartbeat
+    max_attempts: int
+    run_job: TaskWrapper
+    run_stage: TaskWrapper
+    _consumer: Any
+    _admit: threading.Lock
+    _reaper: threading.Thread | None
+    _reaper_stop: threading.Event
+    # and from TaskQueue: _stages(kind), _enqueue_ready(job, records, force=), _fail_job(...)
+
+    def start_reaper(self) -> None:
+        """Every consuming process looks for expired leases (huey's worker start-up hook
+        calls this in each worker thread; one reaper thread per process)."""
+        with self._admit:
+            if self._reaper is not None and self._reaper.is_alive():
+                return
+            self._reaper_stop.clear()
+            self._reaper = threading.Thread(target=self._reap_loop, name="studio-reaper",
+                                            daemon=True)
+            self._reaper.start()
+
+    def _reap_loop(self) -> None:
+        every = max(self.leases.seconds / 4.0, 0.25)
+        while not self._reaper_stop.wait(every):
+            if self.heartbeat.threads_alive() == 0 and self._consumer is None:
+                continue  # no consumer threads here (they stopped): nothing to hand work to
+            try:
+                self.reap()
+            except Exception as exc:  # noqa: BLE001 - the store may be briefly unreachable
+                log.warning("reap failed: %s", exc)
+
+    def reap(self, dead: Callable[[str], bool] | None = None) -> list[str]:
+        """Take back every stage (and unstaged job) whose lease expired — or, with ``dead``,
+        whose worker is known dead — from any worker of any job; re-queue it, counting the
+        attempt, or fail the job after :attr:`max_attempts`. Also re-drives a job whose
+        worker died between finishing a stage and queueing the next, and re-queues a task a
+        worker took off the queue but died before starting. Returns what it took back."""
+        now = time.time()
+        stale = now - self.leases.seconds
+        taken: list[str] = []
+        waiting: tuple[set[str], set[tuple[str, str]]] | None = None
+
+        def in_queue(task_id: str | None, job_id: str, stage: str | None) -> bool:
+            nonlocal waiting
+            if waiting is None:
+                waiting = self._waiting_tasks()
+            return (task_id in waiting[0]) if stage is None else (job_id, stage) in waiting[1]
+
+        unfinished = [j for j in self.jobs.store.all() if j.status in ("processing", "queued")]
+        for job in unfinished:  # one read of the store per pass
+            if job.kind not in pipeline_tasks.STAGED:
+                if job.status == "queued":
+                    if job.updated_at < stale and not in_queue(job.task_id, job.id, None):
+                        self._requeue_job(job)
+                elif job.lease and ((job.lease_until or 0) < now
+                                    or (dead is not None and dead(job.worker or ""))):
+                    if self._reclaim_job(job, now):
+                        taken.append(job.id)
+                continue
+            busy = False
+            for name, record in self.jobs.store.load_stages(job.id).items():
+                status = record.get("status")
+                if status == "queued" and float(record.get("queued_at") or 0) < stale \
+                        and not in_queue(None, job.id, name):
+                    self._requeue_stage(job, name)
+                if status in ("queued", "retrying"):
+                    busy = True
+                if status != "running":
+                    continue
+                busy = True
+                until = float(record.get("lease_until")
+                              or float(record.get("started_at") or 0) + self.leases.seconds)
+                if until < now or (dead is not None and dead(record.get("worker") or "")):
+                    if self._reclaim_stage(job, name, record.get("lease"), now):
+                        taken.append(f"{job.id}:{name}")
+            if not busy and job.status == "processing":
+                # nothing runs or waits: a worker died between two stages. Left alone for a
+                # lease's time first, so a live worker's own hand-over is not raced.
+                fresh = self.jobs.store.load(job.id)
+                if fresh is not None and fresh.status == "processing" \
+                        and fresh.updated_at < stale:
+                    log.warning("job with nothing running driven on", extra={"job_id": job.id})
+                    self._enqueue_ready(fresh, self.jobs.store.load_stages(job.id), force=True)
+        return taken
+
+    def _waiting_tasks(self) -> tuple[set[str], set[tuple[str, str]]]:
+        """The studio tasks in the queue or its schedule: task ids, and (job, stage) pairs."""
+        ids: set[str] = set()
+        stages: set[tuple[str, str]] = set()
+        for task in [*self.huey.pending(), *self.huey.scheduled()]:
+            ids.add(task.id)
+            if task.name == self.run_stage.name and len(task.args) >= 2:
+                stages.add((task.args[0], task.args[1]))
+        return ids, stages
+
+    def _requeue_stage(self, job: Job, stage_name: str) -> None:
+        """A 'queued' stage with no task anywhere: a worker took it and died before it
+        started. A duplicate (a live worker about to start it) is harmless: it is refused."""
+        now = time.time()
+
+        def again(record: dict[str, Any]) -> bool:
+            if record.get("status") != "queued":
+                return False
+            record["queued_at"] = now
+            return True
+
+        if self.jobs.store.modify_stage(job.id, stage_name, again).get("queued_at") != now:
+            return
+        index = [st.name for st in self._stages(job.kind)].index(stage_name)
+        self.huey.enqueue(self.run_stage.s(job.id, stage_name, run_of(job),
+                                           priority=stage_priority(job, index)))
+        log.warning("stage task lost with its worker re-queued",
+                    extra={"job_id": job.id, "stage": stage_name})
+
+    def _requeue_job(self, job: Job) -> None:
+        task = self.run_job.s(job.id, priority=job.priority)
+        moved = False
+
+        def again(record: Job) -> bool:
+            nonlocal moved
+            moved = False
+            if record.status != "queued" or record.task_id != job.task_id:
+                return False
+            record.task_id, record.updated_at, moved = task.id, time.time(), True
+            return True
+
+        self.jobs.store.modify(job.id, again)
+        if moved:
+            self.huey.enqueue(task)
+            log.warning("job task lost with its worker re-queued", extra={"job_id": job.id})
+
+    def _reclaim_stage(self, job: Job, stage_name: str, token: str | None, now: float) -> bool:
+        outcome = ""
+        lost_worker = ""
+
+        def take(record: dict[str, Any]) -> bool:
+            nonlocal outcome, lost_worker
+            outcome = ""  # Redis calls this again after a conflicting write: start afresh
+            if record.get("status") != "running" or record.get("lease") != token:
+                return False  # finished, or another reaper was first
+            lost_worker = str(record.get("worker") or "?")
+            record["lost_workers"] = [*record.get("lost_workers", []), lost_worker]
+            record.update(lease=None, lease_until=None, progress=0.0)
+            if int(record.get("attempts", 1)) >= self.max_attempts:
+                record.update(status="failed", finished_at=now,
+                              error=_worker_lost(stage_name, record))
+                outcome = "failed"
+            else:
+                record.update(status="queued", queued_at=now)
+                outcome = "queued"
+            return True
+
+        record = self.jobs.store.modify_stage(job.id, stage_name, take)
+        if outcome == "failed":
+            self._fail_job(job.id, stage_name, record["error"])
+        elif outcome == "queued":
+            self.jobs.store.modify(job.id, _count_attempt)  # atomic: two stages may be lost
+            index = [st.name for st in self._stages(job.kind)].index(stage_name)
+            self.huey.enqueue(self.run_stage.s(job.id, stage_name, run_of(job),
+                                               priority=stage_priority(job, index)))
+            log.warning("stage of a lost worker re-queued",
+                        extra={"job_id": job.id, "stage": stage_name,
+                               "lost_worker": lost_worker, "attempt": record.get("attempts")})
+        return bool(outcome)
+
+    def _reclaim_job(self, job: Job, now: float) -> bool:
+        task = self.run_job.s(job.id, priority=job.priority)
+        outcome = ""
+
+        def take(record: Job) -> bool:
+            nonlocal outcome
+            outcome = ""  # Redis calls this again after a conflicting write: start afresh
+            if record.status != "processing" or record.lease != job.lease:
+                return False
+            record.lease, record.lease_until, record.updated_at = None, None, now
+            if record.attempts >= self.max_attempts:
+                record.status, record.finished_at = "failed", now
+                record.current_step = "worker lost"
+                record.error = _worker_lost(None, {"attempts": record.attempts,
+                                                  "worker": record.worker})
+                outcome = "failed"
+            else:
+                record.status, record.task_id, record.current_step = "queued", task.id, "queued"
+                outcome = "queued"
+            return True
+
+        self.jobs.store.modify(job.id, take)
+        if outcome == "queued":
+            self.huey.enqueue(task)
+            log.warning("job of a lost worker re-queued",
+                        extra={"job_id": job.id, "lost_worker": job.worker})
+        elif outcome == "failed":
+            log.warning("job failed: worker lost", extra={"job_id": job.id})
+        return bool(outcome)
+
+    def recover(self) -> list[str]:
+        """At a worker's start: take back at once the work of processes on this host that
+        are gone (a restart after a crash need not wait for their leases to expire), and
+        anything whose lease already expired anywhere."""
+        host = socket.gethostname()
+        return self.reap(dead=lambda worker: _worker_dead(worker, host))
+
+
+def stage_priority(job: Job, index: int) -> int:
+    """A stage task's queue priority: the job's own (0-10) first, then later stages before
+    earlier ones, so a worker finishes messages already under way before starting the first
+    stages of newer ones (first come, first finished; not all finished together at the end)."""
+    return job.priority * 100 + index
+
+
+
+def run_of(job: Job) -> int:
+    """Which run of a staged job is current (records from before ``run`` existed: attempts)."""
+    return job.run or job.attempts
+
+
+
+def _count_attempt(job: Job) -> bool:
+    if job.final:
+        return False
+    job.attempts += 1
+    job.updated_at = time.time()
+    return True
+
+
+
+def _worker_lost(stage: str | None, record: dict[str, Any]) -> dict[str, Any]:
+    attempts = int(record.get("attempts", 1))
+    where = f"stage {stage}" if stage else "this job"
+    where_ja = f"ステージ {stage}" if stage else "このジョブ"
+    return {"code": "QUEUE_WORKER_LOST",
+            "message": f"The worker running {where} stopped answering, {attempts} times "
+                       f"(last: {record.get('worker') or 'unknown'}); it was not tried again.",
+            "message_ja": f"{where_ja} を実行していたワーカーが {attempts} 回応答しなくなりました。",
+            "details": {"attempts": attempts, "worker": record.get("worker")}}
+
+
+
+def _worker_dead(worker: str, host: str) -> bool:
+    name, _, pid = worker.rpartition(":")
+    if name != host or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False  # this process: its jobs are tracked by its own threads
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
