@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -674,10 +676,20 @@ def create_profile(
         except (_Reject, InvalidInput) as exc:
             _rejected(reports[index], exc)
     _reject_first(reports)
-    for index, audio in enumerate(audios):
-        _step_progress(progress, "denoise", index / len(clips))
-        assert audio is not None
-        audios[index] = _denoise_clip(audio, reports[index], denoiser)
+    # Clips are denoised side by side (one thread per core): the C denoiser releases the GIL.
+    _step_progress(progress, "denoise")
+    workers = max(1, min(len(clips), os.cpu_count() or 1, 4))
+    with ThreadPoolExecutor(workers, thread_name_prefix="denoise") as pool:
+        futures = {pool.submit(_denoise_clip, audio, reports[i], denoiser): i
+                   for i, audio in enumerate(audios) if audio is not None}
+        try:
+            for count, future in enumerate(as_completed(futures), 1):
+                audios[futures[future]] = future.result()
+                _step_progress(progress, "denoise", count / len(clips))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     _step_progress(progress, "checks")
     for index, audio in enumerate(audios):
         assert audio is not None

@@ -186,3 +186,23 @@ def test_calibration_cache_survives_a_restart_without_speaking_again(tmp_path: P
     audio, vector = CalibrationCache(tmp_path).get(key, lambda: pytest.fail("spoke"),
                                                    lambda a: pytest.fail("embedded"))
     assert audio.duration > 1.0 and vector[0] == len(audio.samples)
+
+
+def test_clips_denoised_side_by_side_match_one_after_the_other() -> None:
+    """create_profile denoises clips on several threads; each clip has its own denoiser
+    state, so the samples are exactly those of a serial run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from models.denoise import DeepFilterDenoiser
+
+    denoiser = DeepFilterDenoiser()
+    if not denoiser.available()[0]:
+        pytest.skip("deepfilternet not installed")
+    rng = np.random.default_rng(2)
+    clips = [Audio(ojt_speech(s) + rng.normal(0, 0.02, len(ojt_speech(s))).astype(np.float32),
+                   24000) for s in SENTENCES]
+    serial = [denoiser.denoise(c).samples for c in clips]
+    with ThreadPoolExecutor(3) as pool:
+        parallel = [a.samples for a in pool.map(denoiser.denoise, clips)]
+    for one, other in zip(serial, parallel, strict=True):
+        assert np.array_equal(one, other)
