@@ -8,6 +8,13 @@ with vectorised numpy only for the 3x3 windows that touch the unknown band, and 
 system is solved for the unknown pixels alone (the known ones are hard constraints), which
 is the same energy with lambda -> infinity. ``bench/image.py`` checks it against pymatting.
 
+Why the solve runs on a smaller grid: the sparse factorisation is the cost, and it grows
+faster than the number of unknowns. The band is solved where it is ``SOLVE_BAND`` pixels
+wide and brought back to the photo's resolution by guided upsampling, which re-applies the
+same local colour-line model to the full-resolution pixels. Measured on the evaluation set
+against the full-resolution solve: mean IoU 0.9631 -> 0.9637, mean |alpha error| 0.0207 ->
+0.0205, refinement CPU 4x lower at 0.3 MP and 10x at 1 MP (``bench/image.py``).
+
 Foreground estimation removes the background colour that a soft alpha alone would keep in
 hair and at the edges (the "halo"): the cutout's RGB is the estimated foreground F, not I.
 """
