@@ -13,7 +13,7 @@ faster than the number of unknowns. The band is solved where it is ``SOLVE_BAND`
 wide and brought back to the photo's resolution by guided upsampling, which re-applies the
 same local colour-line model to the full-resolution pixels. Measured on the evaluation set
 against the full-resolution solve: mean IoU 0.9631 -> 0.9637, mean |alpha error| 0.0207 ->
-0.0205, refinement CPU 4x lower at 0.3 MP and 10x at 1 MP (``bench/image.py``).
+0.0205, refinement CPU 4x lower at 0.3 MP and 14x at 1 MP (``bench/image.py``).
 
 Foreground estimation removes the background colour that a soft alpha alone would keep in
 hair and at the edges (the "halo"): the cutout's RGB is the estimated foreground F, not I.
