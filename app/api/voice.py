@@ -124,7 +124,7 @@ def submit_profile(services: Services, clips: list[tuple[bytes, str]], *, name: 
     stored = []
     for data, filename in clips:
         suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-        ext = suffix if suffix.isalnum() and len(suffix) <= 5 else "bin"
+        ext = suffix if suffix.isascii() and suffix.isalnum() and len(suffix) <= 5 else "bin"
         stored.append({"key": services.storage.put(new_key("inputs/audio", ext), data),
                        "filename": filename})
     job = services.queue.submit(PROFILE_KIND, {"clips": stored, "name": name,

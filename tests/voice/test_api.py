@@ -227,3 +227,16 @@ def test_profile_lifecycle_and_speaking_in_it(voice_client: TestClient) -> None:
     assert voice_client.delete(f"/api/voice/profiles/{pid}").status_code == 200
     assert voice_client.get(f"/api/voice/profiles/{pid}").status_code == 404
     assert voice_client.get("/api/voice/profiles").json()["data"]["count"] == 0
+
+
+@pytest.mark.parametrize("filename", ["声 (1).ｗａｖ", "no extension", "../../x.wav", "a.WAV"])
+def test_profile_upload_names_never_reach_storage_keys(voice_client: TestClient,
+                                                       filename: str) -> None:
+    """The clips are stored under fresh keys; any filename is only a label in messages."""
+    short = wav_bytes(ojt_speech(SENTENCES[0])[: RATE * 2])
+    response = voice_client.post("/api/voice/profiles", data={"name": "x"},
+                                 files=[("audio_samples", (filename, short, "audio/wav"))])
+    assert response.status_code == 202, response.text
+    status = voice_client.get(response.json()["data"]["status_url"]).json()["data"]
+    assert status["error"]["code"] == "VOICE_SAMPLE_TOO_SHORT"
+    assert filename in status["error"]["message"]
