@@ -41,6 +41,23 @@ def on_desktop() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _warm_voice(services: object, log: logging.Logger) -> None:
+    """Background, at the lowest priority: the voice-matching calibration cache and the
+    speaker encoder, so the first voice profile is as quick as the next (read from disk
+    after the first start)."""
+    from pipelines.voice_jobs import warm_up
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only
+    except (AttributeError, OSError):
+        pass
+    try:
+        count = warm_up(services.chain, services.engine_settings.cache_dir)  # type: ignore[attr-defined]
+        log.info("voice matching calibration ready", extra={"voices": count})
+    except Exception:  # noqa: BLE001 - a warm-up failure must not stop the studio
+        log.exception("voice matching warm-up failed; the first profile will do it")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = {k: v for k, v in {
@@ -82,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         # stages a killed studio left running are taken back now, not when leases expire
         services.queue.recover()
     services.queue.start_consumer(settings.workers)  # main thread: huey sets signal handlers
+    if settings.workers > 0:
+        threading.Thread(target=_warm_voice, args=(services, log), daemon=True,
+                         name="voice-warm-up").start()
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
                             timeout_graceful_shutdown=10)

@@ -4,7 +4,10 @@
 
 Speed: milliseconds per megapixel for detection, segmentation and refinement, per engine
 available here, at 0.25, 1 and 4 MP (median of 3 runs after a warm-up). Engines without
-weights on this machine are listed as "n/a".
+weights on this machine are listed as "n/a". The closed-form refiner of ``main`` (the
+full-resolution solve, loaded with ``bench/baseline.py``) runs in the same process as
+``closed_form (main)``; the cutout table adds detection + mediapipe segmentation +
+refinement per MP for both, wall and CPU time, and the ratio.
 
 Quality: the evaluation set of ``tests/image/portraits.py`` (one real public-domain portrait
 cut along a hand-drawn silhouette, with synthetic hair strands of known fractional alpha,
@@ -28,6 +31,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import baseline_module  # noqa: E402
 from models.base import EngineSettings  # noqa: E402
 from models.closed_form import (  # noqa: E402
     ClosedFormRefiner,
@@ -40,6 +44,8 @@ from models.mediapipe_selfie import MediapipeCutout  # noqa: E402
 from models.person_detect import PersonDetector  # noqa: E402
 from tests.image import portraits  # noqa: E402
 
+BASELINE = baseline_module("models/closed_form.py")
+
 SIZES_MP = (0.25, 1.0, 4.0)
 
 
@@ -49,17 +55,33 @@ def _at_megapixels(image: Image.Image, mp: float) -> Image.Image:
                         Image.Resampling.LANCZOS)
 
 
-def _time(fn, runs: int) -> float:
+def _time(fn, runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``runs`` calls after a warm-up."""
     fn()  # warm-up (model load, caches)
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
-def speed_table(runs: int) -> list[tuple[str, str, float, float]]:
+class _BaselineRefiner:
+    """``main``'s closed-form refiner, for the side-by-side rows."""
+
+    name = "closed_form (main)"
+
+    def available(self) -> tuple[bool, str]:
+        return BASELINE is not None, "git show main:models/closed_form.py"
+
+    def refine(self, image, matte):
+        assert BASELINE is not None
+        return BASELINE.refine_matte(BASELINE.as_float_rgb(image), matte.astype(np.float32))
+
+
+def speed_table(runs: int) -> list[tuple[str, str, float, float, float]]:
+    """Rows (stage, engine, MP, wall ms/MP, CPU ms/MP)."""
     base = portraits.single_portrait("stripes").image
     settings = EngineSettings()
     detector = PersonDetector(settings)
@@ -71,7 +93,7 @@ def speed_table(runs: int) -> list[tuple[str, str, float, float]]:
                         ("models.birefnet", "BiRefNetCutout")):
         engine = getattr(__import__(module, fromlist=[cls]), cls)(settings)
         cutouts.append(engine)
-    refiners = [ClosedFormRefiner(settings)]
+    refiners: list[object] = [ClosedFormRefiner(settings), _BaselineRefiner()]
     from models.sam2 import Sam2Refiner
 
     refiners.append(Sam2Refiner(settings))
@@ -86,16 +108,37 @@ def speed_table(runs: int) -> list[tuple[str, str, float, float]]:
         matte = masker.cutout(image)
         for stage, name, engine in engines:
             if engine is not None and not engine.available()[0]:
-                rows.append((stage, name, mp, float("nan")))
+                rows.append((stage, name, mp, float("nan"), float("nan")))
                 continue
             if stage == "detection":
-                seconds = _time(lambda im=image: detector.detect(im), runs)
+                wall, cpu = _time(lambda im=image: detector.detect(im), runs)
             elif stage == "segmentation":
-                seconds = _time(lambda e=engine, im=image: e.cutout(im), runs)
+                wall, cpu = _time(lambda e=engine, im=image: e.cutout(im), runs)
             else:
-                seconds = _time(lambda e=engine, im=image, m=matte: e.refine(im, m), runs)
-            rows.append((stage, name, mp, 1000 * seconds / real_mp))
+                wall, cpu = _time(lambda e=engine, im=image, m=matte: e.refine(im, m), runs)
+            rows.append((stage, name, mp, 1000 * wall / real_mp, 1000 * cpu / real_mp))
     return rows
+
+
+def cutout_totals(rows: list[tuple[str, str, float, float, float]]) -> None:
+    """Detection + mediapipe segmentation + closed-form refinement, main vs this tree."""
+    def cell(stage: str, name: str, mp: float, col: int) -> float:
+        return next(r[col] for r in rows if (r[0], r[1], r[2]) == (stage, name, mp))
+
+    print("\n## Cutout: detection + segmentation (mediapipe) + refinement, ms per MP\n")
+    print("| MP | main wall | this wall | main CPU | this CPU | wall ratio | CPU ratio |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for mp in SIZES_MP:
+        totals = {}
+        for ref in ("closed_form (main)", "closed_form"):
+            for col in (3, 4):
+                totals[(ref, col)] = (cell("detection", "mediapipe face+selfie+pose", mp, col)
+                                      + cell("segmentation", "mediapipe", mp, col)
+                                      + cell("refinement", ref, mp, col))
+        old_w, new_w = totals[("closed_form (main)", 3)], totals[("closed_form", 3)]
+        old_c, new_c = totals[("closed_form (main)", 4)], totals[("closed_form", 4)]
+        print(f"| {mp} | {old_w:.0f} | {new_w:.0f} | {old_c:.0f} | {new_c:.0f} | "
+              f"{old_w / new_w:.1f}x | {old_c / new_c:.1f}x |")
 
 
 def quality_table(use_pymatting: bool) -> list[dict[str, object]]:
@@ -109,9 +152,9 @@ def quality_table(use_pymatting: bool) -> list[dict[str, object]]:
     for comp in portraits.evaluation_set():
         raw = segmenter.cutout(comp.image)
         rgb = as_float_rgb(comp.image)
-        start = time.perf_counter()
+        start = time.process_time()
         refined = refine_matte(rgb, raw)
-        seconds = time.perf_counter() - start
+        seconds = time.process_time() - start
         row: dict[str, object] = {
             "name": comp.name,
             "raw_iou": portraits.iou(raw, comp.alpha),
@@ -120,6 +163,12 @@ def quality_table(use_pymatting: bool) -> list[dict[str, object]]:
             "ref_mae": portraits.mean_abs_error(refined, comp.alpha),
             "ref_s": seconds,
         }
+        if BASELINE is not None:
+            start = time.process_time()
+            old = BASELINE.refine_matte(rgb, raw)
+            row["main_s"] = time.process_time() - start
+            row["main_iou"] = portraits.iou(old, comp.alpha)
+            row["main_mae"] = portraits.mean_abs_error(old, comp.alpha)
         if cf is not None:
             trimap = make_trimap(raw, band_width(raw)).astype(np.float64)
             start = time.perf_counter()
@@ -139,34 +188,49 @@ def main() -> None:
     args = parser.parse_args()
 
     print("## Speed (ms per megapixel, median of runs; n/a = no weights here)\n")
-    print("| stage | engine | 0.25 MP | 1 MP | 4 MP |")
-    print("|---|---|---:|---:|---:|")
+    print("| stage | engine | 0.25 MP | 1 MP | 4 MP | CPU 0.25 | CPU 1 | CPU 4 |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     rows = speed_table(1 if args.quick else 3)
-    keys = list(dict.fromkeys((s, n) for s, n, _, _ in rows))
+    keys = list(dict.fromkeys((r[0], r[1]) for r in rows))
     for stage, name in keys:
         cells = []
-        for mp in SIZES_MP:
-            value = next(v for s, n, m, v in rows if (s, n, m) == (stage, name, mp))
-            cells.append("n/a" if np.isnan(value) else f"{value:.0f}")
+        for col in (3, 4):
+            for mp in SIZES_MP:
+                value = next(r[col] for r in rows if (r[0], r[1], r[2]) == (stage, name, mp))
+                cells.append("n/a" if np.isnan(value) else f"{value:.0f}")
         print(f"| {stage} | {name} | " + " | ".join(cells) + " |")
+    if BASELINE is not None:
+        cutout_totals(rows)
 
-    print("\n## Matte quality on the evaluation set (raw mediapipe vs closed-form refined)\n")
+    print("\n## Matte quality on the evaluation set (raw mediapipe, closed-form refined by main's "
+          "full-resolution solve and by this tree's; refine s = CPU seconds)\n")
     quality = quality_table(args.pymatting)
+    main = BASELINE is not None
     extra = " pymatting IoU | pymatting MAE |" if args.pymatting else ""
-    print("| image | raw IoU | refined IoU | raw MAE | refined MAE | refine s |" + extra)
-    print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.pymatting else ""))
-    for r in quality:
-        line = (f"| {r['name']} | {r['raw_iou']:.4f} | {r['ref_iou']:.4f} | "
-                f"{r['raw_mae']:.4f} | {r['ref_mae']:.4f} | {r['ref_s']:.2f} |")
+    print("| image | raw IoU | main IoU | refined IoU | raw MAE | main MAE | refined MAE "
+          "| main s | refine s |" + extra)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.pymatting else ""))
+
+    def line_for(r: dict[str, object], name: str, digits: int) -> str:
+        def m(key: str, d: int = digits) -> str:
+            return f"{r[key]:.{d}f}" if main else "n/a"
+
+        line = (f"| {name} | {r['raw_iou']:.{digits}f} | {m('main_iou')} | "
+                f"{r['ref_iou']:.{digits}f} | {r['raw_mae']:.{digits}f} | {m('main_mae')} | "
+                f"{r['ref_mae']:.{digits}f} | {m('main_s', 3)} | {r['ref_s']:.3f} |")
         if args.pymatting:
             line += f" {r['pm_iou']:.4f} | {r['pm_mae']:.4f} |"
-        print(line)
+        return line
+
+    for r in quality:
+        print(line_for(r, str(r["name"]), 4))
     mean = {k: float(np.mean([r[k] for r in quality])) for k in quality[0] if k != "name"}
-    line = (f"| **mean** | {mean['raw_iou']:.4f} | {mean['ref_iou']:.4f} | "
-            f"{mean['raw_mae']:.4f} | {mean['ref_mae']:.4f} | {mean['ref_s']:.2f} |")
-    if args.pymatting:
-        line += f" {mean['pm_iou']:.4f} | {mean['pm_mae']:.4f} |"
-    print(line)
+    print(line_for(mean, "**mean**", 5))
+    if main:
+        kept = mean["ref_iou"] >= mean["main_iou"] and mean["ref_mae"] <= mean["main_mae"]
+        print(f"\nMatte no worse than main's (mean IoU >= and mean MAE <=): "
+              f"{'yes' if kept else 'NO'}; refinement CPU {mean['main_s'] / mean['ref_s']:.1f}x "
+              "less")
     better = mean["ref_iou"] > mean["raw_iou"] and mean["ref_mae"] < mean["raw_mae"]
     print(f"\nRefinement improves both IoU and MAE on average: {'yes' if better else 'NO'}")
 

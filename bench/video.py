@@ -23,9 +23,11 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import baseline_module  # noqa: E402
 from models.base import Audio, RenderRequest, Speech, Timing  # noqa: E402
 from models.face_rig import detect_landmarks  # noqa: E402
 from models.landmark_head import LandmarkHead, write_performance  # noqa: E402
+from models.mp4 import Mp4Writer  # noqa: E402
 from pipelines.subtitles import font_path  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -135,13 +137,25 @@ def main() -> None:
     import os
 
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print("\n| size | render incl. encode, wall (x real time) | CPU (x real time: video s / "
-          "render+ffmpeg CPU s) | frames only (fps) | MP4 size |")
-    print("|---|---|---|---|---|")
+    print("\n| size | code | render incl. encode, wall (x real time) | CPU (x real time: "
+          "video s / render+ffmpeg CPU s) | frames only (fps) | MP4 size |")
+    print("|---|---|---|---|---|---|")
+    old_mp4 = baseline_module("models/mp4.py")
+    import models.landmark_head as head_module
+
     for size in ((512, 512), (720, 1280)):
-        ratio, cpu_ratio, fps, size_b = speed(engine, portrait, speech, size)
-        print(f"| {size[0]}x{size[1]} | {ratio:.2f}x | {cpu_ratio:.2f}x | {fps:.0f} | "
-              f"{size_b / 1e3:.0f} kB |")
+        for rnd in range(2):  # interleaved twice: the machine's load moves between runs
+            for label, writer in (("main", old_mp4.Mp4Writer if old_mp4 else None),
+                                  ("this tree", Mp4Writer)):
+                if writer is None:
+                    continue
+                head_module.Mp4Writer = writer  # type: ignore[attr-defined]
+                try:
+                    ratio, cpu_ratio, fps, size_b = speed(engine, portrait, speech, size)
+                finally:
+                    head_module.Mp4Writer = Mp4Writer  # type: ignore[attr-defined]
+                print(f"| {size[0]}x{size[1]} | {label} (run {rnd + 1}) | {ratio:.2f}x | "
+                      f"{cpu_ratio:.2f}x | {fps:.0f} | {size_b / 1e3:.0f} kB |")
     print("\n| mouth driven by | corr(mouth gap, envelope) | M/B/P frames with closed lips | "
           "other consonants with closed lips |")
     print("|---|---|---|---|")

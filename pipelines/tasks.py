@@ -23,6 +23,7 @@ class ArtifactStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def url(self, key: str) -> str: ...
+    def delete(self, key: str) -> bool: ...
 
 
 class JobContext(Protocol):
@@ -108,7 +109,7 @@ def load_handlers() -> None:
     import importlib
 
     for module in ("pipelines.diagnostics", "pipelines.image_jobs", "pipelines.video_jobs",
-                   "pipelines.message"):
+                   "pipelines.voice_jobs", "pipelines.message"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -13,12 +13,16 @@ Plain functions over media values and engine chains (no HTTP, no Gradio):
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -377,44 +381,67 @@ def _measure(audio: Audio, report: ClipReport) -> None:
         report.warnings.append("a few clipped samples")
 
 
+def _decode_clip(data: bytes, report: ClipReport) -> Audio:
+    """Decode (mono, 24 kHz) and measure; raises ``_Reject`` / ``InvalidInput``."""
+    audio = decode_audio(data, area="VOICE_SAMPLE", filename=report.filename)
+    _measure(audio, report)
+    return audio
+
+
+def _denoise_clip(audio: Audio, report: ClipReport, denoiser: Any) -> Audio:
+    if denoiser is None:
+        return audio
+    audio = denoiser.denoise(audio)
+    report.snr_after_db = _snr_db(audio.samples, audio.sample_rate)
+    return audio
+
+
+def _finish_clip(audio: Audio, report: ClipReport) -> Audio:
+    """Trim and judge the (denoised) clip; raises ``_Reject``."""
+    cleaned = trim(audio.samples, audio.sample_rate, pad_s=0.1)
+    start, end = voiced_bounds(cleaned, audio.sample_rate, threshold_db=-35.0)
+    report.speech_seconds = (end - start) / audio.sample_rate
+    best_snr = max(report.snr_db, report.snr_after_db or 0.0)
+    if best_snr < 12.0:
+        raise _Reject("VOICE_SAMPLE_TOO_NOISY",
+                      f"{report.filename}: too noisy (speech only {best_snr:.0f} dB above "
+                      "the noise even after denoising); record somewhere quieter.",
+                      f"{report.filename}: 雑音が多すぎます（ノイズ除去後も {best_snr:.0f} dB）。"
+                      "静かな場所で録音してください。")
+    if report.speech_seconds < MIN_SPEECH_S:
+        raise _Reject("VOICE_SAMPLE_TOO_SHORT",
+                      f"{report.filename}: only {report.speech_seconds:.1f} s of speech; "
+                      f"speak for at least {CLIP_MIN_S:.0f} s.",
+                      f"{report.filename}: 話している部分が {report.speech_seconds:.1f} 秒しか"
+                      f"ありません（{CLIP_MIN_S:.0f} 秒以上話してください）。")
+    if report.snr_db < 20.0:
+        report.warnings.append("background noise (denoised)")
+    if report.warnings:
+        report.verdict = "warning"
+    return Audio(cleaned, audio.sample_rate)
+
+
+def _rejected(report: ClipReport, exc: Exception) -> None:
+    if isinstance(exc, _Reject):
+        report.verdict, report.code = "rejected", exc.code
+        report.message, report.message_ja = exc.message, exc.message_ja
+    elif isinstance(exc, InvalidInput):
+        report.verdict, report.code = "rejected", exc.code
+        report.message, report.message_ja = exc.message, exc.message_ja or exc.message
+    else:
+        raise exc
+
+
 def check_clip(data: bytes, filename: str, index: int = 0,
                denoiser: Any = None) -> tuple[Audio | None, ClipReport]:
     """Decode, measure, denoise and trim one clip. Never raises for a bad clip: the report
     says ``rejected`` with its ``VOICE_SAMPLE_*`` code (the UI shows each clip's verdict)."""
     report = ClipReport(index=index, filename=filename or f"clip {index + 1}")
     try:
-        audio = decode_audio(data, area="VOICE_SAMPLE", filename=report.filename)
-        _measure(audio, report)
-        if denoiser is not None:
-            audio = denoiser.denoise(audio)
-            report.snr_after_db = _snr_db(audio.samples, audio.sample_rate)
-        cleaned = trim(audio.samples, audio.sample_rate, pad_s=0.1)
-        start, end = voiced_bounds(cleaned, audio.sample_rate, threshold_db=-35.0)
-        report.speech_seconds = (end - start) / audio.sample_rate
-        best_snr = max(report.snr_db, report.snr_after_db or 0.0)
-        if best_snr < 12.0:
-            raise _Reject("VOICE_SAMPLE_TOO_NOISY",
-                          f"{report.filename}: too noisy (speech only {best_snr:.0f} dB above "
-                          "the noise even after denoising); record somewhere quieter.",
-                          f"{report.filename}: 雑音が多すぎます（ノイズ除去後も {best_snr:.0f} dB）。"
-                          "静かな場所で録音してください。")
-        if report.speech_seconds < MIN_SPEECH_S:
-            raise _Reject("VOICE_SAMPLE_TOO_SHORT",
-                          f"{report.filename}: only {report.speech_seconds:.1f} s of speech; "
-                          f"speak for at least {CLIP_MIN_S:.0f} s.",
-                          f"{report.filename}: 話している部分が {report.speech_seconds:.1f} 秒しか"
-                          f"ありません（{CLIP_MIN_S:.0f} 秒以上話してください）。")
-        if report.snr_db < 20.0:
-            report.warnings.append("background noise (denoised)")
-        if report.warnings:
-            report.verdict = "warning"
-        return Audio(cleaned, audio.sample_rate), report
-    except _Reject as reject:
-        report.verdict, report.code = "rejected", reject.code
-        report.message, report.message_ja = reject.message, reject.message_ja
-    except InvalidInput as exc:
-        report.verdict, report.code = "rejected", exc.code
-        report.message, report.message_ja = exc.message, exc.message_ja or exc.message
+        audio = _decode_clip(data, report)
+        return _finish_clip(_denoise_clip(audio, report, denoiser), report), report
+    except (_Reject, InvalidInput) as exc:
+        _rejected(report, exc)
     return None, report
 
 
@@ -551,6 +578,12 @@ class ProfileStore:
         for name in ("embedding.npy", "reference.wav"):
             self.storage.delete(self.key(pid, name))
 
+    def discard(self, profile_id: str) -> None:
+        """Remove whatever a failed or cancelled creation of ``profile_id`` wrote."""
+        pid = self._check_id(profile_id)
+        for name in ("profile.json", "embedding.npy", "reference.wav"):
+            self.storage.delete(self.key(pid, name))
+
 
 def public_profile(profile: dict[str, Any]) -> dict[str, Any]:
     """The profile as the API shows it (``id`` and ``profile_id`` both, as the seed lists)."""
@@ -573,6 +606,43 @@ def _reference_from(clips: Sequence[Audio]) -> Audio:
     return Audio(normalize_peak(samples), rate)
 
 
+PROFILE_STEPS = ("decode", "denoise", "checks", "embedding", "matching search", "save")
+"""The steps of making a profile, as the job and the Voice tab show them."""
+_STEP_SPAN = {"decode": (0.0, 0.05), "denoise": (0.05, 0.5), "checks": (0.5, 0.55),
+              "embedding": (0.55, 0.62), "matching search": (0.62, 0.97), "save": (0.97, 1.0)}
+"""Each step's share of the progress bar (measured: denoising and the search dominate)."""
+
+
+def _step_progress(progress: ProgressFn, step: str, fraction: float = 0.0) -> None:
+    low, high = _STEP_SPAN[step]
+    progress(low + (high - low) * fraction, step)
+
+
+def _reject_first(reports: Sequence[ClipReport]) -> None:
+    rejected = [r for r in reports if r.verdict == "rejected"]
+    if rejected:
+        first = rejected[0]
+        raise InvalidInput(first.message, code=first.code or "VOICE_SAMPLE_INVALID",
+                           message_ja=first.message_ja,
+                           details={"clip": first.index, "filename": first.filename,
+                                    "clips": [r.as_dict() for r in reports]})
+
+
+def validate_profile_request(clips: Sequence[Any], name: str, language: str) -> str:
+    """The checks that need no audio work (done before a job is queued); the clean name."""
+    name = validate_name(name)
+    if language not in LANGUAGES:
+        raise InvalidInput(f"Unsupported language {language!r}.", code="VOICE_INVALID_LANGUAGE",
+                           message_ja=f"未対応の言語 {language!r} です。",
+                           details={"allowed": list(LANGUAGES)})
+    if not 1 <= len(clips) <= MAX_CLIPS:
+        raise InvalidInput(f"Give 1-{MAX_CLIPS} recordings (3 recommended); got {len(clips)}.",
+                           code="VOICE_SAMPLE_COUNT",
+                           message_ja=f"録音は 1〜{MAX_CLIPS} 個にしてください（推奨 3 個）。",
+                           details={"count": len(clips), "max": MAX_CLIPS})
+    return name
+
+
 def create_profile(
     clips: Sequence[tuple[bytes, str]],
     *,
@@ -585,47 +655,59 @@ def create_profile(
     matcher: Any = None,
     progress: ProgressFn = no_progress,
     owner: str | None = None,
+    profile_id: str | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """1-5 recordings (bytes, filename) -> a stored profile. Each clip is decoded, made
+    """1-5 recordings (bytes, filename) -> a stored profile, in the steps of
+    :data:`PROFILE_STEPS` (``progress`` gets each step's name). Each clip is decoded, made
     mono 24 kHz, denoised, trimmed and checked; the first bad clip raises its
     ``VOICE_SAMPLE_*`` error (``details.clips`` has every clip's report). With ``tts`` and
     ``matcher`` the profile is calibrated for voice matching (nearest built-in voice and
-    Praat parameters, chosen by measured similarity)."""
-    name = validate_name(name)
-    if language not in LANGUAGES:
-        raise InvalidInput(f"Unsupported language {language!r}.", code="VOICE_INVALID_LANGUAGE",
-                           message_ja=f"未対応の言語 {language!r} です。",
-                           details={"allowed": list(LANGUAGES)})
-    if not 1 <= len(clips) <= MAX_CLIPS:
-        raise InvalidInput(f"Give 1-{MAX_CLIPS} recordings (3 recommended); got {len(clips)}.",
-                           code="VOICE_SAMPLE_COUNT",
-                           message_ja=f"録音は 1〜{MAX_CLIPS} 個にしてください（推奨 3 個）。",
-                           details={"count": len(clips), "max": MAX_CLIPS})
-    audios: list[Audio] = []
-    reports: list[ClipReport] = []
-    for index, (data, filename) in enumerate(clips):
-        progress(0.05 + 0.4 * index / len(clips), "check clips")
-        audio, report = check_clip(data, filename, index, denoiser)
-        reports.append(report)
-        if audio is not None:
-            audios.append(audio)
-    rejected = [r for r in reports if r.verdict == "rejected"]
-    if rejected:
-        first = rejected[0]
-        raise InvalidInput(first.message, code=first.code or "VOICE_SAMPLE_INVALID",
-                           message_ja=first.message_ja,
-                           details={"clip": first.index, "filename": first.filename,
-                                    "clips": [r.as_dict() for r in reports]})
-    progress(0.5, "embed")
+    Praat parameters, chosen by measured similarity; what does not depend on the new voice
+    is cached under ``cache_dir``). ``profile_id`` (a job's own) makes a rerun overwrite
+    rather than duplicate; nothing is listed until every file is written."""
+    name = validate_profile_request(clips, name, language)
+    reports = [ClipReport(index=i, filename=f or f"clip {i + 1}") for i, (_, f) in enumerate(clips)]
+    audios: list[Audio | None] = [None] * len(clips)
+    for index, (data, _) in enumerate(clips):
+        _step_progress(progress, "decode", index / len(clips))
+        try:
+            audios[index] = _decode_clip(data, reports[index])
+        except (_Reject, InvalidInput) as exc:
+            _rejected(reports[index], exc)
+    _reject_first(reports)
+    # Clips are denoised side by side (one thread per core): the C denoiser releases the GIL.
+    _step_progress(progress, "denoise")
+    workers = max(1, min(len(clips), os.cpu_count() or 1, 4))
+    with ThreadPoolExecutor(workers, thread_name_prefix="denoise") as pool:
+        futures = {pool.submit(_denoise_clip, audio, reports[i], denoiser): i
+                   for i, audio in enumerate(audios) if audio is not None}
+        try:
+            for count, future in enumerate(as_completed(futures), 1):
+                audios[futures[future]] = future.result()
+                _step_progress(progress, "denoise", count / len(clips))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    _step_progress(progress, "checks")
+    for index, audio in enumerate(audios):
+        assert audio is not None
+        try:
+            audios[index] = _finish_clip(audio, reports[index])
+        except _Reject as exc:
+            _rejected(reports[index], exc)
+    _reject_first(reports)
+    cleaned = [a for a in audios if a is not None]
+    _step_progress(progress, "embedding")
     try:
-        embedded = encoder.run(lambda e: e.embed(audios))
+        embedded = encoder.run(lambda e: e.embed(cleaned))
     except ChainExhausted as exc:
         raise _unavailable(exc) from exc
     embedding = np.asarray(embedded.value, np.float32)
-    reference = _reference_from(audios)
-    profile_id = store.new_id()
+    reference = _reference_from(cleaned)
     profile: dict[str, Any] = {
-        "id": profile_id,
+        "id": profile_id or store.new_id(),
         "name": name,
         "language": language,
         "created_at": _now(),
@@ -635,8 +717,8 @@ def create_profile(
         "embedding_dim": int(embedding.shape[0]),
         "denoised": denoiser is not None,
         "sample_stats": {
-            "count": len(audios),
-            "total_seconds": round(sum(a.duration for a in audios), 2),
+            "count": len(cleaned),
+            "total_seconds": round(sum(a.duration for a in cleaned), 2),
             "reference_seconds": round(reference.duration, 2),
             "clips": [r.as_dict() for r in reports],
         },
@@ -645,39 +727,111 @@ def create_profile(
     if owner is not None:
         profile["owner"] = owner
     if tts is not None and matcher is not None:
-        progress(0.6, "calibrate voice matching")
-        profile["matching"] = calibrate_matching(tts, matcher, embedding, reference, language)
-    progress(0.95, "save")
+        _step_progress(progress, "matching search")
+        profile["matching"] = calibrate_matching(tts, matcher, embedding, reference, language,
+                                                 cache_dir=cache_dir)
+    _step_progress(progress, "save")
     store.save(profile, reference, embedding)
-    progress(1.0, "done")
+    progress(1.0, "save")
     return profile
 
 
-_CALIBRATION_AUDIO: dict[tuple[str, str, str], Audio] = {}
+class CalibrationCache:
+    """The part of voice-matching calibration that does not depend on the new voice: each
+    built-in voice (and each blend used so far) saying the calibration sentence, with its
+    speaker embedding. Kept in memory and, with a ``cache_dir``, as ``.npz`` files under
+    ``{cache_dir}/voice_matching/`` so a fresh process (or the first profile after an
+    install that ran :func:`prepare_calibration`) pays nothing for them."""
+
+    _memory: ClassVar[dict[str, tuple[Audio, np.ndarray]]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, cache_dir: Path | None) -> None:
+        self.root = Path(cache_dir) / "voice_matching" if cache_dir is not None else None
+
+    @staticmethod
+    def key(engine: str, voice: str, language: str, encoder: str) -> str:
+        digest = hashlib.sha1(f"{CALIBRATION_TEXT[language]}|{encoder}|{voice}".encode())
+        return f"{engine}-{language}-{digest.hexdigest()[:16]}"
+
+    def get(self, key: str, say: Callable[[], Audio],
+            embed: Callable[[Audio], np.ndarray]) -> tuple[Audio, np.ndarray]:
+        with self._lock:
+            if key in self._memory:
+                return self._memory[key]
+        path = self.root / f"{key}.npz" if self.root is not None else None
+        item: tuple[Audio, np.ndarray] | None = None
+        if path is not None and path.is_file():
+            try:
+                with np.load(path) as data:
+                    item = (Audio(data["samples"].astype(np.float32), int(data["rate"])),
+                            data["embedding"].astype(np.float32))
+            except (OSError, ValueError, KeyError):
+                item = None  # a torn or foreign file: make it again
+        if item is None:
+            audio = say()
+            item = (audio, np.asarray(embed(audio), np.float32))
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+                with tmp.open("wb") as handle:
+                    np.savez(handle, samples=item[0].samples, rate=item[0].sample_rate,
+                             embedding=item[1])
+                tmp.replace(path)  # atomic: a reader sees the whole file or none
+        with self._lock:
+            self._memory[key] = item
+        return item
 
 
-def calibrate_matching(tts: FallbackChain, matcher: Any, embedding: np.ndarray,
-                       reference: Audio, language: str) -> dict[str, Any] | None:
-    """Say a calibration sentence with each built-in voice of the language (and a blend of
-    the two nearest Kokoro voices), and let the matcher choose voice and parameters."""
-    text = CALIBRATION_TEXT[language]
-    candidates: list[tuple[str, Audio]] = []
-    kokoro = None
-    default_voice = None
+def _calibration_voices(tts: FallbackChain, language: str) -> Iterator[tuple[Any, VoiceInfo]]:
     for engine in tts:
         if engine.name == "voicevox" or not _speaks(engine, language):
             continue
         if not engine.available()[0]:
             continue
         for info in getattr(engine, "VOICES", ()):
-            if info.language != language:
-                continue
-            default_voice = default_voice or info.id
-            key = (engine.name, info.id, language)
-            if key not in _CALIBRATION_AUDIO:  # the same sentence every time: say it once
-                _CALIBRATION_AUDIO[key] = engine.synthesize(
-                    SpeechRequest(text, voice=info.id, language=language)).audio
-            candidates.append((info.id, _CALIBRATION_AUDIO[key]))
+            if info.language == language:
+                yield engine, info
+
+
+def prepare_calibration(tts: FallbackChain, matcher: Any, cache_dir: Path | None,
+                        languages: Sequence[str] = LANGUAGES) -> int:
+    """Fill the calibration cache ahead of the first profile (at install or start-up).
+    Returns how many voices are cached."""
+    cache = CalibrationCache(cache_dir)
+    count = 0
+    for language in languages:
+        for engine, info in _calibration_voices(tts, language):
+            key = cache.key(engine.name, info.id, language, getattr(matcher, "encoder_name", ""))
+            cache.get(key, lambda e=engine, i=info.id, lang=language: e.synthesize(
+                SpeechRequest(CALIBRATION_TEXT[lang], voice=i, language=lang)).audio,
+                matcher.embed)
+            count += 1
+    return count
+
+
+def calibrate_matching(tts: FallbackChain, matcher: Any, embedding: np.ndarray,
+                       reference: Audio, language: str,
+                       cache_dir: Path | None = None) -> dict[str, Any] | None:
+    """Say a calibration sentence with each built-in voice of the language (and a blend of
+    the two nearest Kokoro voices), and let the matcher choose voice and parameters. The
+    voices' audio and embeddings come from :class:`CalibrationCache`."""
+    text = CALIBRATION_TEXT[language]
+    cache = CalibrationCache(cache_dir)
+    encoder = getattr(matcher, "encoder_name", "")
+    candidates: list[tuple[str, Audio]] = []
+    embeddings: dict[str, np.ndarray] = {}
+    kokoro = None
+    default_voice = None
+    for engine, info in _calibration_voices(tts, language):
+        default_voice = default_voice or info.id
+        audio, vector = cache.get(
+            cache.key(engine.name, info.id, language, encoder),
+            lambda e=engine, i=info.id: e.synthesize(
+                SpeechRequest(text, voice=i, language=language)).audio,
+            matcher.embed)
+        candidates.append((info.id, audio))
+        embeddings[info.id] = vector
         if engine.name == "kokoro":
             kokoro = engine
     if not candidates:
@@ -688,11 +842,15 @@ def calibrate_matching(tts: FallbackChain, matcher: Any, embedding: np.ndarray,
         if kokoro is None or not all(v in ids for v, _ in weights):
             return None
         voice = "+".join(f"{v}:{w:g}" for v, w in weights)
-        speech = kokoro.synthesize(SpeechRequest(text, voice=voice, language=language))
-        return voice, speech.audio
+        audio, vector = cache.get(
+            cache.key("kokoro", voice, language, encoder),
+            lambda: kokoro.synthesize(SpeechRequest(text, voice=voice, language=language)).audio,
+            matcher.embed)
+        embeddings[voice] = vector
+        return voice, audio
 
     return dict(matcher.calibrate(embedding, reference, candidates, blend=blend,
-                                  default_voice=default_voice))
+                                  default_voice=default_voice, embeddings=embeddings))
 
 
 # ------------------------------------------------------------------------- bundle
@@ -734,5 +892,6 @@ class VoiceKit:
         """``owner=`` stamps the profile with its user id (auth on)."""
         kw.setdefault("tts", self.tts)
         kw.setdefault("matcher", self.matcher())
+        kw.setdefault("cache_dir", self.cache_dir)
         return create_profile(clips, store=self.store, encoder=self.encoder,
                               denoiser=self.denoiser(), **kw)

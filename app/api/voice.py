@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -15,14 +16,23 @@ from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from app.api.envelope import ok
-from app.api.security import owner_of, visibility
+from app.api.security import owner_of, principal, visibility
 from app.api.uploads import read_capped
 from app.services import Services
 from app.storage import new_key
 from models.base import Speech
-from models.errors import InvalidInput
+from models.errors import InvalidInput, NotFound
 from pipelines.media import LIMITS, encode_audio
-from pipelines.voice import ProfileStore, VoiceKit, VoiceOptions, list_voices, public_profile
+from pipelines.voice import (
+    PROFILE_STEPS,
+    ProfileStore,
+    VoiceKit,
+    VoiceOptions,
+    list_voices,
+    public_profile,
+    validate_profile_request,
+)
+from pipelines.voice_jobs import KIND as PROFILE_KIND
 
 INLINE_MAX_BYTES = 1_000_000
 """Audio up to this size (about 20 s of 24 kHz WAV) comes back inline as base64 unless the
@@ -107,6 +117,50 @@ def speech_payload(services: Services, speech: Speech, report: dict[str, Any], f
     return payload
 
 
+def submit_profile(services: Services, clips: list[tuple[bytes, str]], *, name: str,
+                   language: str, owner: str | None) -> dict[str, Any]:
+    """Check what needs no audio work, store the clips, queue the job: for REST and UI."""
+    name = validate_profile_request(clips, name, language)
+    stored = []
+    for data, filename in clips:
+        suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        ext = suffix if suffix.isascii() and suffix.isalnum() and len(suffix) <= 5 else "bin"
+        stored.append({"key": services.storage.put(new_key("inputs/audio", ext), data),
+                       "filename": filename})
+    job = services.queue.submit(PROFILE_KIND, {"clips": stored, "name": name,
+                                               "language": language, "owner": owner},
+                                owner=owner)
+    return {"task_id": job.id, "status": job.status, "steps": list(PROFILE_STEPS),
+            "status_url": f"/api/voice/status/{job.id}",
+            "estimated_time": round(2.0 + 0.4 * len(clips) * 10, 1)}
+
+
+def profile_status_view(services: Services, task_id: str,
+                        owns: Callable[[str | None], bool] = lambda owner: True
+                        ) -> dict[str, Any]:
+    """The profile job as the API shows it; someone else's reads as not found."""
+    try:
+        job = services.jobs.get(task_id)
+    except NotFound:
+        job = None
+    if job is None or job.kind != PROFILE_KIND or not owns(job.owner):
+        raise NotFound(f"No voice profile task {task_id!r}.", code="VOICE_TASK_NOT_FOUND",
+                       message_ja=f"ボイスプロファイルのタスク {task_id!r} が見つかりません。")
+    data: dict[str, Any] = {
+        "task_id": job.id, "status": job.status, "current_step": job.current_step,
+        "progress": round(job.progress, 1), "steps_completed": job.steps_completed,
+        "steps_remaining": job.steps_remaining, "created_at": job.created_at,
+    }
+    result = job.result or {}
+    if job.status == "completed":
+        data["profile_id"] = result.get("profile_id")
+        data["profile"] = result.get("profile")
+        data["processing_time"] = result.get("processing_time")
+    if job.error:
+        data["error"] = job.error
+    return data
+
+
 async def _read_uploads(files: list[UploadFile]) -> list[tuple[bytes, str]]:
     out = []
     for index, upload in enumerate(files):
@@ -152,20 +206,23 @@ def create_router(services: Services) -> APIRouter:
         profiles = [public_profile(p) for p in profile_store(services, request).list()]
         return ok({"profiles": profiles, "count": len(profiles)})
 
-    @router.post("/profiles", status_code=201)
+    @router.post("/profiles", status_code=202)
     async def create_profile(
         request: Request,
         name: str = Form(""),
         language: str = Form("ja"),
         audio_samples: list[UploadFile] | None = File(None),
     ) -> JSONResponse:
-        from starlette.concurrency import run_in_threadpool
-
+        """Queue a ``voice.profile`` job (202); ``status_url`` follows it step by step and
+        has the profile when it is done. Name, language and clip count are checked now."""
         clips = await _read_uploads(audio_samples or [])
-        kit = voice_kit(services)
-        profile = await run_in_threadpool(kit.create_profile, clips, name=name,
-                                          language=language, owner=owner_of(request))
-        return ok(public_profile(profile), status_code=201)
+        answer = submit_profile(services, clips, name=name, language=language,
+                                owner=owner_of(request))
+        return ok(answer, status_code=202)
+
+    @router.get("/status/{task_id}")
+    def profile_status(task_id: str, request: Request) -> JSONResponse:
+        return ok(profile_status_view(services, task_id, principal(request).owns))
 
     @router.get("/profiles/{profile_id}")
     def get_profile(profile_id: str, request: Request) -> JSONResponse:

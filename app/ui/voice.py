@@ -7,17 +7,18 @@ Gradio API names (for ``gradio_client``): ``/synthesize``, ``/create_profile``,
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from app.api.voice import voice_kit
+from app.api.voice import submit_profile, voice_kit
 from app.services import Services
 from app.storage import new_key
 from app.ui.owners import remember, ui_owner, ui_visibility
-from app.ui.text import plain, register, t
+from app.ui.text import plain, register, request_language, t
 from models.errors import StudioError
 from pipelines.media import encode_wav
 from pipelines.voice import ProfileStore, VoiceOptions, check_clip, list_voices
@@ -57,6 +58,18 @@ register(
 )
 
 PROFILE_PREFIX = "profile:"
+# What the progress bar says during each step of pipelines.voice.PROFILE_STEPS.
+register(
+    en={"voice.step.queued": "waiting for a worker", "voice.step.decode": "reading the recordings",
+        "voice.step.denoise": "removing background noise",
+        "voice.step.checks": "checking the clips", "voice.step.embedding": "measuring the voice",
+        "voice.step.matching search": "searching the closest voice",
+        "voice.step.save": "saving the profile"},
+    ja={"voice.step.queued": "順番待ち", "voice.step.decode": "録音を読み込み中",
+        "voice.step.denoise": "雑音を除去中", "voice.step.checks": "クリップを確認中",
+        "voice.step.embedding": "声の特徴を計算中",
+        "voice.step.matching search": "近い声を探索中", "voice.step.save": "プロファイルを保存中"},
+)
 CLIP_HEADERS = ["clip", "verdict", "seconds", "speech s", "SNR dB", "note"]
 PROFILE_HEADERS = ["id", "name", "language", "clips", "seconds", "voice matching from",
                    "created"]
@@ -125,6 +138,27 @@ def _clip_rows(reports: list[Any]) -> list[list[Any]]:
     return [[r.filename, r.verdict, round(r.duration, 1), round(r.speech_seconds, 1),
              round(max(r.snr_db, r.snr_after_db or 0), 1),
              r.message or ", ".join(r.warnings)] for r in reports]
+
+
+def wait_for_profile(services: Services, job_id: str, progress: Any, lang: str,
+                     poll_s: float = 0.25) -> Any:
+    """Follow a ``voice.profile`` job until it ends, passing its progress and step on to the
+    page (or to ``gradio_client``'s ``job.status()``). A failure comes back as the
+    StudioError the job recorded (with the clips' verdicts in its details)."""
+    progress(0.0, desc=plain("voice.step.queued", lang))
+    while True:
+        job = services.jobs.get(job_id)
+        if job.status == "completed":
+            progress(1.0, desc=plain("voice.step.save", lang))
+            return job
+        if job.status in ("failed", "cancelled"):
+            error = job.error or {"code": "QUEUE_JOB_CANCELLED", "message": "cancelled"}
+            raise StudioError(error.get("message") or "", code=error.get("code"),
+                              message_ja=error.get("message_ja"),
+                              details=error.get("details") or {})
+        step = job.current_step if job.status == "processing" else "queued"
+        progress(job.progress / 100.0, desc=plain(f"voice.step.{step or 'queued'}", lang))
+        time.sleep(poll_s)
 
 
 def build(services: Services) -> None:
@@ -224,25 +258,31 @@ def build(services: Services) -> None:
     def create_profile(name: str, language: str, files: Any, mic: Any,
                        request: gr.Request = None,
                        progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        """Queue the ``voice.profile`` job like ``POST /api/voice/profiles`` and wait for it,
+        showing its current step; the profile (or the clips' verdicts) when it is done."""
         paths = _paths(files, mic)
         clips = [(Path(p).read_bytes(), Path(p).name) for p in paths]
+        lang = request_language(request)
         try:
-            profile = voice_kit(services).create_profile(
-                clips, name=name, language=language, owner=ui_owner(services, request),
-                progress=lambda f, step: progress(f, desc=step))
+            answer = submit_profile(services, clips, name=name, language=language,
+                                    owner=ui_owner(services, request))
+            job = wait_for_profile(services, answer["task_id"], progress, lang)
         except StudioError as exc:
             rows = exc.details.get("clips")
             table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
                       round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
                       c["message"] or ", ".join(c["warnings"])] for c in rows] if rows else []
-            return (table, f"❌ {exc.code}: {exc.message}", *refreshed())
+            return (table, f"❌ {exc.code}: {exc.message}", *refreshed(request))
+        profile = job.result["profile"]
         matching = profile.get("matching") or {}
         similarity = matching.get("similarity") or {}
-        summary = (f"✅ `{profile['id']}` — {profile['name']}\n\n"
+        seconds = job.result.get("processing_time")
+        done_in = f" ({seconds:.1f} s)" if isinstance(seconds, int | float) else ""
+        summary = (f"✅ `{profile['id']}` — {profile['name']}{done_in}\n\n"
                    f"Voice matching from `{matching.get('source_voice')}`: similarity "
                    f"{similarity.get('source')} → {similarity.get('matched')} "
                    "(DSP voice matching, not cloning)") if matching else \
-            f"✅ `{profile['id']}` — {profile['name']}"
+            f"✅ `{profile['id']}` — {profile['name']}{done_in}"
         stats = profile["sample_stats"]["clips"]
         table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
                   round(max(c["snr_db"], c["snr_after_db"] or 0), 1),

@@ -32,12 +32,16 @@ class FakeEncoder:
 
 
 def _fast_kit(services) -> VoiceKit:
-    """The real profile store and pipeline, with a stand-in encoder and no calibration."""
-    kit = VoiceKit(tts=services.chain("tts"),
-                   encoder=FallbackChain("voice_encoder", [FakeEncoder()]),
-                   converters=FallbackChain("voice_converter", []),
+    """The real profile store and pipeline, with a stand-in encoder and no calibration;
+    the ``voice.profile`` jobs run on a worker thread over the same engines."""
+    encoder = FallbackChain("voice_encoder", [FakeEncoder()])
+    converters = FallbackChain("voice_converter", [])
+    kit = VoiceKit(tts=services.chain("tts"), encoder=encoder, converters=converters,
                    store=voice_kit(services).store, _denoiser=False)
     services.extras["voice_kit"] = kit
+    services._chains["voice_encoder"] = encoder  # what the job's ctx.chain() hands out
+    services._chains["voice_converter"] = converters
+    services.queue.start_consumer(1, install_signals=False)  # stopped by services.close()
     return kit
 
 
@@ -47,18 +51,25 @@ def _speech_clip() -> bytes:
     return wav_bytes(np.concatenate([ojt_speech(SENTENCES[0]), ojt_speech(SENTENCES[1])]))
 
 
-def _make_profile(client, headers: dict[str, str], name: str) -> str:
+def _make_profile(client, services, headers: dict[str, str], name: str) -> str:
+    from tests.conftest import wait_for_job
+
     response = client.post("/api/voice/profiles", headers=headers, data={"name": name},
                            files=[("audio_samples", ("take.wav", _speech_clip(), "audio/wav"))])
-    assert response.status_code == 201, response.text
-    return response.json()["data"]["id"]
+    assert response.status_code == 202, response.text
+    task_id = response.json()["data"]["task_id"]
+    job = wait_for_job(services, task_id)
+    assert job["status"] == "completed", job
+    status = client.get(f"/api/voice/status/{task_id}", headers=headers).json()["data"]
+    assert status["profile"]["owner"] == job["owner"]
+    return status["profile_id"]
 
 
 def test_voice_profiles_are_private(secured) -> None:
     client, services = secured
     kit = _fast_kit(services)
-    mine = _make_profile(client, ALICE, "Alice")
-    theirs = _make_profile(client, BOB, "Bob")
+    mine = _make_profile(client, services, ALICE, "Alice")
+    theirs = _make_profile(client, services, BOB, "Bob")
     assert kit.store.get(mine)["owner"] == "alice"  # stamped in profile.json
 
     listed = client.get("/api/voice/profiles", headers=ALICE).json()["data"]["profiles"]
@@ -89,7 +100,7 @@ def test_profile_files_cannot_be_read_by_key(secured) -> None:
     """A profile's reference recording is not an input anyone can name."""
     client, services = secured
     _fast_kit(services)
-    theirs = _make_profile(client, BOB, "Bob")
+    theirs = _make_profile(client, services, BOB, "Bob")
     key = f"voices/openvoice/{theirs}/reference.wav"
     response = client.post("/api/prosody/adjust", headers=ALICE, data={"audio_key": key})
     assert response.status_code == 400

@@ -103,6 +103,31 @@ def test_writer_thread_writes_every_frame_in_order(tmp_path: Path) -> None:
     assert np.all(np.diff(levels) > 4)  # each frame as it was when written
 
 
+def test_writer_keeps_the_colours(tmp_path: Path, portrait: Image.Image) -> None:
+    """Frames go to ffmpeg as I420 made here; decoded back they match the RGB that was
+    written (a photo and flat patches of saturated colour: same matrix and range as
+    ffmpeg's own rgb24 conversion, BT.601 limited)."""
+    import subprocess
+
+    from models.mp4 import ffmpeg_binary
+
+    frame = np.asarray(portrait.convert("RGB").resize((128, 128)), np.uint8).copy()
+    frame[:32, :32] = (220, 30, 40)
+    frame[:32, 32:64] = (30, 200, 60)
+    frame[:32, 64:96] = (250, 250, 250)
+    out = tmp_path / "colours.mp4"
+    with Mp4Writer(out, (128, 128), 25, None, crf=4, preset="ultrafast") as writer:
+        for _ in range(3):
+            writer.write(frame)
+    raw = subprocess.run([ffmpeg_binary(), "-v", "error", "-i", str(out), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True,
+                         check=True).stdout
+    back = np.frombuffer(raw, np.uint8).reshape(128, 128, 3).astype(int)
+    for x0 in (0, 32, 64):  # patch centres (away from chroma edges)
+        assert np.abs(back[8:24, x0 + 8:x0 + 24] - frame[8:24, x0 + 8:x0 + 24]).max() <= 4
+    assert np.abs(back[40:] - frame[40:].astype(int)).mean() < 3
+
+
 def test_ffmpeg_dying_mid_render_is_an_error_and_leaves_no_file(tmp_path: Path) -> None:
     out = tmp_path / "dead.mp4"
     frame = np.zeros((64, 64, 3), np.uint8)

@@ -49,11 +49,13 @@ def clips() -> list[tuple[bytes, str]]:
     return [(wav_bytes(ojt_speech(s)), f"take{i + 1}.wav") for i, s in enumerate(SENTENCES)]
 
 
-def make_services(settings: object, **overrides: object) -> object:
-    """Services over the isolated settings with some fields changed (engine orders...)."""
+def make_services(settings: object, *, immediate: bool = False, **overrides: object) -> object:
+    """Services over the isolated settings with some fields changed (engine orders...);
+    ``immediate``: queued jobs (voice profiles) run as they are submitted."""
     from app.services import build_services
 
-    return build_services(settings.model_copy(update=overrides))  # type: ignore[attr-defined]
+    return build_services(settings.model_copy(update=overrides),  # type: ignore[attr-defined]
+                          immediate=immediate)
 
 
 @pytest.fixture
@@ -63,7 +65,7 @@ def voice_client(settings: object) -> object:
 
     from app.main import create_app
 
-    services = make_services(settings, tts_backends=["openjtalk"])
+    services = make_services(settings, immediate=True, tts_backends=["openjtalk"])
     with TestClient(create_app(services, with_ui=False), raise_server_exceptions=False) as c:
         c.services = services  # type: ignore[attr-defined]
         yield c

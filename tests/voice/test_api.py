@@ -142,13 +142,38 @@ def test_voices_lists_builtins_with_language_and_gender(client: TestClient) -> N
 
 
 def test_profile_bad_clip_is_named(voice_client: TestClient) -> None:
+    """Clip checks run in the job: it fails with the clip's code and name, and every
+    clip's verdict in the details; no profile appears."""
     short = wav_bytes(ojt_speech(SENTENCES[0])[: RATE * 2])
     files = [("audio_samples", ("short one.wav", short, "audio/wav"))]
     response = voice_client.post("/api/voice/profiles", data={"name": "x"}, files=files)
-    assert response.status_code == 400
-    error = response.json()["error"]
+    assert response.status_code == 202, response.text
+    status = voice_client.get(response.json()["data"]["status_url"]).json()["data"]
+    assert status["status"] == "failed"
+    error = status["error"]
     assert error["code"] == "VOICE_SAMPLE_TOO_SHORT"
     assert "short one.wav" in error["message"]
+    assert error["details"]["clips"][0]["verdict"] == "rejected"
+    assert voice_client.get("/api/voice/profiles").json()["data"]["count"] == 0
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    ({"name": ""}, "VOICE_PROFILE_NAME_INVALID"),
+    ({"name": "x", "language": "fr"}, "VOICE_INVALID_LANGUAGE"),
+])
+def test_profile_request_checked_before_queueing(voice_client: TestClient, clip: bytes,
+                                                 data: dict[str, str], code: str) -> None:
+    files = [("audio_samples", ("a.wav", clip, "audio/wav"))]
+    response = voice_client.post("/api/voice/profiles", data=data, files=files)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+    assert voice_client.services.jobs.list(kind="voice.profile") == []  # type: ignore[attr-defined]
+
+
+def test_profile_status_unknown_404(voice_client: TestClient) -> None:
+    response = voice_client.get("/api/voice/status/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "VOICE_TASK_NOT_FOUND"
 
 
 def test_profile_needs_clips(voice_client: TestClient) -> None:
@@ -171,9 +196,16 @@ def test_profile_lifecycle_and_speaking_in_it(voice_client: TestClient) -> None:
                                 "audio/wav")) for i, s in enumerate(SENTENCES)]
     response = voice_client.post("/api/voice/profiles", data={"name": "Low Mei",
                                                               "language": "ja"}, files=files)
-    assert response.status_code == 201, response.text
-    profile = response.json()["data"]
+    assert response.status_code == 202, response.text
+    answer = response.json()["data"]
+    assert answer["steps"] == ["decode", "denoise", "checks", "embedding", "matching search",
+                               "save"]
+    status = voice_client.get(answer["status_url"]).json()["data"]
+    assert status["status"] == "completed", status
+    assert status["steps_completed"] == answer["steps"] and status["steps_remaining"] == []
+    profile = status["profile"]
     pid = profile["profile_id"]
+    assert status["profile_id"] == pid
     assert profile["id"] == pid
     assert profile["denoised"] is True
     assert profile["matching"]["source_voice"] == "mei"
@@ -195,3 +227,16 @@ def test_profile_lifecycle_and_speaking_in_it(voice_client: TestClient) -> None:
     assert voice_client.delete(f"/api/voice/profiles/{pid}").status_code == 200
     assert voice_client.get(f"/api/voice/profiles/{pid}").status_code == 404
     assert voice_client.get("/api/voice/profiles").json()["data"]["count"] == 0
+
+
+@pytest.mark.parametrize("filename", ["声 (1).ｗａｖ", "no extension", "../../x.wav", "a.WAV"])
+def test_profile_upload_names_never_reach_storage_keys(voice_client: TestClient,
+                                                       filename: str) -> None:
+    """The clips are stored under fresh keys; any filename is only a label in messages."""
+    short = wav_bytes(ojt_speech(SENTENCES[0])[: RATE * 2])
+    response = voice_client.post("/api/voice/profiles", data={"name": "x"},
+                                 files=[("audio_samples", (filename, short, "audio/wav"))])
+    assert response.status_code == 202, response.text
+    status = voice_client.get(response.json()["data"]["status_url"]).json()["data"]
+    assert status["error"]["code"] == "VOICE_SAMPLE_TOO_SHORT"
+    assert filename in status["error"]["message"]

@@ -1,0 +1,105 @@
+"""The queued ``voice.profile`` job: stored recordings in, a voice profile out.
+
+Making a profile decodes, denoises, checks and embeds every clip and then searches the
+voice-matching parameters: seconds of work that used to hold one HTTP request open. As a
+job it reports each step (:data:`pipelines.voice.PROFILE_STEPS`), can be cancelled, and
+survives the page being closed.
+
+Params: ``clips`` (list of ``{"key", "filename"}``: uploads already in storage),
+``name``, ``language``, ``owner``. The profile id is derived from the job id, so a job run
+again after a crash overwrites its own half-written files instead of leaving a second
+profile; a failed or cancelled run removes what it wrote, and ``profile.json`` (the only
+thing that makes a profile listable) is written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from models.base import FallbackChain
+from pipelines.tasks import JobContext, job_kind
+from pipelines.voice import (
+    LANGUAGES,
+    PROFILE_STEPS,
+    ProfileStore,
+    VoiceKit,
+    create_profile,
+    prepare_calibration,
+    public_profile,
+)
+
+KIND = "voice.profile"
+
+
+def profile_id_for(job_id: str) -> str:
+    """The profile a job makes: stable across reruns of the same job."""
+    return "openvoice_" + hashlib.sha1(job_id.encode()).hexdigest()[:8]
+
+
+def job_kit(ctx: JobContext) -> VoiceKit:
+    """The voice pipeline over the worker's engines (its process-wide chains)."""
+    return VoiceKit(tts=ctx.chain("tts"), encoder=ctx.chain("voice_encoder"),
+                    converters=ctx.chain("voice_converter"), store=ProfileStore(ctx.storage),
+                    cache_dir=ctx.engine_settings.cache_dir, _denoiser=shared_denoiser())
+
+
+_DENOISER: list[Any] = []
+
+
+def shared_denoiser() -> Any:
+    """One DeepFilterNet wrapper per process (False when it is not installed)."""
+    if not _DENOISER:
+        from models.denoise import DeepFilterDenoiser
+
+        denoiser = DeepFilterDenoiser()
+        _DENOISER.append(denoiser if denoiser.available()[0] else False)
+    return _DENOISER[0]
+
+
+@job_kind(KIND, list(PROFILE_STEPS))
+def create_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    kit = job_kit(ctx)
+    clips = [(ctx.storage.get(c["key"]), str(c.get("filename") or "")) for c in params["clips"]]
+    profile_id = profile_id_for(ctx.job_id)
+    done: list[str] = []
+
+    def progress(fraction: float, step: str) -> None:
+        # every step before this one is over (or skipped: no matcher, no search)
+        for earlier in PROFILE_STEPS[:PROFILE_STEPS.index(step)]:
+            if earlier not in done:
+                done.append(earlier)
+                ctx.step_done(earlier)
+        ctx.progress(fraction, step)
+
+    try:
+        profile = create_profile(
+            clips, name=params["name"], language=params.get("language", "ja"),
+            store=kit.store, encoder=kit.encoder, denoiser=kit.denoiser(), tts=kit.tts,
+            matcher=kit.matcher(), progress=progress, owner=params.get("owner"),
+            profile_id=profile_id, cache_dir=kit.cache_dir)
+    except Exception:  # Cancelled too (a StudioError)
+        kit.store.discard(profile_id)  # whatever this run wrote, nothing stays half made
+        raise
+    for step in PROFILE_STEPS:
+        ctx.step_done(step)
+    for clip in params["clips"]:  # the recordings live on only inside the profile
+        ctx.storage.delete(clip["key"])
+    return {"profile_id": profile["id"], "profile": public_profile(profile)}
+
+
+def warm_up(chain: Callable[[str], FallbackChain], cache_dir: Path,
+            languages: Sequence[str] = LANGUAGES) -> int:
+    """Make the first profile as quick as the next: load the speaker encoder and fill the
+    calibration cache (every built-in voice saying the calibration sentence, with its
+    embedding). Meant for a background thread when workers start; after the first start
+    it only reads the cache from disk. Returns how many voices are cached."""
+    kit = VoiceKit(tts=chain("tts"), encoder=chain("voice_encoder"),
+                   converters=chain("voice_converter"), store=None,  # type: ignore[arg-type]
+                   cache_dir=cache_dir)
+    matcher = kit.matcher()
+    if matcher is None:
+        return 0
+    return prepare_calibration(kit.tts, matcher, cache_dir, languages)
