@@ -31,7 +31,7 @@ MAX_LAG_FRAMES = 10
 GOALS: dict[str, str] = {
     "face": "face found in >= 95 % of frames",
     "head": "forehead top >= 5 % below the top edge and chin above the bottom, every frame",
-    "lips": "inner-lip gap follows the voice envelope: Pearson r >= 0.3",
+    "lips": "inner-lip gap follows the voice envelope over the speech: Pearson r >= 0.3",
     "lag": "audio/video lag by cross-correlation |lag| <= 40 ms",
     "frozen": "no 1 s of identical frames while the voice is active (pauses < 0.5 s in)",
     "loudness": "integrated loudness -16 +/- 1 LUFS",
@@ -275,9 +275,16 @@ def measure(path: str | Path, *, text: str | None = None, music: bool | None = N
     active, bed = voice_activity(env)
     gap = np.linalg.norm(lm[:, 2] - lm[:, 3], axis=1) / np.where(found, length, np.nan)
     filled = _fill(gap)
-    if found.sum() >= 3 and active.any():
-        r = _pearson(filled, env)
-        lag = lag_ms(filled, env, fps)
+    # Lips are compared with the sound over the speech (pauses in, 0.4 s either side): the
+    # music of the lead-in and tail is sound the lips must not follow.
+    span = np.zeros(n, bool)
+    if active.any():
+        idx = np.nonzero(active)[0]
+        pad = int(round(0.4 * fps))
+        span[max(idx[0] - pad, 0):idx[-1] + pad + 1] = True
+    if found[span].sum() >= 3 and active.any():
+        r = _pearson(filled[span], env[span])
+        lag = lag_ms(filled[span], env[span], fps)
     else:
         r, lag = math.nan, math.nan
     checks["lips"] = Check("lips", None if math.isnan(r) else r,
