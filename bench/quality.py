@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--size", default="512x512")
     parser.add_argument("--only", default="", help="run only photos whose name contains this")
     parser.add_argument("--bgm", default="celebration")
+    parser.add_argument("--text", default=TEXT)
     parser.add_argument("--measure-only", action="store_true",
                         help="measure the MP4s a previous run of this label left again")
     args = parser.parse_args()
@@ -107,7 +108,7 @@ def main() -> None:
                 if args.measure_only:
                     video = out / f"{name}.mp4"
                     srt_path = video.with_suffix(".srt")
-                    report = measure(video, text=TEXT, music=args.bgm not in ("none", ""),
+                    report = measure(video, text=args.text, music=args.bgm not in ("none", ""),
                                      subtitles=srt_path if srt_path.exists() else None)
                     contact_sheet(video, out / f"{name}.png", report,
                                   title=f"{name} ({args.label})")
@@ -117,7 +118,7 @@ def main() -> None:
                     continue
                 started = time.perf_counter()
                 answer = submit_message(services, jpeg(image), {
-                    "text": TEXT, "bgm": args.bgm, "size": args.size, "subtitles": "true"}, None)
+                    "text": args.text, "bgm": args.bgm, "size": args.size, "subtitles": "true"}, None)
                 job = services.jobs.get(answer["task_id"])
                 if job.status != "completed":
                     print(f"{name}: {job.status} {job.error}")
@@ -126,7 +127,7 @@ def main() -> None:
                 video.write_bytes(services.storage.get(job.result["video_key"]))
                 srt = services.storage.get(job.result["srt_key"]).decode("utf-8")
                 video.with_suffix(".srt").write_text(srt, encoding="utf-8")
-                report = measure(video, text=TEXT, music=args.bgm not in ("none", ""),
+                report = measure(video, text=args.text, music=args.bgm not in ("none", ""),
                                  subtitles=srt)
                 contact_sheet(video, out / f"{name}.png", report, title=f"{name} ({args.label})")
                 report.media = None

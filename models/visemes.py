@@ -30,7 +30,7 @@ ANALYSIS_RATE = 11025
 BILABIALS = frozenset({"m", "b", "p", "my", "by", "py"})
 VOWEL_SHAPES: dict[str, tuple[float, float, float]] = {
     # vowel: (open, spread, round) — Japanese vowels, with /u/ only lightly rounded
-    "a": (1.0, 0.0, 0.0), "i": (0.28, 1.0, 0.0), "u": (0.3, 0.0, 0.75),
+    "a": (1.0, 0.0, 0.0), "i": (0.4, 1.0, 0.0), "u": (0.4, 0.0, 0.75),
     "e": (0.6, 0.65, 0.0), "o": (0.65, 0.0, 1.0),
 }
 
@@ -226,7 +226,7 @@ def _finish(open_: np.ndarray, spread: np.ndarray, round_: np.ndarray, close: np
         return np.r_[a[lead:], np.repeat(a[-1:], lead)] if lead and len(a) > lead else a
 
     k = 0.65 * 25.0 / fps
-    open_ = _smooth(early(open_), min(1.0, k), min(1.0, k * 0.8))
+    open_ = _smooth(early(open_), min(1.0, k), min(1.0, k * 0.5))
     spread = _smooth(early(spread), min(1.0, k * 0.8), min(1.0, k * 0.6))
     round_ = _smooth(early(round_), min(1.0, k * 0.8), min(1.0, k * 0.6))
     # Lips close a little before the sound and stay closed through it.
@@ -271,6 +271,14 @@ def from_phonemes(speech: Speech, fps: int = 25) -> MouthTrack:
         open_[lo:hi] = o * loud
         spread[lo:hi] = s
         round_[lo:hi] = r
+    # Coarticulation: the jaw does not snap shut on every consonant between two vowels
+    # (t, k, s, n...): a consonant keeps half of its neighbours' opening. Only m/b/p close.
+    vowels = open_ > 0
+    for i in np.nonzero(~vowels & (spoken > 0) & (close == 0))[0]:
+        before = open_[max(i - 3, 0):i][vowels[max(i - 3, 0):i]]
+        after = open_[i + 1:i + 4][vowels[i + 1:i + 4]]
+        if before.size and after.size:
+            open_[i] = 0.5 * min(float(before[-1]), float(after[0]))
     # Timing says which shape; the sound says whether the mouth moves at all. A vowel whose
     # sound has died away (a long final "o" fading out, a stretched phrase end) closes with
     # it: without this the lips stayed open over the silence after each phrase (the quality
