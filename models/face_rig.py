@@ -715,10 +715,11 @@ class FaceRig:
         mask, gy = mask[a0:a1, c0:c1], gy[a0:a1, c0:c1]
         mid = ((y_up + y_low) / 2)[None, c0:c1]
         d = gy - mid
-        above = d < 0
-        colour = np.where(above[..., None], self.fill_up_col[None, c0:c1],
-                          self.fill_low_col[None, c0:c1])
-        thick = np.where(above, self.lip_thick_up[None, c0:c1], self.lip_thick_low[None, c0:c1])
+        above = (1.0 / (1.0 + np.exp(np.clip(d / 0.6, -30, 30))))[..., None]  # soft, no stairs
+        colour = (above * self.fill_up_col[None, c0:c1]
+                  + (1 - above) * self.fill_low_col[None, c0:c1])
+        thick = (above[..., 0] * self.lip_thick_up[None, c0:c1]
+                 + (1 - above[..., 0]) * self.lip_thick_low[None, c0:c1])
         shade = 0.8 + 0.2 * _smoothstep(np.abs(d) / np.maximum(0.6 * thick, 1.0))
         alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7)
         alpha = np.maximum(alpha, mask.astype(np.float32))
