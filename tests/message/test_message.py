@@ -57,11 +57,17 @@ def look_and_listen(server, result: dict, tmp_path: Path, *, music: bool,
     table and a contact sheet are left in ``tmp_path`` when one does not)."""
     video = tmp_path / f"message-{result.get('task_id', 'x')}.mp4"
     video.write_bytes(httpx.get(server.url + result["video_url"]).content)
+    return video, judge(video, music=music, subtitles=subtitles, text=text)
+
+
+def judge(video: Path, *, music: bool, subtitles: str | None = None, text: str = TEXT
+          ) -> Report:
+    """The quality harness on a message's MP4: every check must pass."""
     report = measure(video, text=text, music=music, subtitles=subtitles)
     if not report.ok:
         contact_sheet(video, video.with_suffix(".png"), report)
     assert report.ok, f"{table([report])}\n{[report.checks[n] for n in report.failed]}"
-    return video, report
+    return report
 
 
 def ffprobe(path: Path) -> dict:
