@@ -59,9 +59,10 @@ def test_piper_english_says_the_words_in_proportion(settings: object, recognizer
             assert data["backend"] == "piper"
             spoken[text] = sf.read(io.BytesIO(base64.b64decode(data["audio_data_base64"])))
     seconds = {t: len(s) / r for t, (s, r) in spoken.items()}
-    # An English speaker says ~2-4 words a second; the long text is ~6x the short one.
+    # An English speaker says ~2-4 words a second (a short phrase less, with its pauses);
+    # the long text is ~8x the short one.
     for text, length in seconds.items():
-        assert 2.0 <= len(words(text)) / length <= 4.5, (text, length)
+        assert 1.5 <= len(words(text)) / length <= 4.5, (text, length)
     ratio = seconds[LONG] / seconds[SHORT]
     assert 3.0 <= ratio <= 9.0, seconds
 
