@@ -167,6 +167,24 @@ def _sample(rgba: np.ndarray, scale: float, x0: float, y0: float, out_w: int, ou
                           borderValue=0)
 
 
+def background_plate(rgb: np.ndarray, alpha: np.ndarray, side: int = 256) -> np.ndarray:
+    """The photo with the person painted out from the background around them (OpenCV's
+    Telea inpainting at <= ``side`` px, scaled back up: it is only ever seen blurred)."""
+    import cv2
+
+    h, w = alpha.shape
+    k = min(1.0, side / max(h, w))
+    size = (max(int(round(w * k)), 1), max(int(round(h * k)), 1))
+    small = cv2.resize((np.clip(rgb, 0, 1) * 255).astype(np.uint8), size,
+                       interpolation=cv2.INTER_AREA)
+    mask = (cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.1)
+    mask = cv2.dilate(mask.astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
+    if mask.all():  # nothing but person: nothing to paint from
+        return rgb
+    filled = cv2.inpaint(small, mask, 7, cv2.INPAINT_TELEA)
+    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+
+
 def frame(image: Image.Image, alpha: np.ndarray, foreground: np.ndarray, *,
           face: Box | None, eyes: tuple | None, person: Box,
           options: FramingOptions, span: float = 0.0) -> tuple[Image.Image, Box | None]:
@@ -189,8 +207,20 @@ def frame(image: Image.Image, alpha: np.ndarray, foreground: np.ndarray, *,
         canvas[..., 3] = 1.0
     elif options.background == "blur":
         rgb = np.asarray(image.convert("RGB"), np.float32) / 255.0
-        full = _sample(rgb, scale, sx0 - pad * scale, sy0 - pad * scale, width, height,
-                       replicate=True)
+        bx0, by0 = sx0 - pad * scale, sy0 - pad * scale
+        full = _sample(rgb, scale, bx0, by0, width, height, replicate=True)
+        # Beyond the photo's top and sides the canvas is extended with the photo's own
+        # background (the person painted out), not with its edge pixels: a head or an arm
+        # touching the edge was smeared across the extension (a skin-coloured column above
+        # a close-cropped forehead). Below the photo the body runs on as before.
+        ys = by0 + (np.arange(height, dtype=np.float32) + 0.5) * scale
+        xs = bx0 + (np.arange(width, dtype=np.float32) + 0.5) * scale
+        outside = (ys[:, None] < 0) | (((xs[None, :] < 0) | (xs[None, :] >= rgb.shape[1]))
+                                       & (ys[:, None] < rgb.shape[0]))
+        if outside.any():
+            plate = _sample(background_plate(rgb, alpha), scale, bx0, by0, width, height,
+                            replicate=True)
+            full = np.where(outside[..., None], plate, full)
         blurred = Image.fromarray(np.clip(full * 255, 0, 255).astype(np.uint8)).filter(
             ImageFilter.GaussianBlur(max(width, height) * 0.025))
         canvas[..., :3] = np.asarray(blurred, np.float32) / 255.0

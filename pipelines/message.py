@@ -328,6 +328,12 @@ def video_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
     scale = float(prosody_out.get("time_scale", 1.0))
     lead = float(music["lead_in"]) if music else 0.0
     soundtrack = _load_audio(ctx, music["mix_key"]) if music else None
+    if soundtrack is None:
+        # No mix normalises a message without music: the voice alone is brought to the same
+        # loudness a mix gets (-16 LUFS, true peak <= -1 dBTP); it was ~-12.6 LUFS.
+        from pipelines.loudness import normalize
+
+        voice, _ = normalize(voice)
     # Lips follow the voice alone; the face idles through the music's lead-in and tail.
     total = soundtrack.duration if soundtrack is not None else voice.duration
     padded = np.zeros(int(round(total * voice.sample_rate)), dtype=np.float32)

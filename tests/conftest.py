@@ -29,6 +29,18 @@ def require_binary(name: str) -> str:
     return path
 
 
+def expected_engine(services: Services, capability: str) -> tuple[str, bool]:
+    """The engine a job must report for ``capability`` here, read from the configuration:
+    the first configured engine that is available on this machine, and whether that is a
+    fallback (one configured before it is unavailable). Tests state this rather than a name
+    that holds only where weights are absent, so they also pass on a machine that has them."""
+    rows = services.chain(capability).inventory()
+    for k, row in enumerate(rows):
+        if row["available"]:
+            return str(row["name"]), k > 0
+    pytest.fail(f"no {capability} engine is available: {rows}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -74,7 +74,10 @@ def test_cancel_queued_job_never_runs(worker_services) -> None:
     cancelled = svc.queue.cancel(job.id)
     assert cancelled.status == "cancelled"
     svc.queue.start_consumer(1, install_signals=False)
-    time.sleep(1.0)
+    # One worker takes jobs in order: once a job queued after it has run, the worker has
+    # been past the cancelled one (instead of waiting a second and hoping).
+    later = svc.queue.submit("diagnostics.tone", {"seconds": 0.1})
+    assert wait_for_job(svc, later.id)["status"] == "completed"
     after = svc.jobs.get(job.id)
     assert after.status == "cancelled"
     assert after.started_at is None

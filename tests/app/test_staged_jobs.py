@@ -4,6 +4,7 @@ stage, cancel, and recovery after a worker process is killed."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,28 @@ def svc(settings, tmp_path: Path):
     services.close()
 
 
-def test_branches_run_side_by_side_then_join(svc) -> None:
+class Rendezvous:
+    """Stands in for ``time`` inside the diagnostics stages: each branch's first pause waits
+    (a barrier) until the other branch has started too. Branches that really run side by
+    side meet there and overlap whatever the machine's speed; branches run one after the
+    other never meet, the barrier breaks and the job fails."""
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2, timeout=60)
+        self.met: set[int] = set()
+
+    def sleep(self, seconds: float) -> None:
+        me = threading.get_ident()
+        if me not in self.met:
+            self.met.add(me)
+            self.barrier.wait()
+        time.sleep(seconds)
+
+
+def test_branches_run_side_by_side_then_join(svc, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines import diagnostics
+
+    monkeypatch.setattr(diagnostics, "time", Rendezvous())
     svc.queue.start_consumer(2, install_signals=False)
     job = svc.queue.submit("diagnostics.staged", {"seconds": 0.3, "slices": 5, "delay": 0.1})
     final = wait_for_job(svc, job.id)

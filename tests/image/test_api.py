@@ -10,6 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
+from tests.conftest import expected_engine
 from tests.image import portraits
 from tests.image.conftest import png_bytes
 
@@ -40,7 +41,8 @@ def test_post_detect_no_person_400(inline_client) -> None:
     assert response.json()["error"]["code"] == "IMAGE_NO_PERSON"
 
 
-def test_post_process_202_then_status_completed(inline_client, portrait) -> None:
+def test_post_process_202_then_status_completed(inline_client, inline_services,
+                                                portrait) -> None:
     response = inline_client.post(
         "/api/image/process",
         files={"image": ("p.jpg", _jpeg(portrait.image), "image/jpeg")},
@@ -56,11 +58,14 @@ def test_post_process_202_then_status_completed(inline_client, portrait) -> None
     assert status["steps_remaining"] == []
     ops = {o["operation"]: o for o in status["operations_applied"]}
     assert list(ops) == ["person_detection", "background_removal", "sam2_refinement", "framing"]
-    assert ops["background_removal"]["method"] == "mediapipe"
+    cutout, _ = expected_engine(inline_services, "cutout")
+    assert ops["background_removal"]["method"] == cutout
     refinement = ops["sam2_refinement"]
-    assert refinement["method"] == "closed_form"  # no SAM2 weights here
-    assert refinement["fallback_used"] is True
-    assert "SAM2" in refinement["details"]["note"]
+    refiner, fallback = expected_engine(inline_services, "refiner")
+    assert refinement["method"] == refiner  # closed_form where no SAM2 weights are
+    assert refinement["fallback_used"] is fallback
+    if fallback:
+        assert "SAM2" in refinement["details"]["note"]
     assert all(o["duration"] >= 0 for o in ops.values())
     out = inline_client.get(status["output_url"])
     framed = Image.open(io.BytesIO(out.content))

@@ -135,6 +135,27 @@ def test_backgrounds_solid_blur_builtin_upload() -> None:
     assert built.mode == "RGB"
 
 
+def test_canvas_above_a_close_crop_is_background_not_smeared_head() -> None:
+    """A head that touches the photo's top edge: the frame extends the canvas above the
+    photo (the head is not zoomed until cut) with the photo's background, painted-out, not
+    with the head's edge pixels stretched upwards."""
+    w, h = 400, 600
+    image = np.zeros((h, w, 3), np.uint8)
+    image[...] = (20, 200, 40)  # green background
+    alpha = np.zeros((h, w), np.float32)
+    alpha[0:170, 150:250] = 1.0  # head cut by the top edge
+    alpha[150:, 100:300] = 1.0
+    image[alpha > 0] = (230, 40, 30)  # a red person
+    fg = image.astype(np.float32) / 255.0
+    framed, face_out = frame(Image.fromarray(image), alpha, fg, face=(150, 0, 250, 170),
+                             eyes=((180.0, 50.0), (220.0, 50.0)), person=(100, 0, 300, 600),
+                             options=FramingOptions(background="blur"))
+    assert face_out is not None and face_out[1] > 40  # room above the head: not zoomed in
+    above = np.asarray(framed)[: face_out[1] - 10, face_out[0]:face_out[2]].reshape(-1, 3)
+    r, g, _ = above.astype(int).mean(axis=0)
+    assert g > 150 and r < 80, (r, g)  # green background above the head, no red column
+
+
 def test_padding_leaves_a_transparent_margin() -> None:
     image, alpha, fg = _blank_subject()
     framed, _ = frame(image, alpha, fg, face=(150, 60, 250, 170), eyes=None,

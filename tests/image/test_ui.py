@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, expected_engine
 from tests.image import portraits
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,9 @@ def test_detect_people_then_cutout(services, tmp_path: Path, group) -> None:
         assert Image.open(board).size == group.size
         assert [e["operation"] for e in engines] == [
             "person_detection", "background_removal", "sam2_refinement", "framing"]
-        assert engines[2]["fallback_used"] is True
+        refiner, fallback = expected_engine(services, "refiner")
+        assert engines[2]["method"] == refiner
+        assert engines[2]["fallback_used"] is fallback
 
 
 def test_cutout_with_no_person_shows_an_error(services, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ the one worker is free for the next message at once."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import psutil
 import pytest
 
 from app.services import build_services
+from models.base import FallbackChain
 from tests.conftest import LiveServer, wait_for_job
 from tests.message.test_message import poll, submit
 
@@ -41,21 +43,47 @@ def _ffmpeg_children() -> list[psutil.Process]:
     return out
 
 
+class HeldRenderer:
+    """The real built-in renderer, held inside its frame loop (at 30 % of the frames) until
+    the test has asked for the cancel: where the render stands when the cancel arrives is
+    then set by events, not by how fast this machine renders."""
+
+    name = "builtin"
+
+    def __init__(self, engine: object) -> None:
+        self.engine = engine
+        self.inside = threading.Event()  # the render reached 30 %
+        self.asked = threading.Event()  # the cancel has been asked for
+
+    def available(self) -> tuple[bool, str]:
+        return self.engine.available()  # type: ignore[attr-defined]
+
+    def render(self, request, progress):
+        def held(fraction: float, step: str) -> None:
+            if fraction >= 0.3 and not self.asked.is_set():
+                self.inside.set()
+                assert self.asked.wait(120)
+            progress(fraction, step)
+
+        return self.engine.render(request, held)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.engine.close()  # type: ignore[attr-defined]
+
+
 def test_cancel_while_rendering_frees_the_worker(one_worker) -> None:
     server, services = one_worker
+    held = HeldRenderer(services.chain("talking_head").get("builtin"))
+    services._chains["talking_head"] = FallbackChain("talking_head", [held])
     task_id = submit(server, text=LONG_TEXT, bgm_type="none").json()["data"]["task_id"]
-    deadline = time.monotonic() + 300
-    while True:  # wait until the renderer is inside its frame loop
-        video = services.queue.stages(task_id).get("video", {})
-        if video.get("status") == "running" and video.get("progress", 0.0) >= 0.1:
-            break
-        assert services.jobs.get(task_id).status in ("queued", "processing")
-        assert time.monotonic() < deadline, services.queue.stages(task_id)
-        time.sleep(0.05)
+    assert held.inside.wait(300), services.queue.stages(task_id)  # inside its frame loop
+    video = services.queue.stages(task_id)["video"]
+    assert video["status"] == "running"
     before = video["progress"]
     asked = time.monotonic()
     answer = httpx.post(f"{server.url}/api/jobs/{task_id}/cancel")
     assert answer.status_code == 200, answer.text
+    held.asked.set()
 
     final = wait_for_job(services, task_id, timeout=60)
     assert final["status"] == "cancelled"

@@ -16,7 +16,7 @@ import pytest
 from app.services import build_services
 from tests.app.test_distributed import ROOT, redis_url, worker_env  # noqa: F401 - fixture
 from tests.conftest import LiveServer, free_port
-from tests.message.test_message import PORTRAIT, TEXT, ffprobe, poll
+from tests.message.test_message import PORTRAIT, TEXT, ffprobe, judge, poll
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +80,7 @@ def test_message_rendered_by_worker_processes_over_redis_and_s3(
             streams = {s["codec_type"]: s for s in ffprobe(video)["streams"]}
             assert streams["video"]["codec_name"] == "h264"
             assert streams["audio"]["codec_name"] == "aac"
+            judge(video, music=True)  # looked at and listened to
             history = httpx.get(f"{server.url}/api/messages").json()["data"]["messages"]
             assert history[0]["video_url"].startswith(moto_s3)
         # nothing went through a local disk: all artifacts live in the bucket

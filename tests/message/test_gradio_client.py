@@ -13,7 +13,7 @@ import pytest
 
 from app.services import build_services
 from tests.conftest import LiveServer
-from tests.message.test_message import PORTRAIT, TEXT, ffprobe
+from tests.message.test_message import PORTRAIT, TEXT, ffprobe, judge
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("gradio_client_script.py")
@@ -48,11 +48,12 @@ def test_generate_message_from_another_process(studio_ui, tmp_path: Path) -> Non
     descriptions = {u["desc"] for u in seen["updates"]}
     assert "animating the face" in descriptions, descriptions
 
-    for path in (Path(seen["video"]), Path(seen["predict"])):
+    for path, music in ((Path(seen["video"]), True), (Path(seen["predict"]), False)):
         streams = {s["codec_type"]: s for s in ffprobe(path)["streams"]}
         assert streams["video"]["codec_name"] == "h264"
         assert (streams["video"]["width"], streams["video"]["height"]) == (512, 512)
         assert streams["audio"]["codec_name"] == "aac"
+        judge(path, music=music)  # looked at and listened to
 
     # both calls were real queued message jobs, with music in the first only
     jobs = services.jobs.list(kind="message.generate")

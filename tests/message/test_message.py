@@ -14,10 +14,12 @@ import pytest
 
 from app.services import build_services
 from models.registry import build_chain
-from tests.conftest import LiveServer, require_binary
+from quality import Report, contact_sheet, measure, table
+from tests.conftest import LiveServer, expected_engine, require_binary
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "video" / "data" / "portrait_glasses.jpg"
 TEXT = "お誕生日おめでとう！"
+LONG_TEXT = "お誕生日おめでとう！素敵な一年になりますように。"  # long enough to judge the lips
 
 
 @pytest.fixture
@@ -49,6 +51,25 @@ def poll(server, task_id: str, timeout: float = 300) -> dict:
     raise TimeoutError(task_id)
 
 
+def look_and_listen(server, result: dict, tmp_path: Path, *, music: bool,
+                    subtitles: str | None = None, text: str = TEXT) -> tuple[Path, Report]:
+    """Download the message and run the quality harness on it: every check must pass (the
+    table and a contact sheet are left in ``tmp_path`` when one does not)."""
+    video = tmp_path / f"message-{result.get('task_id', 'x')}.mp4"
+    video.write_bytes(httpx.get(server.url + result["video_url"]).content)
+    return video, judge(video, music=music, subtitles=subtitles, text=text)
+
+
+def judge(video: Path, *, music: bool, subtitles: str | None = None, text: str = TEXT
+          ) -> Report:
+    """The quality harness on a message's MP4: every check must pass."""
+    report = measure(video, text=text, music=music, subtitles=subtitles)
+    if not report.ok:
+        contact_sheet(video, video.with_suffix(".png"), report)
+    assert report.ok, f"{table([report])}\n{[report.checks[n] for n in report.failed]}"
+    return report
+
+
 def ffprobe(path: Path) -> dict:
     binary = require_binary("ffprobe")
     out = subprocess.run([binary, "-v", "error", "-show_streams", "-show_format", "-of", "json",
@@ -59,7 +80,7 @@ def ffprobe(path: Path) -> dict:
 @pytest.mark.slow
 def test_message_end_to_end(studio, tmp_path: Path) -> None:
     server, services = studio
-    accepted = submit(server, subtitles="true")
+    accepted = submit(server, subtitles="true", text=LONG_TEXT)
     assert accepted.status_code == 202, accepted.text
     body = accepted.json()["data"]
     assert body["status"] == "queued"
@@ -71,8 +92,10 @@ def test_message_end_to_end(studio, tmp_path: Path) -> None:
     assert final["progress"] == 100.0
     assert final["steps_completed"] == ["image", "voice", "prosody", "bgm", "video",
                                         "subtitles"]
-    video = tmp_path / "message.mp4"
-    video.write_bytes(httpx.get(server.url + final["video_url"]).content)
+    srt = httpx.get(server.url + final["srt_url"]).text
+    video, report = look_and_listen(server, final, tmp_path, music=True, subtitles=srt,
+                                    text=LONG_TEXT)
+    assert report.checks["lips"].detail == ""  # long enough: the lips were judged
     probe = ffprobe(video)
     streams = {s["codec_type"]: s for s in probe["streams"]}
     assert streams["video"]["codec_name"] == "h264"
@@ -82,13 +105,17 @@ def test_message_end_to_end(studio, tmp_path: Path) -> None:
     v_dur, a_dur = float(streams["video"]["duration"]), float(streams["audio"]["duration"])
     assert abs(v_dur - a_dur) <= 0.1  # within a couple of frames (AAC priming aside)
     assert 2.0 < v_dur < 15.0
-    srt = httpx.get(server.url + final["srt_url"]).text
     assert "-->" in srt
     job = services.jobs.get(body["task_id"])
     stages = {s["stage"]: s for s in job.result["stages"]}
-    assert stages["video"]["backend"] == "builtin"
-    assert stages["voice"]["backend"]  # which TTS engine spoke
-    assert job.result["engines"]["image"]["background_removal"]
+    # The default engines, named: Kokoro's weights ship in a package, so it always speaks;
+    # the picture engines are the configuration's first available ones (builtin and
+    # mediapipe without Wav2Lip/BiRefNet weights).
+    assert stages["voice"]["backend"] == expected_engine(services, "tts")[0] == "kokoro"
+    assert stages["video"]["backend"] == expected_engine(services, "talking_head")[0]
+    assert (job.result["engines"]["image"]["background_removal"]
+            == expected_engine(services, "cutout")[0])
+    assert job.result["engines"]["video"] == stages["video"]["backend"]
 
 
 def test_bad_input_refused_before_queueing(studio) -> None:
@@ -115,7 +142,7 @@ def test_bad_input_refused_before_queueing(studio) -> None:
 
 
 @pytest.mark.slow
-def test_failed_stage_keeps_artifacts_and_retry_resumes(studio) -> None:
+def test_failed_stage_keeps_artifacts_and_retry_resumes(studio, tmp_path: Path) -> None:
     server, services = studio
     # no talking-head engine can work: the job fails at the video stage
     services._chains["talking_head"] = build_chain("talking_head", ["did"],
@@ -142,14 +169,16 @@ def test_failed_stage_keeps_artifacts_and_retry_resumes(studio) -> None:
     assert after["voice"]["attempts"] == 1
     assert after["image"]["output"]["portrait_key"] == portrait_key
     assert after["video"]["attempts"] == 2
+    look_and_listen(server, final, tmp_path, music=False)
 
 
 @pytest.mark.slow
-def test_history_lists_and_deletes(studio) -> None:
+def test_history_lists_and_deletes(studio, tmp_path: Path) -> None:
     server, services = studio
     task_id = submit(server, bgm_type="none").json()["data"]["task_id"]
     final = poll(server, task_id)
     assert final["status"] == "completed"
+    look_and_listen(server, final, tmp_path, music=False)
     history = httpx.get(f"{server.url}/api/messages").json()["data"]["messages"]
     assert [m["task_id"] for m in history] == [task_id]
     assert history[0]["text"] == TEXT

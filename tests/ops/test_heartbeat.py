@@ -24,8 +24,29 @@ from tests.ops.helpers import samples, value
 ROOT = Path(__file__).resolve().parents[2]
 
 
+class CountingStore(MemoryHeartbeatStore):
+    """The in-memory store, telling waiters about each write (tests wait on beats, not on
+    the clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self._wrote = threading.Condition()
+
+    def write(self, record: WorkerRecord) -> None:
+        super().write(record)
+        with self._wrote:
+            self.writes += 1
+            self._wrote.notify_all()
+
+    def wait_for_writes(self, more: int) -> None:
+        with self._wrote:
+            target = self.writes + more
+            assert self._wrote.wait_for(lambda: self.writes >= target, timeout=60)
+
+
 def test_beats_while_a_consumer_thread_lives_and_says_goodbye() -> None:
-    store = MemoryHeartbeatStore()
+    store = CountingStore()
     beat = Heartbeat(store, version="9.9", interval=0.05)
     started = threading.Event()
     release = threading.Event()
@@ -40,7 +61,7 @@ def test_beats_while_a_consumer_thread_lives_and_says_goodbye() -> None:
     thread.start()
     started.wait(5)
     first = store.records()[0].last_seen
-    time.sleep(0.3)
+    store.wait_for_writes(2)  # two more beats, however slow this machine is
     [record] = store.records()
     assert record.worker == beat.worker and record.threads == 1 and record.version == "9.9"
     assert record.last_seen > first  # the beat thread keeps writing
@@ -50,15 +71,16 @@ def test_beats_while_a_consumer_thread_lives_and_says_goodbye() -> None:
 
 
 def test_dead_threads_stop_the_beat_and_the_record_goes_stale(monkeypatch) -> None:
-    store = MemoryHeartbeatStore()
+    store = CountingStore()
     beat = Heartbeat(store, interval=0.05)
     thread = threading.Thread(target=beat.worker_started)  # dies without worker_stopped
     thread.start()
     thread.join(5)
     assert beat.threads_alive() == 0
+    assert beat._thread is not None
+    beat._thread.join(timeout=60)  # the beat stops by itself: nobody beats for a dead worker
+    assert not beat._thread.is_alive()
     last = store.records()[0].last_seen
-    time.sleep(0.3)
-    assert store.records()[0].last_seen == last  # nobody beats for a dead worker
     record = store.records()[0]
     assert record.live(now=last + 1)
     assert not record.live(now=last + heartbeat.LIVE_AFTER + 1)

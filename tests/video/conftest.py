@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from app.config import Settings
 from app.services import Services, build_services
 from models.base import Audio, Speech
+from tests.conftest import require_binary
 
 DATA = Path(__file__).parent / "data"
 
@@ -49,17 +50,14 @@ def short_speech() -> Speech:
 
 
 def ffprobe(path: Path) -> dict:
-    """Stream facts via the Debian ffprobe when present, else parsed from ffmpeg -i."""
+    """Stream and format facts from the Debian ffprobe (skipped where it is missing, a failure
+    where services are required, as ``require_binary`` does)."""
     import json
-    import shutil
 
-    exe = shutil.which("ffprobe")
-    if exe:
-        out = subprocess.run([exe, "-v", "error", "-show_streams", "-show_format", "-of", "json",
-                              str(path)], capture_output=True, text=True, check=True)
-        return json.loads(out.stdout)
-    pytest.skip("ffprobe not installed")
-    return {}
+    exe = require_binary("ffprobe")
+    out = subprocess.run([exe, "-v", "error", "-show_streams", "-show_format", "-of", "json",
+                          str(path)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
 
 
 @pytest.fixture

@@ -10,7 +10,14 @@ from PIL import Image
 
 from models.base import Audio, RenderRequest, Speech
 from models.errors import Cancelled, InvalidInput
-from models.face_rig import UPPER_INNER, FaceRig, FrameControls, detect_landmarks, frame_portrait
+from models.face_rig import (
+    LOWER_INNER,
+    UPPER_INNER,
+    FaceRig,
+    FrameControls,
+    detect_landmarks,
+    frame_portrait,
+)
 from models.idle_motion import blink_schedule, idle_track
 from models.landmark_head import LandmarkHead
 from tests.video.conftest import ffprobe
@@ -119,6 +126,48 @@ def test_photo_teeth_stay_with_the_upper_lip(rig: FaceRig) -> None:
     assert column.max() > 140
     assert first_bright < 0.12 * rig2.mouth_w + 6  # teeth begin right below the upper lip
     assert np.mean([pts[i, 1] for i in UPPER_INNER]) < pts[14, 1]
+
+
+def _teeth_on_the_lip_line(frame: np.ndarray, pts: np.ndarray, mouth_w: float) -> float:
+    """Share of tooth-like (bright, unsaturated) pixels in a thin band along the line where
+    the inner lips of ``pts`` meet, between the mouth's corners (inner 80 %)."""
+    up, low = pts[UPPER_INNER], pts[LOWER_INNER]
+    mid = (up + low) / 2
+    order = np.argsort(mid[:, 0])
+    x0, x1 = mid[order[0], 0], mid[order[-1], 0]
+    xs = np.arange(int(x0 + 0.1 * (x1 - x0)), int(x1 - 0.1 * (x1 - x0)))
+    ys = np.interp(xs, mid[order, 0], mid[order, 1])
+    half = max(1, int(round(0.03 * mouth_w)))
+    band = np.concatenate([frame[int(round(y)) - half:int(round(y)) + half + 1, x]
+                           for x, y in zip(xs, ys, strict=True)]).astype(int)
+    bright = band.max(axis=1) > 165
+    grey = (band.max(axis=1) - band.min(axis=1)) < 0.2 * band.max(axis=1)  # lips are pinker
+    return float((bright & grey).mean())
+
+
+def test_closed_lips_on_an_open_smile_meet_in_lip_colour() -> None:
+    """A photo laughing with its teeth showing: closed visemes show lips meeting, in the
+    lips' own colour, with no seam of teeth (or a flat dark line) between them."""
+    image = Image.open(Path(__file__).parent / "data" / "portrait_smile_teeth.jpg")
+    rgb = np.asarray(image.convert("RGB"))
+    base, points = frame_portrait(rgb, detect_landmarks(rgb), (512, 512))
+    rig = FaceRig(base, points)
+    assert rig.photo_gap > 0.04 * rig.mouth_w and rig.fills_mouth  # the photo's mouth is open
+    rest = rig.render(FrameControls()).copy()
+    # The measure sees the teeth where they are: along the open photo's lip line.
+    assert _teeth_on_the_lip_line(rest, rig.points, rig.mouth_w) > 0.5
+    c = FrameControls(close=1.0)
+    closed = rig.render(c).copy()
+    pts = rig.landmarks_for(c)
+    assert _teeth_on_the_lip_line(closed, pts, rig.mouth_w) < 0.03
+    # Lip-coloured: reddish like the photo's own lips, not a black seam.
+    band = closed[int(pts[13, 1]) - 2:int(pts[14, 1]) + 3, int(pts[13, 0]) - 3:int(pts[13, 0]) + 4]
+    r, g, b = band.reshape(-1, 3).mean(axis=0)
+    assert r > g and r > b and band.mean() > 0.45 * rig.lip_colour.mean()
+    # Rendered without the lip repaint, the warped lips leave the teeth seam behind.
+    rig.fills_mouth = False
+    seam = rig.render(c).copy()
+    assert _teeth_on_the_lip_line(seam, pts, rig.mouth_w) > 0.03
 
 
 def test_blink_closes_the_eyes(rig: FaceRig) -> None:

@@ -223,6 +223,16 @@ def test_profile_lifecycle_and_speaking_in_it(voice_client: TestClient) -> None:
     assert rate == 24000
     assert np.isfinite(samples).all()
     assert np.abs(samples).max() < 1.0
+    # Listened to: the profile's voice is mei four semitones down, and so is its speech.
+    from models.base import Audio
+    from models.voice_matching import pitch_median
+
+    spoken = pitch_median(Audio(samples.astype(np.float32), rate))
+    plain = pitch_median(Audio(ojt_speech(body["text"]), RATE))
+    low = pitch_median(Audio(ojt_speech(body["text"], half_tone=-4.0), RATE))
+    semitones = 12 * np.log2(spoken / plain)
+    assert -6.0 <= semitones <= -2.0, (spoken, plain, low)
+    assert abs(12 * np.log2(spoken / low)) <= 1.5, (spoken, low)
 
     assert voice_client.delete(f"/api/voice/profiles/{pid}").status_code == 200
     assert voice_client.get(f"/api/voice/profiles/{pid}").status_code == 404
