@@ -218,7 +218,7 @@ class MemoryJobStore:
         self._jobs: dict[str, str] = {}
         self._flags: set[tuple[str, str]] = set()
         self._stages: dict[tuple[str, str], str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered: a job update may read its stages
 
     def count(self, status: str) -> int:
         return sum(1 for job in self.all() if job.status == status)

@@ -433,24 +433,41 @@ class TaskQueue(Reaping):
 
     def _sync_progress(self, job_id: str, kind: str, records: dict[str, dict[str, Any]],
                        step: str | None = None) -> None:
+        """Roll the stage records up into the job's progress.
+
+        Parallel stages (image and voice) report at once; each rollup re-reads the stage
+        records inside the job's atomic update, so a report computed from older records can
+        never land after a newer one and move the bar backwards. ``records`` are the
+        caller's view, used only for stages the store does not hold yet.
+        """
         stages = self._stages(kind)
         total = sum(st.weight for st in stages) or 1.0
-        done = 0.0
-        completed, remaining, running = [], [], []
-        for st in stages:
-            record = records.get(st.name, {})
-            status = record.get("status")
-            if status in ("done", "skipped"):
-                done += st.weight
-                completed.append(st.name)
-            else:
-                remaining.append(st.name)
-                if status == "running":
-                    done += st.weight * float(record.get("progress", 0.0))
-                    running.append(st.name)
-        self.jobs.update(job_id, progress=round(min(99.0, 100.0 * done / total), 1),
-                         steps_completed=completed, steps_remaining=remaining,
-                         current_step=step or (",".join(running) or None))
+
+        def apply(job: Job) -> bool:
+            if job.final:
+                return False
+            fresh = {**records, **self.jobs.store.load_stages(job_id)}
+            done = 0.0
+            completed, remaining, running = [], [], []
+            for st in stages:
+                record = fresh.get(st.name, {})
+                status = record.get("status")
+                if status in ("done", "skipped"):
+                    done += st.weight
+                    completed.append(st.name)
+                else:
+                    remaining.append(st.name)
+                    if status == "running":
+                        done += st.weight * float(record.get("progress", 0.0))
+                        running.append(st.name)
+            job.progress = round(min(99.0, 100.0 * done / total), 1)
+            job.steps_completed = completed
+            job.steps_remaining = remaining
+            job.current_step = step or (",".join(running) or None)
+            job.updated_at = time.time()
+            return True
+
+        self.jobs.store.modify(job_id, apply)
 
     def _stage_progress(self, job_id: str, stage: str, fraction: float, step: str,
                         token: str | None) -> None:
