@@ -2,8 +2,9 @@
 
 BiRefNet is not a transformers built-in: its checkpoints (``ZhengPeng7/BiRefNet``,
 ``BiRefNet_lite``) ship their modelling code, loaded with ``trust_remote_code=True`` through
-``AutoModelForImageSegmentation``. Only a local folder under ``STUDIO_MODELS_DIR/birefnet`` or
-the Hub with downloads allowed is used. Input 1024x1024, ImageNet-normalised; the model's last
+the config's ``auto_map``. Only a local folder under ``STUDIO_MODELS_DIR/birefnet`` is used
+(the model manager fills it). That code imports timm, einops, kornia and torchvision;
+``available()`` reads its imports and says which are missing (``pip install -e .[neural]``). Input 1024x1024, ImageNet-normalised; the model's last
 output is the matte logits.
 """
 
@@ -19,18 +20,16 @@ from models.gpu import gpu_task
 from models.hf import HubModel, to_pixel_values
 from models.mediapipe_selfie import matte_in_box
 
-HUB_ID = "ZhengPeng7/BiRefNet_lite"
 INPUT_SIZE = 1024
 
 
 class BiRefNetCutout:
     name = "birefnet"
-    subdir = "birefnet"
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self._model = HubModel(self.settings, self.subdir, HUB_ID, "BiRefNet", "IMAGE_SEGMENTER_UNAVAILABLE",
-                               _load_weights)
+        self._model = HubModel(self.settings, self.name, "BiRefNet",
+                               "IMAGE_SEGMENTER_UNAVAILABLE", _load_weights)
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
@@ -61,6 +60,25 @@ class BiRefNetCutout:
 
 
 def _load_weights(source: str) -> Any:
-    from transformers import AutoModelForImageSegmentation
+    from transformers import AutoConfig
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
-    return AutoModelForImageSegmentation.from_pretrained(source, trust_remote_code=True)
+    config = AutoConfig.from_pretrained(source, trust_remote_code=True)
+    reference = (getattr(config, "auto_map", None) or {}).get("AutoModelForImageSegmentation")
+    if not reference:
+        raise ValueError(f"{source}/config.json has no auto_map for AutoModelForImageSegmentation")
+    cls = get_class_from_dynamic_module(reference, source)
+    return post_init_shim(cls).from_pretrained(source, config=config)
+
+
+def post_init_shim(cls: type) -> type:
+    """transformers 5 needs every model's ``__init__`` to end in ``post_init()`` (it sets
+    ``all_tied_weights_keys``, read while loading); BiRefNet's hub code was written for 4.x
+    and skips it. The subclass calls it when the original did not."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        cls.__init__(self, *args, **kwargs)
+        if not hasattr(self, "all_tied_weights_keys"):
+            self.post_init()
+
+    return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__})

@@ -24,7 +24,6 @@ from models.gpu import gpu_task
 from models.hf import HubModel, to_pixel_values
 from models.mediapipe_selfie import rgb_array
 
-HUB_ID = "facebook/sam2.1-hiera-tiny"
 MASK_LOGIT_SCALE = 12.0
 
 
@@ -41,11 +40,10 @@ def _interior_point(mask: np.ndarray) -> tuple[float, float] | None:
 
 class Sam2Refiner:
     name = "sam2"
-    subdir = "sam2"
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self._model = HubModel(self.settings, self.subdir, HUB_ID, "SAM2", "IMAGE_REFINER_UNAVAILABLE",
+        self._model = HubModel(self.settings, self.name, "SAM2", "IMAGE_REFINER_UNAVAILABLE",
                                _load_weights)
         self._lock = threading.Lock()
 
@@ -111,6 +109,10 @@ class Sam2Refiner:
 
 
 def _load_weights(source: str) -> Any:
-    from transformers import Sam2Model
+    """``AutoModelForMaskGeneration`` picks the class transformers maps the checkpoint's type
+    to for prompted masks: ``Sam2Model`` for both ``sam2`` and ``sam2_video`` configs (the
+    Hub's ``facebook/sam2.1-hiera-tiny`` is a ``sam2_video`` checkpoint; its memory-attention
+    weights are for tracking and are dropped by the class's own ignore list)."""
+    from transformers import AutoModelForMaskGeneration
 
-    return Sam2Model.from_pretrained(source)
+    return AutoModelForMaskGeneration.from_pretrained(source)

@@ -29,21 +29,27 @@ def _picture() -> Image.Image:
 # ------------------------------------------------------------------------------ SegFormer
 
 
-def _save_segformer(root: Path, background: int, bias: float | None = None) -> None:
-    labels = ["hair", "face", "body"]
-    labels.insert(background, "Background")
+# the label set of mattmdjaga/segformer_b2_clothes (its config.json's id2label)
+CLOTHES_LABELS = ["Background", "Hat", "Hair", "Sunglasses", "Upper-clothes", "Skirt", "Pants",
+                  "Dress", "Belt", "Left-shoe", "Right-shoe", "Face", "Left-leg", "Right-leg",
+                  "Left-arm", "Right-arm", "Bag", "Scarf"]
+
+
+def _save_segformer(root: Path, labels: list[str], winner: str | None = None) -> None:
     config = transformers.SegformerConfig(
         num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
         patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2],
-        decoder_hidden_size=16, num_labels=4, id2label=dict(enumerate(labels)),
+        decoder_hidden_size=16, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={n: i for i, n in enumerate(labels)})
     torch.manual_seed(0)
     model = transformers.SegformerForSemanticSegmentation(config)
-    if bias is not None:
-        with torch.no_grad():
+    with torch.no_grad():
+        if winner is None:  # random but not flat: a matte that varies over the picture
+            model.decode_head.classifier.weight.normal_(0.0, 2.0)
+        else:  # one label wins everywhere
             model.decode_head.classifier.weight.zero_()
             model.decode_head.classifier.bias.zero_()
-            model.decode_head.classifier.bias[background] = bias
+            model.decode_head.classifier.bias[labels.index(winner)] = 12.0
     model.save_pretrained(root / "segformer")
 
 
@@ -55,12 +61,26 @@ def test_segformer_unavailable_without_weights(tmp_path: Path) -> None:
     assert "ALLOW_DOWNLOADS" in why
 
 
-@pytest.mark.parametrize(("bias", "expected"), [(8.0, 0.0), (-8.0, 1.0)])
-def test_segformer_person_is_everything_but_background(tmp_path: Path, bias: float,
-                                                       expected: float) -> None:
+def test_segformer_person_labels_of_the_clothes_parser() -> None:
+    from models.segformer import person_labels
+
+    person = {CLOTHES_LABELS[i] for i in person_labels(dict(enumerate(CLOTHES_LABELS)))}
+    assert person == set(CLOTHES_LABELS) - {"Background", "Bag"}
+    lip = ["Background", "Hat", "Hair", "Glove", "Sunglasses", "UpperClothes", "Dress", "Coat",
+           "Socks", "Pants", "Jumpsuits", "Scarf", "Skirt", "Face", "Left-arm", "Right-arm",
+           "Left-leg", "Right-leg", "Left-shoe", "Right-shoe"]  # LIP / CIHP parsers
+    assert len(person_labels(dict(enumerate(lip)))) == len(lip) - 1
+
+
+@pytest.mark.parametrize(("winner", "expected"),
+                         [("Background", 0.0), ("Bag", 0.0), ("Hair", 1.0), ("Left-shoe", 1.0),
+                          ("Upper-clothes", 1.0)])
+def test_segformer_person_is_the_person_labels(tmp_path: Path, winner: str,
+                                               expected: float) -> None:
+    """A bag the person holds is not the person (1 - P(background) said it was)."""
     from models.segformer import SegformerCutout
 
-    _save_segformer(tmp_path, background=2, bias=bias)  # not at index 0: found by its label
+    _save_segformer(tmp_path, CLOTHES_LABELS, winner)
     engine = SegformerCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
     assert engine.available()[0]
     matte = engine.cutout(_picture())
@@ -68,10 +88,23 @@ def test_segformer_person_is_everything_but_background(tmp_path: Path, bias: flo
     assert np.allclose(matte, expected, atol=0.01)
 
 
+def test_segformer_without_person_labels_falls_back_with_the_reason(tmp_path: Path) -> None:
+    from models.mediapipe_selfie import MediapipeCutout
+    from models.segformer import SegformerCutout
+
+    _save_segformer(tmp_path, ["background", "car", "road"], "car")
+    chain = FallbackChain("cutout", [SegformerCutout(EngineSettings(models_dir=tmp_path,
+                                                                    device="cpu")),
+                                     MediapipeCutout()])
+    result = chain.run(lambda e: e.cutout(_picture()))
+    assert result.backend == "mediapipe"
+    assert "no person labels" in result.attempts[0].reason
+
+
 def test_segformer_random_weights_give_a_soft_matte_in_a_box(tmp_path: Path) -> None:
     from models.segformer import SegformerCutout
 
-    _save_segformer(tmp_path, background=0)
+    _save_segformer(tmp_path, CLOTHES_LABELS)
     engine = SegformerCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
     matte = engine.cutout(_picture(), box=(30, 40, 60, 100))
     assert matte.dtype == np.float32
