@@ -144,10 +144,15 @@ def fetch_file(client: httpx.Client, remote: RemoteFile, dest: Path,
                 have = 0
             with part.open(mode) as fh:
                 progress(have)
-                for chunk in resp.iter_bytes(CHUNK):
-                    fh.write(chunk)
-                    have += len(chunk)
-                    progress(have)
+                try:
+                    for chunk in resp.iter_bytes():
+                        fh.write(chunk)
+                        have += len(chunk)
+                        progress(have)
+                except httpx.TransportError as exc:
+                    raise DownloadError(
+                        f"{dest.name}: got {have} of {remote.size or '?'} bytes (incomplete: "
+                        f"{_short(exc)}; the next try resumes)") from exc
     if remote.size is not None and have != remote.size:
         raise DownloadError(f"{dest.name}: got {have} of {remote.size} bytes (incomplete; "
                             "the next try resumes)")

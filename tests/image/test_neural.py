@@ -267,3 +267,30 @@ def test_birefnet_unavailable_without_weights(tmp_path: Path) -> None:
     from models.birefnet import BiRefNetCutout
 
     assert not BiRefNetCutout(EngineSettings(models_dir=tmp_path)).available()[0]
+
+
+def test_weights_downloaded_in_the_background_are_picked_up_without_restart(
+        tmp_path: Path, monkeypatch) -> None:
+    """The first cutout falls back and says 'downloading'; once the manager has verified the
+    files the same engine object uses them."""
+    from models.catalog import CATALOG
+    from models.downloads import manager_for
+    from models.mediapipe_selfie import MediapipeCutout
+    from models.segformer import SegformerCutout
+    from tests.stubs.hub import HubStub
+
+    _save_segformer(tmp_path / "built", CLOTHES_LABELS, "Hair")
+    files = {p.name: p.read_bytes() for p in (tmp_path / "built" / "segformer").iterdir()}
+    settings = EngineSettings(models_dir=tmp_path / "models", allow_downloads=True,
+                              device="cpu", request_timeout=10)
+    chain = FallbackChain("cutout", [SegformerCutout(settings), MediapipeCutout()])
+    with HubStub() as hub:
+        hub.add_repo(CATALOG["segformer"].repo_id, files)
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        first = chain.run(lambda e: e.cutout(_picture()))
+        assert first.backend == "mediapipe"
+        assert first.attempts[0].reason.startswith("downloading")
+        assert manager_for(settings).state("segformer").finished.wait(30)
+    second = chain.run(lambda e: e.cutout(_picture()))
+    assert second.backend == "segformer"
+    assert np.allclose(second.value, 1.0, atol=0.01)  # the served weights: all hair
