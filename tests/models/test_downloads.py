@@ -160,3 +160,34 @@ def test_without_downloads_the_reason_says_how_to_get_them(tmp_path: Path) -> No
     assert not ok
     assert "python -m app.models download wav2lip" in why
     assert manager.state("wav2lip").status == "idle"
+
+
+def test_cli_download_list_verify(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with HubStub() as hub:
+        _sam2_repo(hub)
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "STUDIO_DATA_DIR": str(tmp_path),
+               "STUDIO_MODELS_DIR": str(tmp_path / "m")}
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "app.models", *args], env=env,
+                                  capture_output=True, text=True, timeout=120, check=False)
+
+        before = run("verify", "sam2")
+        assert before.returncode == 1
+        assert "sam2/model.safetensors: missing" in before.stdout
+        done = run("download", "sam2")
+        assert done.returncode == 0, done.stderr
+        assert "sam2: ready in" in done.stdout
+    listed = run("list", "sam2")
+    assert listed.returncode == 0
+    assert "ready" in listed.stdout
+    assert hashlib.sha256(WEIGHTS).hexdigest() in listed.stdout
+    assert "Apache-2.0" in listed.stdout
+    assert "NOT FOR COMMERCIAL USE" in run("list", "wav2lip").stdout
+    checked = run("verify", "sam2")
+    assert checked.returncode == 0
+    assert "matches the downloaded file" in checked.stdout
+    assert run("download", "nonsense").returncode != 0
