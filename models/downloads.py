@@ -225,14 +225,15 @@ class ModelManager:
         with self._lock:
             return self._states.setdefault(name, DownloadState())
 
-    def start(self, name: str) -> DownloadState:
-        """Start a background download unless one runs or a failure's backoff is not over."""
+    def start(self, name: str, *, force: bool = False) -> DownloadState:
+        """Start a background download unless one runs or a failure's backoff is not over
+        (``force``: a person asked, so the backoff does not apply)."""
         spec(name)
         with self._lock:
             state = self._states.setdefault(name, DownloadState())
             if state.status == "downloading":
                 return state
-            if state.status == "failed" and time.monotonic() < state.retry_at:
+            if state.status == "failed" and time.monotonic() < state.retry_at and not force:
                 return state
             state.status, state.error = "downloading", ""
             state.finished.clear()

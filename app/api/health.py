@@ -11,6 +11,15 @@ from app.metrics import Metrics
 from app.services import Services
 
 
+def model_states(services: Services) -> dict[str, dict[str, object]]:
+    """Each neural engine's weights: ready, missing, downloading (with progress) or
+    "download failed: ..., next try in N min" (the model manager's words)."""
+    from models.downloads import manager_for
+
+    rows = manager_for(services.settings.engine_settings()).rows()
+    return {r["name"]: {"status": r["status"], "download": r["download"]} for r in rows}
+
+
 def create_router(services: Services, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["health"])
     metrics.bind(services)  # job/stage events of this process + shared state at scrape time
@@ -28,6 +37,7 @@ def create_router(services: Services, metrics: Metrics) -> APIRouter:
             "queue": {"ok": queue_ok, "info": queue_info, "depth": services.queue.depth(),
                       "workers": services.settings.workers},
             "engines": engines,
+            "models": model_states(services),
         }
         return ok(data, status_code=200 if storage_ok and queue_ok else 503)
 
