@@ -10,13 +10,12 @@ output is the matte logits.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 
 from models.base import EngineSettings
-from models.gpu import gpu_task
+from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
 from models.mediapipe_selfie import matte_in_box
 
@@ -29,34 +28,39 @@ class BiRefNetCutout:
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
         self._model = HubModel(self.settings, self.name, "BiRefNet",
-                               "IMAGE_SEGMENTER_UNAVAILABLE", _load_weights)
-        self._lock = threading.Lock()
+                               "IMAGE_SEGMENTER_UNAVAILABLE", _load_weights, half=True)
 
     def available(self) -> tuple[bool, str]:
         return self._model.available()
 
-    @gpu_task()
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        import torch
-
-        model, device = self._model.get()
-        h, w = rgb.shape[:2]
-        pixels = to_pixel_values(rgb, (INPUT_SIZE, INPUT_SIZE), device)
-        dtype = next(model.parameters()).dtype
-        with self._lock, torch.inference_mode():
-            outputs = model(pixels.to(dtype))
-        logits = outputs[-1] if isinstance(outputs, list | tuple) else outputs
-        if hasattr(logits, "logits"):
-            logits = logits.logits
-        probs = torch.nn.functional.interpolate(logits.float(), size=(h, w), mode="bilinear",
-                                                align_corners=False).sigmoid()
-        return probs[0, 0].cpu().numpy().astype(np.float32)
+        self._model.get()
+        return birefnet_matte(self._model.key, rgb)
 
     def cutout(self, image: Any, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         return matte_in_box(image, box, self.predict)
 
     def close(self) -> None:
         self._model.clear()
+
+
+@gpu_task()
+def birefnet_matte(key: str, rgb: np.ndarray) -> np.ndarray:
+    """The matte (float32 HxW) of ``rgb`` with the model kept under ``key``."""
+    import torch
+
+    (model, device), lock = live(key)
+    h, w = rgb.shape[:2]
+    pixels = to_pixel_values(rgb, (INPUT_SIZE, INPUT_SIZE), device)
+    dtype = next(model.parameters()).dtype
+    with lock, torch.inference_mode():
+        outputs = model(pixels.to(dtype))
+    logits = outputs[-1] if isinstance(outputs, list | tuple) else outputs
+    if hasattr(logits, "logits"):
+        logits = logits.logits
+    probs = torch.nn.functional.interpolate(logits.float(), size=(h, w), mode="bilinear",
+                                            align_corners=False).sigmoid()
+    return probs[0, 0].cpu().numpy().astype(np.float32)
 
 
 def _load_weights(source: str) -> Any:

@@ -19,6 +19,8 @@ from models import catalog
 from models.base import EngineSettings, LazyModel, module_available
 from models.downloads import manager_for
 from models.errors import BackendUnavailable
+from models.gpu import drop, half_precision, keep
+from models.gpu import torch_device as pick_device
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -58,9 +60,7 @@ def files_signature(paths: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
 
 
 def torch_device(settings: EngineSettings) -> str:
-    from models.gpu import torch_device as pick
-
-    return pick(settings.device)
+    return pick_device(settings.device)
 
 
 class HubModel:
@@ -71,8 +71,10 @@ class HubModel:
     reported by ``available()`` until the files change."""
 
     def __init__(self, settings: EngineSettings, name: str, label: str, code: str,
-                 load: Callable[[str], Any]) -> None:
+                 load: Callable[[str], Any], *, half: bool = False) -> None:
         self.settings = settings
+        self.half = half  # float16 on CUDA is safe for this network
+        self.key = f"{name}:{id(self)}"  # where GPU functions find it (models.gpu.live)
         self.spec = catalog.spec(name)
         self.label = label
         self.code = code
@@ -110,18 +112,22 @@ class HubModel:
         device = torch_device(self.settings)
         try:
             model = self._load_from(folder).to(device).eval()
+            if self.half and half_precision(device):
+                model = model.half()
         except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
             reason = f"{self.label} could not load from {folder}: {type(exc).__name__}: {exc}"
             self._load_error = (signature, reason[:500])
             raise BackendUnavailable(reason[:500], code=self.code,
                                      message_ja=f"{self.label} を読み込めません。") from exc
         self._load_error = None
+        keep(self.key, (model, device))
         return model, device
 
     def get(self) -> tuple[Any, str]:
         return self._lazy.get()
 
     def clear(self) -> None:
+        drop(self.key)
         self._lazy.clear()
 
 

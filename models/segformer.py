@@ -10,14 +10,13 @@ counts a bag, or any other class such a parser knows, as the person.
 from __future__ import annotations
 
 import re
-import threading
 from typing import Any
 
 import numpy as np
 
 from models.base import EngineSettings
 from models.errors import BackendUnavailable
-from models.gpu import gpu_task
+from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
 from models.mediapipe_selfie import matte_in_box
 
@@ -30,32 +29,39 @@ class SegformerCutout:
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
         self._model = HubModel(self.settings, self.name, "SegFormer",
-                               "IMAGE_SEGMENTER_UNAVAILABLE", _load_weights)
-        self._lock = threading.Lock()
+                               "IMAGE_SEGMENTER_UNAVAILABLE", _load_weights, half=True)
 
     def available(self) -> tuple[bool, str]:
         return self._model.available()
 
-    @gpu_task()
     def person_probability(self, rgb: np.ndarray) -> np.ndarray:
-        import torch
-
-        model, device = self._model.get()
-        person = person_labels(model.config.id2label)
-        h, w = rgb.shape[:2]
-        pixels = to_pixel_values(rgb, (INPUT_SIZE, INPUT_SIZE), device)
-        with self._lock, torch.inference_mode():
-            logits = model(pixel_values=pixels).logits
-            logits = torch.nn.functional.interpolate(logits, size=(h, w), mode="bilinear",
-                                                     align_corners=False)
-            probs = logits.softmax(dim=1)[0, person].sum(dim=0)
-        return np.clip(probs.float().cpu().numpy(), 0.0, 1.0).astype(np.float32)
+        self._model.get()
+        return segformer_person(self._model.key, rgb)
 
     def cutout(self, image: Any, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         return matte_in_box(image, box, self.person_probability)
 
     def close(self) -> None:
         self._model.clear()
+
+
+@gpu_task()
+def segformer_person(key: str, rgb: np.ndarray) -> np.ndarray:
+    """P(person) per pixel of ``rgb`` with the model kept under ``key`` (module-level, so
+    ZeroGPU pickles only a key and an image)."""
+    import torch
+
+    (model, device), lock = live(key)
+    person = person_labels(model.config.id2label)
+    h, w = rgb.shape[:2]
+    pixels = to_pixel_values(rgb, (INPUT_SIZE, INPUT_SIZE), device)
+    dtype = next(model.parameters()).dtype
+    with lock, torch.inference_mode():
+        logits = model(pixel_values=pixels.to(dtype)).logits.float()
+        logits = torch.nn.functional.interpolate(logits, size=(h, w), mode="bilinear",
+                                                 align_corners=False)
+        probs = logits.softmax(dim=1)[0, person].sum(dim=0)
+    return np.clip(probs.cpu().numpy(), 0.0, 1.0).astype(np.float32)
 
 
 # words of human-parsing labels that are part of the person (ATR, LIP, CIHP, Pascal-Person)

@@ -16,7 +16,6 @@ the unmasked face (6 channels), in BGR order as the released network was trained
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +149,12 @@ class Wav2LipHead:
     name = "wav2lip"
 
     def __init__(self, settings: EngineSettings | None = None, *, model: Any = None,
-                 batch: int = 16) -> None:
+                 batch: int | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self.batch = batch
-        self._model = LazyModel(lambda: model if model is not None else self._load())
-        self._lock = threading.Lock()
+        self.batch = batch  # None: 16 on the CPU, what free GPU memory holds on CUDA
+        self.key = f"wav2lip:{id(self)}"  # where redraw_faces finds the model
+        self._model = LazyModel(
+            lambda: self._keep(model if model is not None else self._load()))
         self._load_error: tuple[Any, str] | None = None
 
     def checkpoint(self) -> Path | None:
@@ -180,8 +180,14 @@ class Wav2LipHead:
             return False, self._load_error[1]
         return ok, why
 
+    def _keep(self, model: Any) -> Any:
+        from models.gpu import keep
+
+        keep(self.key, model)
+        return model
+
     def _load(self) -> Any:
-        from models.gpu import torch_device
+        from models.gpu import half_precision, torch_device
         from models.hf import files_signature
 
         path = self.checkpoint()
@@ -189,7 +195,10 @@ class Wav2LipHead:
             raise BackendUnavailable(self.available()[1], code="VIDEO_WAV2LIP_UNAVAILABLE",
                                      message_ja="Wav2Lip のチェックポイントがありません。")
         try:
-            model = load_checkpoint(path, torch_device(self.settings.device))
+            device = torch_device(self.settings.device)
+            model = load_checkpoint(path, device)
+            if half_precision(device):
+                model = model.half()  # conv + batch norm + sigmoid: safe in float16
         except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
             reason = f"Wav2Lip could not load {path}: {type(exc).__name__}: {exc}"[:500]
             self._load_error = (files_signature([path]), reason)
@@ -199,6 +208,9 @@ class Wav2LipHead:
         return model
 
     def close(self) -> None:
+        from models.gpu import drop
+
+        drop(self.key)
         self._model.clear()
 
     def render(self, request: RenderRequest, progress: ProgressFn = no_progress) -> Path:
@@ -216,21 +228,24 @@ class Wav2LipHead:
 
     def lipsync(self, model: Any, performance: Any, mels: np.ndarray):
         """Yield the built-in frames with the lower face redrawn, batch by batch."""
+        from models.gpu import batch_size
+
+        device = str(next(model.parameters()).device)
+        batch = self.batch or batch_size(device, per_item_mb=24.0, default=16)
         base_iter = performance.iter_frames()
         mask = feather_mask(FACE)
-        for start in range(0, performance.frames, self.batch):
-            idx = list(range(start, min(start + self.batch, performance.frames)))
+        for start in range(0, performance.frames, batch):
+            idx = list(range(start, min(start + batch, performance.frames)))
             frames = [next(base_iter).copy() for _ in idx]
             boxes = [face_box(performance, i) for i in idx]
             crops = np.stack([crop(f, b) for f, b in zip(frames, boxes, strict=True)])
-            with self._lock:
-                pred = redraw_faces(model, crops, mels[idx])
+            pred = redraw_faces(self.key, crops, mels[idx])
             for frame, box, face in zip(frames, boxes, pred, strict=True):
                 yield paste(frame, face, box, mask)
 
 
 @gpu_task()
-def redraw_faces(model: Any, crops: np.ndarray, mels: np.ndarray) -> np.ndarray:
+def redraw_faces(key: str, crops: np.ndarray, mels: np.ndarray) -> np.ndarray:
     """The network's faces (N, 96, 96, 3) RGB float 0..255 for RGB ``crops`` (N, 96, 96, 3).
 
     As the original ``inference.py`` does, each face is stacked with its own unmasked copy
@@ -238,18 +253,21 @@ def redraw_faces(model: Any, crops: np.ndarray, mels: np.ndarray) -> np.ndarray:
 
     The released network was trained on OpenCV's BGR frames (``cv2.imread``, no conversion in
     the original ``inference.py``): the crops go in as BGR and its output comes back as BGR,
-    so both are swapped here. A module-level function (not a bound method) so that ZeroGPU
-    can pickle what it runs.
+    so both are swapped here. A module-level function given the model's key (see
+    ``models.gpu.keep``), so that ZeroGPU pickles only a key and arrays.
     """
     import torch
 
+    from models.gpu import live
+
+    model, lock = live(key)
     param = next(model.parameters())
     bgr = crops[..., ::-1]
     faces = np.concatenate([masked(bgr), bgr], axis=3)
     face_t = torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2)
     face_t = face_t.to(param.device).to(param.dtype).div(255.0)
     mel_t = torch.from_numpy(np.ascontiguousarray(mels[:, None])).to(param.device, param.dtype)
-    with torch.inference_mode():
+    with lock, torch.inference_mode():
         out = model(mel_t, face_t).float().permute(0, 2, 3, 1).cpu().numpy() * 255.0
     return np.ascontiguousarray(out[..., ::-1])
 

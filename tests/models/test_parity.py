@@ -93,6 +93,7 @@ def test_wav2lip_input_is_bgr_as_the_original_inference() -> None:
     network's BGR output must come back as RGB."""
     from torch import nn
 
+    from models.gpu import keep
     from models.wav2lip import FACE, redraw_faces
 
     class Probe(nn.Module):
@@ -110,7 +111,7 @@ def test_wav2lip_input_is_bgr_as_the_original_inference() -> None:
     red = np.zeros((2, FACE, FACE, 3), np.uint8)
     red[..., 0] = 255  # RGB red
     probe = Probe()
-    out = redraw_faces(probe, red, np.zeros((2, 80, 16), np.float32))
+    out = redraw_faces(keep("test:probe", probe), red, np.zeros((2, 80, 16), np.float32))
     seen = probe.seen
     assert seen.shape == (2, 6, FACE, FACE)
     # channels 3..5: the unmasked face in B, G, R order -> red is channel 5
@@ -128,6 +129,7 @@ def test_wav2lip_input_is_bgr_as_the_original_inference() -> None:
 def test_wav2lip_matches_the_original_pipeline_on_the_same_weights() -> None:
     """``inference.py``: BGR crops, lower half zeroed, (masked, full) / 255, NCHW; output
     x 255 is BGR. Written out here from the original's lines 136-151 and 265."""
+    from models.gpu import keep
     from models.wav2lip import build_model, redraw_faces
 
     torch.manual_seed(1)
@@ -144,7 +146,7 @@ def test_wav2lip_matches_the_original_pipeline_on_the_same_weights() -> None:
         pred = model(torch.FloatTensor(np.transpose(mel_batch, (0, 3, 1, 2))),
                      torch.FloatTensor(np.transpose(img_batch, (0, 3, 1, 2))))
     reference_bgr = pred.numpy().transpose(0, 2, 3, 1) * 255.0
-    ours = redraw_faces(model, rgb, mels)
+    ours = redraw_faces(keep("test:w2l", model), rgb, mels)
     assert np.abs(ours[..., ::-1] - reference_bgr).max() < 1e-3
 
 
