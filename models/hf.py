@@ -26,11 +26,23 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
+_IMPORTS: dict[tuple[tuple[str, int, int], ...], list[str]] = {}
+
+
 def code_imports(folder: Path) -> list[str]:
     """Top-level packages imported by a checkpoint's own modelling code (``*.py`` beside the
-    weights, loaded with ``trust_remote_code``), standard library left out."""
+    weights, loaded with ``trust_remote_code``), standard library left out. Parsed once per
+    version of the files (``available()`` runs on every /health)."""
+    files = sorted(folder.glob("*.py"))
+    signature = files_signature(files)
+    if signature not in _IMPORTS:
+        _IMPORTS[signature] = _parse_imports(files)
+    return _IMPORTS[signature]
+
+
+def _parse_imports(files: list[Path]) -> list[str]:
     names: set[str] = set()
-    for path in sorted(folder.glob("*.py")):
+    for path in files:
         try:
             tree = ast.parse(path.read_text("utf-8"))
         except (OSError, SyntaxError, ValueError):

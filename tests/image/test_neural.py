@@ -222,8 +222,10 @@ class TinyBiRefNet(PreTrainedModel):
 '''
 
 
-def _save_remote_code_model(root: Path) -> None:
-    """A checkpoint folder like BiRefNet's: its modelling code ships beside the weights."""
+def _save_remote_code_model(root: Path, post_init: bool = True) -> None:
+    """A checkpoint folder like BiRefNet's: its modelling code ships beside the weights.
+    ``post_init=False``: the code skips ``post_init()``, as BiRefNet's (written for
+    transformers 4) does."""
     import importlib.util
     import sys
 
@@ -245,6 +247,9 @@ def _save_remote_code_model(root: Path) -> None:
         for name in [n for n in sys.modules if n.startswith("tinybiref")]:
             del sys.modules[name]
     (folder / "__init__.py").unlink()
+    if not post_init:
+        code = (folder / "modeling_tiny.py").read_text()
+        (folder / "modeling_tiny.py").write_text(code.replace("        self.post_init()\n", ""))
     config = json.loads((folder / "config.json").read_text())
     config["auto_map"] = {"AutoConfig": "configuration_tiny.TinyBiRefNetConfig",
                           "AutoModelForImageSegmentation": "modeling_tiny.TinyBiRefNet"}
@@ -261,6 +266,32 @@ def test_birefnet_loads_remote_code_from_models_dir(tmp_path: Path) -> None:
     assert matte.shape == (120, 90)
     assert 0.0 <= matte.min() <= matte.max() <= 1.0
     assert matte[40:100, 30:60].std() > 0.0
+
+
+def test_birefnet_code_that_skips_post_init_loads_on_transformers_5(tmp_path: Path) -> None:
+    """transformers 5 reads ``all_tied_weights_keys`` (set by ``post_init()``) while loading;
+    BiRefNet's hub code never calls it. The engine's shim does."""
+    from models.birefnet import BiRefNetCutout
+
+    _save_remote_code_model(tmp_path, post_init=False)
+    assert "post_init" not in (tmp_path / "birefnet" / "modeling_tiny.py").read_text()
+    engine = BiRefNetCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
+    assert engine.available()[0]
+    matte = engine.cutout(_picture(), box=(25, 30, 65, 110))
+    assert matte[40:100, 30:60].std() > 0.0
+
+
+def test_birefnet_code_needing_missing_packages_is_not_ready(tmp_path: Path) -> None:
+    from models.birefnet import BiRefNetCutout
+
+    _save_remote_code_model(tmp_path)
+    code = tmp_path / "birefnet" / "modeling_tiny.py"
+    code.write_text("import no_such_package_xyz\nfrom .configuration_tiny import X\n"
+                    + code.read_text())
+    ok, why = BiRefNetCutout(EngineSettings(models_dir=tmp_path, device="cpu")).available()
+    assert not ok
+    assert "no_such_package_xyz" in why
+    assert "configuration_tiny" not in why  # its own relative imports are not packages
 
 
 def test_birefnet_unavailable_without_weights(tmp_path: Path) -> None:
