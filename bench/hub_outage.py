@@ -25,6 +25,7 @@ import socket
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ from message import photo_1mp, run_one, table  # noqa: E402
 
 from app.config import load_settings  # noqa: E402
 from app.services import Services, build_services  # noqa: E402
+
+NEURAL = (("cutout", "birefnet"), ("cutout", "segformer"), ("refiner", "sam2"),
+          ("talking_head", "wav2lip"), ("voice_converter", "openvoice"))
 
 
 def free_port() -> int:
@@ -58,18 +62,6 @@ def studio(name: str, root: Path, allow: bool) -> Services:
     services = build_services(settings)
     services.queue.start_consumer(2, install_signals=False)
     return services
-
-
-def neural_reasons(run: dict[str, Any]) -> list[str]:
-    """What the job's fallback record says of the engines that need weights."""
-    out = []
-    for stage in run["stages"].values():
-        for attempt in (stage.get("report") or {}).get("attempts", []) if isinstance(
-                stage.get("report"), dict) else []:
-            out.append(f"{attempt['backend']}: {attempt['reason']}")
-    engines = run["job"].result.get("engines") or {}
-    out.extend(f"{k}: {v}" for k, v in engines.items())
-    return out
 
 
 def main() -> None:
@@ -102,6 +94,20 @@ def main() -> None:
              f"{statistics.median(w) / base:.2f}"] for case, w in walls.items()]
     table("Message wall time, seconds (median of the measured runs; warm-up excluded)",
           ["case", "median", "runs", "ratio to off"], rows)
+    rows = []
+    for case, svc in services.items():
+        row = [case]
+        for capability, name in NEURAL:
+            engine = svc.chain(capability).get(name)
+            timings = []
+            for _ in range(200):
+                started = time.perf_counter()
+                engine.available()
+                timings.append(time.perf_counter() - started)
+            row.append(f"{1e6 * statistics.median(timings):.0f}")
+        rows.append(row)
+    table("What a job pays to skip each neural engine: available(), microseconds (median of "
+          "200 calls)", ["case", *(n for _, n in NEURAL)], rows)
     for case in ("refused", "hanging"):
         inventory = services[case].inventory()
         print(f"\n{case}: what /health says of the neural engines")
