@@ -85,11 +85,12 @@ CATALOG: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec(
         name="birefnet", title="BiRefNet lite (Swin-T) person cutout",
         repo_id="ZhengPeng7/BiRefNet_lite", subdir=("birefnet",),
-        files=(WeightFile("config.json", "config.json", 0.001),
+        files=(WeightFile("config.json", "config.json", 0.001, required=False),
                WeightFile("BiRefNet_config.py", "BiRefNet_config.py", 0.001, required=False),
                WeightFile("birefnet.py", "birefnet.py", 0.1, required=False),
+               # the released ONNX export stands for the whole checkpoint (see birefnet.py)
                WeightFile("model.safetensors", "model.safetensors", 178.7,
-                          alternatives=("pytorch_model.bin",))),
+                          alternatives=("pytorch_model.bin", "model.onnx", "onnx/model.onnx"))),
         licence="MIT", commercial_use=True,
         licence_note="MIT: free for commercial and non-commercial use.",
         source="https://github.com/ZhengPeng7/BiRefNet"),

@@ -325,3 +325,80 @@ def test_weights_downloaded_in_the_background_are_picked_up_without_restart(
     second = chain.run(lambda e: e.cutout(_picture()))
     assert second.backend == "segformer"
     assert np.allclose(second.value, 1.0, atol=0.01)  # the served weights: all hair
+
+
+# ------------------------------------------------------------------- BiRefNet as ONNX
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _field(number: int, value: bytes | int | str) -> bytes:
+    """One protobuf field: varint for ints, length-delimited for bytes and strings."""
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _value_info(name: str, dims: list[int]) -> bytes:
+    shape = b"".join(_field(1, _field(1, d)) for d in dims)
+    return _field(1, name) + _field(2, _field(1, _field(1, 1) + _field(2, shape)))
+
+
+def _onnx_channel_sum(size: int) -> bytes:
+    """A ModelProto written field by field (no onnx package here): logits = sum of the three
+    normalised channels, (1, 3, S, S) -> (1, 1, S, S), the released export's I/O contract."""
+    node = (_field(1, "input_image") + _field(2, "output_image") + _field(4, "ReduceSum")
+            + _field(5, _field(1, "axes") + _field(8, 1) + _field(20, 7))
+            + _field(5, _field(1, "keepdims") + _field(3, 1) + _field(20, 2)))
+    graph = (_field(1, node) + _field(2, "g")
+             + _field(11, _value_info("input_image", [1, 3, size, size]))
+             + _field(12, _value_info("output_image", [1, 1, size, size])))
+    return _field(1, 7) + _field(7, graph) + _field(8, _field(1, "") + _field(2, 11))
+
+
+def test_birefnet_runs_the_released_onnx_form_with_onnxruntime(tmp_path: Path) -> None:
+    from models.birefnet import INPUT_SIZE, BiRefNetCutout
+    from models.hf import IMAGENET_MEAN, IMAGENET_STD
+
+    folder = tmp_path / "birefnet"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(_onnx_channel_sum(INPUT_SIZE))
+    engine = BiRefNetCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
+    ok, why = engine.available()
+    assert ok
+    assert "ONNX" in why
+    rgb = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+    rgb[:, INPUT_SIZE // 2:] = 255
+    matte = engine.predict(rgb)
+    expected = 1 / (1 + np.exp(-((np.array([0.0, 1.0])[:, None] - IMAGENET_MEAN)
+                                 / IMAGENET_STD).sum(axis=1)))
+    assert matte[10, 10] == pytest.approx(expected[0], abs=1e-4)  # black: ImageNet-normalised
+    assert matte[10, -10] == pytest.approx(expected[1], abs=1e-4)  # white
+    picture = _picture()
+    assert engine.cutout(picture, box=(25, 30, 65, 110)).shape == (120, 90)
+    from models.downloads import manager_for
+
+    assert manager_for(engine.settings).availability("birefnet")[0]  # the Models panel agrees
+
+
+def test_birefnet_broken_onnx_falls_back_with_the_reason(tmp_path: Path) -> None:
+    from models.birefnet import BiRefNetCutout
+    from models.mediapipe_selfie import MediapipeCutout
+
+    (tmp_path / "birefnet").mkdir()
+    (tmp_path / "birefnet" / "model.onnx").write_bytes(b"not a model")
+    engine = BiRefNetCutout(EngineSettings(models_dir=tmp_path))
+    chain = FallbackChain("cutout", [engine, MediapipeCutout()])
+    result = chain.run(lambda e: e.cutout(_picture()))
+    assert result.backend == "mediapipe"
+    assert "could not load" in result.attempts[0].reason
+    assert chain.inventory()[0]["available"] is False  # the Engines panel no longer says ready
