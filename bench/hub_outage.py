@@ -77,6 +77,7 @@ def main() -> None:
     photo = photo_1mp()
     services: dict[str, Services] = {}
     walls: dict[str, list[float]] = {k: [] for k in endpoints}
+    cpus: dict[str, list[float]] = {k: [] for k in endpoints}
     last: dict[str, dict[str, Any]] = {}
     for rnd in range(args.runs + 1):
         for case, endpoint in endpoints.items():
@@ -87,13 +88,17 @@ def main() -> None:
             run = run_one(services[case], photo)
             if rnd:
                 walls[case].append(run["wall"])
+                cpus[case].append(run["cpu"])
             last[case] = run
             print(f"round {rnd} {case}: {run['wall']:.1f} s", flush=True)
     base = statistics.median(walls["off"])
+    cpu_base = statistics.median(cpus["off"])
     rows = [[case, f"{statistics.median(w):.1f}", " ".join(f"{x:.1f}" for x in w),
-             f"{statistics.median(w) / base:.2f}"] for case, w in walls.items()]
-    table("Message wall time, seconds (median of the measured runs; warm-up excluded)",
-          ["case", "median", "runs", "ratio to off"], rows)
+             f"{statistics.median(w) / base:.2f}", f"{statistics.median(cpus[case]):.1f}",
+             f"{statistics.median(cpus[case]) / cpu_base:.2f}"] for case, w in walls.items()]
+    table("Message wall time and process CPU, seconds (median of the measured runs; warm-up "
+          "excluded). CPU is less swayed by other load on the machine",
+          ["case", "wall", "runs", "wall ratio", "cpu", "cpu ratio"], rows)
     rows = []
     for case, svc in services.items():
         row = [case]
