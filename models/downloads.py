@@ -273,7 +273,7 @@ class ModelManager:
             headers["Authorization"] = f"Bearer {token}"
         record = self._record(folder)
         try:
-            with httpx.Client(timeout=timeout, headers=headers, trust_env=False) as client:
+            with httpx.Client(timeout=timeout, headers=headers) as client:  # proxies from env
                 remotes = [probe(client, file_url(model.repo_id, model.revision, f.remote,
                                                   self.endpoint)) for f in model.files]
                 total = sum(r.size or 0 for r in remotes)
