@@ -4,8 +4,9 @@ Two forms of the released model run:
 
 - **ONNX** (``birefnet/model.onnx`` or ``birefnet/onnx/model.onnx``: the exports BiRefNet's
   releases publish, e.g. ``BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx`` saved under that
-  name) through onnxruntime, a studio dependency. Preferred: it needs nothing else. Its first output
-  is the matte logits (as rembg, which ships these files, reads them).
+  name) through onnxruntime, a studio dependency. Preferred: it needs nothing else. Its last
+  output is the matte logits, as the original's ``tutorials/BiRefNet_pth2onnx.ipynb`` reads it
+  (``run(None, ...)[-1]`` then sigmoid; the exports have one output).
 - **The hub checkpoint** (``ZhengPeng7/BiRefNet_lite``: config.json + model.safetensors + its
   own modelling code, loaded with ``trust_remote_code`` through the config's ``auto_map``; the
   model manager fetches it). That code imports timm, einops, kornia and torchvision;
@@ -98,7 +99,7 @@ class BiRefNetCutout:
         pixels = ((resized.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
         feed = {session.get_inputs()[0].name: pixels.transpose(2, 0, 1)[None].copy()}
         with self._onnx_lock:
-            logits = session.run(None, feed)[0][0, 0].astype(np.float32)
+            logits = session.run(None, feed)[-1][0, 0].astype(np.float32)
         logits = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR)
         return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
 
