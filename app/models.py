@@ -70,8 +70,9 @@ def cmd_verify(manager: ModelManager, names: list[str]) -> int:
     for name in names:
         for row in manager.verify(name):
             if not row["present"]:
-                print(f"{name}/{row['file']}: missing")
-                bad += 1
+                print(f"{name}/{row['file']}: missing" + ("" if row["required"] else
+                                                          " (optional)"))
+                bad += 0 if row["ok"] else 1
                 continue
             print(f"{name}/{row['file']}: {row['size']} bytes sha256 {row['sha256']} "
                   f"({row['note']})")

@@ -34,7 +34,7 @@ from urllib.parse import quote, urljoin
 import httpx
 
 from models.base import EngineSettings
-from models.catalog import CATALOG, spec
+from models.catalog import CATALOG, ModelSpec, WeightFile, spec
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 RECORD = ".studio-download.json"
@@ -274,14 +274,13 @@ class ModelManager:
         record = self._record(folder)
         try:
             with httpx.Client(timeout=timeout, headers=headers) as client:  # proxies from env
-                remotes = [probe(client, file_url(model.repo_id, model.revision, f.remote,
-                                                  self.endpoint)) for f in model.files]
-                total = sum(r.size or 0 for r in remotes)
+                found = [self._locate(client, model, f) for f in model.files]
+                total = sum(r.size or 0 for r, _ in found)
                 base = 0
                 if state is not None:
                     state.total = total
-                for wf, remote in zip(model.files, remotes, strict=True):
-                    dest = folder / wf.local
+                for remote, local in found:
+                    dest = folder / local
 
                     def step(have: int, base: int = base) -> None:
                         if state is not None:
@@ -290,12 +289,12 @@ class ModelManager:
                             progress(base + have, total)
 
                     if dest.is_file() and remote.size == dest.stat().st_size and \
-                            record.get(wf.local, {}).get("etag") == remote.etag:
-                        sha = record[wf.local]["sha256"]
+                            record.get(local, {}).get("etag") == remote.etag:
+                        sha = record[local]["sha256"]
                         step(dest.stat().st_size)
                     else:
                         sha = fetch_file(client, remote, dest, step)
-                    record[wf.local] = {"sha256": sha, "size": dest.stat().st_size,
+                    record[local] = {"sha256": sha, "size": dest.stat().st_size,
                                         "etag": remote.etag, "commit": remote.commit,
                                         "url": remote.url}
                     self._write_record(folder, record)
@@ -304,6 +303,25 @@ class ModelManager:
             raise DownloadError(f"{model.repo_id}: {_short(exc)}") from exc
         return record
 
+    def _locate(self, client: httpx.Client, model: ModelSpec,
+                wf: WeightFile) -> tuple[RemoteFile, str]:
+        """The file on the hub and its local name; a repository that has only an older
+        format (``pytorch_model.bin`` instead of ``model.safetensors``) serves that."""
+        names = [(wf.remote, wf.local)]
+        folder = wf.remote.rpartition("/")[0]
+        names += [(f"{folder}/{alt}" if folder else alt, alt) for alt in wf.alternatives]
+        first: DownloadError | None = None
+        for remote, local in names:
+            try:
+                return probe(client, file_url(model.repo_id, model.revision, remote,
+                                              self.endpoint)), local
+            except DownloadError as exc:
+                if "HTTP 404" not in str(exc):
+                    raise
+                first = first or exc
+        assert first is not None
+        raise first
+
     def verify(self, name: str) -> list[dict[str, Any]]:
         """Each file's size and sha256 now, and whether it matches what was downloaded."""
         model = spec(name)
@@ -311,18 +329,21 @@ class ModelManager:
         record = self._record(folder) if folder else {}
         rows = []
         for wf in model.files:
-            path = folder / wf.local if folder else None
-            row: dict[str, Any] = {"file": wf.local, "present": bool(path and path.is_file())}
+            names = [n for n in (wf.local, *wf.alternatives) if folder and (folder / n).is_file()]
+            name = names[0] if names else wf.local
+            path = folder / name if folder else None
+            row: dict[str, Any] = {"file": name, "present": bool(path and path.is_file()),
+                                   "required": wf.required}
             if path is not None and path.is_file():
                 row["size"] = path.stat().st_size
                 row["sha256"] = sha256_of(path)
-                known = record.get(wf.local, {}).get("sha256")
+                known = record.get(name, {}).get("sha256")
                 row["ok"] = known is None or known == row["sha256"]
                 row["note"] = ("matches the downloaded file" if known == row["sha256"] else
                                "CHANGED since it was downloaded" if known else
                                "placed by hand (no download record to compare)")
             else:
-                row["ok"] = False
+                row["ok"] = not wf.required
             rows.append(row)
         return rows
 

@@ -191,3 +191,27 @@ def test_cli_download_list_verify(tmp_path: Path) -> None:
     assert checked.returncode == 0
     assert "matches the downloaded file" in checked.stdout
     assert run("download", "nonsense").returncode != 0
+
+
+def test_repository_with_only_the_older_format_serves_that(tmp_path: Path, monkeypatch) -> None:
+    """A repository without ``model.safetensors`` but with ``pytorch_model.bin`` still works."""
+    with HubStub() as hub:
+        hub.add_repo(CATALOG["segformer"].repo_id,
+                     {"config.json": CONFIG, "pytorch_model.bin": WEIGHTS})
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        manager = ModelManager(_settings(tmp_path))
+        manager.download("segformer")
+    assert (tmp_path / "segformer" / "pytorch_model.bin").read_bytes() == WEIGHTS
+    assert manager.availability("segformer")[0]
+    rows = {r["file"]: r for r in manager.verify("segformer")}
+    assert rows["pytorch_model.bin"]["ok"]
+    assert rows["pytorch_model.bin"]["note"] == "matches the downloaded file"
+
+
+def test_missing_file_on_the_hub_is_a_clear_failure(tmp_path: Path, monkeypatch) -> None:
+    with HubStub() as hub:
+        hub.add_repo(CATALOG["sam2"].repo_id, {"config.json": CONFIG})
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        with pytest.raises(DownloadError, match="HTTP 404"):
+            ModelManager(_settings(tmp_path)).download("sam2")
+    assert not (tmp_path / "sam2" / "config.json").exists()  # nothing half-installed
