@@ -87,6 +87,37 @@ def test_wav2lip_loads_the_released_container(tmp_path: Path, legacy: bool) -> N
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
 
 
+def test_wav2lip_unreadable_checkpoint_is_reported_not_ready(tmp_path: Path) -> None:
+    """A truncated or foreign file: the render falls to the next engine with the reason, and
+    ``available()`` (the Engines panel) says so until the file changes."""
+    from models.wav2lip import Wav2LipHead
+
+    (tmp_path / "wav2lip").mkdir()
+    (tmp_path / "wav2lip" / "wav2lip_gan.pth").write_bytes(b"PK\x03\x04 truncated")
+    engine = Wav2LipHead(EngineSettings(models_dir=tmp_path, device="cpu"))
+    assert engine.available()[0]  # files present; not loaded yet
+
+    class Builtin:
+        name = "builtin"
+
+        def available(self) -> tuple[bool, str]:
+            return True, "ready"
+
+        def render(self, request: Any, progress: Any = None) -> str:
+            return "builtin.mp4"
+
+        def close(self) -> None:
+            pass
+
+    chain = FallbackChain("talking_head", [engine, Builtin()])
+    result = chain.run(lambda e: e.render(None))
+    assert result.backend == "builtin"
+    assert "could not load" in result.attempts[0].reason
+    ok, why = engine.available()
+    assert not ok
+    assert "wav2lip_gan.pth" in why
+
+
 def test_wav2lip_input_is_bgr_as_the_original_inference() -> None:
     """The original ``inference.py`` reads frames with OpenCV (BGR) and feeds them unchanged;
     ``face_rig`` renders RGB. A red face must reach the network in the last channel, and the
