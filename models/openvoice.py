@@ -25,6 +25,7 @@ import numpy as np
 
 from models.base import Audio, EngineSettings, LazyModel, module_available
 from models.errors import BackendUnavailable
+from models.gpu import drop, gpu_task, keep, live
 from models.speech_dsp import resample_array
 
 SUBDIR = ("openvoice_v2", "converter")
@@ -331,7 +332,8 @@ class OpenVoiceConverter:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self._model: LazyModel[_Loaded] = LazyModel(self._load)
-        self._targets: dict[str, Any] = {}
+        self.key = f"openvoice:{id(self)}"  # where the GPU functions find the model
+        self._targets: dict[str, np.ndarray] = {}
         self._load_error: tuple[Any, str] | None = None
 
     def _local_dir(self) -> Path | None:
@@ -372,15 +374,40 @@ class OpenVoiceConverter:
             raise BackendUnavailable(reason, code="VOICE_CONVERSION_UNAVAILABLE",
                                      message_ja="OpenVoice v2 を読み込めません。") from exc
         self._load_error = None
+        keep(self.key, loaded)
         return loaded
 
     def close(self) -> None:
+        drop(self.key)
         self._model.clear()
         self._targets.clear()
 
     def convert(self, audio: Audio, profile: dict[str, Any], reference: Audio) -> Audio:
-        model = self._model.get()
+        self._model.get()
         key = f"{profile.get('id')}:{profile.get('updated_at')}"
         if key not in self._targets:
-            self._targets[key] = model.tone_colour(reference)
-        return model.convert(audio, self._targets[key])
+            self._targets[key] = openvoice_tone_colour(self.key, reference.samples,
+                                                       reference.sample_rate)
+        samples = openvoice_convert(self.key, audio.samples, audio.sample_rate,
+                                    self._targets[key])
+        return Audio(samples, audio.sample_rate)
+
+
+# Module-level GPU functions given the model's key (models.gpu.keep), so that ZeroGPU pickles
+# only a key and arrays, never the engine or the model.
+
+
+@gpu_task()
+def openvoice_tone_colour(key: str, samples: np.ndarray, rate: int) -> np.ndarray:
+    """The tone-colour vector ([1, gin, 1]) of a reference clip."""
+    loaded, _lock = live(key)
+    return loaded.tone_colour(Audio(samples, rate)).float().cpu().numpy()
+
+
+@gpu_task()
+def openvoice_convert(key: str, samples: np.ndarray, rate: int, target: np.ndarray) -> np.ndarray:
+    """``samples`` re-voiced with the ``target`` tone colour, same rate and length."""
+    import torch
+
+    loaded, _lock = live(key)
+    return loaded.convert(Audio(samples, rate), torch.from_numpy(target)).samples
