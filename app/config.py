@@ -151,7 +151,7 @@ class Settings(BaseSettings):
 
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(
-            models_dir=self.models_dir,
+            models_dir=self.models_dir or self.data_dir / "models",  # where downloads go too
             allow_downloads=self.allow_downloads,
             cache_dir=self.data_dir / "cache",
             device=self.device,

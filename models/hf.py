@@ -1,80 +1,145 @@
 """Where a transformers checkpoint comes from, and which torch device to use.
 
-Weights load from ``STUDIO_MODELS_DIR/<subdir>`` (a ``save_pretrained`` folder); from the
-Hugging Face Hub only when ``STUDIO_ALLOW_DOWNLOADS=1``. Nothing here imports torch.
+Weights load from ``STUDIO_MODELS_DIR/<subdir>`` (a ``save_pretrained`` folder) only; with
+``STUDIO_ALLOW_DOWNLOADS=1`` the model manager (``models/downloads.py``) fetches them there in
+the background. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ast
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models import catalog
 from models.base import EngineSettings, LazyModel, module_available
+from models.downloads import manager_for
 from models.errors import BackendUnavailable
+from models.gpu import drop, half_precision, keep
+from models.gpu import torch_device as pick_device
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-def resolve_weights(settings: EngineSettings, subdir: str, hub_id: str) -> tuple[str | None, str]:
-    """(source for from_pretrained, reason). None when neither local nor allowed to fetch."""
-    for module in ("torch", "transformers"):
-        ok, why = module_available(module)
-        if not ok:
-            return None, why
-    local = settings.weights_path(subdir)
-    if local is not None and (local / "config.json").is_file():
-        return str(local), f"weights in {local}"
-    if settings.allow_downloads:
-        return hub_id, f"{hub_id} from the Hugging Face Hub (downloads allowed)"
-    where = f"{local}" if local is not None else "STUDIO_MODELS_DIR (not set)"
-    return None, f"no weights in {where}; set STUDIO_ALLOW_DOWNLOADS=1 to fetch {hub_id}"
+_IMPORTS: dict[tuple[tuple[str, int, int], ...], list[str]] = {}
+
+
+def code_imports(folder: Path) -> list[str]:
+    """Top-level packages imported by a checkpoint's own modelling code (``*.py`` beside the
+    weights, loaded with ``trust_remote_code``), standard library left out. Parsed once per
+    version of the files (``available()`` runs on every /health)."""
+    files = sorted(folder.glob("*.py"))
+    signature = files_signature(files)
+    if signature not in _IMPORTS:
+        _IMPORTS[signature] = _parse_imports(files)
+    return _IMPORTS[signature]
+
+
+def _parse_imports(files: list[Path]) -> list[str]:
+    names: set[str] = set()
+    for path in files:
+        try:
+            tree = ast.parse(path.read_text("utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names.add(node.module.split(".")[0])
+    return sorted(n for n in names if n not in sys.stdlib_module_names and n != "__future__")
+
+
+def missing_imports(modules: Iterable[str]) -> list[str]:
+    return [m for m in modules if not module_available(m)[0]]
+
+
+def files_signature(paths: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    """What identifies the weights on disk: a load error is remembered only for these."""
+    out = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        out.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def torch_device(settings: EngineSettings) -> str:
-    from models.gpu import torch_device as pick
-
-    return pick(settings.device)
+    return pick_device(settings.device)
 
 
 class HubModel:
-    """A transformers model loaded once, lazily, from ``STUDIO_MODELS_DIR/<subdir>`` or (only
-    when downloads are allowed) the Hub; ``get()`` gives ``(model in eval mode, device)``."""
+    """A transformers model loaded once, lazily, from the catalogue entry ``name``'s folder
+    under ``STUDIO_MODELS_DIR`` (fetched there in the background by the model manager when
+    downloads are allowed; never inside a job). ``get()`` gives ``(model in eval mode,
+    device)``. Any load error becomes :class:`BackendUnavailable` with its reason, and is
+    reported by ``available()`` until the files change."""
 
-    def __init__(self, settings: EngineSettings, subdir: str, hub_id: str, label: str,
-                 code: str, load: Callable[[str], Any]) -> None:
+    def __init__(self, settings: EngineSettings, name: str, label: str, code: str,
+                 load: Callable[[str], Any], *, half: bool = False) -> None:
         self.settings = settings
-        self.subdir = subdir
-        self.hub_id = hub_id
+        self.half = half  # float16 on CUDA is safe for this network
+        self.key = f"{name}:{id(self)}"  # where GPU functions find it (models.gpu.live)
+        self.spec = catalog.spec(name)
         self.label = label
         self.code = code
         self._load_from = load
         self._lazy: LazyModel[tuple[Any, str]] = LazyModel(self._load)
+        self._load_error: tuple[tuple[tuple[str, int, int], ...], str] | None = None
+
+    def _signature(self) -> tuple[tuple[str, int, int], ...]:
+        return files_signature(self.spec.paths(self.settings) or [])
 
     def available(self) -> tuple[bool, str]:
-        source, why = resolve_weights(self.settings, self.subdir, self.hub_id)
-        return source is not None, why
+        missing = missing_imports(("torch", "transformers"))
+        if missing:
+            return False, f"python package '{missing[0]}' not installed"
+        ok, why = manager_for(self.settings).availability(self.spec.name)
+        if not ok:
+            return ok, why
+        folder = self.spec.folder(self.settings)
+        assert folder is not None  # availability() is True only with a folder
+        missing = missing_imports(code_imports(folder))
+        if missing:
+            return False, (f"{self.label}'s own code in {folder} imports python packages that "
+                           f"are not installed: {', '.join(missing)}")
+        if self._load_error is not None and self._load_error[0] == self._signature():
+            return False, self._load_error[1]
+        return True, why
 
     def _load(self) -> tuple[Any, str]:
-        source, why = resolve_weights(self.settings, self.subdir, self.hub_id)
-        if source is None:
+        ok, why = self.available()
+        if not ok:
             raise BackendUnavailable(why, code=self.code,
                                      message_ja=f"{self.label} の重みがありません。")
-        try:
-            model = self._load_from(source)
-        except (OSError, ValueError, ImportError, AttributeError) as exc:
-            raise BackendUnavailable(f"{self.label} could not load from {source}: {exc}",
-                                     code=self.code,
-                                     message_ja=f"{self.label} を読み込めません。") from exc
+        folder = str(self.spec.folder(self.settings))
+        signature = self._signature()
         device = torch_device(self.settings)
-        return model.to(device).eval(), device
+        try:
+            model = self._load_from(folder).to(device).eval()
+            if self.half and half_precision(device):
+                model = model.half()
+        except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
+            reason = f"{self.label} could not load from {folder}: {type(exc).__name__}: {exc}"
+            self._load_error = (signature, reason[:500])
+            raise BackendUnavailable(reason[:500], code=self.code,
+                                     message_ja=f"{self.label} を読み込めません。") from exc
+        self._load_error = None
+        keep(self.key, (model, device))
+        return model, device
 
     def get(self) -> tuple[Any, str]:
         return self._lazy.get()
 
     def clear(self) -> None:
+        drop(self.key)
         self._lazy.clear()
 
 

@@ -8,8 +8,8 @@ generator renders 22.05 kHz audio. Module and parameter names follow the publish
 checkpoint (``converter/checkpoint.pth`` + ``converter/config.json`` of
 ``myshell-ai/OpenVoiceV2``) so it loads with ``strict=True``.
 
-Weights come from ``STUDIO_MODELS_DIR/openvoice_v2/converter/`` or, only when
-``STUDIO_ALLOW_DOWNLOADS=1``, from the Hugging Face Hub. No weights ship in any wheel, so
+Weights come from ``STUDIO_MODELS_DIR/openvoice_v2/converter/`` (the model manager fetches
+them there in the background when ``STUDIO_ALLOW_DOWNLOADS=1``; never inside a job). No weights ship in any wheel, so
 by default this engine reports itself unavailable and the chain uses voice matching.
 """
 
@@ -25,9 +25,9 @@ import numpy as np
 
 from models.base import Audio, EngineSettings, LazyModel, module_available
 from models.errors import BackendUnavailable
+from models.gpu import drop, gpu_task, keep, live
 from models.speech_dsp import resample_array
 
-HUB_REPO = "myshell-ai/OpenVoiceV2"
 SUBDIR = ("openvoice_v2", "converter")
 LRELU_SLOPE = 0.1
 
@@ -270,13 +270,15 @@ def spectrogram(samples: np.ndarray, data: dict[str, Any]) -> Any:
 
 
 class _Loaded:
-    def __init__(self, config: dict[str, Any], checkpoint: Path) -> None:
+    def __init__(self, config: dict[str, Any], checkpoint: Path, device: str = "cpu") -> None:
         import torch
 
         self.config = config
+        self.device = device
         self.model = build_model(config)
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         self.model.load_state_dict(state.get("model", state), strict=True)
+        self.model.to(device).eval()
         self.lock = threading.Lock()
 
     def tone_colour(self, audio: Audio, window_s: float = 10.0) -> Any:
@@ -293,7 +295,7 @@ class _Loaded:
                 piece = samples[start:start + step]
                 if len(piece) < data["filter_length"] * 2:
                     continue
-                spec = spectrogram(piece, data)
+                spec = spectrogram(piece, data).to(self.device)
                 vectors.append(self.model.ref_enc(spec.transpose(1, 2)))
         if not vectors:
             raise BackendUnavailable("Audio too short for OpenVoice's tone colour.",
@@ -309,10 +311,11 @@ class _Loaded:
         samples = resample_array(audio.samples, audio.sample_rate, rate)
         with self.lock, torch.no_grad():
             source = self.tone_colour(audio)
-            spec = spectrogram(samples, data)
-            lengths = torch.LongTensor([spec.size(-1)])
-            out = self.model.voice_conversion(spec, lengths, source, target, tau=tau)
-        wave = out[0, 0].numpy().astype(np.float32)
+            spec = spectrogram(samples, data).to(self.device)
+            lengths = torch.LongTensor([spec.size(-1)]).to(self.device)
+            out = self.model.voice_conversion(spec, lengths, source, target.to(self.device),
+                                              tau=tau)
+        wave = out[0, 0].float().cpu().numpy().astype(np.float32)
         converted = resample_array(wave, rate, audio.sample_rate)
         n = len(audio.samples)
         converted = np.pad(converted, (0, max(0, n - len(converted))))[:n]
@@ -329,7 +332,9 @@ class OpenVoiceConverter:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self._model: LazyModel[_Loaded] = LazyModel(self._load)
-        self._targets: dict[str, Any] = {}
+        self.key = f"openvoice:{id(self)}"  # where the GPU functions find the model
+        self._targets: dict[str, np.ndarray] = {}
+        self._load_error: tuple[Any, str] | None = None
 
     def _local_dir(self) -> Path | None:
         return self.settings.weights_path(*SUBDIR)
@@ -341,42 +346,68 @@ class OpenVoiceConverter:
         return None
 
     def available(self) -> tuple[bool, str]:
+        from models.downloads import manager_for
+        from models.hf import files_signature
+
         ok, why = module_available("torch")
         if not ok:
             return False, why
-        if self._files():
-            return True, f"OpenVoice v2 checkpoint in {self._local_dir()}"
-        if self.settings.allow_downloads and module_available("huggingface_hub")[0]:
-            return True, f"OpenVoice v2 from the Hub ({HUB_REPO}) on first use"
-        where = self._local_dir() or "STUDIO_MODELS_DIR (unset)"
-        return False, f"no OpenVoice v2 checkpoint at {where}/{{config.json,checkpoint.pth}}"
+        ok, why = manager_for(self.settings).availability(self.name)
+        if ok and self._load_error and self._load_error[0] == files_signature(self._files() or ()):
+            return False, self._load_error[1]
+        return ok, why
 
     def _load(self) -> _Loaded:
-        files = self._files()
-        if files is None and self.settings.allow_downloads:
-            from huggingface_hub import hf_hub_download
+        from models.gpu import torch_device
+        from models.hf import files_signature
 
-            try:
-                files = (Path(hf_hub_download(HUB_REPO, "converter/config.json")),
-                         Path(hf_hub_download(HUB_REPO, "converter/checkpoint.pth")))
-            except Exception as exc:  # noqa: BLE001 - any hub failure means "not available"
-                raise BackendUnavailable(f"Could not download OpenVoice v2: {exc}",
-                                         code="VOICE_CONVERSION_UNAVAILABLE",
-                                         message_ja="OpenVoice v2 をダウンロードできません。") from exc
+        files = self._files()
         if files is None:
-            raise BackendUnavailable("OpenVoice v2 checkpoint not found.",
-                                     code="VOICE_CONVERSION_UNAVAILABLE",
+            raise BackendUnavailable(self.available()[1], code="VOICE_CONVERSION_UNAVAILABLE",
                                      message_ja="OpenVoice v2 のチェックポイントがありません。")
-        config = json.loads(files[0].read_text("utf-8"))
-        return _Loaded(config, files[1])
+        try:
+            config = json.loads(files[0].read_text("utf-8"))
+            loaded = _Loaded(config, files[1], torch_device(self.settings.device))
+        except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
+            reason = f"OpenVoice v2 could not load {files[1]}: {type(exc).__name__}: {exc}"[:500]
+            self._load_error = (files_signature(files), reason)
+            raise BackendUnavailable(reason, code="VOICE_CONVERSION_UNAVAILABLE",
+                                     message_ja="OpenVoice v2 を読み込めません。") from exc
+        self._load_error = None
+        keep(self.key, loaded)
+        return loaded
 
     def close(self) -> None:
+        drop(self.key)
         self._model.clear()
         self._targets.clear()
 
     def convert(self, audio: Audio, profile: dict[str, Any], reference: Audio) -> Audio:
-        model = self._model.get()
+        self._model.get()
         key = f"{profile.get('id')}:{profile.get('updated_at')}"
         if key not in self._targets:
-            self._targets[key] = model.tone_colour(reference)
-        return model.convert(audio, self._targets[key])
+            self._targets[key] = openvoice_tone_colour(self.key, reference.samples,
+                                                       reference.sample_rate)
+        samples = openvoice_convert(self.key, audio.samples, audio.sample_rate,
+                                    self._targets[key])
+        return Audio(samples, audio.sample_rate)
+
+
+# Module-level GPU functions given the model's key (models.gpu.keep), so that ZeroGPU pickles
+# only a key and arrays, never the engine or the model.
+
+
+@gpu_task()
+def openvoice_tone_colour(key: str, samples: np.ndarray, rate: int) -> np.ndarray:
+    """The tone-colour vector ([1, gin, 1]) of a reference clip."""
+    loaded, _lock = live(key)
+    return loaded.tone_colour(Audio(samples, rate)).float().cpu().numpy()
+
+
+@gpu_task()
+def openvoice_convert(key: str, samples: np.ndarray, rate: int, target: np.ndarray) -> np.ndarray:
+    """``samples`` re-voiced with the ``target`` tone colour, same rate and length."""
+    import torch
+
+    loaded, _lock = live(key)
+    return loaded.convert(Audio(samples, rate), torch.from_numpy(target)).samples

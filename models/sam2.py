@@ -13,18 +13,16 @@ install.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 
 from models.base import EngineSettings
 from models.closed_form import as_float_rgb, refine_matte
-from models.gpu import gpu_task
+from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
 from models.mediapipe_selfie import rgb_array
 
-HUB_ID = "facebook/sam2.1-hiera-tiny"
 MASK_LOGIT_SCALE = 12.0
 
 
@@ -41,51 +39,20 @@ def _interior_point(mask: np.ndarray) -> tuple[float, float] | None:
 
 class Sam2Refiner:
     name = "sam2"
-    subdir = "sam2"
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self._model = HubModel(self.settings, self.subdir, HUB_ID, "SAM2", "IMAGE_REFINER_UNAVAILABLE",
+        self._model = HubModel(self.settings, self.name, "SAM2", "IMAGE_REFINER_UNAVAILABLE",
                                _load_weights)
-        self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
         return self._model.available()
 
-    @gpu_task()
     def segment(self, rgb: np.ndarray, matte: np.ndarray,
                 box: tuple[int, int, int, int]) -> np.ndarray:
         """SAM2's probability mask (float32 HxW) for the prompted person."""
-        import torch
-
-        model, device = self._model.get()
-        config = model.config
-        size = int(config.prompt_encoder_config.image_size)
-        mask_side = 4 * size // int(config.prompt_encoder_config.patch_size)
-        h, w = rgb.shape[:2]
-        sx, sy = size / w, size / h
-        pixels = to_pixel_values(rgb, (size, size), device)
-        x0, y0, x1, y1 = box
-        boxes = torch.tensor([[[x0 * sx, y0 * sy, x1 * sx, y1 * sy]]], dtype=torch.float32,
-                             device=device)
-        import cv2
-
-        low = cv2.resize(matte.astype(np.float32), (mask_side, mask_side),
-                         interpolation=cv2.INTER_AREA)
-        mask_logits = torch.from_numpy(
-            ((low - 0.5) * 2 * MASK_LOGIT_SCALE)[None, None].copy()).to(device)
-        kwargs: dict[str, Any] = {}
-        point = _interior_point(matte > 0.5)
-        if point is not None:
-            kwargs["input_points"] = torch.tensor([[[[point[0] * sx, point[1] * sy]]]],
-                                                  dtype=torch.float32, device=device)
-            kwargs["input_labels"] = torch.tensor([[[1]]], dtype=torch.long, device=device)
-        with self._lock, torch.inference_mode():
-            out = model(pixel_values=pixels, input_boxes=boxes, input_masks=mask_logits,
-                        multimask_output=False, **kwargs)
-        logits = out.pred_masks[0, 0, 0].float().cpu().numpy()
-        full = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR)
-        return (1.0 / (1.0 + np.exp(-np.clip(full, -30, 30)))).astype(np.float32)
+        self._model.get()
+        return sam2_mask(self._model.key, rgb, matte, box)
 
     def refine(self, image: Any, matte: np.ndarray,
                box: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -110,7 +77,47 @@ class Sam2Refiner:
         self._model.clear()
 
 
-def _load_weights(source: str) -> Any:
-    from transformers import Sam2Model
+@gpu_task()
+def sam2_mask(key: str, rgb: np.ndarray, matte: np.ndarray,
+              box: tuple[int, int, int, int]) -> np.ndarray:
+    """SAM2 prompted with the box, an interior point and the coarse mask, with the model kept
+    under ``key`` (module-level, so ZeroGPU pickles only a key and arrays)."""
+    import cv2
+    import torch
 
-    return Sam2Model.from_pretrained(source)
+    (model, device), lock = live(key)
+    config = model.config
+    size = int(config.prompt_encoder_config.image_size)
+    mask_side = 4 * size // int(config.prompt_encoder_config.patch_size)
+    h, w = rgb.shape[:2]
+    sx, sy = size / w, size / h
+    pixels = to_pixel_values(rgb, (size, size), device)
+    x0, y0, x1, y1 = box
+    boxes = torch.tensor([[[x0 * sx, y0 * sy, x1 * sx, y1 * sy]]], dtype=torch.float32,
+                         device=device)
+    low = cv2.resize(matte.astype(np.float32), (mask_side, mask_side),
+                     interpolation=cv2.INTER_AREA)
+    mask_logits = torch.from_numpy(
+        ((low - 0.5) * 2 * MASK_LOGIT_SCALE)[None, None].copy()).to(device)
+    kwargs: dict[str, Any] = {}
+    point = _interior_point(matte > 0.5)
+    if point is not None:
+        kwargs["input_points"] = torch.tensor([[[[point[0] * sx, point[1] * sy]]]],
+                                              dtype=torch.float32, device=device)
+        kwargs["input_labels"] = torch.tensor([[[1]]], dtype=torch.long, device=device)
+    with lock, torch.inference_mode():
+        out = model(pixel_values=pixels, input_boxes=boxes, input_masks=mask_logits,
+                    multimask_output=False, **kwargs)
+    logits = out.pred_masks[0, 0, 0].float().cpu().numpy()
+    full = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR)
+    return (1.0 / (1.0 + np.exp(-np.clip(full, -30, 30)))).astype(np.float32)
+
+
+def _load_weights(source: str) -> Any:
+    """``AutoModelForMaskGeneration`` picks the class transformers maps the checkpoint's type
+    to for prompted masks: ``Sam2Model`` for both ``sam2`` and ``sam2_video`` configs (the
+    Hub's ``facebook/sam2.1-hiera-tiny`` is a ``sam2_video`` checkpoint; its memory-attention
+    weights are for tracking and are dropped by the class's own ignore list)."""
+    from transformers import AutoModelForMaskGeneration
+
+    return AutoModelForMaskGeneration.from_pretrained(source)

@@ -1,53 +1,42 @@
 """Person cutout with a SegFormer human parser (transformers), when its weights are present.
 
-Any ``SegformerForSemanticSegmentation`` checkpoint whose labels include a background class
-works (default: ``mattmdjaga/segformer_b2_clothes``, 18 clothing/body labels); the person is
-everything that is not background: ``1 - P(background)``.
+Any ``SegformerForSemanticSegmentation`` human-parsing checkpoint works (default:
+``mattmdjaga/segformer_b2_clothes``, 18 labels). The person is the sum of the probabilities of
+the labels that are part of a person, found by name in ``config.id2label`` (hair, face,
+upper/lower clothes, arms, legs, shoes, hat, scarf, ...). Not ``1 - P(background)``: that
+counts a bag, or any other class such a parser knows, as the person.
 """
 
 from __future__ import annotations
 
-import threading
+import re
 from typing import Any
 
 import numpy as np
 
 from models.base import EngineSettings
-from models.gpu import gpu_task
+from models.errors import BackendUnavailable
+from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
 from models.mediapipe_selfie import matte_in_box
 
-HUB_ID = "mattmdjaga/segformer_b2_clothes"
 INPUT_SIZE = 512
 
 
 class SegformerCutout:
     name = "segformer"
-    subdir = "segformer"
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self._model = HubModel(self.settings, self.subdir, HUB_ID, "SegFormer",
-                               "IMAGE_SEGMENTER_UNAVAILABLE", _load_weights)
-        self._lock = threading.Lock()
+        self._model = HubModel(self.settings, self.name, "SegFormer",
+                               "IMAGE_SEGMENTER_UNAVAILABLE", _load_weights, half=True)
 
     def available(self) -> tuple[bool, str]:
         return self._model.available()
 
-    @gpu_task()
     def person_probability(self, rgb: np.ndarray) -> np.ndarray:
-        import torch
-
-        model, device = self._model.get()
-        background = background_label(model)
-        h, w = rgb.shape[:2]
-        pixels = to_pixel_values(rgb, (INPUT_SIZE, INPUT_SIZE), device)
-        with self._lock, torch.inference_mode():
-            logits = model(pixel_values=pixels).logits
-            logits = torch.nn.functional.interpolate(logits, size=(h, w), mode="bilinear",
-                                                     align_corners=False)
-            probs = logits.softmax(dim=1)[0, background]
-        return (1.0 - probs.float().cpu().numpy()).astype(np.float32)
+        self._model.get()
+        return segformer_person(self._model.key, rgb)
 
     def cutout(self, image: Any, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         return matte_in_box(image, box, self.person_probability)
@@ -56,10 +45,48 @@ class SegformerCutout:
         self._model.clear()
 
 
-def background_label(model: Any) -> int:
-    """The index of the parser's background class (0 when none is named so)."""
-    labels = {int(k): str(v).lower() for k, v in model.config.id2label.items()}
-    return next((i for i, name in labels.items() if "background" in name), 0)
+@gpu_task()
+def segformer_person(key: str, rgb: np.ndarray) -> np.ndarray:
+    """P(person) per pixel of ``rgb`` with the model kept under ``key`` (module-level, so
+    ZeroGPU pickles only a key and an image)."""
+    import torch
+
+    (model, device), lock = live(key)
+    person = person_labels(model.config.id2label)
+    h, w = rgb.shape[:2]
+    pixels = to_pixel_values(rgb, (INPUT_SIZE, INPUT_SIZE), device)
+    dtype = next(model.parameters()).dtype
+    with lock, torch.inference_mode():
+        logits = model(pixel_values=pixels.to(dtype)).logits.float()
+        logits = torch.nn.functional.interpolate(logits, size=(h, w), mode="bilinear",
+                                                 align_corners=False)
+        probs = logits.softmax(dim=1)[0, person].sum(dim=0)
+    return np.clip(probs.cpu().numpy(), 0.0, 1.0).astype(np.float32)
+
+
+# words of human-parsing labels that are part of the person (ATR, LIP, CIHP, Pascal-Person)
+PERSON_WORDS = ("person", "human", "hair", "face", "head", "neck", "torso", "skin", "body",
+                "arm", "hand", "glove", "leg", "foot", "feet", "shoe", "sock", "hat", "cap",
+                "sunglass", "glasses", "scarf", "upper", "lower", "clothes", "coat", "jacket",
+                "shirt", "dress", "skirt", "pants", "trousers", "jumpsuit", "belt")
+NOT_PERSON_WORDS = ("background", "bag", "umbrella")
+
+
+def person_labels(id2label: dict[Any, Any]) -> list[int]:
+    """Indices of the labels that make up a person; raises when a checkpoint has none."""
+    out = []
+    for key, value in id2label.items():
+        words = re.findall(r"[a-z]+", str(value).lower())
+        if any(w.startswith(n) for w in words for n in NOT_PERSON_WORDS):
+            continue
+        if any(w.startswith(p) for w in words for p in PERSON_WORDS):
+            out.append(int(key))
+    if not out:
+        raise BackendUnavailable(
+            f"SegFormer checkpoint has no person labels ({sorted(id2label.values())[:6]} ...)",
+            code="IMAGE_SEGMENTER_UNAVAILABLE",
+            message_ja="SegFormer のチェックポイントに人物のラベルがありません。")
+    return sorted(out)
 
 
 def _load_weights(source: str) -> Any:

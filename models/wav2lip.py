@@ -3,19 +3,19 @@ built-in renderer's frames: head motion and blinks come from the built-in render
 face from the network.
 
 Weights: ``{models_dir}/wav2lip/wav2lip_gan.pth`` (or ``wav2lip.pth``), the original
-checkpoints' ``state_dict`` layout (``module.`` prefixes allowed); from the Hugging Face Hub
-only when downloads are allowed (``HUB_REPO``; that repository id is a community mirror,
-not verified here). Without weights the engine is unavailable and the chain moves on.
+checkpoints' layout (``{'state_dict': {'module.' + key: ...}, 'optimizer': ..., ...}``; bare
+state dicts too); the model manager fetches it there when downloads are allowed (catalogue
+entry ``wav2lip``: a community mirror of the release). Without weights the engine is
+unavailable and the chain moves on. The weights are for NON-COMMERCIAL use only.
 
 Audio: 16 kHz, pre-emphasis 0.97, 800-point STFT with hop 200 (80 mel frames per second),
 80 mel bands 55-7600 Hz, dB normalised to [-4, 4]; each video frame sees 16 mel frames
 starting at ``int(i * 80 / fps)``. Faces: 96x96 crops, the lower half masked, stacked with
-the unmasked reference (6 channels).
+the unmasked face (6 channels), in BGR order as the released network was trained.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from models.gpu import gpu_task
 MEL_STEP = 16
 MEL_FPS = 80.0
 FACE = 96
-HUB_REPO = ("camenduru/Wav2Lip", "checkpoints/wav2lip_gan.pth")
 CHECKPOINTS = ("wav2lip_gan.pth", "wav2lip.pth")
 
 
@@ -150,11 +149,13 @@ class Wav2LipHead:
     name = "wav2lip"
 
     def __init__(self, settings: EngineSettings | None = None, *, model: Any = None,
-                 batch: int = 16) -> None:
+                 batch: int | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self.batch = batch
-        self._model = LazyModel(lambda: model if model is not None else self._load())
-        self._lock = threading.Lock()
+        self.batch = batch  # None: 16 on the CPU, what free GPU memory holds on CUDA
+        self.key = f"wav2lip:{id(self)}"  # where redraw_faces finds the model
+        self._model = LazyModel(
+            lambda: self._keep(model if model is not None else self._load()))
+        self._load_error: tuple[Any, str] | None = None
 
     def checkpoint(self) -> Path | None:
         for name in CHECKPOINTS:
@@ -165,36 +166,51 @@ class Wav2LipHead:
 
     def available(self) -> tuple[bool, str]:
         from models.base import module_available
+        from models.downloads import manager_for
+        from models.hf import files_signature
 
         ok, why = module_available("torch")
         if not ok:
             return ok, why
-        if self._model.loaded or self.checkpoint():
-            return True, "Wav2Lip checkpoint present"
-        if self.settings.allow_downloads:
-            return True, f"Wav2Lip from the hub ({HUB_REPO[0]})"
-        return False, "no Wav2Lip checkpoint in STUDIO_MODELS_DIR/wav2lip (downloads disabled)"
+        if self._model.loaded:
+            return True, "Wav2Lip loaded"
+        ok, why = manager_for(self.settings).availability(self.name)
+        if ok and self._load_error and self._load_error[0] == files_signature(
+                [p for p in [self.checkpoint()] if p]):
+            return False, self._load_error[1]
+        return ok, why
+
+    def _keep(self, model: Any) -> Any:
+        from models.gpu import keep
+
+        keep(self.key, model)
+        return model
 
     def _load(self) -> Any:
-        import torch
+        from models.gpu import half_precision, torch_device
+        from models.hf import files_signature
 
         path = self.checkpoint()
-        if path is None and self.settings.allow_downloads:
-            try:
-                from huggingface_hub import hf_hub_download
-
-                path = Path(hf_hub_download(HUB_REPO[0], HUB_REPO[1],
-                                            cache_dir=str(self.settings.cache_dir / "hub")))
-            except Exception as exc:  # noqa: BLE001 - any hub failure means 'not here'
-                raise BackendUnavailable(f"Wav2Lip weights could not be fetched: {exc}",
-                                         code="VIDEO_WAV2LIP_UNAVAILABLE",
-                                         message_ja="Wav2Lip の重みを取得できません。") from exc
         if path is None:
-            raise BackendUnavailable("No Wav2Lip checkpoint.", code="VIDEO_WAV2LIP_UNAVAILABLE",
+            raise BackendUnavailable(self.available()[1], code="VIDEO_WAV2LIP_UNAVAILABLE",
                                      message_ja="Wav2Lip のチェックポイントがありません。")
-        return load_checkpoint(path, torch.device("cpu"))
+        try:
+            device = torch_device(self.settings.device)
+            model = load_checkpoint(path, device)
+            if half_precision(device):
+                model = model.half()  # conv + batch norm + sigmoid: safe in float16
+        except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
+            reason = f"Wav2Lip could not load {path}: {type(exc).__name__}: {exc}"[:500]
+            self._load_error = (files_signature([path]), reason)
+            raise BackendUnavailable(reason, code="VIDEO_WAV2LIP_UNAVAILABLE",
+                                     message_ja="Wav2Lip を読み込めません。") from exc
+        self._load_error = None
+        return model
 
     def close(self) -> None:
+        from models.gpu import drop
+
+        drop(self.key)
         self._model.clear()
 
     def render(self, request: RenderRequest, progress: ProgressFn = no_progress) -> Path:
@@ -210,29 +226,50 @@ class Wav2LipHead:
         write_performance(performance, request, progress, frames=frames)
         return Path(request.output)
 
-    @gpu_task()
     def lipsync(self, model: Any, performance: Any, mels: np.ndarray):
         """Yield the built-in frames with the lower face redrawn, batch by batch."""
-        import torch
+        from models.gpu import batch_size
 
-        device = next(model.parameters()).device
-        reference: np.ndarray | None = None
+        device = str(next(model.parameters()).device)
+        batch = self.batch or batch_size(device, per_item_mb=24.0, default=16)
         base_iter = performance.iter_frames()
         mask = feather_mask(FACE)
-        for start in range(0, performance.frames, self.batch):
-            idx = list(range(start, min(start + self.batch, performance.frames)))
+        for start in range(0, performance.frames, batch):
+            idx = list(range(start, min(start + batch, performance.frames)))
             frames = [next(base_iter).copy() for _ in idx]
             boxes = [face_box(performance, i) for i in idx]
-            crops = [crop(f, b) for f, b in zip(frames, boxes, strict=True)]
-            if reference is None:
-                reference = crops[0]
-            faces = np.stack([np.concatenate([masked(c), reference], axis=2) for c in crops])
-            face_t = torch.from_numpy(faces).permute(0, 3, 1, 2).float().div(255.0).to(device)
-            mel_t = torch.from_numpy(mels[idx][:, None]).float().to(device)
-            with self._lock, torch.inference_mode():
-                pred = model(mel_t, face_t).permute(0, 2, 3, 1).cpu().numpy() * 255.0
+            crops = np.stack([crop(f, b) for f, b in zip(frames, boxes, strict=True)])
+            pred = redraw_faces(self.key, crops, mels[idx])
             for frame, box, face in zip(frames, boxes, pred, strict=True):
                 yield paste(frame, face, box, mask)
+
+
+@gpu_task()
+def redraw_faces(key: str, crops: np.ndarray, mels: np.ndarray) -> np.ndarray:
+    """The network's faces (N, 96, 96, 3) RGB float 0..255 for RGB ``crops`` (N, 96, 96, 3).
+
+    As the original ``inference.py`` does, each face is stacked with its own unmasked copy
+    (6 channels, masked first) and scaled to [0, 1].
+
+    The released network was trained on OpenCV's BGR frames (``cv2.imread``, no conversion in
+    the original ``inference.py``): the crops go in as BGR and its output comes back as BGR,
+    so both are swapped here. A module-level function given the model's key (see
+    ``models.gpu.keep``), so that ZeroGPU pickles only a key and arrays.
+    """
+    import torch
+
+    from models.gpu import live
+
+    model, lock = live(key)
+    param = next(model.parameters())
+    bgr = crops[..., ::-1]
+    faces = np.concatenate([masked(bgr), bgr], axis=3)
+    face_t = torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2)
+    face_t = face_t.to(param.device).to(param.dtype).div(255.0)
+    mel_t = torch.from_numpy(np.ascontiguousarray(mels[:, None])).to(param.device, param.dtype)
+    with lock, torch.inference_mode():
+        out = model(mel_t, face_t).float().permute(0, 2, 3, 1).cpu().numpy() * 255.0
+    return np.ascontiguousarray(out[..., ::-1])
 
 
 def load_checkpoint(path: Path, device: Any) -> Any:
@@ -273,9 +310,10 @@ def crop(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return cv2.resize(part, (FACE, FACE), interpolation=cv2.INTER_AREA)
 
 
-def masked(face: np.ndarray) -> np.ndarray:
-    out = face.copy()
-    out[FACE // 2:] = 0
+def masked(faces: np.ndarray) -> np.ndarray:
+    """Faces (..., 96, 96, 3) with their lower half blacked out, as Wav2Lip's input wants."""
+    out = faces.copy()
+    out[..., FACE // 2:, :, :] = 0
     return out
 
 

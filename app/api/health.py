@@ -32,6 +32,15 @@ def worker_report(services: Services) -> dict[str, Any]:
     }
 
 
+def model_states(services: Services) -> dict[str, dict[str, object]]:
+    """Each neural engine's weights: ready, missing, downloading (with progress) or
+    "download failed: ..., next try in N min" (the model manager's words)."""
+    from models.downloads import manager_for
+
+    rows = manager_for(services.settings.engine_settings()).rows()
+    return {r["name"]: {"status": r["status"], "download": r["download"]} for r in rows}
+
+
 def create_router(services: Services, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["health"])
     metrics.bind(services)  # job/stage events of this process + shared state at scrape time
@@ -49,6 +58,7 @@ def create_router(services: Services, metrics: Metrics) -> APIRouter:
             "queue": {"ok": queue_ok, "info": queue_info, "depth": services.queue.depth(),
                       "workers": worker_report(services)},
             "engines": engines,
+            "models": model_states(services),
         }
         return ok(data, status_code=200 if storage_ok and queue_ok else 503)
 

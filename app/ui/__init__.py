@@ -6,6 +6,7 @@ import gradio as gr
 
 from app.services import Services
 from app.ui import bgm, engines, image, jobs, message, prosody, video, voice
+from app.ui import models as models_panel
 from app.ui.text import build_i18n, t
 from app.ui.uploads import StudioBlocks
 
@@ -29,6 +30,7 @@ def build_blocks(services: Services) -> gr.Blocks:
                 with gr.Tab(t(label), id=label.split(".")[1]):
                     module.build(services)
         engines.build(services)
+        models_panel.build(services)
         gr.Markdown(
             f"Video Message Studio {services.version} · data: "
             f"`{services.settings.data_dir.resolve()}` · storage: {services.storage.name}",

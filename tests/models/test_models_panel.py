@@ -1,0 +1,97 @@
+"""The Models panel: the catalogue as a person sees it, and a download from it that the
+Engines panel picks up without a restart."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import httpx
+import pytest
+
+from app.ui.models import HEADERS, download, model_rows
+from models.catalog import CATALOG
+from tests.conftest import LiveServer
+from tests.stubs.hub import HubStub
+
+
+def test_rows_show_licence_source_and_where_weights_go(services) -> None:
+    rows = {r[0].split(" ")[0]: dict(zip(HEADERS, r, strict=True)) for r in model_rows(services)}
+    assert set(rows) == set(CATALOG)
+    assert rows["wav2lip"]["commercial use"].startswith("NO (NON-COMMERCIAL")
+    assert rows["sam2"]["commercial use"] == "yes"
+    assert rows["sam2"]["licence"] == "Apache-2.0"
+    assert rows["openvoice"]["source"] == "https://github.com/myshell-ai/OpenVoice"
+    models_dir = services.settings.data_dir / "models"
+    assert rows["segformer"]["folder"] == str(models_dir / "segformer")
+    assert rows["birefnet"]["status"].startswith("missing")
+
+
+def test_download_from_the_panel_is_picked_up_by_the_engines(services, monkeypatch) -> None:
+    weights = os.urandom(50_000)
+    refiner = {r["name"]: r for r in services.inventory()["refiner"]}
+    assert refiner["sam2"]["available"] is False
+    with HubStub() as hub:
+        hub.add_repo(CATALOG["sam2"].repo_id, {"config.json": b"{}",
+                                                "model.safetensors": weights})
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        rows, note = download(services, "sam2", None)
+    assert note.startswith("sam2: ready")
+    row = dict(zip(HEADERS, next(r for r in rows if r[0].startswith("sam2")), strict=True))
+    assert row["status"] == "ready"
+    assert hashlib.sha256(weights).hexdigest() in row["sha256"]
+    refiner = {r["name"]: r for r in services.inventory()["refiner"]}
+    assert refiner["sam2"]["available"] is True  # same process, no restart
+
+
+def test_failed_download_is_reported_in_the_panel(services, monkeypatch) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    rows, note = download(services, "wav2lip", None)
+    assert note.startswith("wav2lip: download failed: ")
+    assert "next try in 1 min" in note
+
+
+@pytest.mark.slow
+def test_models_panel_is_in_the_ui(services) -> None:
+    with LiveServer(services, with_ui=True) as server:
+        config = httpx.get(server.url + "/config").json()
+    translations = config.get("i18n_translations") or {}
+    assert translations["en"]["models.title"] == "Models"
+    assert translations["ja"]["models.title"] == "モデル"
+    dropdowns = [c for c in config["components"] if c["type"] == "dropdown"]
+    assert any({tuple(x)[0] for x in c["props"].get("choices", [])} >= set(CATALOG)
+               for c in dropdowns)
+
+
+def test_health_says_downloading_and_download_failed(tmp_path, monkeypatch) -> None:
+    """With downloads allowed and no hub, /health tells why the neural engines are not ready."""
+    from fastapi.testclient import TestClient
+
+    from app.config import load_settings
+    from app.main import create_app
+    from app.services import build_services
+    from models.downloads import manager_for
+    from tests.conftest import free_port
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    settings = load_settings(data_dir=tmp_path / "data", queue_url="memory://", workers=0,
+                             allow_downloads=True)
+    services = build_services(settings)
+    try:
+        with TestClient(create_app(services, with_ui=False)) as client:
+            first = client.get("/health").json()["data"]
+            sam2 = next(e for e in first["engines"]["refiner"] if e["name"] == "sam2")
+            assert sam2["available"] is False
+            assert sam2["reason"].startswith(("downloading", "download failed"))
+            assert manager_for(settings.engine_settings()).state("sam2").finished.wait(30)
+            later = client.get("/health").json()["data"]
+        sam2 = next(e for e in later["engines"]["refiner"] if e["name"] == "sam2")
+        assert sam2["reason"].startswith("download failed: ")
+        assert sam2["reason"].endswith("next try in 1 min")
+        assert later["models"]["sam2"]["download"]["status"] == "failed"
+        assert later["models"]["sam2"]["status"].startswith("download failed")
+    finally:
+        services.close()
