@@ -63,6 +63,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "mood.excited": "excited", "mood.calm": "calm", "mood.sad": "sad",
         "mood.energetic": "energetic", "mood.tender": "tender", "mood.custom": "custom",
         "mood.auto": "auto (from the text)",
+        "gender.female": "female", "gender.male": "male", "gender.neutral": "neutral voice",
     },
     "ja": {
         "error.title": "エラー", "warning.title": "お知らせ", "info.title": "完了",
@@ -97,6 +98,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "mood.excited": "わくわく", "mood.calm": "穏やか", "mood.sad": "しんみり",
         "mood.energetic": "元気", "mood.tender": "やさしい", "mood.custom": "その他",
         "mood.auto": "自動（本文から）",
+        "gender.female": "女性", "gender.male": "男性", "gender.neutral": "中性",
     },
 }
 

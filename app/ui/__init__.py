@@ -6,7 +6,7 @@ import gradio as gr
 
 from app.services import Services
 from app.ui import bgm, engines, image, jobs, message, prosody, video, voice
-from app.ui.text import build_i18n, t
+from app.ui.text import build_i18n, plain, request_language, t, toast_css
 
 TABS = (
     ("tab.message", message), ("tab.voice", voice), ("tab.image", image),
@@ -16,7 +16,13 @@ TABS = (
 
 CSS = """
 .studio-footer {opacity: .7; font-size: .85em; text-align: center}
-"""
+""" + toast_css()
+
+
+def footer_text(services: Services, lang: str = "en") -> str:
+    return (f"{plain('app.name', lang)} {services.version} · {plain('footer.data', lang)}: "
+            f"`{services.settings.data_dir.resolve()}` · {plain('footer.storage', lang)}: "
+            f"{services.storage.name}")
 
 
 def build_blocks(services: Services) -> gr.Blocks:
@@ -28,11 +34,13 @@ def build_blocks(services: Services) -> gr.Blocks:
                 with gr.Tab(t(label), id=label.split(".")[1]):
                     module.build(services)
         engines.build(services)
-        gr.Markdown(
-            f"Video Message Studio {services.version} · data: "
-            f"`{services.settings.data_dir.resolve()}` · storage: {services.storage.name}",
-            elem_classes=["studio-footer"],
-        )
+        footer = gr.Markdown(footer_text(services), elem_classes=["studio-footer"])
+
+        def localized_footer(request: gr.Request) -> str:
+            return footer_text(services, request_language(request))
+
+        demo.load(localized_footer, None, footer, api_visibility="private",
+                  show_progress="hidden")
     return demo
 
 

@@ -150,8 +150,8 @@ def build(services: Services) -> None:
                 add = gr.Button(t("bgm.upload_button"), size="sm")
         with gr.Column():
             voice = gr.Audio(label=t("bgm.voice"), type="filepath",
-                             sources=["upload", "microphone"])
-            latest = gr.Button(t("bgm.latest"), size="sm")
+                             sources=["upload", "microphone"], elem_id="bgm-voice")
+            latest = gr.Button(t("bgm.latest"), size="sm", elem_id="bgm-latest")
             volume = gr.Slider(0, 1, 0.3, step=0.01, label=t("bgm.volume"))
             with gr.Row():
                 fade_in = gr.Slider(0, 10, 2.0, step=0.1, label=t("bgm.fade_in"))
@@ -165,11 +165,13 @@ def build(services: Services) -> None:
                 attack = gr.Slider(5, 1000, 80, step=5, label=t("bgm.attack"))
                 release = gr.Slider(20, 3000, 400, step=10, label=t("bgm.release"))
             fmt = gr.Radio(list(bgm.OUTPUT_FORMATS), value="mp3", label=t("bgm.format"))
-            mix_button = gr.Button(t("bgm.mix"), variant="primary")
+            mix_button = gr.Button(t("bgm.mix"), variant="primary", elem_id="bgm-mix")
     with gr.Row():
-        mixed = gr.Audio(label=t("bgm.mixed"), type="filepath", interactive=False)
+        mixed = gr.Audio(label=t("bgm.mixed"), type="filepath", interactive=False,
+                         elem_id="bgm-mixed")
         download = gr.File(label=t("bgm.download"), interactive=False)
-    envelope = gr.Image(label=t("bgm.envelope"), type="filepath", interactive=False)
+    envelope = gr.Image(label=t("bgm.envelope"), type="filepath", interactive=False,
+                        elem_id="bgm-envelope")
     details = gr.Code(label=t("bgm.details"), language="json")
 
     def list_tracks(request: gr.Request = None) -> list[list[object]]:

@@ -111,12 +111,14 @@ def build(services: Services) -> None:
     gr.Markdown(t("image.intro"))
     with gr.Row():
         with gr.Column(scale=1):
-            photo = gr.Image(label=t("image.photo"), type="filepath", sources=["upload"])
+            photo = gr.Image(label=t("image.photo"), type="filepath", sources=["upload"],
+                             elem_id="image-photo")
             sensitivity = gr.Slider(0.1, 0.9, value=pipe.DEFAULT_SENSITIVITY, step=0.05,
                                     label=t("image.sensitivity"))
-            detect_btn = gr.Button(t("image.detect"), variant="secondary")
+            detect_btn = gr.Button(t("image.detect"), variant="secondary",
+                                   elem_id="image-detect")
             gallery = gr.Gallery(label=t("image.people"), columns=4, height=180,
-                                 allow_preview=False)
+                                 allow_preview=False, elem_id="image-people")
             selected = gr.CheckboxGroup(label=t("image.selected"), choices=[],
                                         info=t("image.several"), elem_id="image-selected")
             with gr.Accordion(t("image.people_data"), open=False):
@@ -134,17 +136,17 @@ def build(services: Services) -> None:
                                   value=ids[0] if ids else None, label=t("image.builtin"))
             bg_upload = gr.Image(label=t("image.bg_upload"), type="filepath",
                                  sources=["upload"])
-            cutout_btn = gr.Button(t("image.cutout"), variant="primary")
+            cutout_btn = gr.Button(t("image.cutout"), variant="primary", elem_id="image-cutout")
     with gr.Row():
         original = gr.Image(label=t("image.original"), interactive=False)
         board = gr.Image(label=t("image.checker"), interactive=False)
         closeup = gr.Image(label=t("image.closeup"), interactive=False)
     with gr.Row():
         framed = gr.Image(label=t("image.framed"), interactive=False, image_mode="RGBA",
-                          format="png")
+                          format="png", elem_id="image-framed")
         with gr.Column():
             download = gr.File(label=t("image.download"), interactive=False)
-            engines = gr.JSON(label=t("image.engines"))
+            engines = gr.JSON(label=t("image.engines"), elem_id="image-engines")
 
     def detect_people(path: str | None, sens: float,
                       request: gr.Request = None) -> tuple[Any, ...]:

@@ -221,7 +221,7 @@ def build(services: Services) -> None:
         kind = gr.Dropdown(kinds, value=ALL, label=t("jobs.kind"), elem_id="jobs-kind")
         limit = gr.Slider(10, 500, value=100, step=10, label=t("jobs.limit"))
         with gr.Column(min_width=120):
-            refresh = gr.Button(t("jobs.refresh"), size="sm")
+            refresh = gr.Button(t("jobs.refresh"), size="sm", elem_id="jobs-refresh")
             auto = gr.Checkbox(False, label=t("jobs.auto"))
     workers = gr.Dataframe(headers=[plain(c) for c in WORKER_COLUMNS], label=t("jobs.workers"),
                            interactive=False, wrap=True)

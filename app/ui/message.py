@@ -47,7 +47,6 @@ register(
         "message.size_landscape": "Landscape 16:9 (1280×720)",
         "message.no_photo": "Add a photo first.", "message.waiting": "waiting for a worker",
         "message.count0": "0 / 1000 characters",
-        "message.running": "Making your message…",
         "message.note_video": "video", "message.note_voice": "voice",
         "message.note_cutout": "cutout", "message.note_refine": "refine",
         "message.note_mood": "mood", "message.note_fallback":
@@ -69,7 +68,6 @@ register(
         "message.size_landscape": "横 16:9（1280×720）",
         "message.no_photo": "先に写真を追加してください。", "message.waiting": "ワーカーを待っています",
         "message.count0": "0 / 1000 文字",
-        "message.running": "メッセージを作成中…",
         "message.note_video": "動画", "message.note_voice": "音声",
         "message.note_cutout": "切り抜き", "message.note_refine": "輪郭の精密化",
         "message.note_mood": "雰囲気", "message.note_fallback":
@@ -88,8 +86,8 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
     choices: list[tuple[Any, str]] = [(t("word.auto"), "")]
     for engine in list_voices(kit.tts):
         for v in engine["voices"]:
-            choices.append((f"{v['name']} · {v['language']} · {v['gender']} ({engine['engine']})",
-                            v["id"]))
+            choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])} "
+                            f"({engine['engine']})", v["id"]))
     for profile in kit.store.scoped(ui_visibility(services, request)).list():
         choices.append((f"★ {profile.get('name')} ({t('message.voice_profile')})",
                         profile["id"]))
@@ -153,7 +151,7 @@ class MessageTab:
             job_id = self._run(image, text, voice, emotion, bgm, size, subtitles, request,
                                progress)
         except Cancelled:
-            return None, "", f"⏹ {plain('message.cancelled', lang)}"
+            return None, "", plain("message.cancelled", lang)
         job = self.services.jobs.get(job_id)
         return self._video(job_id), describe(job.result or {}, lang), ""
 
@@ -215,7 +213,7 @@ class MessageTab:
                 self.services.queue.cancel(job_id)
             except StudioError:
                 pass
-        return f"⏹ {plain('message.cancelled', request_language(request))}"
+        return plain("message.cancelled", request_language(request))
 
     def last_details(self, request: gr.Request | None = None) -> str:
         """How this session's last message was made (engines, mood, time)."""
@@ -332,9 +330,9 @@ def char_count(text: str | None, request: gr.Request | None = None) -> str:
     return f"**{note}**" if n > MAX_CHARS * 0.9 else note
 
 
-def clear_result(request: gr.Request | None = None) -> tuple[None, str, str]:
+def clear_result() -> tuple[None, str, str]:
     """A new run starts from an empty player: the last video and its notes go at once."""
-    return None, "", f"⏳ {plain('message.running', request_language(request))}"
+    return None, "", ""
 
 
 def build(services: Services) -> None:

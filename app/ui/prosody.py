@@ -25,7 +25,7 @@ register(
                          "Pitch and tempo use Rubber Band with formants preserved; intonation "
                          "uses Praat's PSOLA.",
         "prosody.input": "Voice recording", "prosody.latest": "Use the Voice tab's latest output",
-        "prosody.presets": "Emotion presets", "prosody.text": "Message text (for auto)",
+        "prosody.presets": "Emotion presets", "prosody.text": "Message text (for the automatic mood)",
         "prosody.pitch": "Pitch (semitones)", "prosody.stretch": "Speed (1.1 = 10% faster)",
         "prosody.energy": "Energy (gain, peak-safe)", "prosody.intonation": "Intonation",
         "prosody.pauses": "Pauses between phrases", "prosody.apply": "Apply",
@@ -40,7 +40,7 @@ register(
         "prosody.intro": "声の高さ・速さ・強さ・抑揚・間を調整します。高さと速さは Rubber Band"
                          "（フォルマント保持）、抑揚は Praat の PSOLA を使います。",
         "prosody.input": "音声", "prosody.latest": "音声タブの最新の出力を使う",
-        "prosody.presets": "感情プリセット", "prosody.text": "メッセージ本文（auto 用）",
+        "prosody.presets": "感情プリセット", "prosody.text": "メッセージ本文（自動判定用）",
         "prosody.pitch": "ピッチ（半音）", "prosody.stretch": "速さ（1.1 = 10% 速く）",
         "prosody.energy": "音量（ピーク保護付き）", "prosody.intonation": "抑揚",
         "prosody.pauses": "文の間の長さ", "prosody.apply": "適用",
@@ -124,12 +124,13 @@ def build(services: Services) -> None:
     with gr.Row():
         with gr.Column():
             audio_in = gr.Audio(label=t("prosody.input"), type="filepath",
-                                sources=["upload", "microphone"])
-            latest = gr.Button(t("prosody.latest"), size="sm")
+                                sources=["upload", "microphone"], elem_id="prosody-input")
+            latest = gr.Button(t("prosody.latest"), size="sm", elem_id="prosody-latest")
             text = gr.Textbox(label=t("prosody.text"), lines=2)
             gr.Markdown(t("prosody.presets"))
             with gr.Row():
-                buttons = {name: gr.Button(label("mood.", name), size="sm", min_width=80)
+                buttons = {name: gr.Button(label("mood.", name), size="sm", min_width=80,
+                                           elem_id=f"preset-{name}")
                            for name in prosody.EMOTIONS}
             emotion = gr.Dropdown([(label("mood.", n), n) for n in prosody.EMOTIONS],
                                   value="neutral", label=t("prosody.emotion"))
@@ -140,10 +141,12 @@ def build(services: Services) -> None:
                 gr.Slider(0.0, 2.0, 1.0, step=0.05, label=t("prosody.intonation")),
                 gr.Slider(0.0, 2.0, 1.0, step=0.05, label=t("prosody.pauses")),
             ]
-            apply = gr.Button(t("prosody.apply"), variant="primary")
+            apply = gr.Button(t("prosody.apply"), variant="primary", elem_id="prosody-apply")
         with gr.Column():
-            audio_out = gr.Audio(label=t("prosody.after"), type="filepath", interactive=False)
-            plot = gr.Image(label=t("prosody.plot"), type="filepath", interactive=False)
+            audio_out = gr.Audio(label=t("prosody.after"), type="filepath", interactive=False,
+                                 elem_id="prosody-after")
+            plot = gr.Image(label=t("prosody.plot"), type="filepath", interactive=False,
+                            elem_id="prosody-plot")
             changes = gr.Code(label=t("prosody.changes"), language="json")
     with gr.Accordion(t("prosody.table"), open=False):
         table = gr.Markdown(preset_markdown())

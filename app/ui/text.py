@@ -78,6 +78,24 @@ def word(prefix: str, value: str, lang: str) -> str:
     return plain(prefix + value, lang) if prefix + value in _TABLES["en"] else value
 
 
+TOAST_TITLES = {"error": "error.title", "warning": "warning.title", "info": "info.title",
+                "success": "info.title"}
+
+
+def toast_css() -> str:
+    """Toast titles in the page's language. Gradio's toast shows its type ("Error",
+    "Warning") as the title whatever the server sends, so each language's title is drawn
+    from the catalogue by CSS on ``<html lang>`` (which Gradio sets to the UI language)."""
+    rules = []
+    for lang in _TABLES:
+        for kind, key in TOAST_TITLES.items():
+            title = plain(key, lang).replace("\\", "").replace('"', "")
+            rules.append(f'html[lang|="{lang}"] .toast-title.{kind} {{font-size: 0}}\n'
+                         f'html[lang|="{lang}"] .toast-title.{kind}::before '
+                         f'{{content: "{title}"; font-size: var(--text-md)}}')
+    return "\n".join(rules) + "\n"
+
+
 def build_i18n() -> gr.I18n:
     return gr.I18n(**{lang: dict(table) for lang, table in _TABLES.items()})
 
@@ -93,6 +111,7 @@ register(
         "engines.title": "Engines", "engines.refresh": "Refresh",
         "coming_soon": "Coming soon: this tab is being built.",
         "footer.version": "Version", "footer.data": "Data",
+        "footer.storage": "storage", "app.name": "Video Message Studio",
     },
     ja={
         "app.title": "# ビデオメッセージ・スタジオ",
@@ -103,5 +122,6 @@ register(
         "engines.title": "エンジン", "engines.refresh": "更新",
         "coming_soon": "準備中：このタブは現在開発中です。",
         "footer.version": "バージョン", "footer.data": "データ",
+        "footer.storage": "保存先", "app.name": "ビデオメッセージ・スタジオ",
     },
 )

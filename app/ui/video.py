@@ -86,9 +86,9 @@ def build(services: Services) -> None:
     with gr.Row():
         with gr.Column():
             image = gr.Image(label=t("video.portrait"), type="pil", image_mode=None,
-                             sources=["upload", "clipboard"])
+                             sources=["upload", "clipboard"], elem_id="video-portrait")
             audio = gr.Audio(label=t("video.audio"), type="filepath",
-                             sources=["upload", "microphone"])
+                             sources=["upload", "microphone"], elem_id="video-audio")
             text = gr.Textbox(label=t("video.text"), lines=2, max_length=1000)
             with gr.Row():
                 engine = gr.Dropdown(engines, value="auto", label=t("video.engine"))
@@ -98,10 +98,11 @@ def build(services: Services) -> None:
                 subtitles = gr.Checkbox(label=t("video.subtitles"), value=False)
                 seed = gr.Number(label=t("video.seed"), value=0, precision=0, minimum=0)
             with gr.Row():
-                preview_btn = gr.Button(t("video.preview"))
-                render_btn = gr.Button(t("video.render"), variant="primary")
+                preview_btn = gr.Button(t("video.preview"), elem_id="video-preview")
+                render_btn = gr.Button(t("video.render"), variant="primary",
+                                       elem_id="video-render")
         with gr.Column():
-            video = gr.Video(label=t("video.result"))
+            video = gr.Video(label=t("video.result"), elem_id="video-result")
             file = gr.File(label=t("video.file"))
             info = gr.Markdown()
     preview_flag = gr.State(True)

@@ -18,7 +18,7 @@ from app.i18n import step_text
 from app.services import Services
 from app.storage import new_key
 from app.ui.owners import remember, ui_owner, ui_visibility
-from app.ui.text import plain, register, request_language, studio_error, t
+from app.ui.text import label, plain, register, request_language, studio_error, t
 from app.ui.text import table as headed
 from app.ui.work import recorded
 from models.errors import StudioError
@@ -106,7 +106,8 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
     choices: list[tuple[str, str]] = []
     for engine in list_voices(kit.tts):
         for v in engine["voices"]:
-            choices.append((f"{v['name']} · {v['language']} · {v['gender']}", v["id"]))
+            choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])}",
+                            v["id"]))
     for profile in ui_profiles(services, request).list():
         choices.append((f"★ {profile['name']} ({profile['language']}, {t('voice.matching')})",
                         PROFILE_PREFIX + profile["id"]))
@@ -160,6 +161,9 @@ def _clip_rows(reports: list[Any]) -> list[list[Any]]:
 
 
 def build(services: Services) -> None:
+    def empty_clips(request: gr.Request = None) -> dict[str, Any]:
+        return headed(CLIP_COLUMNS, [], request_language(request))
+
     def initial_rows(request: gr.Request = None) -> dict[str, Any]:
         return headed(PROFILE_COLUMNS, profile_rows(services, request),
                      request_language(request))
@@ -168,13 +172,15 @@ def build(services: Services) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(label=t("voice.text"), lines=4, max_length=1000,
-                              value="こんにちは。今日は2024年3月5日、いい天気ですね！")
+                              value="こんにちは。今日は2024年3月5日、いい天気ですね！",
+                              elem_id="voice-text")
             with gr.Row():
                 choices = voice_choices(services)
                 voice = gr.Dropdown(label=t("voice.voice"), choices=choices,
                                     value=choices[0][1] if choices else None,
-                                    allow_custom_value=True)
-                language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"))
+                                    allow_custom_value=True, elem_id="voice-voice")
+                language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"),
+                                    elem_id="voice-language")
             with gr.Row():
                 speed = gr.Slider(0.5, 2.0, 1.0, step=0.05, label=t("voice.speed"))
                 pitch = gr.Slider(-12, 12, 0, step=0.5, label=t("voice.pitch"))
@@ -182,7 +188,7 @@ def build(services: Services) -> None:
             with gr.Row():
                 volume = gr.Slider(0, 2, 1.0, step=0.05, label=t("voice.volume"))
                 pause = gr.Slider(0, 3, 1.0, step=0.1, label=t("voice.pause"))
-            speak = gr.Button(t("voice.speak"), variant="primary")
+            speak = gr.Button(t("voice.speak"), variant="primary", elem_id="voice-speak")
         with gr.Column(scale=2):
             audio = gr.Audio(label=t("voice.audio"), type="numpy", interactive=False,
                              elem_id="voice-audio")
@@ -236,7 +242,7 @@ def build(services: Services) -> None:
                     create = gr.Button(t("voice.create"), variant="primary")
             with gr.Column():
                 clip_table = gr.Dataframe(headers=CLIP_HEADERS, label=t("voice.clip_table"),
-                                          interactive=False, wrap=True)
+                                          value=empty_clips, interactive=False, wrap=True)
                 result = gr.Markdown()
         profiles = gr.Dataframe(headers=PROFILE_HEADERS, label=t("voice.list"),
                                 value=initial_rows, interactive=False,
