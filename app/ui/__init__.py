@@ -16,6 +16,14 @@ TABS = (
 
 CSS = """
 .studio-footer {opacity: .7; font-size: .85em; text-align: center}
+/* thumbnails stay thumbnails: Gradio's grid stretches one or two items to the full width */
+#message-gallery .grid-container, #image-people .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(130px, 170px)) !important;
+}
+#message-gallery .thumbnail-item, #image-people .thumbnail-item {aspect-ratio: 1 / 1}
+#message-gallery .caption-label {white-space: normal; max-width: 100%; font-size: .8em}
+/* room above an output's note, so an error badge never covers it */
+.studio-note {min-height: 2.5em; padding-top: .4em}
 """ + toast_css()
 
 

@@ -172,7 +172,8 @@ def build(services: Services) -> None:
         download = gr.File(label=t("bgm.download"), interactive=False)
     envelope = gr.Image(label=t("bgm.envelope"), type="filepath", interactive=False,
                         elem_id="bgm-envelope")
-    details = gr.Code(label=t("bgm.details"), language="json")
+    details = gr.Code(label=t("bgm.details"), language="json",
+                      elem_classes=["studio-data"])
 
     def list_tracks(request: gr.Request = None) -> list[list[object]]:
         """Built-in and uploaded tracks: id, title, mood, duration, licence."""

@@ -122,7 +122,8 @@ def build(services: Services) -> None:
             selected = gr.CheckboxGroup(label=t("image.selected"), choices=[],
                                         info=t("image.several"), elem_id="image-selected")
             with gr.Accordion(t("image.people_data"), open=False):
-                people_json = gr.JSON(label=t("image.people_data"))
+                people_json = gr.JSON(label=t("image.people_data"),
+                                      elem_classes=["studio-data"])
             refine = gr.Checkbox(value=True, label=t("image.refine"))
         with gr.Column(scale=1):
             aspect = gr.Radio(list(ASPECTS), value="1:1", label=t("image.aspect"))
@@ -146,7 +147,9 @@ def build(services: Services) -> None:
                           format="png", elem_id="image-framed")
         with gr.Column():
             download = gr.File(label=t("image.download"), interactive=False)
-            engines = gr.JSON(label=t("image.engines"), elem_id="image-engines")
+            with gr.Accordion(t("image.engines"), open=False):
+                engines = gr.JSON(label=t("image.engines"), elem_id="image-engines",
+                                  elem_classes=["studio-data"])
 
     def detect_people(path: str | None, sens: float,
                       request: gr.Request = None) -> tuple[Any, ...]:

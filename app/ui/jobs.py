@@ -28,6 +28,7 @@ from pipelines import tasks as pipeline_tasks
 
 ADMIN_HOOK = "is_admin"  # services.extras key the auth layer sets
 ALL = "all"
+SHORT_TIME = "%m-%d %H:%M:%S"  # one line in the table at 1400 px
 SHORT_ID = 12  # enough to be unique among a studio's jobs; the full id is resolved on pick
 JOB_COLUMNS = ["jobs.col_id", "jobs.col_kind", "jobs.col_status", "jobs.col_progress",
                "jobs.col_step", "jobs.col_worker", "jobs.col_attempts", "jobs.col_created",
@@ -65,7 +66,7 @@ register(
         "jobs.refresh": "更新", "jobs.auto": "5 秒ごとに更新",
         "jobs.job_id": "ジョブ ID", "jobs.retry": "再試行", "jobs.cancel": "キャンセル",
         "jobs.workers": "ワーカー", "jobs.jobs": "ジョブ一覧",
-        "jobs.summary": "**待機中:** {depth} 件 · **稼働ワーカー:** {live} · {counts}",
+        "jobs.summary": "**キューの長さ:** {depth} 件 · **稼働ワーカー:** {live} · {counts}",
         "jobs.depth_unknown": "不明（キューに接続できません）",
         "jobs.forbidden": "キューの表示と操作は管理者のみです。",
         "jobs.no_id": "先にジョブ ID を入力してください。",
@@ -98,8 +99,8 @@ def _ago(ts: float | None, now: float) -> str:
     return "" if ts is None else f"{max(now - ts, 0.0):.0f}"
 
 
-def _when(ts: float | None) -> str:
-    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+def _when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    return "" if ts is None else time.strftime(fmt, time.localtime(ts))
 
 
 def summary(services: Services, lang: str = "en") -> str:
@@ -130,7 +131,8 @@ def job_row(job: Job, lang: str = "en") -> list[Any]:
     error = (job.error or {}).get("code", "")
     return [job.id[:SHORT_ID], word("kind.", job.kind, lang), word("status.", job.status, lang),
             round(job.progress, 1), step_text(job.current_step, lang), job.worker or "",
-            job.attempts, _when(job.created_at), _when(job.updated_at), error]
+            job.attempts, _when(job.created_at, SHORT_TIME), _when(job.updated_at, SHORT_TIME),
+            error]
 
 
 def job_rows(services: Services, status: str = ALL, kind: str = ALL,

@@ -30,6 +30,7 @@ from models.errors import StudioError
 from pipelines.message import KIND, SIZES
 
 MAX_CHARS = 1000
+SHORT_ID = 12  # the history caption's job id; the pick finds the whole id
 
 register(
     en={
@@ -248,7 +249,10 @@ class MessageTab:
     def pick(self, evt: gr.SelectData, request: gr.Request | None = None
              ) -> tuple[str | None, str, str]:
         caption = str(evt.value.get("caption") if isinstance(evt.value, dict) else evt.value)
-        job_id = caption.rsplit("#", 1)[-1].strip()
+        shown = caption.rsplit("#", 1)[-1].strip()
+        owner = ui_owner(self.services, request)
+        job_id = next((j.id for j in self.services.jobs.list(kind=KIND, owner=owner, limit=1000)
+                       if shown and j.id.startswith(shown)), shown)
         try:
             job = self.services.jobs.get(job_id)
             video = self.services.storage.local_path(job.result["video_key"])
@@ -277,7 +281,7 @@ def history_caption(created_at: float, text: str | None, job_id: str, words: int
     when = datetime.fromtimestamp(created_at).strftime("%Y-%m-%d %H:%M")
     first = " ".join((text or "").split())
     first = first if len(first) <= words else first[:words].rstrip() + "…"
-    return f"{when} · {first}\n#{job_id}"
+    return f"{when} · {first}\n#{job_id[:SHORT_ID]}"
 
 
 def step_description(step: str | None, status: str, lang: str) -> str | None:

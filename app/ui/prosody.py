@@ -147,7 +147,8 @@ def build(services: Services) -> None:
                                  elem_id="prosody-after")
             plot = gr.Image(label=t("prosody.plot"), type="filepath", interactive=False,
                             elem_id="prosody-plot")
-            changes = gr.Code(label=t("prosody.changes"), language="json")
+            changes = gr.Code(label=t("prosody.changes"), language="json",
+                              elem_classes=["studio-data"])
     with gr.Accordion(t("prosody.table"), open=False):
         table = gr.Markdown(preset_markdown())
 

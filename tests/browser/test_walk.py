@@ -277,7 +277,8 @@ def our_english() -> dict[str, str]:
 
 def english_shown(page: Page) -> dict[str, str]:
     """Our English on the page as it is now, with what surrounds it. Content is left out:
-    music titles and ids, engine names and the engines' own diagnostics."""
+    music titles and ids, engine names and the engines' own diagnostics, and the JSON data
+    panels (``.studio-data``: the API's own field names, shown as data)."""
     from pipelines.bgm import builtin_tracks
 
     content = [str(v) for tr in builtin_tracks() for v in (tr.id, tr.title, tr.licence)]
@@ -285,6 +286,8 @@ def english_shown(page: Page) -> dict[str, str]:
     content += [str(e[field]) for chain in engines.values() for e in chain
                 for field in ("name", "reason")]
     body = page.body_text()
+    content += page.js("return Array.from(document.querySelectorAll('.studio-data'))"
+                       ".map(e => e.innerText)")
     for text in sorted(content, key=len, reverse=True):
         body = body.replace(text.strip(), " ") if text.strip() else body
     seen = {}
