@@ -121,7 +121,7 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
     remember(services, request, key)
     path = str(services.storage.local_path(key))
     plot = ducking_plot(report.frame_times, report.music_gain_db, report.voice_level_db,
-                        report.speech)
+                        report.speech, lang)
     details = {**report.details, "output_key": key}
     return path, path, plot, json.dumps(details, ensure_ascii=False, indent=1)
 

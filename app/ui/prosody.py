@@ -109,7 +109,7 @@ def run_adjust(services: Services, audio_path: str | None, emotion: str, text: s
         raise _error(exc, request) from None
     key = services.storage.put(new_key("prosody", "wav"), encode_audio(result, "wav"))
     remember(services, request, key)
-    plot = prosody_plot(audio, result, prosody.f0_track(audio), prosody.f0_track(result))
+    plot = prosody_plot(audio, result, prosody.f0_track(audio), prosody.f0_track(result), lang)
     summary: dict[str, Any] = {"emotion": report.emotion, "changes_applied": report.changes,
                                "original_duration": report.original_duration,
                                "duration": report.duration, "notes": report.notes,
