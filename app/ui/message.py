@@ -395,7 +395,7 @@ def build(services: Services) -> None:
     run = go.click(clear_result, None, [video, details, status], queue=False,
                    show_progress="hidden", api_visibility="private").then(
         tab.generate_ui, inputs, [video, details, status], concurrency_limit=4,
-        concurrency_id="message", api_visibility="private")
+        concurrency_id="message", api_visibility="private", show_progress_on=[video])
     run.then(tab.history, None, gallery, api_visibility="private")
     # the script entry point (gradio_client "/generate_message"): a plain path, or an error
     api_button = gr.Button(visible=False)

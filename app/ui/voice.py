@@ -226,8 +226,10 @@ def build(services: Services) -> None:
         pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
         return (speech.audio.sample_rate, pcm), engine_note(report, lang)
 
+    # progress and the error badge on the player only: on the engine line a badge covers it
     speak.click(synthesize, [text, voice, language, speed, pitch, intonation, volume, pause],
-                [audio, info], api_name="synthesize", concurrency_limit=2)
+                [audio, info], api_name="synthesize", concurrency_limit=2,
+                show_progress_on=[audio])
 
     with gr.Accordion(t("voice.profiles"), open=False):
         with gr.Row():

@@ -227,6 +227,24 @@ def test_bad_input_is_readable_and_the_page_keeps_working(page: Page, tmp_path: 
     assert page.video_in("message-video") is None
     page.close_toasts()
 
+    # the Voice tab: a spoken line, then empty text: the error badge sits on the player and
+    # the engine line stays readable
+    page.tab("voice")
+    page.click("#voice-speak")
+    page.audio_shown("voice-audio")
+    engine_line = page.wait(lambda: page.text("#voice-engine"), 60, "the engine line")
+    page.find("#voice-text textarea").clear()
+    page.js("const t = document.querySelector('#voice-text textarea');"
+            "t.value = ''; t.dispatchEvent(new Event('input', {bubbles: true}));")
+    page.click("#voice-speak")
+    assert "VOICE_TEXT_EMPTY" in assert_error_toast(page)
+    page.shot("voice-empty-text")
+    assert page.text("#voice-engine") == engine_line
+    badge = "[data-testid='status-tracker'] span.error"
+    assert page.all(f"#voice-audio {badge}"), "the player shows the error"
+    assert not page.all(f"#voice-engine {badge}"), "an error badge covers the engine line"
+    page.close_toasts()
+
     page.tab("message")
     page.type_into("message-text", "OK")
     page.wait(lambda: "2 / 1000" in page.text("#message-count"), 30, "the page still answers")
