@@ -384,7 +384,7 @@ def build(services: Services) -> None:
             refresh = gr.Button(t("message.refresh"), size="sm")
             remove = gr.Button(t("message.delete"), size="sm", variant="stop")
         selected = gr.Textbox(label=t("message.selected"), interactive=False)
-        replay = gr.Video(label=t("message.result"))
+        replay = gr.Video(label=t("message.result"), elem_id="message-replay")
         replay_details = gr.Markdown()
 
     # every change of the text (typing, paste, clear, a value set by an event) recounts;

@@ -99,7 +99,10 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     first_words = TEXT[lang][:10]
     page.click("#message-history button")  # the accordion opens
     page.wait(lambda: first_words in page.text("#message-gallery"), 60, "the history item")
-    assert page.all("#message-gallery img")
+    thumbs = page.all("#message-gallery .thumbnail-item")
+    assert thumbs
+    thumbs[0].click()  # replays that message
+    page.video_ready("message-replay")
     page.shot("message-history")
     check_language(page)
 
