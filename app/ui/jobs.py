@@ -35,7 +35,7 @@ JOB_COLUMNS = ["jobs.col_id", "jobs.col_kind", "jobs.col_status", "jobs.col_prog
                "jobs.col_updated", "jobs.col_error"]
 WORKER_COLUMNS = ["jobs.col_worker", "jobs.col_live", "jobs.col_threads", "jobs.col_beat",
                   "jobs.col_up", "jobs.col_version"]
-JOB_WIDTHS = ["11%", "12%", "9%", "6%", "14%", "12%", "5%", "10%", "10%", "11%"]
+JOB_WIDTHS = ["11%", "12%", "9%", "5%", "12%", "10%", "6%", "12%", "12%", "11%"]
 
 register(
     en={

@@ -216,6 +216,17 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     assert page.js(
         "return Array.from(document.querySelectorAll('#jobs-table th')).every("
         "th => th.getBoundingClientRect().height < 60)"), "a header wraps letter by letter"
+    # the kind filter: "message" shows the message jobs and nothing else
+    page.find("#jobs-kind input").click()
+    message_kind = page.word("kind.message.generate")
+    option = page.wait(lambda: next((o for o in page.all("#jobs-kind li[role='option']")
+                                     if o.text.strip().endswith(message_kind)), None),
+                       30, "the message kind in the filter")
+    option.click()
+    page.wait(lambda: (lambda s: s if message_kind in s
+                       and page.word("kind.voice.synthesize") not in s else None)(
+        page.text("#jobs-table")), 60, "only message jobs")
+    page.shot("jobs-message-filter")
     assert not page.all(".toast-body.error"), page.toasts()
 
 
