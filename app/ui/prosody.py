@@ -133,7 +133,8 @@ def build(services: Services) -> None:
                                            elem_id=f"preset-{name}")
                            for name in prosody.EMOTIONS}
             emotion = gr.Dropdown([(label("mood.", n), n) for n in prosody.EMOTIONS],
-                                  value="neutral", label=t("prosody.emotion"))
+                                  value="neutral", label=t("prosody.emotion"),
+                                  elem_id="prosody-emotion")
             sliders = [
                 gr.Slider(-12, 12, 0, step=0.1, label=t("prosody.pitch")),
                 gr.Slider(0.5, 2.0, 1.0, step=0.01, label=t("prosody.stretch")),

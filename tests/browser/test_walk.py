@@ -166,7 +166,9 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     page.click("#prosody-latest")
     page.wait(lambda: page.text("#prosody-input time#duration"), 60, "the latest voice")
     page.click("#preset-happy")
-    page.wait(lambda: page.find("#prosody-apply").is_enabled(), 30, "apply ready")
+    happy = page.word("mood.happy")
+    page.wait(lambda: page.find("#prosody-emotion input").get_attribute("value") == happy, 30,
+              "the preset chosen")
     page.click("#prosody-apply")
     after = page.audio_shown("prosody-after")
     assert page.duration_of(after) > 0.5
