@@ -11,6 +11,7 @@ import gradio as gr
 
 from app.i18n import step_text
 from app.services import Services
+from app.ui.message import SIZE_LABELS
 from app.ui.text import plain, register, request_language, studio_error, t, ui_error
 from app.ui.work import recorded
 from models.base import Speech
@@ -92,8 +93,8 @@ def build(services: Services) -> None:
             text = gr.Textbox(label=t("video.text"), lines=2, max_length=1000)
             with gr.Row():
                 engine = gr.Dropdown(engines, value="auto", label=t("video.engine"))
-                size = gr.Dropdown(["512x512", "720x1280", "1280x720"], value="512x512",
-                                   label=t("video.size"))
+                size = gr.Dropdown([(t(SIZE_LABELS[s]), s) for s in SIZE_LABELS],
+                                   value="512x512", label=t("video.size"))
             with gr.Row():
                 subtitles = gr.Checkbox(label=t("video.subtitles"), value=False)
                 seed = gr.Number(label=t("video.seed"), value=0, precision=0, minimum=0)
