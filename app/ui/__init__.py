@@ -7,7 +7,7 @@ import gradio as gr
 from app.services import Services
 from app.ui import bgm, engines, image, jobs, message, prosody, video, voice
 from app.ui import models as models_panel
-from app.ui.text import build_i18n, t
+from app.ui.text import build_i18n, plain, request_language, t, toast_css
 from app.ui.uploads import StudioBlocks
 
 TABS = (
@@ -18,7 +18,21 @@ TABS = (
 
 CSS = """
 .studio-footer {opacity: .7; font-size: .85em; text-align: center}
-"""
+/* thumbnails stay thumbnails: Gradio's grid stretches one or two items to the full width */
+#message-gallery .grid-container, #image-people .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(130px, 170px)) !important;
+}
+#message-gallery .thumbnail-item, #image-people .thumbnail-item {aspect-ratio: 1 / 1}
+#message-gallery .caption-label {white-space: normal; max-width: 100%; font-size: .8em}
+/* room above an output's note, so an error badge never covers it */
+.studio-note {min-height: 2.5em; padding-top: .4em}
+""" + toast_css()
+
+
+def footer_text(services: Services, lang: str = "en") -> str:
+    return (f"{plain('app.name', lang)} {services.version} · {plain('footer.data', lang)}: "
+            f"`{services.settings.data_dir.resolve()}` · {plain('footer.storage', lang)}: "
+            f"{services.storage.name}")
 
 
 def build_blocks(services: Services) -> gr.Blocks:
@@ -31,11 +45,13 @@ def build_blocks(services: Services) -> gr.Blocks:
                     module.build(services)
         engines.build(services)
         models_panel.build(services)
-        gr.Markdown(
-            f"Video Message Studio {services.version} · data: "
-            f"`{services.settings.data_dir.resolve()}` · storage: {services.storage.name}",
-            elem_classes=["studio-footer"],
-        )
+        footer = gr.Markdown(footer_text(services), elem_classes=["studio-footer"])
+
+        def localized_footer(request: gr.Request) -> str:
+            return footer_text(services, request_language(request))
+
+        demo.load(localized_footer, None, footer, api_visibility="private",
+                  show_progress="hidden")
     return demo
 
 

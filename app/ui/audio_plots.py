@@ -8,7 +8,31 @@ import tempfile
 
 import numpy as np
 
+from app.ui.text import plain, register
 from models.base import Audio
+
+register(
+    en={"plot.amplitude": "amplitude", "plot.before": "before", "plot.after": "after",
+        "plot.time": "time (s)", "plot.voice_level": "voice level (dBFS)",
+        "plot.speech": "speech", "plot.music_gain": "music gain (dB)"},
+    ja={"plot.amplitude": "振幅", "plot.before": "調整前", "plot.after": "調整後",
+        "plot.time": "時間（秒）", "plot.voice_level": "声の大きさ（dBFS）",
+        "plot.speech": "発話", "plot.music_gain": "音楽の音量（dB）"},
+)
+
+
+def _font_family() -> str | None:
+    """A font with Japanese glyphs (the one subtitles use), registered with matplotlib."""
+    from matplotlib import font_manager
+
+    from pipelines.subtitles import font_path
+
+    try:
+        path = font_path()
+    except Exception:  # noqa: BLE001 - no CJK font: English labels still draw
+        return None
+    font_manager.fontManager.addfont(path)
+    return font_manager.FontProperties(fname=path).get_name()
 
 
 def _figure(rows: int, height: float):  # noqa: ANN202 - matplotlib types stay local
@@ -19,6 +43,18 @@ def _figure(rows: int, height: float):  # noqa: ANN202 - matplotlib types stay l
 
     fig, axes = plt.subplots(rows, 1, figsize=(9, height), constrained_layout=True)
     return plt, fig, axes
+
+
+def _fonts(lang: str):  # noqa: ANN202 - a matplotlib rc context
+    """Labels in ``lang``'s script: a CJK font first for Japanese (text objects take the font
+    when they are made, so the whole figure is drawn inside this context)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    family = _font_family() if lang != "en" else None
+    return plt.rc_context({"font.family": [family, "DejaVu Sans"]} if family else {})
 
 
 def _save(plt, fig) -> str:  # noqa: ANN001
@@ -37,36 +73,48 @@ def _envelope(audio: Audio, points: int = 2000) -> tuple[np.ndarray, np.ndarray]
 
 
 def prosody_plot(before: Audio, after: Audio, f0_before: tuple[np.ndarray, np.ndarray],
-                 f0_after: tuple[np.ndarray, np.ndarray]) -> str:
+                 f0_after: tuple[np.ndarray, np.ndarray], lang: str = "en") -> str:
     """Top: waveform envelopes; bottom: F0 contours (Hz, unvoiced frames left out)."""
+    with _fonts(lang):
+        return _prosody_plot(before, after, f0_before, f0_after, lang)
+
+
+def _prosody_plot(before: Audio, after: Audio, f0_before: tuple[np.ndarray, np.ndarray],
+                  f0_after: tuple[np.ndarray, np.ndarray], lang: str) -> str:
     plt, fig, (wave_ax, pitch_ax) = _figure(2, 5.0)
-    for audio, label, color in ((before, "before", "#999999"), (after, "after", "#d6336c")):
+    was, now = plain("plot.before", lang), plain("plot.after", lang)
+    for audio, label, color in ((before, was, "#999999"), (after, now, "#d6336c")):
         t, env = _envelope(audio)
         wave_ax.fill_between(t, -env, env, color=color, alpha=0.55, label=label, linewidth=0)
-    wave_ax.set_ylabel("amplitude")
+    wave_ax.set_ylabel(plain("plot.amplitude", lang))
     wave_ax.set_ylim(-1, 1)
     wave_ax.legend(loc="upper right")
-    for (times, f0), label, color in ((f0_before, "before", "#666666"),
-                                      (f0_after, "after", "#d6336c")):
+    for (times, f0), label, color in ((f0_before, was, "#666666"), (f0_after, now, "#d6336c")):
         voiced = np.where(f0 > 0, f0, np.nan)
         pitch_ax.plot(times, voiced, ".", markersize=2.5, color=color, label=label)
     pitch_ax.set_ylabel("F0 (Hz)")
-    pitch_ax.set_xlabel("time (s)")
+    pitch_ax.set_xlabel(plain("plot.time", lang))
     pitch_ax.legend(loc="upper right")
     return _save(plt, fig)
 
 
 def ducking_plot(times: np.ndarray, gain_db: np.ndarray, voice_db: np.ndarray,
-                 speech: np.ndarray) -> str:
+                 speech: np.ndarray, lang: str = "en") -> str:
     """The voice's level with speech marked, and the music's ducking gain over it."""
+    with _fonts(lang):
+        return _ducking_plot(times, gain_db, voice_db, speech, lang)
+
+
+def _ducking_plot(times: np.ndarray, gain_db: np.ndarray, voice_db: np.ndarray,
+                  speech: np.ndarray, lang: str) -> str:
     plt, fig, ax = _figure(1, 3.6)
     ax.plot(times, np.maximum(voice_db, -80), color="#999999", linewidth=0.8,
-            label="voice level (dBFS)")
+            label=plain("plot.voice_level", lang))
     ax.fill_between(times, -80, 0, where=speech, color="#74c0fc", alpha=0.25,
-                    label="speech", linewidth=0)
-    ax.plot(times, gain_db, color="#d6336c", linewidth=1.8, label="music gain (dB)")
+                    label=plain("plot.speech", lang), linewidth=0)
+    ax.plot(times, gain_db, color="#d6336c", linewidth=1.8, label=plain("plot.music_gain", lang))
     ax.set_ylim(-80, 3)
-    ax.set_xlabel("time (s)")
+    ax.set_xlabel(plain("plot.time", lang))
     ax.set_ylabel("dB")
     ax.legend(loc="lower right")
     return _save(plt, fig)

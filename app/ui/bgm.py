@@ -14,7 +14,9 @@ from app.services import Services
 from app.storage import new_key
 from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.prosody import latest_audio
-from app.ui.text import register, t
+from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error, word
+from app.ui.text import table as headed
+from app.ui.work import recorded
 from models.errors import StudioError
 from pipelines import bgm
 from pipelines.media import decode_audio
@@ -34,6 +36,9 @@ register(
         "bgm.release": "Release (ms)", "bgm.format": "Output format", "bgm.mix": "Mix",
         "bgm.mixed": "Mixed", "bgm.download": "Download", "bgm.envelope": "Ducking envelope",
         "bgm.details": "Mixing details",
+        "bgm.need_voice": "Give a voice first.", "bgm.need_file": "Choose a music file.",
+        "col.title": "title", "col.mood": "mood", "col.duration": "duration (s)",
+        "col.licence": "licence",
     },
     ja={
         "bgm.intro": "声の下に音楽を敷きます。長さに合わせてループし、話している間は音楽を下げ、"
@@ -49,14 +54,27 @@ register(
         "bgm.release": "リリース（ms）", "bgm.format": "出力形式", "bgm.mix": "ミックス",
         "bgm.mixed": "ミックス結果", "bgm.download": "ダウンロード",
         "bgm.envelope": "ダッキングの様子", "bgm.details": "ミックスの詳細",
+        "bgm.need_voice": "先に音声を指定してください。",
+        "bgm.need_file": "音楽ファイルを選んでください。",
+        "col.title": "タイトル", "col.mood": "ムード", "col.duration": "長さ（秒）",
+        "col.licence": "ライセンス",
     },
 )
 
+COLUMNS = ["col.id", "col.title", "col.mood", "col.duration", "col.licence"]
 HEADERS = ["id", "title", "mood", "duration", "licence"]
 
 
-def _error(exc: StudioError) -> gr.Error:
-    return gr.Error(f"{exc.message}" + (f" / {exc.message_ja}" if exc.message_ja else ""))
+def _error(exc: StudioError, request: Any = None) -> gr.Error:
+    return studio_error(exc, request_language(request))
+
+
+def track_table(services: Services, request: Any = None) -> dict[str, Any]:
+    """The track list with headers and moods in the page's language."""
+    lang = request_language(request)
+    rows = [[r[0], r[1], word("mood.", str(r[2]), lang), *r[3:]]
+            for r in track_rows(services, request)]
+    return headed(COLUMNS, rows, lang)
 
 
 def track_rows(services: Services, request: Any = None) -> list[list[object]]:
@@ -83,31 +101,34 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
     """(mixed audio path, download path, envelope plot path, details JSON)."""
     from app.ui.audio_plots import ducking_plot
 
+    lang = request_language(request)
     if not voice_path:
-        raise gr.Error("Give a voice first. / 音声を指定してください。")
+        raise ui_error(plain("bgm.need_voice", lang), lang)
     try:
-        voice = decode_audio(Path(voice_path).read_bytes(), area="BGM",
-                             filename=Path(voice_path).name)
-        options = bgm.MixOptions.from_mapping({
-            "bgm_volume": volume, "fade_in": fade_in, "fade_out": fade_out,
-            "lead_in": lead_in, "tail": tail, "ducking": ducking, "duck_db": duck_db,
-            "attack_ms": attack_ms, "release_ms": release_ms, "output_format": fmt})
-        data, report, _ = bgm.mix_to_file(voice, track_id or "happy", options, services.storage,
-                                          visible=ui_visibility(services, request))
+        with recorded(services, "bgm.mix", {"track": track_id}, request):
+            voice = decode_audio(Path(voice_path).read_bytes(), area="BGM",
+                                 filename=Path(voice_path).name)
+            options = bgm.MixOptions.from_mapping({
+                "bgm_volume": volume, "fade_in": fade_in, "fade_out": fade_out,
+                "lead_in": lead_in, "tail": tail, "ducking": ducking, "duck_db": duck_db,
+                "attack_ms": attack_ms, "release_ms": release_ms, "output_format": fmt})
+            data, report, _ = bgm.mix_to_file(voice, track_id or "happy", options,
+                                              services.storage,
+                                              visible=ui_visibility(services, request))
     except StudioError as exc:
-        raise _error(exc) from None
+        raise _error(exc, request) from None
     key = services.storage.put(new_key("bgm/mixes", options.output_format), data)
     remember(services, request, key)
     path = str(services.storage.local_path(key))
     plot = ducking_plot(report.frame_times, report.music_gain_db, report.voice_level_db,
-                        report.speech)
+                        report.speech, lang)
     details = {**report.details, "output_key": key}
     return path, path, plot, json.dumps(details, ensure_ascii=False, indent=1)
 
 
 def build(services: Services) -> None:
-    def initial_rows(request: gr.Request = None) -> list[list[object]]:
-        return track_rows(services, request)
+    def initial_rows(request: gr.Request = None) -> dict[str, Any]:
+        return track_table(services, request)
 
     gr.Markdown(t("bgm.intro"))
     first = bgm.builtin_tracks()[0].id
@@ -123,13 +144,14 @@ def build(services: Services) -> None:
                 upload = gr.File(file_types=[f".{e}" for e in bgm.UPLOAD_EXTENSIONS],
                                  type="filepath", label=t("bgm.upload"))
                 title = gr.Textbox(label=t("bgm.upload_title"))
-                mood = gr.Dropdown(choices=list(bgm.UPLOAD_MOODS), value="custom",
+                mood = gr.Dropdown(choices=[(label("mood.", m), m) for m in bgm.UPLOAD_MOODS],
+                                   value="custom",
                                    label=t("bgm.upload_mood"))
                 add = gr.Button(t("bgm.upload_button"), size="sm")
         with gr.Column():
             voice = gr.Audio(label=t("bgm.voice"), type="filepath",
-                             sources=["upload", "microphone"])
-            latest = gr.Button(t("bgm.latest"), size="sm")
+                             sources=["upload", "microphone"], elem_id="bgm-voice")
+            latest = gr.Button(t("bgm.latest"), size="sm", elem_id="bgm-latest")
             volume = gr.Slider(0, 1, 0.3, step=0.01, label=t("bgm.volume"))
             with gr.Row():
                 fade_in = gr.Slider(0, 10, 2.0, step=0.1, label=t("bgm.fade_in"))
@@ -143,12 +165,15 @@ def build(services: Services) -> None:
                 attack = gr.Slider(5, 1000, 80, step=5, label=t("bgm.attack"))
                 release = gr.Slider(20, 3000, 400, step=10, label=t("bgm.release"))
             fmt = gr.Radio(list(bgm.OUTPUT_FORMATS), value="mp3", label=t("bgm.format"))
-            mix_button = gr.Button(t("bgm.mix"), variant="primary")
+            mix_button = gr.Button(t("bgm.mix"), variant="primary", elem_id="bgm-mix")
     with gr.Row():
-        mixed = gr.Audio(label=t("bgm.mixed"), type="filepath", interactive=False)
+        mixed = gr.Audio(label=t("bgm.mixed"), type="filepath", interactive=False,
+                         elem_id="bgm-mixed")
         download = gr.File(label=t("bgm.download"), interactive=False)
-    envelope = gr.Image(label=t("bgm.envelope"), type="filepath", interactive=False)
-    details = gr.Code(label=t("bgm.details"), language="json")
+    envelope = gr.Image(label=t("bgm.envelope"), type="filepath", interactive=False,
+                        elem_id="bgm-envelope")
+    details = gr.Code(label=t("bgm.details"), language="json",
+                      elem_classes=["studio-data"])
 
     def list_tracks(request: gr.Request = None) -> list[list[object]]:
         """Built-in and uploaded tracks: id, title, mood, duration, licence."""
@@ -169,16 +194,18 @@ def build(services: Services) -> None:
 
     def add_track(path: str | None, name: str, mood_name: str,
                   request: gr.Request = None) -> tuple[list[list[object]], gr.Dropdown]:
+        lang = request_language(request)
         if not path:
-            raise gr.Error("Choose a music file. / 音楽ファイルを選んでください。")
+            raise ui_error(plain("bgm.need_file", lang), lang)
         try:
             track = bgm.save_upload(Path(path).read_bytes(), Path(path).name, services.storage,
                                     title=name or None, mood=mood_name,
                                     owner=ui_owner(services, request))
         except StudioError as exc:
-            raise _error(exc) from None
+            raise _error(exc, request) from None
         rows = track_rows(services, request)
-        return rows, gr.Dropdown(choices=[r[0] for r in rows], value=track.id)
+        return (track_table(services, request),
+                gr.Dropdown(choices=[r[0] for r in rows], value=track.id))
 
     add.click(add_track, inputs=[upload, title, mood], outputs=[table, choice],
               api_visibility="private")

@@ -2,31 +2,61 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from app.services import Services
-from app.ui.text import t
+from app.ui.text import plain, register, request_language, t, word
+from app.ui.text import table as headed
 
-CIRCUIT_MARKS = {"open": "open", "half_open": "half-open", "closed": "closed"}
+COLUMNS = ["engines.col_capability", "engines.col_engine", "engines.col_ready",
+           "engines.col_circuit", "engines.col_why"]
+
+register(
+    en={
+        "engines.col_capability": "capability", "engines.col_engine": "engine",
+        "engines.col_ready": "ready", "engines.col_circuit": "circuit",
+        "engines.col_why": "why",
+        "cap.tts": "speech", "cap.voice_encoder": "voice encoder",
+        "cap.voice_converter": "voice converter", "cap.cutout": "person cutout",
+        "cap.refiner": "edge refinement", "cap.talking_head": "talking head",
+        "circuit.open": "open (resting)", "circuit.half_open": "half-open (trying)",
+        "circuit.closed": "closed (healthy)",
+    },
+    ja={
+        "engines.col_capability": "機能", "engines.col_engine": "エンジン",
+        "engines.col_ready": "利用可", "engines.col_circuit": "回路",
+        "engines.col_why": "理由",
+        "cap.tts": "音声合成", "cap.voice_encoder": "声の特徴抽出",
+        "cap.voice_converter": "声の変換", "cap.cutout": "人物の切り抜き",
+        "cap.refiner": "輪郭の精密化", "cap.talking_head": "話す顔",
+        "circuit.open": "遮断中", "circuit.half_open": "試行中", "circuit.closed": "正常",
+    },
+)
 
 
-def inventory_rows(services: Services) -> list[list[str]]:
-    """One row per engine: capability, engine, ready, circuit (remote engines), why."""
+def inventory_rows(services: Services, lang: str = "en") -> list[list[str]]:
+    """One row per engine: capability, engine, ready, circuit (remote engines), why. The
+    reasons are the engines' own diagnostics (paths, settings) and stay as they are."""
     rows = []
+    yes, no = plain("word.yes", lang), plain("word.no", lang)
     for capability, engines in services.inventory().items():
         for engine in engines:
             circuit = engine.get("circuit")
-            rows.append([capability, engine["name"], "yes" if engine["available"] else "no",
-                         CIRCUIT_MARKS.get(circuit, circuit) if circuit else "",
-                         engine["reason"]])
+            rows.append([word("cap.", capability, lang), engine["name"],
+                         yes if engine["available"] else no,
+                         word("circuit.", circuit, lang) if circuit else "", engine["reason"]])
     return rows
 
 
 def build(services: Services) -> None:
+    def shown(request: gr.Request = None) -> dict[str, Any]:
+        lang = request_language(request)
+        return headed(COLUMNS, inventory_rows(services, lang), lang)
+
     with gr.Accordion(t("engines.title"), open=False):
-        table = gr.Dataframe(
-            headers=["capability", "engine", "ready", "circuit", "why"],
-            value=lambda: inventory_rows(services), interactive=False, wrap=True,
-        )
+        table = gr.Dataframe(headers=[plain(c) for c in COLUMNS], value=shown,
+                             interactive=False, wrap=True, elem_id="engines-table")
         refresh = gr.Button(t("engines.refresh"), size="sm")
-        refresh.click(lambda: inventory_rows(services), outputs=table, api_visibility="private")
+        refresh.click(shown, outputs=table, api_visibility="private")

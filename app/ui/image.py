@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from app.services import Services
-from app.ui.text import plain, register, t
+from app.ui.text import plain, register, request_language, studio_error, t, ui_error
+from app.ui.work import recorded
 from models.errors import StudioError
 from pipelines import image as pipe
 from pipelines.framing import ASPECTS, BACKGROUND_KINDS, FramingOptions, builtin_backgrounds
@@ -35,8 +36,12 @@ register(
         "image.bg_upload": "Background image", "image.cutout": "Cut out and frame",
         "image.original": "Original", "image.checker": "Cutout",
         "image.closeup": "Edge close-up", "image.framed": "Framed portrait",
-        "image.download": "Download", "image.engines": "Engines",
+        "image.download": "Download", "image.engines": "Engine report",
         "image.people_data": "Detections (boxes in photo pixels)",
+        "image.no_photo": "Upload a photo first.",
+        "image.several": "Several people are cut out together when you tick more than one.",
+        "bg.transparent": "transparent", "bg.solid": "solid colour", "bg.blur": "blurred photo",
+        "bg.builtin": "built-in", "bg.upload": "your image",
     },
     ja={
         "image.intro": "写真をアップロードし、写っている人を検出して切り抜く人を選び、"
@@ -50,19 +55,30 @@ register(
         "image.bg_upload": "背景画像", "image.cutout": "切り抜いて構図を整える",
         "image.original": "元画像", "image.checker": "切り抜き",
         "image.closeup": "輪郭の拡大", "image.framed": "構図済みポートレート",
-        "image.download": "ダウンロード", "image.engines": "エンジン",
+        "image.download": "ダウンロード", "image.engines": "処理の記録",
         "image.people_data": "検出結果（写真上の座標）",
+        "image.no_photo": "先に写真をアップロードしてください。",
+        "image.several": "複数の人を選ぶと、まとめて切り抜きます。",
+        "bg.transparent": "透明", "bg.solid": "単色", "bg.blur": "写真をぼかす",
+        "bg.builtin": "内蔵背景", "bg.upload": "自分の画像",
     },
 )
 
 
-def _load(path: str | None) -> Image.Image:
+register(  # the shipped backgrounds' names come from their manifest, in both languages
+    en={f"bg.builtin.{e['id']}": str(e.get("name") or e["id"]) for e in builtin_backgrounds()},
+    ja={f"bg.builtin.{e['id']}": str(e.get("name_ja") or e.get("name") or e["id"])
+        for e in builtin_backgrounds()},
+)
+
+
+def _load(path: str | None, lang: str = "en") -> Image.Image:
     if not path:
-        raise gr.Error(plain("image.photo") + ": —")
+        raise ui_error(plain("image.no_photo", lang), lang)
     try:
         return decode_image(Path(path).read_bytes(), filename=Path(path).name)
     except StudioError as exc:
-        raise gr.Error(f"{exc.code}: {exc.message}") from None
+        raise studio_error(exc, lang) from None
 
 
 def checkerboard(rgba: Image.Image, cell: int = 12) -> Image.Image:
@@ -95,73 +111,86 @@ def build(services: Services) -> None:
     gr.Markdown(t("image.intro"))
     with gr.Row():
         with gr.Column(scale=1):
-            photo = gr.Image(label=t("image.photo"), type="filepath", sources=["upload"])
+            photo = gr.Image(label=t("image.photo"), type="filepath", sources=["upload"],
+                             elem_id="image-photo")
             sensitivity = gr.Slider(0.1, 0.9, value=pipe.DEFAULT_SENSITIVITY, step=0.05,
                                     label=t("image.sensitivity"))
-            detect_btn = gr.Button(t("image.detect"), variant="secondary")
+            detect_btn = gr.Button(t("image.detect"), variant="secondary",
+                                   elem_id="image-detect")
             gallery = gr.Gallery(label=t("image.people"), columns=4, height=180,
-                                 allow_preview=False)
-            selected = gr.CheckboxGroup(label=t("image.selected"), choices=[])
-            people_json = gr.JSON(label=t("image.people_data"))
+                                 allow_preview=False, elem_id="image-people")
+            selected = gr.CheckboxGroup(label=t("image.selected"), choices=[],
+                                        info=t("image.several"), elem_id="image-selected")
+            with gr.Accordion(t("image.people_data"), open=False):
+                people_json = gr.JSON(label=t("image.people_data"),
+                                      elem_classes=["studio-data"])
             refine = gr.Checkbox(value=True, label=t("image.refine"))
         with gr.Column(scale=1):
             aspect = gr.Radio(list(ASPECTS), value="1:1", label=t("image.aspect"))
             size = gr.Slider(256, 2048, value=512, step=32, label=t("image.size"))
             padding = gr.Slider(0, 500, value=0, step=4, label=t("image.padding"))
-            background = gr.Radio(list(BACKGROUND_KINDS), value="transparent",
-                                  label=t("image.background"))
+            background = gr.Radio([(t(f"bg.{kind}"), kind) for kind in BACKGROUND_KINDS],
+                                  value="transparent", label=t("image.background"))
             color = gr.ColorPicker(value="#ffffff", label=t("image.color"))
             ids = [str(e["id"]) for e in builtin_backgrounds()]
-            builtin = gr.Dropdown(ids, value=ids[0] if ids else None, label=t("image.builtin"))
+            builtin = gr.Dropdown([(t(f"bg.builtin.{i}"), i) for i in ids],
+                                  value=ids[0] if ids else None, label=t("image.builtin"))
             bg_upload = gr.Image(label=t("image.bg_upload"), type="filepath",
                                  sources=["upload"])
-            cutout_btn = gr.Button(t("image.cutout"), variant="primary")
+            cutout_btn = gr.Button(t("image.cutout"), variant="primary", elem_id="image-cutout")
     with gr.Row():
         original = gr.Image(label=t("image.original"), interactive=False)
         board = gr.Image(label=t("image.checker"), interactive=False)
         closeup = gr.Image(label=t("image.closeup"), interactive=False)
     with gr.Row():
         framed = gr.Image(label=t("image.framed"), interactive=False, image_mode="RGBA",
-                          format="png")
+                          format="png", elem_id="image-framed")
         with gr.Column():
             download = gr.File(label=t("image.download"), interactive=False)
-            engines = gr.JSON(label=t("image.engines"))
+            with gr.Accordion(t("image.engines"), open=False):
+                engines = gr.JSON(label=t("image.engines"), elem_id="image-engines",
+                                  elem_classes=["studio-data"])
 
-    def detect_people(path: str | None, sens: float) -> tuple[Any, ...]:
-        image = _load(path)
+    def detect_people(path: str | None, sens: float,
+                      request: gr.Request = None) -> tuple[Any, ...]:
+        lang = request_language(request)
+        image = _load(path, lang)
         try:
-            people, report = pipe.detect(image, sensitivity=sens)
+            with recorded(services, "image.detect", {"sensitivity": sens}, request):
+                people, report = pipe.detect(image, sensitivity=sens)
         except StudioError as exc:
-            raise gr.Error(f"{exc.code}: {exc.message}") from None
+            raise studio_error(exc, lang) from None
         thumbs = [(pipe.thumbnail(image, p), f"#{p.id} ({p.confidence:.2f})") for p in people]
         choices = [(f"#{p.id} ({p.confidence:.2f})", p.id) for p in people]
         return (thumbs, [p.to_dict() for p in people],
                 gr.update(choices=choices, value=[people[0].id]))
 
-    def pick(evt: gr.SelectData, current: list[int] | None) -> list[int]:
-        chosen = list(current or [])
-        if evt.index in chosen:
-            chosen.remove(evt.index)
-        else:
-            chosen.append(evt.index)
-        return chosen
+    def pick(evt: gr.SelectData, people: list[dict[str, Any]] | None) -> list[int]:
+        """A click on a thumbnail chooses that person alone (ticking boxes is how several
+        are chosen)."""
+        people = people or []
+        index = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
+        return [people[index]["id"]] if 0 <= index < len(people) else []
 
     def cutout(path: str | None, sens: float, chosen: list[int] | None, do_refine: bool,
                asp: str, sz: float, pad: float, bg: str, col: str, bg_id: str | None,
-               bg_path: str | None) -> tuple[Any, ...]:
-        image = _load(path)
-        bg_image = _load(bg_path) if bg == "upload" and bg_path else None
+               bg_path: str | None, request: gr.Request = None) -> tuple[Any, ...]:
+        lang = request_language(request)
+        image = _load(path, lang)
+        bg_image = _load(bg_path, lang) if bg == "upload" and bg_path else None
         options = FramingOptions(aspect=asp, size=int(sz), padding=int(pad), background=bg,
                                  background_color=col or "#ffffff", background_id=bg_id,
                                  background_image=bg_image)
+        people = [int(c) for c in chosen or []] or None
         try:
-            result = pipe.prepare_portrait(
-                image, cutout_chain=services.chain("cutout"),
-                refiner_chain=services.chain("refiner") if do_refine else None,
-                options=options, person_ids=[int(c) for c in chosen or []] or None,
-                sensitivity=sens)
+            with recorded(services, "image.cutout", {"people": people, "background": bg,
+                                                     "aspect": asp}, request):
+                result = pipe.prepare_portrait(
+                    image, cutout_chain=services.chain("cutout"),
+                    refiner_chain=services.chain("refiner") if do_refine else None,
+                    options=options, person_ids=people, sensitivity=sens)
         except StudioError as exc:
-            raise gr.Error(f"{exc.code}: {exc.message}") from None
+            raise studio_error(exc, lang) from None
         rgba = pipe.cutout_rgba(image, result.matte)
         shown = checkerboard(rgba)
         out = Path(tempfile.mkdtemp(prefix="studio-image-")) / "portrait.png"
@@ -175,7 +204,7 @@ def build(services: Services) -> None:
 
     detect_btn.click(detect_people, [photo, sensitivity], [gallery, people_json, selected],
                      api_name="detect_people")
-    gallery.select(pick, [selected], [selected], api_visibility="private")
+    gallery.select(pick, [people_json], [selected], api_visibility="private")
     cutout_btn.click(cutout, [photo, sensitivity, selected, refine, aspect, size, padding,
                               background, color, builtin, bg_upload],
                      [original, board, closeup, framed, download, engines],

@@ -17,17 +17,25 @@ from typing import Any
 import gradio as gr
 
 from app.heartbeat import live_workers
+from app.i18n import step_text
 from app.jobs import STATUSES, Job
 from app.services import Services
-from app.ui.text import plain, register, request_language, t
+from app.ui.text import label, plain, register, request_language, t, word
+from app.ui.text import table as headed
+from app.ui.work import UI_KINDS
 from models.errors import StudioError
 from pipelines import tasks as pipeline_tasks
 
 ADMIN_HOOK = "is_admin"  # services.extras key the auth layer sets
 ALL = "all"
-JOB_HEADERS = ["job_id", "kind", "status", "progress", "step", "worker", "attempts",
-               "created", "updated", "error"]
-WORKER_HEADERS = ["worker", "live", "threads", "last beat (s ago)", "up since", "version"]
+SHORT_TIME = "%m-%d %H:%M:%S"  # one line in the table at 1400 px
+SHORT_ID = 12  # enough to be unique among a studio's jobs; the full id is resolved on pick
+JOB_COLUMNS = ["jobs.col_id", "jobs.col_kind", "jobs.col_status", "jobs.col_progress",
+               "jobs.col_step", "jobs.col_worker", "jobs.col_attempts", "jobs.col_created",
+               "jobs.col_updated", "jobs.col_error"]
+WORKER_COLUMNS = ["jobs.col_worker", "jobs.col_live", "jobs.col_threads", "jobs.col_beat",
+                  "jobs.col_up", "jobs.col_version"]
+JOB_WIDTHS = ["11%", "12%", "9%", "5%", "12%", "10%", "6%", "12%", "12%", "11%"]
 
 register(
     en={
@@ -43,6 +51,13 @@ register(
         "jobs.no_id": "Enter a job id first.",
         "jobs.cancelled": "Cancel requested for job {job_id} (now {status}).",
         "jobs.retried": "Job {job_id} queued again (now {status}).",
+        "jobs.not_queued": "This work ran in its tab, not on the queue: run it again there.",
+        "jobs.col_id": "job", "jobs.col_kind": "kind", "jobs.col_status": "status",
+        "jobs.col_progress": "%", "jobs.col_step": "step", "jobs.col_worker": "worker",
+        "jobs.col_attempts": "runs", "jobs.col_created": "created",
+        "jobs.col_updated": "updated", "jobs.col_error": "error", "jobs.col_live": "live",
+        "jobs.col_threads": "threads", "jobs.col_beat": "last beat (s ago)",
+        "jobs.col_up": "up since", "jobs.col_version": "version",
     },
     ja={
         "tab.jobs": "ジョブ",
@@ -51,12 +66,20 @@ register(
         "jobs.refresh": "更新", "jobs.auto": "5 秒ごとに更新",
         "jobs.job_id": "ジョブ ID", "jobs.retry": "再試行", "jobs.cancel": "キャンセル",
         "jobs.workers": "ワーカー", "jobs.jobs": "ジョブ一覧",
-        "jobs.summary": "**待機中:** {depth} 件 · **稼働ワーカー:** {live} · {counts}",
+        "jobs.summary": "**キューの長さ:** {depth} 件 · **稼働ワーカー:** {live} · {counts}",
         "jobs.depth_unknown": "不明（キューに接続できません）",
         "jobs.forbidden": "キューの表示と操作は管理者のみです。",
         "jobs.no_id": "先にジョブ ID を入力してください。",
         "jobs.cancelled": "ジョブ {job_id} のキャンセルを要求しました（現在: {status}）。",
         "jobs.retried": "ジョブ {job_id} を再投入しました（現在: {status}）。",
+        "jobs.not_queued": "この処理はタブの中で実行されたもので、キューからは再試行できません。"
+                           "元のタブでもう一度実行してください。",
+        "jobs.col_id": "ジョブ", "jobs.col_kind": "種類", "jobs.col_status": "状態",
+        "jobs.col_progress": "%", "jobs.col_step": "工程", "jobs.col_worker": "ワーカー",
+        "jobs.col_attempts": "実行回数", "jobs.col_created": "作成",
+        "jobs.col_updated": "更新", "jobs.col_error": "エラー", "jobs.col_live": "稼働",
+        "jobs.col_threads": "スレッド", "jobs.col_beat": "最終応答（秒前）",
+        "jobs.col_up": "起動時刻", "jobs.col_version": "バージョン",
     },
 )
 
@@ -76,71 +99,96 @@ def _ago(ts: float | None, now: float) -> str:
     return "" if ts is None else f"{max(now - ts, 0.0):.0f}"
 
 
-def _when(ts: float | None) -> str:
-    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+def _when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    return "" if ts is None else time.strftime(fmt, time.localtime(ts))
 
 
 def summary(services: Services, lang: str = "en") -> str:
     depth = services.queue.depth()
     live, _ = live_workers(services.queue.huey)
-    counts = " · ".join(f"{status}: {n}" for status, n in services.jobs.counts().items())
+    counts = " · ".join(f"{word('status.', status, lang)}: {n}"
+                        for status, n in services.jobs.counts().items())
     return plain("jobs.summary", lang).format(
         depth=depth if depth >= 0 else plain("jobs.depth_unknown", lang), live=len(live),
         counts=counts)
 
 
-def worker_rows(services: Services) -> list[list[Any]]:
+def worker_rows(services: Services, lang: str = "en") -> list[list[Any]]:
     live, stale = live_workers(services.queue.huey)
     now = time.time()
-    return [[r.worker, "yes" if r.live(now) else "no", r.threads if r.live(now) else 0,
+    yes, no = plain("word.yes", lang), plain("word.no", lang)
+    return [[r.worker, yes if r.live(now) else no, r.threads if r.live(now) else 0,
              _ago(r.last_seen, now), _when(r.started_at), r.version] for r in live + stale]
 
 
-def job_row(job: Job) -> list[Any]:
+def job_kinds() -> list[str]:
+    """Every kind of work: the queue's job kinds and the work tabs record themselves."""
+    pipeline_tasks.load_handlers()
+    return sorted({*pipeline_tasks.HANDLERS, *pipeline_tasks.STAGED, *UI_KINDS})
+
+
+def job_row(job: Job, lang: str = "en") -> list[Any]:
     error = (job.error or {}).get("code", "")
-    return [job.id, job.kind, job.status, round(job.progress, 1), job.current_step or "",
-            job.worker or "", job.attempts, _when(job.created_at), _when(job.updated_at), error]
+    return [job.id[:SHORT_ID], word("kind.", job.kind, lang), word("status.", job.status, lang),
+            round(job.progress, 1), step_text(job.current_step, lang), job.worker or "",
+            job.attempts, _when(job.created_at, SHORT_TIME), _when(job.updated_at, SHORT_TIME),
+            error]
 
 
 def job_rows(services: Services, status: str = ALL, kind: str = ALL,
-             limit: int = 100) -> list[list[Any]]:
+             limit: int = 100, lang: str = "en") -> list[list[Any]]:
     jobs = services.jobs.list(status=None if status in (ALL, "", None) else status,
                               kind=None if kind in (ALL, "", None) else kind,
                               limit=int(min(max(limit, 1), 1000)))
-    return [job_row(j) for j in jobs]
+    return [job_row(j, lang) for j in jobs]
+
+
+def resolve_id(services: Services, shown: str) -> str:
+    """The full job id for what the table shows (its first characters) or a pasted full id."""
+    shown = (shown or "").strip()
+    if len(shown) >= 32 or not shown:
+        return shown
+    matches = [j.id for j in services.jobs.list(limit=100_000) if j.id.startswith(shown)]
+    return matches[0] if len(matches) == 1 else shown
 
 
 def cancel(services: Services, job_id: str, lang: str = "en") -> str:
-    job_id = (job_id or "").strip()
+    job_id = resolve_id(services, job_id)
     if not job_id:
         return plain("jobs.no_id", lang)
     try:
         job = services.queue.cancel(job_id)
     except StudioError as exc:
         return (exc.message_ja if lang == "ja" and exc.message_ja else exc.message)
-    return plain("jobs.cancelled", lang).format(job_id=job_id, status=job.status)
+    return plain("jobs.cancelled", lang).format(job_id=job_id,
+                                                status=word("status.", job.status, lang))
 
 
 def retry(services: Services, job_id: str, lang: str = "en") -> str:
     """Resume a failed or cancelled job from its failed stage (``TaskQueue.retry``)."""
-    job_id = (job_id or "").strip()
+    job_id = resolve_id(services, job_id)
     if not job_id:
         return plain("jobs.no_id", lang)
     try:
+        if services.jobs.get(job_id).kind in UI_KINDS:
+            return plain("jobs.not_queued", lang)
         job = services.queue.retry(job_id)
     except StudioError as exc:
         return (exc.message_ja if lang == "ja" and exc.message_ja else exc.message)
-    return plain("jobs.retried", lang).format(job_id=job_id, status=job.status)
+    return plain("jobs.retried", lang).format(job_id=job_id,
+                                              status=word("status.", job.status, lang))
 
 
 def view(services: Services, status: str, kind: str, limit: float,
-         request: gr.Request | None) -> tuple[str, list[list[Any]], list[list[Any]]]:
-    """(summary, worker rows, job rows) for an admin; a refusal and nothing for others."""
+         request: gr.Request | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(summary, worker table, job table) for an admin; a refusal and empty tables for
+    others. Headers, statuses and kinds are in the page's language."""
     lang = request_language(request)
     if not is_admin(services, request):
-        return plain("jobs.forbidden", lang), [], []
-    return (summary(services, lang), worker_rows(services),
-            job_rows(services, status, kind, int(limit)))
+        return (plain("jobs.forbidden", lang), headed(WORKER_COLUMNS, [], lang),
+                headed(JOB_COLUMNS, [], lang))
+    return (summary(services, lang), headed(WORKER_COLUMNS, worker_rows(services, lang), lang),
+            headed(JOB_COLUMNS, job_rows(services, status, kind, int(limit), lang), lang))
 
 
 def act(services: Services, action: Callable[[Services, str, str], str], job_id: str,
@@ -154,7 +202,7 @@ def act(services: Services, action: Callable[[Services, str, str], str], job_id:
 
 
 def build(services: Services) -> None:
-    kinds = [ALL, *sorted(pipeline_tasks.HANDLERS)]
+    kinds = [(t("word.all"), ALL), *[(label("kind.", k), k) for k in job_kinds()]]
 
     def show(status: str, kind: str, limit: float, request: gr.Request) -> tuple:
         return view(services, status, kind, limit, request)
@@ -170,16 +218,18 @@ def build(services: Services) -> None:
     gr.Markdown(t("jobs.title"))
     overview = gr.Markdown()
     with gr.Row():
-        status = gr.Dropdown([ALL, *STATUSES], value=ALL, label=t("jobs.status"))
-        kind = gr.Dropdown(kinds, value=ALL, label=t("jobs.kind"), allow_custom_value=True)
+        status = gr.Dropdown([(t("word.all"), ALL), *[(t(f"status.{s}"), s) for s in STATUSES]],
+                             value=ALL, label=t("jobs.status"), elem_id="jobs-status")
+        kind = gr.Dropdown(kinds, value=ALL, label=t("jobs.kind"), elem_id="jobs-kind")
         limit = gr.Slider(10, 500, value=100, step=10, label=t("jobs.limit"))
         with gr.Column(min_width=120):
-            refresh = gr.Button(t("jobs.refresh"), size="sm")
+            refresh = gr.Button(t("jobs.refresh"), size="sm", elem_id="jobs-refresh")
             auto = gr.Checkbox(False, label=t("jobs.auto"))
-    workers = gr.Dataframe(headers=WORKER_HEADERS, label=t("jobs.workers"),
+    workers = gr.Dataframe(headers=[plain(c) for c in WORKER_COLUMNS], label=t("jobs.workers"),
                            interactive=False, wrap=True)
-    jobs = gr.Dataframe(headers=JOB_HEADERS, label=t("jobs.jobs"), interactive=False,
-                        wrap=True)
+    jobs = gr.Dataframe(headers=[plain(c) for c in JOB_COLUMNS], label=t("jobs.jobs"),
+                        interactive=False, wrap=True, column_widths=JOB_WIDTHS,
+                        elem_id="jobs-table")
     with gr.Row():
         job_id = gr.Textbox(label=t("jobs.job_id"), max_lines=1, scale=3)
         retry_button = gr.Button(t("jobs.retry"), size="sm", scale=1)
@@ -203,6 +253,6 @@ def build(services: Services) -> None:
 
     def pick(evt: gr.SelectData) -> str:
         row = evt.row_value or []
-        return str(row[0]) if row else ""
+        return resolve_id(services, str(row[0])) if row else ""
 
     jobs.select(pick, None, job_id, api_visibility="private")

@@ -5,6 +5,7 @@ page reload, and can be cancelled). Gradio API: ``/generate_message``."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +13,24 @@ import gradio as gr
 from gradio.context import get_blocks_context
 
 from app.api.message import delete_message, submit_message
+from app.i18n import step_text
 from app.services import Services
 from app.ui.owners import ui_owner, ui_visibility
-from app.ui.text import plain, register, request_language, t
+from app.ui.text import (
+    label,
+    plain,
+    register,
+    request_language,
+    studio_error,
+    t,
+    ui_error,
+    word,
+)
 from models.errors import StudioError
 from pipelines.message import KIND, SIZES
 
 MAX_CHARS = 1000
-STEP_NAMES = {
-    "en": {"image": "cutting out the photo", "voice": "speaking the words",
-           "prosody": "tuning the voice", "bgm": "mixing the music",
-           "video": "animating the face", "subtitles": "adding subtitles", "done": "done"},
-    "ja": {"image": "写真を切り抜き中", "voice": "音声を合成中", "prosody": "抑揚を調整中",
-           "bgm": "BGM をミックス中", "video": "顔を動かしています", "subtitles": "字幕を追加中", "done": "完成"},
-}
+SHORT_ID = 12  # the history caption's job id; the pick finds the whole id
 
 register(
     en={
@@ -43,6 +48,11 @@ register(
         "message.size_landscape": "Landscape 16:9 (1280×720)",
         "message.no_photo": "Add a photo first.", "message.waiting": "waiting for a worker",
         "message.count0": "0 / 1000 characters",
+        "message.note_video": "video", "message.note_voice": "voice",
+        "message.note_cutout": "cutout", "message.note_refine": "refine",
+        "message.note_mood": "mood", "message.note_fallback":
+        "a fallback engine was used for at least one step",
+        "message.voice_profile": "profile", "message.music_none": "no music",
     },
     ja={
         "message.photo": "写真（アップロードまたはカメラ）", "message.text": "メッセージ",
@@ -59,6 +69,11 @@ register(
         "message.size_landscape": "横 16:9（1280×720）",
         "message.no_photo": "先に写真を追加してください。", "message.waiting": "ワーカーを待っています",
         "message.count0": "0 / 1000 文字",
+        "message.note_video": "動画", "message.note_voice": "音声",
+        "message.note_cutout": "切り抜き", "message.note_refine": "輪郭の精密化",
+        "message.note_mood": "雰囲気", "message.note_fallback":
+        "一部の工程で代替エンジンを使いました",
+        "message.voice_profile": "プロファイル", "message.music_none": "音楽なし",
     },
 )
 
@@ -69,29 +84,33 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
     from pipelines.voice import list_voices
 
     kit = voice_kit(services)
-    choices: list[tuple[str, str]] = [("auto", "")]
+    choices: list[tuple[Any, str]] = [(t("word.auto"), "")]
     for engine in list_voices(kit.tts):
         for v in engine["voices"]:
-            choices.append((f"{v['name']} · {v['language']} · {v['gender']} ({engine['engine']})",
-                            v["id"]))
+            choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])} "
+                            f"({engine['engine']})", v["id"]))
     for profile in kit.store.scoped(ui_visibility(services, request)).list():
-        choices.append((f"★ {profile.get('name')} (profile)", profile["id"]))
+        choices.append((f"★ {profile.get('name')} ({t('message.voice_profile')})",
+                        profile["id"]))
     return choices
 
 
-def bgm_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
+def bgm_choices(services: Services, request: Any = None) -> list[tuple[Any, str]]:
     from pipelines.bgm import list_tracks
 
     tracks = list_tracks(services.storage, visible=ui_visibility(services, request))
-    return [("none", "none"), *[(f"{tr.title} · {tr.mood}", tr.id) for tr in tracks]]
+    return [(t("message.music_none"), "none"),
+            *[(f"{tr.title} · {label('mood.', tr.mood)}", tr.id) for tr in tracks]]
 
 
-def emotion_choices() -> list[str]:
+def emotion_choices() -> list[tuple[Any, str]]:
     from pipelines.prosody import EMOTION_PRESETS
 
-    return ["auto", *EMOTION_PRESETS]
+    return [(t("word.auto"), "auto"), *[(t(f"mood.{name}"), name) for name in EMOTION_PRESETS]]
 
 
+class Cancelled(Exception):
+    """The job this call waited on was cancelled (a neutral end, not an error)."""
 
 
 class MessageTab:
@@ -107,52 +126,83 @@ class MessageTab:
                  bgm: str = "celebration", size: str = "512x512", subtitles: bool = False,
                  request: gr.Request | None = None,
                  progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - Gradio's idiom
-        """Photo + text -> MP4 path (also the ``/generate_message`` API).
+        """Photo + text -> MP4 path (the ``/generate_message`` API; a cancel is an error
+        to a script, which must not mistake it for a result).
 
         The job runs on the studio's queue like a REST submission; this call waits for it,
         passing the job's weighted progress and current stage on to the page (or to
         ``gradio_client``'s ``job.status()``)."""
         lang = request_language(request)
+        try:
+            job_id = self._run(image, text, voice, emotion, bgm, size, subtitles, request,
+                               progress)
+        except Cancelled:
+            raise ui_error(plain("message.cancelled", lang), lang) from None
+        return self._video(job_id)
+
+    def generate_ui(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
+                    bgm: str = "celebration", size: str = "512x512", subtitles: bool = False,
+                    request: gr.Request | None = None,
+                    progress: gr.Progress = gr.Progress()  # noqa: B008 - Gradio's idiom
+                    ) -> tuple[str | None, str, str]:
+        """The Generate button: (video, how it was made, status). A cancel ends in a plain
+        note with nothing in the player; errors are toasts in the page's language."""
+        lang = request_language(request)
+        try:
+            job_id = self._run(image, text, voice, emotion, bgm, size, subtitles, request,
+                               progress)
+        except Cancelled:
+            return None, "", plain("message.cancelled", lang)
+        job = self.services.jobs.get(job_id)
+        return self._video(job_id), describe(job.result or {}, lang), ""
+
+    def _run(self, image: str | None, text: str, voice: str, emotion: str, bgm: str,
+             size: str, subtitles: bool, request: gr.Request | None,
+             progress: gr.Progress) -> str:
+        lang = request_language(request)
         if not image:
-            raise gr.Error(plain("message.no_photo", lang))
+            raise ui_error(plain("message.no_photo", lang), lang)
         try:
             answer = submit_message(
                 self.services, Path(image).read_bytes(),
                 {"text": text, "voice": voice or None, "emotion": emotion, "bgm": bgm,
                  "size": size, "subtitles": subtitles}, ui_owner(self.services, request))
         except StudioError as exc:
-            raise gr.Error(f"{exc.localized(lang)} ({exc.code})") from None
+            raise studio_error(exc, lang) from None
         job_id = answer["task_id"]
         session = getattr(request, "session_hash", None) or job_id
         self.running[session] = job_id
         try:
-            path = self._wait(job_id, lang, progress)
+            self._wait(job_id, lang, progress)
         finally:
             self.running.pop(session, None)
         self.finished[session] = job_id
         while len(self.finished) > 1000:  # forget the oldest sessions
             self.finished.pop(next(iter(self.finished)))
-        return path
+        return job_id
 
-    def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> str:
-        names = STEP_NAMES.get(lang, STEP_NAMES["en"])
+    def _video(self, job_id: str) -> str:
+        job = self.services.jobs.get(job_id)
+        return str(self.services.storage.local_path(job.result["video_key"]))
+
+    def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> None:
         desc = plain("message.waiting", lang)
         progress(0.0, desc=desc)
         while True:
             try:
                 job = self.services.jobs.get(job_id)
             except StudioError as exc:  # deleted while we waited
-                raise gr.Error(f"{exc.localized(lang)} ({exc.code})") from None
+                raise studio_error(exc, lang) from None
             if job.status == "completed":
-                progress(1.0, desc=names.get("done", "done"))
-                return str(self.services.storage.local_path(job.result["video_key"]))
+                progress(1.0, desc=step_text("done", lang))
+                return
             if job.status == "cancelled":
-                raise gr.Error(plain("message.cancelled", lang))
+                raise Cancelled(job_id)
             if job.status == "failed":
                 error = job.error or {}
                 message = error.get("message_ja") if lang == "ja" else None
-                raise gr.Error(f"{message or error.get('message')} ({error.get('code')})")
-            desc = step_description(job.current_step, job.status, names, lang) or desc
+                raise ui_error(f"{message or error.get('message')} ({error.get('code')})", lang)
+            desc = step_description(job.current_step, job.status, lang) or desc
             progress(job.progress / 100.0, desc=desc)
             time.sleep(0.5)
 
@@ -175,9 +225,13 @@ class MessageTab:
             job = self.services.jobs.get(job_id)
         except StudioError:
             return ""
-        return describe(job.result or {}) if job.status == "completed" else ""
+        if job.status != "completed":
+            return ""
+        return describe(job.result or {}, request_language(request))
 
     def history(self, request: gr.Request | None = None) -> list[tuple[str, str]]:
+        """Finished messages, newest first: the framed portrait (the face, not a crop of the
+        photo's top), the date and the first words."""
         items = []
         owner = ui_owner(self.services, request)
         for job in self.services.jobs.list(kind=KIND, owner=owner, limit=60):
@@ -188,35 +242,49 @@ class MessageTab:
                 thumb = self.services.storage.local_path(result["portrait_key"])
             except StudioError:
                 continue
-            caption = (job.params.get("text") or "")[:40]
-            items.append((str(thumb), f"{caption}\n#{job.id}"))
+            items.append((str(thumb), history_caption(job.created_at, job.params.get("text"),
+                                                      job.id)))
         return items
 
     def pick(self, evt: gr.SelectData, request: gr.Request | None = None
              ) -> tuple[str | None, str, str]:
         caption = str(evt.value.get("caption") if isinstance(evt.value, dict) else evt.value)
-        job_id = caption.rsplit("#", 1)[-1].strip()
+        shown = caption.rsplit("#", 1)[-1].strip()
+        owner = ui_owner(self.services, request)
+        job_id = next((j.id for j in self.services.jobs.list(kind=KIND, owner=owner, limit=1000)
+                       if shown and j.id.startswith(shown)), shown)
         try:
             job = self.services.jobs.get(job_id)
             video = self.services.storage.local_path(job.result["video_key"])
         except (StudioError, KeyError, TypeError):
             return None, "", ""
-        return str(video), job_id, describe(job.result or {})
+        return str(video), job_id, describe(job.result or {}, request_language(request))
 
     def delete(self, job_id: str, request: gr.Request | None = None
                ) -> tuple[list[tuple[str, str]], None, str, str]:
+        lang = request_language(request)
         if not job_id:
-            raise gr.Error(plain("message.none_selected", request_language(request)))
-        job = self.services.jobs.get(job_id)
+            raise ui_error(plain("message.none_selected", lang), lang)
+        try:
+            job = self.services.jobs.get(job_id)
+        except StudioError as exc:
+            raise studio_error(exc, lang) from None
         owner = ui_owner(self.services, request)
         if owner is not None and job.owner != owner:
-            raise gr.Error(plain("message.none_selected", request_language(request)))
+            raise ui_error(plain("message.none_selected", lang), lang)
         delete_message(self.services, job_id)
         return self.history(request), None, "", ""
 
 
-def step_description(step: str | None, status: str, names: dict[str, str],
-                     lang: str) -> str | None:
+def history_caption(created_at: float, text: str | None, job_id: str, words: int = 24) -> str:
+    """"2026-11-30 05:12 · お誕生日おめでとう…" then the job id (the gallery's pick reads it)."""
+    when = datetime.fromtimestamp(created_at).strftime("%Y-%m-%d %H:%M")
+    first = " ".join((text or "").split())
+    first = first if len(first) <= words else first[:words].rstrip() + "…"
+    return f"{when} · {first}\n#{job_id[:SHORT_ID]}"
+
+
+def step_description(step: str | None, status: str, lang: str) -> str | None:
     """A person's words for the job's current step: ``"image,voice"`` (two branches side by
     side) reads as both names; ``"video: render"`` as the stage's name. None between stages
     (the caller keeps the last description rather than flashing "queued")."""
@@ -224,22 +292,25 @@ def step_description(step: str | None, status: str, names: dict[str, str],
         return plain("message.waiting", lang)
     if not step or step in ("queued", "done"):
         return None
-    stages = [part.split(":")[0].strip() for part in step.split(",")]
-    return " + ".join(names.get(st, st) for st in stages if st) or None
+    return step_text(step, lang) or None
 
 
-def describe(result: dict[str, Any]) -> str:
+def describe(result: dict[str, Any], lang: str = "en") -> str:
+    """How the message was made, in the page's language (engine names stay as they are)."""
     engines = result.get("engines") or {}
     image = engines.get("image") or {}
     voice = engines.get("voice") or {}
-    lines = [f"- video: **{engines.get('video')}**",
-             f"- voice: **{voice.get('tts')}** → {voice.get('conversion')}",
-             f"- cutout: **{image.get('background_removal')}**, refine: "
-             f"**{image.get('sam2_refinement')}**",
-             f"- mood: {result.get('emotion')} · {result.get('duration')} s · "
-             f"{result.get('size')} · {result.get('processing_time')} s"]
+    mood = result.get("emotion")
+    lines = [f"- {plain('message.note_video', lang)}: **{engines.get('video')}**",
+             f"- {plain('message.note_voice', lang)}: **{voice.get('tts')}** → "
+             f"{voice.get('conversion')}",
+             f"- {plain('message.note_cutout', lang)}: **{image.get('background_removal')}**, "
+             f"{plain('message.note_refine', lang)}: **{image.get('sam2_refinement')}**",
+             f"- {plain('message.note_mood', lang)}: {word('mood.', str(mood), lang)} · "
+             f"{result.get('duration')} s · {result.get('size')} · "
+             f"{result.get('processing_time')} s"]
     if result.get("fallback_used"):
-        lines.append("- ⚠ a fallback engine was used for at least one step")
+        lines.append(f"- ⚠ {plain('message.note_fallback', lang)}")
     return "\n".join(lines)
 
 
@@ -263,53 +334,74 @@ def char_count(text: str | None, request: gr.Request | None = None) -> str:
     return f"**{note}**" if n > MAX_CHARS * 0.9 else note
 
 
+def clear_result() -> tuple[None, str, str]:
+    """A new run starts from an empty player: the last video and its notes go at once."""
+    return None, "", ""
+
+
 def build(services: Services) -> None:
     tab = MessageTab(services)
     try:  # real choices in the API schema at once; the page load refreshes them
         voices, tracks = voice_choices(services), bgm_choices(services)
     except Exception:  # noqa: BLE001 - an engine failing to list must not break the tab
-        voices, tracks = [("auto", "")], [("none", "none")]
-    with gr.Row():
-        with gr.Column(scale=1):
+        voices, tracks = [(t("word.auto"), "")], [(t("message.music_none"), "none")]
+    with gr.Row(elem_id="message-row"):
+        with gr.Column(scale=1, min_width=300):
             image = gr.Image(label=t("message.photo"), type="filepath",
-                             sources=["upload", "webcam", "clipboard"], height=320)
+                             sources=["upload", "webcam", "clipboard"], height=320,
+                             elem_id="message-photo")
             text = gr.Textbox(label=t("message.text"), lines=3, max_length=MAX_CHARS,
-                              placeholder=t("message.placeholder"))
-            count = gr.Markdown(t("message.count0"))
+                              placeholder=t("message.placeholder"), elem_id="message-text")
+            count = gr.Markdown(t("message.count0"), elem_id="message-count")
             with gr.Row():
                 voice = gr.Dropdown(label=t("message.voice"), choices=voices, value="",
-                                    allow_custom_value=True)
+                                    allow_custom_value=True, min_width=160)
                 emotion = gr.Dropdown(label=t("message.emotion"), choices=emotion_choices(),
-                                      value="auto")
+                                      value="auto", min_width=160)
             with gr.Row():
                 bgm = gr.Dropdown(label=t("message.bgm"), choices=tracks,
-                                  value=default_bgm(services), allow_custom_value=True)
-                subtitles = gr.Checkbox(label=t("message.subtitles"), value=False)
+                                  value=default_bgm(services), allow_custom_value=True,
+                                  min_width=160)
+                subtitles = gr.Checkbox(label=t("message.subtitles"), value=False,
+                                        min_width=120)
             size = gr.Radio(label=t("message.size"), value="512x512",
                             choices=[(t(SIZE_LABELS[s]), s) for s in SIZES])
             with gr.Row():
-                go = gr.Button(t("message.generate"), variant="primary", scale=3)
-                stop = gr.Button(t("message.cancel"), variant="secondary", scale=1)
-        with gr.Column(scale=1):
-            video = gr.Video(label=t("message.result"), format="mp4", height=480)
-            details = gr.Markdown()
-            status = gr.Markdown()
-    with gr.Accordion(t("message.history"), open=False):
-        gallery = gr.Gallery(label=t("message.history"), columns=6, height=240,
-                             allow_preview=False)
+                go = gr.Button(t("message.generate"), variant="primary", scale=3,
+                               elem_id="message-generate", min_width=160)
+                stop = gr.Button(t("message.cancel"), variant="secondary", scale=1,
+                                 elem_id="message-cancel", min_width=100)
+        with gr.Column(scale=1, min_width=300):
+            video = gr.Video(label=t("message.result"), format="mp4", height=480,
+                             elem_id="message-video")
+            status = gr.Markdown(elem_id="message-status")
+            details = gr.Markdown(elem_id="message-details")
+    with gr.Accordion(t("message.history"), open=False, elem_id="message-history"):
+        gallery = gr.Gallery(label=t("message.history"), columns=6, height=260,
+                             allow_preview=False, object_fit="contain",
+                             elem_id="message-gallery")
         with gr.Row():
             refresh = gr.Button(t("message.refresh"), size="sm")
             remove = gr.Button(t("message.delete"), size="sm", variant="stop")
         selected = gr.Textbox(label=t("message.selected"), interactive=False)
-        replay = gr.Video(label=t("message.result"))
+        replay = gr.Video(label=t("message.result"), elem_id="message-replay")
         replay_details = gr.Markdown()
 
-    text.input(char_count, text, count, show_progress="hidden", api_visibility="private")
-    run = go.click(tab.generate, [image, text, voice, emotion, bgm, size, subtitles], video,
-                   api_name="generate_message", concurrency_limit=4)
-    run.then(tab.last_details, None, details, api_visibility="private").then(
-        tab.history, None, gallery, api_visibility="private")
-    stop.click(tab.cancel, None, status, api_visibility="private")
+    # every change of the text (typing, paste, clear, a value set by an event) recounts;
+    # unqueued, so the count never waits behind a running message
+    text.change(char_count, text, count, show_progress="hidden", queue=False,
+                trigger_mode="always_last", api_visibility="private")
+    inputs = [image, text, voice, emotion, bgm, size, subtitles]
+    run = go.click(clear_result, None, [video, details, status], queue=False,
+                   show_progress="hidden", api_visibility="private").then(
+        tab.generate_ui, inputs, [video, details, status], concurrency_limit=4,
+        concurrency_id="message", api_visibility="private", show_progress_on=[video])
+    run.then(tab.history, None, gallery, api_visibility="private")
+    # the script entry point (gradio_client "/generate_message"): a plain path, or an error
+    api_button = gr.Button(visible=False)
+    api_button.click(tab.generate, inputs, video, api_name="generate_message",
+                     concurrency_limit=4, concurrency_id="message")
+    stop.click(tab.cancel, None, status, queue=False, api_visibility="private")
     gallery.select(tab.pick, None, [replay, selected, replay_details], api_visibility="private")
     remove.click(tab.delete, selected, [gallery, replay, selected, replay_details],
                  api_visibility="private")

@@ -13,7 +13,8 @@ import gradio as gr
 from app.services import Services
 from app.storage import new_key
 from app.ui.owners import latest_key, remember
-from app.ui.text import register, t
+from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error, word
+from app.ui.work import recorded
 from models.errors import StudioError
 from pipelines import prosody
 from pipelines.media import decode_audio, encode_audio
@@ -24,33 +25,39 @@ register(
                          "Pitch and tempo use Rubber Band with formants preserved; intonation "
                          "uses Praat's PSOLA.",
         "prosody.input": "Voice recording", "prosody.latest": "Use the Voice tab's latest output",
-        "prosody.presets": "Emotion presets", "prosody.text": "Message text (for auto)",
+        "prosody.presets": "Emotion presets", "prosody.text": "Message text (for the automatic mood)",
         "prosody.pitch": "Pitch (semitones)", "prosody.stretch": "Speed (1.1 = 10% faster)",
         "prosody.energy": "Energy (gain, peak-safe)", "prosody.intonation": "Intonation",
         "prosody.pauses": "Pauses between phrases", "prosody.apply": "Apply",
         "prosody.after": "After", "prosody.plot": "Waveform and pitch, before / after",
         "prosody.changes": "Changes", "prosody.table": "Preset table",
         "prosody.no_voice": "No Voice tab output yet.",
+        "prosody.emotion": "Emotion", "prosody.need_audio": "Upload or record a voice first.",
+        "prosody.col_pitch": "pitch (st)", "prosody.col_speed": "speed",
+        "prosody.col_energy": "energy", "prosody.col_pauses": "pauses",
     },
     ja={
         "prosody.intro": "声の高さ・速さ・強さ・抑揚・間を調整します。高さと速さは Rubber Band"
                          "（フォルマント保持）、抑揚は Praat の PSOLA を使います。",
         "prosody.input": "音声", "prosody.latest": "音声タブの最新の出力を使う",
-        "prosody.presets": "感情プリセット", "prosody.text": "メッセージ本文（auto 用）",
+        "prosody.presets": "感情プリセット", "prosody.text": "メッセージ本文（自動判定用）",
         "prosody.pitch": "ピッチ（半音）", "prosody.stretch": "速さ（1.1 = 10% 速く）",
         "prosody.energy": "音量（ピーク保護付き）", "prosody.intonation": "抑揚",
         "prosody.pauses": "文の間の長さ", "prosody.apply": "適用",
         "prosody.after": "調整後", "prosody.plot": "波形とピッチ（前 / 後）",
         "prosody.changes": "変更点", "prosody.table": "プリセット表",
         "prosody.no_voice": "音声タブの出力がまだありません。",
+        "prosody.emotion": "感情", "prosody.need_audio": "先に音声をアップロードまたは録音してください。",
+        "prosody.col_pitch": "ピッチ（半音）", "prosody.col_speed": "速さ",
+        "prosody.col_energy": "音量", "prosody.col_pauses": "間",
     },
 )
 
 SLIDERS = ("pitch_shift", "time_stretch", "energy_boost", "intonation", "pauses")
 
 
-def _error(exc: StudioError) -> gr.Error:
-    return gr.Error(f"{exc.message}" + (f" / {exc.message_ja}" if exc.message_ja else ""))
+def _error(exc: StudioError, request: Any = None) -> gr.Error:
+    return studio_error(exc, request_language(request))
 
 
 def latest_audio(services: Services, prefix: str | tuple[str, ...],
@@ -67,9 +74,14 @@ def preset_values(emotion: str, text: str = "") -> list[float]:
     return [prosody.EMOTION_PRESETS[name][s] for s in SLIDERS]
 
 
-def preset_markdown() -> str:
-    head = "| emotion | pitch (st) | speed | energy | intonation | pauses |\n|---|---|---|---|---|---|\n"
-    rows = "".join(f"| {r['emotion']} | {r['pitch_shift']:+.2f} | x{r['time_stretch']:.2f} | "
+def preset_markdown(lang: str = "en") -> str:
+    """The preset table in ``lang`` (built per page: Markdown tables are not translated)."""
+    names = ["prosody.emotion", "prosody.col_pitch", "prosody.col_speed", "prosody.col_energy",
+             "prosody.intonation", "prosody.col_pauses"]
+    head = ("| " + " | ".join(plain(n, lang) for n in names) + " |\n"
+            + "|---" * len(names) + "|\n")
+    rows = "".join(f"| {word('mood.', r['emotion'], lang)} | {r['pitch_shift']:+.2f} | "
+                   f"x{r['time_stretch']:.2f} | "
                    f"x{r['energy_boost']:.2f} ({r['energy_db']:+.1f} dB) | {r['intonation']:.1f} | "
                    f"{r['pauses']:.1f} |\n" for r in prosody.presets_table())
     return head + rows
@@ -81,21 +93,23 @@ def run_adjust(services: Services, audio_path: str | None, emotion: str, text: s
     """(after audio path, plot path, changes as JSON text)."""
     from app.ui.audio_plots import prosody_plot
 
+    lang = request_language(request)
     if not audio_path:
-        raise gr.Error("Upload or record a voice first. / 音声をアップロードしてください。")
+        raise ui_error(plain("prosody.need_audio", lang), lang)
     try:
-        data = Path(audio_path).read_bytes()
-        audio = decode_audio(data, area="PROSODY", filename=Path(audio_path).name)
-        params = prosody.ProsodyParams.from_mapping({
-            "emotion": emotion or None, "text": text or None, "pitch_shift": pitch_shift,
-            "time_stretch": time_stretch, "energy_boost": energy_boost,
-            "intonation": intonation, "pauses": pauses})
-        result, report = prosody.adjust(audio, params)
+        with recorded(services, "prosody.adjust", {"emotion": emotion}, request):
+            data = Path(audio_path).read_bytes()
+            audio = decode_audio(data, area="PROSODY", filename=Path(audio_path).name)
+            params = prosody.ProsodyParams.from_mapping({
+                "emotion": emotion or None, "text": text or None, "pitch_shift": pitch_shift,
+                "time_stretch": time_stretch, "energy_boost": energy_boost,
+                "intonation": intonation, "pauses": pauses})
+            result, report = prosody.adjust(audio, params)
     except StudioError as exc:
-        raise _error(exc) from None
+        raise _error(exc, request) from None
     key = services.storage.put(new_key("prosody", "wav"), encode_audio(result, "wav"))
     remember(services, request, key)
-    plot = prosody_plot(audio, result, prosody.f0_track(audio), prosody.f0_track(result))
+    plot = prosody_plot(audio, result, prosody.f0_track(audio), prosody.f0_track(result), lang)
     summary: dict[str, Any] = {"emotion": report.emotion, "changes_applied": report.changes,
                                "original_duration": report.original_duration,
                                "duration": report.duration, "notes": report.notes,
@@ -110,14 +124,17 @@ def build(services: Services) -> None:
     with gr.Row():
         with gr.Column():
             audio_in = gr.Audio(label=t("prosody.input"), type="filepath",
-                                sources=["upload", "microphone"])
-            latest = gr.Button(t("prosody.latest"), size="sm")
+                                sources=["upload", "microphone"], elem_id="prosody-input")
+            latest = gr.Button(t("prosody.latest"), size="sm", elem_id="prosody-latest")
             text = gr.Textbox(label=t("prosody.text"), lines=2)
             gr.Markdown(t("prosody.presets"))
             with gr.Row():
-                buttons = {name: gr.Button(name, size="sm") for name in prosody.EMOTIONS}
-            emotion = gr.Dropdown(list(prosody.EMOTIONS), value="neutral",
-                                  label=t("prosody.presets"))
+                buttons = {name: gr.Button(label("mood.", name), size="sm", min_width=80,
+                                           elem_id=f"preset-{name}")
+                           for name in prosody.EMOTIONS}
+            emotion = gr.Dropdown([(label("mood.", n), n) for n in prosody.EMOTIONS],
+                                  value="neutral", label=t("prosody.emotion"),
+                                  elem_id="prosody-emotion")
             sliders = [
                 gr.Slider(-12, 12, 0, step=0.1, label=t("prosody.pitch")),
                 gr.Slider(0.5, 2.0, 1.0, step=0.01, label=t("prosody.stretch")),
@@ -125,18 +142,25 @@ def build(services: Services) -> None:
                 gr.Slider(0.0, 2.0, 1.0, step=0.05, label=t("prosody.intonation")),
                 gr.Slider(0.0, 2.0, 1.0, step=0.05, label=t("prosody.pauses")),
             ]
-            apply = gr.Button(t("prosody.apply"), variant="primary")
+            apply = gr.Button(t("prosody.apply"), variant="primary", elem_id="prosody-apply")
         with gr.Column():
-            audio_out = gr.Audio(label=t("prosody.after"), type="filepath", interactive=False)
-            plot = gr.Image(label=t("prosody.plot"), type="filepath", interactive=False)
-            changes = gr.Code(label=t("prosody.changes"), language="json")
+            audio_out = gr.Audio(label=t("prosody.after"), type="filepath", interactive=False,
+                                 elem_id="prosody-after")
+            plot = gr.Image(label=t("prosody.plot"), type="filepath", interactive=False,
+                            elem_id="prosody-plot")
+            changes = gr.Code(label=t("prosody.changes"), language="json",
+                              elem_classes=["studio-data"])
     with gr.Accordion(t("prosody.table"), open=False):
-        gr.Markdown(preset_markdown())
+        table = gr.Markdown(preset_markdown())
+
+    def localized_table(request: gr.Request) -> str:
+        return preset_markdown(request_language(request))
 
     def use_latest(request: gr.Request) -> str | None:
         path = latest_audio(services, ("voices/", "temp/voices/"), request)
         if path is None:
-            gr.Warning("No Voice tab output yet. / 音声タブの出力がまだありません。")
+            lang = request_language(request)
+            gr.Warning(plain("prosody.no_voice", lang), title=plain("warning.title", lang))
         return path
 
     latest.click(use_latest, outputs=audio_in, api_visibility="private")
@@ -153,5 +177,6 @@ def build(services: Services) -> None:
         return run_adjust(services, audio_path, emotion_name, message, pitch_shift,
                           time_stretch, energy_boost, intonation, pauses, request)
 
+    gr.on(None, localized_table, None, table, api_visibility="private", show_progress="hidden")
     apply.click(adjust_prosody, inputs=[audio_in, emotion, text, *sliders],
                 outputs=[audio_out, plot, changes], api_name="adjust_prosody")

@@ -1,7 +1,10 @@
 """UI strings in English and Japanese; the browser's language picks (Gradio i18n).
 
-Each tab module registers its own strings with :func:`register` and labels components with
-:func:`t`; ``app.ui.build_i18n()`` hands the merged tables to Gradio at mount time.
+One catalogue, keyed by message id: the shared vocabulary of ``app.i18n.CATALOGUE`` (statuses,
+job kinds, step names, toast titles) plus what each tab module registers with :func:`register`.
+Components are labelled with :func:`t` (translated in the browser); text built in Python
+(errors, tables, notes) uses :func:`plain` with the request's language.
+``app.ui.build_i18n()`` hands the merged tables to Gradio at mount time.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from typing import Any
 
 import gradio as gr
 from gradio.i18n import I18nData
+
+from app.i18n import CATALOGUE
+from models.errors import StudioError
 
 _TABLES: dict[str, dict[str, str]] = {"en": {}, "ja": {}}
 
@@ -41,10 +47,60 @@ def request_language(request: Any) -> str:
     return pick_language(headers.get("accept-language") if headers else None)
 
 
+def lang_of(request: Any) -> str:
+    """Alias of :func:`request_language` for handlers' one-liners."""
+    return request_language(request)
+
+
+def ui_error(message: str, lang: str = "en") -> gr.Error:
+    """A toast with the title in the page's language (Gradio's own title is always "Error")."""
+    return gr.Error(message, title=plain("error.title", lang))
+
+
+def studio_error(exc: StudioError, lang: str = "en") -> gr.Error:
+    """A :class:`StudioError` as a readable toast: its message in ``lang`` and its code."""
+    return ui_error(f"{exc.localized(lang)} ({exc.code})", lang)
+
+
+def table(header_keys: list[str], rows: list[list[Any]], lang: str = "en") -> dict[str, Any]:
+    """A Dataframe value whose headers are in ``lang`` (Gradio does not translate headers)."""
+    return {"headers": [plain(key, lang) for key in header_keys], "data": rows}
+
+
+def label(prefix: str, value: str) -> Any:
+    """The catalogue label ``prefix + value`` (e.g. ``"mood."``, ``"status."``) for a
+    component, or the value itself when the catalogue has no word for it (a user's own)."""
+    return t(prefix + value) if prefix + value in _TABLES["en"] else value
+
+
+def word(prefix: str, value: str, lang: str) -> str:
+    """:func:`label` as text in ``lang`` (for tables and notes built in Python)."""
+    return plain(prefix + value, lang) if prefix + value in _TABLES["en"] else value
+
+
+TOAST_TITLES = {"error": "error.title", "warning": "warning.title", "info": "info.title",
+                "success": "info.title"}
+
+
+def toast_css() -> str:
+    """Toast titles in the page's language. Gradio's toast shows its type ("Error",
+    "Warning") as the title whatever the server sends, so each language's title is drawn
+    from the catalogue by CSS on ``<html lang>`` (which Gradio sets to the UI language)."""
+    rules = []
+    for lang in _TABLES:
+        for kind, key in TOAST_TITLES.items():
+            title = plain(key, lang).replace("\\", "").replace('"', "")
+            rules.append(f'html[lang|="{lang}"] .toast-title.{kind} {{font-size: 0}}\n'
+                         f'html[lang|="{lang}"] .toast-title.{kind}::before '
+                         f'{{content: "{title}"; font-size: var(--text-md)}}')
+    return "\n".join(rules) + "\n"
+
+
 def build_i18n() -> gr.I18n:
     return gr.I18n(**{lang: dict(table) for lang, table in _TABLES.items()})
 
 
+register(en=CATALOGUE["en"], ja=CATALOGUE["ja"])
 register(
     en={
         "app.title": "# Video Message Studio",
@@ -55,6 +111,7 @@ register(
         "engines.title": "Engines", "engines.refresh": "Refresh",
         "coming_soon": "Coming soon: this tab is being built.",
         "footer.version": "Version", "footer.data": "Data",
+        "footer.storage": "storage", "app.name": "Video Message Studio",
     },
     ja={
         "app.title": "# ビデオメッセージ・スタジオ",
@@ -65,5 +122,6 @@ register(
         "engines.title": "エンジン", "engines.refresh": "更新",
         "coming_soon": "準備中：このタブは現在開発中です。",
         "footer.version": "バージョン", "footer.data": "データ",
+        "footer.storage": "保存先", "app.name": "ビデオメッセージ・スタジオ",
     },
 )

@@ -9,8 +9,11 @@ from typing import Any
 
 import gradio as gr
 
+from app.i18n import step_text
 from app.services import Services
-from app.ui.text import plain, register, t
+from app.ui.message import SIZE_LABELS
+from app.ui.text import plain, register, request_language, studio_error, t, ui_error
+from app.ui.work import recorded
 from models.base import Speech
 from models.errors import StudioError
 
@@ -23,6 +26,7 @@ register(
         "video.preview": "Quick preview (low-res)", "video.render": "Render video",
         "video.result": "Video", "video.file": "Download", "video.info": "Details",
         "video.made_by": "Made by", "video.fallback": "fallback from",
+        "video.need_portrait": "Add a portrait first.", "video.need_audio": "Add the speech first.",
     },
     ja={
         "video.portrait": "ポートレート", "video.audio": "音声",
@@ -32,37 +36,43 @@ register(
         "video.preview": "クイックプレビュー（低解像度）", "video.render": "動画を生成",
         "video.result": "動画", "video.file": "ダウンロード", "video.info": "詳細",
         "video.made_by": "生成エンジン", "video.fallback": "フォールバック元",
+        "video.need_portrait": "先にポートレートを追加してください。",
+        "video.need_audio": "先に音声を追加してください。",
     },
 )
 
 
 def run_render(services: Services, image: Any, audio_path: str | None, engine: str,
                size: str, subtitles: bool, text: str, seed: float, preview: bool,
-               progress: gr.Progress | None = None) -> tuple[str, str | None, str]:
+               progress: gr.Progress | None = None, request: Any = None
+               ) -> tuple[str, str | None, str]:
     """The tab's one action (also the ``/generate_video`` API)."""
     from pipelines.media import decode_audio
     from pipelines.video import render_talking_head
 
+    lang = request_language(request)
     if image is None:
-        raise gr.Error(plain("video.portrait") + ": ?")
+        raise ui_error(plain("video.need_portrait", lang), lang)
     if not audio_path:
-        raise gr.Error(plain("video.audio") + ": ?")
+        raise ui_error(plain("video.need_audio", lang), lang)
+    kind = "video.preview" if preview else "video.render"
     try:
-        audio = decode_audio(Path(audio_path).read_bytes(), area="VIDEO",
-                             filename=Path(audio_path).name)
-        out = Path(tempfile.gettempdir()) / "studio-video" / f"{uuid.uuid4().hex}.mp4"
+        with recorded(services, kind, {"size": size, "engine": engine}, request):
+            audio = decode_audio(Path(audio_path).read_bytes(), area="VIDEO",
+                                 filename=Path(audio_path).name)
+            out = Path(tempfile.gettempdir()) / "studio-video" / f"{uuid.uuid4().hex}.mp4"
 
-        def report(fraction: float, step: str) -> None:
-            if progress is not None:
-                progress(fraction, desc=step)
+            def report(fraction: float, step: str) -> None:
+                if progress is not None:
+                    progress(fraction, desc=step_text(step, lang))
 
-        path, info = render_talking_head(
-            services.chain("talking_head"), image, Speech(audio), size=size, output=out,
-            subtitles=text or None, burn_subtitles=bool(subtitles and text), progress=report,
-            seed=int(seed or 0), engine=None if engine in ("", "auto") else engine,
-            preview=preview)
+            path, info = render_talking_head(
+                services.chain("talking_head"), image, Speech(audio), size=size, output=out,
+                subtitles=text or None, burn_subtitles=bool(subtitles and text), progress=report,
+                seed=int(seed or 0), engine=None if engine in ("", "auto") else engine,
+                preview=preview)
     except StudioError as exc:
-        raise gr.Error(f"{exc.code}: {exc.message}") from None
+        raise studio_error(exc, lang) from None
     made = f"**{info['backend']}**"
     if info.get("fallback_used"):
         skipped = [a["backend"] for a in info["attempts"] if a["outcome"] != "used"]
@@ -73,35 +83,36 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
 
 
 def build(services: Services) -> None:
-    engines = ["auto", *services.settings.backends("talking_head")]
+    engines = [(t("video.engine_auto"), "auto"), *services.settings.backends("talking_head")]
     with gr.Row():
         with gr.Column():
             image = gr.Image(label=t("video.portrait"), type="pil", image_mode=None,
-                             sources=["upload", "clipboard"])
+                             sources=["upload", "clipboard"], elem_id="video-portrait")
             audio = gr.Audio(label=t("video.audio"), type="filepath",
-                             sources=["upload", "microphone"])
+                             sources=["upload", "microphone"], elem_id="video-audio")
             text = gr.Textbox(label=t("video.text"), lines=2, max_length=1000)
             with gr.Row():
                 engine = gr.Dropdown(engines, value="auto", label=t("video.engine"))
-                size = gr.Dropdown(["512x512", "720x1280", "1280x720"], value="512x512",
-                                   label=t("video.size"))
+                size = gr.Dropdown([(t(SIZE_LABELS[s]), s) for s in SIZE_LABELS],
+                                   value="512x512", label=t("video.size"))
             with gr.Row():
                 subtitles = gr.Checkbox(label=t("video.subtitles"), value=False)
                 seed = gr.Number(label=t("video.seed"), value=0, precision=0, minimum=0)
             with gr.Row():
-                preview_btn = gr.Button(t("video.preview"))
-                render_btn = gr.Button(t("video.render"), variant="primary")
+                preview_btn = gr.Button(t("video.preview"), elem_id="video-preview")
+                render_btn = gr.Button(t("video.render"), variant="primary",
+                                       elem_id="video-render")
         with gr.Column():
-            video = gr.Video(label=t("video.result"))
+            video = gr.Video(label=t("video.result"), elem_id="video-result")
             file = gr.File(label=t("video.file"))
             info = gr.Markdown()
     preview_flag = gr.State(True)
     full_flag = gr.State(False)
 
     def go(image, audio, engine, size, subtitles, text, seed, preview,
-           progress=gr.Progress()):  # noqa: B008
+           request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
         return run_render(services, image, audio, engine, size, subtitles, text, seed,
-                          preview, progress)
+                          preview, progress, request)
 
     inputs = [image, audio, engine, size, subtitles, text, seed]
     preview_btn.click(go, inputs=[*inputs, preview_flag], outputs=[video, file, info],

@@ -15,10 +15,13 @@ import gradio as gr
 import numpy as np
 
 from app.api.voice import submit_profile, voice_kit
+from app.i18n import step_text
 from app.services import Services
 from app.storage import new_key
 from app.ui.owners import remember, ui_owner, ui_visibility
-from app.ui.text import plain, register, request_language, t
+from app.ui.text import label, plain, register, request_language, studio_error, t
+from app.ui.text import table as headed
+from app.ui.work import recorded
 from models.errors import StudioError
 from pipelines.media import encode_wav
 from pipelines.voice import ProfileStore, VoiceOptions, check_clip, list_voices
@@ -39,6 +42,15 @@ register(
         "voice.list": "Saved profiles", "voice.refresh": "Refresh",
         "voice.delete_id": "Profile to delete", "voice.delete": "Delete profile",
         "voice.result": "Result",
+        "voice.matched": "Voice", "voice.fallback": "fallback", "voice.matching": "voice matching",
+        "voice.matching_from": "Voice matching from", "voice.similarity": "similarity",
+        "voice.not_cloning": "DSP voice matching, not cloning",
+        "outcome.used": "used", "outcome.skipped": "skipped", "outcome.failed": "failed",
+        "outcome.unavailable": "unavailable",
+        "col.id": "id", "col.name": "name", "col.language": "language", "col.clips": "clips",
+        "col.seconds": "seconds", "col.matching_from": "voice matching from",
+        "col.created": "created", "col.clip": "clip", "col.verdict": "verdict",
+        "col.speech_s": "speech s", "col.snr": "SNR dB", "col.note": "note",
     },
     ja={
         "voice.intro": "話す内容を入力し、声を選んで再生します。1〜5 個の録音（各 3〜30 秒、"
@@ -54,6 +66,15 @@ register(
         "voice.list": "保存済みプロファイル", "voice.refresh": "更新",
         "voice.delete_id": "削除するプロファイル", "voice.delete": "プロファイル削除",
         "voice.result": "結果",
+        "voice.matched": "声", "voice.fallback": "代替", "voice.matching": "声合わせ",
+        "voice.matching_from": "声合わせの元", "voice.similarity": "類似度",
+        "voice.not_cloning": "DSP による声合わせ（クローンではありません）",
+        "outcome.used": "使用", "outcome.skipped": "スキップ", "outcome.failed": "失敗",
+        "outcome.unavailable": "利用不可",
+        "col.id": "ID", "col.name": "名前", "col.language": "言語", "col.clips": "録音数",
+        "col.seconds": "秒", "col.matching_from": "声合わせの元",
+        "col.created": "作成日時", "col.clip": "録音", "col.verdict": "判定",
+        "col.speech_s": "発話 秒", "col.snr": "SNR dB", "col.note": "メモ",
     },
 )
 
@@ -70,14 +91,21 @@ register(
         "voice.step.embedding": "声の特徴を計算中",
         "voice.step.matching search": "近い声を探索中", "voice.step.save": "プロファイルを保存中"},
 )
-CLIP_HEADERS = ["clip", "verdict", "seconds", "speech s", "SNR dB", "note"]
-PROFILE_HEADERS = ["id", "name", "language", "clips", "seconds", "voice matching from",
-                   "created"]
+CLIP_COLUMNS = ["col.clip", "col.verdict", "col.seconds", "col.speech_s", "col.snr",
+                "col.note"]
+PROFILE_COLUMNS = ["col.id", "col.name", "col.language", "col.clips", "col.seconds",
+                   "col.matching_from", "col.created"]
+CLIP_HEADERS = [plain(k) for k in CLIP_COLUMNS]
+PROFILE_HEADERS = [plain(k) for k in PROFILE_COLUMNS]
 
 
-def _error(exc: StudioError) -> gr.Error:
-    return gr.Error(f"{exc.code}: {exc.message}" + (f" / {exc.message_ja}" if exc.message_ja
-                                                    and exc.message_ja != exc.message else ""))
+def _error(exc: StudioError, request: Any = None) -> gr.Error:
+    return studio_error(exc, request_language(request))
+
+
+def _outcome(value: str, lang: str) -> str:
+    key = f"outcome.{value}"
+    return plain(key, lang) if plain(key, lang) != key else value
 
 
 def ui_profiles(services: Services, request: Any = None) -> ProfileStore:
@@ -91,9 +119,10 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
     choices: list[tuple[str, str]] = []
     for engine in list_voices(kit.tts):
         for v in engine["voices"]:
-            choices.append((f"{v['name']} · {v['language']} · {v['gender']}", v["id"]))
+            choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])}",
+                            v["id"]))
     for profile in ui_profiles(services, request).list():
-        choices.append((f"★ {profile['name']} ({profile['language']}, voice matching)",
+        choices.append((f"★ {profile['name']} ({profile['language']}, {t('voice.matching')})",
                         PROFILE_PREFIX + profile["id"]))
     return choices
 
@@ -108,19 +137,23 @@ def profile_rows(services: Services, request: Any = None) -> list[list[Any]]:
     return rows
 
 
-def engine_note(report: dict[str, Any]) -> str:
-    lines = [f"**{plain('voice.engine')}:** `{report['backend']}`"
-             + (f" (fallback: `{report['fallback_method']}`)" if report["fallback_used"] else "")]
+def engine_note(report: dict[str, Any], lang: str = "en") -> str:
+    fallback = plain("voice.fallback", lang)
+    lines = [f"**{plain('voice.engine', lang)}:** `{report['backend']}`"
+             + (f" ({fallback}: `{report['fallback_method']}`)" if report["fallback_used"]
+                else "")]
     conversion = report.get("conversion")
     if conversion:
-        lines.append(f"**Voice:** {conversion['label']} (`{conversion['backend']}`)")
+        lines.append(f"**{plain('voice.matched', lang)}:** {conversion['label']} "
+                     f"(`{conversion['backend']}`)")
     skipped = [a for a in report.get("attempts", []) if a["outcome"] != "used"]
     for attempt in skipped:
-        lines.append(f"- `{attempt['backend']}` {attempt['outcome']}: {attempt['reason']}")
+        lines.append(f"- `{attempt['backend']}` {_outcome(attempt['outcome'], lang)}: "
+                     f"{attempt['reason']}")
     if report.get("conversion"):
         for attempt in report["conversion"].get("attempts", []):
             if attempt["outcome"] != "used":
-                lines.append(f"- `{attempt['backend']}` {attempt['outcome']}: "
+                lines.append(f"- `{attempt['backend']}` {_outcome(attempt['outcome'], lang)}: "
                              f"{attempt['reason']}")
     return "\n".join(lines)
 
@@ -162,20 +195,26 @@ def wait_for_profile(services: Services, job_id: str, progress: Any, lang: str,
 
 
 def build(services: Services) -> None:
-    def initial_rows(request: gr.Request = None) -> list[list[Any]]:
-        return profile_rows(services, request)
+    def empty_clips(request: gr.Request = None) -> dict[str, Any]:
+        return headed(CLIP_COLUMNS, [], request_language(request))
+
+    def initial_rows(request: gr.Request = None) -> dict[str, Any]:
+        return headed(PROFILE_COLUMNS, profile_rows(services, request),
+                     request_language(request))
 
     gr.Markdown(t("voice.intro"))
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(label=t("voice.text"), lines=4, max_length=1000,
-                              value="こんにちは。今日は2024年3月5日、いい天気ですね！")
+                              value="こんにちは。今日は2024年3月5日、いい天気ですね！",
+                              elem_id="voice-text")
             with gr.Row():
                 choices = voice_choices(services)
                 voice = gr.Dropdown(label=t("voice.voice"), choices=choices,
                                     value=choices[0][1] if choices else None,
-                                    allow_custom_value=True)
-                language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"))
+                                    allow_custom_value=True, elem_id="voice-voice")
+                language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"),
+                                    elem_id="voice-language")
             with gr.Row():
                 speed = gr.Slider(0.5, 2.0, 1.0, step=0.05, label=t("voice.speed"))
                 pitch = gr.Slider(-12, 12, 0, step=0.5, label=t("voice.pitch"))
@@ -183,16 +222,18 @@ def build(services: Services) -> None:
             with gr.Row():
                 volume = gr.Slider(0, 2, 1.0, step=0.05, label=t("voice.volume"))
                 pause = gr.Slider(0, 3, 1.0, step=0.1, label=t("voice.pause"))
-            speak = gr.Button(t("voice.speak"), variant="primary")
+            speak = gr.Button(t("voice.speak"), variant="primary", elem_id="voice-speak")
         with gr.Column(scale=2):
-            audio = gr.Audio(label=t("voice.audio"), type="numpy", interactive=False)
-            info = gr.Markdown()
+            audio = gr.Audio(label=t("voice.audio"), type="numpy", interactive=False,
+                             elem_id="voice-audio")
+            info = gr.Markdown(elem_id="voice-engine", elem_classes=["studio-note"])
 
     def synthesize(text: str, voice: str | None, language: str, speed: float, pitch: float,
                    intonation: float, volume: float, pause: float,
                    request: gr.Request = None,
                    progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:
         kit = voice_kit(services)
+        lang = request_language(request)
         kwargs: dict[str, Any] = {}
         if voice and voice.startswith(PROFILE_PREFIX):
             kwargs = {"voice_type": "profile", "profile_id": voice[len(PROFILE_PREFIX):]}
@@ -201,24 +242,28 @@ def build(services: Services) -> None:
         elif voice:
             kwargs = {"voice": voice}
         try:
-            speech, report = kit.synthesize(
-                text, language=language,
-                options=VoiceOptions(float(speed), float(pitch), float(intonation),
-                                     float(volume), float(pause)),
-                progress=lambda f, step: progress(f, desc=step),
-                profiles=ui_profiles(services, request), **kwargs)
+            with recorded(services, "voice.synthesize", {"voice": voice, "language": language,
+                                                         "chars": len(text or "")}, request):
+                speech, report = kit.synthesize(
+                    text, language=language,
+                    options=VoiceOptions(float(speed), float(pitch), float(intonation),
+                                         float(volume), float(pause)),
+                    progress=lambda f, step: progress(f, desc=step_text(step, lang)),
+                    profiles=ui_profiles(services, request), **kwargs)
         except StudioError as exc:
-            raise _error(exc) from exc
+            raise _error(exc, request) from None
         engine = (report.get("conversion") or {}).get("backend") or report["backend"]
         # kept an hour (temp/): the other tabs' "use latest" offer it to this user
         key = services.storage.put(new_key(f"temp/voices/{engine}", "wav"),
                                    encode_wav(speech.audio))
         remember(services, request, key)
         pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
-        return (speech.audio.sample_rate, pcm), engine_note(report)
+        return (speech.audio.sample_rate, pcm), engine_note(report, lang)
 
+    # progress and the error badge on the player only: on the engine line a badge covers it
     speak.click(synthesize, [text, voice, language, speed, pitch, intonation, volume, pause],
-                [audio, info], api_name="synthesize", concurrency_limit=2)
+                [audio, info], api_name="synthesize", concurrency_limit=2,
+                show_progress_on=[audio])
 
     with gr.Accordion(t("voice.profiles"), open=False):
         with gr.Row():
@@ -233,7 +278,7 @@ def build(services: Services) -> None:
                     create = gr.Button(t("voice.create"), variant="primary")
             with gr.Column():
                 clip_table = gr.Dataframe(headers=CLIP_HEADERS, label=t("voice.clip_table"),
-                                          interactive=False, wrap=True)
+                                          value=empty_clips, interactive=False, wrap=True)
                 result = gr.Markdown()
         profiles = gr.Dataframe(headers=PROFILE_HEADERS, label=t("voice.list"),
                                 value=initial_rows, interactive=False,
@@ -245,14 +290,15 @@ def build(services: Services) -> None:
                                     allow_custom_value=True)
             delete = gr.Button(t("voice.delete"), variant="stop", size="sm")
 
-    def check_clips(files: Any, mic: Any) -> list[list[Any]]:
+    def check_clips(files: Any, mic: Any, request: gr.Request = None) -> dict[str, Any]:
         reports = [check_clip(Path(p).read_bytes(), Path(p).name, i)[1]
                    for i, p in enumerate(_paths(files, mic))]
-        return _clip_rows(reports)
+        return headed(CLIP_COLUMNS, _clip_rows(reports), request_language(request))
 
     def refreshed(request: gr.Request = None) -> tuple[Any, Any, Any]:
         rows = profile_rows(services, request)
-        return (rows, gr.update(choices=voice_choices(services, request)),
+        return (headed(PROFILE_COLUMNS, rows, request_language(request)),
+                gr.update(choices=voice_choices(services, request)),
                 gr.update(choices=[row[0] for row in rows], value=None))
 
     def create_profile(name: str, language: str, files: Any, mic: Any,
@@ -272,22 +318,24 @@ def build(services: Services) -> None:
             table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
                       round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
                       c["message"] or ", ".join(c["warnings"])] for c in rows] if rows else []
-            return (table, f"❌ {exc.code}: {exc.message}", *refreshed(request))
+            return (headed(CLIP_COLUMNS, table, lang),
+                    f"❌ {exc.localized(lang)} ({exc.code})", *refreshed(request))
         profile = job.result["profile"]
         matching = profile.get("matching") or {}
         similarity = matching.get("similarity") or {}
         seconds = job.result.get("processing_time")
         done_in = f" ({seconds:.1f} s)" if isinstance(seconds, int | float) else ""
         summary = (f"✅ `{profile['id']}` — {profile['name']}{done_in}\n\n"
-                   f"Voice matching from `{matching.get('source_voice')}`: similarity "
+                   f"{plain('voice.matching_from', lang)} `{matching.get('source_voice')}`: "
+                   f"{plain('voice.similarity', lang)} "
                    f"{similarity.get('source')} → {similarity.get('matched')} "
-                   "(DSP voice matching, not cloning)") if matching else \
+                   f"({plain('voice.not_cloning', lang)})") if matching else \
             f"✅ `{profile['id']}` — {profile['name']}{done_in}"
         stats = profile["sample_stats"]["clips"]
         table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
                   round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
                   ", ".join(c["warnings"])] for c in stats]
-        return (table, summary, *refreshed(request))
+        return (headed(CLIP_COLUMNS, table, lang), summary, *refreshed(request))
 
     def list_profiles(request: gr.Request = None) -> list[list[Any]]:
         return profile_rows(services, request)
@@ -296,7 +344,7 @@ def build(services: Services) -> None:
         try:
             ui_profiles(services, request).delete((profile_id or "").strip())
         except StudioError as exc:
-            raise _error(exc) from exc
+            raise _error(exc, request) from None
         return (f"🗑 {profile_id}", *refreshed(request))
 
     check.click(check_clips, [files, mic], clip_table, api_visibility="private")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.i18n import pick_language
@@ -12,3 +14,70 @@ from app.i18n import pick_language
 ])
 def test_pick_language(header: str | None, expected: str) -> None:
     assert pick_language(header) == expected
+
+
+def test_catalogue_has_every_word_in_both_languages() -> None:
+    from app.i18n import CATALOGUE
+    from app.ui import build_blocks  # noqa: F401 - importing the tabs registers their strings
+    from app.ui.text import _TABLES
+
+    assert set(CATALOGUE["en"]) == set(CATALOGUE["ja"])
+    assert set(_TABLES["en"]) == set(_TABLES["ja"])
+    assert set(CATALOGUE["en"]) <= set(_TABLES["en"])  # the shared words reach the UI
+    untranslated = [k for k, v in _TABLES["ja"].items()
+                    if v == _TABLES["en"][k] and re.search(r"[a-z]{4,}", v)]
+    assert not untranslated, untranslated
+
+
+def test_step_text_names_every_pipeline_step() -> None:
+    from app.i18n import step_text
+
+    assert step_text("synthesize", "ja") == "音声を合成中"
+    assert step_text("render", "en") == "animating the face"
+    assert step_text("image,voice", "ja") == "写真を切り抜き中 + 音声を合成中"
+    assert step_text("video: render", "en") == "animating the face"
+    assert step_text("tone 440 Hz", "ja") == "tone 440 Hz"  # unknown: shown as it is
+    assert step_text(None) == ""
+
+
+def test_errors_are_titled_and_worded_in_the_page_language() -> None:
+    from app.ui.text import studio_error, toast_css, ui_error
+    from models.errors import StudioError
+
+    error = studio_error(StudioError("Text is empty.", code="VOICE_TEXT_EMPTY",
+                                     message_ja="テキストが空です。"), "ja")
+    assert error.message == "テキストが空です。 (VOICE_TEXT_EMPTY)" and error.title == "エラー"
+    assert ui_error("x").title == "Error"
+    css = toast_css()  # Gradio 6 shows the toast type as title: CSS swaps it per <html lang>
+    assert 'html[lang|="ja"] .toast-title.error::before {content: "エラー"' in css
+
+
+def test_message_notes_history_and_steps_in_japanese() -> None:
+    from app.ui.message import describe, history_caption, step_description
+
+    result = {"engines": {"video": "builtin", "voice": {"tts": "kokoro", "conversion": "tts"},
+                          "image": {"background_removal": "mediapipe",
+                                    "sam2_refinement": "closed_form"}},
+              "emotion": "celebration", "duration": 4.2, "size": "512x512",
+              "processing_time": 9.1, "fallback_used": True}
+    notes = describe(result, "ja")
+    assert "音声: **kokoro**" in notes and "お祝い" in notes and "代替エンジン" in notes
+    assert "voice:" not in notes and "fallback" not in notes
+    assert "voice: **kokoro**" in describe(result, "en")
+    caption = history_caption(0.0, "お誕生日おめでとう！素敵な一年になりますように。皆さんによろしく",
+                              "0123456789abcdef0123456789abcdef")
+    when, rest = caption.split(" · ", 1)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", when)
+    assert rest.endswith("…\n#0123456789ab")
+    assert step_description("video: render", "processing", "ja") == "顔を動かしています"
+    assert step_description(None, "queued", "ja") == "ワーカーを待っています"
+    assert step_description("done", "processing", "en") is None
+
+
+def test_char_count_follows_the_text() -> None:
+    from app.ui.message import char_count
+
+    assert char_count("") == "0 / 1000 characters"
+    assert char_count(None) == "0 / 1000 characters"
+    assert char_count("あいう") == "3 / 1000 characters"
+    assert char_count("x" * 950).startswith("**950 / 1000")

@@ -39,14 +39,20 @@ def test_view_shows_depth_workers_and_filters_jobs(services, filled) -> None:
             time.sleep(0.05)
         summary, workers, rows = jobs_ui.view(services, "all", "all", 100, request())
         assert "**live workers:** 1" in summary and "failed: 1" in summary
-        [worker] = workers
+        [worker] = workers["data"]
         assert worker[0] == services.queue.worker_name and worker[1] == "yes"
-        assert len(rows) == 3
+        assert len(rows["data"]) == 3
+        assert rows["headers"][:3] == ["job", "kind", "status"]
         _, _, failed = jobs_ui.view(services, "failed", "all", 100, request())
-        assert [(r[0], r[2], r[-1]) for r in failed] == [
+        assert [(jobs_ui.resolve_id(services, r[0]), r[2], r[-1]) for r in failed["data"]] == [
             (filled["failed"], "failed", "IMAGE_BROKEN")]
         _, _, images = jobs_ui.view(services, "all", "image.process", 100, request())
-        assert [r[0] for r in images] == [filled["failed"]]
+        assert [r[0] for r in images["data"]] == [filled["failed"][:jobs_ui.SHORT_ID]]
+        # in Japanese: headers, status words and kinds from the catalogue
+        summary, _, rows = jobs_ui.view(services, "failed", "all", 100, request("ja"))
+        assert rows["headers"][:3] == ["ジョブ", "種類", "状態"]
+        assert rows["data"][0][1:3] == ["画像：処理（API）", "失敗"]
+        assert "失敗: 1" in summary
     finally:
         services.queue.stop_consumer()
     assert jobs_ui.worker_rows(services) == []  # a clean stop leaves the list
@@ -73,13 +79,14 @@ def test_retry_requeues_a_failed_job_and_refuses_others(services, filled) -> Non
 def test_admin_hook_guards_view_and_actions(services, filled) -> None:
     services.extras[jobs_ui.ADMIN_HOOK] = lambda req: req.headers.get("x-admin") == "yes"
     summary, workers, rows = jobs_ui.view(services, "all", "all", 100, request("ja"))
-    assert summary == jobs_ui.plain("jobs.forbidden", "ja") and workers == rows == []
+    assert summary == jobs_ui.plain("jobs.forbidden", "ja")
+    assert workers["data"] == rows["data"] == []
     out = jobs_ui.act(services, jobs_ui.cancel, filled["queued"], "all", "all", 100, request())
-    assert out[0] == jobs_ui.plain("jobs.forbidden") and out[3] == []
+    assert out[0] == jobs_ui.plain("jobs.forbidden") and out[3]["data"] == []
     assert services.jobs.get(filled["queued"]).status == "queued"  # nothing happened
     allowed = jobs_ui.act(services, jobs_ui.cancel, filled["queued"], "all", "all", 100,
                           request(**{"x-admin": "yes"}))
-    assert "Cancel requested" in allowed[0] and len(allowed[3]) == 3
+    assert "Cancel requested" in allowed[0] and len(allowed[3]["data"]) == 3
 
     def broken(req):
         raise RuntimeError("auth store down")
@@ -89,10 +96,11 @@ def test_admin_hook_guards_view_and_actions(services, filled) -> None:
 
 
 def test_tables_render_in_gradio(services, filled) -> None:
-    _, workers, rows = jobs_ui.view(services, "all", "all", 100, request())
-    table = gr.Dataframe(headers=jobs_ui.JOB_HEADERS)
-    assert table.postprocess(rows).data[0][0] in filled.values()
-    assert gr.Dataframe(headers=jobs_ui.WORKER_HEADERS).postprocess(workers) is not None
+    _, workers, rows = jobs_ui.view(services, "all", "all", 100, request("ja"))
+    shown = gr.Dataframe().postprocess(rows)
+    assert shown.headers[0] == "ジョブ"
+    assert jobs_ui.resolve_id(services, shown.data[0][0]) in filled.values()
+    assert gr.Dataframe().postprocess(workers) is not None
 
 
 @pytest.mark.slow
@@ -104,4 +112,9 @@ def test_jobs_tab_is_mounted(services) -> None:
     assert config["i18n_translations"]["ja"]["tab.jobs"] == "ジョブ"
     headers = [c["props"].get("headers") for c in config["components"]
                if c["type"] == "dataframe"]
-    assert any(h and h[0] == "job_id" for h in headers)
+    assert any(h and h[0] == "job" for h in headers)
+    kinds = next(c["props"]["choices"] for c in config["components"]
+                 if c["props"].get("elem_id") == "jobs-kind")
+    values = [value for _, value in kinds]
+    assert {"all", "message.generate", "voice.synthesize", "image.cutout", "prosody.adjust",
+            "bgm.mix", "video.render"} <= set(values)

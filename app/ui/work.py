@@ -1,0 +1,46 @@
+"""A job record for work a tab does in the request itself (speech, cutout, prosody, a mix, a
+render): the Jobs tab lists every kind of work, not only queued messages.
+
+The record is written straight to the job store, never submitted to the queue: there is no
+worker name on it, so ``TaskQueue.recover()`` leaves it alone, and a retry answers that the
+kind cannot be re-run from the queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from app.jobs import Job
+from app.services import Services
+from app.ui.owners import ui_owner
+from models.errors import StudioError
+
+UI_KINDS = ("voice.synthesize", "voice.profile", "image.detect", "image.cutout",
+            "prosody.adjust", "bgm.mix", "video.preview", "video.render")
+
+
+@contextmanager
+def recorded(services: Services, kind: str, params: dict[str, Any],
+             request: Any = None) -> Iterator[Job]:
+    """Record ``kind`` as processing; completed when the block ends, failed (with the error
+    code) when it raises. The block's exception always propagates."""
+    job = services.jobs.create(kind, params, [kind.split(".")[-1]],
+                               owner=ui_owner(services, request))
+    services.jobs.update(job.id, status="processing", started_at=time.time(), attempts=1,
+                         current_step=kind.split(".")[-1])
+    try:
+        yield job
+    except StudioError as exc:
+        services.jobs.update(job.id, status="failed", current_step="failed",
+                             error={"code": exc.code, "message": exc.message,
+                                    "message_ja": exc.message_ja})
+        raise
+    except BaseException as exc:
+        services.jobs.update(job.id, status="failed", current_step="failed",
+                             error={"code": "UI_ERROR", "message": str(exc)[:300]})
+        raise
+    services.jobs.update(job.id, status="completed", progress=100.0, current_step="done",
+                         steps_completed=[kind.split(".")[-1]], steps_remaining=[])
