@@ -27,6 +27,14 @@ def test_rows_show_licence_source_and_where_weights_go(services) -> None:
     assert rows["birefnet"]["status"].startswith("missing")
 
 
+def test_rows_speak_japanese(services) -> None:
+    rows = {r[0].split(" ")[0]: r for r in model_rows(services, "ja")}
+    assert rows["sam2"][0] == "sam2 (輪郭の精密化)"
+    assert rows["sam2"][4] == "はい"
+    assert rows["wav2lip"][4].startswith("不可 (NON-COMMERCIAL")
+    assert rows["birefnet"][1].startswith("未配置: ")
+
+
 def test_download_from_the_panel_is_picked_up_by_the_engines(services, monkeypatch) -> None:
     weights = os.urandom(50_000)
     refiner = {r["name"]: r for r in services.inventory()["refiner"]}
@@ -35,9 +43,11 @@ def test_download_from_the_panel_is_picked_up_by_the_engines(services, monkeypat
         hub.add_repo(CATALOG["sam2"].repo_id, {"config.json": b"{}",
                                                 "model.safetensors": weights})
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        rows, note = download(services, "sam2", None)
+        table, note = download(services, "sam2", None)
     assert note.startswith("sam2: ready")
-    row = dict(zip(HEADERS, next(r for r in rows if r[0].startswith("sam2")), strict=True))
+    assert table["headers"] == HEADERS
+    row = dict(zip(HEADERS, next(r for r in table["data"] if r[0].startswith("sam2")),
+                   strict=True))
     assert row["status"] == "ready"
     assert hashlib.sha256(weights).hexdigest() in row["sha256"]
     refiner = {r["name"]: r for r in services.inventory()["refiner"]}
@@ -48,7 +58,7 @@ def test_failed_download_is_reported_in_the_panel(services, monkeypatch) -> None
     from tests.conftest import free_port
 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
-    rows, note = download(services, "wav2lip", None)
+    _, note = download(services, "wav2lip", None)
     assert note.startswith("wav2lip: download failed: ")
     assert "next try in 1 min" in note
 
