@@ -315,6 +315,12 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: getattr(o, "tolist", str)(o)))
 
 
+# A message without music still opens and closes on a face at rest: the voice used to start
+# on the first frame (the poster frame caught the mouth mid-word) and stop on the last.
+QUIET_LEAD_IN = 0.4  # seconds of silence before the voice when there is no music
+QUIET_TAIL = 0.4  # and after it
+
+
 @ticking(lambda p: 2.0 + 0.1 * len(p["text"]) * _pixels(p))
 def video_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
                 ) -> dict[str, Any]:
@@ -326,21 +332,24 @@ def video_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
     music = outputs.get("bgm")
     voice = _load_audio(ctx, prosody_out["prosody_key"])
     scale = float(prosody_out.get("time_scale", 1.0))
-    lead = float(music["lead_in"]) if music else 0.0
+    lead = float(music["lead_in"]) if music else QUIET_LEAD_IN
     soundtrack = _load_audio(ctx, music["mix_key"]) if music else None
-    if soundtrack is None:
-        # No mix normalises a message without music: the voice alone is brought to the same
-        # loudness a mix gets (-16 LUFS, true peak <= -1 dBTP); it was ~-12.6 LUFS.
-        from pipelines.loudness import normalize
-
-        voice, _ = normalize(voice)
-    # Lips follow the voice alone; the face idles through the music's lead-in and tail.
-    total = soundtrack.duration if soundtrack is not None else voice.duration
+    # Lips follow the voice alone; the face idles through the lead-in and tail.
+    total = (soundtrack.duration if soundtrack is not None
+             else QUIET_LEAD_IN + voice.duration + QUIET_TAIL)
     padded = np.zeros(int(round(total * voice.sample_rate)), dtype=np.float32)
     start = int(round(lead * voice.sample_rate))
     end = min(padded.size, start + voice.samples.size)
     padded[start:end] = voice.samples[: end - start]
-    speech = Speech(Audio(padded, voice.sample_rate),
+    track = Audio(padded, voice.sample_rate)
+    if soundtrack is None:
+        # No mix normalises a message without music: the voice track as delivered, silences
+        # included, is brought to the same loudness a mix gets (-16 LUFS, true peak <= -1
+        # dBTP); it was ~-12.6 LUFS.
+        from pipelines.loudness import normalize
+
+        track, _ = normalize(track)
+    speech = Speech(track,
                     sentences=_as_timings(voice_out.get("sentences", []), scale, lead),
                     phonemes=_as_timings(voice_out.get("phonemes", []), scale, lead))
     portrait = Image.open(io.BytesIO(ctx.storage.get(outputs["image"]["portrait_key"])))
