@@ -26,7 +26,7 @@ register(
         "models.done": "{name}: ready ({folder})", "models.failed": "{name}: {why}",
         "models.help": "Neural engines run when their weights are in the models folder; "
                        "without them the studio uses its built-in engines.",
-        "models.col_model": "model", "models.col_status": "status", "models.col_mb": "MB",
+        "models.col_model": "model name", "models.col_status": "status", "models.col_mb": "MB",
         "models.col_licence": "licence", "models.col_commercial": "commercial use",
         "models.col_source": "source", "models.col_folder": "folder",
         "models.col_sha256": "sha256", "models.ready": "ready", "models.missing": "missing",
@@ -53,6 +53,18 @@ COLUMNS = ["models.col_model", "models.col_status", "models.col_mb", "models.col
            "models.col_commercial", "models.col_source", "models.col_folder",
            "models.col_sha256"]
 HEADERS = [plain(c) for c in COLUMNS]
+# The catalogue's licence notes, and what they say in Japanese (a licence the reader cannot
+# read is no warning at all).
+LICENCE_NOTES_JA = {
+    "openvoice": "MIT: 商用・非商用とも自由に使えます。",
+    "wav2lip": ("非商用: Wav2Lip の作者はこの重みを個人・研究・非商用の利用に限って公開しています"
+                "（LRS2 で学習）。商用利用には Sync Labs のライセンスが必要です。"),
+    "birefnet": "MIT: 商用・非商用とも自由に使えます。",
+    "segformer": "MIT（モデルカード）。学習に使った ATR データセットの条件は研究用です。",
+    "sam2": "Apache-2.0: 商用・非商用とも自由に使えます。",
+}
+register(en={f"models.note.{n}": m.licence_note for n, m in CATALOG.items()},
+         ja={f"models.note.{n}": LICENCE_NOTES_JA[n] for n in CATALOG})
 
 
 def manager(services: Services) -> ModelManager:
@@ -75,7 +87,8 @@ def model_rows(services: Services, lang: str = "en") -> list[list[str]]:
     rows = []
     for row in manager(services).rows():
         commercial = (plain("word.yes", lang) if row["commercial_use"] else
-                      f"{plain('models.not_commercial', lang)} ({row['licence_note']})")
+                      f"{plain('models.not_commercial', lang)} "
+                      f"({plain('models.note.' + row['name'], lang)})")
         rows.append([
             f"{row['name']} ({plain('models.what.' + row['name'], lang)})",
             _status(row["status"], lang), f"{row['size_mb']:.1f}", row["licence"], commercial,

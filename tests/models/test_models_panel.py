@@ -31,7 +31,7 @@ def test_rows_speak_japanese(services) -> None:
     rows = {r[0].split(" ")[0]: r for r in model_rows(services, "ja")}
     assert rows["sam2"][0] == "sam2 (輪郭の精密化)"
     assert rows["sam2"][4] == "はい"
-    assert rows["wav2lip"][4].startswith("不可 (NON-COMMERCIAL")
+    assert rows["wav2lip"][4].startswith("不可 (非商用: ")
     assert rows["birefnet"][1].startswith("未配置: ")
 
 
