@@ -73,9 +73,10 @@ class ProgressGaps:
         queue = services.queue
         original = queue._stage_progress
 
-        def recording(job_id: str, stage: str, fraction: float, step: str) -> None:
+        def recording(job_id: str, stage: str, fraction: float, step: str,
+                      token: str | None) -> None:
             self.times[(job_id, stage)].append(time.time())
-            original(job_id, stage, fraction, step)
+            original(job_id, stage, fraction, step, token)
 
         queue._stage_progress = recording  # type: ignore[method-assign]
 
