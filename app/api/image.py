@@ -17,6 +17,7 @@ from PIL import Image
 
 from app.api.envelope import ok
 from app.api.security import owner_of, principal
+from app.api.task_view import owned_task, progress_fields
 from app.services import Services
 from app.storage import new_key
 from models.errors import InvalidInput, NotFound
@@ -76,18 +77,10 @@ def status_view(services: Services, task_id: str,
                 owns: Callable[[str | None], bool] = lambda owner: True) -> dict[str, Any]:
     """The task as the seed's status answer; someone else's task (``owns`` says no) is
     ``IMAGE_TASK_NOT_FOUND`` like a missing one."""
-    try:
-        job = services.jobs.get(task_id)
-    except NotFound:
-        job = None
-    if job is None or job.kind != "image.process" or not owns(job.owner):
-        raise NotFound(f"No image task {task_id!r}.", code="IMAGE_TASK_NOT_FOUND",
-                       message_ja=f"画像タスク {task_id!r} が見つかりません。")
-    data: dict[str, Any] = {
-        "task_id": job.id, "status": job.status, "current_step": job.current_step,
-        "progress": round(job.progress, 1), "steps_completed": job.steps_completed,
-        "steps_remaining": job.steps_remaining, "created_at": job.created_at,
-    }
+    job = owned_task(services, task_id, "image.process", owns, lambda: NotFound(
+        f"No image task {task_id!r}.", code="IMAGE_TASK_NOT_FOUND",
+        message_ja=f"画像タスク {task_id!r} が見つかりません。"))
+    data = progress_fields(job)
     result = job.result or {}
     if job.status == "completed":
         data["output_url"] = services.storage.url(result["output_key"])

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from app.api.envelope import ok
 from app.api.security import owner_of, principal, visibility
+from app.api.task_view import owned_task, progress_fields
 from app.api.uploads import read_capped
 from app.services import Services
 from app.storage import new_key
@@ -139,18 +140,10 @@ def profile_status_view(services: Services, task_id: str,
                         owns: Callable[[str | None], bool] = lambda owner: True
                         ) -> dict[str, Any]:
     """The profile job as the API shows it; someone else's reads as not found."""
-    try:
-        job = services.jobs.get(task_id)
-    except NotFound:
-        job = None
-    if job is None or job.kind != PROFILE_KIND or not owns(job.owner):
-        raise NotFound(f"No voice profile task {task_id!r}.", code="VOICE_TASK_NOT_FOUND",
-                       message_ja=f"ボイスプロファイルのタスク {task_id!r} が見つかりません。")
-    data: dict[str, Any] = {
-        "task_id": job.id, "status": job.status, "current_step": job.current_step,
-        "progress": round(job.progress, 1), "steps_completed": job.steps_completed,
-        "steps_remaining": job.steps_remaining, "created_at": job.created_at,
-    }
+    job = owned_task(services, task_id, PROFILE_KIND, owns, lambda: NotFound(
+        f"No voice profile task {task_id!r}.", code="VOICE_TASK_NOT_FOUND",
+        message_ja=f"ボイスプロファイルのタスク {task_id!r} が見つかりません。"))
+    data = progress_fields(job)
     result = job.result or {}
     if job.status == "completed":
         data["profile_id"] = result.get("profile_id")

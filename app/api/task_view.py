@@ -1,0 +1,33 @@
+"""What a per-capability status route (``/api/image/status``, ``/api/voice/status``) shows
+of a job: the job itself, looked up so that someone else's task reads exactly like a missing
+one, and the progress fields every such answer starts with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from app.jobs import Job
+from app.services import Services
+from models.errors import NotFound
+
+
+def owned_task(services: Services, task_id: str, kind: str,
+               owns: Callable[[str | None], bool], missing: Callable[[], NotFound]) -> Job:
+    """The job ``task_id`` of ``kind`` if ``owns`` its owner; else ``missing()`` is raised,
+    so a stranger cannot tell another user's task from one that does not exist."""
+    try:
+        job: Job | None = services.jobs.get(task_id)
+    except NotFound:
+        job = None
+    if job is None or job.kind != kind or not owns(job.owner):
+        raise missing()
+    return job
+
+
+def progress_fields(job: Job) -> dict[str, Any]:
+    return {
+        "task_id": job.id, "status": job.status, "current_step": job.current_step,
+        "progress": round(job.progress, 1), "steps_completed": job.steps_completed,
+        "steps_remaining": job.steps_remaining, "created_at": job.created_at,
+    }
