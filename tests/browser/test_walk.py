@@ -4,7 +4,6 @@ each step land in tests/browser/out/<test>/ (git-ignored) to look at."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 from collections.abc import Iterator
@@ -273,13 +272,10 @@ def test_bad_input_is_readable_and_the_page_keeps_working(page: Page, tmp_path: 
     page.shot("still-working")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("app.ui.uploads") is None,
-                    reason="readable upload errors come with issue 12 (app/ui/uploads.py)")
 @pytest.mark.parametrize("page", ["en", "ja"], indirect=True)
 def test_text_file_named_jpg(page: Page, tmp_path: Path) -> None:
     """A text file named .jpg: an IMAGE_* error in the page's language, then the page still
-    answers. Gradio's own preprocessing error is turned into ours by issue 12's
-    app/ui/uploads.py; until that is in this tree the test has nothing to check."""
+    answers. Gradio's own preprocessing error is turned into ours by app/ui/uploads.py."""
     fake = tmp_path / "not-a-photo.jpg"
     fake.write_text("this is not a picture\n" * 20)
     page.tab("image")

@@ -14,6 +14,7 @@ from models.base import Audio, EngineSettings, FallbackChain
 from models.errors import Cancelled, NotFound
 from pipelines.voice import PROFILE_STEPS, CalibrationCache, ProfileStore
 from pipelines.voice_jobs import create_profile_job, profile_id_for
+from tests.conftest import unavailable
 from tests.voice.conftest import SENTENCES, ojt_speech, wav_bytes
 
 
@@ -197,7 +198,7 @@ def test_clips_denoised_side_by_side_match_one_after_the_other() -> None:
 
     denoiser = DeepFilterDenoiser()
     if not denoiser.available()[0]:
-        pytest.skip("deepfilternet not installed")
+        unavailable("deepfilternet not installed")
     rng = np.random.default_rng(2)
     clips = [Audio(ojt_speech(s) + rng.normal(0, 0.02, len(ojt_speech(s))).astype(np.float32),
                    24000) for s in SENTENCES]
