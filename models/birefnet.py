@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings, LazyModel, module_available
-from models.errors import BackendUnavailable
 from models.gpu import gpu_task, live
-from models.hf import IMAGENET_MEAN, IMAGENET_STD, HubModel, files_signature, to_pixel_values
+from models.hf import IMAGENET_MEAN, IMAGENET_STD, HubModel, LoadFailure, to_pixel_values
 from models.mediapipe_selfie import matte_in_box
 
 INPUT_SIZE = 1024
@@ -43,7 +42,7 @@ class BiRefNetCutout:
                                "IMAGE_SEGMENTER_UNAVAILABLE", _load_weights, half=True)
         self._onnx: LazyModel[Any] = LazyModel(self._load_onnx)
         self._onnx_lock = threading.Lock()
-        self._onnx_error: tuple[Any, str] | None = None
+        self._onnx_failure = LoadFailure()
 
     def onnx_file(self) -> Path | None:
         folder = self.settings.weights_path("birefnet")
@@ -58,8 +57,9 @@ class BiRefNetCutout:
         path = self.onnx_file()
         if path is not None:
             ok, why = module_available("onnxruntime")
-            if self._onnx_error and self._onnx_error[0] == files_signature([path]):
-                return False, self._onnx_error[1]
+            failed = self._onnx_failure.reason([path])
+            if failed:
+                return False, failed
             return (True, f"BiRefNet ONNX {path}") if ok else (False, why)
         return self._model.available()
 
@@ -80,15 +80,10 @@ class BiRefNetCutout:
                 "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         assert path is not None
-        try:
-            session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as exc:  # noqa: BLE001 - a broken file: the chain moves on
-            reason = f"BiRefNet could not load {path}: {exc}"[:500]
-            self._onnx_error = (files_signature([path]), reason)
-            raise BackendUnavailable(reason, code="IMAGE_SEGMENTER_UNAVAILABLE",
-                                     message_ja="BiRefNet を読み込めません。") from exc
-        self._onnx_error = None
-        return session
+        return self._onnx_failure.guard(
+            [path], f"BiRefNet could not load {path}",
+            lambda: ort.InferenceSession(str(path), providers=providers),
+            code="IMAGE_SEGMENTER_UNAVAILABLE", message_ja="BiRefNet を読み込めません。")
 
     def _predict_onnx(self, rgb: np.ndarray) -> np.ndarray:
         import cv2

@@ -11,7 +11,7 @@ import ast
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -71,6 +71,38 @@ def files_signature(paths: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
+T = TypeVar("T")
+
+
+class LoadFailure:
+    """A load error remembered for the files it happened on. ``available()`` reports it
+    until those files change (a new download, a replaced file), so the chain skips a broken
+    checkpoint at once instead of every job trying it and failing again."""
+
+    def __init__(self) -> None:
+        self._error: tuple[tuple[tuple[str, int, int], ...], str] | None = None
+
+    def reason(self, paths: Iterable[Path]) -> str | None:
+        """Why the last load of exactly these files failed; None if it did not."""
+        if self._error is not None and self._error[0] == files_signature(paths):
+            return self._error[1]
+        return None
+
+    def guard(self, paths: Iterable[Path], what: str, load: Callable[[], T], *, code: str,
+              message_ja: str) -> T:
+        """``load()``; any error becomes BackendUnavailable("<what>: <error>") and is
+        remembered for ``paths``, so whatever breaks a load, the chain moves on."""
+        signature = files_signature(paths)
+        try:
+            result = load()
+        except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
+            reason = f"{what}: {type(exc).__name__}: {exc}"[:500]
+            self._error = (signature, reason)
+            raise BackendUnavailable(reason, code=code, message_ja=message_ja) from exc
+        self._error = None
+        return result
+
+
 def torch_device(settings: EngineSettings) -> str:
     return pick_device(settings.device)
 
@@ -92,10 +124,7 @@ class HubModel:
         self.code = code
         self._load_from = load
         self._lazy: LazyModel[tuple[Any, str]] = LazyModel(self._load)
-        self._load_error: tuple[tuple[tuple[str, int, int], ...], str] | None = None
-
-    def _signature(self) -> tuple[tuple[str, int, int], ...]:
-        return files_signature(self.spec.paths(self.settings) or [])
+        self._failure = LoadFailure()
 
     def available(self) -> tuple[bool, str]:
         missing = missing_imports(("torch", "transformers"))
@@ -110,8 +139,9 @@ class HubModel:
         if missing:
             return False, (f"{self.label}'s own code in {folder} imports python packages that "
                            f"are not installed: {', '.join(missing)}")
-        if self._load_error is not None and self._load_error[0] == self._signature():
-            return False, self._load_error[1]
+        failed = self._failure.reason(self.spec.paths(self.settings) or [])
+        if failed:
+            return False, failed
         return True, why
 
     def _load(self) -> tuple[Any, str]:
@@ -120,18 +150,15 @@ class HubModel:
             raise BackendUnavailable(why, code=self.code,
                                      message_ja=f"{self.label} の重みがありません。")
         folder = str(self.spec.folder(self.settings))
-        signature = self._signature()
         device = torch_device(self.settings)
-        try:
+
+        def load() -> Any:
             model = self._load_from(folder).to(device).eval()
-            if self.half and half_precision(device):
-                model = model.half()
-        except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
-            reason = f"{self.label} could not load from {folder}: {type(exc).__name__}: {exc}"
-            self._load_error = (signature, reason[:500])
-            raise BackendUnavailable(reason[:500], code=self.code,
-                                     message_ja=f"{self.label} を読み込めません。") from exc
-        self._load_error = None
+            return model.half() if self.half and half_precision(device) else model
+
+        model = self._failure.guard(
+            self.spec.paths(self.settings) or [], f"{self.label} could not load from {folder}",
+            load, code=self.code, message_ja=f"{self.label} を読み込めません。")
         keep(self.key, (model, device))
         return model, device
 

@@ -26,6 +26,7 @@ import numpy as np
 from models.base import Audio, EngineSettings, LazyModel, module_available
 from models.errors import BackendUnavailable
 from models.gpu import drop, gpu_task, keep, live
+from models.hf import LoadFailure
 from models.speech_dsp import resample_array
 
 SUBDIR = ("openvoice_v2", "converter")
@@ -334,7 +335,7 @@ class OpenVoiceConverter:
         self._model: LazyModel[_Loaded] = LazyModel(self._load)
         self.key = f"openvoice:{id(self)}"  # where the GPU functions find the model
         self._targets: dict[str, np.ndarray] = {}
-        self._load_error: tuple[Any, str] | None = None
+        self._failure = LoadFailure()
 
     def _local_dir(self) -> Path | None:
         return self.settings.weights_path(*SUBDIR)
@@ -347,33 +348,27 @@ class OpenVoiceConverter:
 
     def available(self) -> tuple[bool, str]:
         from models.downloads import manager_for
-        from models.hf import files_signature
 
         ok, why = module_available("torch")
         if not ok:
             return False, why
         ok, why = manager_for(self.settings).availability(self.name)
-        if ok and self._load_error and self._load_error[0] == files_signature(self._files() or ()):
-            return False, self._load_error[1]
-        return ok, why
+        failed = self._failure.reason(self._files() or ()) if ok else None
+        return (False, failed) if failed else (ok, why)
 
     def _load(self) -> _Loaded:
         from models.gpu import torch_device
-        from models.hf import files_signature
 
         files = self._files()
         if files is None:
             raise BackendUnavailable(self.available()[1], code="VOICE_CONVERSION_UNAVAILABLE",
                                      message_ja="OpenVoice v2 のチェックポイントがありません。")
-        try:
-            config = json.loads(files[0].read_text("utf-8"))
-            loaded = _Loaded(config, files[1], torch_device(self.settings.device))
-        except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
-            reason = f"OpenVoice v2 could not load {files[1]}: {type(exc).__name__}: {exc}"[:500]
-            self._load_error = (files_signature(files), reason)
-            raise BackendUnavailable(reason, code="VOICE_CONVERSION_UNAVAILABLE",
-                                     message_ja="OpenVoice v2 を読み込めません。") from exc
-        self._load_error = None
+        config_file, checkpoint = files
+        loaded = self._failure.guard(
+            files, f"OpenVoice v2 could not load {checkpoint}",
+            lambda: _Loaded(json.loads(config_file.read_text("utf-8")), checkpoint,
+                            torch_device(self.settings.device)),
+            code="VOICE_CONVERSION_UNAVAILABLE", message_ja="OpenVoice v2 を読み込めません。")
         keep(self.key, loaded)
         return loaded
 

@@ -24,6 +24,7 @@ import numpy as np
 from models.base import EngineSettings, LazyModel, ProgressFn, RenderRequest, no_progress
 from models.errors import BackendUnavailable
 from models.gpu import gpu_task
+from models.hf import LoadFailure
 
 MEL_STEP = 16
 MEL_FPS = 80.0
@@ -155,7 +156,7 @@ class Wav2LipHead:
         self.key = f"wav2lip:{id(self)}"  # where redraw_faces finds the model
         self._model = LazyModel(
             lambda: self._keep(model if model is not None else self._load()))
-        self._load_error: tuple[Any, str] | None = None
+        self._failure = LoadFailure()
 
     def checkpoint(self) -> Path | None:
         for name in CHECKPOINTS:
@@ -167,7 +168,6 @@ class Wav2LipHead:
     def available(self) -> tuple[bool, str]:
         from models.base import module_available
         from models.downloads import manager_for
-        from models.hf import files_signature
 
         ok, why = module_available("torch")
         if not ok:
@@ -175,10 +175,8 @@ class Wav2LipHead:
         if self._model.loaded:
             return True, "Wav2Lip loaded"
         ok, why = manager_for(self.settings).availability(self.name)
-        if ok and self._load_error and self._load_error[0] == files_signature(
-                [p for p in [self.checkpoint()] if p]):
-            return False, self._load_error[1]
-        return ok, why
+        failed = self._failure.reason([p for p in [self.checkpoint()] if p]) if ok else None
+        return (False, failed) if failed else (ok, why)
 
     def _keep(self, model: Any) -> Any:
         from models.gpu import keep
@@ -188,24 +186,21 @@ class Wav2LipHead:
 
     def _load(self) -> Any:
         from models.gpu import half_precision, torch_device
-        from models.hf import files_signature
 
         path = self.checkpoint()
         if path is None:
             raise BackendUnavailable(self.available()[1], code="VIDEO_WAV2LIP_UNAVAILABLE",
                                      message_ja="Wav2Lip のチェックポイントがありません。")
-        try:
+
+        def load() -> Any:
             device = torch_device(self.settings.device)
             model = load_checkpoint(path, device)
-            if half_precision(device):
-                model = model.half()  # conv + batch norm + sigmoid: safe in float16
-        except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
-            reason = f"Wav2Lip could not load {path}: {type(exc).__name__}: {exc}"[:500]
-            self._load_error = (files_signature([path]), reason)
-            raise BackendUnavailable(reason, code="VIDEO_WAV2LIP_UNAVAILABLE",
-                                     message_ja="Wav2Lip を読み込めません。") from exc
-        self._load_error = None
-        return model
+            # conv + batch norm + sigmoid: safe in float16
+            return model.half() if half_precision(device) else model
+
+        return self._failure.guard([path], f"Wav2Lip could not load {path}", load,
+                                   code="VIDEO_WAV2LIP_UNAVAILABLE",
+                                   message_ja="Wav2Lip を読み込めません。")
 
     def close(self) -> None:
         from models.gpu import drop
