@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -36,6 +37,18 @@ def require_binary(*names: str) -> str:
         if path:
             return path
     unavailable(f"{names[0]} not installed")
+
+
+def end_process(proc: subprocess.Popen[Any], timeout: float = 60.0) -> None:
+    """Stop a process a test started: SIGTERM and a graceful wait, SIGKILL if it hangs."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def expected_engine(services: Services, capability: str) -> tuple[str, bool]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, require_binary
+from tests.conftest import end_process, free_port, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).with_name("out")  # screenshots to look at (git-ignored)
@@ -51,12 +51,7 @@ class Studio:
         raise TimeoutError(f"studio not up: {self.log.read_text()[-3000:]}")
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        end_process(self.process, timeout=30)
         self._log_file.close()
 
 

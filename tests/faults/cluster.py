@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.services import Services
+from tests.conftest import end_process
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -52,13 +53,7 @@ class Worker:
         self.proc.wait(timeout=30)
 
     def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        end_process(self.proc)
         self.handle.close()
         return self.log.read_text()
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from app.jobs import Jobs, SqliteJobStore
-from tests.conftest import free_port
+from tests.conftest import end_process, free_port
 from tests.faults.cluster import ROOT, wait_until
 from tests.message.test_message import PORTRAIT, ffprobe
 
@@ -66,13 +66,8 @@ class Studio:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            end_process(self.proc)
 
     def log_text(self) -> str:
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.logs.glob("studio*.log")))
