@@ -47,11 +47,6 @@ def request_language(request: Any) -> str:
     return pick_language(headers.get("accept-language") if headers else None)
 
 
-def lang_of(request: Any) -> str:
-    """Alias of :func:`request_language` for handlers' one-liners."""
-    return request_language(request)
-
-
 def ui_error(message: str, lang: str = "en") -> gr.Error:
     """A toast with the title in the page's language (Gradio's own title is always "Error")."""
     return gr.Error(message, title=plain("error.title", lang))

@@ -23,7 +23,7 @@ import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 from gradio.utils import get_upload_folder
 
-from app.ui.text import request_language
+from app.ui.text import plain, register, request_language, studio_error, ui_error
 from models.errors import StudioError
 from pipelines.media import LIMITS, decode_audio, decode_image
 
@@ -34,14 +34,8 @@ _ANY_LENGTH = dataclasses.replace(LIMITS, audio_max_bytes=2**40, audio_max_secon
 # The REST area whose codes an event's audio errors carry (VOICE_AUDIO_INVALID, ...).
 AUDIO_AREAS = {"create_profile": "VOICE", "check_clips": "VOICE", "adjust_prosody": "PROSODY",
                "mix_bgm": "BGM", "generate_video": "VIDEO", "go": "VIDEO"}
-UNREADABLE = {"en": "This upload could not be read as {kind}.",
-              "ja": "アップロードされたファイルを{kind}として読めません。"}
-KINDS = {"en": {"image": "an image", "audio": "audio"}, "ja": {"image": "画像", "audio": "音声"}}
-
-
-def studio_error(exc: StudioError, lang: str) -> gr.Error:
-    """A studio error as the page shows it: the message in its language, then the code."""
-    return gr.Error(f"{exc.localized(lang)} ({exc.code})")
+register(en={"upload.unreadable_image": "This upload could not be read as an image."},
+         ja={"upload.unreadable_image": "アップロードされたファイルを画像として読めません。"})
 
 
 def _uploaded_path(value: Any) -> Path | None:
@@ -97,8 +91,7 @@ def explain_failed_image(block_fn: Any, inputs: list[Any], lang: str) -> gr.Erro
             decode_image(path.read_bytes(), filename=_display_name(value, path))
         except StudioError as exc:
             return studio_error(exc, lang)
-        return gr.Error(UNREADABLE[lang].format(kind=KINDS[lang]["image"])
-                        + " (IMAGE_INVALID_FORMAT)")
+        return ui_error(f"{plain('upload.unreadable_image', lang)} (IMAGE_INVALID_FORMAT)", lang)
     return None
 
 
