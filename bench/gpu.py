@@ -119,7 +119,7 @@ def main() -> None:
     mp = rgb.shape[0] * rgb.shape[1] / 1e6
 
     # Wav2Lip: the network alone, then a whole render
-    from models.wav2lip import Wav2LipHead, redraw_faces
+    from models.talking_head.wav2lip import Wav2LipHead, redraw_faces
 
     head = Wav2LipHead(settings)
     model = head._model.get()
@@ -143,14 +143,14 @@ def main() -> None:
     rows.append(["wav2lip render", "4 s, 512x512 output, H.264", f"{first:.2f}",
                  f"{100 / med:.0f} frames/s ({4 / med:.2f}x real time)"])
 
-    from models.segformer import SegformerCutout
+    from models.cutout.segformer import SegformerCutout
 
     seg = SegformerCutout(settings)
     first, med = timed(lambda: seg.person_probability(rgb), args.repeats, device)
     rows.append(["segformer-b2", f"{rgb.shape[1]}x{rgb.shape[0]} photo, 512 input",
                  f"{first:.2f}", f"{1000 * med / mp:.0f} ms/MP"])
 
-    from models.sam2 import Sam2Refiner
+    from models.refine.sam2 import Sam2Refiner
 
     sam = Sam2Refiner(settings)
     matte = np.zeros(rgb.shape[:2], np.float32)
@@ -161,7 +161,7 @@ def main() -> None:
     rows.append(["sam2.1-tiny", "1 MP photo, 1024 input, box+point+mask",
                  f"{first:.2f}", f"{1000 * med / mp:.0f} ms/MP"])
 
-    from models.openvoice import OpenVoiceConverter
+    from models.voice.openvoice import OpenVoiceConverter
 
     ov = OpenVoiceConverter(settings)
     rate = 22050
@@ -171,7 +171,7 @@ def main() -> None:
                        args.repeats, device)
     rows.append(["openvoice v2", "5 s of speech", f"{first:.2f}", f"RTF {med / 5:.3f}"])
 
-    from models.birefnet import BiRefNetCutout
+    from models.cutout.birefnet import BiRefNetCutout
     from models.hf import missing_imports
 
     missing = missing_imports(json.loads((DATA / "birefnet_lite.json").read_text())

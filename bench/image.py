@@ -33,18 +33,18 @@ sys.path.insert(0, str(ROOT))
 
 from bench.baseline import baseline_module  # noqa: E402
 from models.base import EngineSettings  # noqa: E402
-from models.closed_form import (  # noqa: E402
+from models.cutout.mediapipe import MediapipeCutout  # noqa: E402
+from models.detect.person import PersonDetector  # noqa: E402
+from models.refine.closed_form import (  # noqa: E402
     ClosedFormRefiner,
     as_float_rgb,
     band_width,
     make_trimap,
     refine_matte,
 )
-from models.mediapipe_selfie import MediapipeCutout  # noqa: E402
-from models.person_detect import PersonDetector  # noqa: E402
 from tests.image import portraits  # noqa: E402
 
-BASELINE = baseline_module("models/closed_form.py")
+BASELINE = baseline_module("models/refine/closed_form.py", was=["models/closed_form.py"])
 
 SIZES_MP = (0.25, 1.0, 4.0)
 
@@ -73,7 +73,7 @@ class _BaselineRefiner:
     name = "closed_form (main)"
 
     def available(self) -> tuple[bool, str]:
-        return BASELINE is not None, "git show main:models/closed_form.py"
+        return BASELINE is not None, "git show main:models/refine/closed_form.py"
 
     def refine(self, image, matte):
         assert BASELINE is not None
@@ -89,12 +89,12 @@ def speed_table(runs: int) -> list[tuple[str, str, float, float, float]]:
     engines: list[tuple[str, str, object]] = [("detection", "mediapipe face+selfie+pose",
                                                None)]
     cutouts = [MediapipeCutout(settings)]
-    for module, cls in (("models.segformer", "SegformerCutout"),
-                        ("models.birefnet", "BiRefNetCutout")):
+    for module, cls in (("models.cutout.segformer", "SegformerCutout"),
+                        ("models.cutout.birefnet", "BiRefNetCutout")):
         engine = getattr(__import__(module, fromlist=[cls]), cls)(settings)
         cutouts.append(engine)
     refiners: list[object] = [ClosedFormRefiner(settings), _BaselineRefiner()]
-    from models.sam2 import Sam2Refiner
+    from models.refine.sam2 import Sam2Refiner
 
     refiners.append(Sam2Refiner(settings))
     for engine in cutouts:

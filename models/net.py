@@ -1,7 +1,7 @@
 """Outbound HTTP without becoming an SSRF proxy: the one implementation of the rules.
 
 Every URL the studio fetches on someone's say-so (input URLs in ``app.fetch``, D-ID result
-links in ``models.did``) goes through :class:`SafeHttp`:
+links in ``models.talking_head.did``) goes through :class:`SafeHttp`:
 
 - only ``https`` (an operator-configured *trusted origin*, such as ``STUDIO_DID_URL``, is
   exempt: the operator chose it);

@@ -15,32 +15,32 @@ from models.base import EngineSettings, FallbackChain
 
 CAPABILITIES: dict[str, dict[str, str]] = {
     "tts": {
-        "kokoro": "models.kokoro:KokoroSpeech",
-        "piper": "models.piper:PiperSpeech",
-        "openjtalk": "models.openjtalk:OpenJTalkSpeech",
-        "voicevox": "models.voicevox:VoicevoxSpeech",
+        "kokoro": "models.speech.kokoro:KokoroSpeech",
+        "piper": "models.speech.piper:PiperSpeech",
+        "openjtalk": "models.speech.openjtalk:OpenJTalkSpeech",
+        "voicevox": "models.speech.voicevox:VoicevoxSpeech",
     },
     "voice_encoder": {
-        "resemblyzer": "models.resemblyzer_encoder:ResemblyzerEncoder",
+        "resemblyzer": "models.voice.resemblyzer:ResemblyzerEncoder",
     },
     "voice_converter": {
-        "openvoice": "models.openvoice:OpenVoiceConverter",
-        "voice_matching": "models.voice_matching:VoiceMatcher",
+        "openvoice": "models.voice.openvoice:OpenVoiceConverter",
+        "voice_matching": "models.voice.matching:VoiceMatcher",
     },
     "cutout": {
-        "birefnet": "models.birefnet:BiRefNetCutout",
-        "segformer": "models.segformer:SegformerCutout",
-        "mediapipe": "models.mediapipe_selfie:MediapipeCutout",
-        "aws": "models.aws:NovaCanvasCutout",
+        "birefnet": "models.cutout.birefnet:BiRefNetCutout",
+        "segformer": "models.cutout.segformer:SegformerCutout",
+        "mediapipe": "models.cutout.mediapipe:MediapipeCutout",
+        "aws": "models.cutout.aws:NovaCanvasCutout",
     },
     "refiner": {
-        "sam2": "models.sam2:Sam2Refiner",
-        "closed_form": "models.closed_form:ClosedFormRefiner",
+        "sam2": "models.refine.sam2:Sam2Refiner",
+        "closed_form": "models.refine.closed_form:ClosedFormRefiner",
     },
     "talking_head": {
-        "wav2lip": "models.wav2lip:Wav2LipHead",
-        "builtin": "models.landmark_head:LandmarkHead",
-        "did": "models.did:DidTalkingHead",
+        "wav2lip": "models.talking_head.wav2lip:Wav2LipHead",
+        "builtin": "models.talking_head.landmark:LandmarkHead",
+        "did": "models.talking_head.did:DidTalkingHead",
     },
 }
 

@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image
 
 from models.base import ChainResult, FallbackChain, LazyModel, ProgressFn, StageReport, no_progress
-from models.closed_form import as_float_rgb, estimate_foreground
+from models.detect.person import Detection, PersonDetector
 from models.errors import InvalidInput
-from models.person_detect import Detection, PersonDetector
+from models.refine.closed_form import as_float_rgb, estimate_foreground
 from pipelines.framing import FramingOptions, frame, validate_options
 
 Box = tuple[int, int, int, int]

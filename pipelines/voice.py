@@ -41,7 +41,7 @@ from models.base import (
     no_progress,
 )
 from models.errors import BackendUnavailable, InvalidInput, NotFound
-from models.speech_dsp import normalize_peak, trim, voiced_bounds
+from models.speech.dsp import normalize_peak, trim, voiced_bounds
 from pipelines.media import decode_audio, encode_wav, validate_text
 
 PROFILE_ROOT = "voices/openvoice"
@@ -870,7 +870,7 @@ class VoiceKit:
 
     def denoiser(self) -> Any:
         if self._denoiser is None:
-            from models.denoise import DeepFilterDenoiser
+            from models.voice.denoise import DeepFilterDenoiser
 
             denoiser = DeepFilterDenoiser()
             self._denoiser = denoiser if denoiser.available()[0] else False

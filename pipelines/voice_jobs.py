@@ -52,7 +52,7 @@ _DENOISER: list[Any] = []
 def shared_denoiser() -> Any:
     """One DeepFilterNet wrapper per process (False when it is not installed)."""
     if not _DENOISER:
-        from models.denoise import DeepFilterDenoiser
+        from models.voice.denoise import DeepFilterDenoiser
 
         denoiser = DeepFilterDenoiser()
         _DENOISER.append(denoiser if denoiser.available()[0] else False)

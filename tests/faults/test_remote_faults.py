@@ -44,7 +44,7 @@ def voicevox() -> Iterator[VoicevoxStub]:
 
 
 def _vv(url: str, sleeps: list[float], timeout: float = 5.0, attempts: int = 4):
-    from models.voicevox import VoicevoxSpeech
+    from models.speech.voicevox import VoicevoxSpeech
 
     return VoicevoxSpeech(EngineSettings(voicevox_url=url, request_timeout=timeout),
                           attempts=attempts, backoff=0.25, sleep=sleeps.append)
@@ -122,7 +122,7 @@ def test_voicevox_malformed_speakers_list(voicevox: VoicevoxStub) -> None:
 
 
 def test_chain_falls_back_from_a_broken_voicevox(voicevox: VoicevoxStub) -> None:
-    from models.openjtalk import OpenJTalkSpeech
+    from models.speech.openjtalk import OpenJTalkSpeech
 
     voicevox.fail_paths = {"/synthesis": "truncated_wav"}
     chain = FallbackChain("tts", [_vv(voicevox.url, []), OpenJTalkSpeech(EngineSettings())])
@@ -142,7 +142,7 @@ def _render_request(tmp_path: Path) -> RenderRequest:
 
 
 def _did(url: str, sleeps: list[float], timeout: float = 5.0, **kw):
-    from models.did import DidTalkingHead
+    from models.talking_head.did import DidTalkingHead
 
     return DidTalkingHead(EngineSettings(did_url=url, did_api_key="user:secret",
                                          request_timeout=timeout),
@@ -226,7 +226,7 @@ def bedrock(s3_server: str, monkeypatch: pytest.MonkeyPatch):
 
 
 def _nova(stub, sleeps: list[float], mcp: bool = False, url: str | None = None, **kw):
-    from models.aws import NovaCanvasCutout
+    from models.cutout.aws import NovaCanvasCutout
 
     endpoint = url or stub.url
     return NovaCanvasCutout(EngineSettings(

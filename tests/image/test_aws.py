@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from models.aws import NovaCanvasCutout, fit_for_nova
 from models.base import EngineSettings, FallbackChain
+from models.cutout.aws import NovaCanvasCutout, fit_for_nova
 from models.errors import BackendFailed, BackendUnavailable, TransientBackendError
 from tests.conftest import free_port
 from tests.stubs.bedrock import BedrockStub
@@ -132,7 +132,7 @@ def test_not_available_without_bucket() -> None:
 
 
 def test_chain_falls_back_from_throttled_aws_to_mediapipe(aws_env, stub) -> None:
-    from models.mediapipe_selfie import MediapipeCutout
+    from models.cutout.mediapipe import MediapipeCutout
 
     stub.mode = "throttle"
     chain = FallbackChain("cutout", [_engine(aws_env, stub), MediapipeCutout()])

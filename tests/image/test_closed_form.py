@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.closed_form import (
+from models.refine.closed_form import (
     ClosedFormRefiner,
     closed_form_alpha,
     estimate_foreground,
@@ -76,7 +76,7 @@ def test_guided_upsampling_puts_the_edge_where_the_photo_has_it() -> None:
 
 def test_refinement_solves_a_big_photo_on_a_smaller_grid(monkeypatch: pytest.MonkeyPatch) -> None:
     """At 1 MP the band is ~11 px; the sparse solve runs where it is ``SOLVE_BAND`` px."""
-    import models.closed_form as cf
+    import models.refine.closed_form as cf
 
     seen: list[tuple[int, int]] = []
     real = cf.closed_form_alpha
@@ -121,7 +121,7 @@ def test_refiner_rejects_mismatched_sizes() -> None:
 
 @pytest.mark.slow
 def test_refinement_improves_iou_and_alpha_error_over_mediapipe() -> None:
-    from models.mediapipe_selfie import MediapipeCutout
+    from models.cutout.mediapipe import MediapipeCutout
 
     segmenter = MediapipeCutout()
     raw_iou, raw_mae, ref_iou, ref_mae = [], [], [], []
@@ -142,7 +142,7 @@ def test_refinement_on_a_smaller_grid_matches_the_full_resolution_solve() -> Non
     """The fast path (solve at ``SOLVE_BAND`` px, guided upsampling) against the same solve
     at full resolution, on the evaluation set: no worse on average (a hair of tolerance for
     floating point; bench/image.py reports both figures in full)."""
-    from models.mediapipe_selfie import MediapipeCutout
+    from models.cutout.mediapipe import MediapipeCutout
 
     segmenter = MediapipeCutout()
     fast_iou, fast_mae, full_iou, full_mae = [], [], [], []

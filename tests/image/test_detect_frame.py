@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from models.base import FallbackChain
-from models.closed_form import ClosedFormRefiner
+from models.cutout.mediapipe import MediapipeCutout
+from models.detect.person import threshold_for
 from models.errors import InvalidInput
-from models.mediapipe_selfie import MediapipeCutout
-from models.person_detect import threshold_for
+from models.refine.closed_form import ClosedFormRefiner
 from pipelines import image as pipe
 from pipelines.framing import (
     EYE_LINE,

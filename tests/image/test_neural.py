@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from models.base import EngineSettings, FallbackChain
-from models.closed_form import ClosedFormRefiner
+from models.refine.closed_form import ClosedFormRefiner
 
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
@@ -54,7 +54,7 @@ def _save_segformer(root: Path, labels: list[str], winner: str | None = None) ->
 
 
 def test_segformer_unavailable_without_weights(tmp_path: Path) -> None:
-    from models.segformer import SegformerCutout
+    from models.cutout.segformer import SegformerCutout
 
     ok, why = SegformerCutout(EngineSettings(models_dir=tmp_path)).available()
     assert not ok
@@ -62,7 +62,7 @@ def test_segformer_unavailable_without_weights(tmp_path: Path) -> None:
 
 
 def test_segformer_person_labels_of_the_clothes_parser() -> None:
-    from models.segformer import person_labels
+    from models.cutout.segformer import person_labels
 
     person = {CLOTHES_LABELS[i] for i in person_labels(dict(enumerate(CLOTHES_LABELS)))}
     assert person == set(CLOTHES_LABELS) - {"Background", "Bag"}
@@ -78,7 +78,7 @@ def test_segformer_person_labels_of_the_clothes_parser() -> None:
 def test_segformer_person_is_the_person_labels(tmp_path: Path, winner: str,
                                                expected: float) -> None:
     """A bag the person holds is not the person (1 - P(background) said it was)."""
-    from models.segformer import SegformerCutout
+    from models.cutout.segformer import SegformerCutout
 
     _save_segformer(tmp_path, CLOTHES_LABELS, winner)
     engine = SegformerCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
@@ -89,8 +89,8 @@ def test_segformer_person_is_the_person_labels(tmp_path: Path, winner: str,
 
 
 def test_segformer_without_person_labels_falls_back_with_the_reason(tmp_path: Path) -> None:
-    from models.mediapipe_selfie import MediapipeCutout
-    from models.segformer import SegformerCutout
+    from models.cutout.mediapipe import MediapipeCutout
+    from models.cutout.segformer import SegformerCutout
 
     _save_segformer(tmp_path, ["background", "car", "road"], "car")
     chain = FallbackChain("cutout", [SegformerCutout(EngineSettings(models_dir=tmp_path,
@@ -102,7 +102,7 @@ def test_segformer_without_person_labels_falls_back_with_the_reason(tmp_path: Pa
 
 
 def test_segformer_random_weights_give_a_soft_matte_in_a_box(tmp_path: Path) -> None:
-    from models.segformer import SegformerCutout
+    from models.cutout.segformer import SegformerCutout
 
     _save_segformer(tmp_path, CLOTHES_LABELS)
     engine = SegformerCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
@@ -142,7 +142,7 @@ def _coarse() -> np.ndarray:
 
 
 def test_sam2_segments_from_box_point_and_mask_prompts(tmp_path: Path) -> None:
-    from models.sam2 import Sam2Refiner
+    from models.refine.sam2 import Sam2Refiner
 
     _save_sam2(tmp_path)
     engine = Sam2Refiner(EngineSettings(models_dir=tmp_path, device="cpu"))
@@ -157,7 +157,7 @@ def test_sam2_segments_from_box_point_and_mask_prompts(tmp_path: Path) -> None:
 
 
 def test_refiner_chain_uses_sam2_when_weights_exist(tmp_path: Path) -> None:
-    from models.sam2 import Sam2Refiner
+    from models.refine.sam2 import Sam2Refiner
     from pipelines.image import Person, refine
 
     _save_sam2(tmp_path)
@@ -172,7 +172,7 @@ def test_refiner_chain_uses_sam2_when_weights_exist(tmp_path: Path) -> None:
 
 
 def test_sam2_without_weights_falls_back_and_says_so(tmp_path: Path) -> None:
-    from models.sam2 import Sam2Refiner
+    from models.refine.sam2 import Sam2Refiner
     from pipelines.image import Person, refine
 
     chain = FallbackChain("refiner", [Sam2Refiner(EngineSettings(models_dir=tmp_path)),
@@ -257,7 +257,7 @@ def _save_remote_code_model(root: Path, post_init: bool = True) -> None:
 
 
 def test_birefnet_loads_remote_code_from_models_dir(tmp_path: Path) -> None:
-    from models.birefnet import BiRefNetCutout
+    from models.cutout.birefnet import BiRefNetCutout
 
     _save_remote_code_model(tmp_path)
     engine = BiRefNetCutout(EngineSettings(models_dir=tmp_path, device="cpu"))
@@ -271,7 +271,7 @@ def test_birefnet_loads_remote_code_from_models_dir(tmp_path: Path) -> None:
 def test_birefnet_code_that_skips_post_init_loads_on_transformers_5(tmp_path: Path) -> None:
     """transformers 5 reads ``all_tied_weights_keys`` (set by ``post_init()``) while loading;
     BiRefNet's hub code never calls it. The engine's shim does."""
-    from models.birefnet import BiRefNetCutout
+    from models.cutout.birefnet import BiRefNetCutout
 
     _save_remote_code_model(tmp_path, post_init=False)
     assert "post_init" not in (tmp_path / "birefnet" / "modeling_tiny.py").read_text()
@@ -282,7 +282,7 @@ def test_birefnet_code_that_skips_post_init_loads_on_transformers_5(tmp_path: Pa
 
 
 def test_birefnet_code_needing_missing_packages_is_not_ready(tmp_path: Path) -> None:
-    from models.birefnet import BiRefNetCutout
+    from models.cutout.birefnet import BiRefNetCutout
 
     _save_remote_code_model(tmp_path)
     code = tmp_path / "birefnet" / "modeling_tiny.py"
@@ -295,7 +295,7 @@ def test_birefnet_code_needing_missing_packages_is_not_ready(tmp_path: Path) -> 
 
 
 def test_birefnet_unavailable_without_weights(tmp_path: Path) -> None:
-    from models.birefnet import BiRefNetCutout
+    from models.cutout.birefnet import BiRefNetCutout
 
     assert not BiRefNetCutout(EngineSettings(models_dir=tmp_path)).available()[0]
 
@@ -305,9 +305,9 @@ def test_weights_downloaded_in_the_background_are_picked_up_without_restart(
     """The first cutout falls back and says 'downloading'; once the manager has verified the
     files the same engine object uses them."""
     from models.catalog import CATALOG
+    from models.cutout.mediapipe import MediapipeCutout
+    from models.cutout.segformer import SegformerCutout
     from models.downloads import manager_for
-    from models.mediapipe_selfie import MediapipeCutout
-    from models.segformer import SegformerCutout
     from tests.stubs.hub import HubStub
 
     _save_segformer(tmp_path / "built", CLOTHES_LABELS, "Hair")
@@ -366,7 +366,7 @@ def _onnx_channel_sum(size: int) -> bytes:
 
 
 def test_birefnet_runs_the_released_onnx_form_with_onnxruntime(tmp_path: Path) -> None:
-    from models.birefnet import INPUT_SIZE, BiRefNetCutout
+    from models.cutout.birefnet import INPUT_SIZE, BiRefNetCutout
     from models.hf import IMAGENET_MEAN, IMAGENET_STD
 
     folder = tmp_path / "birefnet"
@@ -391,8 +391,8 @@ def test_birefnet_runs_the_released_onnx_form_with_onnxruntime(tmp_path: Path) -
 
 
 def test_birefnet_broken_onnx_falls_back_with_the_reason(tmp_path: Path) -> None:
-    from models.birefnet import BiRefNetCutout
-    from models.mediapipe_selfie import MediapipeCutout
+    from models.cutout.birefnet import BiRefNetCutout
+    from models.cutout.mediapipe import MediapipeCutout
 
     (tmp_path / "birefnet").mkdir()
     (tmp_path / "birefnet" / "model.onnx").write_bytes(b"not a model")

@@ -136,8 +136,8 @@ def test_truncated_file_fails_and_is_not_installed(tmp_path: Path, monkeypatch) 
 
 def test_missing_engine_in_a_job_goes_straight_to_the_next(tmp_path: Path, monkeypatch) -> None:
     """The job's fallback record says why; the job does not wait for the hub."""
-    from models.closed_form import ClosedFormRefiner
-    from models.sam2 import Sam2Refiner
+    from models.refine.closed_form import ClosedFormRefiner
+    from models.refine.sam2 import Sam2Refiner
 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     chain = FallbackChain("refiner", [Sam2Refiner(_settings(tmp_path)), ClosedFormRefiner()])

@@ -94,7 +94,7 @@ def test_zero_gpu_functions_get_only_picklable_arguments(monkeypatch, tmp_path) 
     real_find_spec = gpu.importlib.util.find_spec
     monkeypatch.setattr(gpu.importlib.util, "find_spec",
                         lambda name, *a: object() if name == "spaces" else real_find_spec(name, *a))
-    import models.segformer as segformer
+    import models.cutout.segformer as segformer
 
     try:
         importlib.reload(segformer)

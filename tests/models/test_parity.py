@@ -53,7 +53,7 @@ def random_state(tensors: dict[str, list[Any]], seed: int = 0) -> dict[str, Any]
 
 
 def test_wav2lip_builds_the_released_tensor_set() -> None:
-    from models.wav2lip import build_model
+    from models.talking_head.wav2lip import build_model
 
     m = manifest("wav2lip_gan.json")
     assert shapes(build_model().state_dict()) == m["tensors"]
@@ -63,7 +63,7 @@ def test_wav2lip_builds_the_released_tensor_set() -> None:
 def test_wav2lip_loads_the_released_container(tmp_path: Path, legacy: bool) -> None:
     """``{'state_dict': {'module.' + k}, 'optimizer', 'global_step', 'global_epoch'}``, in the
     legacy (torch 1.x) pickle the release was written with, and in today's zip format."""
-    from models.wav2lip import Wav2LipHead
+    from models.talking_head.wav2lip import Wav2LipHead
 
     m = manifest("wav2lip_gan.json")
     assert m["container"]["keys"] == ["state_dict", "optimizer", "global_step", "global_epoch"]
@@ -90,7 +90,7 @@ def test_wav2lip_loads_the_released_container(tmp_path: Path, legacy: bool) -> N
 def test_wav2lip_unreadable_checkpoint_is_reported_not_ready(tmp_path: Path) -> None:
     """A truncated or foreign file: the render falls to the next engine with the reason, and
     ``available()`` (the Engines panel) says so until the file changes."""
-    from models.wav2lip import Wav2LipHead
+    from models.talking_head.wav2lip import Wav2LipHead
 
     (tmp_path / "wav2lip").mkdir()
     (tmp_path / "wav2lip" / "wav2lip_gan.pth").write_bytes(b"PK\x03\x04 truncated")
@@ -125,7 +125,7 @@ def test_wav2lip_input_is_bgr_as_the_original_inference() -> None:
     from torch import nn
 
     from models.gpu import keep
-    from models.wav2lip import FACE, redraw_faces
+    from models.talking_head.wav2lip import FACE, redraw_faces
 
     class Probe(nn.Module):
         def __init__(self) -> None:
@@ -161,7 +161,7 @@ def test_wav2lip_matches_the_original_pipeline_on_the_same_weights() -> None:
     """``inference.py``: BGR crops, lower half zeroed, (masked, full) / 255, NCHW; output
     x 255 is BGR. Written out here from the original's lines 136-151 and 265."""
     from models.gpu import keep
-    from models.wav2lip import build_model, redraw_faces
+    from models.talking_head.wav2lip import build_model, redraw_faces
 
     torch.manual_seed(1)
     model = build_model().eval()
@@ -185,7 +185,7 @@ def test_wav2lip_matches_the_original_pipeline_on_the_same_weights() -> None:
 
 
 def test_openvoice_builds_the_released_tensor_set_from_the_real_config() -> None:
-    from models.openvoice import DEFAULT_CONFIG, build_model
+    from models.voice.openvoice import DEFAULT_CONFIG, build_model
 
     m = manifest("openvoice_v2_converter.json")
     assert m["config"] == DEFAULT_CONFIG
@@ -193,7 +193,7 @@ def test_openvoice_builds_the_released_tensor_set_from_the_real_config() -> None
 
 
 def test_openvoice_loads_the_released_container_and_converts(tmp_path: Path) -> None:
-    from models.openvoice import OpenVoiceConverter
+    from models.voice.openvoice import OpenVoiceConverter
 
     m = manifest("openvoice_v2_converter.json")
     folder = tmp_path / "openvoice_v2" / "converter"
@@ -215,7 +215,7 @@ def test_openvoice_loads_the_released_container_and_converts(tmp_path: Path) -> 
 
 
 def test_openvoice_with_a_broken_checkpoint_falls_back_with_the_reason(tmp_path: Path) -> None:
-    from models.openvoice import OpenVoiceConverter
+    from models.voice.openvoice import OpenVoiceConverter
 
     m = manifest("openvoice_v2_converter.json")
     folder = tmp_path / "openvoice_v2" / "converter"
@@ -265,7 +265,7 @@ def _save_hf(folder: Path, m: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_segformer_b2_clothes_checkpoint_loads_completely(tmp_path: Path) -> None:
-    from models.segformer import SegformerCutout, person_labels
+    from models.cutout.segformer import SegformerCutout, person_labels
 
     m = manifest("segformer_b2_clothes.json")
     state = _save_hf(tmp_path / "segformer", m)
@@ -306,7 +306,7 @@ def test_segformer_preprocessing_is_the_documented_one() -> None:
 def test_sam2_video_checkpoint_loads_into_the_image_model(tmp_path: Path) -> None:
     """The hub's sam2.1-hiera-tiny is a ``sam2_video`` checkpoint: every tensor the image
     model has is in it and loads; only the tracking memory is left out."""
-    from models.sam2 import Sam2Refiner
+    from models.refine.sam2 import Sam2Refiner
 
     m = manifest("sam2.1_hiera_tiny.json")
     assert m["config"]["model_type"] == "sam2_video"
@@ -340,9 +340,9 @@ def test_birefnet_checkpoint_without_its_code_packages_is_reported_not_ready(
     original's tensors, and its own code that imports torchvision, timm, einops and kornia.
     Where those are not installed, ``available()`` says so (it said 'ready' before) and the
     chain moves on."""
-    from models.birefnet import BiRefNetCutout
+    from models.cutout.birefnet import BiRefNetCutout
+    from models.cutout.mediapipe import MediapipeCutout
     from models.hf import missing_imports
-    from models.mediapipe_selfie import MediapipeCutout
 
     m = manifest("birefnet_lite.json")
     assert m["config"]["bb"] == "swin_v1_t"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from models.base import Audio, RenderRequest, Speech
-from models.landmark_head import LandmarkHead
+from models.talking_head.landmark import LandmarkHead
 from quality import contact_sheet, measure, table
 from quality.decode import _ffmpeg
 from tests.video.conftest import DATA, tts

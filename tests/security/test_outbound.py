@@ -18,9 +18,9 @@ from PIL import Image
 from app.fetch import SafeFetcher
 from app.storage import LocalStorage
 from models.base import Audio, EngineSettings, RenderRequest, Speech
-from models.did import DidTalkingHead
 from models.errors import BackendFailed, InvalidInput
 from models.net import OutboundRules, SafeHttp, UrlRefused
+from models.talking_head.did import DidTalkingHead
 from tests.stubs.did import DidBehaviour, DidStub
 
 SSRF_HOSTS = ["127.0.0.1", "169.254.169.254", "10.0.0.1", "[::1]", "loopback.test"]

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from models.base import Audio, EngineSettings, FallbackChain, RenderRequest, Speech
-from models.did import DidTalkingHead
 from models.errors import BackendFailed, BackendUnavailable, Cancelled, InvalidInput
-from models.mp4 import Mp4Writer
+from models.talking_head.did import DidTalkingHead
+from models.talking_head.mp4 import Mp4Writer
 from tests.stubs.did import DidBehaviour, DidStub
 
 

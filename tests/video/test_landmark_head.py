@@ -10,7 +10,7 @@ from PIL import Image
 
 from models.base import Audio, RenderRequest, Speech
 from models.errors import Cancelled, InvalidInput
-from models.face_rig import (
+from models.talking_head.face_rig import (
     LOWER_INNER,
     UPPER_INNER,
     FaceRig,
@@ -18,8 +18,8 @@ from models.face_rig import (
     detect_landmarks,
     frame_portrait,
 )
-from models.idle_motion import blink_schedule, idle_track
-from models.landmark_head import LandmarkHead
+from models.talking_head.idle_motion import blink_schedule, idle_track
+from models.talking_head.landmark import LandmarkHead
 from tests.video.conftest import ffprobe
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from PIL import Image
 
 from models.base import Audio
 from models.errors import BackendFailed
-from models.face_rig import (
+from models.talking_head.face_rig import (
     LOWER_INNER,
     SHAPES,
     UPPER_INNER,
@@ -19,7 +19,7 @@ from models.face_rig import (
     detect_landmarks,
     frame_portrait,
 )
-from models.mp4 import Mp4Writer
+from models.talking_head.mp4 import Mp4Writer
 from tests.video.conftest import ffprobe
 
 
@@ -87,7 +87,7 @@ def test_background_fill_is_a_soft_blur(portrait: Image.Image) -> None:
 def test_writer_thread_writes_every_frame_in_order(tmp_path: Path) -> None:
     import subprocess
 
-    from models.mp4 import ffmpeg_binary
+    from models.talking_head.mp4 import ffmpeg_binary
 
     out = tmp_path / "ramp.mp4"
     frame = np.zeros((64, 64, 3), np.uint8)
@@ -109,7 +109,7 @@ def test_writer_keeps_the_colours(tmp_path: Path, portrait: Image.Image) -> None
     ffmpeg's own rgb24 conversion, BT.601 limited)."""
     import subprocess
 
-    from models.mp4 import ffmpeg_binary
+    from models.talking_head.mp4 import ffmpeg_binary
 
     frame = np.asarray(portrait.convert("RGB").resize((128, 128)), np.uint8).copy()
     frame[:32, :32] = (220, 30, 40)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.base import Audio, Speech, Timing
-from models.mp4 import Mp4Writer
+from models.talking_head.mp4 import Mp4Writer
 from pipelines import subtitles as subs
 from pipelines.media import ffmpeg_exe
 

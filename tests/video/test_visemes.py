@@ -7,7 +7,7 @@ import pytest
 from scipy.signal import lfilter
 
 from models.base import Audio, Speech, Timing
-from models.visemes import ANALYSIS_RATE, analyze, formants, frame_count, from_phonemes
+from models.talking_head.visemes import ANALYSIS_RATE, analyze, formants, frame_count, from_phonemes
 
 
 def vowel(f1: float, f2: float, seconds: float = 0.5, rate: int = ANALYSIS_RATE,
@@ -79,7 +79,7 @@ def _lowpassed_buzz(seconds: float, level: float) -> np.ndarray:
 
 
 def test_bilabial_closures_fire_on_ma_ba_pa_not_on_sa_ta() -> None:
-    from models.visemes import bilabial_closures
+    from models.talking_head.visemes import bilabial_closures
 
     rate = ANALYSIS_RATE
     a = vowel(800, 1250, 0.25)

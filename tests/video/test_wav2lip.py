@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.base import Audio, EngineSettings, RenderRequest, Speech
-from models.wav2lip import (
+from models.talking_head.wav2lip import (
     FACE,
     MEL_STEP,
     Wav2LipHead,

@@ -225,7 +225,7 @@ def test_profile_lifecycle_and_speaking_in_it(voice_client: TestClient) -> None:
     assert np.abs(samples).max() < 1.0
     # Listened to: the profile's voice is mei four semitones down, and so is its speech.
     from models.base import Audio
-    from models.voice_matching import pitch_median
+    from models.voice.matching import pitch_median
 
     spoken = pitch_median(Audio(samples.astype(np.float32), rate))
     plain = pitch_median(Audio(ojt_speech(body["text"]), RATE))

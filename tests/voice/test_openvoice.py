@@ -12,7 +12,7 @@ import pytest
 
 from models.base import Audio, EngineSettings
 from models.errors import BackendUnavailable
-from models.openvoice import DEFAULT_CONFIG, OpenVoiceConverter, build_model
+from models.voice.openvoice import DEFAULT_CONFIG, OpenVoiceConverter, build_model
 from tests.voice.conftest import SENTENCES, ojt_speech
 
 TINY = copy.deepcopy(DEFAULT_CONFIG)

@@ -147,7 +147,7 @@ class CountingVoice:
     languages = ("ja",)
 
     def __init__(self) -> None:
-        from models.openjtalk import OpenJTalkSpeech
+        from models.speech.openjtalk import OpenJTalkSpeech
 
         self.engine = OpenJTalkSpeech(EngineSettings())
         self.VOICES = self.engine.VOICES
@@ -194,7 +194,7 @@ def test_clips_denoised_side_by_side_match_one_after_the_other() -> None:
     state, so the samples are exactly those of a serial run."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from models.denoise import DeepFilterDenoiser
+    from models.voice.denoise import DeepFilterDenoiser
 
     denoiser = DeepFilterDenoiser()
     if not denoiser.available()[0]:

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from models.base import EngineSettings, SpeechRequest
-from models.speech_dsp import (
+from models.speech.dsp import (
     apply_volume,
     change_pitch,
     click_score,
     join,
     voiced_bounds,
 )
-from models.speech_text import normalize_ja, split_units
-from models.voice_matching import pitch_median
+from models.speech.text import normalize_ja, split_units
+from models.voice.matching import pitch_median
 from tests.voice.conftest import SENTENCES, ojt_speech
 
 
@@ -88,7 +88,7 @@ def test_volume_never_clips() -> None:
 
 @pytest.fixture(scope="module")
 def kokoro() -> object:
-    from models.kokoro import KokoroSpeech
+    from models.speech.kokoro import KokoroSpeech
 
     return KokoroSpeech(EngineSettings(cache_dir=Path.home() / ".cache" / "studio-test"))
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from models.base import EngineSettings, SpeechRequest, Timing, VoiceInfo
-from models.kokoro import FRAME_SAMPLES, LEAD_FRAMES, phoneme_timings, with_extra_output
-from models.speech_local import LocalSpeech, UnitAudio
+from models.speech.kokoro import FRAME_SAMPLES, LEAD_FRAMES, phoneme_timings, with_extra_output
+from models.speech.local import LocalSpeech, UnitAudio
 
 RATE = 24000
 
@@ -99,7 +99,7 @@ def test_extra_output_bytes_are_a_protobuf_merge() -> None:
 
 @pytest.mark.slow
 def test_kokoro_phonemes_match_the_audio() -> None:
-    from models.kokoro import KokoroSpeech
+    from models.speech.kokoro import KokoroSpeech
 
     engine = KokoroSpeech(EngineSettings(cache_dir=Path.home() / ".cache" / "studio-test"))
     speech = engine.synthesize(SpeechRequest("ぼくは毎晩、パンを食べます。"))
@@ -125,7 +125,7 @@ def test_kokoro_phonemes_match_the_audio() -> None:
 def test_openjtalk_gives_exact_phoneme_timing() -> None:
     import pyopenjtalk
 
-    from models.openjtalk import OpenJTalkSpeech
+    from models.speech.openjtalk import OpenJTalkSpeech
 
     text = "ぼくは毎晩、パンを食べます。"
     speech = OpenJTalkSpeech(EngineSettings()).synthesize(SpeechRequest(text))

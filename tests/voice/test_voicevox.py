@@ -9,7 +9,7 @@ import pytest
 
 from models.base import EngineSettings, SpeechRequest
 from models.errors import BackendFailed, InvalidInput, TransientBackendError
-from models.voicevox import VoicevoxSpeech, semitones_to_pitch_scale
+from models.speech.voicevox import VoicevoxSpeech, semitones_to_pitch_scale
 from tests.stubs.voicevox import VoicevoxStub
 
 

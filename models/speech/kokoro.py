@@ -30,7 +30,7 @@ import numpy as np
 
 from models.base import EngineSettings, LazyModel, Timing, VoiceInfo, module_available
 from models.errors import InvalidInput
-from models.speech_local import LocalSpeech, UnitAudio
+from models.speech.local import LocalSpeech, UnitAudio
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from models.base import Audio, EngineSettings, LazyModel, module_available
 from models.errors import BackendUnavailable
 from models.gpu import drop, gpu_task, keep, live
 from models.hf import LoadFailure
-from models.speech_dsp import resample_array
+from models.speech.dsp import resample_array
 
 SUBDIR = ("openvoice_v2", "converter")
 LRELU_SLOPE = 0.1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.base import EngineSettings, LazyModel, VoiceInfo, module_available
-from models.speech_local import LocalSpeech
+from models.speech.local import LocalSpeech
 
 
 def _load_joe() -> object:

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings
-from models.closed_form import as_float_rgb, refine_matte
+from models.cutout.mediapipe import rgb_array
 from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
-from models.mediapipe_selfie import rgb_array
+from models.refine.closed_form import as_float_rgb, refine_matte
 
 MASK_LOGIT_SCALE = 12.0
 

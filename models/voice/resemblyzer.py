@@ -15,7 +15,7 @@ import numpy as np
 
 from models.base import Audio, EngineSettings, LazyModel, module_available
 from models.errors import InvalidInput
-from models.speech_dsp import resample_array
+from models.speech.dsp import resample_array
 
 ENCODER_RATE = 16000
 

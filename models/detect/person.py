@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings, LazyModel, module_available
+from models.cutout.mediapipe import MediapipeCutout, rgb_array
 from models.errors import BackendUnavailable
-from models.mediapipe_selfie import MediapipeCutout, rgb_array
 
 Box = tuple[int, int, int, int]
 Point = tuple[float, float]

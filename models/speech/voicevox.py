@@ -38,8 +38,8 @@ from tenacity import (
 
 from models.base import Audio, EngineSettings, Speech, SpeechRequest, Timing, VoiceInfo
 from models.errors import BackendFailed, BackendUnavailable, InvalidInput, TransientBackendError
-from models.speech_dsp import join, resample_array
-from models.speech_text import sentence_texts, split_units
+from models.speech.dsp import join, resample_array
+from models.speech.text import sentence_texts, split_units
 
 OUTPUT_RATE = 24000
 VOICE_PREFIX = "voicevox:"

@@ -13,7 +13,7 @@ import ctypes
 import numpy as np
 
 from models.base import Audio, LazyModel, module_available
-from models.speech_dsp import resample_array
+from models.speech.dsp import resample_array
 
 DF_RATE = 48000
 

@@ -17,7 +17,7 @@ import threading
 import numpy as np
 
 from models.base import EngineSettings, Timing, VoiceInfo, module_available
-from models.speech_local import LocalSpeech, UnitAudio
+from models.speech.local import LocalSpeech, UnitAudio
 
 _LOCK = threading.Lock()  # the OpenJTalk frontend is not re-entrant
 

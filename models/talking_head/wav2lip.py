@@ -209,7 +209,7 @@ class Wav2LipHead:
         self._model.clear()
 
     def render(self, request: RenderRequest, progress: ProgressFn = no_progress) -> Path:
-        from models.landmark_head import LandmarkHead, write_performance
+        from models.talking_head.landmark import LandmarkHead, write_performance
 
         progress(0.0, "prepare")
         model = self._model.get()
@@ -280,7 +280,7 @@ def load_checkpoint(path: Path, device: Any) -> Any:
 
 def face_box(performance: Any, i: int) -> tuple[int, int, int, int]:
     """A square around the whole face in frame ``i`` (Wav2Lip sees the full face)."""
-    from models.face_rig import FACE_OVAL
+    from models.talking_head.face_rig import FACE_OVAL
 
     c = performance.controls(i)
     pts = performance.rig.points[FACE_OVAL]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from models.base import Audio, EngineSettings, LazyModel
-from models.resemblyzer_encoder import ResemblyzerEncoder, cosine
+from models.voice.resemblyzer import ResemblyzerEncoder, cosine
 
 FORMANT_RATIOS = (0.86, 0.92, 0.97, 1.0, 1.04, 1.09, 1.15)
 PITCH_STEPS = (-2.0, 0.0, 2.0)  # semitones around the reference's own median

@@ -1,9 +1,9 @@
 """The built-in talking-head renderer: always available, CPU only, offline.
 
 MediaPipe face mesh (weights ship inside the mediapipe wheel) finds the face; the portrait is
-framed for the output size and rigged once (:mod:`models.face_rig`); the speech becomes
-per-frame mouth shapes (:mod:`models.visemes`) and seeded idle motion
-(:mod:`models.idle_motion`); frames stream into ffmpeg (:mod:`models.mp4`).
+framed for the output size and rigged once (:mod:`models.talking_head.face_rig`); the speech becomes
+per-frame mouth shapes (:mod:`models.talking_head.visemes`) and seeded idle motion
+(:mod:`models.talking_head.idle_motion`); frames stream into ffmpeg (:mod:`models.talking_head.mp4`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 
 from models.base import EngineSettings, ProgressFn, RenderRequest, no_progress
 from models.errors import Cancelled, InvalidInput
-from models.face_rig import FaceRig, FrameControls, detect_landmarks, frame_portrait
-from models.idle_motion import IdleTrack, idle_track
-from models.mp4 import Mp4Writer
-from models.visemes import MouthTrack, frame_count, mouth_track
+from models.talking_head.face_rig import FaceRig, FrameControls, detect_landmarks, frame_portrait
+from models.talking_head.idle_motion import IdleTrack, idle_track
+from models.talking_head.mp4 import Mp4Writer
+from models.talking_head.visemes import MouthTrack, frame_count, mouth_track
 
 MIN_SIDE, MAX_SIDE = 64, 1920
 BACKDROP = (232, 228, 222)

@@ -21,7 +21,7 @@ import numpy as np
 
 from models.base import Audio, EngineSettings, Speech, SpeechRequest, Timing, VoiceInfo
 from models.errors import BackendFailed, BackendUnavailable, StudioError
-from models.speech_dsp import (
+from models.speech.dsp import (
     apply_volume,
     change_pitch,
     join,
@@ -29,7 +29,7 @@ from models.speech_dsp import (
     resample_array,
     trim_bounds,
 )
-from models.speech_text import Unit, normalize_en, normalize_ja, sentence_texts, split_units
+from models.speech.text import Unit, normalize_en, normalize_ja, sentence_texts, split_units
 
 OUTPUT_RATE = 24000
 UnitAudio = tuple[np.ndarray, int, tuple[Timing, ...]]

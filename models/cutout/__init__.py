@@ -1,0 +1,1 @@
+"""Person cutout engines: Image -> alpha matte (BiRefNet, SegFormer, mediapipe, AWS)."""

@@ -1,0 +1,1 @@
+"""Person detection: where the people in a photo are."""

@@ -1,0 +1,1 @@
+"""Speech engines: text -> Audio (local Kokoro, Piper, OpenJTalk; the VOICEVOX service)."""

@@ -1,0 +1,1 @@
+"""Voice engines: speaker embeddings, voice conversion (OpenVoice, voice matching), denoising."""
