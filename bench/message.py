@@ -12,7 +12,7 @@ Measures (seed issue 7):
   * the longest gap between progress reports inside each stage;
   * peak RSS of this process (the app: API, queue and workers in one process).
 
-Jobs go in through ``app.api.message.submit_message`` (what the REST route and the UI call)
+Jobs go in through ``app.usecases.messages.submit_message`` (what the REST route and the UI call)
 onto a SQLite queue with in-process workers, as ``launch.py`` runs them.
 """
 
@@ -33,9 +33,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.usecases.messages import submit_message  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from app.api.message import submit_message  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.services import Services, build_services  # noqa: E402
 from pipelines.message import STAGES  # noqa: E402
@@ -119,7 +119,8 @@ def wait(services: Services, ids: list[str], timeout: float = 1800) -> list[Any]
 
 def make_profile(services: Services) -> str:
     """A voice profile from three clips of a voice that is no built-in one."""
-    from app.api.voice import voice_kit
+    from app.usecases.voices import voice_kit
+
     from models.base import SpeechRequest
     from models.voice.matching import MatchParams, apply_match
     from pipelines.media import encode_wav

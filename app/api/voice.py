@@ -21,35 +21,21 @@ from app.api.task_view import owned_task, progress_fields
 from app.api.uploads import read_capped
 from app.services import Services
 from app.storage import new_key
+from app.usecases.voices import submit_profile, voice_kit
 from models.base import Speech
 from models.errors import InvalidInput, NotFound
 from pipelines.media import LIMITS, encode_audio
 from pipelines.voice import (
-    PROFILE_STEPS,
     ProfileStore,
-    VoiceKit,
     VoiceOptions,
     list_voices,
     public_profile,
-    validate_profile_request,
 )
 from pipelines.voice_jobs import KIND as PROFILE_KIND
 
 INLINE_MAX_BYTES = 1_000_000
 """Audio up to this size (about 20 s of 24 kHz WAV) comes back inline as base64 unless the
 request says ``return_base64: false``."""
-
-
-def voice_kit(services: Services) -> VoiceKit:
-    """The voice pipeline's engines and profile store, built once per Services."""
-    kit = services.extras.get("voice_kit")
-    if kit is None:
-        kit = VoiceKit(
-            tts=services.chain("tts"), encoder=services.chain("voice_encoder"),
-            converters=services.chain("voice_converter"), store=ProfileStore(services.storage),
-            cache_dir=services.engine_settings.cache_dir)
-        services.extras["voice_kit"] = kit
-    return kit
 
 
 def profile_store(services: Services, request: Request) -> ProfileStore:
@@ -116,24 +102,6 @@ def speech_payload(services: Services, speech: Speech, report: dict[str, Any], f
     if inline or (inline is None and len(data) <= INLINE_MAX_BYTES):
         payload["audio_data_base64"] = base64.b64encode(data).decode("ascii")
     return payload
-
-
-def submit_profile(services: Services, clips: list[tuple[bytes, str]], *, name: str,
-                   language: str, owner: str | None) -> dict[str, Any]:
-    """Check what needs no audio work, store the clips, queue the job: for REST and UI."""
-    name = validate_profile_request(clips, name, language)
-    stored = []
-    for data, filename in clips:
-        suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-        ext = suffix if suffix.isascii() and suffix.isalnum() and len(suffix) <= 5 else "bin"
-        stored.append({"key": services.storage.put(new_key("inputs/audio", ext), data),
-                       "filename": filename})
-    job = services.queue.submit(PROFILE_KIND, {"clips": stored, "name": name,
-                                               "language": language, "owner": owner},
-                                owner=owner)
-    return {"task_id": job.id, "status": job.status, "steps": list(PROFILE_STEPS),
-            "status_url": f"/api/voice/status/{job.id}",
-            "estimated_time": round(2.0 + 0.4 * len(clips) * 10, 1)}
 
 
 def profile_status_view(services: Services, task_id: str,

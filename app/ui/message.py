@@ -12,7 +12,6 @@ from typing import Any
 import gradio as gr
 from gradio.context import get_blocks_context
 
-from app.api.message import delete_message, submit_message
 from app.i18n import step_text
 from app.services import Services
 from app.ui.owners import ui_owner, ui_visibility
@@ -26,6 +25,7 @@ from app.ui.text import (
     ui_error,
     word,
 )
+from app.usecases.messages import delete_message, submit_message
 from models.errors import StudioError
 from pipelines.message import KIND, SIZES
 
@@ -80,7 +80,7 @@ register(
 
 def voice_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
     """Built-in voices of the available engines, then the caller's voice profiles."""
-    from app.api.voice import voice_kit
+    from app.usecases.voices import voice_kit
     from pipelines.voice import list_voices
 
     kit = voice_kit(services)

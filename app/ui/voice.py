@@ -14,7 +14,6 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from app.api.voice import submit_profile, voice_kit
 from app.i18n import step_text
 from app.services import Services
 from app.storage import new_key
@@ -22,6 +21,7 @@ from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.text import label, plain, register, request_language, studio_error, t
 from app.ui.text import table as headed
 from app.ui.work import recorded
+from app.usecases.voices import submit_profile, voice_kit
 from models.errors import StudioError
 from pipelines.media import encode_wav
 from pipelines.voice import ProfileStore, VoiceOptions, check_clip, list_voices

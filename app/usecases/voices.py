@@ -1,0 +1,42 @@
+"""The voice pipeline as the app uses it: one VoiceKit per Services, and queuing a profile.
+
+Shared by the REST routes, the UI and the message use cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.services import Services
+from app.storage import new_key
+from pipelines.voice import PROFILE_STEPS, ProfileStore, VoiceKit, validate_profile_request
+from pipelines.voice_jobs import KIND as PROFILE_KIND
+
+
+def voice_kit(services: Services) -> VoiceKit:
+    """The voice pipeline's engines and profile store, built once per Services."""
+    kit = services.extras.get("voice_kit")
+    if kit is None:
+        kit = VoiceKit(
+            tts=services.chain("tts"), encoder=services.chain("voice_encoder"),
+            converters=services.chain("voice_converter"), store=ProfileStore(services.storage),
+            cache_dir=services.engine_settings.cache_dir)
+        services.extras["voice_kit"] = kit
+    return kit
+
+
+def submit_profile(services: Services, clips: list[tuple[bytes, str]], *, name: str,
+                   language: str, owner: str | None) -> dict[str, Any]:
+    """Check what needs no audio work, store the clips, queue the job: for REST and UI."""
+    name = validate_profile_request(clips, name, language)
+    stored = []
+    for data, filename in clips:
+        suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        ext = suffix if suffix.isascii() and suffix.isalnum() and len(suffix) <= 5 else "bin"
+        stored.append({"key": services.storage.put(new_key("inputs/audio", ext), data),
+                       "filename": filename})
+    job = services.queue.submit(PROFILE_KIND, {"clips": stored, "name": name,
+                                               "language": language, "owner": owner},
+                                owner=owner)
+    return {"task_id": job.id, "status": job.status, "steps": list(PROFILE_STEPS),
+            "status_url": f"/api/voice/status/{job.id}",
+            "estimated_time": round(2.0 + 0.4 * len(clips) * 10, 1)}
