@@ -1,0 +1,59 @@
+"""What a caller means by a voice, parsed once: a built-in voice, a VOICEVOX style or a profile.
+
+Every door spells a voice as one string (``"jf_alpha"``, ``"jf_alpha:0.6+jm_kumo:0.4"``,
+``"voicevox:3"``, ``"openvoice_1a2b3c4d"``); this is the one place that reads the spelling, so
+the message job, the use cases, the REST routes and the UI agree on it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from models.errors import InvalidInput
+
+VoiceKind = Literal["builtin", "voicevox", "profile"]
+VOICEVOX_PREFIX = "voicevox:"
+PROFILE_ID = re.compile(r"^openvoice_[0-9a-f]{8}$")
+"""A stored voice profile's id (the prefix is historical: voice matching serves most)."""
+PROFILE_PREFIX = "openvoice_"
+
+
+@dataclass(frozen=True)
+class VoiceRef:
+    """A parsed voice. ``id`` is the built-in voice (or blend), the VOICEVOX style id as a
+    string, or the profile id; ``str()`` gives the spelling back."""
+
+    kind: VoiceKind
+    id: str
+
+    @classmethod
+    def parse(cls, voice: str | None) -> VoiceRef | None:
+        """None for "no voice asked" (the engine's default); raises VOICE_UNKNOWN_VOICE for a
+        VOICEVOX style that is not a number."""
+        text = (voice or "").strip()
+        if not text:
+            return None
+        if text.startswith(PROFILE_PREFIX):
+            return cls("profile", text)
+        if text.startswith(VOICEVOX_PREFIX):
+            style = text.removeprefix(VOICEVOX_PREFIX)
+            if not style.isdigit():
+                raise InvalidInput(f"A VOICEVOX speaker is a style id number, not {voice!r}.",
+                                   code="VOICE_UNKNOWN_VOICE",
+                                   message_ja="VOICEVOX の speaker はスタイル ID（数値）です。",
+                                   details={"field": "voice", "voice": voice})
+            return cls("voicevox", style)
+        return cls("builtin", text)
+
+    @classmethod
+    def voicevox(cls, style: int | str) -> VoiceRef:
+        return cls("voicevox", str(style))
+
+    @property
+    def is_profile(self) -> bool:
+        return self.kind == "profile"
+
+    def __str__(self) -> str:
+        return VOICEVOX_PREFIX + self.id if self.kind == "voicevox" else self.id
