@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.services import Services
-from app.ui import bgm, engines, image, jobs, message, prosody, video, voice
+from app.ui import bgm, cache_files, engines, image, jobs, message, prosody, video, voice
 from app.ui import models as models_panel
 from app.ui.text import build_i18n, plain, request_language, t, toast_css
 from app.ui.uploads import StudioBlocks
@@ -36,6 +36,7 @@ def footer_text(services: Services, lang: str = "en") -> str:
 
 
 def build_blocks(services: Services) -> gr.Blocks:
+    cache_files.install()
     with StudioBlocks(title="Video Message Studio") as demo:
         gr.Markdown(t("app.title"), elem_id="studio-title")
         gr.Markdown(t("app.subtitle"))
