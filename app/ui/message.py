@@ -81,7 +81,7 @@ register(
 def voice_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
     """Built-in voices of the available engines, then the caller's voice profiles."""
     from app.usecases.voices import voice_kit
-    from pipelines.voice import list_voices
+    from pipelines.speech import list_voices
 
     kit = voice_kit(services)
     choices: list[tuple[Any, str]] = [(t("word.auto"), "")]
