@@ -31,11 +31,11 @@ class VoiceOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
-    speed: float = Field(1.0, ge=0.5, le=2.0)
-    pitch: float = Field(0.0, ge=-12.0, le=12.0, description="semitones")
-    intonation: float = Field(1.0, ge=0.0, le=2.0)
-    volume: float = Field(1.0, ge=0.0, le=2.0)
-    pause: float = Field(1.0, ge=0.0, le=3.0, description="scales punctuation pauses")
+    speed: float = Field(default=1.0, ge=0.5, le=2.0)
+    pitch: float = Field(default=0.0, ge=-12.0, le=12.0, description="semitones")
+    intonation: float = Field(default=1.0, ge=0.0, le=2.0)
+    volume: float = Field(default=1.0, ge=0.0, le=2.0)
+    pause: float = Field(default=1.0, ge=0.0, le=3.0, description="scales punctuation pauses")
 
     @model_validator(mode="wrap")
     @classmethod

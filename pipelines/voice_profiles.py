@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,12 +29,19 @@ NAME_MAX = 80
 
 
 class ProfileStorage(Protocol):
-    """The part of ``app.storage.Storage`` the profile store needs."""
+    """The part of ``app.storage.Storage`` the profile store needs to read and write one
+    profile (a job's storage offers no more)."""
 
     def put(self, key: str, data: bytes) -> str: ...
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> bool: ...
+
+
+@runtime_checkable
+class ListingStorage(ProfileStorage, Protocol):
+    """Storage that can also list its keys (needed to list profiles)."""
+
     def list(self, prefix: str = "") -> Iterator[Any]: ...
 
 
@@ -175,6 +182,8 @@ class ProfileStore:
         return Profile.from_dict(dict(data, id=pid))
 
     def list(self) -> list[Profile]:
+        if not isinstance(self.storage, ListingStorage):
+            raise TypeError("this storage cannot list its keys, so it cannot list profiles")
         profiles = []
         for item in self.storage.list(PROFILE_ROOT + "/"):
             parts = item.key.split("/")
@@ -199,7 +208,8 @@ class ProfileStore:
         if self.can_see is not None:
             self.get(profile_id)
         data = self.storage.get(self.key(self._check_id(profile_id), "embedding.npy"))
-        return np.load(io.BytesIO(data)).astype(np.float32)
+        vector: np.ndarray = np.load(io.BytesIO(data)).astype(np.float32)
+        return vector
 
     def rename(self, profile_id: str, name: str) -> Profile:
         profile = self.get(profile_id)

@@ -58,7 +58,7 @@ class SynthesizeRequest(BaseModel):
     voice_type: str = "builtin"
     profile_id: str | None = None
     language: str = "ja"
-    options: SynthesizeOptions = Field(default_factory=SynthesizeOptions)
+    options: SynthesizeOptions = Field(default_factory=lambda: SynthesizeOptions())
     voice: str | None = None
     speaker: int | str | None = None
     output_format: str = Field("wav", validation_alias=AliasChoices("output_format", "format"))

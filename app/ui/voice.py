@@ -200,10 +200,10 @@ def wait_for_profile(services: Services, job_id: str, progress: Any, lang: str,
 
 
 def build(services: Services) -> None:
-    def empty_clips(request: gr.Request = None) -> dict[str, Any]:
+    def empty_clips(request: gr.Request | None = None) -> dict[str, Any]:
         return headed(CLIP_COLUMNS, [], request_language(request))
 
-    def initial_rows(request: gr.Request = None) -> dict[str, Any]:
+    def initial_rows(request: gr.Request | None = None) -> dict[str, Any]:
         return headed(PROFILE_COLUMNS, profile_rows(services, request),
                      request_language(request))
 
@@ -235,7 +235,7 @@ def build(services: Services) -> None:
 
     def synthesize(text: str, voice: str | None, language: str, speed: float, pitch: float,
                    intonation: float, volume: float, pause: float,
-                   request: gr.Request = None,
+                   request: gr.Request | None = None,
                    progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:
         kit = voice_kit(services)
         lang = request_language(request)
@@ -291,19 +291,19 @@ def build(services: Services) -> None:
                                     allow_custom_value=True)
             delete = gr.Button(t("voice.delete"), variant="stop", size="sm")
 
-    def check_clips(files: Any, mic: Any, request: gr.Request = None) -> dict[str, Any]:
+    def check_clips(files: Any, mic: Any, request: gr.Request | None = None) -> dict[str, Any]:
         reports = [check_clip(Path(p).read_bytes(), Path(p).name, i)[1]
                    for i, p in enumerate(_paths(files, mic))]
         return headed(CLIP_COLUMNS, _clip_rows(reports), request_language(request))
 
-    def refreshed(request: gr.Request = None) -> tuple[Any, Any, Any]:
+    def refreshed(request: gr.Request | None = None) -> tuple[Any, Any, Any]:
         rows = profile_rows(services, request)
         return (headed(PROFILE_COLUMNS, rows, request_language(request)),
                 gr.update(choices=voice_choices(services, request)),
                 gr.update(choices=[row[0] for row in rows], value=None))
 
     def create_profile(name: str, language: str, files: Any, mic: Any,
-                       request: gr.Request = None,
+                       request: gr.Request | None = None,
                        progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         """Queue the ``voice.profile`` job like ``POST /api/voice/profiles`` and wait for it,
         showing its current step; the profile (or the clips' verdicts) when it is done."""
@@ -338,10 +338,10 @@ def build(services: Services) -> None:
                   ", ".join(c["warnings"])] for c in stats]
         return (headed(CLIP_COLUMNS, table, lang), summary, *refreshed(request))
 
-    def list_profiles(request: gr.Request = None) -> list[list[Any]]:
+    def list_profiles(request: gr.Request | None = None) -> list[list[Any]]:
         return profile_rows(services, request)
 
-    def delete_profile(profile_id: str, request: gr.Request = None) -> tuple[Any, ...]:
+    def delete_profile(profile_id: str, request: gr.Request | None = None) -> tuple[Any, ...]:
         try:
             ui_profiles(services, request).delete((profile_id or "").strip())
         except StudioError as exc:
