@@ -193,7 +193,8 @@ class OpenVoiceConverter:
 def openvoice_tone_colour(key: str, samples: np.ndarray, rate: int) -> np.ndarray:
     """The tone-colour vector ([1, gin, 1]) of a reference clip."""
     loaded, _lock = live(key)
-    return loaded.tone_colour(Audio(samples, rate)).float().cpu().numpy()
+    vector: np.ndarray = loaded.tone_colour(Audio(samples, rate)).float().cpu().numpy()
+    return vector
 
 
 @gpu_task()
@@ -202,4 +203,5 @@ def openvoice_convert(key: str, samples: np.ndarray, rate: int, target: np.ndarr
     import torch
 
     loaded, _lock = live(key)
-    return loaded.convert(Audio(samples, rate), torch.from_numpy(target)).samples
+    converted: Audio = loaded.convert(Audio(samples, rate), torch.from_numpy(target))
+    return converted.samples

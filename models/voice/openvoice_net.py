@@ -155,7 +155,9 @@ class Generator(nn.Module):
                                        strict=True)):
             up = weight_norm(nn.ConvTranspose1d(ch0 // 2**i, ch0 // 2 ** (i + 1), k, u,
                                                 padding=(k - u) // 2))
-            up.weight_v.data.normal_(0.0, 0.01)
+            weight_v = up.weight_v
+            assert isinstance(weight_v, torch.Tensor)
+            weight_v.data.normal_(0.0, 0.01)
             self.ups.append(up)
             ch = ch0 // 2 ** (i + 1)
             for k2, d in zip(m["resblock_kernel_sizes"], m["resblock_dilation_sizes"],
