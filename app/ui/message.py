@@ -90,8 +90,7 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
             choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])} "
                             f"({engine['engine']})", v["id"]))
     for profile in kit.store.scoped(ui_visibility(services, request)).list():
-        choices.append((f"★ {profile.get('name')} ({t('message.voice_profile')})",
-                        profile["id"]))
+        choices.append((f"★ {profile.name} ({t('message.voice_profile')})", profile.id))
     return choices
 
 
