@@ -102,3 +102,8 @@ def test_settings_check_the_denoise_backends(settings: object) -> None:
     assert settings.backends("denoise") == ["deepfilternet"]  # type: ignore[attr-defined]
     with pytest.raises(ValidationError, match="STUDIO_DENOISE_BACKENDS"):
         Settings(denoise_backends="rnnoise")  # type: ignore[call-arg]
+
+
+def test_health_lists_the_denoiser(voice_client: object) -> None:
+    engines = voice_client.get("/health").json()["data"]["engines"]  # type: ignore[attr-defined]
+    assert [row["name"] for row in engines["denoise"]] == ["deepfilternet"]
