@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from models.base import (
+    Attempt,
     Audio,
     ChainExhausted,
     ChainResult,
@@ -49,15 +50,24 @@ class ChainReport:
     """Which engine of a chain did the work and what was passed over on the way."""
 
     backend: str
-    fallback_used: bool
-    fallback_method: str | None
-    attempts: list[dict[str, Any]]
+    attempts: tuple[Attempt, ...] = ()
 
     @classmethod
     def of(cls, result: ChainResult[Any]) -> ChainReport:
-        data = result.report()
-        return cls(data["backend"], data["fallback_used"], data["fallback_method"],
-                   data["attempts"])
+        return cls(result.backend, result.attempts)
+
+    @property
+    def fallback_used(self) -> bool:
+        return any(a.outcome != "used" for a in self.attempts)
+
+    @property
+    def fallback_method(self) -> str | None:
+        return self.backend if self.fallback_used else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The chain's own record (``backend``, ``fallback_used``, ``fallback_method``,
+        ``attempts``)."""
+        return ChainResult(None, self.backend, self.attempts).report()
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ class ConversionReport(ChainReport):
     duration_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**super().as_dict(), "label": self.label, "duration_s": self.duration_s}
 
 
 @dataclass
@@ -108,9 +118,8 @@ class SynthesisReport:
     def as_dict(self) -> dict[str, Any]:
         """The JSON record (same keys as the API has always sent)."""
         out: dict[str, Any] = {
-            "backend": self.backend, "fallback_used": self.fallback_used,
-            "fallback_method": self.fallback_method, "attempts": self.chain.attempts,
-            "voice": self.voice, "voice_type": self.voice_type, "language": self.language,
+            **self.chain.as_dict(), "fallback_used": self.fallback_used,
+            "fallback_method": self.fallback_method, "voice": self.voice, "voice_type": self.voice_type, "language": self.language,
             "method": self.method, "timings": dict(self.timings)}
         if self.conversion is not None:
             out["conversion"] = self.conversion.as_dict()
@@ -276,7 +285,10 @@ def synthesize(
             raise BackendUnavailable("Voice profiles are not configured.",
                                      code="VOICE_SERVICE_UNAVAILABLE",
                                      message_ja="ボイスプロファイルが使えません。", retry_after=30)
-        assert voice is not None and voice.is_profile
+        if voice is None or not voice.is_profile:
+            raise InvalidInput("voice_type 'profile' needs a profile_id.",
+                               code="VOICE_PROFILE_ID_REQUIRED",
+                               message_ja="profile_id を指定してください。")
         profile = profiles.get(voice.id)
         voice = choice.source or _profile_source_voice(tts, profile, language)
     if choice.voice_type == "voicevox":
@@ -340,10 +352,8 @@ def convert_to_profile(speech: Speech, profile: Profile, profiles: ProfileStore,
     peak = float(np.max(np.abs(speech.audio.samples))) if speech.audio.duration else 0.0
     samples = normalize_peak(audio.samples, peak) if peak > 0 else audio.samples
     converted = replace(speech, audio=Audio(samples, audio.sample_rate))
-    chain = ChainReport.of(result)
     engine: VoiceConverter = converters.get(result.backend)
-    report = ConversionReport(chain.backend, chain.fallback_used, chain.fallback_method,
-                              chain.attempts, label=engine.method,
+    report = ConversionReport(result.backend, result.attempts, label=engine.method,
                               duration_s=round(time.perf_counter() - started, 3))
     return converted, report
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from models.base import (
+    Attempt,
     Audio,
     Blending,
     ChainResult,
@@ -186,16 +187,22 @@ def test_a_voicevox_request_keeps_to_the_style_service(engines: tuple[Mixing, Lo
 
 
 def test_report_carries_a_converter_fallback() -> None:
-    tts = ChainReport("mixer", False, None, [])
-    conversion = ConversionReport("voice_matching", True, "voice_matching",
-                                  [{"backend": "openvoice", "outcome": "skipped",
-                                    "reason": "no weights", "duration": 0.0}],
+    tts = ChainReport("mixer", (Attempt("mixer", "used"),))
+    conversion = ConversionReport("voice_matching",
+                                  (Attempt("openvoice", "skipped", "no weights"),
+                                   Attempt("voice_matching", "used")),
                                   label="voice matching", duration_s=0.5)
     report = SynthesisReport(tts, "a1", "profile", "ja", method="voice_matching",
                              conversion=conversion, profile_id="openvoice_0000abcd")
     data = report.as_dict()
     assert data["fallback_used"] is True and data["fallback_method"] == "voice_matching"
-    assert data["conversion"]["label"] == "voice matching"
+    assert data["conversion"] == {
+        "backend": "voice_matching", "fallback_used": True, "fallback_method": "voice_matching",
+        "attempts": [{"backend": "openvoice", "outcome": "skipped", "reason": "no weights",
+                      "duration": 0.0},
+                     {"backend": "voice_matching", "outcome": "used", "reason": "",
+                      "duration": 0.0}],
+        "label": "voice matching", "duration_s": 0.5}
     assert data["profile_id"] == "openvoice_0000abcd" and report.engine == "voice_matching"
     assert list(data) == ["backend", "fallback_used", "fallback_method", "attempts", "voice",
                           "voice_type", "language", "method", "timings", "conversion",
