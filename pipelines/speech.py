@@ -31,11 +31,11 @@ from models.speech.dsp import normalize_peak
 from pipelines.media import validate_text
 from pipelines.voice_options import VoiceOptions
 from pipelines.voice_profiles import Profile, ProfileStore
-from pipelines.voice_ref import VoiceRef
+from pipelines.voice_ref import VoiceKind, VoiceRef
 
 LANGUAGES = ("ja", "en")
 VOICE_TYPES = ("builtin", "profile", "voicevox")
-_VOICE_TYPE_ALIASES = {"builtin": "builtin", "built-in": "builtin", "preset": "builtin",
+_VOICE_TYPE_ALIASES: dict[str, VoiceKind] = {"builtin": "builtin", "built-in": "builtin", "preset": "builtin",
                        "default": "builtin", "standard": "builtin", "kokoro": "builtin",
                        "profile": "profile", "custom": "profile", "clone": "profile",
                        "cloned": "profile", "openvoice": "profile", "voicevox": "voicevox"}
@@ -88,7 +88,7 @@ class SynthesisReport:
 
     chain: ChainReport
     voice: str | None
-    voice_type: str
+    voice_type: VoiceKind
     language: str
     method: str = "tts"
     timings: dict[str, float] = field(default_factory=dict)
@@ -199,7 +199,7 @@ def check_voice(tts: FallbackChain[Any], voice: VoiceRef, language: str) -> None
         language_chain(tts, language, voice)
 
 
-def normalize_voice_type(voice_type: str | None) -> str:
+def normalize_voice_type(voice_type: str | None) -> VoiceKind:
     key = (voice_type or "builtin").strip().lower()
     if key not in _VOICE_TYPE_ALIASES:
         raise InvalidInput(f"Unknown voice_type {voice_type!r}.", code="VOICE_INVALID_VOICE_TYPE",
@@ -215,7 +215,7 @@ class VoiceChoice:
     request naming a VOICEVOX style does), ``source`` is the built-in voice a profile's
     speech starts from (None: the one calibration chose)."""
 
-    voice_type: str
+    voice_type: VoiceKind
     voice: VoiceRef | None = None
     source: VoiceRef | None = None
 
