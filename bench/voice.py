@@ -212,7 +212,11 @@ def similarity(settings: EngineSettings) -> list[list[str]]:
     from models.voice.openvoice import OpenVoiceConverter
     from models.voice.resemblyzer import ResemblyzerEncoder, cosine
     from pipelines.media import encode_wav
-    from pipelines.voice import ProfileStore, VoiceOptions, create_profile, synthesize
+    from pipelines.speech import VoiceChoice, synthesize
+    from pipelines.voice_create import create_profile
+    from pipelines.voice_options import VoiceOptions
+    from pipelines.voice_profiles import ProfileStore
+    from pipelines.voice_ref import VoiceRef
 
     kokoro = _engine("kokoro", settings)
     tts = FallbackChain("tts", [kokoro, _engine("openjtalk", settings)])
@@ -229,20 +233,21 @@ def similarity(settings: EngineSettings) -> list[list[str]]:
         profile = create_profile([(encode_wav(c), f"{name}_{k}.wav") for k, c in
                                   enumerate(clips[:3])], name=name, store=store,
                                  encoder=FallbackChain("voice_encoder", [encoder]),
-                                 denoiser=DeepFilterDenoiser(), tts=tts,
+                                 denoiser=DeepFilterDenoiser(settings), tts=tts,
                                  matcher=converters.get("voice_matching"))
         create_s = time.perf_counter() - started
-        default, _ = synthesize(SPOKEN, tts=tts, voice="jf_alpha", options=VoiceOptions())
+        default, _ = synthesize(SPOKEN, tts=tts, choice=VoiceChoice.of(VoiceRef.parse("jf_alpha")),
+                                options=VoiceOptions())
         started = time.perf_counter()
-        matched, report = synthesize(SPOKEN, tts=tts, voice_type="profile",
-                                     profile_id=profile["id"], profiles=store,
-                                     converters=converters)
+        matched, report = synthesize(SPOKEN, tts=tts,
+                                     choice=VoiceChoice.of(VoiceRef.parse(profile.id)),
+                                     profiles=store, converters=converters)
         speak_s = time.perf_counter() - started
         _save(f"out_{name}_default", default.audio)
         _save(f"out_{name}_matched", matched.audio)
         held = clips[3]
         outputs = {"default": default.audio, "matched": matched.audio}
-        if report["conversion"]["backend"] == "openvoice":
+        if report.engine == "openvoice":
             outputs["openvoice"] = matched.audio
         results.append((name, profile, held, outputs, create_s, speak_s, report))
 
@@ -257,9 +262,9 @@ def similarity(settings: EngineSettings) -> list[list[str]]:
     rows = []
     for name, profile, held, outputs, create_s, speak_s, _report in results:
         ref1, ref2 = encoder.embed([held]), e2(held)
-        m = profile["matching"]
-        row = [name, m["source_voice"],
-               f"{m['params']['formant_ratio']}/{m['params']['pitch_median']}"]
+        m = profile.matching
+        row = [name, m.source_voice if m else "-",
+               f"{m.params['formant_ratio']}/{m.params['pitch_median']}" if m else "-"]
         for key in ("default", "matched"):
             row.append(f"{cosine(encoder.embed([outputs[key]]), ref1):.3f}")
         for key in ("default", "matched"):
@@ -293,15 +298,16 @@ def profile_steps(settings: EngineSettings) -> list[list[str]]:
     from models.voice.denoise import DeepFilterDenoiser
     from models.voice.matching import VoiceMatcher
     from models.voice.resemblyzer import ResemblyzerEncoder
-    from pipelines import voice as new
-    from pipelines.voice import CalibrationCache, ProfileStore, prepare_calibration
+    from pipelines import voice_create as new
+    from pipelines.voice_calibration import CalibrationCache, prepare_calibration
+    from pipelines.voice_profiles import ProfileStore
 
     old = baseline_module("pipelines/voice.py")
     old_enc_mod = baseline_module("models/voice/resemblyzer.py", was=["models/resemblyzer_encoder.py"])
     tts = FallbackChain("tts", [_engine("kokoro", settings), _engine("openjtalk", settings)])
     encoder = ResemblyzerEncoder(settings)
     matcher = VoiceMatcher(settings, encoder)
-    denoiser = DeepFilterDenoiser()
+    denoiser = DeepFilterDenoiser(settings)
     old_encoder = old_enc_mod.ResemblyzerEncoder(settings) if old_enc_mod else encoder
     old_matcher = VoiceMatcher(settings, old_encoder)
     # warm every engine (model loads are not what this measures)
@@ -338,7 +344,9 @@ def profile_steps(settings: EngineSettings) -> list[list[str]]:
 
             kw: dict = {"cache_dir": cache_dir} if module is new else {}
             t0, c0 = time.perf_counter(), time.process_time()
-            module.create_profile(clips, name=speaker, language="ja", store=store,
+            # each tree writes profiles its own way (this tree's store holds typed profiles)
+            own_store = store if module is new else old.ProfileStore(store.storage)
+            module.create_profile(clips, name=speaker, language="ja", store=own_store,
                                   encoder=FallbackChain("voice_encoder", [enc]),
                                   denoiser=denoiser, tts=tts, matcher=match,
                                   progress=progress, **kw)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
@@ -281,12 +281,35 @@ class SpeechRequest:
     pause: float = 1.0  # scales punctuation pauses
 
 
+@runtime_checkable
 class SpeechEngine(Engine, Protocol):
-    """text -> Speech (24 kHz mono)."""
+    """text -> Speech (24 kHz mono).
+
+    ``languages``: what it can say. ``style_service``: a service addressed by numbered
+    styles (VOICEVOX) rather than by voice ids of its own; such an engine owns no built-in
+    voice and its list of voices costs a request. ``owns(voice)``: whether ``voice`` (an id
+    or, for a :class:`Blending` engine, a blend of its ids) is one of this engine's; a
+    malformed blend of its own voices raises ``VOICE_UNKNOWN_VOICE``."""
+
+    style_service: bool
+
+    @property
+    def languages(self) -> tuple[str, ...]: ...
 
     def voices(self) -> list[VoiceInfo]: ...
 
+    def owns(self, voice: str) -> bool: ...
+
     def synthesize(self, request: SpeechRequest) -> Speech: ...
+
+
+@runtime_checkable
+class Blending(Protocol):
+    """A speech engine that can mix its own voices into a new one."""
+
+    def blend(self, weights: Sequence[tuple[str, float]]) -> str | None:
+        """The voice spelling of the mix, or None when a voice is not this engine's."""
+        ...
 
 
 class VoiceEncoder(Engine, Protocol):
@@ -295,10 +318,68 @@ class VoiceEncoder(Engine, Protocol):
     def embed(self, clips: Sequence[Audio]) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class MatchingCalibration:
+    """What calibrating a voice profile for voice matching chose: the built-in voice (or
+    blend) nearest the person's and the pitch/formant parameters applied to it."""
+
+    method: str
+    source_voice: str
+    params: dict[str, float]
+    similarity: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "source_voice": self.source_voice,
+                "params": dict(self.params), "similarity": self.similarity}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> MatchingCalibration | None:
+        """None for a profile made without calibration (``"matching": null``) or an empty one."""
+        if not data or not data.get("source_voice"):
+            return None
+        return cls(method=str(data.get("method") or ""), source_voice=str(data["source_voice"]),
+                   params={k: float(v) for k, v in (data.get("params") or {}).items()},
+                   similarity=dict(data.get("similarity") or {}))
+
+
 class VoiceConverter(Engine, Protocol):
-    """Audio + a voice profile's stored data -> Audio in that voice."""
+    """Audio + a voice profile's stored data -> Audio in that voice. ``profile`` is the
+    profile as stored (``profile.json``) plus ``embedding_vector``: converters read only the
+    fields they know, so profiles written by older versions still convert."""
+
+    method: str
+    """What a person reads for this converter ("voice matching")."""
 
     def convert(self, audio: Audio, profile: dict[str, Any], reference: Audio) -> Audio: ...
+
+
+@runtime_checkable
+class Calibrating(Protocol):
+    """A voice converter that is calibrated per profile against the built-in voices (voice
+    matching): it embeds audio with the encoder named ``encoder_name`` and chooses the
+    source voice and its parameters."""
+
+    name: str
+    encoder_name: str
+
+    def available(self) -> tuple[bool, str]: ...
+
+    def embed(self, audio: Audio) -> np.ndarray: ...
+
+    def calibrate(self, target: np.ndarray, reference: Audio,
+                  candidates: Sequence[tuple[str, Audio]],
+                  blend: Callable[[Sequence[tuple[str, float]]], tuple[str, Audio] | None]
+                  | None = None,
+                  default_voice: str | None = None,
+                  embeddings: Mapping[str, np.ndarray] | None = None
+                  ) -> MatchingCalibration | None: ...
+
+
+@runtime_checkable
+class Denoiser(Engine, Protocol):
+    """Audio -> the same speech with less background noise (same rate and length)."""
+
+    def denoise(self, audio: Audio) -> Audio: ...
 
 
 class PersonCutout(Engine, Protocol):

@@ -27,6 +27,9 @@ CAPABILITIES: dict[str, dict[str, str]] = {
         "openvoice": "models.voice.openvoice:OpenVoiceConverter",
         "voice_matching": "models.voice.matching:VoiceMatcher",
     },
+    "denoise": {
+        "deepfilternet": "models.voice.denoise:DeepFilterDenoiser",
+    },
     "cutout": {
         "birefnet": "models.cutout.birefnet:BiRefNetCutout",
         "segformer": "models.cutout.segformer:SegformerCutout",
@@ -48,6 +51,7 @@ DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "tts": ("kokoro", "piper", "openjtalk", "voicevox"),
     "voice_encoder": ("resemblyzer",),
     "voice_converter": ("openvoice", "voice_matching"),
+    "denoise": ("deepfilternet",),
     "cutout": ("birefnet", "segformer", "mediapipe", "aws"),
     "refiner": ("sam2", "closed_form"),
     "talking_head": ("wav2lip", "builtin", "did"),
@@ -90,5 +94,6 @@ def create_engine(capability: str, name: str, settings: EngineSettings) -> Any:
     return engine
 
 
-def build_chain(capability: str, names: list[str], settings: EngineSettings) -> FallbackChain:
+def build_chain(capability: str, names: list[str], settings: EngineSettings
+                ) -> FallbackChain[Any]:
     return FallbackChain(capability, [create_engine(capability, n, settings) for n in names])

@@ -250,32 +250,21 @@ def _report_dict(report: Any) -> dict[str, Any]:
 @ticking(lambda p: 1.0 + 0.3 * len(p["text"]))
 def voice_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
                 ) -> dict[str, Any]:
-    kit = _voice_kit(ctx)
-    voice = params.get("voice")
-    kw: dict[str, Any] = {"language": params["language"], "progress": ctx.progress}
-    if voice and voice.startswith("openvoice_"):
-        kw.update(voice_type="profile", profile_id=voice)
-    elif voice and voice.startswith("voicevox:"):
-        kw.update(voice_type="voicevox", voice=voice)
-    else:
-        kw.update(voice_type="builtin", voice=voice)
-    speech, report = kit.synthesize(params["text"], **kw)
-    engine = report.get("method") or report.get("backend") or "tts"
+    from pipelines.speech import VoiceChoice
+    from pipelines.voice_jobs import job_kit
+    from pipelines.voice_ref import VoiceRef
+
+    choice = VoiceChoice.of(VoiceRef.parse(params.get("voice")))
+    speech, report = job_kit(ctx).synthesize(params["text"], choice=choice,
+                                             language=params["language"], progress=ctx.progress)
+    engine = report.method or report.backend or "tts"
     key = ctx.storage.put(ctx.new_key(f"voices/{engine}", "wav"), encode_wav(speech.audio))
     return {"voice_key": key, "sentences": _timings(speech.sentences),
             "phonemes": _timings(speech.phonemes), "duration": round(speech.audio.duration, 3),
-            "backend": report.get("backend"), "fallback_used": report.get("fallback_used"),
-            "fallback_method": report.get("fallback_method"), "voice": report.get("voice"),
-            "method": report.get("method"), "engines": {"tts": report.get("backend"),
-                                                        "conversion": report.get("method")}}
-
-
-def _voice_kit(ctx: JobContext) -> Any:
-    from pipelines.voice import ProfileStore, VoiceKit
-
-    return VoiceKit(tts=ctx.chain("tts"), encoder=ctx.chain("voice_encoder"),
-                    converters=ctx.chain("voice_converter"), store=ProfileStore(ctx.storage),
-                    cache_dir=ctx.engine_settings.cache_dir)
+            "backend": report.backend, "fallback_used": report.fallback_used,
+            "fallback_method": report.fallback_method, "voice": report.voice,
+            "method": report.method, "engines": {"tts": report.backend,
+                                                 "conversion": report.method}}
 
 
 @ticking(lambda p: 1.0 + 0.03 * len(p["text"]))

@@ -2,7 +2,7 @@
 
 Making a profile decodes, denoises, checks and embeds every clip and then searches the
 voice-matching parameters: seconds of work that used to hold one HTTP request open. As a
-job it reports each step (:data:`pipelines.voice.PROFILE_STEPS`), can be cancelled, and
+job it reports each step (:data:`pipelines.voice_create.PROFILE_STEPS`), can be cancelled, and
 survives the page being closed.
 
 Params: ``clips`` (list of ``{"key", "filename"}``: uploads already in storage),
@@ -19,44 +19,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from models.base import FallbackChain
+from models.base import Calibrating, FallbackChain
+from pipelines.speech import LANGUAGES
 from pipelines.tasks import JobContext, job_kind
-from pipelines.voice import (
-    LANGUAGES,
-    PROFILE_STEPS,
-    ProfileStore,
-    VoiceKit,
-    create_profile,
-    prepare_calibration,
-    public_profile,
-)
+from pipelines.voice import VoiceKit
+from pipelines.voice_calibration import prepare_calibration
+from pipelines.voice_create import PROFILE_STEPS
+from pipelines.voice_profiles import ProfileStore, public_profile
+from pipelines.voice_ref import new_profile_id
 
 KIND = "voice.profile"
 
 
 def profile_id_for(job_id: str) -> str:
     """The profile a job makes: stable across reruns of the same job."""
-    return "openvoice_" + hashlib.sha1(job_id.encode()).hexdigest()[:8]
+    return new_profile_id(hashlib.sha1(job_id.encode()).hexdigest()[:8])
 
 
 def job_kit(ctx: JobContext) -> VoiceKit:
     """The voice pipeline over the worker's engines (its process-wide chains)."""
     return VoiceKit(tts=ctx.chain("tts"), encoder=ctx.chain("voice_encoder"),
                     converters=ctx.chain("voice_converter"), store=ProfileStore(ctx.storage),
-                    cache_dir=ctx.engine_settings.cache_dir, _denoiser=shared_denoiser())
-
-
-_DENOISER: list[Any] = []
-
-
-def shared_denoiser() -> Any:
-    """One DeepFilterNet wrapper per process (False when it is not installed)."""
-    if not _DENOISER:
-        from models.voice.denoise import DeepFilterDenoiser
-
-        denoiser = DeepFilterDenoiser()
-        _DENOISER.append(denoiser if denoiser.available()[0] else False)
-    return _DENOISER[0]
+                    cache_dir=ctx.engine_settings.cache_dir, denoisers=ctx.chain("denoise"))
 
 
 @job_kind(KIND, list(PROFILE_STEPS))
@@ -75,11 +59,9 @@ def create_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
         ctx.progress(fraction, step)
 
     try:
-        profile = create_profile(
+        profile = kit.create_profile(
             clips, name=params["name"], language=params.get("language", "ja"),
-            store=kit.store, encoder=kit.encoder, denoiser=kit.denoiser(), tts=kit.tts,
-            matcher=kit.matcher(), progress=progress, owner=params.get("owner"),
-            profile_id=profile_id, cache_dir=kit.cache_dir)
+            progress=progress, owner=params.get("owner"), profile_id=profile_id)
     except Exception:  # Cancelled too (a StudioError)
         kit.store.discard(profile_id)  # whatever this run wrote, nothing stays half made
         raise
@@ -87,19 +69,17 @@ def create_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
         ctx.step_done(step)
     for clip in params["clips"]:  # the recordings live on only inside the profile
         ctx.storage.delete(clip["key"])
-    return {"profile_id": profile["id"], "profile": public_profile(profile)}
+    return {"profile_id": profile.id, "profile": public_profile(profile)}
 
 
-def warm_up(chain: Callable[[str], FallbackChain], cache_dir: Path,
+def warm_up(chain: Callable[[str], FallbackChain[Any]], cache_dir: Path,
             languages: Sequence[str] = LANGUAGES) -> int:
     """Make the first profile as quick as the next: load the speaker encoder and fill the
     calibration cache (every built-in voice saying the calibration sentence, with its
     embedding). Meant for a background thread when workers start; after the first start
     it only reads the cache from disk. Returns how many voices are cached."""
-    kit = VoiceKit(tts=chain("tts"), encoder=chain("voice_encoder"),
-                   converters=chain("voice_converter"), store=None,  # type: ignore[arg-type]
-                   cache_dir=cache_dir)
-    matcher = kit.matcher()
+    matcher = next((e for e in chain("voice_converter")
+                    if isinstance(e, Calibrating) and e.available()[0]), None)
     if matcher is None:
         return 0
-    return prepare_calibration(kit.tts, matcher, cache_dir, languages)
+    return prepare_calibration(chain("tts"), matcher, cache_dir, languages)

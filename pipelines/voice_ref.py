@@ -15,9 +15,15 @@ from models.errors import InvalidInput
 
 VoiceKind = Literal["builtin", "voicevox", "profile"]
 VOICEVOX_PREFIX = "voicevox:"
-PROFILE_ID = re.compile(r"^openvoice_[0-9a-f]{8}$")
-"""A stored voice profile's id (the prefix is historical: voice matching serves most)."""
 PROFILE_PREFIX = "openvoice_"
+PROFILE_ID = re.compile(rf"^{PROFILE_PREFIX}[0-9a-f]{{8}}$")
+"""A stored voice profile's id. The prefix names the first converter, though voice matching
+serves most profiles; it stays for every stored profile and every client holding an id."""
+
+
+def new_profile_id(hex8: str) -> str:
+    """The id of a new profile from 8 hex digits (random, or derived from a job's id)."""
+    return PROFILE_PREFIX + hex8
 
 
 @dataclass(frozen=True)

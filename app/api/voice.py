@@ -1,6 +1,6 @@
 """`/api/voice/*`: synthesize, voice profiles, built-in voices.
 
-Thin: each route validates its request shape, calls ``pipelines.voice`` and wraps the
+Thin: each route validates its request shape, calls the voice pipeline and wraps the
 answer in the envelope. Errors are StudioErrors raised below; the one handler maps them.
 """
 
@@ -25,13 +25,11 @@ from app.usecases.voices import submit_profile, voice_kit
 from models.base import Speech
 from models.errors import InvalidInput, NotFound
 from pipelines.media import LIMITS, encode_audio
-from pipelines.voice import (
-    ProfileStore,
-    VoiceOptions,
-    list_voices,
-    public_profile,
-)
+from pipelines.speech import SynthesisReport, VoiceChoice, list_voices
 from pipelines.voice_jobs import KIND as PROFILE_KIND
+from pipelines.voice_options import VoiceOptions
+from pipelines.voice_profiles import ProfileStore, public_profile
+from pipelines.voice_ref import VoiceRef
 
 INLINE_MAX_BYTES = 1_000_000
 """Audio up to this size (about 20 s of 24 kHz WAV) comes back inline as base64 unless the
@@ -43,14 +41,9 @@ def profile_store(services: Services, request: Request) -> ProfileStore:
     return voice_kit(services).store.scoped(visibility(request))
 
 
-class SynthesizeOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class SynthesizeOptions(VoiceOptions):
+    """The body's ``options``: the speech options plus the voice, as the seed placed it."""
 
-    speed: float = 1.0
-    pitch: float = 0.0
-    intonation: float = 1.0
-    volume: float = 1.0
-    pause: float = 1.0
     voice: str | None = None
     speaker: int | str | None = None
 
@@ -65,7 +58,7 @@ class SynthesizeRequest(BaseModel):
     voice_type: str = "builtin"
     profile_id: str | None = None
     language: str = "ja"
-    options: SynthesizeOptions = Field(default_factory=SynthesizeOptions)
+    options: SynthesizeOptions = Field(default_factory=lambda: SynthesizeOptions())
     voice: str | None = None
     speaker: int | str | None = None
     output_format: str = Field("wav", validation_alias=AliasChoices("output_format", "format"))
@@ -78,7 +71,7 @@ class RenameRequest(BaseModel):
     name: str
 
 
-def speech_payload(services: Services, speech: Speech, report: dict[str, Any], fmt: str,
+def speech_payload(services: Services, speech: Speech, report: SynthesisReport, fmt: str,
                    inline: bool | None) -> dict[str, Any]:
     """Store the audio under ``voices/{engine}/`` and describe it as the seed does."""
     if fmt not in ("wav", "mp3"):
@@ -86,8 +79,7 @@ def speech_payload(services: Services, speech: Speech, report: dict[str, Any], f
                            message_ja=f"出力形式 {fmt!r} には対応していません。",
                            details={"allowed": ["wav", "mp3"]})
     data = encode_audio(speech.audio, fmt)
-    engine = report.get("conversion", {}).get("backend") or report["backend"]
-    key = services.storage.put(new_key(f"voices/{engine}", fmt), data)
+    key = services.storage.put(new_key(f"voices/{report.engine}", fmt), data)
     payload: dict[str, Any] = {
         "audio_url": services.storage.url(key),
         "audio_key": key,
@@ -97,7 +89,7 @@ def speech_payload(services: Services, speech: Speech, report: dict[str, Any], f
         "size_bytes": len(data),
         "sentences": [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text}
                       for s in speech.sentences],
-        **report,
+        **report.as_dict(),
     }
     if inline or (inline is None and len(data) <= INLINE_MAX_BYTES):
         payload["audio_data_base64"] = base64.b64encode(data).decode("ascii")
@@ -142,13 +134,10 @@ def create_router(services: Services) -> APIRouter:
         voice = body.options.voice or body.voice
         speaker = body.options.speaker if body.options.speaker is not None else body.speaker
         if speaker is not None and not voice:
-            voice = f"voicevox:{speaker}"
-        options = VoiceOptions(speed=body.options.speed, pitch=body.options.pitch,
-                               intonation=body.options.intonation, volume=body.options.volume,
-                               pause=body.options.pause)
-        speech, report = kit.synthesize(body.text or "", voice_type=body.voice_type,
-                                        voice=voice, language=body.language, options=options,
-                                        profile_id=body.profile_id,
+            voice = str(VoiceRef.voicevox(speaker))
+        choice = VoiceChoice.from_fields(body.voice_type, voice, body.profile_id)
+        speech, report = kit.synthesize(body.text or "", choice=choice, language=body.language,
+                                        options=body.options,
                                         profiles=profile_store(services, request))
         payload = speech_payload(services, speech, report, body.output_format,
                                  body.return_base64)

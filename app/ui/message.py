@@ -81,7 +81,7 @@ register(
 def voice_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
     """Built-in voices of the available engines, then the caller's voice profiles."""
     from app.usecases.voices import voice_kit
-    from pipelines.voice import list_voices
+    from pipelines.speech import list_voices
 
     kit = voice_kit(services)
     choices: list[tuple[Any, str]] = [(t("word.auto"), "")]
@@ -90,8 +90,7 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
             choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])} "
                             f"({engine['engine']})", v["id"]))
     for profile in kit.store.scoped(ui_visibility(services, request)).list():
-        choices.append((f"★ {profile.get('name')} ({t('message.voice_profile')})",
-                        profile["id"]))
+        choices.append((f"★ {profile.name} ({t('message.voice_profile')})", profile.id))
     return choices
 
 

@@ -24,7 +24,11 @@ from app.ui.work import recorded
 from app.usecases.voices import submit_profile, voice_kit
 from models.errors import StudioError
 from pipelines.media import encode_wav
-from pipelines.voice import ProfileStore, VoiceOptions, check_clip, list_voices
+from pipelines.speech import VoiceChoice, list_voices
+from pipelines.voice_clips import check_clip
+from pipelines.voice_options import VoiceOptions
+from pipelines.voice_profiles import ProfileStore
+from pipelines.voice_ref import VoiceRef
 
 register(
     en={
@@ -79,7 +83,8 @@ register(
 )
 
 PROFILE_PREFIX = "profile:"
-# What the progress bar says during each step of pipelines.voice.PROFILE_STEPS.
+"""Marks a profile among the dropdown's choices (the value is this plus the profile id)."""
+# What the progress bar says during each step of pipelines.voice_create.PROFILE_STEPS.
 register(
     en={"voice.step.queued": "waiting for a worker", "voice.step.decode": "reading the recordings",
         "voice.step.denoise": "removing background noise",
@@ -122,18 +127,18 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
             choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])}",
                             v["id"]))
     for profile in ui_profiles(services, request).list():
-        choices.append((f"★ {profile['name']} ({profile['language']}, {t('voice.matching')})",
-                        PROFILE_PREFIX + profile["id"]))
+        choices.append((f"★ {profile.name} ({profile.language}, {t('voice.matching')})",
+                        PROFILE_PREFIX + profile.id))
     return choices
 
 
 def profile_rows(services: Services, request: Any = None) -> list[list[Any]]:
     rows = []
     for p in ui_profiles(services, request).list():
-        stats = p.get("sample_stats") or {}
-        rows.append([p["id"], p["name"], p["language"], stats.get("count"),
-                     stats.get("total_seconds"), (p.get("matching") or {}).get("source_voice"),
-                     p.get("created_at")])
+        stats = p.sample_stats
+        rows.append([p.id, p.name, p.language, stats.get("count"),
+                     stats.get("total_seconds"), p.matching.source_voice if p.matching else None,
+                     p.created_at])
     return rows
 
 
@@ -195,10 +200,10 @@ def wait_for_profile(services: Services, job_id: str, progress: Any, lang: str,
 
 
 def build(services: Services) -> None:
-    def empty_clips(request: gr.Request = None) -> dict[str, Any]:
+    def empty_clips(request: gr.Request | None = None) -> dict[str, Any]:
         return headed(CLIP_COLUMNS, [], request_language(request))
 
-    def initial_rows(request: gr.Request = None) -> dict[str, Any]:
+    def initial_rows(request: gr.Request | None = None) -> dict[str, Any]:
         return headed(PROFILE_COLUMNS, profile_rows(services, request),
                      request_language(request))
 
@@ -230,35 +235,31 @@ def build(services: Services) -> None:
 
     def synthesize(text: str, voice: str | None, language: str, speed: float, pitch: float,
                    intonation: float, volume: float, pause: float,
-                   request: gr.Request = None,
+                   request: gr.Request | None = None,
                    progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:
         kit = voice_kit(services)
         lang = request_language(request)
-        kwargs: dict[str, Any] = {}
-        if voice and voice.startswith(PROFILE_PREFIX):
-            kwargs = {"voice_type": "profile", "profile_id": voice[len(PROFILE_PREFIX):]}
-        elif voice and voice.startswith("voicevox:"):
-            kwargs = {"voice_type": "voicevox", "voice": voice}
-        elif voice:
-            kwargs = {"voice": voice}
         try:
             with recorded(services, "voice.synthesize", {"voice": voice, "language": language,
                                                          "chars": len(text or "")}, request):
+                choice = VoiceChoice.of(VoiceRef.parse((voice or "").removeprefix(
+                    PROFILE_PREFIX)))
                 speech, report = kit.synthesize(
-                    text, language=language,
-                    options=VoiceOptions(float(speed), float(pitch), float(intonation),
-                                         float(volume), float(pause)),
+                    text, choice=choice, language=language,
+                    options=VoiceOptions(speed=float(speed), pitch=float(pitch),
+                                         intonation=float(intonation), volume=float(volume),
+                                         pause=float(pause)),
                     progress=lambda f, step: progress(f, desc=step_text(step, lang)),
-                    profiles=ui_profiles(services, request), **kwargs)
+                    profiles=ui_profiles(services, request))
         except StudioError as exc:
             raise _error(exc, request) from None
-        engine = (report.get("conversion") or {}).get("backend") or report["backend"]
+        engine = report.engine
         # kept an hour (temp/): the other tabs' "use latest" offer it to this user
         key = services.storage.put(new_key(f"temp/voices/{engine}", "wav"),
                                    encode_wav(speech.audio))
         remember(services, request, key)
         pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
-        return (speech.audio.sample_rate, pcm), engine_note(report, lang)
+        return (speech.audio.sample_rate, pcm), engine_note(report.as_dict(), lang)
 
     # progress and the error badge on the player only: on the engine line a badge covers it
     speak.click(synthesize, [text, voice, language, speed, pitch, intonation, volume, pause],
@@ -290,19 +291,19 @@ def build(services: Services) -> None:
                                     allow_custom_value=True)
             delete = gr.Button(t("voice.delete"), variant="stop", size="sm")
 
-    def check_clips(files: Any, mic: Any, request: gr.Request = None) -> dict[str, Any]:
+    def check_clips(files: Any, mic: Any, request: gr.Request | None = None) -> dict[str, Any]:
         reports = [check_clip(Path(p).read_bytes(), Path(p).name, i)[1]
                    for i, p in enumerate(_paths(files, mic))]
         return headed(CLIP_COLUMNS, _clip_rows(reports), request_language(request))
 
-    def refreshed(request: gr.Request = None) -> tuple[Any, Any, Any]:
+    def refreshed(request: gr.Request | None = None) -> tuple[Any, Any, Any]:
         rows = profile_rows(services, request)
         return (headed(PROFILE_COLUMNS, rows, request_language(request)),
                 gr.update(choices=voice_choices(services, request)),
                 gr.update(choices=[row[0] for row in rows], value=None))
 
     def create_profile(name: str, language: str, files: Any, mic: Any,
-                       request: gr.Request = None,
+                       request: gr.Request | None = None,
                        progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         """Queue the ``voice.profile`` job like ``POST /api/voice/profiles`` and wait for it,
         showing its current step; the profile (or the clips' verdicts) when it is done."""
@@ -337,10 +338,10 @@ def build(services: Services) -> None:
                   ", ".join(c["warnings"])] for c in stats]
         return (headed(CLIP_COLUMNS, table, lang), summary, *refreshed(request))
 
-    def list_profiles(request: gr.Request = None) -> list[list[Any]]:
+    def list_profiles(request: gr.Request | None = None) -> list[list[Any]]:
         return profile_rows(services, request)
 
-    def delete_profile(profile_id: str, request: gr.Request = None) -> tuple[Any, ...]:
+    def delete_profile(profile_id: str, request: gr.Request | None = None) -> tuple[Any, ...]:
         try:
             ui_profiles(services, request).delete((profile_id or "").strip())
         except StudioError as exc:

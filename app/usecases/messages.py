@@ -66,25 +66,20 @@ def check_choices(services: Services, request: MessageRequest, owner: str | None
                 details={"field": "bgm_type", "bgm_type": request.bgm,
                          "moods": sorted({t.mood for t in tracks}),
                          "tracks": [t.id for t in tracks], "none": "none"}) from None
-    voice = request.voice
-    if not voice:
-        return
-    from pipelines.voice import language_chain
+    from pipelines.speech import check_voice
+    from pipelines.voice_ref import VoiceRef
 
+    voice = VoiceRef.parse(request.voice)  # VOICE_UNKNOWN_VOICE: a malformed VOICEVOX style
+    if voice is None:
+        return
     kit = voice_kit(services)
-    if voice.startswith("openvoice_"):
-        profile = kit.store.get(voice)  # VOICE_PROFILE_NOT_FOUND
-        if owner and profile.get("owner") not in (None, owner):
-            raise NotFound(f"No voice profile {voice!r}.", code="VOICE_PROFILE_NOT_FOUND",
-                           message_ja=f"ボイスプロファイル {voice!r} が見つかりません。")
-    elif voice.startswith("voicevox:"):
-        if not voice.removeprefix("voicevox:").isdigit() or \
-                not any(e.name == "voicevox" for e in kit.tts):
-            raise InvalidInput(f"Unknown voice {voice!r}.", code="VOICE_UNKNOWN_VOICE",
-                               message_ja=f"声 {voice!r} がありません。",
-                               details={"field": "voice", "voice": voice})
+    if voice.is_profile:
+        profile = kit.store.get(voice.id)  # VOICE_PROFILE_NOT_FOUND
+        if owner and profile.owner not in (None, owner):
+            raise NotFound(f"No voice profile {voice.id!r}.", code="VOICE_PROFILE_NOT_FOUND",
+                           message_ja=f"ボイスプロファイル {voice.id!r} が見つかりません。")
     else:
-        language_chain(kit.tts, request.language, voice)  # VOICE_UNKNOWN_VOICE / _MISMATCH
+        check_voice(kit.tts, voice, request.language)  # VOICE_UNKNOWN_VOICE / _MISMATCH
 
 
 def estimate_message_seconds(request: MessageRequest) -> float:

@@ -8,8 +8,10 @@ from typing import Any
 
 from app.services import Services
 from app.storage import new_key
-from pipelines.voice import PROFILE_STEPS, ProfileStore, VoiceKit, validate_profile_request
+from pipelines.voice import VoiceKit
+from pipelines.voice_create import PROFILE_STEPS, validate_profile_request
 from pipelines.voice_jobs import KIND as PROFILE_KIND
+from pipelines.voice_profiles import ProfileStore
 
 
 def voice_kit(services: Services) -> VoiceKit:
@@ -19,7 +21,7 @@ def voice_kit(services: Services) -> VoiceKit:
         kit = VoiceKit(
             tts=services.chain("tts"), encoder=services.chain("voice_encoder"),
             converters=services.chain("voice_converter"), store=ProfileStore(services.storage),
-            cache_dir=services.engine_settings.cache_dir)
+            cache_dir=services.engine_settings.cache_dir, denoisers=services.chain("denoise"))
         services.extras["voice_kit"] = kit
     return kit
 

@@ -21,7 +21,8 @@ def _frame_db(samples: np.ndarray, rate: int, frame_s: float = 0.01) -> np.ndarr
         return np.full(1, -120.0)
     frames = samples[: n * hop].reshape(n, hop).astype(np.float64)
     rms = np.sqrt(np.mean(frames**2, axis=1) + 1e-12)
-    return 20 * np.log10(rms)
+    db: np.ndarray = 20 * np.log10(rms)
+    return db
 
 
 def voiced_bounds(samples: np.ndarray, rate: int, threshold_db: float | None = None,
@@ -147,4 +148,5 @@ def resample_array(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
         return samples.astype(np.float32)
     import soxr
 
-    return soxr.resample(samples.astype(np.float32), rate, target).astype(np.float32)
+    out: np.ndarray = soxr.resample(samples.astype(np.float32), rate, target)
+    return out.astype(np.float32)

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -200,6 +201,19 @@ class KokoroSpeech(LocalSpeech):
             self.parse_blend(voice)  # raises on a bad blend
             return voice
         return super().resolve_voice(voice, language)
+
+    def owns(self, voice: str) -> bool:
+        """Its own voices and blends of them (a malformed blend raises VOICE_UNKNOWN_VOICE)."""
+        if "+" in voice or ":" in voice:
+            self.parse_blend(voice)
+            return True
+        return super().owns(voice)
+
+    def blend(self, weights: Sequence[tuple[str, float]]) -> str | None:
+        """``[("jf_alpha", 0.6), ("jm_kumo", 0.4)]`` -> ``"jf_alpha:0.6+jm_kumo:0.4"``."""
+        if not weights or not all(super(KokoroSpeech, self).owns(v) for v, _ in weights):
+            return None
+        return "+".join(f"{v}:{w:g}" for v, w in weights)
 
     def parse_blend(self, voice: str) -> list[tuple[str, float]]:
         """``"jf_alpha:0.6+jf_nezumi:0.4"`` -> weights summing to 1 (own voices only)."""

@@ -44,6 +44,7 @@ class LocalSpeech:
 
     name = "local"
     VOICES: tuple[VoiceInfo, ...] = ()
+    style_service = False
     unit_workers = 1
     """How many units may be synthesized at once (1: the engine is not thread-safe)."""
 
@@ -68,6 +69,9 @@ class LocalSpeech:
 
     def voices(self) -> list[VoiceInfo]:
         return list(self.VOICES)
+
+    def owns(self, voice: str) -> bool:
+        return any(v.id == voice for v in self.VOICES)
 
     def default_voice(self, language: str) -> str:
         for voice in self.VOICES:

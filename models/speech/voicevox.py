@@ -76,6 +76,7 @@ class VoicevoxSpeech:
 
     name = "voicevox"
     languages = ("ja",)
+    style_service = True
 
     def __init__(self, settings: EngineSettings, client: httpx.Client | None = None,
                  attempts: int = 4, backoff: float = 0.25, max_backoff: float = 4.0,
@@ -196,6 +197,10 @@ class VoicevoxSpeech:
                                      f"{speaker.get('name', '?')} ({style.get('name', style['id'])})", "ja", "unknown",
                                      self.name))
         return out
+
+    def owns(self, voice: str) -> bool:
+        """Never: VOICEVOX is addressed by style id, never by a built-in voice id."""
+        return False
 
     def _malformed(self, path: str) -> TransientBackendError:
         return TransientBackendError(

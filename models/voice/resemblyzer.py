@@ -85,7 +85,8 @@ class ResemblyzerEncoder:
             raise InvalidInput("No clips to embed.", code="VOICE_SAMPLE_MISSING",
                                message_ja="音声がありません。")
         mean = np.mean([self.embed_one(c) for c in clips], axis=0)
-        return (mean / (np.linalg.norm(mean) + 1e-9)).astype(np.float32)
+        unit: np.ndarray = np.asarray(mean / (np.linalg.norm(mean) + 1e-9), np.float32)
+        return unit
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

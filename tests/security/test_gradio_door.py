@@ -26,7 +26,8 @@ from app.auth import hash_password, issue_token
 from app.services import Services, build_services
 from app.ui.gate import DOCUMENTED_ENDPOINTS
 from models.base import FallbackChain
-from pipelines.voice import ProfileStore, VoiceKit
+from pipelines.voice import VoiceKit
+from pipelines.voice_profiles import ProfileStore
 from tests.conftest import LiveServer
 from tests.security.conftest import SECRET
 from tests.security.test_ownership import FakeEncoder
@@ -89,7 +90,7 @@ def _studio(settings, tmp_path: Path, consume: bool = True, **update: object) ->
     services.extras["voice_kit"] = VoiceKit(
         tts=services.chain("tts"), encoder=FallbackChain("voice_encoder", [FakeEncoder()]),
         converters=services.chain("voice_converter"),
-        store=ProfileStore(services.storage), _denoiser=False)
+        store=ProfileStore(services.storage))
     if consume:
         services.queue.start_consumer(2, install_signals=False)
     return services
@@ -165,7 +166,7 @@ def test_gradio_door(door, tmp_path: Path) -> None:
     assert profile not in [row[0] for row in seen["bob_lists"]["value"]["data"]]
     for attempt in ("bob_uses_in_message", "bob_uses_in_synthesize", "bob_deletes"):
         assert "VOICE_PROFILE_NOT_FOUND" in _error(seen[attempt]), attempt
-    assert services.extras["voice_kit"].store.get(profile)["owner"] == "alice"
+    assert services.extras["voice_kit"].store.get(profile).owner == "alice"
     alice_use = seen["alice_uses_in_synthesize"]
     assert alice_use["ok"] or "VOICE_PROFILE_NOT_FOUND" not in alice_use["error"], alice_use
 

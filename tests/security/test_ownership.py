@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from app.usecases.voices import voice_kit
 
+from app.usecases.voices import voice_kit
 from models.base import Audio, FallbackChain
 from models.errors import NotFound
 from pipelines.voice import VoiceKit
@@ -37,7 +37,7 @@ def _fast_kit(services) -> VoiceKit:
     encoder = FallbackChain("voice_encoder", [FakeEncoder()])
     converters = FallbackChain("voice_converter", [])
     kit = VoiceKit(tts=services.chain("tts"), encoder=encoder, converters=converters,
-                   store=voice_kit(services).store, _denoiser=False)
+                   store=voice_kit(services).store)
     services.extras["voice_kit"] = kit
     services._chains["voice_encoder"] = encoder  # what the job's ctx.chain() hands out
     services._chains["voice_converter"] = converters
@@ -70,7 +70,7 @@ def test_voice_profiles_are_private(secured) -> None:
     kit = _fast_kit(services)
     mine = _make_profile(client, services, ALICE, "Alice")
     theirs = _make_profile(client, services, BOB, "Bob")
-    assert kit.store.get(mine)["owner"] == "alice"  # stamped in profile.json
+    assert kit.store.get(mine).owner == "alice"  # stamped in profile.json
 
     listed = client.get("/api/voice/profiles", headers=ALICE).json()["data"]["profiles"]
     assert [p["id"] for p in listed] == [mine]
@@ -87,7 +87,7 @@ def test_voice_profiles_are_private(secured) -> None:
         response = client.request(method, path, headers=ALICE, json=body)
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["error"]["code"] == "VOICE_PROFILE_NOT_FOUND"
-    assert kit.store.get(theirs)["name"] == "Bob"  # untouched
+    assert kit.store.get(theirs).name == "Bob"  # untouched
     assert services.storage.exists(f"voices/openvoice/{theirs}/reference.wav")
 
     assert client.patch(f"/api/voice/profiles/{mine}", headers=ALICE,
@@ -195,8 +195,8 @@ def test_ui_tabs_list_only_the_users_own(secured) -> None:
     kit = _fast_kit(services)
     alice, bob, root = (SimpleNamespace(username=u) for u in ("alice", "bob", "root"))
     clip = [(_speech_clip(), "take.wav")]
-    theirs = kit.create_profile(clip, name="Bob", owner="bob")["id"]
-    mine = kit.create_profile(clip, name="Alice", owner="alice")["id"]
+    theirs = kit.create_profile(clip, name="Bob", owner="bob").id
+    mine = kit.create_profile(clip, name="Alice", owner="alice").id
 
     assert [r[0] for r in voice_tab.profile_rows(services, alice)] == [mine]
     assert {r[0] for r in voice_tab.profile_rows(services, root)} == {mine, theirs}

@@ -12,8 +12,11 @@ import pytest
 from app.storage import LocalStorage, new_key
 from models.base import Audio, EngineSettings, FallbackChain
 from models.errors import Cancelled, NotFound
-from pipelines.voice import PROFILE_STEPS, CalibrationCache, ProfileStore
+from models.registry import build_chain
+from pipelines.voice_calibration import CalibrationCache
+from pipelines.voice_create import PROFILE_STEPS
 from pipelines.voice_jobs import create_profile_job, profile_id_for
+from pipelines.voice_profiles import ProfileStore
 from tests.conftest import unavailable
 from tests.voice.conftest import SENTENCES, ojt_speech, wav_bytes
 
@@ -46,7 +49,8 @@ class Ctx:
         self.done: list[str] = []
         self.chains = {"tts": FallbackChain("tts", []),
                        "voice_encoder": FallbackChain("voice_encoder", [FlatEncoder()]),
-                       "voice_converter": FallbackChain("voice_converter", [])}
+                       "voice_converter": FallbackChain("voice_converter", []),
+                       "denoise": build_chain("denoise", ["deepfilternet"], EngineSettings())}
 
     def progress(self, fraction: float, step: str) -> None:
         if step == self.cancel_at:
@@ -93,8 +97,8 @@ def test_job_reports_every_step_in_order_and_the_profile_appears(tmp_path: Path)
     pid = result["profile_id"]
     assert pid == profile_id_for("job-1")
     store = ProfileStore(ctx.storage)
-    assert [p["id"] for p in store.list()] == [pid]
-    assert store.get(pid)["owner"] == "alice"
+    assert [p.id for p in store.list()] == [pid]
+    assert store.get(pid).owner == "alice"
     assert result["profile"]["sample_stats"]["count"] == 2
     for clip in params["clips"]:  # the uploads are not kept once the profile exists
         assert not ctx.storage.exists(clip["key"])
@@ -137,7 +141,7 @@ def test_a_rerun_of_the_same_job_overwrites_its_profile(tmp_path: Path) -> None:
     pid = create_profile_job(first, _params(first, 1))["profile_id"]
     again = Ctx(tmp_path)
     assert create_profile_job(again, _params(again, 1))["profile_id"] == pid
-    assert [p["id"] for p in ProfileStore(again.storage).list()] == [pid]
+    assert [p.id for p in ProfileStore(again.storage).list()] == [pid]
 
 
 class CountingVoice:
@@ -145,6 +149,7 @@ class CountingVoice:
 
     name = "openjtalk"
     languages = ("ja",)
+    style_service = False
 
     def __init__(self) -> None:
         from models.speech.openjtalk import OpenJTalkSpeech
@@ -156,6 +161,15 @@ class CountingVoice:
     def available(self) -> tuple[bool, str]:
         return self.engine.available()
 
+    def close(self) -> None:
+        pass
+
+    def voices(self) -> list[Any]:
+        return list(self.VOICES)
+
+    def owns(self, voice: str) -> bool:
+        return self.engine.owns(voice)
+
     def synthesize(self, request: Any) -> Any:
         self.calls += 1
         return self.engine.synthesize(request)
@@ -163,7 +177,7 @@ class CountingVoice:
 
 def test_calibration_cache_survives_a_restart_without_speaking_again(tmp_path: Path,
                                                                      monkeypatch) -> None:
-    from pipelines.voice import prepare_calibration
+    from pipelines.voice_calibration import prepare_calibration
 
     voice = CountingVoice()
     tts = FallbackChain("tts", [voice])

@@ -12,7 +12,9 @@ import pytest
 from app.storage import LocalStorage
 from models.base import Audio, FallbackChain
 from models.errors import InvalidInput, NotFound
-from pipelines.voice import ProfileStore, check_clip, create_profile
+from pipelines.voice_clips import check_clip
+from pipelines.voice_create import create_profile
+from pipelines.voice_profiles import ProfileStore
 from tests.voice.conftest import RATE, SENTENCES, ojt_speech, wav_bytes
 
 
@@ -86,21 +88,21 @@ def test_unreadable_clip_named() -> None:
 def test_create_list_get_rename_delete(store: ProfileStore, encoder: FallbackChain,
                                        clips: list[tuple[bytes, str]], tmp_path: Path) -> None:
     profile = create_profile(clips, name="  Taro  ", language="ja", store=store, encoder=encoder)
-    pid = profile["id"]
+    pid = profile.id
     assert pid.startswith("openvoice_")
     assert len(pid) == len("openvoice_") + 8
-    assert profile["name"] == "Taro"
-    assert profile["sample_stats"]["count"] == 3
-    assert [p["id"] for p in store.list()] == [pid]
+    assert profile.name == "Taro"
+    assert profile.sample_stats["count"] == 3
+    assert [p.id for p in store.list()] == [pid]
     for name in ("profile.json", "reference.wav", "embedding.npy"):
         assert (tmp_path / "files" / "voices" / "openvoice" / pid / name).is_file()
     assert store.embedding(pid).shape == (256,)
     assert store.reference(pid).duration > 9
     # survives a restart: a new store over the same files
     again = ProfileStore(LocalStorage(tmp_path / "files"))
-    assert again.get(pid)["name"] == "Taro"
-    assert again.rename(pid, "Hanako")["name"] == "Hanako"
-    assert store.get(pid)["name"] == "Hanako"
+    assert again.get(pid).name == "Taro"
+    assert again.rename(pid, "Hanako").name == "Hanako"
+    assert store.get(pid).name == "Hanako"
     store.delete(pid)
     assert store.list() == []
     with pytest.raises(NotFound) as info:
