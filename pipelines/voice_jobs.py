@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import FallbackChain
-from pipelines.tasks import JobContext, job_kind
+from pipelines.tasks import JobContext, JobKind
 from pipelines.voice import (
     LANGUAGES,
     PROFILE_STEPS,
@@ -59,7 +59,6 @@ def shared_denoiser() -> Any:
     return _DENOISER[0]
 
 
-@job_kind(KIND, list(PROFILE_STEPS))
 def create_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     kit = job_kit(ctx)
     clips = [(ctx.storage.get(c["key"]), str(c.get("filename") or "")) for c in params["clips"]]
@@ -88,6 +87,9 @@ def create_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
     for clip in params["clips"]:  # the recordings live on only inside the profile
         ctx.storage.delete(clip["key"])
     return {"profile_id": profile["id"], "profile": public_profile(profile)}
+
+
+JOB = JobKind(KIND, PROFILE_STEPS, handler=create_profile_job)
 
 
 def warm_up(chain: Callable[[str], FallbackChain], cache_dir: Path,

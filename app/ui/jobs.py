@@ -24,7 +24,7 @@ from app.ui.text import label, plain, register, request_language, t, word
 from app.ui.text import table as headed
 from app.ui.work import UI_KINDS
 from models.errors import StudioError
-from pipelines import tasks as pipeline_tasks
+from pipelines.jobs import job_kinds as queue_kinds
 
 ADMIN_HOOK = "is_admin"  # services.extras key the auth layer sets
 ALL = "all"
@@ -123,8 +123,7 @@ def worker_rows(services: Services, lang: str = "en") -> list[list[Any]]:
 
 def job_kinds() -> list[str]:
     """Every kind of work: the queue's job kinds and the work tabs record themselves."""
-    pipeline_tasks.load_handlers()
-    return sorted({*pipeline_tasks.HANDLERS, *pipeline_tasks.STAGED, *UI_KINDS})
+    return sorted({*queue_kinds().names(), *UI_KINDS})
 
 
 def job_row(job: Job, lang: str = "en") -> list[Any]:
