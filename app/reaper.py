@@ -251,7 +251,6 @@ def _count_attempt(job: Job) -> bool:
     return True
 
 
-
 def _worker_lost(stage: str | None, record: dict[str, Any]) -> dict[str, Any]:
     attempts = int(record.get("attempts", 1))
     where = f"stage {stage}" if stage else "this job"
@@ -261,7 +260,6 @@ def _worker_lost(stage: str | None, record: dict[str, Any]) -> dict[str, Any]:
                        f"(last: {record.get('worker') or 'unknown'}); it was not tried again.",
             "message_ja": f"{where_ja} を実行していたワーカーが {attempts} 回応答しなくなりました。",
             "details": {"attempts": attempts, "worker": record.get("worker")}}
-
 
 
 def _worker_dead(worker: str, host: str) -> bool:

@@ -5,7 +5,8 @@ queued once every stage it waits for is done or skipped (once per run of the job
 atomic flag), and the job's progress is the weighted roll-up of its stages' records. When
 every stage is settled, the kind's ``finish`` builds the job's result.
 
-:class:`StageScheduler` is a part of ``app.queue.TaskQueue``; it lives here so that the
+:class:`StageScheduler` is a part of ``app.queue.TaskQueue`` (through the reaper,
+``app.reaper.Reaping``, which re-drives staged jobs with it); it lives here so that the
 queue module keeps to the queue itself and to unstaged jobs.
 """
 
@@ -37,7 +38,6 @@ def stage_priority(job: Job, index: int) -> int:
     earlier ones, so a worker finishes messages already under way before starting the first
     stages of newer ones (first come, first finished; not all finished together at the end)."""
     return job.priority * 100 + index
-
 
 
 def run_of(job: Job) -> int:
