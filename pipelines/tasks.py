@@ -14,9 +14,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from models.base import EngineSettings, FallbackChain
+
+
+class StoredEntry(Protocol):
+    """One stored file as a listing gives it (``app.storage.StoredObject``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def modified(self) -> datetime: ...
 
 
 class ArtifactStore(Protocol):
@@ -27,6 +39,7 @@ class ArtifactStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def url(self, key: str) -> str: ...
     def delete(self, key: str) -> bool: ...
+    def list(self, prefix: str = "") -> Iterator[StoredEntry]: ...
 
 
 class JobContext(Protocol):
