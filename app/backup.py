@@ -122,7 +122,7 @@ def read_manifest(source: Storage, where: str) -> dict[str, Any]:
     if not source.exists(MANIFEST):
         raise NotFound(f"{where} has no {MANIFEST}: not a backup, or one that was cut short.",
                        code="BACKUP_NOT_FOUND")
-    manifest = json.loads(source.get(MANIFEST))
+    manifest: dict[str, Any] = json.loads(source.get(MANIFEST))
     if manifest.get("format") != FORMAT:
         raise BackupError(f"{where}: backup format {manifest.get('format')} is not "
                           f"{FORMAT}.", code="BACKUP_FORMAT")

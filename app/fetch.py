@@ -68,7 +68,7 @@ class SafeFetcher:
                              resolver=resolver, transport=transport)
 
     def fetch(self, reference: str, *, max_bytes: int, area: str = "VIDEO") -> Fetched:
-        if not isinstance(reference, str) or not reference.strip():
+        if not reference.strip():
             raise refused("empty", "No input URL was given.", "入力 URL が指定されていません。",
                           area)
         if len(reference) > 2048 or any(ord(ch) < 32 for ch in reference):

@@ -416,7 +416,7 @@ class RedisJobStore:
         with self.r.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(self.key)
+                    pipe.watch(self.key)  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.watch unannotated
                     raw = pipe.hget(self.key, job_id)
                     if raw is None:
                         pipe.unwatch()
@@ -452,7 +452,7 @@ class RedisJobStore:
         with self.r.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.watch unannotated
                     raw = pipe.hget(key, stage)
                     record = json.loads(raw) if raw else {}
                     if not change(record):
@@ -467,7 +467,8 @@ class RedisJobStore:
 
     def load_stages(self, job_id: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(f"{self.key}:stages:{job_id}")
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        return {(k.decode() if isinstance(k, bytes) else k): json.loads(v)
+                for k, v in raw.items()}
 
     def save(self, job: Job) -> None:
         self.r.hset(self.key, job.id, json.dumps(job.to_dict()))

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from app.api import bgm, files, health, image, jobs, message, prosody, video, voice
 from app.api.envelope import error_body
 from app.api.errors import install_error_handlers
-from app.api.limits import RateLimiter, RequestLimitsMiddleware
+from app.api.limits import RequestLimitsMiddleware
 from app.api.middleware import RequestContextMiddleware
 from app.api.security import AuthMiddleware
 from app.config import SERVICE_NAME, VERSION
@@ -50,10 +50,8 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
     install_error_handlers(app)
     settings = services.settings
     # One limiter for both doors: REST's expensive routes and the Gradio API's (app.ui.gate).
-    limiter = services.extras.setdefault("rate_limiter",
-                                         RateLimiter(settings.rate_limit_per_minute))
-    app.add_middleware(RequestLimitsMiddleware,
-                       max_body_bytes=int(settings.max_body_mb * 2**20), limiter=limiter)
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=int(settings.max_body_mb * 2**20),
+                       limiter=services.rate_limiter)
     app.add_middleware(AuthMiddleware, settings=settings)  # before limits: per-user limits
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost
 
@@ -75,7 +73,7 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
         blocks.queue(default_concurrency_limit=2, max_size=settings.max_queued)
         login = gate.make_login(services)
         if login is not None:
-            services.extras["is_admin"] = lambda request: is_ui_admin(services, request)
+            services.ui.is_admin = lambda request: is_ui_admin(services, request)
         app = gr.mount_gradio_app(
             app, blocks, path="/", i18n=build_i18n(), css=CSS, footer_links=["api"],
             show_error=True, auth=login, auth_message=gate.AUTH_MESSAGE,

@@ -30,17 +30,22 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from models.base import ChainResult, Engine, FallbackChain
+
 if TYPE_CHECKING:
     from app.services import Services
 
 log = logging.getLogger("studio.metrics")
+
+E = TypeVar("E", bound=Engine)
+T = TypeVar("T")
 
 SYNTHESIS_STAGES = frozenset({"synthesize", "tts"})
 RENDER_STAGES = frozenset({"render", "talking_head"})
@@ -114,7 +119,7 @@ class Metrics:
         if report.get("fallback_used"):
             self.fallbacks.labels(capability, str(report.get("backend"))).inc()
 
-    def observed(self, chain: Any) -> ObservedChain:
+    def observed(self, chain: FallbackChain[E]) -> ObservedChain[E]:
         """``chain`` (a ``FallbackChain``) that counts its own fallbacks here."""
         return ObservedChain(chain, self)
 
@@ -177,23 +182,17 @@ class Metrics:
         self.observe_job(job.kind, status, seconds)
 
 
-class ObservedChain:
-    """A ``FallbackChain`` stand-in that counts each fallback it takes (``ctx.chain``)."""
+class ObservedChain(FallbackChain[E]):
+    """The same engines as ``chain``, counting each fallback it takes (``ctx.chain``)."""
 
-    def __init__(self, chain: Any, metrics: Metrics) -> None:
-        self._chain = chain
+    def __init__(self, chain: FallbackChain[E], metrics: Metrics) -> None:
+        super().__init__(chain.capability, chain.engines)
         self._metrics = metrics
 
-    def run(self, op: Any, *, only: str | None = None) -> Any:
-        result = self._chain.run(op, only=only)
-        self._metrics.observe_chain(self._chain.capability, result.report())
+    def run(self, op: Callable[[E], T], *, only: str | None = None) -> ChainResult[T]:
+        result = super().run(op, only=only)
+        self._metrics.observe_chain(self.capability, result.report())
         return result
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._chain)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._chain, name)
 
 
 class StateCollector(Collector):

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from app.jobs import Job
-from pipelines import tasks as pipeline_tasks
+from app.stages import StageScheduler, run_of, stage_priority
 
 if TYPE_CHECKING:
     from huey.api import Huey, TaskWrapper
@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("studio.queue")
 
 
-class Reaping:
-    """The reaper part of the task queue (needs its queue, job store and lease keeper)."""
+class Reaping(StageScheduler):
+    """The reaper part of the task queue (needs its queue, job store and lease keeper; it
+    re-drives staged jobs through the stage scheduler it extends)."""
 
     huey: Huey
     jobs: Jobs
@@ -48,7 +49,6 @@ class Reaping:
     _admit: threading.Lock
     _reaper: threading.Thread | None
     _reaper_stop: threading.Event
-    # and from TaskQueue: _stages(kind), _enqueue_ready(job, records, force=), _fail_job(...)
 
     def start_reaper(self) -> None:
         """Every consuming process looks for expired leases (huey's worker start-up hook
@@ -90,7 +90,7 @@ class Reaping:
 
         unfinished = [j for j in self.jobs.store.all() if j.status in ("processing", "queued")]
         for job in unfinished:  # one read of the store per pass
-            if job.kind not in pipeline_tasks.STAGED:
+            if not self.is_staged(job.kind):
                 if job.status == "queued":
                     if job.updated_at < stale and not in_queue(job.task_id, job.id, None):
                         self._requeue_job(job)
@@ -243,27 +243,12 @@ class Reaping:
         return self.reap(dead=lambda worker: _worker_dead(worker, host))
 
 
-def stage_priority(job: Job, index: int) -> int:
-    """A stage task's queue priority: the job's own (0-10) first, then later stages before
-    earlier ones, so a worker finishes messages already under way before starting the first
-    stages of newer ones (first come, first finished; not all finished together at the end)."""
-    return job.priority * 100 + index
-
-
-
-def run_of(job: Job) -> int:
-    """Which run of a staged job is current (records from before ``run`` existed: attempts)."""
-    return job.run or job.attempts
-
-
-
 def _count_attempt(job: Job) -> bool:
     if job.final:
         return False
     job.attempts += 1
     job.updated_at = time.time()
     return True
-
 
 
 def _worker_lost(stage: str | None, record: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +260,6 @@ def _worker_lost(stage: str | None, record: dict[str, Any]) -> dict[str, Any]:
                        f"(last: {record.get('worker') or 'unknown'}); it was not tried again.",
             "message_ja": f"{where_ja} を実行していたワーカーが {attempts} 回応答しなくなりました。",
             "details": {"attempts": attempts, "worker": record.get("worker")}}
-
 
 
 def _worker_dead(worker: str, host: str) -> bool:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huey import crontab
 
+from app.api.limits import RateLimiter
 from app.config import VERSION, Settings
 from app.jobs import Jobs, create_job_store
 from app.queue import TaskQueue, create_huey
@@ -15,6 +18,26 @@ from app.retention import check_free_space, cleanup, retention_rules
 from app.storage import Storage, create_storage
 from models.base import EngineSettings, FallbackChain
 from models.registry import CAPABILITIES, build_chain
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from app.fetch import SafeFetcher
+    from pipelines.voice import VoiceKit
+
+AdminCheck = Callable[["gr.Request | None"], bool]
+
+
+@dataclass
+class UiSessions:
+    """What the UI's login learns about its users, in this process (a restart forgets it:
+    users sign in again)."""
+
+    token_admins: set[str] = field(default_factory=set)  # signed in with an admin token
+    password_users: frozenset[str] = frozenset()  # the names STUDIO_AUTH_USERS lists
+    recent: dict[str, deque[str]] = field(default_factory=dict)  # outputs each user made
+    # Decides who may use the Jobs tab once a login exists; None (no login) lets everyone.
+    is_admin: AdminCheck | None = None
 
 
 @dataclass
@@ -24,11 +47,18 @@ class Services:
     jobs: Jobs
     queue: TaskQueue
     engine_settings: EngineSettings
-    _chains: dict[str, FallbackChain] = field(default_factory=dict)
+    ui: UiSessions = field(default_factory=UiSessions)
+    voice_kit: VoiceKit | None = None  # built on first use by app.usecases.voices
+    fetcher: SafeFetcher | None = None  # a test's stand-in; else app.api.video builds one
+    # one limiter for both doors: REST's expensive routes and the Gradio API's
+    rate_limiter: RateLimiter = field(init=False)
+    _chains: dict[str, FallbackChain[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    extras: dict[str, Any] = field(default_factory=dict)
 
-    def chain(self, capability: str) -> FallbackChain:
+    def __post_init__(self) -> None:
+        self.rate_limiter = RateLimiter(self.settings.rate_limit_per_minute)
+
+    def chain(self, capability: str) -> FallbackChain[Any]:
         """The capability's engines in the configured order (built once, models load lazily)."""
         with self._lock:
             if capability not in self._chains:

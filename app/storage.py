@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from models.errors import InvalidInput, NotFound, StudioError
 
@@ -263,6 +263,27 @@ class SignedLocalStorage(LocalStorage):
         return f"{super().url(key)}?exp={expires}&sig={sign_key(self.secret, key, expires)}"
 
 
+class S3ClientMeta(Protocol):
+    endpoint_url: str
+    region_name: str | None
+
+
+class S3Client(Protocol):
+    """The calls of boto3's S3 client this module makes (boto3 ships no types; its
+    responses are plain dicts, read here field by field)."""
+
+    meta: S3ClientMeta
+
+    def put_object(self, **kwargs: Any) -> Any: ...
+    def get_object(self, **kwargs: Any) -> Any: ...
+    def head_object(self, **kwargs: Any) -> Any: ...
+    def delete_object(self, **kwargs: Any) -> Any: ...
+    def generate_presigned_url(self, method: str, **kwargs: Any) -> str: ...
+    def get_paginator(self, operation: str) -> Any: ...
+    def head_bucket(self, **kwargs: Any) -> Any: ...
+    def create_bucket(self, **kwargs: Any) -> Any: ...
+
+
 class S3Storage:
     """An S3 bucket (or any S3-protocol server), through boto3."""
 
@@ -270,14 +291,14 @@ class S3Storage:
 
     def __init__(
         self, bucket: str, *, endpoint_url: str | None = None, region: str = "us-east-1",
-        prefix: str = "", cache_dir: Path | None = None, client: object | None = None,
+        prefix: str = "", cache_dir: Path | None = None, client: S3Client | None = None,
     ) -> None:
         import boto3
         from botocore.config import Config
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.client = client or boto3.client(
+        self.client: S3Client = client or boto3.client(
             "s3", endpoint_url=endpoint_url, region_name=region,
             config=Config(retries={"max_attempts": 4, "mode": "standard"},
                           connect_timeout=5, read_timeout=60),
@@ -313,7 +334,7 @@ class S3Storage:
     def get(self, key: str) -> bytes:
         full = self._k(key)
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
+            return bytes(self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read())
         except Exception as exc:  # noqa: BLE001
             raise self._wrap(exc, key) from exc
 

@@ -60,4 +60,4 @@ def _consumer_with_our_logging(**options: Any) -> Any:
     return _create_consumer(**options)
 
 
-huey.create_consumer = _consumer_with_our_logging  # type: ignore[method-assign]
+huey.create_consumer = _consumer_with_our_logging

@@ -33,11 +33,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.usecases.messages import submit_message  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app.config import load_settings  # noqa: E402
 from app.services import Services, build_services  # noqa: E402
+from app.usecases.messages import submit_message  # noqa: E402
 from pipelines.message import STAGES  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "message"
@@ -120,7 +120,6 @@ def wait(services: Services, ids: list[str], timeout: float = 1800) -> list[Any]
 def make_profile(services: Services) -> str:
     """A voice profile from three clips of a voice that is no built-in one."""
     from app.usecases.voices import voice_kit
-
     from models.base import SpeechRequest
     from models.voice.matching import MatchParams, apply_match
     from pipelines.media import encode_wav

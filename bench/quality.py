@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.usecases.messages import submit_message  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app.config import load_settings  # noqa: E402
 from app.services import build_services  # noqa: E402
+from app.usecases.messages import submit_message  # noqa: E402
 from quality import contact_sheet, measure, table  # noqa: E402
 
 SHARED = ROOT.parent.parent / "shared" / "data" / "photos"

@@ -204,9 +204,9 @@ class FallbackChain(Generic[E]):
             except Exception as exc:  # noqa: BLE001 - a broken probe is reported, not raised
                 ok, why = False, f"availability check failed: {exc}"
             row: dict[str, Any] = {"name": engine.name, "available": ok, "reason": why}
-            state = getattr(type(engine), "circuit_state", None)
-            if state is not None:  # a remote engine behind a circuit breaker
-                row["circuit"] = engine.circuit_state
+            if getattr(type(engine), "circuit_state", None) is not None:
+                # a remote engine behind a circuit breaker (models.circuit)
+                row["circuit"] = getattr(engine, "circuit_state", None)
             rows.append(row)
         return rows
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from models.base import Engine
 from models.errors import BackendUnavailable
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -21,7 +22,7 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 class CircuitBreaker:
     """Wraps an engine; every public method call is counted as a success or a failure."""
 
-    def __init__(self, engine: Any, *, threshold: int = 3, cooldown: float = 30.0,
+    def __init__(self, engine: Engine, *, threshold: int = 3, cooldown: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.name = engine.name

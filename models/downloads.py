@@ -71,7 +71,7 @@ def _etag(headers: httpx.Headers) -> str | None:
     raw = headers.get("x-linked-etag") or headers.get("etag")
     if not raw:
         return None
-    return raw.removeprefix("W/").strip('"').lower()
+    return str(raw).removeprefix("W/").strip('"').lower()
 
 
 def _size(headers: httpx.Headers) -> int | None:
@@ -378,7 +378,8 @@ class ModelManager:
     @staticmethod
     def _record(folder: Path) -> dict[str, Any]:
         try:
-            return json.loads((folder / RECORD).read_text("utf-8"))
+            record: dict[str, Any] = json.loads((folder / RECORD).read_text("utf-8"))
+            return record
         except (OSError, ValueError):
             return {}
 

@@ -33,7 +33,7 @@ import httpx
 from models.errors import InvalidInput, PayloadTooLarge, TransientBackendError
 
 Resolver = Callable[[str, int], list[str]]
-Sink = Callable[[bytes], None]
+Sink = Callable[[bytes], object]  # e.g. a file's write (what it returns is not read)
 MAX_REDIRECTS = 3
 
 
@@ -144,7 +144,7 @@ class SafeHttp:
 
     def check(self, url: str, area: str) -> Target:
         """Validate one URL against the rules; returns where to connect."""
-        if not isinstance(url, str) or not url.strip() or len(url) > 2048 or any(
+        if not url.strip() or len(url) > 2048 or any(
                 ord(ch) < 32 or ch == "\x7f" for ch in url):
             raise refused("malformed", "The URL is empty or malformed.",
                           "URL が空か、形式が不正です。", area)

@@ -13,12 +13,11 @@ import numpy as np
 import soundfile as sf
 
 from models.errors import BackendFailed
-from pipelines.tasks import JobContext, Stage, job_kind, staged_job
+from pipelines.tasks import JobContext, JobKind, Stage
 
 STEPS = ["prepare", "render", "store"]
 
 
-@job_kind("diagnostics.tone", STEPS)
 def tone_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """Render a short tone in ``steps`` slices (``delay`` seconds each) and store it."""
     seconds = float(min(max(params.get("seconds", 1.0), 0.1), 10.0))
@@ -41,6 +40,9 @@ def tone_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.progress(1.0, "store")
     ctx.step_done("store")
     return {"output_key": key, "duration": seconds, "sample_rate": rate}
+
+
+TONE_JOB = JobKind("diagnostics.tone", STEPS, handler=tone_job)
 
 
 # A staged self-test: two branches side by side, then a join — the shape of a message job.
@@ -77,9 +79,9 @@ def _join(ctx: JobContext, params: dict[str, Any], outputs: dict[str, dict[str, 
     return {"key": ctx.storage.put(ctx.new_key("temp", "wav"), buffer.getvalue())}
 
 
-staged_job(
+STAGED_JOB = JobKind(
     "diagnostics.staged",
-    [_branch("low", 220.0), _branch("high", 440.0),
+    stages=[_branch("low", 220.0), _branch("high", 440.0),
      Stage("join", _join, after=("low", "high"), weight=0.5),
      Stage("optional", _join, after=("join",), when=lambda p: bool(p.get("with_optional")))],
     finish=lambda params, outputs: {"output_key": outputs["join"]["key"]},

@@ -19,7 +19,7 @@ from models.errors import InvalidInput
 from pipelines import image as image_pipeline
 from pipelines.framing import FramingOptions, validate_options
 from pipelines.media import decode_image, encode_image
-from pipelines.tasks import JobContext, job_kind
+from pipelines.tasks import JobContext, JobKind
 
 OUTPUT_FORMATS = ("png", "webp", "jpg")
 DEFAULT_OPERATIONS = list(image_pipeline.OPERATIONS)
@@ -83,7 +83,6 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     return encode_image(image, fmt)
 
 
-@job_kind("image.process", DEFAULT_OPERATIONS)
 def process_image_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     operations = normalise_operations(params.get("operations"))
@@ -154,3 +153,6 @@ def process_image_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
              "fallback_used": r.fallback_used, "details": r.details} for r in reports],
         "processing_time": round(time.perf_counter() - started, 3),
     }
+
+
+JOB = JobKind("image.process", DEFAULT_OPERATIONS, handler=process_image_job)

@@ -36,7 +36,7 @@ from pipelines.media import (
     ffmpeg_exe,
     validate_text,
 )
-from pipelines.tasks import JobContext, Stage, staged_job
+from pipelines.tasks import JobContext, JobKind, Stage
 
 KIND = "message.generate"
 SIZES = {"512x512": ("1:1", 512), "720x1280": ("9:16", 1280), "1280x720": ("16:9", 1280)}
@@ -437,4 +437,4 @@ STAGES = [
           when=lambda p: bool(p.get("subtitles"))),
 ]
 
-staged_job(KIND, STAGES, finish)
+JOB = JobKind(KIND, stages=STAGES, finish=finish)

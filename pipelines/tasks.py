@@ -1,19 +1,34 @@
-"""Queued work: job kinds and the handlers that run them.
+"""Queued work: what a job kind is, and the context its handlers run in.
 
 A handler is a plain function ``(ctx, params) -> result dict``. It reads inputs from and
 writes artifacts to ``ctx.storage`` by key (stages pass keys, not bytes), reports progress
 through ``ctx.progress`` (which raises ``Cancelled`` once a cancel was asked for), and finds
-engines through ``ctx.chain(capability)``. ``app/queue.py`` wires these into huey tasks; this
-module knows nothing of huey or HTTP, so a test can call a handler directly.
+engines through ``ctx.chain(capability)``. Each job module states its kind as a
+:class:`JobKind` constant ``JOB``; ``pipelines.jobs`` lists them; ``app/queue.py`` wires them
+into huey tasks. This module knows nothing of huey or HTTP, so a test can call a handler
+directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from models.base import EngineSettings, FallbackChain
+
+
+class StoredEntry(Protocol):
+    """One stored file as a listing gives it (``app.storage.StoredObject``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def modified(self) -> datetime: ...
 
 
 class ArtifactStore(Protocol):
@@ -24,12 +39,16 @@ class ArtifactStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def url(self, key: str) -> str: ...
     def delete(self, key: str) -> bool: ...
+    def list(self, prefix: str = "") -> Iterator[StoredEntry]: ...
 
 
 class JobContext(Protocol):
-    job_id: str
-    storage: ArtifactStore
-    engine_settings: EngineSettings
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def storage(self) -> ArtifactStore: ...
+    @property
+    def engine_settings(self) -> EngineSettings: ...
 
     def progress(self, fraction: float, step: str) -> None:
         """Report 0..1 of this job; raises ``Cancelled`` when the job was cancelled."""
@@ -37,7 +56,7 @@ class JobContext(Protocol):
 
     def step_done(self, step: str) -> None: ...
 
-    def chain(self, capability: str) -> FallbackChain: ...
+    def chain(self, capability: str) -> FallbackChain[Any]: ...
 
     def observe_stage(self, stage: str, backend: str | None, seconds: float) -> None:
         """Record a step's duration and engine for /metrics."""
@@ -48,9 +67,7 @@ class JobContext(Protocol):
 
 JobHandler = Callable[[JobContext, dict[str, Any]], dict[str, Any]]
 StageHandler = Callable[[JobContext, dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]]
-
-HANDLERS: dict[str, JobHandler] = {}
-STEPS: dict[str, list[str]] = {}
+JobFinisher = Callable[[dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -73,45 +90,86 @@ class Stage:
     when: Callable[[dict[str, Any]], bool] | None = None
 
 
-STAGED: dict[str, list[Stage]] = {}
+@dataclass(frozen=True, init=False)
+class JobKind:
+    """One kind of queued work: either one ``handler`` run as a single task, or ``stages``
+    (each its own task) whose outputs ``finish(params, outputs)`` turns into the result.
+
+    ``steps`` are the step names the job reports, in order; a staged kind's steps are its
+    stage names unless given.
+    """
+
+    name: str
+    steps: tuple[str, ...] = ()
+    handler: JobHandler | None = None
+    stages: tuple[Stage, ...] = ()
+    finish: JobFinisher | None = None
+
+    def __init__(self, name: str, steps: Sequence[str] = (), *,
+                 handler: JobHandler | None = None, stages: Sequence[Stage] = (),
+                 finish: JobFinisher | None = None) -> None:
+        if (handler is None) == (not stages) or bool(stages) != (finish is not None):
+            raise ValueError(f"job kind {name}: give either a handler, or stages and finish")
+        names = [st.name for st in stages]
+        for index, st in enumerate(stages):
+            unknown = set(st.after) - set(names[:index])
+            if unknown:
+                raise ValueError(f"stage {st.name} waits for unknown/later stages {unknown}")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "steps", tuple(steps) if steps or not stages else tuple(names))
+        object.__setattr__(self, "handler", handler)
+        object.__setattr__(self, "stages", tuple(stages))
+        object.__setattr__(self, "finish", finish)
+
+    @property
+    def staged(self) -> bool:
+        return bool(self.stages)
+
+    def stage(self, name: str) -> Stage:
+        return next(st for st in self.stages if st.name == name)
 
 
-def staged_job(kind: str, stages: list[Stage],
-               finish: Callable[[dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]]
-               ) -> None:
-    """Register a job kind made of stages; ``finish(params, outputs)`` builds its result."""
-    names = [st.name for st in stages]
-    for st in stages:
-        unknown = set(st.after) - set(names[: names.index(st.name)])
-        if unknown:
-            raise ValueError(f"stage {st.name} waits for unknown/later stages {unknown}")
-    STAGED[kind] = list(stages)
-    STEPS[kind] = names
-    FINISHERS[kind] = finish
+class JobRegistry:
+    """The job kinds a queue can run, by name. Built once from an explicit list
+    (``pipelines.jobs.job_kinds``); :meth:`added` lends extra kinds to a test."""
 
+    def __init__(self, kinds: Iterable[JobKind] = ()) -> None:
+        self._kinds: dict[str, JobKind] = {}
+        for kind in kinds:
+            self._add(kind)
 
-FINISHERS: dict[str, Callable[[dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]]] = {}
+    def _add(self, kind: JobKind) -> None:
+        if kind.name in self._kinds:
+            raise ValueError(f"job kind {kind.name} is listed twice")
+        self._kinds[kind.name] = kind
 
+    def get(self, name: str) -> JobKind | None:
+        return self._kinds.get(name)
 
-def job_kind(kind: str, steps: list[str]) -> Callable[[JobHandler], JobHandler]:
-    """Register a handler under ``kind`` with the step names it reports, in order."""
+    def __getitem__(self, name: str) -> JobKind:
+        return self._kinds[name]
 
-    def register(handler: JobHandler) -> JobHandler:
-        HANDLERS[kind] = handler
-        STEPS[kind] = list(steps)
-        return handler
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds
 
-    return register
+    def names(self) -> list[str]:
+        return sorted(self._kinds)
 
+    def steps(self, name: str) -> list[str]:
+        """The kind's step names, or none for a kind this registry does not hold."""
+        kind = self._kinds.get(name)
+        return list(kind.steps) if kind is not None else []
 
-def load_handlers() -> None:
-    """Import the pipeline modules that register job kinds (lazily: they pull in engines)."""
-    import importlib
-
-    for module in ("pipelines.diagnostics", "pipelines.image_jobs", "pipelines.video_jobs",
-                   "pipelines.voice_jobs", "pipelines.message"):
+    @contextmanager
+    def added(self, *kinds: JobKind) -> Iterator[None]:
+        """Hold ``kinds`` for the length of a ``with`` block (tests' own job kinds)."""
+        taken = [kind.name for kind in kinds if kind.name in self._kinds]
+        if taken:
+            raise ValueError(f"job kind {taken[0]} is listed twice")
+        for kind in kinds:
+            self._add(kind)
         try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+            yield
+        finally:
+            for kind in kinds:
+                self._kinds.pop(kind.name, None)

@@ -8,13 +8,12 @@ from typing import Any
 
 from models.base import Speech
 from pipelines.media import decode_audio, decode_image
-from pipelines.tasks import JobContext, job_kind
+from pipelines.tasks import JobContext, JobKind
 from pipelines.video import parse_size, render_talking_head
 
 STEPS = ["prepare", "render", "subtitles", "store"]
 
 
-@job_kind("video.render", STEPS)
 def render_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """params: image_key, audio_key, size, subtitles (bool), text, engine, seed,
     driver_url, result_format, preview."""
@@ -54,3 +53,6 @@ def render_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.step_done("store")
     result.update(report)
     return result
+
+
+JOB = JobKind("video.render", STEPS, handler=render_job)

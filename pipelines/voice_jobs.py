@@ -21,7 +21,7 @@ from typing import Any
 
 from models.base import Calibrating, FallbackChain
 from pipelines.speech import LANGUAGES
-from pipelines.tasks import JobContext, job_kind
+from pipelines.tasks import JobContext, JobKind
 from pipelines.voice import VoiceKit
 from pipelines.voice_calibration import prepare_calibration
 from pipelines.voice_create import PROFILE_STEPS
@@ -43,7 +43,6 @@ def job_kit(ctx: JobContext) -> VoiceKit:
                     cache_dir=ctx.engine_settings.cache_dir, denoisers=ctx.chain("denoise"))
 
 
-@job_kind(KIND, list(PROFILE_STEPS))
 def create_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     kit = job_kit(ctx)
     clips = [(ctx.storage.get(c["key"]), str(c.get("filename") or "")) for c in params["clips"]]
@@ -70,6 +69,9 @@ def create_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
     for clip in params["clips"]:  # the recordings live on only inside the profile
         ctx.storage.delete(clip["key"])
     return {"profile_id": profile.id, "profile": public_profile(profile)}
+
+
+JOB = JobKind(KIND, PROFILE_STEPS, handler=create_profile_job)
 
 
 def warm_up(chain: Callable[[str], FallbackChain[Any]], cache_dir: Path,

@@ -85,7 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
-        detail = exc.detail if isinstance(exc.detail, str) else "error"
+        given: object = exc.detail  # typed str, but a route may raise with any value
+        detail = given if isinstance(given, str) else "error"
         return JSONResponse(error_body(code, detail), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 

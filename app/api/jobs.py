@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -30,7 +32,7 @@ def visible_job(services: Services, request: Request, job_id: str) -> Job:
     return job
 
 
-def job_view(services: Services, job_id: str) -> dict:
+def job_view(services: Services, job_id: str) -> dict[str, Any]:
     job = services.jobs.get(job_id)
     data = job.public()
     data["task_id"] = job.id

@@ -64,7 +64,7 @@ def _validation_error(exc: ValidationError) -> InvalidInput:
 
 
 def fetcher_for(services: Services) -> SafeFetcher:
-    fetcher = services.extras.get("fetcher")
+    fetcher = services.fetcher
     if fetcher is None:
         settings = services.settings
         fetcher = SafeFetcher(services.storage, allowed_hosts=settings.fetch_allowed_hosts,

@@ -37,7 +37,8 @@ def footer_text(services: Services, lang: str = "en") -> str:
 
 def build_blocks(services: Services) -> gr.Blocks:
     cache_files.install()
-    with StudioBlocks(title="Video Message Studio") as demo:
+    demo = StudioBlocks(title="Video Message Studio")
+    with demo:
         gr.Markdown(t("app.title"), elem_id="studio-title")
         gr.Markdown(t("app.subtitle"))
         with gr.Tabs():

@@ -37,7 +37,8 @@ def write_once(path: Path, data: bytes) -> None:
 
 def save_pil_to_cache(img: Image.Image, cache_dir: str, name: str = "image",
                       format: str = "webp") -> str:
-    data = processing_utils.encode_pil_to_bytes(img, format)
+    # Gradio's own encoder (same bytes as before: the hash names the file), unannotated there
+    data: bytes = processing_utils.encode_pil_to_bytes(img, format)  # type: ignore[no-untyped-call]
     folder = Path(cache_dir) / processing_utils.hash_bytes(data)
     folder.mkdir(exist_ok=True, parents=True)
     path = (folder / f"{name}.{format}").resolve()

@@ -51,7 +51,7 @@ def inventory_rows(services: Services, lang: str = "en") -> list[list[str]]:
 
 
 def build(services: Services) -> None:
-    def shown(request: gr.Request = None) -> dict[str, Any]:
+    def shown(request: gr.Request | None = None) -> dict[str, Any]:
         lang = request_language(request)
         return headed(COLUMNS, inventory_rows(services, lang), lang)
 

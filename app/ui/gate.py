@@ -47,9 +47,6 @@ EXPENSIVE_ENDPOINTS: frozenset[str] = frozenset({
 AUTH_MESSAGE = ("Sign in with your studio user name and password, or with your user id and "
                 "API token (the REST bearer token) as the password. / "
                 "ユーザー名とパスワード、またはユーザー ID と API トークンでログインしてください。")
-TOKEN_ADMINS = "ui_token_admins"  # services.extras: users who logged in with an admin token
-PASSWORD_USERS = "ui_password_users"  # services.extras: the names STUDIO_AUTH_USERS lists
-RATE_LIMITER = "rate_limiter"  # services.extras: the limiter REST's middleware uses too
 
 
 def auth_configured(services: Services) -> bool:
@@ -63,8 +60,8 @@ def make_login(services: Services) -> Callable[[str, str], bool] | None:
         return None
     settings = services.settings
     users = load_users(settings.auth_users, settings.auth_users_file)
-    admins: set[str] = services.extras.setdefault(TOKEN_ADMINS, set())
-    services.extras[PASSWORD_USERS] = frozenset(users)
+    admins = services.ui.token_admins
+    services.ui.password_users = frozenset(users)
 
     def login(username: str, password: str) -> bool:
         stored = users.get(username)
@@ -131,8 +128,4 @@ def _limited(fn: Callable[..., Any], limiter: RateLimiter) -> Callable[..., Any]
 def install(blocks: gr.Blocks, services: Services) -> None:
     """Close internal events and put the rate limit on the expensive endpoints."""
     close_internal_events(blocks)
-    limiter = services.extras.get(RATE_LIMITER)
-    if limiter is None:
-        limiter = services.extras[RATE_LIMITER] = RateLimiter(
-            services.settings.rate_limit_per_minute)
-    limit_expensive_events(blocks, limiter)
+    limit_expensive_events(blocks, services.rate_limiter)

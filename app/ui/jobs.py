@@ -4,7 +4,7 @@ Queue depth, the worker processes alive right now (from their heartbeat records,
 on other machines show too), every job filtered by status and kind, and retry / cancel.
 
 Admin only once authentication is on: the auth layer plugs in by putting a callable
-``services.extras["is_admin"](request: gr.Request) -> bool`` in place (see :func:`is_admin`);
+``services.ui.is_admin(request: gr.Request) -> bool`` in place (see :func:`is_admin`);
 without it (auth off, localhost) everyone who can open the UI may use this tab.
 """
 
@@ -24,10 +24,13 @@ from app.ui.text import label, plain, register, request_language, t, word
 from app.ui.text import table as headed
 from app.ui.work import UI_KINDS
 from models.errors import StudioError
-from pipelines import tasks as pipeline_tasks
+from pipelines.jobs import job_kinds as queue_kinds
 
-ADMIN_HOOK = "is_admin"  # services.extras key the auth layer sets
 ALL = "all"
+# (summary or refusal, worker table, job table): what the tab shows
+JobsView = tuple[str, dict[str, Any], dict[str, Any]]
+# an action's message, then the refreshed view
+ActionView = tuple[str, str, dict[str, Any], dict[str, Any]]
 SHORT_TIME = "%m-%d %H:%M:%S"  # one line in the table at 1400 px
 SHORT_ID = 12  # enough to be unique among a studio's jobs; the full id is resolved on pick
 JOB_COLUMNS = ["jobs.col_id", "jobs.col_kind", "jobs.col_status", "jobs.col_progress",
@@ -35,7 +38,7 @@ JOB_COLUMNS = ["jobs.col_id", "jobs.col_kind", "jobs.col_status", "jobs.col_prog
                "jobs.col_updated", "jobs.col_error"]
 WORKER_COLUMNS = ["jobs.col_worker", "jobs.col_live", "jobs.col_threads", "jobs.col_beat",
                   "jobs.col_up", "jobs.col_version"]
-JOB_WIDTHS = ["11%", "12%", "9%", "5%", "12%", "10%", "6%", "12%", "12%", "11%"]
+JOB_WIDTHS: list[str | int] = ["11%", "12%", "9%", "5%", "12%", "10%", "6%", "12%", "12%", "11%"]
 
 register(
     en={
@@ -85,8 +88,8 @@ register(
 
 
 def is_admin(services: Services, request: gr.Request | None) -> bool:
-    """The auth hook: ``services.extras["is_admin"]`` decides once auth exists; else allow."""
-    check: Callable[[Any], bool] | None = services.extras.get(ADMIN_HOOK)
+    """The auth hook: ``services.ui.is_admin`` decides once auth exists; else allow."""
+    check = services.ui.is_admin
     if check is None:
         return True
     try:
@@ -123,8 +126,7 @@ def worker_rows(services: Services, lang: str = "en") -> list[list[Any]]:
 
 def job_kinds() -> list[str]:
     """Every kind of work: the queue's job kinds and the work tabs record themselves."""
-    pipeline_tasks.load_handlers()
-    return sorted({*pipeline_tasks.HANDLERS, *pipeline_tasks.STAGED, *UI_KINDS})
+    return sorted({*queue_kinds().names(), *UI_KINDS})
 
 
 def job_row(job: Job, lang: str = "en") -> list[Any]:
@@ -180,7 +182,7 @@ def retry(services: Services, job_id: str, lang: str = "en") -> str:
 
 
 def view(services: Services, status: str, kind: str, limit: float,
-         request: gr.Request | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+         request: gr.Request | None) -> JobsView:
     """(summary, worker table, job table) for an admin; a refusal and empty tables for
     others. Headers, statuses and kinds are in the page's language."""
     lang = request_language(request)
@@ -192,7 +194,7 @@ def view(services: Services, status: str, kind: str, limit: float,
 
 
 def act(services: Services, action: Callable[[Services, str, str], str], job_id: str,
-        status: str, kind: str, limit: float, request: gr.Request | None) -> tuple:
+        status: str, kind: str, limit: float, request: gr.Request | None) -> ActionView:
     """Run ``cancel`` or ``retry`` for an admin, then refresh the view."""
     lang = request_language(request)
     if not is_admin(services, request):
@@ -204,15 +206,15 @@ def act(services: Services, action: Callable[[Services, str, str], str], job_id:
 def build(services: Services) -> None:
     kinds = [(t("word.all"), ALL), *[(label("kind.", k), k) for k in job_kinds()]]
 
-    def show(status: str, kind: str, limit: float, request: gr.Request) -> tuple:
+    def show(status: str, kind: str, limit: float, request: gr.Request) -> JobsView:
         return view(services, status, kind, limit, request)
 
     def do_cancel(job_id: str, status: str, kind: str, limit: float,
-                  request: gr.Request) -> tuple:
+                  request: gr.Request) -> ActionView:
         return act(services, cancel, job_id, status, kind, limit, request)
 
     def do_retry(job_id: str, status: str, kind: str, limit: float,
-                 request: gr.Request) -> tuple:
+                 request: gr.Request) -> ActionView:
         return act(services, retry, job_id, status, kind, limit, request)
 
     gr.Markdown(t("jobs.title"))

@@ -126,7 +126,7 @@ def download(services: Services, name: str, request: gr.Request | None,
 def build(services: Services) -> None:
     with gr.Accordion(t("models.title"), open=False):
         gr.Markdown(t("models.help"))
-        def current(request: gr.Request = None) -> dict[str, Any]:
+        def current(request: gr.Request | None = None) -> dict[str, Any]:
             return shown(services, request)
 
         table = gr.Dataframe(headers=HEADERS, value=current, interactive=False, wrap=True)

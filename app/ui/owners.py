@@ -35,9 +35,9 @@ def is_ui_admin(services: Services, request: Any) -> bool:
     if user is None:
         return False
     named = set(services.settings.admin_users)
-    if user in named or user in services.extras.get("ui_token_admins", ()):
+    if user in named or user in services.ui.token_admins:
         return True
-    return not named and user in services.extras.get("ui_password_users", ())
+    return not named and user in services.ui.password_users
 
 
 def ui_user(request: Any) -> str | None:
@@ -56,7 +56,7 @@ def ui_visibility(services: Services, request: Any) -> OwnerCheck | None:
         return None
     user = ui_user(request)
     if user is not None and (user in set(services.settings.admin_users)
-                             or user in services.extras.get("ui_token_admins", ())):
+                             or user in services.ui.token_admins):
         return None
     return lambda owner: user is not None and owner == user
 
@@ -67,7 +67,7 @@ def remember(services: Services, request: Any, key: str) -> None:
     if user is None:
         return
     with _lock:
-        recent = services.extras.setdefault("ui_recent", {})
+        recent = services.ui.recent
         recent.setdefault(user, deque(maxlen=RECENT_PER_USER)).append(key)
 
 
@@ -83,7 +83,7 @@ def latest_key(services: Services, request: Any, prefixes: tuple[str, ...],
     if login_on(services):
         user = ui_user(request)
         with _lock:
-            mine = list(services.extras.get("ui_recent", {}).get(user, ()))
+            mine = list(services.ui.recent.get(user, ())) if user is not None else []
         for key in reversed(mine):
             if fits(key) and services.storage.exists(key):
                 return key

@@ -16,13 +16,13 @@ from pipelines.voice_profiles import ProfileStore
 
 def voice_kit(services: Services) -> VoiceKit:
     """The voice pipeline's engines and profile store, built once per Services."""
-    kit = services.extras.get("voice_kit")
+    kit = services.voice_kit
     if kit is None:
         kit = VoiceKit(
             tts=services.chain("tts"), encoder=services.chain("voice_encoder"),
             converters=services.chain("voice_converter"), store=ProfileStore(services.storage),
             cache_dir=services.engine_settings.cache_dir, denoisers=services.chain("denoise"))
-        services.extras["voice_kit"] = kit
+        services.voice_kit = kit
     return kit
 
 

@@ -36,7 +36,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from models.base import EngineSettings
 from models.cutout.mediapipe import padded_box, rgb_array
-from models.errors import BackendFailed, BackendUnavailable, TransientBackendError
+from models.errors import BackendFailed, BackendUnavailable, StudioError, TransientBackendError
 
 MODEL_ID = "amazon.nova-canvas-v1:0"
 MAX_PIXELS = 4_194_304  # Nova Canvas input limit (2048x2048)
@@ -51,7 +51,8 @@ ACCESS_CODES = {"AccessDeniedException", "UnrecognizedClientException", "AccessD
                 "ResourceNotFoundException", "NoSuchBucket"}
 
 
-def _error(cls: type, code: str, message: str, message_ja: str, **details: Any) -> Any:
+def _error(cls: type[StudioError], code: str, message: str, message_ja: str,
+           **details: Any) -> StudioError:
     return cls(message, code=code, message_ja=message_ja, details=details,
                retry_after=30 if cls is TransientBackendError else None)
 
@@ -214,7 +215,8 @@ class NovaCanvasCutout:
 
     def _get(self, key: str) -> bytes:
         try:
-            return self.s3().get_object(Bucket=self.settings.s3_bucket, Key=key)["Body"].read()
+            return bytes(self.s3().get_object(Bucket=self.settings.s3_bucket, Key=key)["Body"]
+                         .read())
         except Exception as exc:  # noqa: BLE001
             raise translate_boto_error(exc, "S3 download") from exc
 

@@ -96,7 +96,8 @@ class BiRefNetCutout:
         with self._onnx_lock:
             logits = session.run(None, feed)[-1][0, 0].astype(np.float32)
         logits = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR)
-        return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+        matte: np.ndarray = (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+        return matte
 
     def cutout(self, image: Any, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         return matte_in_box(image, box, self.predict)
@@ -137,7 +138,7 @@ def _load_weights(source: str) -> Any:
     return post_init_shim(cls).from_pretrained(source, config=config)
 
 
-def post_init_shim(cls: type) -> type:
+def post_init_shim(cls: type[Any]) -> type[Any]:
     """transformers 5 needs every model's ``__init__`` to end in ``post_init()`` (it sets
     ``all_tied_weights_keys``, read while loading); BiRefNet's hub code was written for 4.x
     and skips it. The subclass calls it when the original did not."""

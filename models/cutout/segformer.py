@@ -61,7 +61,8 @@ def segformer_person(key: str, rgb: np.ndarray) -> np.ndarray:
         logits = torch.nn.functional.interpolate(logits, size=(h, w), mode="bilinear",
                                                  align_corners=False)
         probs = logits.softmax(dim=1)[0, person].sum(dim=0)
-    return np.clip(probs.cpu().numpy(), 0.0, 1.0).astype(np.float32)
+    matte: np.ndarray = np.clip(probs.cpu().numpy(), 0.0, 1.0).astype(np.float32)
+    return matte
 
 
 # words of human-parsing labels that are part of the person (ATR, LIP, CIHP, Pascal-Person)

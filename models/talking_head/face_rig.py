@@ -114,20 +114,20 @@ def detect_landmarks(rgb: np.ndarray) -> np.ndarray:
         raise no_face("not_found", "No face was found in the portrait. Use a photo where one "
                       "face is clearly visible, facing the camera.",
                       "写真に顔が見つかりません。正面を向いた顔がはっきり写った写真を使ってください。")
-    points = points / scale
-    check_usable(points)
-    return points
+    landmarks: np.ndarray = points / scale
+    check_usable(landmarks)
+    return landmarks
 
 
 def check_usable(points: np.ndarray) -> None:
     """Refuse faces too small or turned too far for a believable warp."""
-    face_h = np.linalg.norm(points[10] - points[152])
+    face_h = float(np.linalg.norm(points[10] - points[152]))
     if face_h < 48:
         raise no_face("too_small", f"The face is too small ({face_h:.0f} px tall); use a "
                       "closer photo (at least 48 px from forehead to chin).",
                       "顔が小さすぎます。もっと顔が大きく写った写真を使ってください。")
-    right = np.linalg.norm(points[1] - points[33])
-    left = np.linalg.norm(points[1] - points[263])
+    right = float(np.linalg.norm(points[1] - points[33]))
+    left = float(np.linalg.norm(points[1] - points[263]))
     ratio = max(left, right) / max(min(left, right), 1e-6)
     if ratio > 3.2:
         raise no_face("turned", "The face is turned too far from the camera; use a photo "
@@ -208,7 +208,8 @@ def frame_portrait(rgb: np.ndarray, points: np.ndarray, size: tuple[int, int]
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
+    eased: np.ndarray = x * x * (3 - 2 * x)
+    return eased
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,9 @@ def backward_field(src: np.ndarray, dst: np.ndarray, anchors: np.ndarray, roi: R
     # resize maps pixel centres; shift so that full[y, x] == coarse value at (x, y).
     off = (stride - 1) / 2.0
     mx, my = np.meshgrid(np.arange(w, dtype=np.float32) + off, np.arange(h, dtype=np.float32) + off)
-    return cv2.remap(full, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    field: np.ndarray = cv2.remap(full, mx, my, cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+    return field
 
 
 @dataclass
@@ -314,7 +317,9 @@ class FaceRig:
         rel = (self.points[idx] - self.mouth_center) @ self.ex
         half_r = abs((self.points[61] - self.mouth_center) @ self.ex)
         half_l = abs((self.points[291] - self.mouth_center) @ self.ex)
-        return np.where(rel < 0, rel / max(half_r, 1e-6), rel / max(half_l, 1e-6)).clip(-1, 1)
+        along: np.ndarray = np.where(rel < 0, rel / max(half_r, 1e-6),
+                                     rel / max(half_l, 1e-6)).clip(-1, 1)
+        return along
 
     def _mouth_moves(self) -> dict[str, dict[int, np.ndarray]]:
         """Forward landmark moves (pixels) of each mouth shape at full strength."""
@@ -326,7 +331,7 @@ class FaceRig:
         corners = {61: -1.0, 78: -1.0, 291: 1.0, 308: 1.0}
 
         def prof(i: int) -> float:
-            return 0.2 + 0.8 * (1 - u[i] ** 2)
+            return float(0.2 + 0.8 * (1 - u[i] ** 2))
 
         moves: dict[str, dict[int, np.ndarray]] = {s: {} for s in SHAPES}
         # open: the jaw drops, the upper lip lifts a little, corners follow part way.
@@ -423,7 +428,7 @@ class FaceRig:
         can give; per column it is a simple 1-D stretch of the lid skin.
         """
         p = self.points
-        self.eyes: list[tuple[Roi, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.eyes: list[tuple[Roi, np.ndarray, np.ndarray, np.float32]] = []
         for upper, lower, corners in (RIGHT_EYE, LEFT_EYE):
             lid_up = np.vstack([p[corners[0]], p[upper], p[corners[1]]])
             lid_low = np.vstack([p[corners[0]], p[lower], p[corners[1]]])
@@ -540,8 +545,8 @@ class FaceRig:
 
         p = self.points
         lips = np.zeros((self.h, self.w), np.uint8)
-        cv2.fillPoly(lips, [np.round(np.r_[p[UPPER_OUTER], p[UPPER_INNER][::-1]]).astype(np.int32),
-                            np.round(np.r_[p[LOWER_OUTER], p[LOWER_INNER][::-1]]).astype(np.int32)], 255)
+        cv2.fillPoly(lips, [np.r_[p[UPPER_OUTER], p[UPPER_INNER][::-1]].round().astype(np.int32),
+                            np.r_[p[LOWER_OUTER], p[LOWER_INNER][::-1]].round().astype(np.int32)], 255)
         sel = self.base[lips > 0]
         self.lip_colour = (np.median(sel, axis=0) if len(sel) else np.array([150, 80, 80])
                            ).astype(np.float32)
@@ -550,7 +555,7 @@ class FaceRig:
         self.exposure = float(np.clip(skin.mean() / 165.0, 0.45, 1.25))
         # Teeth visible in the photo: bright, unsaturated pixels inside the inner lips.
         inner = np.zeros((self.h, self.w), np.uint8)
-        cv2.fillPoly(inner, [np.round(np.r_[p[UPPER_INNER], p[LOWER_INNER][::-1]]).astype(np.int32)], 255)
+        cv2.fillPoly(inner, [np.r_[p[UPPER_INNER], p[LOWER_INNER][::-1]].round().astype(np.int32)], 255)
         px = self.base[inner > 0].astype(np.float32)
         self.photo_teeth = False
         self.cavity_colour = self.lip_colour * 0.3
@@ -581,7 +586,8 @@ class FaceRig:
         def line(ids: list[int]) -> np.ndarray:
             pts = p[ids]
             order = np.argsort(pts[:, 0])
-            return np.interp(xs, pts[order, 0], pts[order, 1]).astype(np.float32)
+            edge: np.ndarray = np.interp(xs, pts[order, 0], pts[order, 1]).astype(np.float32)
+            return edge
 
         up_in, low_in = line(UPPER_INNER), line(LOWER_INNER)
         up_out, low_out = line(UPPER_OUTER), line(LOWER_OUTER)

@@ -42,7 +42,8 @@ def portrait_rgb(image: object) -> np.ndarray:
         back = (np.array(BACKDROP, np.float32) * (1.0 - 0.12 * yy)) * np.ones((h, w, 1), np.float32)
         arr = np.asarray(rgba).astype(np.float32)
         a = arr[..., 3:4] / 255.0
-        return (arr[..., :3] * a + back * (1 - a)).astype(np.uint8)
+        flat: np.ndarray = (arr[..., :3] * a + back * (1 - a)).astype(np.uint8)
+        return flat
     return np.asarray(image.convert("RGB"))
 
 

@@ -46,7 +46,7 @@ def _cv2() -> Any:
 def ffmpeg_binary() -> str:
     import imageio_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def write_wav(audio: Audio, path: Path) -> None:

@@ -62,7 +62,8 @@ def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     from scipy.signal import resample_poly
 
     g = np.gcd(rate, target)
-    return resample_poly(samples, target // g, rate // g).astype(np.float32)
+    resampled: np.ndarray = resample_poly(samples, target // g, rate // g).astype(np.float32)
+    return resampled
 
 
 def _frames(x: np.ndarray, n: int, hop: float, win: int) -> np.ndarray:
@@ -71,7 +72,8 @@ def _frames(x: np.ndarray, n: int, hop: float, win: int) -> np.ndarray:
     starts = centers - win // 2
     padded = np.pad(x, (win, win))
     idx = starts[:, None] + win + np.arange(win)[None, :]
-    return padded[idx]
+    frames: np.ndarray = padded[idx]
+    return frames
 
 
 def _lpc(frame: np.ndarray, order: int) -> np.ndarray | None:
@@ -174,7 +176,8 @@ def bilabial_closures(x: np.ndarray, rate: int = ANALYSIS_RATE) -> list[tuple[fl
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    squashed: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return squashed
 
 
 def analyze(speech: Speech, fps: int = 25) -> MouthTrack:

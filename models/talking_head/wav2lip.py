@@ -16,6 +16,7 @@ the unmasked face (6 channels), in BGR order as the released network was trained
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,8 @@ def melspectrogram(samples: np.ndarray, rate: int) -> np.ndarray:
     spec = np.abs(librosa.stft(y=wav, n_fft=800, hop_length=200, win_length=800))
     mel_basis = librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600)
     mel = 20 * np.log10(np.maximum(1e-5, mel_basis @ spec)) - 20
-    return np.clip((2 * 4) * ((mel + 100) / 100) - 4, -4, 4).astype(np.float32)
+    scaled: np.ndarray = np.clip((2 * 4) * ((mel + 100) / 100) - 4, -4, 4).astype(np.float32)
+    return scaled
 
 
 def mel_windows(mel: np.ndarray, frames: int, fps: int) -> np.ndarray:
@@ -221,7 +223,8 @@ class Wav2LipHead:
         write_performance(performance, request, progress, frames=frames)
         return Path(request.output)
 
-    def lipsync(self, model: Any, performance: Any, mels: np.ndarray):
+    def lipsync(self, model: Any, performance: Any, mels: np.ndarray
+                ) -> Iterator[np.ndarray]:
         """Yield the built-in frames with the lower face redrawn, batch by batch."""
         from models.gpu import batch_size
 

@@ -108,7 +108,7 @@ def test_only_documented_endpoints_are_public(services) -> None:
 def test_expensive_endpoints_draw_on_the_shared_limiter(services) -> None:
     blocks = build_blocks(services)
     limiter = RateLimiter(2)
-    services.extras[gate.RATE_LIMITER] = limiter
+    services.rate_limiter = limiter
     gate.install(blocks, services)
     fn = next(f for f in blocks.fns.values() if f.api_name == "list_tracks").fn
     for _ in range(5):
@@ -132,7 +132,7 @@ def test_one_limiter_for_both_doors(settings) -> None:
     services = _services(settings, rate_limit_per_minute=7)
     try:
         app = create_app(services, with_ui=False)
-        assert services.extras[gate.RATE_LIMITER].per_minute == 7
+        assert services.rate_limiter.per_minute == 7
         assert app is not None
     finally:
         services.close()

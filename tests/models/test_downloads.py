@@ -162,6 +162,7 @@ def test_without_downloads_the_reason_says_how_to_get_them(tmp_path: Path) -> No
     assert manager.state("wav2lip").status == "idle"
 
 
+@pytest.mark.slow  # six runs of the CLI, each a fresh interpreter (~5 s)
 def test_cli_download_list_verify(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -12,9 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.services import Services
 from models.base import FallbackChain
 from models.errors import BackendUnavailable, InvalidInput
-from pipelines import tasks as pipeline_tasks
-
-OPS_KINDS = ("ops.message", "ops.broken")
+from pipelines.tasks import JobKind
 
 
 class DownEngine:
@@ -57,15 +55,11 @@ def broken_job(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
 
 def install_ops_jobs(services: Services) -> Iterator[None]:
     """Register the two job kinds and a tts chain of fakes (kokoro down, piper up)."""
-    pipeline_tasks.job_kind("ops.message", ["synthesize", "render", "store"])(message_job)
-    pipeline_tasks.job_kind("ops.broken", ["prepare"])(broken_job)
     services._chains["tts"] = FallbackChain("tts", [DownEngine("kokoro"), UpEngine("piper")])
-    try:
+    with services.queue.kinds.added(
+            JobKind("ops.message", ["synthesize", "render", "store"], handler=message_job),
+            JobKind("ops.broken", ["prepare"], handler=broken_job)):
         yield
-    finally:
-        for kind in OPS_KINDS:
-            pipeline_tasks.HANDLERS.pop(kind, None)
-            pipeline_tasks.STEPS.pop(kind, None)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -77,7 +77,7 @@ def test_retry_requeues_a_failed_job_and_refuses_others(services, filled) -> Non
 
 
 def test_admin_hook_guards_view_and_actions(services, filled) -> None:
-    services.extras[jobs_ui.ADMIN_HOOK] = lambda req: req.headers.get("x-admin") == "yes"
+    services.ui.is_admin = lambda req: req.headers.get("x-admin") == "yes"
     summary, workers, rows = jobs_ui.view(services, "all", "all", 100, request("ja"))
     assert summary == jobs_ui.plain("jobs.forbidden", "ja")
     assert workers["data"] == rows["data"] == []
@@ -91,7 +91,7 @@ def test_admin_hook_guards_view_and_actions(services, filled) -> None:
     def broken(req):
         raise RuntimeError("auth store down")
 
-    services.extras[jobs_ui.ADMIN_HOOK] = broken
+    services.ui.is_admin = broken
     assert not jobs_ui.is_admin(services, request())  # a failing check denies
 
 

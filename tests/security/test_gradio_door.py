@@ -87,7 +87,7 @@ def _studio(settings, tmp_path: Path, consume: bool = True, **update: object) ->
         "queue_url": f"sqlite:///{tmp_path}/data/queue.sqlite3", "workers": 2,
         "tts_backends": ["openjtalk"], "rate_limit_per_minute": 0, **update}))
     # the real profile store and pipeline; a stand-in speaker encoder (no calibration run)
-    services.extras["voice_kit"] = VoiceKit(
+    services.voice_kit = VoiceKit(
         tts=services.chain("tts"), encoder=FallbackChain("voice_encoder", [FakeEncoder()]),
         converters=services.chain("voice_converter"),
         store=ProfileStore(services.storage))
@@ -166,7 +166,8 @@ def test_gradio_door(door, tmp_path: Path) -> None:
     assert profile not in [row[0] for row in seen["bob_lists"]["value"]["data"]]
     for attempt in ("bob_uses_in_message", "bob_uses_in_synthesize", "bob_deletes"):
         assert "VOICE_PROFILE_NOT_FOUND" in _error(seen[attempt]), attempt
-    assert services.extras["voice_kit"].store.get(profile).owner == "alice"
+    kit = services.voice_kit
+    assert kit is not None and kit.store.get(profile).owner == "alice"
     alice_use = seen["alice_uses_in_synthesize"]
     assert alice_use["ok"] or "VOICE_PROFILE_NOT_FOUND" not in alice_use["error"], alice_use
 

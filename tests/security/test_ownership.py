@@ -38,7 +38,7 @@ def _fast_kit(services) -> VoiceKit:
     converters = FallbackChain("voice_converter", [])
     kit = VoiceKit(tts=services.chain("tts"), encoder=encoder, converters=converters,
                    store=voice_kit(services).store)
-    services.extras["voice_kit"] = kit
+    services.voice_kit = kit
     services._chains["voice_encoder"] = encoder  # what the job's ctx.chain() hands out
     services._chains["voice_converter"] = converters
     services.queue.start_consumer(1, install_signals=False)  # stopped by services.close()

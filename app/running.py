@@ -1,0 +1,139 @@
+"""The context a job's handler (or one stage of a staged job) runs in, and how a run's
+failure is written into the job's record.
+
+:class:`RunningJob` is the :class:`pipelines.tasks.JobContext` of an unstaged job: it reports
+progress into the job's record, honours a cancel and the time limit, and writes only while
+its run holds the lease (``app.leases``). :class:`RunningStage` does the same for one stage;
+its progress is rolled up into the job's by the stage scheduler (``app.stages``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from app.jobs import Jobs
+from app.leases import LeaseKeeper, LeaseLost
+from app.storage import Storage, new_key
+from models.base import EngineSettings, FallbackChain
+from models.errors import Cancelled, StudioError
+
+if TYPE_CHECKING:
+    from app.metrics import Metrics
+    from app.stages import StageScheduler
+
+
+class JobTimeout(StudioError):
+    kind = "internal"
+    default_code = "QUEUE_JOB_TIMEOUT"
+
+
+@dataclass
+class RunningJob:
+    """The :class:`pipelines.tasks.JobContext` a handler receives."""
+
+    job_id: str
+    storage: Storage
+    engine_settings: EngineSettings
+    jobs: Jobs
+    chains: Callable[[str], FallbackChain[Any]]
+    deadline: float
+    metrics: Metrics | None = None  # this process's, when bound
+    lease: str | None = None  # this run's lease token (writes count only while it holds)
+    leases: LeaseKeeper | None = None
+    _last_write: float = field(default=0.0)
+    _last_fraction: float = field(default=-1.0)
+    _stage_started: float = field(default_factory=time.perf_counter)
+    _observed: set[str] = field(default_factory=set)
+
+    def check_lease(self) -> None:
+        if self.lease is not None and self.leases is not None and self.leases.lost(self.lease):
+            raise LeaseLost("Another worker took this work over.")
+
+    def progress(self, fraction: float, step: str) -> None:
+        if self.jobs.cancel_requested(self.job_id):
+            raise Cancelled()
+        self.check_lease()
+        if time.monotonic() > self.deadline:
+            raise JobTimeout("The job ran past its time limit.", code="QUEUE_JOB_TIMEOUT",
+                             message_ja="ジョブが制限時間を超えました。")
+        now = time.monotonic()
+        # Cheap enough to call per frame: write at most a few times a second.
+        if now - self._last_write >= 0.25 or fraction >= 1.0 or fraction < self._last_fraction:
+            job = self.jobs.update(
+                self.job_id, holder=self.lease,
+                progress=round(100.0 * min(max(fraction, 0.0), 1.0), 1), current_step=step)
+            if self.lease is not None and job.lease != self.lease:
+                raise LeaseLost("Another worker took this job over.")
+            self._last_write = now
+            self._last_fraction = fraction
+
+    def step_done(self, step: str) -> None:
+        self.check_lease()
+        self.jobs.step_done(self.job_id, step, holder=self.lease)
+        now = time.perf_counter()
+        if self.metrics is not None and step not in self._observed:
+            self.metrics.observe_step(step, now - self._stage_started)
+        self._stage_started = now
+
+    def observe_stage(self, stage: str, backend: str | None, seconds: float) -> None:
+        """Record how long ``stage`` took on ``backend`` (see ``app.metrics``)."""
+        self._observed.add(stage)
+        if self.metrics is not None:
+            self.metrics.observe_stage(stage, backend, seconds)
+
+    def chain(self, capability: str) -> FallbackChain[Any]:
+        chain = self.chains(capability)
+        return chain if self.metrics is None else self.metrics.observed(chain)
+
+    def new_key(self, prefix: str, extension: str) -> str:
+        return new_key(prefix, extension)
+
+
+@dataclass
+class RunningStage(RunningJob):
+    """The context of one stage of a staged job: progress goes to the stage's record, and
+    the job's progress is recomputed from all its stages (weighted by their cost)."""
+
+    stage: str = ""
+    queue: StageScheduler | None = None
+    _last_step: str = ""
+
+    def progress(self, fraction: float, step: str) -> None:
+        if self.jobs.cancel_requested(self.job_id):
+            raise Cancelled()
+        self.check_lease()
+        if time.monotonic() > self.deadline:
+            raise JobTimeout(f"Stage {self.stage} ran past its time limit.",
+                             code="QUEUE_STAGE_TIMEOUT",
+                             message_ja=f"ステージ {self.stage} が制限時間を超えました。")
+        now = time.monotonic()
+        # a new step is written at once (a short one, such as the encode, must show)
+        if now - self._last_write >= 0.5 or fraction >= 1.0 or step != self._last_step:
+            assert self.queue is not None
+            self.queue._stage_progress(self.job_id, self.stage, fraction, step, self.lease)
+            self._last_write = now
+            self._last_step = step
+
+    def step_done(self, step: str) -> None:
+        """Sub-steps inside a stage are reported through progress only."""
+
+
+def storage_error(exc: BaseException) -> dict[str, Any] | None:
+    """A full or read-only disk met outside ``Storage`` (a temp file, ffmpeg's output) reads
+    as the storage error it is, not as an internal crash."""
+    from app.storage import os_error_record
+
+    return os_error_record(exc)
+
+
+def error_record(exc: StudioError) -> dict[str, Any]:
+    record: dict[str, Any] = {"code": exc.code, "message": exc.message,
+                              "details": exc.details}
+    if exc.message_ja:
+        record["message_ja"] = exc.message_ja
+    if exc.retry_after is not None:
+        record["retry_after"] = exc.retry_after
+    return record
