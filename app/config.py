@@ -93,6 +93,8 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_ORDER["voice_encoder"]))
     voice_converter_backends: BackendList = Field(
         default_factory=lambda: list(DEFAULT_ORDER["voice_converter"]))
+    person_detection_backends: BackendList = Field(
+        default_factory=lambda: list(DEFAULT_ORDER["person_detection"]))
     cutout_backends: BackendList = Field(default_factory=lambda: list(DEFAULT_ORDER["cutout"]))
     refiner_backends: BackendList = Field(
         default_factory=lambda: list(DEFAULT_ORDER["refiner"]))
@@ -101,7 +103,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "tts_backends", "voice_encoder_backends", "voice_converter_backends",
-        "cutout_backends", "refiner_backends", "talking_head_backends", "admin_users",
+        "person_detection_backends", "cutout_backends", "refiner_backends",
+        "talking_head_backends", "admin_users",
         "fetch_allowed_hosts",
         mode="before",
     )

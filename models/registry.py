@@ -27,6 +27,9 @@ CAPABILITIES: dict[str, dict[str, str]] = {
         "openvoice": "models.voice.openvoice:OpenVoiceConverter",
         "voice_matching": "models.voice.matching:VoiceMatcher",
     },
+    "person_detection": {
+        "mediapipe": "models.detect.person:PersonDetector",
+    },
     "cutout": {
         "birefnet": "models.cutout.birefnet:BiRefNetCutout",
         "segformer": "models.cutout.segformer:SegformerCutout",
@@ -48,6 +51,7 @@ DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "tts": ("kokoro", "piper", "openjtalk", "voicevox"),
     "voice_encoder": ("resemblyzer",),
     "voice_converter": ("openvoice", "voice_matching"),
+    "person_detection": ("mediapipe",),
     "cutout": ("birefnet", "segformer", "mediapipe", "aws"),
     "refiner": ("sam2", "closed_form"),
     "talking_head": ("wav2lip", "builtin", "did"),

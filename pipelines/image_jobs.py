@@ -106,7 +106,7 @@ def process_image_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
     reports = []
     ctx.progress(0.02, "person_detection")
     people, report = image_pipeline.detect(
-        image, sensitivity=float(params.get("sensitivity", image_pipeline.DEFAULT_SENSITIVITY)))
+        image, ctx.chain("person_detection"), sensitivity=float(params.get("sensitivity", image_pipeline.DEFAULT_SENSITIVITY)))
     chosen = image_pipeline.select(people, params.get("person_ids"))
     if "person_detection" in operations:
         reports.append(report)

@@ -228,7 +228,7 @@ def image_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
                           max_pixels=4 * width * height)
     options = FramingOptions(aspect=aspect, size=long_side, background=params["background"])
     portrait = prepare_portrait(
-        photo, cutout_chain=ctx.chain("cutout"), refiner_chain=ctx.chain("refiner"),
+        photo, detectors=ctx.chain("person_detection"), cutout_chain=ctx.chain("cutout"), refiner_chain=ctx.chain("refiner"),
         options=options, progress=ctx.progress)
     key = ctx.storage.put(ctx.new_key("processed/final", "png"), encode_png(portrait.image))
     operations = [_report_dict(r) for r in portrait.reports]

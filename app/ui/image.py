@@ -157,7 +157,8 @@ def build(services: Services) -> None:
         image = _load(path, lang)
         try:
             with recorded(services, "image.detect", {"sensitivity": sens}, request):
-                people, report = pipe.detect(image, sensitivity=sens)
+                people, report = pipe.detect(image, services.chain("person_detection"),
+                                             sensitivity=sens)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
         thumbs = [(pipe.thumbnail(image, p), f"#{p.id} ({p.confidence:.2f})") for p in people]
@@ -186,7 +187,8 @@ def build(services: Services) -> None:
             with recorded(services, "image.cutout", {"people": people, "background": bg,
                                                      "aspect": asp}, request):
                 result = pipe.prepare_portrait(
-                    image, cutout_chain=services.chain("cutout"),
+                    image, detectors=services.chain("person_detection"),
+                    cutout_chain=services.chain("cutout"),
                     refiner_chain=services.chain("refiner") if do_refine else None,
                     options=options, person_ids=people, sensitivity=sens)
         except StudioError as exc:

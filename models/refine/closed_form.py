@@ -300,6 +300,7 @@ class ClosedFormRefiner:
     """Matte refiner that needs no model: closed-form matting on a trimap from the mask."""
 
     name = "closed_form"
+    prompted = False  # only solves the coarse matte's edges
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings
-from models.cutout.mediapipe import rgb_array
 from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
+from models.imaging import rgb_array
 from models.refine.closed_form import as_float_rgb, refine_matte
 
 MASK_LOGIT_SCALE = 12.0
@@ -39,6 +39,7 @@ def _interior_point(mask: np.ndarray) -> tuple[float, float] | None:
 
 class Sam2Refiner:
     name = "sam2"
+    prompted = True  # segments the person again from their box
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()

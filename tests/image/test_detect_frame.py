@@ -8,7 +8,7 @@ from PIL import Image
 
 from models.base import FallbackChain
 from models.cutout.mediapipe import MediapipeCutout
-from models.detect.person import threshold_for
+from models.detect.person import PersonDetector, threshold_for
 from models.errors import InvalidInput
 from models.refine.closed_form import ClosedFormRefiner
 from pipelines import image as pipe
@@ -21,9 +21,11 @@ from pipelines.framing import (
 )
 from tests.image import portraits
 
+DETECTORS = FallbackChain("person_detection", [PersonDetector()])
+
 
 def test_single_portrait_has_one_person_with_a_face(portrait) -> None:
-    people, report = pipe.detect(portrait.image)
+    people, report = pipe.detect(portrait.image, DETECTORS)
     assert len(people) == 1
     person = people[0]
     assert person.face_bbox is not None
@@ -36,7 +38,7 @@ def test_single_portrait_has_one_person_with_a_face(portrait) -> None:
 
 
 def test_group_photo_has_two_people_largest_first(group) -> None:
-    people, _ = pipe.detect(group)
+    people, _ = pipe.detect(group, DETECTORS)
     assert len(people) == 2
     areas = [(p.face_bbox[2] - p.face_bbox[0]) * (p.face_bbox[3] - p.face_bbox[1])
              for p in people]
@@ -48,7 +50,7 @@ def test_group_photo_has_two_people_largest_first(group) -> None:
 
 def test_no_person_is_a_clear_error() -> None:
     with pytest.raises(InvalidInput) as info:
-        pipe.detect(portraits.no_person_image())
+        pipe.detect(portraits.no_person_image(), DETECTORS)
     assert info.value.code == "IMAGE_NO_PERSON"
     assert info.value.message_ja
 
@@ -56,7 +58,7 @@ def test_no_person_is_a_clear_error() -> None:
 @pytest.mark.parametrize("value", [0.0, 0.05, 0.95, 1.5])
 def test_sensitivity_outside_range_is_refused(portrait, value: float) -> None:
     with pytest.raises(InvalidInput) as info:
-        pipe.detect(portrait.image, sensitivity=value)
+        pipe.detect(portrait.image, DETECTORS, sensitivity=value)
     assert info.value.code == "IMAGE_INVALID_SENSITIVITY"
 
 
@@ -65,14 +67,14 @@ def test_higher_sensitivity_lowers_the_threshold() -> None:
 
 
 def test_unknown_person_id_is_refused(portrait) -> None:
-    people, _ = pipe.detect(portrait.image)
+    people, _ = pipe.detect(portrait.image, DETECTORS)
     with pytest.raises(InvalidInput) as info:
         pipe.select(people, [7])
     assert info.value.code == "IMAGE_INVALID_SELECTION"
 
 
 def test_cutout_of_one_person_excludes_the_other(group) -> None:
-    people, _ = pipe.detect(group)
+    people, _ = pipe.detect(group, DETECTORS)
     chain = FallbackChain("cutout", [MediapipeCutout()])
     matte, report = pipe.cutout(group, [people[1]], chain, people=people)
     assert report.operation == "background_removal"
@@ -195,7 +197,8 @@ def test_at_least_five_builtin_backgrounds_ship() -> None:
 @pytest.mark.slow
 def test_prepare_portrait_end_to_end(portrait) -> None:
     result = pipe.prepare_portrait(
-        portrait.image, cutout_chain=FallbackChain("cutout", [MediapipeCutout()]),
+        portrait.image, detectors=DETECTORS,
+        cutout_chain=FallbackChain("cutout", [MediapipeCutout()]),
         refiner_chain=FallbackChain("refiner", [ClosedFormRefiner()]))
     assert result.image.size == (512, 512)
     assert result.image.mode == "RGBA"
@@ -220,7 +223,7 @@ def test_exif_orientation_is_honoured_before_detection(portrait) -> None:
     stored.save(buffer, format="JPEG", quality=92, exif=exif)
     upright = decode_image(buffer.getvalue())
     assert upright.size == portrait.image.size
-    people, _ = pipe.detect(upright)
+    people, _ = pipe.detect(upright, DETECTORS)
     assert len(people) == 1
     fx0, fy0, fx1, fy1 = people[0].face_bbox
     assert 140 < (fx0 + fx1) / 2 < 390
