@@ -18,7 +18,7 @@ from app.ui.text import label, plain, register, request_language, studio_error, 
 from app.ui.text import table as headed
 from app.ui.work import recorded
 from models.errors import StudioError
-from pipelines import bgm
+from pipelines import bgm, bgm_catalog
 from pipelines.media import decode_audio
 
 register(
@@ -80,17 +80,17 @@ def track_table(services: Services, request: Any = None) -> dict[str, Any]:
 def track_rows(services: Services, request: Any = None) -> list[list[object]]:
     """Built-in tracks and the uploads this user may see (``app.ui.owners``)."""
     return [[tr.id, tr.title, tr.mood, tr.duration, tr.licence]
-            for tr in bgm.list_tracks(services.storage, ui_visibility(services, request))]
+            for tr in bgm_catalog.list_tracks(services.storage, ui_visibility(services, request))]
 
 
 def track_path(services: Services, track_id: str, request: Any = None) -> str | None:
     """A local file for the preview player."""
     try:
-        track = bgm.find_track(track_id, services.storage, ui_visibility(services, request))
+        track = bgm_catalog.find_track(track_id, services.storage, ui_visibility(services, request))
     except StudioError:
         return None
     if track.builtin:
-        return str(bgm.ASSETS_DIR / track.location)
+        return str(bgm_catalog.ASSETS_DIR / track.location)
     return str(services.storage.local_path(track.location))
 
 
@@ -131,7 +131,7 @@ def build(services: Services) -> None:
         return track_table(services, request)
 
     gr.Markdown(t("bgm.intro"))
-    first = bgm.builtin_tracks()[0].id
+    first = bgm_catalog.builtin_tracks()[0].id
     with gr.Row():
         with gr.Column():
             table = gr.Dataframe(headers=HEADERS, value=initial_rows,
@@ -141,10 +141,10 @@ def build(services: Services) -> None:
             preview = gr.Audio(value=track_path(services, first), label=t("bgm.preview"),
                                type="filepath", interactive=False)
             with gr.Accordion(t("bgm.upload"), open=False):
-                upload = gr.File(file_types=[f".{e}" for e in bgm.UPLOAD_EXTENSIONS],
+                upload = gr.File(file_types=[f".{e}" for e in bgm_catalog.UPLOAD_EXTENSIONS],
                                  type="filepath", label=t("bgm.upload"))
                 title = gr.Textbox(label=t("bgm.upload_title"))
-                mood = gr.Dropdown(choices=[(label("mood.", m), m) for m in bgm.UPLOAD_MOODS],
+                mood = gr.Dropdown(choices=[(label("mood.", m), m) for m in bgm_catalog.UPLOAD_MOODS],
                                    value="custom",
                                    label=t("bgm.upload_mood"))
                 add = gr.Button(t("bgm.upload_button"), size="sm")
@@ -198,7 +198,7 @@ def build(services: Services) -> None:
         if not path:
             raise ui_error(plain("bgm.need_file", lang), lang)
         try:
-            track = bgm.save_upload(Path(path).read_bytes(), Path(path).name, services.storage,
+            track = bgm_catalog.save_upload(Path(path).read_bytes(), Path(path).name, services.storage,
                                     title=name or None, mood=mood_name,
                                     owner=ui_owner(services, request))
         except StudioError as exc:

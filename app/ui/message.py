@@ -96,7 +96,7 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
 
 
 def bgm_choices(services: Services, request: Any = None) -> list[tuple[Any, str]]:
-    from pipelines.bgm import list_tracks
+    from pipelines.bgm_catalog import list_tracks
 
     tracks = list_tracks(services.storage, visible=ui_visibility(services, request))
     return [(t("message.music_none"), "none"),
@@ -320,7 +320,7 @@ SIZE_LABELS = {"512x512": "message.size_square", "720x1280": "message.size_portr
 
 def default_bgm(services: Services) -> str:
     """The track the REST default (the "celebration" mood) resolves to, shown by its title."""
-    from pipelines.bgm import find_track
+    from pipelines.bgm_catalog import find_track
 
     try:
         return find_track("celebration", services.storage).id

@@ -46,7 +46,7 @@ def submit_message(services: Services, image_bytes: bytes, fields: dict[str, Any
 
 def check_choices(services: Services, request: MessageRequest, owner: str | None) -> None:
     """The mood, music and voice must exist (and be the caller's) when the job is queued."""
-    from pipelines.bgm import find_track, list_tracks
+    from pipelines.bgm_catalog import find_track, list_tracks
     from pipelines.prosody import EMOTIONS
 
     if request.emotion not in EMOTIONS:
