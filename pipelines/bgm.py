@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.base import Audio, ProgressFn, no_progress
-from models.errors import InvalidInput
 from pipelines.bgm_catalog import MIX_RATE, OwnerCheck, Track, TrackStore, load_track
 from pipelines.loudness import (
     db_to_gain,
@@ -32,51 +32,41 @@ from pipelines.loudness import (
     true_peak_db,
 )
 from pipelines.media import decode_audio, encode_audio, resample
+from pipelines.options import Number, parse, ranges
 
-OUTPUT_FORMATS = ("mp3", "wav", "m4a")
-BITRATES = ("96k", "128k", "160k", "192k", "256k", "320k")
 LOSSY_MARGIN_DB = 0.5  # aim this far under the ceiling before an mp3/m4a encode
 
 
 # ------------------------------------------------------------------------------- options
 
-RANGES: dict[str, tuple[float, float]] = {
-    "bgm_volume": (0.0, 1.0),  # amplitude relative to the voice's loudness (1 = as loud)
-    "bgm_volume_db": (-60.0, 0.0),  # the same in dB; wins over bgm_volume when given
-    "fade_in": (0.0, 10.0),
-    "fade_out": (0.0, 10.0),
-    "lead_in": (0.0, 5.0),  # music alone before the voice
-    "tail": (0.0, 5.0),  # music alone after the voice
-    "duck_db": (0.0, 30.0),  # how far the music dips under speech
-    "attack_ms": (5.0, 1000.0),
-    "release_ms": (20.0, 3000.0),
-    "loop_crossfade": (0.1, 5.0),
-    "target_lufs": (-30.0, -10.0),
-}
+OutputFormat = Literal["mp3", "wav", "m4a"]
+Bitrate = Literal["96k", "128k", "160k", "192k", "256k", "320k"]
+OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+BITRATES: tuple[str, ...] = get_args(Bitrate)
 
 
-def _invalid(field_name: str, message: str, message_ja: str, **details: Any) -> InvalidInput:
-    return InvalidInput(message, code="BGM_INVALID_PARAMS", message_ja=message_ja,
-                        details={"field": field_name, **details})
+class MixOptions(BaseModel):
+    """How to mix; form fields and JSON strings are parsed by :meth:`from_mapping`."""
 
+    model_config = ConfigDict(frozen=True)
 
-@dataclass(frozen=True)
-class MixOptions:
-    bgm_volume: float = 0.3
-    bgm_volume_db: float | None = None
-    fade_in: float = 2.0
-    fade_out: float = 3.0
-    lead_in: float = 1.0
-    tail: float = 2.0
+    # music amplitude relative to the voice's loudness (1 = as loud)
+    bgm_volume: Number = Field(0.3, ge=0.0, le=1.0, allow_inf_nan=False)
+    # the same in dB; wins over bgm_volume when given
+    bgm_volume_db: Number | None = Field(None, ge=-60.0, le=0.0, allow_inf_nan=False)
+    fade_in: Number = Field(2.0, ge=0.0, le=10.0, allow_inf_nan=False)
+    fade_out: Number = Field(3.0, ge=0.0, le=10.0, allow_inf_nan=False)
+    lead_in: Number = Field(1.0, ge=0.0, le=5.0, allow_inf_nan=False)  # music before the voice
+    tail: Number = Field(2.0, ge=0.0, le=5.0, allow_inf_nan=False)  # music after the voice
     ducking: bool = True
-    duck_db: float = 10.0
-    attack_ms: float = 80.0
-    release_ms: float = 400.0
-    loop_crossfade: float = 1.5
-    target_lufs: float = -16.0
+    duck_db: Number = Field(10.0, ge=0.0, le=30.0, allow_inf_nan=False)  # the dip under speech
+    attack_ms: Number = Field(80.0, ge=5.0, le=1000.0, allow_inf_nan=False)
+    release_ms: Number = Field(400.0, ge=20.0, le=3000.0, allow_inf_nan=False)
+    loop_crossfade: Number = Field(1.5, ge=0.1, le=5.0, allow_inf_nan=False)
+    target_lufs: Number = Field(-16.0, ge=-30.0, le=-10.0, allow_inf_nan=False)
     true_peak_db: float = -1.0
-    output_format: str = "mp3"
-    bitrate: str = "192k"
+    output_format: OutputFormat = "mp3"
+    bitrate: Bitrate = "192k"
 
     @property
     def music_db(self) -> float:
@@ -85,60 +75,44 @@ class MixOptions:
             return self.bgm_volume_db
         return gain_to_db(self.bgm_volume)
 
+    @field_validator("ducking", mode="before")
+    @classmethod
+    def _flag(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if isinstance(value, bool) or text not in FLAGS:
+            return value  # a bool, or left for pydantic to refuse
+        return FLAGS[text]
+
+    @field_validator("output_format", mode="before")
+    @classmethod
+    def _format_name(cls, value: object) -> object:
+        return str(value).lower().lstrip(".")
+
+    @field_validator("bitrate", mode="before")
+    @classmethod
+    def _kbps(cls, value: object) -> object:
+        rate = str(value).lower()
+        return rate if rate.endswith("k") else f"{rate}k"
+
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> MixOptions:
         """Validated options from form fields or JSON (strings are parsed); ``None`` and ""
-        keep the default. Errors name the field and its allowed range."""
+        keep the default; ``format`` is ``output_format``. Errors name the field and its
+        allowed range."""
         values: dict[str, Any] = {}
         for key, value in (raw or {}).items():
-            if value is None or value == "":
+            name = "output_format" if key == "format" else key
+            if value is None or value == "" or name not in FORM_FIELDS:
                 continue
-            if key in RANGES:
-                values[key] = _number(key, value)
-            elif key == "ducking":
-                values[key] = _flag(key, value)
-            elif key == "output_format" or key == "format":
-                fmt = str(value).lower().lstrip(".")
-                if fmt not in OUTPUT_FORMATS:
-                    raise _invalid("output_format", f"output_format must be one of "
-                                   f"{', '.join(OUTPUT_FORMATS)}.",
-                                   f"output_format は {', '.join(OUTPUT_FORMATS)} のいずれかです。",
-                                   allowed=list(OUTPUT_FORMATS), value=str(value))
-                values["output_format"] = fmt
-            elif key == "bitrate":
-                rate = str(value).lower()
-                rate = rate if rate.endswith("k") else f"{rate}k"
-                if rate not in BITRATES:
-                    raise _invalid("bitrate", f"bitrate must be one of {', '.join(BITRATES)}.",
-                                   f"bitrate は {', '.join(BITRATES)} のいずれかです。",
-                                   allowed=list(BITRATES), value=str(value))
-                values["bitrate"] = rate
-        return cls(**values)
+            values[name] = value
+        return parse(cls, values, code="BGM_INVALID_PARAMS")
 
 
-def _number(name: str, value: Any) -> float:
-    low, high = RANGES[name]
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or not low <= number <= high:
-        raise _invalid(name, f"{name} must be a number from {low:g} to {high:g} (got {value!r}).",
-                       f"{name} は {low:g} から {high:g} の数値で指定してください（{value!r}）。",
-                       allowed={"min": low, "max": high}, value=str(value))
-    return number
-
-
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise _invalid(name, f"{name} must be true or false.", f"{name} は true か false です。",
-                   allowed=[True, False], value=str(value))
+FLAGS = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}
+RANGES: dict[str, tuple[float, float]] = ranges(MixOptions, list(MixOptions.model_fields))
+# what a caller may set (the true-peak ceiling is the studio's, not a knob)
+FORM_FIELDS = (*RANGES, "ducking", "output_format", "bitrate")
 
 
 # ----------------------------------------------------------------------------------- mix
@@ -380,4 +354,4 @@ def mix_to_file(voice: Audio, track_id_or_mood: str | None, options: MixOptions,
 
 
 def options_dict(options: MixOptions) -> dict[str, Any]:
-    return asdict(options)
+    return options.model_dump()
