@@ -28,7 +28,7 @@ from models.base import (
 )
 from models.errors import InvalidInput
 from models.refine.closed_form import as_float_rgb, estimate_foreground
-from pipelines.framing import FramingOptions, frame, validate_options
+from pipelines.framing import FramingOptions, frame
 
 Box = tuple[int, int, int, int]
 # The refinement step keeps its public name (REST ``operations``, job steps, stored results)
@@ -223,7 +223,6 @@ def frame_portrait(image: Image.Image, matte: np.ndarray, selected: Sequence[Per
                    options: FramingOptions) -> tuple[Image.Image, Box | None, StageReport]:
     """Frame the selected people: face of the first (largest) one centred, eyes at 40%."""
     started = time.perf_counter()
-    validate_options(options)
     lead = selected[0]
     xs0, ys0, xs1, ys1 = zip(*(p.bbox for p in selected), strict=True)
     union = (min(xs0), min(ys0), max(xs1), max(ys1))
@@ -261,7 +260,7 @@ def prepare_portrait(
 
     ``refiner_chain`` None skips refinement. Raises ``IMAGE_NO_PERSON`` when nobody is found.
     """
-    options = validate_options(options or FramingOptions())
+    options = options or FramingOptions()
     image = working_image(image)
     progress(0.0, "person_detection")
     people, detected = detect(image, detectors, sensitivity=sensitivity)

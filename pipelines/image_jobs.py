@@ -17,7 +17,7 @@ from PIL import Image
 
 from models.errors import InvalidInput
 from pipelines import image as image_pipeline
-from pipelines.framing import FramingOptions, validate_options
+from pipelines.framing import FramingOptions
 from pipelines.media import decode_image, encode_image
 from pipelines.tasks import JobContext, job_kind
 
@@ -50,14 +50,7 @@ def framing_from_params(params: dict[str, Any], background: Image.Image | None) 
         raise InvalidInput(f"Unknown framing options {sorted(extra)}.",
                            code="IMAGE_INVALID_FRAMING",
                            message_ja=f"不明な構図オプション {sorted(extra)} です。")
-    try:
-        options = FramingOptions(**raw, background_image=background)
-        options = FramingOptions(**{**options.__dict__, "size": int(options.size),
-                                    "padding": int(options.padding)})
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"Bad framing options: {exc}", code="IMAGE_INVALID_FRAMING",
-                           message_ja="構図オプションが不正です。") from None
-    return validate_options(options)
+    return FramingOptions.parse({**raw, "background_image": background})
 
 
 def estimate_seconds(width: int, height: int, operations: list[str]) -> float:

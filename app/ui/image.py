@@ -179,11 +179,12 @@ def build(services: Services) -> None:
         lang = request_language(request)
         image = _load(path, lang)
         bg_image = _load(bg_path, lang) if bg == "upload" and bg_path else None
-        options = FramingOptions(aspect=asp, size=int(sz), padding=int(pad), background=bg,
-                                 background_color=col or "#ffffff", background_id=bg_id,
-                                 background_image=bg_image)
         people = [int(c) for c in chosen or []] or None
         try:
+            options = FramingOptions.parse({
+                "aspect": asp, "size": int(sz), "padding": int(pad), "background": bg,
+                "background_color": col or "#ffffff", "background_id": bg_id,
+                "background_image": bg_image})
             with recorded(services, "image.cutout", {"people": people, "background": bg,
                                                      "aspect": asp}, request):
                 result = pipe.prepare_portrait(

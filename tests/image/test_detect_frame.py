@@ -17,7 +17,6 @@ from pipelines.framing import (
     FramingOptions,
     builtin_backgrounds,
     frame,
-    validate_options,
 )
 from tests.image import portraits
 
@@ -169,17 +168,19 @@ def test_padding_leaves_a_transparent_margin() -> None:
     assert a[100:].max() == 255
 
 
-@pytest.mark.parametrize("options", [
-    FramingOptions(aspect="4:3"), FramingOptions(size=64), FramingOptions(padding=501),
-    FramingOptions(padding=250), FramingOptions(background="plaid"),
-    FramingOptions(background="solid", background_color="nope"),
-    FramingOptions(background="builtin", background_id="nope"),
-    FramingOptions(background="upload"),
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"aspect": "4:3"}, "aspect"), ({"size": 64}, "size"), ({"padding": 501}, "padding"),
+    ({"padding": 250}, "padding"), ({"background": "plaid"}, "background"),
+    ({"background": "solid", "background_color": "nope"}, "background_color"),
+    ({"background": "builtin", "background_id": "nope"}, None),
+    ({"background": "upload"}, "background_image"),
 ])
-def test_bad_framing_options_are_refused(options: FramingOptions) -> None:
+def test_bad_framing_options_are_refused(raw: dict, field: str | None) -> None:
     with pytest.raises(InvalidInput) as info:
-        validate_options(options)
+        FramingOptions.parse(raw)
     assert info.value.code == "IMAGE_INVALID_FRAMING"
+    assert info.value.message_ja
+    assert info.value.details.get("field") == field
 
 
 def test_at_least_five_builtin_backgrounds_ship() -> None:
