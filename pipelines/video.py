@@ -27,29 +27,12 @@ from models.base import (
 )
 from models.errors import InvalidInput
 from pipelines import subtitles as subs
+from pipelines.sizes import DEFAULT, OutputSize
 
 FPS = 25
-SIZES: dict[str, tuple[int, int]] = {
-    "512x512": (512, 512), "720x1280": (720, 1280), "1280x720": (1280, 720)}
-DEFAULT_SIZE = "512x512"
 PREVIEW_SIZE = (256, 256)
 PREVIEW_SECONDS = 8.0
 MIN_AUDIO_SECONDS = 0.2
-
-
-def parse_size(value: str | tuple[int, int] | list[int] | None) -> tuple[int, int]:
-    """'512x512' | '720x1280' | '1280x720' (or the same as a pair) -> (w, h)."""
-    if value is None:
-        return SIZES[DEFAULT_SIZE]
-    if isinstance(value, tuple | list) and len(value) == 2:
-        value = f"{int(value[0])}x{int(value[1])}"
-    key = str(value).lower().replace(" ", "").replace("*", "x")
-    if key not in SIZES:
-        raise InvalidInput(f"Unsupported video size {value!r}; use one of {', '.join(SIZES)}.",
-                           code="VIDEO_INVALID_SIZE",
-                           message_ja=f"対応していない動画サイズです（{', '.join(SIZES)} のいずれか）。",
-                           details={"allowed": list(SIZES)})
-    return SIZES[key]
 
 
 def check_speech(speech: Speech) -> Speech:
@@ -80,7 +63,7 @@ def render_talking_head(
     portrait: Any,
     speech: Speech,
     *,
-    size: str | tuple[int, int] = DEFAULT_SIZE,
+    size: OutputSize | str = DEFAULT,
     output: Path,
     subtitles: str | None = None,
     burn_subtitles: bool = False,
@@ -102,7 +85,11 @@ def render_talking_head(
     """
     started = time.perf_counter()
     check_speech(speech)
-    dims = PREVIEW_SIZE if preview else parse_size(size)
+    if preview:
+        dims = PREVIEW_SIZE
+    else:
+        frame = OutputSize.parse(size)
+        dims = (frame.width, frame.height)
     if preview:
         speech = clip_speech(speech, PREVIEW_SECONDS)
     output = Path(output)
@@ -139,10 +126,10 @@ def render_talking_head(
     return output, report
 
 
-def estimate_seconds(duration: float, size: tuple[int, int], engine: str | None = None) -> float:
+def estimate_seconds(duration: float, size: OutputSize, engine: str | None = None) -> float:
     """A rough render-time estimate for the API's ``estimated_time`` (built-in renderer
     speed measured on a 2-core CPU, plus set-up; D-ID is slower)."""
-    pixels = size[0] * size[1] / (512 * 512)
+    pixels = size.cost
     if engine == "did":
         return round(20.0 + duration * 3.0, 1)
     return round(4.0 + duration * 0.6 * max(pixels, 0.4), 1)

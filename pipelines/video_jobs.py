@@ -8,8 +8,9 @@ from typing import Any
 
 from models.base import Speech
 from pipelines.media import decode_audio, decode_image
+from pipelines.sizes import OutputSize
 from pipelines.tasks import JobContext, job_kind
-from pipelines.video import parse_size, render_talking_head
+from pipelines.video import render_talking_head
 
 STEPS = ["prepare", "render", "subtitles", "store"]
 
@@ -21,7 +22,7 @@ def render_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.progress(0.0, "prepare")
     image = decode_image(ctx.storage.get(params["image_key"]))
     audio = decode_audio(ctx.storage.get(params["audio_key"]), area="VIDEO")
-    size = parse_size(params.get("size"))
+    size = OutputSize.parse(params.get("size"))
     options = {k: params[k] for k in ("driver_url", "result_format", "stitch") if params.get(k)}
     text = params.get("text") or None
     ctx.step_done("prepare")

@@ -23,7 +23,8 @@ from app.fetch import SafeFetcher, storage_key_of
 from app.services import Services
 from models.errors import InvalidInput, NotFound, StudioError
 from pipelines.media import LIMITS, decode_audio, decode_image, encode_png
-from pipelines.video import SIZES, estimate_seconds, parse_size
+from pipelines.sizes import BY_NAME, DEFAULT, OutputSize
+from pipelines.video import estimate_seconds
 
 
 class VideoOptions(BaseModel):
@@ -31,7 +32,7 @@ class VideoOptions(BaseModel):
 
     driver_url: str | None = Field(None, max_length=512)
     result_format: Literal["mp4"] = "mp4"
-    size: str = Field("512x512", description=f"one of {', '.join(SIZES)}")
+    size: str = Field(DEFAULT.name, description=f"one of {', '.join(BY_NAME)}")
     subtitles: bool = False
     engine: str | None = Field(None, max_length=32, description="pin one engine by name")
     seed: int = Field(0, ge=0, le=2**31 - 1)
@@ -168,7 +169,7 @@ def create_router(services: Services) -> APIRouter:
             body = GenerateVideoRequest.model_validate_json(raw)
         except ValidationError as exc:
             raise _validation_error(exc) from None
-        size = parse_size(body.options.size)
+        size = OutputSize.parse(body.options.size)
         engine = body.options.engine
         if engine is not None and engine not in services.settings.backends("talking_head"):
             raise InvalidInput(f"Unknown or disabled engine {engine!r}.",
@@ -178,7 +179,7 @@ def create_router(services: Services) -> APIRouter:
         inputs = await run_in_threadpool(store_inputs, services, body)
         params = {
             "image_key": inputs["image_key"], "audio_key": inputs["audio_key"],
-            "size": f"{size[0]}x{size[1]}", "subtitles": body.options.subtitles,
+            "size": size.name, "subtitles": body.options.subtitles,
             "text": body.text, "engine": engine, "seed": body.options.seed,
             "driver_url": body.options.driver_url, "result_format": body.options.result_format,
             "preview": body.options.preview,

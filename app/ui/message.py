@@ -27,7 +27,8 @@ from app.ui.text import (
 )
 from app.usecases.messages import delete_message, submit_message
 from models.errors import StudioError
-from pipelines.message import KIND, SIZES
+from pipelines.message import KIND
+from pipelines.sizes import DEFAULT, SIZES
 
 MAX_CHARS = 1000
 SHORT_ID = 12  # the history caption's job id; the pick finds the whole id
@@ -123,7 +124,7 @@ class MessageTab:
         self.finished: dict[str, str] = {}
 
     def generate(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
-                 bgm: str = "celebration", size: str = "512x512", subtitles: bool = False,
+                 bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
                  request: gr.Request | None = None,
                  progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - Gradio's idiom
         """Photo + text -> MP4 path (the ``/generate_message`` API; a cancel is an error
@@ -141,7 +142,7 @@ class MessageTab:
         return self._video(job_id)
 
     def generate_ui(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
-                    bgm: str = "celebration", size: str = "512x512", subtitles: bool = False,
+                    bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
                     request: gr.Request | None = None,
                     progress: gr.Progress = gr.Progress()  # noqa: B008 - Gradio's idiom
                     ) -> tuple[str | None, str, str]:
@@ -314,8 +315,13 @@ def describe(result: dict[str, Any], lang: str = "en") -> str:
     return "\n".join(lines)
 
 
-SIZE_LABELS = {"512x512": "message.size_square", "720x1280": "message.size_portrait",
-               "1280x720": "message.size_landscape"}
+ASPECT_LABELS = {"1:1": "message.size_square", "9:16": "message.size_portrait",
+                 "16:9": "message.size_landscape"}
+
+
+def size_choices() -> list[tuple[str, str]]:
+    """(label, value) for every output size, as the Message and Video tabs offer them."""
+    return [(t(ASPECT_LABELS[size.aspect]), size.name) for size in SIZES]
 
 
 def default_bgm(services: Services) -> str:
@@ -364,8 +370,7 @@ def build(services: Services) -> None:
                                   min_width=160)
                 subtitles = gr.Checkbox(label=t("message.subtitles"), value=False,
                                         min_width=120)
-            size = gr.Radio(label=t("message.size"), value="512x512",
-                            choices=[(t(SIZE_LABELS[s]), s) for s in SIZES])
+            size = gr.Radio(label=t("message.size"), value=DEFAULT.name, choices=size_choices())
             with gr.Row():
                 go = gr.Button(t("message.generate"), variant="primary", scale=3,
                                elem_id="message-generate", min_width=160)

@@ -11,11 +11,12 @@ import gradio as gr
 
 from app.i18n import step_text
 from app.services import Services
-from app.ui.message import SIZE_LABELS
+from app.ui.message import size_choices
 from app.ui.text import plain, register, request_language, studio_error, t, ui_error
 from app.ui.work import recorded
 from models.base import Speech
 from models.errors import StudioError
+from pipelines.sizes import DEFAULT
 
 register(
     en={
@@ -93,8 +94,7 @@ def build(services: Services) -> None:
             text = gr.Textbox(label=t("video.text"), lines=2, max_length=1000)
             with gr.Row():
                 engine = gr.Dropdown(engines, value="auto", label=t("video.engine"))
-                size = gr.Dropdown([(t(SIZE_LABELS[s]), s) for s in SIZE_LABELS],
-                                   value="512x512", label=t("video.size"))
+                size = gr.Dropdown(size_choices(), value=DEFAULT.name, label=t("video.size"))
             with gr.Row():
                 subtitles = gr.Checkbox(label=t("video.subtitles"), value=False)
                 seed = gr.Number(label=t("video.seed"), value=0, precision=0, minimum=0)
