@@ -94,5 +94,6 @@ def create_engine(capability: str, name: str, settings: EngineSettings) -> Any:
     return engine
 
 
-def build_chain(capability: str, names: list[str], settings: EngineSettings) -> FallbackChain:
+def build_chain(capability: str, names: list[str], settings: EngineSettings
+                ) -> FallbackChain[Any]:
     return FallbackChain(capability, [create_engine(capability, n, settings) for n in names])

@@ -51,19 +51,19 @@ class MixOptions(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     # music amplitude relative to the voice's loudness (1 = as loud)
-    bgm_volume: Number = Field(0.3, ge=0.0, le=1.0, allow_inf_nan=False)
+    bgm_volume: Number = Field(default=0.3, ge=0.0, le=1.0)
     # the same in dB; wins over bgm_volume when given
-    bgm_volume_db: Number | None = Field(None, ge=-60.0, le=0.0, allow_inf_nan=False)
-    fade_in: Number = Field(2.0, ge=0.0, le=10.0, allow_inf_nan=False)
-    fade_out: Number = Field(3.0, ge=0.0, le=10.0, allow_inf_nan=False)
-    lead_in: Number = Field(1.0, ge=0.0, le=5.0, allow_inf_nan=False)  # music before the voice
-    tail: Number = Field(2.0, ge=0.0, le=5.0, allow_inf_nan=False)  # music after the voice
+    bgm_volume_db: Number | None = Field(default=None, ge=-60.0, le=0.0)
+    fade_in: Number = Field(default=2.0, ge=0.0, le=10.0)
+    fade_out: Number = Field(default=3.0, ge=0.0, le=10.0)
+    lead_in: Number = Field(default=1.0, ge=0.0, le=5.0)  # music before the voice
+    tail: Number = Field(default=2.0, ge=0.0, le=5.0)  # music after the voice
     ducking: bool = True
-    duck_db: Number = Field(10.0, ge=0.0, le=30.0, allow_inf_nan=False)  # the dip under speech
-    attack_ms: Number = Field(80.0, ge=5.0, le=1000.0, allow_inf_nan=False)
-    release_ms: Number = Field(400.0, ge=20.0, le=3000.0, allow_inf_nan=False)
-    loop_crossfade: Number = Field(1.5, ge=0.1, le=5.0, allow_inf_nan=False)
-    target_lufs: Number = Field(-16.0, ge=-30.0, le=-10.0, allow_inf_nan=False)
+    duck_db: Number = Field(default=10.0, ge=0.0, le=30.0)  # the dip under speech
+    attack_ms: Number = Field(default=80.0, ge=5.0, le=1000.0)
+    release_ms: Number = Field(default=400.0, ge=20.0, le=3000.0)
+    loop_crossfade: Number = Field(default=1.5, ge=0.1, le=5.0)
+    target_lufs: Number = Field(default=-16.0, ge=-30.0, le=-10.0)
     true_peak_db: float = -1.0
     output_format: OutputFormat = "mp3"
     bitrate: Bitrate = "192k"
@@ -167,7 +167,8 @@ def _frame_levels(samples: np.ndarray, frame: int) -> np.ndarray:
     count = int(math.ceil(samples.size / frame))
     padded = np.pad(samples, (0, count * frame - samples.size))
     rms = np.sqrt(np.mean(padded.reshape(count, frame).astype(np.float64) ** 2, axis=1))
-    return 20 * np.log10(rms + 1e-10)
+    levels: np.ndarray = 20 * np.log10(rms + 1e-10)
+    return levels
 
 
 def ducking_gain(voice_track: np.ndarray, rate: int, options: MixOptions,
@@ -295,7 +296,7 @@ def mix(voice: Audio, music: Audio | None, options: MixOptions | None = None,
         "voice_to_music_db": voice_to_music,
         "loudness": {"target_lufs": options.target_lufs, "ceiling_dbtp": options.true_peak_db,
                      "voice_lufs": None if not math.isfinite(voice_lufs) else round(voice_lufs, 2),
-                     **{k: (None if isinstance(v_, float) and not math.isfinite(v_) else v_)
+                     **{k: (None if not math.isfinite(v_) else v_)
                         for k, v_ in loudness.items()}},
     }
     return mixed, MixReport(details, frame_times, duck_db, voice_level, speech)

@@ -21,6 +21,7 @@ from models.errors import InvalidInput
 from pipelines.options import parse
 
 Box = tuple[int, int, int, int]
+Eyes = tuple[tuple[float, float], tuple[float, float]]  # the eye centres, source pixels
 BACKGROUNDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "backgrounds"
 ASPECTS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "9:16": (9, 16), "16:9": (16, 9)}
 # How much of the frame's height the face takes, per aspect (tall frames show more body).
@@ -53,8 +54,8 @@ class FramingOptions(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     aspect: Aspect = "1:1"
-    size: int = Field(512, ge=MIN_SIZE, le=MAX_SIZE)
-    padding: int = Field(0, ge=0, le=MAX_PADDING)
+    size: int = Field(default=512, ge=MIN_SIZE, le=MAX_SIZE)
+    padding: int = Field(default=0, ge=0, le=MAX_PADDING)
     background: BackgroundKind = "transparent"
     background_color: str = "#ffffff"
     background_id: str | None = None
@@ -118,7 +119,7 @@ def builtin_background(background_id: str) -> Image.Image:
     return Image.open(BACKGROUNDS_DIR / str(entry["file"])).convert("RGB")
 
 
-def anchor(face: Box | None, eyes: tuple | None, person: Box) -> tuple[float, float, float]:
+def anchor(face: Box | None, eyes: Eyes | None, person: Box) -> tuple[float, float, float]:
     """Horizontal centre, eye line and face height (source pixels) to frame around."""
     if face is not None:
         fx0, fy0, fx1, fy1 = face
@@ -131,7 +132,7 @@ def anchor(face: Box | None, eyes: tuple | None, person: Box) -> tuple[float, fl
     return (px0 + px1) / 2, py0 + 0.55 * face_h, face_h
 
 
-def layout(options: FramingOptions, face: Box | None, eyes: tuple | None, person: Box, *,
+def layout(options: FramingOptions, face: Box | None, eyes: Eyes | None, person: Box, *,
            span: float = 0.0, source_height: int | None = None,
            ) -> tuple[float, float, float, int, int, int]:
     """Scale (source px per output px), source x/y of the content's top-left, content w/h,
@@ -189,8 +190,8 @@ def background_plate(rgb: np.ndarray, alpha: np.ndarray, side: int = 256) -> np.
     size = (max(int(round(w * k)), 1), max(int(round(h * k)), 1))
     small = cv2.resize((np.clip(rgb, 0, 1) * 255).astype(np.uint8), size,
                        interpolation=cv2.INTER_AREA)
-    mask = (cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.1)
-    mask = cv2.dilate(mask.astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
+    person = cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.1
+    mask = cv2.dilate(person.astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
     if mask.all():  # nothing but person: nothing to paint from
         return rgb
     filled = cv2.inpaint(small, mask, 7, cv2.INPAINT_TELEA)
@@ -198,7 +199,7 @@ def background_plate(rgb: np.ndarray, alpha: np.ndarray, side: int = 256) -> np.
 
 
 def frame(image: Image.Image, alpha: np.ndarray, foreground: np.ndarray, *,
-          face: Box | None, eyes: tuple | None, person: Box,
+          face: Box | None, eyes: Eyes | None, person: Box,
           options: FramingOptions, span: float = 0.0) -> tuple[Image.Image, Box | None]:
     """Compose the framed portrait. ``foreground`` is float HxWx3 in [0, 1] (halo-free
     colours), ``alpha`` float HxW. Returns the image (RGBA when the background is transparent,

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -129,10 +129,9 @@ def ticking(expected: Callable[[dict[str, Any]], float]) -> Callable[[StageFn], 
 
     def wrap(stage: StageFn) -> StageFn:
         @functools.wraps(stage)
-        def run(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
-                ) -> dict[str, Any]:
+        def run(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
             with Ticking(ctx, expected(params)) as ticker:
-                return stage(ticker, params, outputs)  # type: ignore[arg-type]
+                return stage(ticker, params, outputs)
 
         return run
 
@@ -224,11 +223,14 @@ def prosody_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> 
 @ticking(lambda p: 2.0)
 def bgm_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
     from pipelines.bgm import MixOptions, mix_to_file
+    from pipelines.bgm_catalog import TrackStore
 
     request = MessageRequest.from_params(params)
     voice = _load_audio(ctx, ProsodyOutput.from_dict(outputs["prosody"]).prosody_key)
     options = MixOptions(bgm_volume=request.bgm_volume, output_format="m4a")
-    data, report, track = mix_to_file(voice, request.bgm, options, store=ctx.storage,
+    # Every studio storage lists its keys (uploaded tracks); ArtifactStore does not say so.
+    store = cast(TrackStore, ctx.storage)
+    data, report, track = mix_to_file(voice, request.bgm, options, store=store,
                                       progress=ctx.progress)
     key = ctx.storage.put(ctx.new_key("bgm/mixes", "m4a"), data)
     return BgmOutput(key, track.id if track else None, options.lead_in, options.tail,

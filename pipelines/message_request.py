@@ -50,7 +50,7 @@ class MessageRequest(BaseModel):
     language: Language = "ja"  # guessed from the text when not given
     emotion: Emotion = "auto"
     bgm: str = "celebration"  # track id, mood, or "none"
-    bgm_volume: Number = Field(0.25, ge=0.0, le=1.0, allow_inf_nan=False)
+    bgm_volume: Number = Field(default=0.25, ge=0.0, le=1.0)
     size: OutputSize = DEFAULT
     subtitles: bool = False
     background: Background = "blur"

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic import AllowInfNan, BaseModel, BeforeValidator, ValidationError
 
 from models.errors import InvalidInput
 
@@ -39,8 +39,8 @@ def _no_bool(value: object) -> object:
     return value
 
 
-Number = Annotated[float, BeforeValidator(_no_bool)]
-"""A float field that refuses booleans (``time_stretch=true`` is a mistake, not 1.0)."""
+Number = Annotated[float, AllowInfNan(False), BeforeValidator(_no_bool)]
+"""A finite float that refuses booleans (``time_stretch=true`` is a mistake, not 1.0)."""
 
 
 def field_range(model: type[BaseModel], name: str) -> tuple[float, float] | None:

@@ -96,13 +96,13 @@ class ProsodyParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    pitch_shift: Number | None = Field(None, ge=-12.0, le=12.0, allow_inf_nan=False)  # semitones
+    pitch_shift: Number | None = Field(default=None, ge=-12.0, le=12.0)  # semitones
     # speed factor: 1.1 = 10% faster (shorter)
-    time_stretch: Number | None = Field(None, ge=0.5, le=2.0, allow_inf_nan=False)
-    energy_boost: Number | None = Field(None, ge=0.5, le=2.0, allow_inf_nan=False)  # 1.26 ~ +2 dB
+    time_stretch: Number | None = Field(default=None, ge=0.5, le=2.0)
+    energy_boost: Number | None = Field(default=None, ge=0.5, le=2.0)  # 1.26 ~ +2 dB
     # pitch-contour scale around the median: 0 flat, 2 doubled
-    intonation: Number | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
-    pauses: Number | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)  # pause scale
+    intonation: Number | None = Field(default=None, ge=0.0, le=2.0)
+    pauses: Number | None = Field(default=None, ge=0.0, le=2.0)  # pause scale
     emotion: Emotion | None = None
     text: str | None = None  # the message, for emotion="auto"
     ignored: tuple[str, ...] = ()

@@ -22,6 +22,7 @@ from models.base import (
     ProgressFn,
     RenderRequest,
     Speech,
+    TalkingHead,
     no_progress,
     sub_progress,
 )
@@ -59,7 +60,7 @@ def clip_speech(speech: Speech, seconds: float) -> Speech:
 
 
 def render_talking_head(
-    chain: FallbackChain,
+    chain: FallbackChain[TalkingHead],
     portrait: Any,
     speech: Speech,
     *,

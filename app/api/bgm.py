@@ -84,12 +84,13 @@ def create_router(services: Services) -> APIRouter:
         options = bgm.MixOptions.from_mapping(
             params_from_form(form, area="BGM", skip=MIX_FIELDS))
         music_upload = form.get("bgm_audio")
-        music = None
+        music, music_name = None, None
         if isinstance(music_upload, UploadFile):
+            music_name = music_upload.filename
             music_bytes = await read_upload(music_upload, LIMITS.bgm_max_bytes, area="BGM")
             music = await run_in_threadpool(decode_audio, music_bytes, area="BGM",
                                             filename=music_upload.filename,
-                                            target_rate=bgm.MIX_RATE)
+                                            target_rate=bgm_catalog.MIX_RATE)
         bgm_type = form.get("bgm_type")
         bgm_type = bgm_type.strip() if isinstance(bgm_type, str) and bgm_type.strip() else "happy"
         if music is None and bgm_type.lower() != "none":
@@ -109,7 +110,7 @@ def create_router(services: Services) -> APIRouter:
             "bitrate": output["bitrate"],
             "duration": report.details["duration"],
             "track": _track_row(track) if track else (
-                {"id": "upload", "title": music_upload.filename} if music is not None else None),
+                {"id": "upload", "title": music_name} if music is not None else None),
             "mixing_details": report.details,
             "processing_time": round(time.perf_counter() - started, 3),
         })

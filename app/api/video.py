@@ -30,12 +30,13 @@ from pipelines.video import estimate_seconds
 class VideoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    driver_url: str | None = Field(None, max_length=512)
+    driver_url: str | None = Field(default=None, max_length=512)
     result_format: Literal["mp4"] = "mp4"
-    size: str = Field(DEFAULT.name, description=f"one of {', '.join(BY_NAME)}")
+    size: str = Field(default=DEFAULT.name, description=f"one of {', '.join(BY_NAME)}")
     subtitles: bool = False
-    engine: str | None = Field(None, max_length=32, description="pin one engine by name")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    engine: str | None = Field(default=None, max_length=32,
+                               description="pin one engine by name")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     preview: bool = False
 
 
@@ -44,7 +45,7 @@ class GenerateVideoRequest(BaseModel):
 
     image_url: str = Field(..., min_length=1, max_length=2048)
     audio_url: str = Field(..., min_length=1, max_length=2048)
-    text: str | None = Field(None, max_length=LIMITS.text_max_chars,
+    text: str | None = Field(default=None, max_length=LIMITS.text_max_chars,
                              description="message text, for subtitles")
     options: VideoOptions = Field(default_factory=VideoOptions)
 

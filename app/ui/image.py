@@ -152,7 +152,7 @@ def build(services: Services) -> None:
                                   elem_classes=["studio-data"])
 
     def detect_people(path: str | None, sens: float,
-                      request: gr.Request = None) -> tuple[Any, ...]:
+                      request: gr.Request | None = None) -> tuple[Any, ...]:
         lang = request_language(request)
         image = _load(path, lang)
         try:
@@ -175,7 +175,7 @@ def build(services: Services) -> None:
 
     def cutout(path: str | None, sens: float, chosen: list[int] | None, do_refine: bool,
                asp: str, sz: float, pad: float, bg: str, col: str, bg_id: str | None,
-               bg_path: str | None, request: gr.Request = None) -> tuple[Any, ...]:
+               bg_path: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
         lang = request_language(request)
         image = _load(path, lang)
         bg_image = _load(bg_path, lang) if bg == "upload" and bg_path else None

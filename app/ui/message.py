@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 from gradio.context import get_blocks_context
+from gradio.i18n import I18nData
 
 from app.i18n import step_text
 from app.services import Services
@@ -79,7 +80,7 @@ register(
 )
 
 
-def voice_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
+def voice_choices(services: Services, request: Any = None) -> list[tuple[str | I18nData, str]]:
     """Built-in voices of the available engines, then the caller's voice profiles."""
     from app.usecases.voices import voice_kit
     from pipelines.voice import list_voices
@@ -170,7 +171,7 @@ class MessageTab:
                  "size": size, "subtitles": subtitles}, ui_owner(self.services, request))
         except StudioError as exc:
             raise studio_error(exc, lang) from None
-        job_id = answer["task_id"]
+        job_id = str(answer["task_id"])
         session = getattr(request, "session_hash", None) or job_id
         self.running[session] = job_id
         try:
@@ -184,7 +185,7 @@ class MessageTab:
 
     def _video(self, job_id: str) -> str:
         job = self.services.jobs.get(job_id)
-        return str(self.services.storage.local_path(job.result["video_key"]))
+        return str(self.services.storage.local_path((job.result or {})["video_key"]))
 
     def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> None:
         desc = plain("message.waiting", lang)
@@ -256,7 +257,7 @@ class MessageTab:
                        if shown and j.id.startswith(shown)), shown)
         try:
             job = self.services.jobs.get(job_id)
-            video = self.services.storage.local_path(job.result["video_key"])
+            video = self.services.storage.local_path((job.result or {})["video_key"])
         except (StudioError, KeyError, TypeError):
             return None, "", ""
         return str(video), job_id, describe(job.result or {}, request_language(request))
@@ -319,7 +320,7 @@ ASPECT_LABELS = {"1:1": "message.size_square", "9:16": "message.size_portrait",
                  "16:9": "message.size_landscape"}
 
 
-def size_choices() -> list[tuple[str, str]]:
+def size_choices() -> list[tuple[str | I18nData, str]]:
     """(label, value) for every output size, as the Message and Video tabs offer them."""
     return [(t(ASPECT_LABELS[size.aspect]), size.name) for size in SIZES]
 

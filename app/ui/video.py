@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.i18n import I18nData
+from PIL import Image
 
 from app.i18n import step_text
 from app.services import Services
@@ -84,7 +86,8 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
 
 
 def build(services: Services) -> None:
-    engines = [(t("video.engine_auto"), "auto"), *services.settings.backends("talking_head")]
+    engines: list[str | tuple[str | I18nData, str]] = [
+        (t("video.engine_auto"), "auto"), *services.settings.backends("talking_head")]
     with gr.Row():
         with gr.Column():
             image = gr.Image(label=t("video.portrait"), type="pil", image_mode=None,
@@ -109,8 +112,10 @@ def build(services: Services) -> None:
     preview_flag = gr.State(True)
     full_flag = gr.State(False)
 
-    def go(image, audio, engine, size, subtitles, text, seed, preview,
-           request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
+    def go(image: Image.Image | None, audio: str | None, engine: str, size: str,
+           subtitles: bool, text: str, seed: float, preview: bool,
+           request: gr.Request | None = None, progress: gr.Progress = gr.Progress()
+           ) -> tuple[str, str | None, str]:
         return run_render(services, image, audio, engine, size, subtitles, text, seed,
                           preview, progress, request)
 

@@ -50,7 +50,7 @@ class MediapipeCutout:
         mask = result.segmentation_mask
         if mask is None:
             return np.zeros(rgb.shape[:2], np.float32)
-        return np.clip(mask.astype(np.float32), 0.0, 1.0)
+        return np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
 
     def cutout(self, image: Any, box: Box | None = None) -> np.ndarray:
         rgb = rgb_array(image)

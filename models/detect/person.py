@@ -153,7 +153,8 @@ class PersonDetector:
         threshold = threshold_for(sensitivity)
         faces = [f for f in self.faces(rgb) if f.score >= threshold]
         mask = self.segmenter.segment(rgb) > 0.5
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            mask.astype(np.uint8), connectivity=8)
         min_area = MIN_COMPONENT * h * w
         people: list[Detection] = []
         claimed: set[int] = set()
@@ -206,8 +207,10 @@ class PersonDetector:
             return (max(int(b[0] * factor), 0), max(int(b[1] * factor), 0),
                     min(int(round(b[2] * factor)), width), min(int(round(b[3] * factor)), height))
 
-        eyes = (tuple((x * factor, y * factor) for x, y in d.eyes)  # type: ignore[assignment]
-                if d.eyes else None)
+        eyes = None
+        if d.eyes:
+            (x0, y0), (x1, y1) = d.eyes
+            eyes = ((x0 * factor, y0 * factor), (x1 * factor, y1 * factor))
         return Detection(box(d.bbox), d.confidence, box(d.face_bbox) if d.face_bbox else None,
                          eyes, d.source)
 

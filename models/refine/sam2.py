@@ -111,7 +111,8 @@ def sam2_mask(key: str, rgb: np.ndarray, matte: np.ndarray,
                     multimask_output=False, **kwargs)
     logits = out.pred_masks[0, 0, 0].float().cpu().numpy()
     full = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR)
-    return (1.0 / (1.0 + np.exp(-np.clip(full, -30, 30)))).astype(np.float32)
+    probability: np.ndarray = (1.0 / (1.0 + np.exp(-np.clip(full, -30, 30)))).astype(np.float32)
+    return probability
 
 
 def _load_weights(source: str) -> Any:
