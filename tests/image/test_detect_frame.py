@@ -229,3 +229,45 @@ def test_exif_orientation_is_honoured_before_detection(portrait) -> None:
     fx0, fy0, fx1, fy1 = people[0].face_bbox
     assert 140 < (fx0 + fx1) / 2 < 390
     assert 100 < (fy0 + fy1) / 2 < 330
+
+
+class _PromptedRefiner:
+    """Stands in for a promptable segmentation refiner: returns the matte as it came."""
+
+    name = "prompted"
+    prompted = True
+
+    def available(self) -> tuple[bool, str]:
+        return True, "test double"
+
+    def refine(self, image, matte, box=None):
+        return matte
+
+    def close(self) -> None:
+        pass
+
+
+def test_refinement_notes_when_an_unprompted_refiner_stood_in(portrait) -> None:
+    people, _ = pipe.detect(portrait.image, DETECTORS)
+    matte = portrait.alpha.astype(np.float32)
+    _, classical = pipe.refine(portrait.image, matte, people[:1],
+                               FallbackChain("refiner", [ClosedFormRefiner()]))
+    assert classical.method == "closed_form"
+    assert "SAM2" in classical.details["note"]
+    _, prompted = pipe.refine(portrait.image, matte, people[:1],
+                              FallbackChain("refiner", [_PromptedRefiner()]))
+    assert prompted.method == "prompted"
+    assert "note" not in prompted.details
+
+
+def test_person_detection_is_a_configured_capability(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+    from models.registry import CAPABILITIES, DEFAULT_ORDER
+
+    assert DEFAULT_ORDER["person_detection"] == ("mediapipe",)
+    assert "person_detection" in CAPABILITIES
+    assert Settings(data_dir=tmp_path).backends("person_detection") == ["mediapipe"]
+    with pytest.raises(ValidationError, match="STUDIO_PERSON_DETECTION_BACKENDS"):
+        Settings(data_dir=tmp_path, person_detection_backends="nope")
