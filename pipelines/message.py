@@ -254,7 +254,7 @@ QUIET_TAIL = 0.4  # and after it
 def video_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
     from PIL import Image
 
-    from pipelines.video import render_talking_head
+    from pipelines.video import RenderOptions, render_talking_head
 
     request = MessageRequest.from_params(params)
     voice_out = VoiceOutput.from_dict(outputs["voice"])
@@ -288,8 +288,8 @@ def video_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> di
         rendered = Path(tmp) / "talk.mp4"
         render_progress = sub_progress(ctx.progress, 0.0, 0.95)
         _, report = render_talking_head(
-            ctx.chain("talking_head"), portrait, speech, size=request.size, output=rendered,
-            progress=render_progress, seed=request.seed)
+            ctx.chain("talking_head"), portrait, speech, output=rendered,
+            render=RenderOptions(size=request.size, seed=request.seed), progress=render_progress)
         final = rendered
         if music is not None:
             final = Path(tmp) / "final.mp4"

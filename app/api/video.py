@@ -23,8 +23,8 @@ from app.fetch import SafeFetcher, storage_key_of
 from app.services import Services
 from models.errors import InvalidInput, NotFound, StudioError
 from pipelines.media import LIMITS, decode_audio, decode_image, encode_png
-from pipelines.sizes import BY_NAME, DEFAULT, OutputSize
-from pipelines.video import estimate_seconds
+from pipelines.sizes import BY_NAME, DEFAULT
+from pipelines.video import RenderOptions, estimate_seconds
 
 
 class VideoOptions(BaseModel):
@@ -170,8 +170,8 @@ def create_router(services: Services) -> APIRouter:
             body = GenerateVideoRequest.model_validate_json(raw)
         except ValidationError as exc:
             raise _validation_error(exc) from None
-        size = OutputSize.parse(body.options.size)
-        engine = body.options.engine
+        render = RenderOptions.parse(body.options.model_dump())
+        engine = render.engine
         if engine is not None and engine not in services.settings.backends("talking_head"):
             raise InvalidInput(f"Unknown or disabled engine {engine!r}.",
                                code="VIDEO_UNKNOWN_ENGINE",
@@ -180,14 +180,12 @@ def create_router(services: Services) -> APIRouter:
         inputs = await run_in_threadpool(store_inputs, services, body)
         params = {
             "image_key": inputs["image_key"], "audio_key": inputs["audio_key"],
-            "size": size.name, "subtitles": body.options.subtitles,
-            "text": body.text, "engine": engine, "seed": body.options.seed,
+            **render.params(), "text": body.text,
             "driver_url": body.options.driver_url, "result_format": body.options.result_format,
-            "preview": body.options.preview,
         }
         job = services.queue.submit("video.render", params, owner=owner_of(request))
         data = {"task_id": job.id, "status": job.status,
-                "estimated_time": estimate_seconds(inputs["duration"], size, engine),
+                "estimated_time": estimate_seconds(inputs["duration"], render.size, engine),
                 "status_url": f"/api/video/status/{job.id}", "did_talk_id": None}
         return ok(data, status_code=202)
 

@@ -51,7 +51,7 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
                ) -> tuple[str, str | None, str]:
     """The tab's one action (also the ``/generate_video`` API)."""
     from pipelines.media import decode_audio
-    from pipelines.video import render_talking_head
+    from pipelines.video import RenderOptions, render_talking_head
 
     lang = request_language(request)
     if image is None:
@@ -69,11 +69,13 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
                 if progress is not None:
                     progress(fraction, desc=step_text(step, lang))
 
+            render = RenderOptions.parse({"size": size, "subtitles": bool(subtitles and text),
+                                          "engine": None if engine == "auto" else engine,
+                                          "seed": int(seed or 0),
+                                          "preview": preview})
             path, info = render_talking_head(
-                services.chain("talking_head"), image, Speech(audio), size=size, output=out,
-                subtitles=text or None, burn_subtitles=bool(subtitles and text), progress=report,
-                seed=int(seed or 0), engine=None if engine in ("", "auto") else engine,
-                preview=preview)
+                services.chain("talking_head"), image, Speech(audio), output=out,
+                render=render, subtitles=text or None, progress=report)
     except StudioError as exc:
         raise studio_error(exc, lang) from None
     made = f"**{info['backend']}**"
