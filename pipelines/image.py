@@ -1,6 +1,7 @@
 """The image pipeline as plain functions: find people, cut one (or several) out, refine the
-matte, frame the portrait. Each step returns its value and a :class:`StageReport` named as in
-the seed (``person_detection``, ``background_removal``, ``sam2_refinement``, ``framing``).
+matte, frame the portrait. Each step returns its value and a :class:`StageReport` named for
+what it does (``person_detection``, ``background_removal``, ``matte_refinement``, ``framing``);
+the report's ``method`` says which engine did it.
 
 The one-click message pipeline calls :func:`prepare_portrait`; the REST job and the Image tab
 call the steps one by one.
@@ -31,10 +32,10 @@ from models.refine.closed_form import as_float_rgb, estimate_foreground
 from pipelines.framing import FramingOptions, frame
 
 Box = tuple[int, int, int, int]
-# The refinement step keeps its public name (REST ``operations``, job steps, stored results)
-# whichever refiner ran: the report's ``method`` says which one did.
-REFINEMENT = "sam2_refinement"
+REFINEMENT = "matte_refinement"
 OPERATIONS = ("person_detection", "background_removal", REFINEMENT, "framing")
+# Earlier names of the steps: requests and results stored before the rename still use them.
+FORMER_NAMES = {"sam2_refinement": REFINEMENT}
 DEFAULT_SENSITIVITY = 0.5
 WORK_MAX_PIXELS = 16_000_000  # cutout and framing work at most at this size (output <= 2048 px)
 

@@ -27,17 +27,18 @@ DEFAULT_OPERATIONS = list(image_pipeline.OPERATIONS)
 
 def normalise_operations(operations: list[str] | None) -> list[str]:
     """Known operations in pipeline order; refinement needs a cutout to refine."""
-    ops = list(operations or DEFAULT_OPERATIONS)
+    ops = [image_pipeline.FORMER_NAMES.get(op, op) for op in operations or DEFAULT_OPERATIONS]
     unknown = [op for op in ops if op not in image_pipeline.OPERATIONS]
     if unknown or not ops:
         raise InvalidInput(f"Unknown operations {unknown}; use {list(image_pipeline.OPERATIONS)}.",
                            code="IMAGE_INVALID_OPERATIONS",
                            message_ja=f"不明な処理 {unknown} です。",
                            details={"allowed": list(image_pipeline.OPERATIONS)})
-    if "sam2_refinement" in ops and "background_removal" not in ops:
-        raise InvalidInput("sam2_refinement needs background_removal.",
+    refinement = image_pipeline.REFINEMENT
+    if refinement in ops and "background_removal" not in ops:
+        raise InvalidInput(f"{refinement} needs background_removal.",
                            code="IMAGE_INVALID_OPERATIONS",
-                           message_ja="sam2_refinement には background_removal が必要です。")
+                           message_ja=f"{refinement} には background_removal が必要です。")
     return [op for op in image_pipeline.OPERATIONS if op in ops]
 
 
@@ -61,7 +62,7 @@ def estimate_seconds(width: int, height: int, operations: list[str]) -> float:
         seconds += 0.2 + 0.05 * mp
     if "background_removal" in operations:
         seconds += 0.2 + 0.05 * mp
-    if "sam2_refinement" in operations:
+    if image_pipeline.REFINEMENT in operations:
         seconds += 1.0 + 1.5 * min(mp, 1.0)
     if "framing" in operations:
         seconds += 0.3 + 0.2 * mp
@@ -112,11 +113,11 @@ def process_image_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
         matte, report = image_pipeline.cutout(image, chosen, ctx.chain("cutout"), people=people)
         reports.append(report)
         ctx.step_done("background_removal")
-    if "sam2_refinement" in operations:
-        ctx.progress(0.4, "sam2_refinement")
+    if image_pipeline.REFINEMENT in operations:
+        ctx.progress(0.4, image_pipeline.REFINEMENT)
         matte, report = image_pipeline.refine(image, matte, chosen, ctx.chain("refiner"))
         reports.append(report)
-        ctx.step_done("sam2_refinement")
+        ctx.step_done(image_pipeline.REFINEMENT)
     if "background_removal" in operations:
         cutout = image_pipeline.cutout_rgba(image, matte)
         cutout_key = ctx.storage.put(ctx.new_key("processed/background_removal", "png"),

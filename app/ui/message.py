@@ -301,13 +301,14 @@ def describe(result: dict[str, Any], lang: str = "en") -> str:
     """How the message was made, in the page's language (engine names stay as they are)."""
     engines = result.get("engines") or {}
     image = engines.get("image") or {}
+    refiner = image.get("matte_refinement") or image.get("sam2_refinement")  # older results
     voice = engines.get("voice") or {}
     mood = result.get("emotion")
     lines = [f"- {plain('message.note_video', lang)}: **{engines.get('video')}**",
              f"- {plain('message.note_voice', lang)}: **{voice.get('tts')}** → "
              f"{voice.get('conversion')}",
              f"- {plain('message.note_cutout', lang)}: **{image.get('background_removal')}**, "
-             f"{plain('message.note_refine', lang)}: **{image.get('sam2_refinement')}**",
+             f"{plain('message.note_refine', lang)}: **{refiner}**",
              f"- {plain('message.note_mood', lang)}: {word('mood.', str(mood), lang)} · "
              f"{result.get('duration')} s · {result.get('size')} · "
              f"{result.get('processing_time')} s"]
