@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from app.usecases.voices import voice_kit
 
+from app.usecases.voices import voice_kit
 from models.base import Audio, FallbackChain
 from models.errors import NotFound
 from pipelines.voice import VoiceKit
