@@ -95,6 +95,8 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_ORDER["voice_converter"]))
     denoise_backends: BackendList = Field(
         default_factory=lambda: list(DEFAULT_ORDER["denoise"]))
+    person_detection_backends: BackendList = Field(
+        default_factory=lambda: list(DEFAULT_ORDER["person_detection"]))
     cutout_backends: BackendList = Field(default_factory=lambda: list(DEFAULT_ORDER["cutout"]))
     refiner_backends: BackendList = Field(
         default_factory=lambda: list(DEFAULT_ORDER["refiner"]))
@@ -103,7 +105,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "tts_backends", "voice_encoder_backends", "voice_converter_backends",
-        "denoise_backends", "cutout_backends", "refiner_backends", "talking_head_backends", "admin_users",
+        "denoise_backends", "person_detection_backends", "cutout_backends", "refiner_backends",
+        "talking_head_backends", "admin_users",
         "fetch_allowed_hosts",
         mode="before",
     )

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.base import Audio  # noqa: E402
-from pipelines import bgm, prosody  # noqa: E402
+from pipelines import bgm, bgm_catalog, prosody  # noqa: E402
 from pipelines.loudness import integrated_loudness, true_peak_db  # noqa: E402
 from pipelines.media import decode_audio, ffmpeg_exe, resample  # noqa: E402
 
@@ -140,7 +140,7 @@ def accuracy(voices: dict[str, Audio]) -> None:
 def speed(voices: dict[str, Audio], lengths: tuple[float, ...]) -> None:
     rows = []
     voice = voices["ja"]
-    music = bgm.load_track("happy")[1]
+    music = bgm_catalog.load_track("happy")[1]
     ops = {
         "pitch +2 st": {"pitch_shift": 2.0},
         "stretch x1.1": {"time_stretch": 1.1},

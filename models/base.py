@@ -389,10 +389,44 @@ class PersonCutout(Engine, Protocol):
 
 
 class MatteRefiner(Engine, Protocol):
-    """RGB image + coarse matte -> refined matte (same shape)."""
+    """RGB image + coarse matte -> refined matte (same shape).
+
+    ``prompted`` says whether the engine segments again from the person's box (a promptable
+    segmentation model) rather than only solving the coarse matte's edges; the image pipeline
+    notes when an unprompted refiner stood in.
+    """
+
+    prompted: bool
 
     def refine(self, image: Any, matte: np.ndarray,
                box: tuple[int, int, int, int] | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One person: box, confidence, and the face (box and eye centres) when one was seen."""
+
+    bbox: tuple[int, int, int, int]
+    confidence: float
+    face_bbox: tuple[int, int, int, int] | None = None
+    eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
+    source: str = "face"  # "face" | "pose"
+
+    @property
+    def face_area(self) -> int:
+        if self.face_bbox is None:
+            return 0
+        x0, y0, x1, y1 = self.face_bbox
+        return (x1 - x0) * (y1 - y0)
+
+
+class PersonDetection(Engine, Protocol):
+    """RGB image + sensitivity (0.1-0.9, higher finds more) -> the people in it, largest face
+    first. ``method`` is how the detection report names the technique."""
+
+    method: str
+
+    def detect(self, image: Any, sensitivity: float = 0.5) -> list[Detection]: ...
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ CAPABILITIES: dict[str, dict[str, str]] = {
     "denoise": {
         "deepfilternet": "models.voice.denoise:DeepFilterDenoiser",
     },
+    "person_detection": {
+        "mediapipe": "models.detect.person:PersonDetector",
+    },
     "cutout": {
         "birefnet": "models.cutout.birefnet:BiRefNetCutout",
         "segformer": "models.cutout.segformer:SegformerCutout",
@@ -52,6 +55,7 @@ DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "voice_encoder": ("resemblyzer",),
     "voice_converter": ("openvoice", "voice_matching"),
     "denoise": ("deepfilternet",),
+    "person_detection": ("mediapipe",),
     "cutout": ("birefnet", "segformer", "mediapipe", "aws"),
     "refiner": ("sam2", "closed_form"),
     "talking_head": ("wav2lip", "builtin", "did"),

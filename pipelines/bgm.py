@@ -1,10 +1,5 @@
-"""Background music: the track catalogue (built-in + uploaded) and the voice-over-music mix.
+"""Mixing a voice over background music, and encoding the mix.
 
-- Built-in tracks live in ``assets/bgm/`` with ``manifest.json`` (title, mood, duration,
-  licence, source, checksum); ``assets/bgm/make_catalogue.py`` rebuilds them from the MIT
-  ``immich-memories-music`` package.
-- Uploaded tracks are validated by :func:`pipelines.media.decode_audio` (10 MB limit) and kept in
-  storage under ``bgm/tracks/{id}.{ext}`` with a ``{id}.json`` sidecar.
 - :func:`mix` lays the voice over the music: lead-in and tail, the music looped with a
   crossfade to any length, fades, ducking under speech (attack/release on the voice's
   envelope, with look-ahead so the dip is in place when a phrase starts), then the whole mix
@@ -12,24 +7,22 @@
 - :func:`render` encodes (mp3 192 kbps by default, wav, m4a) and re-measures the decoded file,
   because lossy encoding can raise true peaks: if it did, the level is trimmed and it encodes
   again.
+
+The tracks themselves (built-in and uploaded) are :mod:`pipelines.bgm_catalog`'s.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.base import Audio, ProgressFn, no_progress
-from models.errors import InvalidInput, NotFound, PayloadTooLarge
+from pipelines.bgm_catalog import MIX_RATE, OwnerCheck, Track, TrackStore, load_track
 from pipelines.loudness import (
     db_to_gain,
     gain_to_db,
@@ -38,222 +31,42 @@ from pipelines.loudness import (
     normalize,
     true_peak_db,
 )
-from pipelines.media import LIMITS, decode_audio, encode_audio, resample
+from pipelines.media import decode_audio, encode_audio, resample
+from pipelines.options import Number, parse, ranges
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "bgm"
-MOODS = ("calm", "happy", "celebration", "energetic", "tender")
-UPLOAD_MOODS = (*MOODS, "custom")
-UPLOAD_PREFIX = "bgm/tracks"
-UPLOAD_EXTENSIONS = ("mp3", "wav", "ogg", "m4a", "flac")
-MIX_RATE = 48000
-OUTPUT_FORMATS = ("mp3", "wav", "m4a")
-BITRATES = ("96k", "128k", "160k", "192k", "256k", "320k")
-MIN_TRACK_SECONDS = 2.0
 LOSSY_MARGIN_DB = 0.5  # aim this far under the ceiling before an mp3/m4a encode
-
-
-class TrackStore(Protocol):
-    """The part of ``app.storage.Storage`` the catalogue uses."""
-
-    def put(self, key: str, data: bytes) -> str: ...
-    def get(self, key: str) -> bytes: ...
-    def exists(self, key: str) -> bool: ...
-    def list(self, prefix: str = "") -> Iterator[Any]: ...
-
-
-# ------------------------------------------------------------------------------ catalogue
-
-
-@dataclass(frozen=True)
-class Track:
-    id: str
-    title: str
-    mood: str
-    duration: float
-    licence: str
-    source: str
-    builtin: bool
-    location: str  # a file name in assets/bgm/ (built-in) or a storage key (uploaded)
-    owner: str | None = None  # the uploader's user id (auth on); None for built-ins
-
-    def public(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "mood": self.mood,
-                "duration": self.duration, "licence": self.licence, "source": self.source,
-                "builtin": self.builtin}
-
-
-def _not_found(wanted: str) -> NotFound:
-    return NotFound(f"No background track or mood {wanted!r}.", code="BGM_TRACK_NOT_FOUND",
-                    message_ja=f"BGM トラックまたはムード {wanted!r} が見つかりません。",
-                    details={"bgm_type": wanted, "moods": list(MOODS)})
-
-
-@lru_cache(maxsize=1)
-def builtin_tracks() -> tuple[Track, ...]:
-    manifest = json.loads((ASSETS_DIR / "manifest.json").read_text(encoding="utf-8"))
-    return tuple(Track(t["id"], t["title"], t["mood"], float(t["duration"]), t["licence"],
-                       t["source"], True, t["file"]) for t in manifest["tracks"])
-
-
-OwnerCheck = Callable[[str | None], bool]
-"""Whether the caller may see an uploaded track with this owner (None: see everything)."""
-
-
-def uploaded_tracks(store: TrackStore | None, visible: OwnerCheck | None = None) -> list[Track]:
-    """Uploaded tracks; with ``visible``, only those the caller may see."""
-    if store is None:
-        return []
-    tracks = []
-    for item in store.list(UPLOAD_PREFIX + "/"):
-        key = getattr(item, "key", str(item))
-        if not key.endswith(".json"):
-            continue
-        try:
-            meta = json.loads(store.get(key))
-            tracks.append(Track(meta["id"], meta["title"], meta["mood"], float(meta["duration"]),
-                                meta.get("licence", "uploaded by user"),
-                                meta.get("source", "upload"), False, meta["key"],
-                                meta.get("owner")))
-        except (ValueError, KeyError, TypeError, NotFound):
-            continue  # a half-written or foreign sidecar is not a track
-        if visible is not None and not visible(tracks[-1].owner):
-            tracks.pop()
-    return sorted(tracks, key=lambda t: t.id)
-
-
-def list_tracks(store: TrackStore | None = None,
-                visible: OwnerCheck | None = None) -> list[Track]:
-    """Built-in tracks first (manifest order), then the uploaded ones the caller may see."""
-    return [*builtin_tracks(), *uploaded_tracks(store, visible)]
-
-
-def find_track(id_or_mood: str, store: TrackStore | None = None,
-               visible: OwnerCheck | None = None) -> Track:
-    """A track by id, or the first built-in track of a mood; ``BGM_TRACK_NOT_FOUND`` else
-    (also for someone else's upload when ``visible`` says so)."""
-    wanted = (id_or_mood or "").strip()
-    tracks = list_tracks(store, visible)
-    for track in tracks:
-        if track.id == wanted:
-            return track
-    for track in tracks:
-        if track.mood == wanted.lower():
-            return track
-    raise _not_found(wanted)
-
-
-def track_bytes(track: Track, store: TrackStore | None = None) -> bytes:
-    if track.builtin:
-        return (ASSETS_DIR / track.location).read_bytes()
-    if store is None:
-        raise _not_found(track.id)
-    return store.get(track.location)
-
-
-@lru_cache(maxsize=8)
-def _decoded_builtin(track_id: str, rate: int) -> Audio:
-    track = next(t for t in builtin_tracks() if t.id == track_id)
-    return decode_audio(track_bytes(track), area="BGM", filename=track.location,
-                        target_rate=rate)
-
-
-def load_track(id_or_mood: str, store: TrackStore | None = None,
-               rate: int = MIX_RATE, visible: OwnerCheck | None = None) -> tuple[Track, Audio]:
-    """The track's metadata and its audio (mono, ``rate``); built-ins are cached decoded."""
-    track = find_track(id_or_mood, store, visible)
-    if track.builtin:
-        return track, _decoded_builtin(track.id, rate)
-    audio = decode_audio(track_bytes(track, store), area="BGM", filename=track.location,
-                         target_rate=rate)
-    return track, audio
-
-
-def save_upload(data: bytes, filename: str | None, store: TrackStore, *,
-                title: str | None = None, mood: str | None = None,
-                owner: str | None = None) -> Track:
-    """Validate an uploaded music file (mp3, wav, ogg, m4a, flac; at most 10 MB) and store it
-    (with its uploader as ``owner`` when auth is on)."""
-    name = filename or "upload"
-    ext = Path(name).suffix.lower().lstrip(".")
-    if ext not in UPLOAD_EXTENSIONS:
-        raise InvalidInput(
-            f"{name}: music uploads must be {', '.join(UPLOAD_EXTENSIONS)}.",
-            code="BGM_AUDIO_INVALID", message_ja=f"{name}: 対応形式は {', '.join(UPLOAD_EXTENSIONS)} です。",
-            details={"reason": "extension", "filename": name, "allowed": list(UPLOAD_EXTENSIONS)})
-    if len(data) > LIMITS.bgm_max_bytes:
-        raise PayloadTooLarge(
-            f"{name}: the file is {len(data) / 1e6:.1f} MB; music uploads are limited to "
-            f"{LIMITS.bgm_max_bytes / 1e6:.0f} MB.", code="BGM_AUDIO_TOO_LARGE",
-            message_ja=f"{name}: ファイルが大きすぎます（上限 {LIMITS.bgm_max_bytes / 1e6:.0f} MB）。",
-            details={"filename": name, "max_bytes": LIMITS.bgm_max_bytes})
-    audio = decode_audio(data, area="BGM", filename=name,
-                         limits=replace(LIMITS, audio_max_bytes=LIMITS.bgm_max_bytes))
-    if audio.duration < MIN_TRACK_SECONDS:
-        raise InvalidInput(
-            f"{name}: the music is {audio.duration:.1f} s; it must be at least "
-            f"{MIN_TRACK_SECONDS:.0f} s.", code="BGM_AUDIO_INVALID",
-            message_ja=f"{name}: 音楽が短すぎます（{MIN_TRACK_SECONDS:.0f} 秒以上必要です）。",
-            details={"reason": "too_short", "filename": name, "duration": audio.duration})
-    if not np.any(np.abs(audio.samples) > 1e-4):
-        raise InvalidInput(f"{name}: the music is silent.", code="BGM_AUDIO_INVALID",
-                           message_ja=f"{name}: 音楽が無音です。",
-                           details={"reason": "silent", "filename": name})
-    chosen_mood = (mood or "custom").strip().lower()
-    if chosen_mood not in UPLOAD_MOODS:
-        raise InvalidInput(f"Unknown mood {mood!r}; use one of {', '.join(UPLOAD_MOODS)}.",
-                           code="BGM_INVALID_PARAMS",
-                           message_ja=f"ムード {mood!r} は使えません（{', '.join(UPLOAD_MOODS)}）。",
-                           details={"field": "mood", "allowed": list(UPLOAD_MOODS)})
-    clean_title = re.sub(r"[\x00-\x1f\x7f]", "", (title or Path(name).stem)).strip()[:100]
-    track_id = f"user-{uuid.uuid4().hex[:12]}"
-    key = f"{UPLOAD_PREFIX}/{track_id}.{ext}"
-    store.put(key, data)
-    track = Track(track_id, clean_title or track_id, chosen_mood, round(audio.duration, 2),
-                  "uploaded by user", f"upload: {name}", False, key, owner)
-    meta = {**track.public(), "key": key, "owner": owner}
-    store.put(f"{UPLOAD_PREFIX}/{track_id}.json", json.dumps(meta, ensure_ascii=False).encode())
-    return track
 
 
 # ------------------------------------------------------------------------------- options
 
-RANGES: dict[str, tuple[float, float]] = {
-    "bgm_volume": (0.0, 1.0),  # amplitude relative to the voice's loudness (1 = as loud)
-    "bgm_volume_db": (-60.0, 0.0),  # the same in dB; wins over bgm_volume when given
-    "fade_in": (0.0, 10.0),
-    "fade_out": (0.0, 10.0),
-    "lead_in": (0.0, 5.0),  # music alone before the voice
-    "tail": (0.0, 5.0),  # music alone after the voice
-    "duck_db": (0.0, 30.0),  # how far the music dips under speech
-    "attack_ms": (5.0, 1000.0),
-    "release_ms": (20.0, 3000.0),
-    "loop_crossfade": (0.1, 5.0),
-    "target_lufs": (-30.0, -10.0),
-}
+OutputFormat = Literal["mp3", "wav", "m4a"]
+Bitrate = Literal["96k", "128k", "160k", "192k", "256k", "320k"]
+OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+BITRATES: tuple[str, ...] = get_args(Bitrate)
 
 
-def _invalid(field_name: str, message: str, message_ja: str, **details: Any) -> InvalidInput:
-    return InvalidInput(message, code="BGM_INVALID_PARAMS", message_ja=message_ja,
-                        details={"field": field_name, **details})
+class MixOptions(BaseModel):
+    """How to mix; form fields and JSON strings are parsed by :meth:`from_mapping`."""
 
+    model_config = ConfigDict(frozen=True)
 
-@dataclass(frozen=True)
-class MixOptions:
-    bgm_volume: float = 0.3
-    bgm_volume_db: float | None = None
-    fade_in: float = 2.0
-    fade_out: float = 3.0
-    lead_in: float = 1.0
-    tail: float = 2.0
+    # music amplitude relative to the voice's loudness (1 = as loud)
+    bgm_volume: Number = Field(default=0.3, ge=0.0, le=1.0)
+    # the same in dB; wins over bgm_volume when given
+    bgm_volume_db: Number | None = Field(default=None, ge=-60.0, le=0.0)
+    fade_in: Number = Field(default=2.0, ge=0.0, le=10.0)
+    fade_out: Number = Field(default=3.0, ge=0.0, le=10.0)
+    lead_in: Number = Field(default=1.0, ge=0.0, le=5.0)  # music before the voice
+    tail: Number = Field(default=2.0, ge=0.0, le=5.0)  # music after the voice
     ducking: bool = True
-    duck_db: float = 10.0
-    attack_ms: float = 80.0
-    release_ms: float = 400.0
-    loop_crossfade: float = 1.5
-    target_lufs: float = -16.0
+    duck_db: Number = Field(default=10.0, ge=0.0, le=30.0)  # the dip under speech
+    attack_ms: Number = Field(default=80.0, ge=5.0, le=1000.0)
+    release_ms: Number = Field(default=400.0, ge=20.0, le=3000.0)
+    loop_crossfade: Number = Field(default=1.5, ge=0.1, le=5.0)
+    target_lufs: Number = Field(default=-16.0, ge=-30.0, le=-10.0)
     true_peak_db: float = -1.0
-    output_format: str = "mp3"
-    bitrate: str = "192k"
+    output_format: OutputFormat = "mp3"
+    bitrate: Bitrate = "192k"
 
     @property
     def music_db(self) -> float:
@@ -262,60 +75,44 @@ class MixOptions:
             return self.bgm_volume_db
         return gain_to_db(self.bgm_volume)
 
+    @field_validator("ducking", mode="before")
+    @classmethod
+    def _flag(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if isinstance(value, bool) or text not in FLAGS:
+            return value  # a bool, or left for pydantic to refuse
+        return FLAGS[text]
+
+    @field_validator("output_format", mode="before")
+    @classmethod
+    def _format_name(cls, value: object) -> object:
+        return str(value).lower().lstrip(".")
+
+    @field_validator("bitrate", mode="before")
+    @classmethod
+    def _kbps(cls, value: object) -> object:
+        rate = str(value).lower()
+        return rate if rate.endswith("k") else f"{rate}k"
+
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> MixOptions:
         """Validated options from form fields or JSON (strings are parsed); ``None`` and ""
-        keep the default. Errors name the field and its allowed range."""
+        keep the default; ``format`` is ``output_format``. Errors name the field and its
+        allowed range."""
         values: dict[str, Any] = {}
         for key, value in (raw or {}).items():
-            if value is None or value == "":
+            name = "output_format" if key == "format" else key
+            if value is None or value == "" or name not in FORM_FIELDS:
                 continue
-            if key in RANGES:
-                values[key] = _number(key, value)
-            elif key == "ducking":
-                values[key] = _flag(key, value)
-            elif key == "output_format" or key == "format":
-                fmt = str(value).lower().lstrip(".")
-                if fmt not in OUTPUT_FORMATS:
-                    raise _invalid("output_format", f"output_format must be one of "
-                                   f"{', '.join(OUTPUT_FORMATS)}.",
-                                   f"output_format は {', '.join(OUTPUT_FORMATS)} のいずれかです。",
-                                   allowed=list(OUTPUT_FORMATS), value=str(value))
-                values["output_format"] = fmt
-            elif key == "bitrate":
-                rate = str(value).lower()
-                rate = rate if rate.endswith("k") else f"{rate}k"
-                if rate not in BITRATES:
-                    raise _invalid("bitrate", f"bitrate must be one of {', '.join(BITRATES)}.",
-                                   f"bitrate は {', '.join(BITRATES)} のいずれかです。",
-                                   allowed=list(BITRATES), value=str(value))
-                values["bitrate"] = rate
-        return cls(**values)
+            values[name] = value
+        return parse(cls, values, code="BGM_INVALID_PARAMS")
 
 
-def _number(name: str, value: Any) -> float:
-    low, high = RANGES[name]
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or not low <= number <= high:
-        raise _invalid(name, f"{name} must be a number from {low:g} to {high:g} (got {value!r}).",
-                       f"{name} は {low:g} から {high:g} の数値で指定してください（{value!r}）。",
-                       allowed={"min": low, "max": high}, value=str(value))
-    return number
-
-
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise _invalid(name, f"{name} must be true or false.", f"{name} は true か false です。",
-                   allowed=[True, False], value=str(value))
+FLAGS = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}
+RANGES: dict[str, tuple[float, float]] = ranges(MixOptions, list(MixOptions.model_fields))
+# what a caller may set (the true-peak ceiling is the studio's, not a knob)
+FORM_FIELDS = (*RANGES, "ducking", "output_format", "bitrate")
 
 
 # ----------------------------------------------------------------------------------- mix
@@ -370,7 +167,8 @@ def _frame_levels(samples: np.ndarray, frame: int) -> np.ndarray:
     count = int(math.ceil(samples.size / frame))
     padded = np.pad(samples, (0, count * frame - samples.size))
     rms = np.sqrt(np.mean(padded.reshape(count, frame).astype(np.float64) ** 2, axis=1))
-    return 20 * np.log10(rms + 1e-10)
+    levels: np.ndarray = 20 * np.log10(rms + 1e-10)
+    return levels
 
 
 def ducking_gain(voice_track: np.ndarray, rate: int, options: MixOptions,
@@ -498,7 +296,7 @@ def mix(voice: Audio, music: Audio | None, options: MixOptions | None = None,
         "voice_to_music_db": voice_to_music,
         "loudness": {"target_lufs": options.target_lufs, "ceiling_dbtp": options.true_peak_db,
                      "voice_lufs": None if not math.isfinite(voice_lufs) else round(voice_lufs, 2),
-                     **{k: (None if isinstance(v_, float) and not math.isfinite(v_) else v_)
+                     **{k: (None if not math.isfinite(v_) else v_)
                         for k, v_ in loudness.items()}},
     }
     return mixed, MixReport(details, frame_times, duck_db, voice_level, speech)
@@ -557,4 +355,4 @@ def mix_to_file(voice: Audio, track_id_or_mood: str | None, options: MixOptions,
 
 
 def options_dict(options: MixOptions) -> dict[str, Any]:
-    return asdict(options)
+    return options.model_dump()

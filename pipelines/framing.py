@@ -8,33 +8,55 @@ Plain functions over PIL images and numpy mattes; the backgrounds the project sh
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageColor, ImageFilter, ImageOps
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.errors import InvalidInput
+from pipelines.options import parse
 
 Box = tuple[int, int, int, int]
+Eyes = tuple[tuple[float, float], tuple[float, float]]  # the eye centres, source pixels
 BACKGROUNDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "backgrounds"
 ASPECTS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "9:16": (9, 16), "16:9": (16, 9)}
 # How much of the frame's height the face takes, per aspect (tall frames show more body).
 FACE_SHARE = {"1:1": 0.30, "9:16": 0.22, "16:9": 0.34}
 EYE_LINE = 0.40
-BACKGROUND_KINDS = ("transparent", "solid", "blur", "builtin", "upload")
 MIN_SIZE, MAX_SIZE, MAX_PADDING = 128, 2048, 500
 
 
-@dataclass(frozen=True)
-class FramingOptions:
-    """How to frame. ``size`` is the long side in pixels (1:1 default 512x512)."""
+Aspect = Literal["1:1", "9:16", "16:9"]
+BackgroundKind = Literal["transparent", "solid", "blur", "builtin", "upload"]
+BACKGROUND_KINDS: tuple[str, ...] = get_args(BackgroundKind)
+MESSAGES = {
+    "aspect": ("Unknown aspect {value}; use 1:1, 9:16 or 16:9.",
+               "アスペクト比は 1:1・9:16・16:9 から選んでください。"),
+    "size": ("Size must be {low}-{high} px.", "サイズは {low}〜{high} px にしてください。"),
+    "padding": ("Padding must be 0-{high} px.", "余白は 0〜{high} px にしてください。"),
+    "background": ("Unknown background {value}.", "背景の種類 {value} はありません。"),
+}
 
-    aspect: str = "1:1"
-    size: int = 512
-    padding: int = 0
-    background: str = "transparent"
+
+def _invalid(message: str, message_ja: str, **details: object) -> InvalidInput:
+    return InvalidInput(message, code="IMAGE_INVALID_FRAMING", message_ja=message_ja,
+                        details=details)
+
+
+class FramingOptions(BaseModel):
+    """How to frame. ``size`` is the long side in pixels (1:1 default 512x512). Built from
+    a caller's values with :meth:`parse` (``IMAGE_INVALID_FRAMING`` naming the bad one)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    aspect: Aspect = "1:1"
+    size: int = Field(default=512, ge=MIN_SIZE, le=MAX_SIZE)
+    padding: int = Field(default=0, ge=0, le=MAX_PADDING)
+    background: BackgroundKind = "transparent"
     background_color: str = "#ffffff"
     background_id: str | None = None
     background_image: Image.Image | None = None
@@ -46,10 +68,32 @@ class FramingOptions:
             return self.size, max(int(round(self.size * ah / aw)), 1)
         return max(int(round(self.size * aw / ah)), 1), self.size
 
+    @model_validator(mode="after")
+    def _fits(self) -> FramingOptions:
+        width, height = self.canvas
+        if min(width, height) - 2 * self.padding < 32:
+            raise _invalid(f"Padding {self.padding} px leaves no room in a {width}x{height} frame.",
+                           f"余白 {self.padding} px が {width}x{height} の枠に対して大きすぎます。",
+                           field="padding")
+        if self.background == "solid":
+            try:
+                ImageColor.getrgb(self.background_color)
+            except ValueError:
+                raise _invalid(f"Unreadable colour {self.background_color!r}.",
+                               f"色 {self.background_color!r} を読めません。",
+                               field="background_color") from None
+        if self.background == "builtin":
+            _builtin_entry(self.background_id or "")
+        if self.background == "upload" and self.background_image is None:
+            raise _invalid("Background 'upload' needs a background image.",
+                           "背景画像をアップロードしてください。", field="background_image")
+        return self
 
-def _invalid(message: str, message_ja: str, **details: object) -> InvalidInput:
-    return InvalidInput(message, code="IMAGE_INVALID_FRAMING", message_ja=message_ja,
-                        details=details)
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> FramingOptions:
+        """Options from a form, JSON or the UI; the first bad one raises
+        ``IMAGE_INVALID_FRAMING``."""
+        return parse(cls, raw, code="IMAGE_INVALID_FRAMING", messages=MESSAGES)
 
 
 @lru_cache(maxsize=1)
@@ -61,52 +105,21 @@ def builtin_backgrounds() -> tuple[dict[str, object], ...]:
     return tuple(json.loads(path.read_text(encoding="utf-8")))
 
 
-def builtin_background(background_id: str) -> Image.Image:
+def _builtin_entry(background_id: str) -> dict[str, object]:
     for entry in builtin_backgrounds():
         if entry["id"] == background_id:
-            return Image.open(BACKGROUNDS_DIR / str(entry["file"])).convert("RGB")
+            return entry
     raise _invalid(f"Unknown built-in background {background_id!r}.",
                    f"内蔵背景 {background_id!r} はありません。",
                    allowed=[e["id"] for e in builtin_backgrounds()])
 
 
-def validate_options(options: FramingOptions) -> FramingOptions:
-    """Check every framing option; raise ``IMAGE_INVALID_FRAMING`` naming the bad one."""
-    if options.aspect not in ASPECTS:
-        raise _invalid(f"Unknown aspect {options.aspect!r}; use 1:1, 9:16 or 16:9.",
-                       "アスペクト比は 1:1・9:16・16:9 から選んでください。",
-                       field="aspect", allowed=list(ASPECTS))
-    if not MIN_SIZE <= options.size <= MAX_SIZE:
-        raise _invalid(f"Size must be {MIN_SIZE}-{MAX_SIZE} px.",
-                       f"サイズは {MIN_SIZE}〜{MAX_SIZE} px にしてください。", field="size")
-    if not 0 <= options.padding <= MAX_PADDING:
-        raise _invalid(f"Padding must be 0-{MAX_PADDING} px.",
-                       f"余白は 0〜{MAX_PADDING} px にしてください。", field="padding")
-    width, height = options.canvas
-    if min(width, height) - 2 * options.padding < 32:
-        raise _invalid(f"Padding {options.padding} px leaves no room in a {width}x{height} frame.",
-                       f"余白 {options.padding} px が {width}x{height} の枠に対して大きすぎます。",
-                       field="padding")
-    if options.background not in BACKGROUND_KINDS:
-        raise _invalid(f"Unknown background {options.background!r}.",
-                       f"背景の種類 {options.background!r} はありません。",
-                       field="background", allowed=list(BACKGROUND_KINDS))
-    if options.background == "solid":
-        try:
-            ImageColor.getrgb(options.background_color)
-        except ValueError:
-            raise _invalid(f"Unreadable colour {options.background_color!r}.",
-                           f"色 {options.background_color!r} を読めません。",
-                           field="background_color") from None
-    if options.background == "builtin":
-        builtin_background(options.background_id or "")
-    if options.background == "upload" and options.background_image is None:
-        raise _invalid("Background 'upload' needs a background image.",
-                       "背景画像をアップロードしてください。", field="background_image")
-    return options
+def builtin_background(background_id: str) -> Image.Image:
+    entry = _builtin_entry(background_id)
+    return Image.open(BACKGROUNDS_DIR / str(entry["file"])).convert("RGB")
 
 
-def anchor(face: Box | None, eyes: tuple | None, person: Box) -> tuple[float, float, float]:
+def anchor(face: Box | None, eyes: Eyes | None, person: Box) -> tuple[float, float, float]:
     """Horizontal centre, eye line and face height (source pixels) to frame around."""
     if face is not None:
         fx0, fy0, fx1, fy1 = face
@@ -119,7 +132,7 @@ def anchor(face: Box | None, eyes: tuple | None, person: Box) -> tuple[float, fl
     return (px0 + px1) / 2, py0 + 0.55 * face_h, face_h
 
 
-def layout(options: FramingOptions, face: Box | None, eyes: tuple | None, person: Box, *,
+def layout(options: FramingOptions, face: Box | None, eyes: Eyes | None, person: Box, *,
            span: float = 0.0, source_height: int | None = None,
            ) -> tuple[float, float, float, int, int, int]:
     """Scale (source px per output px), source x/y of the content's top-left, content w/h,
@@ -177,8 +190,8 @@ def background_plate(rgb: np.ndarray, alpha: np.ndarray, side: int = 256) -> np.
     size = (max(int(round(w * k)), 1), max(int(round(h * k)), 1))
     small = cv2.resize((np.clip(rgb, 0, 1) * 255).astype(np.uint8), size,
                        interpolation=cv2.INTER_AREA)
-    mask = (cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.1)
-    mask = cv2.dilate(mask.astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
+    person = cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.1
+    mask = cv2.dilate(person.astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
     if mask.all():  # nothing but person: nothing to paint from
         return rgb
     filled = cv2.inpaint(small, mask, 7, cv2.INPAINT_TELEA)
@@ -186,12 +199,11 @@ def background_plate(rgb: np.ndarray, alpha: np.ndarray, side: int = 256) -> np.
 
 
 def frame(image: Image.Image, alpha: np.ndarray, foreground: np.ndarray, *,
-          face: Box | None, eyes: tuple | None, person: Box,
+          face: Box | None, eyes: Eyes | None, person: Box,
           options: FramingOptions, span: float = 0.0) -> tuple[Image.Image, Box | None]:
     """Compose the framed portrait. ``foreground`` is float HxWx3 in [0, 1] (halo-free
     colours), ``alpha`` float HxW. Returns the image (RGBA when the background is transparent,
     else RGB) and the face box in output pixels (None when no face was seen)."""
-    validate_options(options)
     width, height = options.canvas
     scale, sx0, sy0, cw, ch, pad = layout(options, face, eyes, person, span=span,
                                           source_height=alpha.shape[0])

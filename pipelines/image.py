@@ -1,6 +1,7 @@
 """The image pipeline as plain functions: find people, cut one (or several) out, refine the
-matte, frame the portrait. Each step returns its value and a :class:`StageReport` named as in
-the seed (``person_detection``, ``background_removal``, ``sam2_refinement``, ``framing``).
+matte, frame the portrait. Each step returns its value and a :class:`StageReport` named for
+what it does (``person_detection``, ``background_removal``, ``matte_refinement``, ``framing``);
+the report's ``method`` says which engine did it.
 
 The one-click message pipeline calls :func:`prepare_portrait`; the REST job and the Image tab
 call the steps one by one.
@@ -16,18 +17,27 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from models.base import ChainResult, FallbackChain, LazyModel, ProgressFn, StageReport, no_progress
-from models.detect.person import Detection, PersonDetector
+from models.base import (
+    ChainResult,
+    FallbackChain,
+    MatteRefiner,
+    PersonCutout,
+    PersonDetection,
+    ProgressFn,
+    StageReport,
+    no_progress,
+)
 from models.errors import InvalidInput
 from models.refine.closed_form import as_float_rgb, estimate_foreground
-from pipelines.framing import FramingOptions, frame, validate_options
+from pipelines.framing import FramingOptions, frame
 
 Box = tuple[int, int, int, int]
-OPERATIONS = ("person_detection", "background_removal", "sam2_refinement", "framing")
+REFINEMENT = "matte_refinement"
+OPERATIONS = ("person_detection", "background_removal", REFINEMENT, "framing")
+# Earlier names of the steps: requests and results stored before the rename still use them.
+FORMER_NAMES = {"sam2_refinement": REFINEMENT}
 DEFAULT_SENSITIVITY = 0.5
 WORK_MAX_PIXELS = 16_000_000  # cutout and framing work at most at this size (output <= 2048 px)
-
-_DETECTOR: LazyModel[PersonDetector] = LazyModel(PersonDetector)
 
 
 def working_image(image: Image.Image, max_pixels: int = WORK_MAX_PIXELS) -> Image.Image:
@@ -39,11 +49,6 @@ def working_image(image: Image.Image, max_pixels: int = WORK_MAX_PIXELS) -> Imag
     scale = (max_pixels / pixels) ** 0.5
     return image.resize((max(int(image.width * scale), 1), max(int(image.height * scale), 1)),
                         Image.Resampling.LANCZOS)
-
-
-def default_detector() -> PersonDetector:
-    """The process-wide detector (mediapipe models load once, on first use)."""
-    return _DETECTOR.get()
 
 
 @dataclass(frozen=True)
@@ -95,13 +100,13 @@ def validate_sensitivity(sensitivity: float) -> float:
     return float(sensitivity)
 
 
-def detect(image: Image.Image, *, sensitivity: float = DEFAULT_SENSITIVITY,
-           detector: PersonDetector | None = None) -> tuple[list[Person], StageReport]:
+def detect(image: Image.Image, detectors: FallbackChain[PersonDetection], *,
+           sensitivity: float = DEFAULT_SENSITIVITY) -> tuple[list[Person], StageReport]:
     """Every person in ``image``, largest face first. None found is ``IMAGE_NO_PERSON``."""
     started = time.perf_counter()
     sensitivity = validate_sensitivity(sensitivity)
-    detector = detector or default_detector()
-    found: list[Detection] = detector.detect(image, sensitivity)
+    result = detectors.run(lambda engine: (engine.method, engine.detect(image, sensitivity)))
+    method, found = result.value
     if not found:
         raise InvalidInput(
             "No person was found in the image. Try a photo where a face is visible, or raise "
@@ -110,9 +115,8 @@ def detect(image: Image.Image, *, sensitivity: float = DEFAULT_SENSITIVITY,
             details={"sensitivity": sensitivity})
     people = [Person(i, d.bbox, d.confidence, d.face_bbox, d.eyes, d.source)
               for i, d in enumerate(found)]
-    report = StageReport("person_detection", "mediapipe_face+selfie",
-                         round(time.perf_counter() - started, 3), False,
-                         {"people": len(people), "sensitivity": sensitivity})
+    report = StageReport("person_detection", method, round(time.perf_counter() - started, 3),
+                         result.fallback_used, {"people": len(people), "sensitivity": sensitivity})
     return people, report
 
 
@@ -164,14 +168,15 @@ def _nearest_face_mask(shape: tuple[int, int], keep: Sequence[Person],
     return nearest(faces_keep) <= nearest(faces_other)
 
 
-def cutout(image: Image.Image, selected: Sequence[Person], chain: FallbackChain, *,
+def cutout(image: Image.Image, selected: Sequence[Person], chain: FallbackChain[PersonCutout],
+           *,
            people: Sequence[Person] = ()) -> tuple[np.ndarray, StageReport]:
     """Soft alpha of the selected people (union), other detected people removed."""
     started = time.perf_counter()
     rgb = image.convert("RGB")
     h, w = rgb.height, rgb.width
 
-    def run(engine: Any) -> np.ndarray:
+    def run(engine: PersonCutout) -> np.ndarray:
         matte = np.zeros((h, w), np.float32)
         for person in selected:
             np.maximum(matte, np.asarray(engine.cutout(rgb, person.bbox), np.float32), out=matte)
@@ -188,8 +193,9 @@ def cutout(image: Image.Image, selected: Sequence[Person], chain: FallbackChain,
 
 
 def refine(image: Image.Image, matte: np.ndarray, selected: Sequence[Person],
-           chain: FallbackChain) -> tuple[np.ndarray, StageReport]:
-    """Refined matte; when SAM2 is not there the classical refiner runs, and says so."""
+           chain: FallbackChain[MatteRefiner]) -> tuple[np.ndarray, StageReport]:
+    """Refined matte; when no prompted refiner (SAM2) could run, the classical one does, and
+    the report says so."""
     started = time.perf_counter()
     rgb = image.convert("RGB")
     xs0, ys0, xs1, ys1 = zip(*(p.bbox for p in selected), strict=True)
@@ -197,10 +203,10 @@ def refine(image: Image.Image, matte: np.ndarray, selected: Sequence[Person],
     result = chain.run(lambda engine: engine.refine(rgb, matte, box))
     refined = np.clip(np.asarray(result.value, np.float32), 0.0, 1.0)
     details: dict[str, Any] = {}
-    if result.backend != "sam2":
+    if not chain.get(result.backend).prompted:
         details["note"] = (f"SAM2 refinement was not available; the classical refiner "
                            f"({result.backend}) was used instead.")
-    return refined, _report("sam2_refinement", result, result.backend, started, **details)
+    return refined, _report(REFINEMENT, result, result.backend, started, **details)
 
 
 # ----------------------------------------------------------------------------- framing
@@ -218,7 +224,6 @@ def frame_portrait(image: Image.Image, matte: np.ndarray, selected: Sequence[Per
                    options: FramingOptions) -> tuple[Image.Image, Box | None, StageReport]:
     """Frame the selected people: face of the first (largest) one centred, eyes at 40%."""
     started = time.perf_counter()
-    validate_options(options)
     lead = selected[0]
     xs0, ys0, xs1, ys1 = zip(*(p.bbox for p in selected), strict=True)
     union = (min(xs0), min(ys0), max(xs1), max(ys1))
@@ -246,25 +251,26 @@ def frame_portrait(image: Image.Image, matte: np.ndarray, selected: Sequence[Per
 
 
 def prepare_portrait(
-    image: Image.Image, *, cutout_chain: FallbackChain, refiner_chain: FallbackChain | None,
+    image: Image.Image, *, cutout_chain: FallbackChain[PersonCutout],
+    refiner_chain: FallbackChain[MatteRefiner] | None,
     options: FramingOptions | None = None, person_ids: Sequence[int] | None = None,
-    sensitivity: float = DEFAULT_SENSITIVITY, detector: PersonDetector | None = None,
+    detectors: FallbackChain[PersonDetection], sensitivity: float = DEFAULT_SENSITIVITY,
     progress: ProgressFn = no_progress,
 ) -> Portrait:
     """Photo -> framed portrait of the chosen person(s) and where the face is in it.
 
     ``refiner_chain`` None skips refinement. Raises ``IMAGE_NO_PERSON`` when nobody is found.
     """
-    options = validate_options(options or FramingOptions())
+    options = options or FramingOptions()
     image = working_image(image)
     progress(0.0, "person_detection")
-    people, detected = detect(image, sensitivity=sensitivity, detector=detector)
+    people, detected = detect(image, detectors, sensitivity=sensitivity)
     chosen = select(people, person_ids)
     progress(0.15, "background_removal")
     matte, removed = cutout(image, chosen, cutout_chain, people=people)
     reports = [detected, removed]
     if refiner_chain is not None:
-        progress(0.45, "sam2_refinement")
+        progress(0.45, REFINEMENT)
         matte, refined = refine(image, matte, chosen, refiner_chain)
         reports.append(refined)
     progress(0.85, "framing")

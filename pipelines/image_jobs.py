@@ -17,7 +17,7 @@ from PIL import Image
 
 from models.errors import InvalidInput
 from pipelines import image as image_pipeline
-from pipelines.framing import FramingOptions, validate_options
+from pipelines.framing import FramingOptions
 from pipelines.media import decode_image, encode_image
 from pipelines.tasks import JobContext, JobKind
 
@@ -27,17 +27,18 @@ DEFAULT_OPERATIONS = list(image_pipeline.OPERATIONS)
 
 def normalise_operations(operations: list[str] | None) -> list[str]:
     """Known operations in pipeline order; refinement needs a cutout to refine."""
-    ops = list(operations or DEFAULT_OPERATIONS)
+    ops = [image_pipeline.FORMER_NAMES.get(op, op) for op in operations or DEFAULT_OPERATIONS]
     unknown = [op for op in ops if op not in image_pipeline.OPERATIONS]
     if unknown or not ops:
         raise InvalidInput(f"Unknown operations {unknown}; use {list(image_pipeline.OPERATIONS)}.",
                            code="IMAGE_INVALID_OPERATIONS",
                            message_ja=f"不明な処理 {unknown} です。",
                            details={"allowed": list(image_pipeline.OPERATIONS)})
-    if "sam2_refinement" in ops and "background_removal" not in ops:
-        raise InvalidInput("sam2_refinement needs background_removal.",
+    refinement = image_pipeline.REFINEMENT
+    if refinement in ops and "background_removal" not in ops:
+        raise InvalidInput(f"{refinement} needs background_removal.",
                            code="IMAGE_INVALID_OPERATIONS",
-                           message_ja="sam2_refinement には background_removal が必要です。")
+                           message_ja=f"{refinement} には background_removal が必要です。")
     return [op for op in image_pipeline.OPERATIONS if op in ops]
 
 
@@ -50,14 +51,7 @@ def framing_from_params(params: dict[str, Any], background: Image.Image | None) 
         raise InvalidInput(f"Unknown framing options {sorted(extra)}.",
                            code="IMAGE_INVALID_FRAMING",
                            message_ja=f"不明な構図オプション {sorted(extra)} です。")
-    try:
-        options = FramingOptions(**raw, background_image=background)
-        options = FramingOptions(**{**options.__dict__, "size": int(options.size),
-                                    "padding": int(options.padding)})
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"Bad framing options: {exc}", code="IMAGE_INVALID_FRAMING",
-                           message_ja="構図オプションが不正です。") from None
-    return validate_options(options)
+    return FramingOptions.parse({**raw, "background_image": background})
 
 
 def estimate_seconds(width: int, height: int, operations: list[str]) -> float:
@@ -68,7 +62,7 @@ def estimate_seconds(width: int, height: int, operations: list[str]) -> float:
         seconds += 0.2 + 0.05 * mp
     if "background_removal" in operations:
         seconds += 0.2 + 0.05 * mp
-    if "sam2_refinement" in operations:
+    if image_pipeline.REFINEMENT in operations:
         seconds += 1.0 + 1.5 * min(mp, 1.0)
     if "framing" in operations:
         seconds += 0.3 + 0.2 * mp
@@ -105,7 +99,7 @@ def process_image_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
     reports = []
     ctx.progress(0.02, "person_detection")
     people, report = image_pipeline.detect(
-        image, sensitivity=float(params.get("sensitivity", image_pipeline.DEFAULT_SENSITIVITY)))
+        image, ctx.chain("person_detection"), sensitivity=float(params.get("sensitivity", image_pipeline.DEFAULT_SENSITIVITY)))
     chosen = image_pipeline.select(people, params.get("person_ids"))
     if "person_detection" in operations:
         reports.append(report)
@@ -118,11 +112,11 @@ def process_image_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
         matte, report = image_pipeline.cutout(image, chosen, ctx.chain("cutout"), people=people)
         reports.append(report)
         ctx.step_done("background_removal")
-    if "sam2_refinement" in operations:
-        ctx.progress(0.4, "sam2_refinement")
+    if image_pipeline.REFINEMENT in operations:
+        ctx.progress(0.4, image_pipeline.REFINEMENT)
         matte, report = image_pipeline.refine(image, matte, chosen, ctx.chain("refiner"))
         reports.append(report)
-        ctx.step_done("sam2_refinement")
+        ctx.step_done(image_pipeline.REFINEMENT)
     if "background_removal" in operations:
         cutout = image_pipeline.cutout_rgba(image, matte)
         cutout_key = ctx.storage.put(ctx.new_key("processed/background_removal", "png"),

@@ -50,7 +50,8 @@ def ffmpeg_exe() -> str:
     """The ffmpeg binary shipped by imageio-ffmpeg (GPL build with x264, aac, mp3, opus)."""
     import imageio_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    exe: str = imageio_ffmpeg.get_ffmpeg_exe()
+    return exe
 
 
 # ------------------------------------------------------------------------------- audio
@@ -113,7 +114,7 @@ def _declared_seconds(data: bytes, limits: MediaLimits) -> float | None:
         return None
     if not limits.audio_min_rate <= info.samplerate <= limits.audio_max_rate or info.frames <= 0:
         return None
-    return info.frames / info.samplerate
+    return float(info.frames) / float(info.samplerate)
 
 
 def _decode_with_soundfile(data: bytes) -> tuple[np.ndarray, int] | None:
@@ -254,7 +255,8 @@ def encode_audio(audio: Audio, fmt: str = "wav", bitrate: str = "192k") -> bytes
                            timeout=300)
             return out.read_bytes()
     proc = subprocess.run(cmd, input=pcm, capture_output=True, check=True, timeout=300)
-    return proc.stdout
+    encoded: bytes = proc.stdout
+    return encoded
 
 
 # ------------------------------------------------------------------------------ images
@@ -304,14 +306,13 @@ def decode_image(data: bytes, *, limits: MediaLimits = LIMITS,
             f"画像の画素数が多すぎます（上限 {limits.image_max_pixels / 1e6:.0f} MP）。",
             code="IMAGE_TOO_MANY_PIXELS", width=width, height=height)
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
+        opened = Image.open(io.BytesIO(data))
+        opened.load()
     except (OSError, SyntaxError, ValueError):
         raise _image_error("truncated", "The image file is truncated or corrupt.",
                            "画像ファイルが壊れているか途中で切れています。", code="IMAGE_CORRUPT",
                            filename=filename) from None
-    image = ImageOps.exif_transpose(image) or image
-    return to_srgb(image)
+    return to_srgb(ImageOps.exif_transpose(opened))
 
 
 def to_srgb(image: Image.Image) -> Image.Image:

@@ -11,6 +11,7 @@ from the stage that failed. Every stage reports which engine made its result.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import json
@@ -19,106 +20,30 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from models.base import Audio, Speech, Timing, sub_progress
-from models.errors import InvalidInput, StudioError
-from pipelines.media import (
-    LIMITS,
-    decode_audio,
-    decode_image,
-    encode_png,
-    encode_wav,
-    ffmpeg_exe,
-    validate_text,
+from models.base import Audio, Speech, StageReport, sub_progress
+from models.errors import StudioError
+from pipelines.media import decode_audio, decode_image, encode_png, encode_wav, ffmpeg_exe
+from pipelines.message_outputs import (
+    BgmOutput,
+    ImageOutput,
+    ProsodyOutput,
+    SubtitlesOutput,
+    VideoOutput,
+    VoiceOutput,
+    stretched,
 )
+from pipelines.message_request import NO_MUSIC, MessageRequest
+from pipelines.sizes import OutputSize
 from pipelines.tasks import JobContext, JobKind, Stage
 
 KIND = "message.generate"
-SIZES = {"512x512": ("1:1", 512), "720x1280": ("9:16", 1280), "1280x720": ("16:9", 1280)}
-BACKGROUNDS = ("blur", "transparent", "solid", "builtin")
-NO_MUSIC = ("", "none", "off")
-StageFn = Callable[[JobContext, dict[str, Any], dict[str, Any]], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class MessageRequest:
-    """What a person asks for; validated before anything is queued."""
-
-    image_key: str
-    text: str
-    voice: str | None = None  # built-in voice id, "voicevox:<style>", or a profile id
-    language: str = "ja"
-    emotion: str = "auto"
-    bgm: str = "celebration"  # track id, mood, or "none"
-    bgm_volume: float = 0.25
-    size: str = "512x512"
-    subtitles: bool = False
-    background: str = "blur"
-    seed: int = 0
-
-    def params(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def validated(cls, **raw: Any) -> MessageRequest:
-        text = validate_text(raw.get("text"), area="VOICE", limits=LIMITS)
-        size = str(raw.get("size") or "512x512").lower().replace("×", "x")
-        if size not in SIZES:
-            raise InvalidInput(f"Unknown size {size!r}.", code="VIDEO_INVALID_SIZE",
-                               message_ja=f"サイズ {size!r} には対応していません。",
-                               details={"field": "size", "allowed": list(SIZES)})
-        background = str(raw.get("background") or "blur")
-        if background not in BACKGROUNDS:
-            raise InvalidInput(f"Unknown background {background!r}.",
-                               code="IMAGE_INVALID_FRAMING",
-                               message_ja=f"背景 {background!r} には対応していません。",
-                               details={"field": "background", "allowed": list(BACKGROUNDS)})
-        language = str(raw.get("language") or _guess_language(text))
-        if language not in ("ja", "en"):
-            raise InvalidInput(f"Unsupported language {language!r}.",
-                               code="VOICE_INVALID_LANGUAGE",
-                               message_ja=f"未対応の言語 {language!r} です。",
-                               details={"field": "language", "allowed": ["ja", "en"]})
-        volume = float(raw.get("bgm_volume", 0.25))
-        if not 0.0 <= volume <= 1.0:
-            raise InvalidInput("bgm_volume must be between 0 and 1.", code="BGM_INVALID_PARAMS",
-                               message_ja="bgm_volume は 0〜1 で指定してください。",
-                               details={"field": "bgm_volume", "allowed": [0, 1]})
-        return cls(
-            image_key=str(raw["image_key"]), text=text,
-            voice=(str(raw["voice"]).strip() or None) if raw.get("voice") else None,
-            language=language, emotion=str(raw.get("emotion") or "auto"),
-            bgm=str(raw.get("bgm") if raw.get("bgm") is not None else "celebration"),
-            bgm_volume=volume, size=size, subtitles=bool(raw.get("subtitles", False)),
-            background=background, seed=int(raw.get("seed", 0)),
-        )
-
-
-def _guess_language(text: str) -> str:
-    """Japanese when the text has any kana or kanji, else English."""
-    return "ja" if any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff"
-                       for ch in text) else "en"
-
-
-def _timings(items: tuple[Timing, ...] | list[list[Any]]) -> list[list[Any]]:
-    out = []
-    for item in items:
-        if isinstance(item, Timing):
-            out.append([round(item.start, 4), round(item.end, 4), item.text])
-        else:
-            out.append(list(item))
-    return out
-
-
-def _as_timings(rows: list[list[Any]], scale: float = 1.0, shift: float = 0.0
-                ) -> tuple[Timing, ...]:
-    return tuple(Timing(float(a) * scale + shift, float(b) * scale + shift, str(t))
-                 for a, b, t in rows)
+Outputs = dict[str, dict[str, Any]]  # each finished stage's output, as the queue stores it
+StageFn = Callable[[JobContext, dict[str, Any], Outputs], dict[str, Any]]
 
 
 def _load_audio(ctx: JobContext, key: str) -> Audio:
@@ -194,10 +119,9 @@ def ticking(expected: Callable[[dict[str, Any]], float]) -> Callable[[StageFn], 
 
     def wrap(stage: StageFn) -> StageFn:
         @functools.wraps(stage)
-        def run(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
-                ) -> dict[str, Any]:
+        def run(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
             with Ticking(ctx, expected(params)) as ticker:
-                return stage(ticker, params, outputs)  # type: ignore[arg-type]
+                return stage(ticker, params, outputs)
 
         return run
 
@@ -207,43 +131,38 @@ def ticking(expected: Callable[[dict[str, Any]], float]) -> Callable[[StageFn], 
 # --------------------------------------------------------------------------- stages
 
 
-def _pixels(params: dict[str, Any]) -> float:
+def _cost(params: dict[str, Any]) -> float:
     """The output's size relative to 512x512 (cost of framing and rendering scales with it)."""
-    w, h = (int(v) for v in params["size"].split("x"))
-    return w * h / (512 * 512)
+    return OutputSize.parse(params["size"]).cost
 
 
-
-@ticking(lambda p: 3.0 + 3.0 * _pixels(p))
-def image_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
-                ) -> dict[str, Any]:
+@ticking(lambda p: 3.0 + 3.0 * _cost(p))
+def image_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
     from pipelines.framing import FramingOptions
     from pipelines.image import prepare_portrait, working_image
 
-    aspect, long_side = SIZES[params["size"]]
+    request = MessageRequest.from_params(params)
+    size = request.size
     # A phone photo (12 MP) is far more than a 512 px frame can show: matting and framing
     # work on at most 4x the output's pixels (the framed crop still covers the output).
-    width, height = (int(v) for v in params["size"].split("x"))
-    photo = working_image(decode_image(ctx.storage.get(params["image_key"])),
-                          max_pixels=4 * width * height)
-    options = FramingOptions(aspect=aspect, size=long_side, background=params["background"])
+    photo = working_image(decode_image(ctx.storage.get(request.image_key)),
+                          max_pixels=4 * size.pixels)
+    options = FramingOptions.parse({"aspect": size.aspect, "size": size.long_side,
+                                    "background": request.background})
     portrait = prepare_portrait(
-        photo, cutout_chain=ctx.chain("cutout"), refiner_chain=ctx.chain("refiner"),
-        options=options, progress=ctx.progress)
+        photo, detectors=ctx.chain("person_detection"), cutout_chain=ctx.chain("cutout"),
+        refiner_chain=ctx.chain("refiner"), options=options, progress=ctx.progress)
     key = ctx.storage.put(ctx.new_key("processed/final", "png"), encode_png(portrait.image))
-    operations = [_report_dict(r) for r in portrait.reports]
+    operations = tuple(_report_dict(r) for r in portrait.reports)
     engines = {op["operation"]: op.get("method") for op in operations}
-    return {"portrait_key": key, "face_box": list(portrait.face_box or []),
-            "operations": operations, "engines": engines,
-            "backend": engines.get("background_removal"),
-            "fallback_used": any(op.get("fallback_used") for op in operations)}
+    return ImageOutput(key, tuple(portrait.face_box or ()), operations, engines,
+                       engines.get("background_removal"),
+                       any(bool(op.get("fallback_used")) for op in operations)).as_dict()
 
 
-def _report_dict(report: Any) -> dict[str, Any]:
-    if isinstance(report, dict):
-        return report
-    data = dict(report.__dict__)
-    data["duration"] = round(float(data.get("duration", 0.0)), 3)
+def _report_dict(report: StageReport) -> dict[str, Any]:
+    data = dataclasses.asdict(report)
+    data["duration"] = round(float(report.duration), 3)
     return data
 
 
@@ -259,49 +178,47 @@ def voice_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
                                              language=params["language"], progress=ctx.progress)
     engine = report.method or report.backend or "tts"
     key = ctx.storage.put(ctx.new_key(f"voices/{engine}", "wav"), encode_wav(speech.audio))
-    return {"voice_key": key, "sentences": _timings(speech.sentences),
-            "phonemes": _timings(speech.phonemes), "duration": round(speech.audio.duration, 3),
-            "backend": report.backend, "fallback_used": report.fallback_used,
-            "fallback_method": report.fallback_method, "voice": report.voice,
-            "method": report.method, "engines": {"tts": report.backend,
-                                                 "conversion": report.method}}
+    return VoiceOutput(
+        key, speech.sentences, speech.phonemes, speech.audio.duration, report.backend,
+        report.fallback_used, report.fallback_method, report.voice, report.method,
+        {"tts": report.backend, "conversion": report.method}).as_dict()
 
 
 @ticking(lambda p: 1.0 + 0.03 * len(p["text"]))
-def prosody_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
-                  ) -> dict[str, Any]:
+def prosody_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
     from pipelines.prosody import adjust, auto_emotion
 
-    emotion = params.get("emotion") or "auto"
-    if emotion == "auto":
-        emotion = auto_emotion(params["text"])
-    voice = _load_audio(ctx, outputs["voice"]["voice_key"])
+    request = MessageRequest.from_params(params)
+    emotion = auto_emotion(request.text) if request.emotion == "auto" else request.emotion
+    voice = _load_audio(ctx, VoiceOutput.from_dict(outputs["voice"]).voice_key)
     adjusted, report = adjust(voice, {"emotion": emotion}, progress=ctx.progress)
     key = ctx.storage.put(ctx.new_key("prosody", "wav"), encode_wav(adjusted))
-    return {"prosody_key": key, "emotion": emotion, "changes": report.changes,
-            "duration": round(adjusted.duration, 3),
-            "time_scale": (adjusted.duration / voice.duration) if voice.duration else 1.0,
-            "backend": "rubberband+praat"}
+    scale = (adjusted.duration / voice.duration) if voice.duration else 1.0
+    return ProsodyOutput(key, emotion, report.changes, adjusted.duration, scale).as_dict()
 
 
 @ticking(lambda p: 2.0)
-def bgm_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
-              ) -> dict[str, Any]:
+def bgm_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
     from pipelines.bgm import MixOptions, mix_to_file
+    from pipelines.bgm_catalog import TrackStore
 
-    voice = _load_audio(ctx, outputs["prosody"]["prosody_key"])
-    options = MixOptions.from_mapping({"bgm_volume": params.get("bgm_volume", 0.25),
-                                       "output_format": "m4a"})
-    data, report, track = mix_to_file(voice, params["bgm"], options, store=ctx.storage,
+    request = MessageRequest.from_params(params)
+    voice = _load_audio(ctx, ProsodyOutput.from_dict(outputs["prosody"]).prosody_key)
+    options = MixOptions(bgm_volume=request.bgm_volume, output_format="m4a")
+    # Every studio storage lists its keys (uploaded tracks); ArtifactStore does not say so.
+    store = cast(TrackStore, ctx.storage)
+    data, report, track = mix_to_file(voice, request.bgm, options, store=store,
                                       progress=ctx.progress)
     key = ctx.storage.put(ctx.new_key("bgm/mixes", "m4a"), data)
-    return {"mix_key": key, "track": track.id if track else None, "lead_in": options.lead_in,
-            "tail": options.tail, "mixing": _jsonable(report.details),
-            "backend": "pyloudnorm"}
+    return BgmOutput(key, track.id if track else None, options.lead_in, options.tail,
+                     _jsonable(report.details)).as_dict()
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: getattr(o, "tolist", str)(o)))
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` as plain JSON (numpy values become lists and numbers)."""
+    plain: dict[str, Any] = json.loads(
+        json.dumps(details, default=lambda o: getattr(o, "tolist", str)(o)))
+    return plain
 
 
 # A message without music still opens and closes on a face at rest: the voice used to start
@@ -310,19 +227,20 @@ QUIET_LEAD_IN = 0.4  # seconds of silence before the voice when there is no musi
 QUIET_TAIL = 0.4  # and after it
 
 
-@ticking(lambda p: 2.0 + 0.1 * len(p["text"]) * _pixels(p))
-def video_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
-                ) -> dict[str, Any]:
+@ticking(lambda p: 2.0 + 0.1 * len(p["text"]) * _cost(p))
+def video_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
     from PIL import Image
 
-    from pipelines.video import render_talking_head
+    from pipelines.video import RenderOptions, render_talking_head
 
-    voice_out, prosody_out = outputs["voice"], outputs["prosody"]
-    music = outputs.get("bgm")
-    voice = _load_audio(ctx, prosody_out["prosody_key"])
-    scale = float(prosody_out.get("time_scale", 1.0))
-    lead = float(music["lead_in"]) if music else QUIET_LEAD_IN
-    soundtrack = _load_audio(ctx, music["mix_key"]) if music else None
+    request = MessageRequest.from_params(params)
+    voice_out = VoiceOutput.from_dict(outputs["voice"])
+    prosody_out = ProsodyOutput.from_dict(outputs["prosody"])
+    music = BgmOutput.from_dict(outputs["bgm"]) if outputs.get("bgm") else None
+    voice = _load_audio(ctx, prosody_out.prosody_key)
+    scale = prosody_out.time_scale
+    lead = music.lead_in if music else QUIET_LEAD_IN
+    soundtrack = _load_audio(ctx, music.mix_key) if music else None
     # Lips follow the voice alone; the face idles through the lead-in and tail.
     total = (soundtrack.duration if soundtrack is not None
              else QUIET_LEAD_IN + voice.duration + QUIET_TAIL)
@@ -338,30 +256,29 @@ def video_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
         from pipelines.loudness import normalize
 
         track, _ = normalize(track)
-    speech = Speech(track,
-                    sentences=_as_timings(voice_out.get("sentences", []), scale, lead),
-                    phonemes=_as_timings(voice_out.get("phonemes", []), scale, lead))
-    portrait = Image.open(io.BytesIO(ctx.storage.get(outputs["image"]["portrait_key"])))
+    speech = Speech(track, sentences=stretched(voice_out.sentences, scale, lead),
+                    phonemes=stretched(voice_out.phonemes, scale, lead))
+    image_out = ImageOutput.from_dict(outputs["image"])
+    portrait = Image.open(io.BytesIO(ctx.storage.get(image_out.portrait_key)))
     portrait.load()
     with tempfile.TemporaryDirectory(prefix="studio-message-") as tmp:
         rendered = Path(tmp) / "talk.mp4"
         render_progress = sub_progress(ctx.progress, 0.0, 0.95)
         _, report = render_talking_head(
-            ctx.chain("talking_head"), portrait, speech, size=params["size"], output=rendered,
-            progress=render_progress, seed=int(params.get("seed", 0)))
+            ctx.chain("talking_head"), portrait, speech, output=rendered,
+            render=RenderOptions(size=request.size, seed=request.seed), progress=render_progress)
         final = rendered
-        if soundtrack is not None:
+        if music is not None:
             final = Path(tmp) / "final.mp4"
             mix_path = Path(tmp) / "mix.m4a"
-            mix_path.write_bytes(ctx.storage.get(music["mix_key"]))
+            mix_path.write_bytes(ctx.storage.get(music.mix_key))
             _mux(rendered, mix_path, final)
         ctx.progress(0.98, "store")
         key = ctx.new_key("videos/final", "mp4")
         ctx.storage.put(key, final.read_bytes())
-    return {"video_key": key, "duration": round(total, 3), "size": params["size"],
-            "backend": report.get("backend"), "fallback_used": report.get("fallback_used"),
-            "fallback_method": report.get("fallback_method"),
-            "speech_sentences": _timings(speech.sentences)}
+    return VideoOutput(key, total, request.size.name, report.get("backend"),
+                       bool(report.get("fallback_used")), report.get("fallback_method"),
+                       speech.sentences).as_dict()
 
 
 def _mux(video: Path, audio: Path, output: Path) -> None:
@@ -372,50 +289,52 @@ def _mux(video: Path, audio: Path, output: Path) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
 
 
-@ticking(lambda p: 1.0 + 0.1 * len(p["text"]) * _pixels(p))
-def subtitles_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
+@ticking(lambda p: 1.0 + 0.1 * len(p["text"]) * _cost(p))
+def subtitles_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs
                     ) -> dict[str, Any]:
     from pipelines import subtitles as subs
 
-    video_out = outputs["video"]
-    audio = _load_audio(ctx, outputs["prosody"]["prosody_key"])
-    speech = Speech(audio, sentences=_as_timings(video_out.get("speech_sentences", [])))
-    cues = subs.cues_for(params["text"], speech)
+    request = MessageRequest.from_params(params)
+    video_out = VideoOutput.from_dict(outputs["video"])
+    audio = _load_audio(ctx, ProsodyOutput.from_dict(outputs["prosody"]).prosody_key)
+    speech = Speech(audio, sentences=video_out.speech_sentences)
+    cues = subs.cues_for(request.text, speech)
     srt_key = ctx.storage.put(ctx.new_key("videos/final", "srt"),
                               subs.to_srt(cues).encode("utf-8"))
     vtt_key = ctx.storage.put(ctx.new_key("videos/final", "vtt"),
                               subs.to_vtt(cues).encode("utf-8"))
     with tempfile.TemporaryDirectory(prefix="studio-subs-") as tmp:
         source, target = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
-        source.write_bytes(ctx.storage.get(video_out["video_key"]))
+        source.write_bytes(ctx.storage.get(video_out.video_key))
         ctx.progress(0.2, "burn-in")
         subs.burn_in(source, target, cues)
         key = ctx.storage.put(ctx.new_key("videos/final", "mp4"), target.read_bytes())
-    return {"video_key": key, "srt_key": srt_key, "vtt_key": vtt_key, "cues": len(cues),
-            "backend": "ffmpeg+noto-cjk"}
+    return SubtitlesOutput(key, srt_key, vtt_key, len(cues)).as_dict()
 
 
-def finish(params: dict[str, Any], outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    video = outputs.get("subtitles") or outputs["video"]
+def finish(params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
+    request = MessageRequest.from_params(params)
+    image = ImageOutput.from_dict(outputs["image"])
+    voice = VoiceOutput.from_dict(outputs["voice"])
+    prosody = ProsodyOutput.from_dict(outputs["prosody"])
+    video = VideoOutput.from_dict(outputs["video"])
+    music = BgmOutput.from_dict(outputs["bgm"]) if outputs.get("bgm") else None
+    subtitles = (SubtitlesOutput.from_dict(outputs["subtitles"]) if "subtitles" in outputs
+                 else None)
     result: dict[str, Any] = {
-        "video_key": video["video_key"],
-        "portrait_key": outputs["image"]["portrait_key"],
-        "audio_key": (outputs.get("bgm") or outputs["prosody"]).get("mix_key")
-        or outputs["prosody"]["prosody_key"],
-        "duration": outputs["video"]["duration"],
-        "size": params["size"],
-        "emotion": outputs["prosody"]["emotion"],
-        "text": params["text"],
-        "engines": {
-            "image": outputs["image"].get("engines"),
-            "voice": outputs["voice"].get("engines"),
-            "video": outputs["video"].get("backend"),
-        },
-        "fallback_used": any(bool(o.get("fallback_used")) for o in outputs.values()),
+        "video_key": (subtitles or video).video_key,
+        "portrait_key": image.portrait_key,
+        "audio_key": music.mix_key if music else prosody.prosody_key,
+        "duration": video.duration,
+        "size": request.size.name,
+        "emotion": prosody.emotion,
+        "text": request.text,
+        "engines": {"image": image.engines, "voice": voice.engines, "video": video.backend},
+        "fallback_used": image.fallback_used or voice.fallback_used or video.fallback_used,
     }
-    if "subtitles" in outputs:
-        result["srt_key"] = outputs["subtitles"]["srt_key"]
-        result["vtt_key"] = outputs["subtitles"]["vtt_key"]
+    if subtitles is not None:
+        result["srt_key"] = subtitles.srt_key
+        result["vtt_key"] = subtitles.vtt_key
     return result
 
 
@@ -430,7 +349,7 @@ STAGES = [
     Stage("voice", voice_stage, weight=50.0, retries=2, timeout=300),
     Stage("prosody", prosody_stage, after=("voice",), weight=2.0, retries=1, timeout=300),
     Stage("bgm", bgm_stage, after=("prosody",), weight=2.0, retries=1, timeout=300,
-          when=lambda p: str(p.get("bgm", "")).lower() not in NO_MUSIC),
+          when=lambda p: str(p.get("bgm", "")).strip().lower() not in NO_MUSIC),
     Stage("video", video_stage, after=("image", "prosody", "bgm"), weight=11.0, retries=1,
           timeout=1200),
     Stage("subtitles", subtitles_stage, after=("video",), weight=6.0, retries=1, timeout=300,

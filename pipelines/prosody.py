@@ -19,29 +19,23 @@ Emotion presets are the one table :data:`EMOTION_PRESETS` (the README and the UI
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.base import Audio, ProgressFn, no_progress
 from models.errors import InvalidInput
 from pipelines.loudness import db_to_gain, gain_to_db, limit, true_peak_db
+from pipelines.options import Number, parse, ranges
 
 PEAK_CEILING_DB = -1.0  # energy boost never pushes true peaks above this
 
 # --------------------------------------------------------------------------- parameters
 
-RANGES: dict[str, tuple[float, float]] = {
-    "pitch_shift": (-12.0, 12.0),  # semitones
-    "time_stretch": (0.5, 2.0),  # speed factor: 1.1 = 10% faster (shorter)
-    "energy_boost": (0.5, 2.0),  # linear gain: 1.26 ~ +2 dB
-    "intonation": (0.0, 2.0),  # pitch-contour scale around the median: 0 flat, 2 doubled
-    "pauses": (0.0, 2.0),  # scale of the pauses between phrases
-}
 NEUTRAL: dict[str, float] = {"pitch_shift": 0.0, "time_stretch": 1.0, "energy_boost": 1.0,
                              "intonation": 1.0, "pauses": 1.0}
 
@@ -62,7 +56,8 @@ EMOTION_PRESETS: dict[str, dict[str, float]] = {
     "sad": {"pitch_shift": -2.0, "time_stretch": 0.85, "energy_boost": 0.80,
             "intonation": 0.6, "pauses": 1.4},
 }
-EMOTIONS = (*EMOTION_PRESETS, "auto")
+Emotion = Literal["neutral", "happy", "celebration", "excited", "calm", "sad", "auto"]
+EMOTIONS: tuple[str, ...] = get_args(Emotion)  # the presets, then "auto"
 
 # Words that pick a preset for ``emotion="auto"``; the first emotion with the most hits wins.
 AUTO_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -91,19 +86,41 @@ def _invalid(field_name: str, message: str, message_ja: str, **details: Any) -> 
                         details={"field": field_name, **details})
 
 
-@dataclass(frozen=True)
-class ProsodyParams:
+MESSAGES = {"emotion": ("Unknown emotion {value}; use one of {allowed}.",
+                        "emotion {value} は使えません（{allowed}）。")}
+
+
+class ProsodyParams(BaseModel):
     """What the caller asked for. ``None`` means "take it from the emotion preset"
     (or neutral when there is no preset); explicit values override the preset."""
 
-    pitch_shift: float | None = None
-    time_stretch: float | None = None
-    energy_boost: float | None = None
-    intonation: float | None = None
-    pauses: float | None = None
-    emotion: str | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pitch_shift: Number | None = Field(default=None, ge=-12.0, le=12.0)  # semitones
+    # speed factor: 1.1 = 10% faster (shorter)
+    time_stretch: Number | None = Field(default=None, ge=0.5, le=2.0)
+    energy_boost: Number | None = Field(default=None, ge=0.5, le=2.0)  # 1.26 ~ +2 dB
+    # pitch-contour scale around the median: 0 flat, 2 doubled
+    intonation: Number | None = Field(default=None, ge=0.0, le=2.0)
+    pauses: Number | None = Field(default=None, ge=0.0, le=2.0)  # pause scale
+    emotion: Emotion | None = None
     text: str | None = None  # the message, for emotion="auto"
-    ignored: tuple[str, ...] = field(default=())
+    ignored: tuple[str, ...] = ()
+
+    @field_validator("emotion", mode="before")
+    @classmethod
+    def _emotion_name(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        return str(value).strip().lower()
+
+    @model_validator(mode="after")
+    def _auto_needs_text(self) -> ProsodyParams:
+        if self.emotion == "auto" and not (self.text or "").strip():
+            raise _invalid("text", "emotion 'auto' needs the message text in 'text'.",
+                           "emotion が auto のときは text にメッセージ本文を指定してください。",
+                           allowed=list(EMOTIONS))
+        return self
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> ProsodyParams:
@@ -118,20 +135,14 @@ class ProsodyParams:
         ignored: list[str] = []
         for key, value in raw.items():
             name = ALIASES.get(str(key), str(key))
-            if name in RANGES:
-                values[name] = _number(name, value)
-            elif name == "emotion":
-                values[name] = _emotion(value)
-            elif name == "text":
+            if name == "text":
                 values[name] = None if value is None else str(value)
+            elif name in RANGES or name == "emotion":
+                values[name] = value
             else:
                 ignored.append(str(key))
-        params = cls(**values, ignored=tuple(ignored))
-        if params.emotion == "auto" and not (params.text or "").strip():
-            raise _invalid("text", "emotion 'auto' needs the message text in 'text'.",
-                           "emotion が auto のときは text にメッセージ本文を指定してください。",
-                           allowed=list(EMOTIONS))
-        return params
+        return parse(cls, {**values, "ignored": tuple(ignored)},
+                     code="PROSODY_INVALID_PARAMS", messages=MESSAGES)
 
     def resolved(self) -> tuple[str, dict[str, float]]:
         """(emotion used, the five numbers to apply)."""
@@ -146,37 +157,6 @@ class ProsodyParams:
         return emotion, values
 
 
-def _number(name: str, value: Any) -> float:
-    low, high = RANGES[name]
-    ok = isinstance(value, int | float | str) and not isinstance(value, bool)
-    try:
-        number = float(value) if ok else math.nan
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or not low <= number <= high:
-        raise _invalid(name, f"{name} must be a number from {low:g} to {high:g} (got {value!r}).",
-                       f"{name} は {low:g} から {high:g} の数値で指定してください（{value!r}）。",
-                       allowed={"min": low, "max": high}, value=_jsonable(value))
-    return number
-
-
-def _emotion(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    name = str(value).strip().lower()
-    if name not in EMOTIONS:
-        raise _invalid("emotion", f"Unknown emotion {value!r}; use one of {', '.join(EMOTIONS)}.",
-                       f"emotion {value!r} は使えません（{', '.join(EMOTIONS)}）。",
-                       allowed=list(EMOTIONS), value=_jsonable(value))
-    return name
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
-
-
 def auto_emotion(text: str) -> str:
     """Pick a preset from the message text (Japanese and English keywords)."""
     lowered = text.lower()
@@ -188,6 +168,10 @@ def auto_emotion(text: str) -> str:
     if best == "neutral" and re.search(r"[!！]{2,}", text):
         best = "excited"
     return best
+
+
+RANGES: dict[str, tuple[float, float]] = ranges(
+    ProsodyParams, ("pitch_shift", "time_stretch", "energy_boost", "intonation", "pauses"))
 
 
 # --------------------------------------------------------------------------- the report
@@ -432,7 +416,7 @@ def presets_table() -> list[dict[str, Any]]:
 
 
 def param_fields() -> list[str]:
-    return [f.name for f in fields(ProsodyParams) if f.name != "ignored"]
+    return [name for name in ProsodyParams.model_fields if name != "ignored"]
 
 
 __all__ = ["EMOTION_PRESETS", "RANGES", "ProsodyParams", "ProsodyReport", "adjust",

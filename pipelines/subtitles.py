@@ -178,7 +178,7 @@ def caption_image(text: str, width: int, height: int) -> tuple[np.ndarray, int, 
     line_h = int(size * 1.35)
     text_w = max(b[2] - b[0] for b in boxes)
     pad = size // 2
-    img_w, img_h = min(width, text_w + 2 * pad), line_h * len(lines) + pad
+    img_w, img_h = int(min(width, text_w + 2 * pad)), line_h * len(lines) + pad
     img = Image.new("RGBA", (img_w, img_h), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     d.rounded_rectangle((0, 0, img_w - 1, img_h - 1), radius=pad // 2, fill=(0, 0, 0, 110))

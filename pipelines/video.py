@@ -11,10 +11,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.base import (
     Audio,
@@ -22,34 +24,53 @@ from models.base import (
     ProgressFn,
     RenderRequest,
     Speech,
+    TalkingHead,
     no_progress,
     sub_progress,
 )
 from models.errors import InvalidInput
 from pipelines import subtitles as subs
+from pipelines.options import parse
+from pipelines.sizes import DEFAULT, OutputSize
 
 FPS = 25
-SIZES: dict[str, tuple[int, int]] = {
-    "512x512": (512, 512), "720x1280": (720, 1280), "1280x720": (1280, 720)}
-DEFAULT_SIZE = "512x512"
 PREVIEW_SIZE = (256, 256)
 PREVIEW_SECONDS = 8.0
 MIN_AUDIO_SECONDS = 0.2
 
 
-def parse_size(value: str | tuple[int, int] | list[int] | None) -> tuple[int, int]:
-    """'512x512' | '720x1280' | '1280x720' (or the same as a pair) -> (w, h)."""
-    if value is None:
-        return SIZES[DEFAULT_SIZE]
-    if isinstance(value, tuple | list) and len(value) == 2:
-        value = f"{int(value[0])}x{int(value[1])}"
-    key = str(value).lower().replace(" ", "").replace("*", "x")
-    if key not in SIZES:
-        raise InvalidInput(f"Unsupported video size {value!r}; use one of {', '.join(SIZES)}.",
-                           code="VIDEO_INVALID_SIZE",
-                           message_ja=f"対応していない動画サイズです（{', '.join(SIZES)} のいずれか）。",
-                           details={"allowed": list(SIZES)})
-    return SIZES[key]
+class RenderOptions(BaseModel):
+    """How to render: the Video tab, the render route and the ``video.render`` job build the
+    same value (:meth:`parse` for a caller's values, :meth:`params` for the queue)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    size: OutputSize = DEFAULT
+    subtitles: bool = False  # burn the text in (the .srt/.vtt are written whenever it is given)
+    engine: str | None = None  # pin one talking-head engine by name; else the chain's order
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    preview: bool = False  # a quick 256 px render of the first seconds
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> OutputSize:
+        # VIDEO_INVALID_SIZE naming the allowed sizes
+        return OutputSize.parse(value if isinstance(value, OutputSize) else str(value))
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine(cls, value: object) -> object:
+        return None if value in (None, "") else value
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> RenderOptions:
+        """From a caller's values (other keys are ignored); empty means the default."""
+        values = {k: v for k, v in raw.items() if k in cls.model_fields and v not in (None, "")}
+        return parse(cls, values, code="VIDEO_INVALID_REQUEST")
+
+    def params(self) -> dict[str, Any]:
+        """As the queue stores it (JSON): the size by name."""
+        return {**self.model_dump(exclude={"size"}), "size": self.size.name}
 
 
 def check_speech(speech: Speech) -> Speech:
@@ -76,45 +97,44 @@ def clip_speech(speech: Speech, seconds: float) -> Speech:
 
 
 def render_talking_head(
-    chain: FallbackChain,
+    chain: FallbackChain[TalkingHead],
     portrait: Any,
     speech: Speech,
     *,
-    size: str | tuple[int, int] = DEFAULT_SIZE,
     output: Path,
+    render: RenderOptions | None = None,
     subtitles: str | None = None,
-    burn_subtitles: bool = False,
     progress: ProgressFn = no_progress,
-    seed: int = 0,
-    engine: str | None = None,
-    options: dict[str, Any] | None = None,
-    preview: bool = False,
+    engine_options: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Render ``portrait`` saying ``speech`` into ``output`` (MP4, H.264 + AAC).
 
     ``subtitles`` is the message text: when given, ``output`` gets ``.srt`` and ``.vtt``
-    siblings timed to the speech, and ``burn_subtitles`` draws them onto the frames.
-    ``engine`` pins one talking-head engine by name; otherwise the chain's order applies.
-    ``preview`` renders a quick 256 px version of the first seconds.
+    siblings timed to the speech, and ``render.subtitles`` draws them onto the frames.
+    ``engine_options`` go to the engine as they are (D-ID's ``driver_url``...).
     Returns the MP4 path and a report: backend, fallback_used, fallback_method, attempts,
     duration, size, frames, subtitle paths, processing_time, plus engine info
     (``did_talk_id``).
     """
     started = time.perf_counter()
+    render = render or RenderOptions()
     check_speech(speech)
-    dims = PREVIEW_SIZE if preview else parse_size(size)
-    if preview:
+    if render.preview:
+        dims = PREVIEW_SIZE
         speech = clip_speech(speech, PREVIEW_SECONDS)
+    else:
+        dims = (render.size.width, render.size.height)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     cues = subs.cues_for(subtitles, speech) if subtitles and subtitles.strip() else []
-    burn = bool(burn_subtitles and cues)
+    burn = bool(render.subtitles and cues)
     with tempfile.TemporaryDirectory(prefix="studio-video-") as tmp:
         target = Path(tmp) / "raw.mp4" if burn else output
-        request = RenderRequest(image=portrait, speech=speech, size=dims, fps=FPS, seed=seed,
-                                output=target, options=dict(options or {}))
+        request = RenderRequest(image=portrait, speech=speech, size=dims, fps=FPS,
+                                seed=render.seed, output=target,
+                                options=dict(engine_options or {}))
         render_progress = sub_progress(progress, 0.0, 0.85 if burn else 0.97)
-        result = chain.run(lambda e: e.render(request, render_progress), only=engine)
+        result = chain.run(lambda e: e.render(request, render_progress), only=render.engine)
         if burn:
             progress(0.87, "subtitles")
             subs.burn_in(Path(result.value), output, cues)
@@ -126,7 +146,7 @@ def render_talking_head(
         "duration": round(speech.audio.duration, 3),
         "size": f"{dims[0]}x{dims[1]}",
         "fps": FPS,
-        "preview": preview,
+        "preview": render.preview,
     })
     if cues:
         srt, vtt = output.with_suffix(".srt"), output.with_suffix(".vtt")
@@ -139,10 +159,10 @@ def render_talking_head(
     return output, report
 
 
-def estimate_seconds(duration: float, size: tuple[int, int], engine: str | None = None) -> float:
+def estimate_seconds(duration: float, size: OutputSize, engine: str | None = None) -> float:
     """A rough render-time estimate for the API's ``estimated_time`` (built-in renderer
     speed measured on a 2-core CPU, plus set-up; D-ID is slower)."""
-    pixels = size[0] * size[1] / (512 * 512)
+    pixels = size.cost
     if engine == "did":
         return round(20.0 + duration * 3.0, 1)
     return round(4.0 + duration * 0.6 * max(pixels, 0.4), 1)

@@ -9,7 +9,7 @@ from typing import Any
 from models.base import Speech
 from pipelines.media import decode_audio, decode_image
 from pipelines.tasks import JobContext, JobKind
-from pipelines.video import parse_size, render_talking_head
+from pipelines.video import RenderOptions, render_talking_head
 
 STEPS = ["prepare", "render", "subtitles", "store"]
 
@@ -20,8 +20,9 @@ def render_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.progress(0.0, "prepare")
     image = decode_image(ctx.storage.get(params["image_key"]))
     audio = decode_audio(ctx.storage.get(params["audio_key"]), area="VIDEO")
-    size = parse_size(params.get("size"))
-    options = {k: params[k] for k in ("driver_url", "result_format", "stitch") if params.get(k)}
+    render = RenderOptions.parse(params)
+    engine_options = {k: params[k] for k in ("driver_url", "result_format", "stitch")
+                      if params.get(k)}
     text = params.get("text") or None
     ctx.step_done("prepare")
 
@@ -31,11 +32,8 @@ def render_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="studio-job-") as tmp:
         out = Path(tmp) / "video.mp4"
         path, report = render_talking_head(
-            ctx.chain("talking_head"), image, Speech(audio), size=size, output=out,
-            subtitles=text if (params.get("subtitles") or text) else None,
-            burn_subtitles=bool(params.get("subtitles")) and bool(text),
-            progress=progress, seed=int(params.get("seed", 0)), engine=params.get("engine"),
-            options=options, preview=bool(params.get("preview")))
+            ctx.chain("talking_head"), image, Speech(audio), output=out, render=render,
+            subtitles=text, progress=progress, engine_options=engine_options)
         ctx.step_done("render")
         ctx.step_done("subtitles")
         ctx.progress(0.95, "store")

@@ -23,7 +23,7 @@ from app.api.security import owner_of, visibility
 from app.services import Services
 from app.storage import new_key
 from models.errors import InvalidInput
-from pipelines import bgm
+from pipelines import bgm, bgm_catalog
 from pipelines.media import LIMITS, decode_audio
 
 MEDIA_TYPES = {"opus": "audio/ogg", "ogg": "audio/ogg", "mp3": "audio/mpeg", "wav": "audio/wav",
@@ -31,7 +31,7 @@ MEDIA_TYPES = {"opus": "audio/ogg", "ogg": "audio/ogg", "mp3": "audio/mpeg", "wa
 MIX_FIELDS = ("voice_audio", "voice_key", "bgm_type", "bgm_audio")
 
 
-def _track_row(track: bgm.Track) -> dict[str, Any]:
+def _track_row(track: bgm_catalog.Track) -> dict[str, Any]:
     return {**track.public(), "preview_url": f"/api/bgm/tracks/{track.id}/audio"}
 
 
@@ -42,17 +42,17 @@ def create_router(services: Services) -> APIRouter:
     @router.get("/tracks", summary="Built-in and uploaded background tracks")
     def tracks(request: Request) -> JSONResponse:
         return ok({"tracks": [_track_row(t) for t in
-                              bgm.list_tracks(store, visibility(request))],
-                   "moods": list(bgm.MOODS)})
+                              bgm_catalog.list_tracks(store, visibility(request))],
+                   "moods": list(bgm_catalog.MOODS)})
 
     @router.get("/tracks/{track_id}/audio", summary="One track's audio (preview)")
     def track_audio(track_id: str, request: Request) -> Response:
-        track = next((t for t in bgm.list_tracks(store, visibility(request))
+        track = next((t for t in bgm_catalog.list_tracks(store, visibility(request))
                       if t.id == track_id), None)
         if track is None:
-            raise bgm._not_found(track_id)
+            raise bgm_catalog.not_found(track_id)
         ext = track.location.rsplit(".", 1)[-1].lower()
-        return Response(bgm.track_bytes(track, store),
+        return Response(bgm_catalog.track_bytes(track, store),
                         media_type=MEDIA_TYPES.get(ext, "application/octet-stream"),
                         headers={"Cache-Control": "public, max-age=3600" if track.builtin
                                  else "private, max-age=3600"})
@@ -70,7 +70,7 @@ def create_router(services: Services) -> APIRouter:
         data = await read_upload(upload, LIMITS.bgm_max_bytes, area="BGM")
         title, mood = form.get("title"), form.get("mood")
         track = await run_in_threadpool(
-            bgm.save_upload, data, upload.filename, store,
+            bgm_catalog.save_upload, data, upload.filename, store,
             title=title if isinstance(title, str) else None,
             mood=mood if isinstance(mood, str) else None, owner=owner_of(request))
         return ok({"track": _track_row(track)}, status_code=201)
@@ -84,17 +84,18 @@ def create_router(services: Services) -> APIRouter:
         options = bgm.MixOptions.from_mapping(
             params_from_form(form, area="BGM", skip=MIX_FIELDS))
         music_upload = form.get("bgm_audio")
-        music = None
+        music, music_name = None, None
         if isinstance(music_upload, UploadFile):
+            music_name = music_upload.filename
             music_bytes = await read_upload(music_upload, LIMITS.bgm_max_bytes, area="BGM")
             music = await run_in_threadpool(decode_audio, music_bytes, area="BGM",
                                             filename=music_upload.filename,
-                                            target_rate=bgm.MIX_RATE)
+                                            target_rate=bgm_catalog.MIX_RATE)
         bgm_type = form.get("bgm_type")
         bgm_type = bgm_type.strip() if isinstance(bgm_type, str) and bgm_type.strip() else "happy"
         if music is None and bgm_type.lower() != "none":
             # BGM_TRACK_NOT_FOUND (also for someone else's upload) before decoding the voice
-            bgm.find_track(bgm_type, store, visibility(request))
+            bgm_catalog.find_track(bgm_type, store, visibility(request))
         started = time.perf_counter()
         voice = await run_in_threadpool(decode_audio, data, area="BGM", filename=filename)
         encoded, report, track = await run_in_threadpool(
@@ -109,7 +110,7 @@ def create_router(services: Services) -> APIRouter:
             "bitrate": output["bitrate"],
             "duration": report.details["duration"],
             "track": _track_row(track) if track else (
-                {"id": "upload", "title": music_upload.filename} if music is not None else None),
+                {"id": "upload", "title": music_name} if music is not None else None),
             "mixing_details": report.details,
             "processing_time": round(time.perf_counter() - started, 3),
         })

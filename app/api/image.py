@@ -103,7 +103,8 @@ def create_router(services: Services) -> APIRouter:
                      ) -> JSONResponse:
         data, name = await read_upload(image)
         picture = decode_image(data, filename=name)
-        people, report = image_pipeline.detect(picture, sensitivity=sensitivity)
+        people, report = image_pipeline.detect(
+            picture, services.chain("person_detection"), sensitivity=sensitivity)
         listed = []
         for person in people:
             key = services.storage.put(

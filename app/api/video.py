@@ -23,18 +23,20 @@ from app.fetch import SafeFetcher, storage_key_of
 from app.services import Services
 from models.errors import InvalidInput, NotFound, StudioError
 from pipelines.media import LIMITS, decode_audio, decode_image, encode_png
-from pipelines.video import SIZES, estimate_seconds, parse_size
+from pipelines.sizes import BY_NAME, DEFAULT
+from pipelines.video import RenderOptions, estimate_seconds
 
 
 class VideoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    driver_url: str | None = Field(None, max_length=512)
+    driver_url: str | None = Field(default=None, max_length=512)
     result_format: Literal["mp4"] = "mp4"
-    size: str = Field("512x512", description=f"one of {', '.join(SIZES)}")
+    size: str = Field(default=DEFAULT.name, description=f"one of {', '.join(BY_NAME)}")
     subtitles: bool = False
-    engine: str | None = Field(None, max_length=32, description="pin one engine by name")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    engine: str | None = Field(default=None, max_length=32,
+                               description="pin one engine by name")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     preview: bool = False
 
 
@@ -43,7 +45,7 @@ class GenerateVideoRequest(BaseModel):
 
     image_url: str = Field(..., min_length=1, max_length=2048)
     audio_url: str = Field(..., min_length=1, max_length=2048)
-    text: str | None = Field(None, max_length=LIMITS.text_max_chars,
+    text: str | None = Field(default=None, max_length=LIMITS.text_max_chars,
                              description="message text, for subtitles")
     options: VideoOptions = Field(default_factory=VideoOptions)
 
@@ -168,8 +170,8 @@ def create_router(services: Services) -> APIRouter:
             body = GenerateVideoRequest.model_validate_json(raw)
         except ValidationError as exc:
             raise _validation_error(exc) from None
-        size = parse_size(body.options.size)
-        engine = body.options.engine
+        render = RenderOptions.parse(body.options.model_dump())
+        engine = render.engine
         if engine is not None and engine not in services.settings.backends("talking_head"):
             raise InvalidInput(f"Unknown or disabled engine {engine!r}.",
                                code="VIDEO_UNKNOWN_ENGINE",
@@ -178,14 +180,12 @@ def create_router(services: Services) -> APIRouter:
         inputs = await run_in_threadpool(store_inputs, services, body)
         params = {
             "image_key": inputs["image_key"], "audio_key": inputs["audio_key"],
-            "size": f"{size[0]}x{size[1]}", "subtitles": body.options.subtitles,
-            "text": body.text, "engine": engine, "seed": body.options.seed,
+            **render.params(), "text": body.text,
             "driver_url": body.options.driver_url, "result_format": body.options.result_format,
-            "preview": body.options.preview,
         }
         job = services.queue.submit("video.render", params, owner=owner_of(request))
         data = {"task_id": job.id, "status": job.status,
-                "estimated_time": estimate_seconds(inputs["duration"], size, engine),
+                "estimated_time": estimate_seconds(inputs["duration"], render.size, engine),
                 "status_url": f"/api/video/status/{job.id}", "did_talk_id": None}
         return ok(data, status_code=202)
 

@@ -5,11 +5,17 @@ API clients get a plain image path too."""
 from __future__ import annotations
 
 import tempfile
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.ui.text import plain, register
 from models.base import Audio
+
+if TYPE_CHECKING:  # matplotlib loads only when a plot is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 register(
     en={"plot.amplitude": "amplitude", "plot.before": "before", "plot.after": "after",
@@ -35,17 +41,20 @@ def _font_family() -> str | None:
     return font_manager.FontProperties(fname=path).get_name()
 
 
-def _figure(rows: int, height: float):  # noqa: ANN202 - matplotlib types stay local
+def _figure(rows: int, height: float) -> tuple[Figure, list[Axes]]:
+    """A figure of ``rows`` plots stacked, and those plots top to bottom."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(rows, 1, figsize=(9, height), constrained_layout=True)
-    return plt, fig, axes
+    fig, axes = plt.subplots(rows, 1, figsize=(9, height), constrained_layout=True,
+                             squeeze=False)
+    plots: list[Axes] = list(axes[:, 0])
+    return fig, plots
 
 
-def _fonts(lang: str):  # noqa: ANN202 - a matplotlib rc context
+def _fonts(lang: str) -> AbstractContextManager[None]:
     """Labels in ``lang``'s script: a CJK font first for Japanese (text objects take the font
     when they are made, so the whole figure is drawn inside this context)."""
     import matplotlib
@@ -57,7 +66,9 @@ def _fonts(lang: str):  # noqa: ANN202 - a matplotlib rc context
     return plt.rc_context({"font.family": [family, "DejaVu Sans"]} if family else {})
 
 
-def _save(plt, fig) -> str:  # noqa: ANN001
+def _save(fig: Figure) -> str:
+    import matplotlib.pyplot as plt
+
     handle = tempfile.NamedTemporaryFile(prefix="studio-plot-", suffix=".png", delete=False)
     fig.savefig(handle.name, dpi=90)
     plt.close(fig)
@@ -81,7 +92,7 @@ def prosody_plot(before: Audio, after: Audio, f0_before: tuple[np.ndarray, np.nd
 
 def _prosody_plot(before: Audio, after: Audio, f0_before: tuple[np.ndarray, np.ndarray],
                   f0_after: tuple[np.ndarray, np.ndarray], lang: str) -> str:
-    plt, fig, (wave_ax, pitch_ax) = _figure(2, 5.0)
+    fig, (wave_ax, pitch_ax) = _figure(2, 5.0)
     was, now = plain("plot.before", lang), plain("plot.after", lang)
     for audio, label, color in ((before, was, "#999999"), (after, now, "#d6336c")):
         t, env = _envelope(audio)
@@ -95,7 +106,7 @@ def _prosody_plot(before: Audio, after: Audio, f0_before: tuple[np.ndarray, np.n
     pitch_ax.set_ylabel("F0 (Hz)")
     pitch_ax.set_xlabel(plain("plot.time", lang))
     pitch_ax.legend(loc="upper right")
-    return _save(plt, fig)
+    return _save(fig)
 
 
 def ducking_plot(times: np.ndarray, gain_db: np.ndarray, voice_db: np.ndarray,
@@ -107,7 +118,7 @@ def ducking_plot(times: np.ndarray, gain_db: np.ndarray, voice_db: np.ndarray,
 
 def _ducking_plot(times: np.ndarray, gain_db: np.ndarray, voice_db: np.ndarray,
                   speech: np.ndarray, lang: str) -> str:
-    plt, fig, ax = _figure(1, 3.6)
+    fig, (ax,) = _figure(1, 3.6)
     ax.plot(times, np.maximum(voice_db, -80), color="#999999", linewidth=0.8,
             label=plain("plot.voice_level", lang))
     ax.fill_between(times, -80, 0, where=speech, color="#74c0fc", alpha=0.25,
@@ -117,4 +128,4 @@ def _ducking_plot(times: np.ndarray, gain_db: np.ndarray, voice_db: np.ndarray,
     ax.set_xlabel(plain("plot.time", lang))
     ax.set_ylabel("dB")
     ax.legend(loc="lower right")
-    return _save(plt, fig)
+    return _save(fig)

@@ -18,7 +18,7 @@ from app.ui.text import label, plain, register, request_language, studio_error, 
 from app.ui.text import table as headed
 from app.ui.work import recorded
 from models.errors import StudioError
-from pipelines import bgm
+from pipelines import bgm, bgm_catalog
 from pipelines.media import decode_audio
 
 register(
@@ -80,17 +80,17 @@ def track_table(services: Services, request: Any = None) -> dict[str, Any]:
 def track_rows(services: Services, request: Any = None) -> list[list[object]]:
     """Built-in tracks and the uploads this user may see (``app.ui.owners``)."""
     return [[tr.id, tr.title, tr.mood, tr.duration, tr.licence]
-            for tr in bgm.list_tracks(services.storage, ui_visibility(services, request))]
+            for tr in bgm_catalog.list_tracks(services.storage, ui_visibility(services, request))]
 
 
 def track_path(services: Services, track_id: str, request: Any = None) -> str | None:
     """A local file for the preview player."""
     try:
-        track = bgm.find_track(track_id, services.storage, ui_visibility(services, request))
+        track = bgm_catalog.find_track(track_id, services.storage, ui_visibility(services, request))
     except StudioError:
         return None
     if track.builtin:
-        return str(bgm.ASSETS_DIR / track.location)
+        return str(bgm_catalog.ASSETS_DIR / track.location)
     return str(services.storage.local_path(track.location))
 
 
@@ -127,24 +127,24 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
 
 
 def build(services: Services) -> None:
-    def initial_rows(request: gr.Request = None) -> dict[str, Any]:
+    def initial_rows(request: gr.Request | None = None) -> dict[str, Any]:
         return track_table(services, request)
 
     gr.Markdown(t("bgm.intro"))
-    first = bgm.builtin_tracks()[0].id
+    first = bgm_catalog.builtin_tracks()[0].id
     with gr.Row():
         with gr.Column():
             table = gr.Dataframe(headers=HEADERS, value=initial_rows,
                                  interactive=False, wrap=True, label=t("bgm.tracks"))
-            choice = gr.Dropdown(choices=[r[0] for r in track_rows(services)], value=first,
+            choice = gr.Dropdown(choices=[str(r[0]) for r in track_rows(services)], value=first,
                                  label=t("bgm.track"), allow_custom_value=False)
             preview = gr.Audio(value=track_path(services, first), label=t("bgm.preview"),
                                type="filepath", interactive=False)
             with gr.Accordion(t("bgm.upload"), open=False):
-                upload = gr.File(file_types=[f".{e}" for e in bgm.UPLOAD_EXTENSIONS],
+                upload = gr.File(file_types=[f".{e}" for e in bgm_catalog.UPLOAD_EXTENSIONS],
                                  type="filepath", label=t("bgm.upload"))
                 title = gr.Textbox(label=t("bgm.upload_title"))
-                mood = gr.Dropdown(choices=[(label("mood.", m), m) for m in bgm.UPLOAD_MOODS],
+                mood = gr.Dropdown(choices=[(label("mood.", m), m) for m in bgm_catalog.UPLOAD_MOODS],
                                    value="custom",
                                    label=t("bgm.upload_mood"))
                 add = gr.Button(t("bgm.upload_button"), size="sm")
@@ -175,41 +175,41 @@ def build(services: Services) -> None:
     details = gr.Code(label=t("bgm.details"), language="json",
                       elem_classes=["studio-data"])
 
-    def list_tracks(request: gr.Request = None) -> list[list[object]]:
+    def list_tracks(request: gr.Request | None = None) -> list[list[object]]:
         """Built-in and uploaded tracks: id, title, mood, duration, licence."""
         return track_rows(services, request)
 
-    def refresh_choices(request: gr.Request = None) -> gr.Dropdown:
-        return gr.Dropdown(choices=[r[0] for r in track_rows(services, request)])
+    def refresh_choices(request: gr.Request | None = None) -> gr.Dropdown:
+        return gr.Dropdown(choices=[str(r[0]) for r in track_rows(services, request)])
 
     def pick(evt: gr.SelectData) -> str:
         row = evt.row_value or []
         return str(row[0]) if row else first
 
     table.select(pick, outputs=choice, api_visibility="private")
-    def preview_path(track_id: str, request: gr.Request = None) -> str | None:
+    def preview_path(track_id: str, request: gr.Request | None = None) -> str | None:
         return track_path(services, track_id, request)
 
     choice.change(preview_path, inputs=choice, outputs=preview, api_visibility="private")
 
     def add_track(path: str | None, name: str, mood_name: str,
-                  request: gr.Request = None) -> tuple[list[list[object]], gr.Dropdown]:
+                  request: gr.Request | None = None) -> tuple[dict[str, Any], gr.Dropdown]:
         lang = request_language(request)
         if not path:
             raise ui_error(plain("bgm.need_file", lang), lang)
         try:
-            track = bgm.save_upload(Path(path).read_bytes(), Path(path).name, services.storage,
-                                    title=name or None, mood=mood_name,
-                                    owner=ui_owner(services, request))
+            track = bgm_catalog.save_upload(Path(path).read_bytes(), Path(path).name,
+                                            services.storage, title=name or None,
+                                            mood=mood_name, owner=ui_owner(services, request))
         except StudioError as exc:
             raise _error(exc, request) from None
         rows = track_rows(services, request)
         return (track_table(services, request),
-                gr.Dropdown(choices=[r[0] for r in rows], value=track.id))
+                gr.Dropdown(choices=[str(r[0]) for r in rows], value=track.id))
 
     add.click(add_track, inputs=[upload, title, mood], outputs=[table, choice],
               api_visibility="private")
-    def use_latest(request: gr.Request = None) -> str | None:
+    def use_latest(request: gr.Request | None = None) -> str | None:
         return (latest_audio(services, "prosody/", request)
                 or latest_audio(services, ("voices/", "temp/voices/"), request))
 
@@ -218,7 +218,7 @@ def build(services: Services) -> None:
     def mix_bgm(voice_path: str | None, track_id: str, bgm_volume: float, fade_in_s: float,
                 fade_out_s: float, lead_in_s: float, tail_s: float, duck: bool,
                 depth_db: float, attack_ms: float, release_ms: float,
-                output_format: str, request: gr.Request = None) -> tuple[str, str, str, str]:
+                output_format: str, request: gr.Request | None = None) -> tuple[str, str, str, str]:
         """Mix the voice over a track (id or mood); returns audio, file, envelope, details."""
         return run_mix(services, voice_path, track_id, bgm_volume, fade_in_s, fade_out_s,
                        lead_in_s, tail_s, duck, depth_db, attack_ms, release_ms, output_format,

@@ -152,12 +152,13 @@ def build(services: Services) -> None:
                                   elem_classes=["studio-data"])
 
     def detect_people(path: str | None, sens: float,
-                      request: gr.Request = None) -> tuple[Any, ...]:
+                      request: gr.Request | None = None) -> tuple[Any, ...]:
         lang = request_language(request)
         image = _load(path, lang)
         try:
             with recorded(services, "image.detect", {"sensitivity": sens}, request):
-                people, report = pipe.detect(image, sensitivity=sens)
+                people, report = pipe.detect(image, services.chain("person_detection"),
+                                             sensitivity=sens)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
         thumbs = [(pipe.thumbnail(image, p), f"#{p.id} ({p.confidence:.2f})") for p in people]
@@ -174,19 +175,21 @@ def build(services: Services) -> None:
 
     def cutout(path: str | None, sens: float, chosen: list[int] | None, do_refine: bool,
                asp: str, sz: float, pad: float, bg: str, col: str, bg_id: str | None,
-               bg_path: str | None, request: gr.Request = None) -> tuple[Any, ...]:
+               bg_path: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
         lang = request_language(request)
         image = _load(path, lang)
         bg_image = _load(bg_path, lang) if bg == "upload" and bg_path else None
-        options = FramingOptions(aspect=asp, size=int(sz), padding=int(pad), background=bg,
-                                 background_color=col or "#ffffff", background_id=bg_id,
-                                 background_image=bg_image)
         people = [int(c) for c in chosen or []] or None
         try:
+            options = FramingOptions.parse({
+                "aspect": asp, "size": int(sz), "padding": int(pad), "background": bg,
+                "background_color": col or "#ffffff", "background_id": bg_id,
+                "background_image": bg_image})
             with recorded(services, "image.cutout", {"people": people, "background": bg,
                                                      "aspect": asp}, request):
                 result = pipe.prepare_portrait(
-                    image, cutout_chain=services.chain("cutout"),
+                    image, detectors=services.chain("person_detection"),
+                    cutout_chain=services.chain("cutout"),
                     refiner_chain=services.chain("refiner") if do_refine else None,
                     options=options, person_ids=people, sensitivity=sens)
         except StudioError as exc:

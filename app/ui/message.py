@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 from gradio.context import get_blocks_context
+from gradio.i18n import I18nData
 
 from app.i18n import step_text
 from app.services import Services
@@ -27,7 +28,8 @@ from app.ui.text import (
 )
 from app.usecases.messages import delete_message, submit_message
 from models.errors import StudioError
-from pipelines.message import KIND, SIZES
+from pipelines.message import KIND
+from pipelines.sizes import DEFAULT, SIZES
 
 MAX_CHARS = 1000
 SHORT_ID = 12  # the history caption's job id; the pick finds the whole id
@@ -78,7 +80,7 @@ register(
 )
 
 
-def voice_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
+def voice_choices(services: Services, request: Any = None) -> list[tuple[str | I18nData, str]]:
     """Built-in voices of the available engines, then the caller's voice profiles."""
     from app.usecases.voices import voice_kit
     from pipelines.speech import list_voices
@@ -95,7 +97,7 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
 
 
 def bgm_choices(services: Services, request: Any = None) -> list[tuple[Any, str]]:
-    from pipelines.bgm import list_tracks
+    from pipelines.bgm_catalog import list_tracks
 
     tracks = list_tracks(services.storage, visible=ui_visibility(services, request))
     return [(t("message.music_none"), "none"),
@@ -122,7 +124,7 @@ class MessageTab:
         self.finished: dict[str, str] = {}
 
     def generate(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
-                 bgm: str = "celebration", size: str = "512x512", subtitles: bool = False,
+                 bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
                  request: gr.Request | None = None,
                  progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - Gradio's idiom
         """Photo + text -> MP4 path (the ``/generate_message`` API; a cancel is an error
@@ -140,7 +142,7 @@ class MessageTab:
         return self._video(job_id)
 
     def generate_ui(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
-                    bgm: str = "celebration", size: str = "512x512", subtitles: bool = False,
+                    bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
                     request: gr.Request | None = None,
                     progress: gr.Progress = gr.Progress()  # noqa: B008 - Gradio's idiom
                     ) -> tuple[str | None, str, str]:
@@ -168,7 +170,7 @@ class MessageTab:
                  "size": size, "subtitles": subtitles}, ui_owner(self.services, request))
         except StudioError as exc:
             raise studio_error(exc, lang) from None
-        job_id = answer["task_id"]
+        job_id = str(answer["task_id"])
         session = getattr(request, "session_hash", None) or job_id
         self.running[session] = job_id
         try:
@@ -182,7 +184,7 @@ class MessageTab:
 
     def _video(self, job_id: str) -> str:
         job = self.services.jobs.get(job_id)
-        return str(self.services.storage.local_path(job.result["video_key"]))
+        return str(self.services.storage.local_path((job.result or {})["video_key"]))
 
     def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> None:
         desc = plain("message.waiting", lang)
@@ -254,7 +256,7 @@ class MessageTab:
                        if shown and j.id.startswith(shown)), shown)
         try:
             job = self.services.jobs.get(job_id)
-            video = self.services.storage.local_path(job.result["video_key"])
+            video = self.services.storage.local_path((job.result or {})["video_key"])
         except (StudioError, KeyError, TypeError):
             return None, "", ""
         return str(video), job_id, describe(job.result or {}, request_language(request))
@@ -298,13 +300,14 @@ def describe(result: dict[str, Any], lang: str = "en") -> str:
     """How the message was made, in the page's language (engine names stay as they are)."""
     engines = result.get("engines") or {}
     image = engines.get("image") or {}
+    refiner = image.get("matte_refinement") or image.get("sam2_refinement")  # older results
     voice = engines.get("voice") or {}
     mood = result.get("emotion")
     lines = [f"- {plain('message.note_video', lang)}: **{engines.get('video')}**",
              f"- {plain('message.note_voice', lang)}: **{voice.get('tts')}** → "
              f"{voice.get('conversion')}",
              f"- {plain('message.note_cutout', lang)}: **{image.get('background_removal')}**, "
-             f"{plain('message.note_refine', lang)}: **{image.get('sam2_refinement')}**",
+             f"{plain('message.note_refine', lang)}: **{refiner}**",
              f"- {plain('message.note_mood', lang)}: {word('mood.', str(mood), lang)} · "
              f"{result.get('duration')} s · {result.get('size')} · "
              f"{result.get('processing_time')} s"]
@@ -313,13 +316,18 @@ def describe(result: dict[str, Any], lang: str = "en") -> str:
     return "\n".join(lines)
 
 
-SIZE_LABELS = {"512x512": "message.size_square", "720x1280": "message.size_portrait",
-               "1280x720": "message.size_landscape"}
+ASPECT_LABELS = {"1:1": "message.size_square", "9:16": "message.size_portrait",
+                 "16:9": "message.size_landscape"}
+
+
+def size_choices() -> list[tuple[str | I18nData, str]]:
+    """(label, value) for every output size, as the Message and Video tabs offer them."""
+    return [(t(ASPECT_LABELS[size.aspect]), size.name) for size in SIZES]
 
 
 def default_bgm(services: Services) -> str:
     """The track the REST default (the "celebration" mood) resolves to, shown by its title."""
-    from pipelines.bgm import find_track
+    from pipelines.bgm_catalog import find_track
 
     try:
         return find_track("celebration", services.storage).id
@@ -363,8 +371,7 @@ def build(services: Services) -> None:
                                   min_width=160)
                 subtitles = gr.Checkbox(label=t("message.subtitles"), value=False,
                                         min_width=120)
-            size = gr.Radio(label=t("message.size"), value="512x512",
-                            choices=[(t(SIZE_LABELS[s]), s) for s in SIZES])
+            size = gr.Radio(label=t("message.size"), value=DEFAULT.name, choices=size_choices())
             with gr.Row():
                 go = gr.Button(t("message.generate"), variant="primary", scale=3,
                                elem_id="message-generate", min_width=160)

@@ -172,7 +172,7 @@ def build(services: Services) -> None:
     def adjust_prosody(audio_path: str | None, emotion_name: str, message: str,
                        pitch_shift: float, time_stretch: float, energy_boost: float,
                        intonation: float, pauses: float,
-                       request: gr.Request = None) -> tuple[str, str, str]:
+                       request: gr.Request | None = None) -> tuple[str, str, str]:
         """Adjust a recording's prosody; slider values override the emotion preset."""
         return run_adjust(services, audio_path, emotion_name, message, pitch_shift,
                           time_stretch, energy_boost, intonation, pauses, request)

@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.i18n import I18nData
+from PIL import Image
 
 from app.i18n import step_text
 from app.services import Services
-from app.ui.message import SIZE_LABELS
+from app.ui.message import size_choices
 from app.ui.text import plain, register, request_language, studio_error, t, ui_error
 from app.ui.work import recorded
 from models.base import Speech
 from models.errors import StudioError
+from pipelines.sizes import DEFAULT
 
 register(
     en={
@@ -48,7 +51,7 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
                ) -> tuple[str, str | None, str]:
     """The tab's one action (also the ``/generate_video`` API)."""
     from pipelines.media import decode_audio
-    from pipelines.video import render_talking_head
+    from pipelines.video import RenderOptions, render_talking_head
 
     lang = request_language(request)
     if image is None:
@@ -66,11 +69,13 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
                 if progress is not None:
                     progress(fraction, desc=step_text(step, lang))
 
+            render = RenderOptions.parse({"size": size, "subtitles": bool(subtitles and text),
+                                          "engine": None if engine == "auto" else engine,
+                                          "seed": int(seed or 0),
+                                          "preview": preview})
             path, info = render_talking_head(
-                services.chain("talking_head"), image, Speech(audio), size=size, output=out,
-                subtitles=text or None, burn_subtitles=bool(subtitles and text), progress=report,
-                seed=int(seed or 0), engine=None if engine in ("", "auto") else engine,
-                preview=preview)
+                services.chain("talking_head"), image, Speech(audio), output=out,
+                render=render, subtitles=text or None, progress=report)
     except StudioError as exc:
         raise studio_error(exc, lang) from None
     made = f"**{info['backend']}**"
@@ -83,7 +88,8 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
 
 
 def build(services: Services) -> None:
-    engines = [(t("video.engine_auto"), "auto"), *services.settings.backends("talking_head")]
+    engines: list[str | tuple[str | I18nData, str]] = [
+        (t("video.engine_auto"), "auto"), *services.settings.backends("talking_head")]
     with gr.Row():
         with gr.Column():
             image = gr.Image(label=t("video.portrait"), type="pil", image_mode=None,
@@ -93,8 +99,7 @@ def build(services: Services) -> None:
             text = gr.Textbox(label=t("video.text"), lines=2, max_length=1000)
             with gr.Row():
                 engine = gr.Dropdown(engines, value="auto", label=t("video.engine"))
-                size = gr.Dropdown([(t(SIZE_LABELS[s]), s) for s in SIZE_LABELS],
-                                   value="512x512", label=t("video.size"))
+                size = gr.Dropdown(size_choices(), value=DEFAULT.name, label=t("video.size"))
             with gr.Row():
                 subtitles = gr.Checkbox(label=t("video.subtitles"), value=False)
                 seed = gr.Number(label=t("video.seed"), value=0, precision=0, minimum=0)
@@ -109,8 +114,10 @@ def build(services: Services) -> None:
     preview_flag = gr.State(True)
     full_flag = gr.State(False)
 
-    def go(image, audio, engine, size, subtitles, text, seed, preview,
-           request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
+    def go(image: Image.Image | None, audio: str | None, engine: str, size: str,
+           subtitles: bool, text: str, seed: float, preview: bool,
+           request: gr.Request | None = None, progress: gr.Progress = gr.Progress()
+           ) -> tuple[str, str | None, str]:
         return run_render(services, image, audio, engine, size, subtitles, text, seed,
                           preview, progress, request)
 

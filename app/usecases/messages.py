@@ -5,7 +5,6 @@ whichever door it came through."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from app.services import Services
@@ -13,7 +12,8 @@ from app.storage import new_key
 from app.usecases.voices import voice_kit
 from models.errors import InvalidInput, NotFound
 from pipelines.media import decode_image, encode_png
-from pipelines.message import KIND, NO_MUSIC, MessageRequest
+from pipelines.message import KIND
+from pipelines.message_request import MessageRequest
 
 
 def _truthy(value: Any) -> bool:
@@ -38,25 +38,19 @@ def submit_message(services: Services, image_bytes: bytes, fields: dict[str, Any
     )
     check_choices(services, request, owner)
     image_key = services.storage.put(new_key("inputs/images", "png"), encode_png(image))
-    request = dataclasses.replace(request, image_key=image_key)
+    request = request.model_copy(update={"image_key": image_key})
     job = services.queue.submit(KIND, request.params(), owner=owner)
     return {"task_id": job.id, "status": job.status, "status_url": f"/api/video/status/{job.id}",
             "estimated_time": estimate_message_seconds(request)}
 
 
 def check_choices(services: Services, request: MessageRequest, owner: str | None) -> None:
-    """The mood, music and voice must exist (and be the caller's) when the job is queued."""
-    from pipelines.bgm import find_track, list_tracks
-    from pipelines.prosody import EMOTIONS
+    """The music and voice must exist (and be the caller's) when the job is queued (the mood
+    is one of the presets: :class:`MessageRequest` checked it)."""
+    from pipelines.bgm_catalog import find_track, list_tracks
 
-    if request.emotion not in EMOTIONS:
-        raise InvalidInput(f"Unknown mood {request.emotion!r}; use one of {', '.join(EMOTIONS)}.",
-                           code="PROSODY_INVALID_PARAMS",
-                           message_ja=f"雰囲気 {request.emotion!r} は使えません"
-                                      f"（{', '.join(EMOTIONS)}）。",
-                           details={"field": "emotion", "allowed": list(EMOTIONS)})
     visible = None if owner is None else (lambda who: who in (None, owner))
-    if request.bgm.strip().lower() not in NO_MUSIC:
+    if request.wants_music:
         try:
             find_track(request.bgm, services.storage, visible)
         except NotFound as exc:
@@ -86,8 +80,7 @@ def estimate_message_seconds(request: MessageRequest) -> float:
     """Rough wall time on a 2-core CPU: ~0.35 s of speech per character of Japanese."""
     chars = len(request.text)
     speech = chars * (0.15 if request.language == "ja" else 0.06) + 3.0
-    pixels = {"512x512": 1.0, "720x1280": 3.5, "1280x720": 3.5}[request.size]
-    return round(6.0 + speech * (0.6 + 0.55 * pixels), 1)
+    return round(6.0 + speech * (0.6 + 0.55 * request.size.cost), 1)
 
 
 def delete_message(services: Services, job_id: str) -> int:

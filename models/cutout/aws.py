@@ -35,8 +35,8 @@ from PIL import Image
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from models.base import EngineSettings
-from models.cutout.mediapipe import padded_box, rgb_array
 from models.errors import BackendFailed, BackendUnavailable, StudioError, TransientBackendError
+from models.imaging import padded_box, rgb_array
 
 MODEL_ID = "amazon.nova-canvas-v1:0"
 MAX_PIXELS = 4_194_304  # Nova Canvas input limit (2048x2048)

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings, LazyModel, module_available
-from models.cutout.mediapipe import matte_in_box
 from models.gpu import gpu_task, live
 from models.hf import IMAGENET_MEAN, IMAGENET_STD, HubModel, LoadFailure, to_pixel_values
+from models.imaging import matte_in_box
 
 INPUT_SIZE = 1024
 

@@ -8,31 +8,13 @@ the model's input and small people in big photos still get a usable mask.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from models.base import EngineSettings, LazyModel, module_available
 from models.errors import BackendUnavailable
-
-Box = tuple[int, int, int, int]
-CROP_PAD = 0.15  # of the box size, each side
-
-
-def rgb_array(image: Any) -> np.ndarray:
-    """PIL image or array -> contiguous uint8 HxWx3."""
-    arr = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr[..., :3])
-
-
-def padded_box(box: Box, width: int, height: int, pad: float = CROP_PAD) -> Box:
-    x0, y0, x1, y1 = box
-    px, py = (x1 - x0) * pad, (y1 - y0) * pad
-    return (max(int(x0 - px), 0), max(int(y0 - py), 0),
-            min(int(x1 + px), width), min(int(y1 + py), height))
+from models.imaging import Box, padded_box, rgb_array
 
 
 class MediapipeCutout:
@@ -68,7 +50,7 @@ class MediapipeCutout:
         mask = result.segmentation_mask
         if mask is None:
             return np.zeros(rgb.shape[:2], np.float32)
-        return np.clip(mask.astype(np.float32), 0.0, 1.0)
+        return np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
 
     def cutout(self, image: Any, box: Box | None = None) -> np.ndarray:
         rgb = rgb_array(image)
@@ -87,14 +69,3 @@ class MediapipeCutout:
             self._model.get().close()
             self._model.clear()
 
-
-def matte_in_box(image: Any, box: tuple[int, int, int, int] | None,
-                 predict: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Run a whole-image matting model on the (padded) person box only; zeros elsewhere."""
-    rgb = rgb_array(image)
-    h, w = rgb.shape[:2]
-    x0, y0, x1, y1 = padded_box(box, w, h) if box else (0, 0, w, h)
-    matte = np.zeros((h, w), np.float32)
-    if x1 - x0 >= 4 and y1 - y0 >= 4:
-        matte[y0:y1, x0:x1] = predict(rgb[y0:y1, x0:x1])
-    return matte

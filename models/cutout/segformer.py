@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings
-from models.cutout.mediapipe import matte_in_box
 from models.errors import BackendUnavailable
 from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
+from models.imaging import matte_in_box
 
 INPUT_SIZE = 512
 

@@ -14,33 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from models.base import EngineSettings, LazyModel, module_available
-from models.cutout.mediapipe import MediapipeCutout, rgb_array
+from models.base import Detection, EngineSettings, LazyModel, module_available
+from models.cutout.mediapipe import MediapipeCutout
 from models.errors import BackendUnavailable
+from models.imaging import rgb_array
 
 Box = tuple[int, int, int, int]
 Point = tuple[float, float]
 DETECT_MAX_SIDE = 1280
 MIN_COMPONENT = 0.01  # of the image area
 FLOOR_CONFIDENCE = 0.05  # what the face model reports at all; sensitivity filters above it
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One person: box, confidence, and the face (box and eye centres) when one was seen."""
-
-    bbox: Box
-    confidence: float
-    face_bbox: Box | None = None
-    eyes: tuple[Point, Point] | None = None
-    source: str = "face"  # "face" | "pose"
-
-    @property
-    def face_area(self) -> int:
-        if self.face_bbox is None:
-            return 0
-        x0, y0, x1, y1 = self.face_bbox
-        return (x1 - x0) * (y1 - y0)
 
 
 def threshold_for(sensitivity: float) -> float:
@@ -63,46 +46,60 @@ class _Face:
     eyes: tuple[Point, Point]
 
 
+def _load_faces() -> Any:
+    try:
+        import mediapipe as mp
+
+        return mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=FLOOR_CONFIDENCE)
+    except (ImportError, AttributeError, RuntimeError) as exc:
+        raise BackendUnavailable(f"mediapipe face detection could not load: {exc}",
+                                 code="IMAGE_DETECTOR_UNAVAILABLE",
+                                 message_ja="顔検出モデルを読み込めません。") from exc
+
+
+def _load_pose() -> Any:
+    import mediapipe as mp
+
+    return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                  min_detection_confidence=0.5)
+
+
+# The face and pose graphs hold no settings, so every detector in the process shares one of
+# each (each app's services build their own detector; loading the graphs per app was slow).
+# A mediapipe graph runs one image at a time, hence one lock for both.
+_FACES: LazyModel[Any] = LazyModel(_load_faces)
+_POSE: LazyModel[Any] = LazyModel(_load_pose)
+_GRAPH_LOCK = threading.Lock()
+_SEGMENTER: LazyModel[MediapipeCutout] = LazyModel(MediapipeCutout)
+
+
 class PersonDetector:
     """People and faces via mediapipe's bundled face, selfie and pose models."""
 
     name = "mediapipe"
+    method = "mediapipe_face+selfie"  # what the detection report names as its method
 
     def __init__(self, settings: EngineSettings | None = None,
                  segmenter: MediapipeCutout | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self.segmenter = segmenter or MediapipeCutout(self.settings)
-        self._faces: LazyModel[Any] = LazyModel(self._load_faces)
-        self._pose: LazyModel[Any] = LazyModel(self._load_pose)
-        self._lock = threading.Lock()
+        self._segmenter = segmenter
+
+    @property
+    def segmenter(self) -> MediapipeCutout:
+        return self._segmenter or _SEGMENTER.get()
 
     def available(self) -> tuple[bool, str]:
         ok, why = module_available("mediapipe")
         return (True, "mediapipe face detection + selfie segmentation") if ok else (False, why)
 
-    def _load_faces(self) -> Any:
-        try:
-            import mediapipe as mp
-
-            return mp.solutions.face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=FLOOR_CONFIDENCE)
-        except (ImportError, AttributeError, RuntimeError) as exc:
-            raise BackendUnavailable(f"mediapipe face detection could not load: {exc}",
-                                     code="IMAGE_DETECTOR_UNAVAILABLE",
-                                     message_ja="顔検出モデルを読み込めません。") from exc
-
-    def _load_pose(self) -> Any:
-        import mediapipe as mp
-
-        return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
-                                      min_detection_confidence=0.5)
-
     # -- faces ------------------------------------------------------------------------
 
     def _faces_in(self, rgb: np.ndarray, ox: int, oy: int, scale: float) -> list[_Face]:
         h, w = rgb.shape[:2]
-        with self._lock:
-            result = self._faces.get().process(np.ascontiguousarray(rgb))
+        graph = _FACES.get()
+        with _GRAPH_LOCK:
+            result = graph.process(np.ascontiguousarray(rgb))
         faces = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box
@@ -156,7 +153,8 @@ class PersonDetector:
         threshold = threshold_for(sensitivity)
         faces = [f for f in self.faces(rgb) if f.score >= threshold]
         mask = self.segmenter.segment(rgb) > 0.5
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            mask.astype(np.uint8), connectivity=8)
         min_area = MIN_COMPONENT * h * w
         people: list[Detection] = []
         claimed: set[int] = set()
@@ -209,8 +207,10 @@ class PersonDetector:
             return (max(int(b[0] * factor), 0), max(int(b[1] * factor), 0),
                     min(int(round(b[2] * factor)), width), min(int(round(b[3] * factor)), height))
 
-        eyes = (tuple((x * factor, y * factor) for x, y in d.eyes)  # type: ignore[assignment]
-                if d.eyes else None)
+        eyes = None
+        if d.eyes:
+            (x0, y0), (x1, y1) = d.eyes
+            eyes = ((x0 * factor, y0 * factor), (x1 * factor, y1 * factor))
         return Detection(box(d.bbox), d.confidence, box(d.face_bbox) if d.face_bbox else None,
                          eyes, d.source)
 
@@ -218,15 +218,13 @@ class PersonDetector:
         """How sure the pose model is that a body is in ``crop`` (0 when none)."""
         if crop.shape[0] < 32 or crop.shape[1] < 32:
             return 0.0
-        with self._lock:
-            result = self._pose.get().process(np.ascontiguousarray(crop))
+        graph = _POSE.get()
+        with _GRAPH_LOCK:
+            result = graph.process(np.ascontiguousarray(crop))
         if result.pose_landmarks is None:
             return 0.0
         upper = result.pose_landmarks.landmark[:13]  # head and shoulders
         return float(np.mean([lm.visibility for lm in upper]))
 
     def close(self) -> None:
-        for model in (self._faces, self._pose):
-            if model.loaded:
-                model.get().close()
-                model.clear()
+        """Nothing to release: the graphs are the process's, shared by every detector."""

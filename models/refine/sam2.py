@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings
-from models.cutout.mediapipe import rgb_array
 from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
+from models.imaging import rgb_array
 from models.refine.closed_form import as_float_rgb, refine_matte
 
 MASK_LOGIT_SCALE = 12.0
@@ -39,6 +39,7 @@ def _interior_point(mask: np.ndarray) -> tuple[float, float] | None:
 
 class Sam2Refiner:
     name = "sam2"
+    prompted = True  # segments the person again from their box
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
@@ -110,7 +111,8 @@ def sam2_mask(key: str, rgb: np.ndarray, matte: np.ndarray,
                     multimask_output=False, **kwargs)
     logits = out.pred_masks[0, 0, 0].float().cpu().numpy()
     full = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR)
-    return (1.0 / (1.0 + np.exp(-np.clip(full, -30, 30)))).astype(np.float32)
+    probability: np.ndarray = (1.0 / (1.0 + np.exp(-np.clip(full, -30, 30)))).astype(np.float32)
+    return probability
 
 
 def _load_weights(source: str) -> Any:

@@ -57,10 +57,11 @@ def test_post_process_202_then_status_completed(inline_client, inline_services,
     assert status["status"] == "completed", status
     assert status["steps_remaining"] == []
     ops = {o["operation"]: o for o in status["operations_applied"]}
-    assert list(ops) == ["person_detection", "background_removal", "sam2_refinement", "framing"]
+    # the request used the step's former name, which is still understood
+    assert list(ops) == ["person_detection", "background_removal", "matte_refinement", "framing"]
     cutout, _ = expected_engine(inline_services, "cutout")
     assert ops["background_removal"]["method"] == cutout
-    refinement = ops["sam2_refinement"]
+    refinement = ops["matte_refinement"]
     refiner, fallback = expected_engine(inline_services, "refiner")
     assert refinement["method"] == refiner  # closed_form where no SAM2 weights are
     assert refinement["fallback_used"] is fallback

@@ -8,7 +8,7 @@ from PIL import Image
 
 from models.base import FallbackChain
 from models.cutout.mediapipe import MediapipeCutout
-from models.detect.person import threshold_for
+from models.detect.person import PersonDetector, threshold_for
 from models.errors import InvalidInput
 from models.refine.closed_form import ClosedFormRefiner
 from pipelines import image as pipe
@@ -17,13 +17,14 @@ from pipelines.framing import (
     FramingOptions,
     builtin_backgrounds,
     frame,
-    validate_options,
 )
 from tests.image import portraits
 
+DETECTORS = FallbackChain("person_detection", [PersonDetector()])
+
 
 def test_single_portrait_has_one_person_with_a_face(portrait) -> None:
-    people, report = pipe.detect(portrait.image)
+    people, report = pipe.detect(portrait.image, DETECTORS)
     assert len(people) == 1
     person = people[0]
     assert person.face_bbox is not None
@@ -36,7 +37,7 @@ def test_single_portrait_has_one_person_with_a_face(portrait) -> None:
 
 
 def test_group_photo_has_two_people_largest_first(group) -> None:
-    people, _ = pipe.detect(group)
+    people, _ = pipe.detect(group, DETECTORS)
     assert len(people) == 2
     areas = [(p.face_bbox[2] - p.face_bbox[0]) * (p.face_bbox[3] - p.face_bbox[1])
              for p in people]
@@ -48,7 +49,7 @@ def test_group_photo_has_two_people_largest_first(group) -> None:
 
 def test_no_person_is_a_clear_error() -> None:
     with pytest.raises(InvalidInput) as info:
-        pipe.detect(portraits.no_person_image())
+        pipe.detect(portraits.no_person_image(), DETECTORS)
     assert info.value.code == "IMAGE_NO_PERSON"
     assert info.value.message_ja
 
@@ -56,7 +57,7 @@ def test_no_person_is_a_clear_error() -> None:
 @pytest.mark.parametrize("value", [0.0, 0.05, 0.95, 1.5])
 def test_sensitivity_outside_range_is_refused(portrait, value: float) -> None:
     with pytest.raises(InvalidInput) as info:
-        pipe.detect(portrait.image, sensitivity=value)
+        pipe.detect(portrait.image, DETECTORS, sensitivity=value)
     assert info.value.code == "IMAGE_INVALID_SENSITIVITY"
 
 
@@ -65,14 +66,14 @@ def test_higher_sensitivity_lowers_the_threshold() -> None:
 
 
 def test_unknown_person_id_is_refused(portrait) -> None:
-    people, _ = pipe.detect(portrait.image)
+    people, _ = pipe.detect(portrait.image, DETECTORS)
     with pytest.raises(InvalidInput) as info:
         pipe.select(people, [7])
     assert info.value.code == "IMAGE_INVALID_SELECTION"
 
 
 def test_cutout_of_one_person_excludes_the_other(group) -> None:
-    people, _ = pipe.detect(group)
+    people, _ = pipe.detect(group, DETECTORS)
     chain = FallbackChain("cutout", [MediapipeCutout()])
     matte, report = pipe.cutout(group, [people[1]], chain, people=people)
     assert report.operation == "background_removal"
@@ -167,17 +168,19 @@ def test_padding_leaves_a_transparent_margin() -> None:
     assert a[100:].max() == 255
 
 
-@pytest.mark.parametrize("options", [
-    FramingOptions(aspect="4:3"), FramingOptions(size=64), FramingOptions(padding=501),
-    FramingOptions(padding=250), FramingOptions(background="plaid"),
-    FramingOptions(background="solid", background_color="nope"),
-    FramingOptions(background="builtin", background_id="nope"),
-    FramingOptions(background="upload"),
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"aspect": "4:3"}, "aspect"), ({"size": 64}, "size"), ({"padding": 501}, "padding"),
+    ({"padding": 250}, "padding"), ({"background": "plaid"}, "background"),
+    ({"background": "solid", "background_color": "nope"}, "background_color"),
+    ({"background": "builtin", "background_id": "nope"}, None),
+    ({"background": "upload"}, "background_image"),
 ])
-def test_bad_framing_options_are_refused(options: FramingOptions) -> None:
+def test_bad_framing_options_are_refused(raw: dict, field: str | None) -> None:
     with pytest.raises(InvalidInput) as info:
-        validate_options(options)
+        FramingOptions.parse(raw)
     assert info.value.code == "IMAGE_INVALID_FRAMING"
+    assert info.value.message_ja
+    assert info.value.details.get("field") == field
 
 
 def test_at_least_five_builtin_backgrounds_ship() -> None:
@@ -195,7 +198,8 @@ def test_at_least_five_builtin_backgrounds_ship() -> None:
 @pytest.mark.slow
 def test_prepare_portrait_end_to_end(portrait) -> None:
     result = pipe.prepare_portrait(
-        portrait.image, cutout_chain=FallbackChain("cutout", [MediapipeCutout()]),
+        portrait.image, detectors=DETECTORS,
+        cutout_chain=FallbackChain("cutout", [MediapipeCutout()]),
         refiner_chain=FallbackChain("refiner", [ClosedFormRefiner()]))
     assert result.image.size == (512, 512)
     assert result.image.mode == "RGBA"
@@ -220,8 +224,50 @@ def test_exif_orientation_is_honoured_before_detection(portrait) -> None:
     stored.save(buffer, format="JPEG", quality=92, exif=exif)
     upright = decode_image(buffer.getvalue())
     assert upright.size == portrait.image.size
-    people, _ = pipe.detect(upright)
+    people, _ = pipe.detect(upright, DETECTORS)
     assert len(people) == 1
     fx0, fy0, fx1, fy1 = people[0].face_bbox
     assert 140 < (fx0 + fx1) / 2 < 390
     assert 100 < (fy0 + fy1) / 2 < 330
+
+
+class _PromptedRefiner:
+    """Stands in for a promptable segmentation refiner: returns the matte as it came."""
+
+    name = "prompted"
+    prompted = True
+
+    def available(self) -> tuple[bool, str]:
+        return True, "test double"
+
+    def refine(self, image, matte, box=None):
+        return matte
+
+    def close(self) -> None:
+        pass
+
+
+def test_refinement_notes_when_an_unprompted_refiner_stood_in(portrait) -> None:
+    people, _ = pipe.detect(portrait.image, DETECTORS)
+    matte = portrait.alpha.astype(np.float32)
+    _, classical = pipe.refine(portrait.image, matte, people[:1],
+                               FallbackChain("refiner", [ClosedFormRefiner()]))
+    assert classical.method == "closed_form"
+    assert "SAM2" in classical.details["note"]
+    _, prompted = pipe.refine(portrait.image, matte, people[:1],
+                              FallbackChain("refiner", [_PromptedRefiner()]))
+    assert prompted.method == "prompted"
+    assert "note" not in prompted.details
+
+
+def test_person_detection_is_a_configured_capability(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+    from models.registry import CAPABILITIES, DEFAULT_ORDER
+
+    assert DEFAULT_ORDER["person_detection"] == ("mediapipe",)
+    assert "person_detection" in CAPABILITIES
+    assert Settings(data_dir=tmp_path).backends("person_detection") == ["mediapipe"]
+    with pytest.raises(ValidationError, match="STUDIO_PERSON_DETECTION_BACKENDS"):
+        Settings(data_dir=tmp_path, person_detection_backends="nope")

@@ -166,7 +166,7 @@ def test_refiner_chain_uses_sam2_when_weights_exist(tmp_path: Path) -> None:
                                       ClosedFormRefiner()])
     person = Person(0, (25, 30, 65, 110), 0.9, None, None, "face")
     _, report = refine(_picture(), _coarse(), [person], chain)
-    assert report.operation == "sam2_refinement"
+    assert report.operation == "matte_refinement"
     assert report.method == "sam2"
     assert report.fallback_used is False
 

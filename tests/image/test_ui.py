@@ -31,7 +31,7 @@ def test_detect_people_then_cutout(services, tmp_path: Path, group) -> None:
         assert Image.open(download).size == (512, 512)
         assert Image.open(board).size == group.size
         assert [e["operation"] for e in engines] == [
-            "person_detection", "background_removal", "sam2_refinement", "framing"]
+            "person_detection", "background_removal", "matte_refinement", "framing"]
         refiner, fallback = expected_engine(services, "refiner")
         assert engines[2]["method"] == refiner
         assert engines[2]["fallback_used"] is fallback

@@ -13,7 +13,7 @@ import pytest
 
 from models.base import Audio
 from models.errors import InvalidInput, NotFound, PayloadTooLarge
-from pipelines import bgm
+from pipelines import bgm, bgm_catalog
 from pipelines.loudness import integrated_loudness, true_peak_db
 from pipelines.media import decode_audio, ffmpeg_exe
 from tests.prosody.conftest import wav_bytes
@@ -41,38 +41,38 @@ def ffmpeg_ebur128(data: bytes, suffix: str) -> tuple[float, float]:
 
 
 def test_catalogue_has_five_moods_with_provenance() -> None:
-    tracks = bgm.builtin_tracks()
+    tracks = bgm_catalog.builtin_tracks()
     assert len(tracks) >= 5
-    assert {t.mood for t in tracks} >= set(bgm.MOODS)
-    manifest = json.loads((bgm.ASSETS_DIR / "manifest.json").read_text())
+    assert {t.mood for t in tracks} >= set(bgm_catalog.MOODS)
+    manifest = json.loads((bgm_catalog.ASSETS_DIR / "manifest.json").read_text())
     total = 0
     for entry in manifest["tracks"]:
-        path = bgm.ASSETS_DIR / entry["file"]
+        path = bgm_catalog.ASSETS_DIR / entry["file"]
         data = path.read_bytes()
         total += len(data)
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         assert "MIT" in entry["licence"]
         assert "immich-memories-music" in entry["source"]
         assert entry["title"]
-        assert entry["mood"] in bgm.MOODS
+        assert entry["mood"] in bgm_catalog.MOODS
     assert total < 4.5e6
-    assert (bgm.ASSETS_DIR / "LICENSE-MUSIC").is_file()
+    assert (bgm_catalog.ASSETS_DIR / "LICENSE-MUSIC").is_file()
 
 
 def test_builtin_tracks_decode_to_their_manifest_duration() -> None:
-    for track in bgm.builtin_tracks():
-        _, audio = bgm.load_track(track.id)
+    for track in bgm_catalog.builtin_tracks():
+        _, audio = bgm_catalog.load_track(track.id)
         assert audio.sample_rate == bgm.MIX_RATE
         assert audio.duration == pytest.approx(track.duration, abs=0.1)
         assert np.abs(audio.samples).max() > 0.1
 
 
 def test_find_track_by_id_and_mood() -> None:
-    assert bgm.find_track("calm-acoustic").id == "calm-acoustic"
-    assert bgm.find_track("celebration").mood == "celebration"
-    assert bgm.find_track("Tender").mood == "tender"
+    assert bgm_catalog.find_track("calm-acoustic").id == "calm-acoustic"
+    assert bgm_catalog.find_track("celebration").mood == "celebration"
+    assert bgm_catalog.find_track("Tender").mood == "tender"
     with pytest.raises(NotFound) as caught:
-        bgm.find_track("polka")
+        bgm_catalog.find_track("polka")
     assert caught.value.code == "BGM_TRACK_NOT_FOUND"
 
 
@@ -218,26 +218,26 @@ class MemoryStore:
 def test_upload_is_validated_stored_and_listed() -> None:
     store = MemoryStore()
     music = wav_bytes(_noise(3.0, rate=44100))
-    track = bgm.save_upload(music, "my song.wav", store, title="My song", mood="happy")
+    track = bgm_catalog.save_upload(music, "my song.wav", store, title="My song", mood="happy")
     assert track.id.startswith("user-")
     assert track.mood == "happy"
-    assert [t.id for t in bgm.list_tracks(store)][-1] == track.id
-    found, audio = bgm.load_track(track.id, store)
+    assert [t.id for t in bgm_catalog.list_tracks(store)][-1] == track.id
+    found, audio = bgm_catalog.load_track(track.id, store)
     assert found.title == "My song"
     assert audio.duration == pytest.approx(3.0, abs=0.01)
     with pytest.raises(InvalidInput) as bad_ext:
-        bgm.save_upload(music, "song.exe", store)
+        bgm_catalog.save_upload(music, "song.exe", store)
     assert bad_ext.value.code == "BGM_AUDIO_INVALID"
     with pytest.raises(PayloadTooLarge) as big:
-        bgm.save_upload(b"RIFF" + b"\0" * (10 * 1024 * 1024), "big.wav", store)
+        bgm_catalog.save_upload(b"RIFF" + b"\0" * (10 * 1024 * 1024), "big.wav", store)
     assert big.value.code == "BGM_AUDIO_TOO_LARGE"
     with pytest.raises(InvalidInput) as short:
-        bgm.save_upload(wav_bytes(_noise(0.5)), "short.wav", store)
+        bgm_catalog.save_upload(wav_bytes(_noise(0.5)), "short.wav", store)
     assert short.value.details["reason"] == "too_short"
     with pytest.raises(InvalidInput) as broken:
-        bgm.save_upload(music[:200], "broken.wav", store)
+        bgm_catalog.save_upload(music[:200], "broken.wav", store)
     assert broken.value.code == "BGM_AUDIO_INVALID"
     with pytest.raises(InvalidInput) as mood:
-        bgm.save_upload(music, "x.wav", store, mood="angry")
+        bgm_catalog.save_upload(music, "x.wav", store, mood="angry")
     assert mood.value.details["field"] == "mood"
-    assert len(bgm.uploaded_tracks(store)) == 1
+    assert len(bgm_catalog.uploaded_tracks(store)) == 1

@@ -189,7 +189,7 @@ def _ui_services(secured):
 def test_ui_tabs_list_only_the_users_own(secured) -> None:
     from app.ui import bgm as bgm_tab
     from app.ui import voice as voice_tab
-    from pipelines import bgm
+    from pipelines import bgm_catalog
 
     services = _ui_services(secured)
     kit = _fast_kit(services)
@@ -209,7 +209,7 @@ def test_ui_tabs_list_only_the_users_own(secured) -> None:
     assert info.value.code == "VOICE_PROFILE_NOT_FOUND"
     assert kit.store.get(theirs)
 
-    track = bgm.save_upload(wav(3.0, 44100), "song.wav", services.storage, owner="bob")
+    track = bgm_catalog.save_upload(wav(3.0, 44100), "song.wav", services.storage, owner="bob")
     assert track.id not in [r[0] for r in bgm_tab.track_rows(services, alice)]
     assert track.id in [r[0] for r in bgm_tab.track_rows(services, bob)]
     assert bgm_tab.track_path(services, track.id, alice) is None
