@@ -54,7 +54,7 @@ def _warm_voice(services: object, log: logging.Logger) -> None:
     try:
         count = warm_up(services.chain, services.engine_settings.cache_dir)  # type: ignore[attr-defined]
         log.info("voice matching calibration ready", extra={"voices": count})
-    except Exception:  # noqa: BLE001 - a warm-up failure must not stop the studio
+    except Exception:  # a warm-up failure must not stop the studio
         log.exception("voice matching warm-up failed; the first profile will do it")
 
 

@@ -5,8 +5,8 @@ Off by default on localhost. ``STUDIO_JWT_SECRET`` turns REST authentication on;
 ``STUDIO_AUTH_USERS`` / ``STUDIO_AUTH_USERS_FILE`` turn the UI login on. HS256 is the only
 accepted algorithm, so ``alg: none`` and RS/HS confusion are refused by construction.
 
-Seed section 7.1 claims: ``user_id``, ``email``, ``roles``, ``exp``, ``iat``.
-Seed section 7.2 service token: ``X-Service-Token: {service}:{unix_ts}:{hex hmac}`` where the
+Token claims: ``user_id``, ``email``, ``roles``, ``exp``, ``iat``.
+Service token (workers on other machines): ``X-Service-Token: {service}:{unix_ts}:{hex hmac}`` where the
 HMAC-SHA256 key is ``STUDIO_SERVICE_SECRET`` and the message ``{service}:{unix_ts}``; valid
 for 5 minutes either side.
 """

@@ -231,7 +231,7 @@ class Heartbeat:
     def beat(self) -> None:
         try:
             self.store.write(self.record())
-        except Exception as exc:  # noqa: BLE001 - a missed beat must not kill a worker
+        except Exception as exc:  # a missed beat must not kill a worker
             log.warning("heartbeat not written: %s", exc)
 
     def beat_if_consuming(self) -> None:
@@ -250,7 +250,7 @@ class Heartbeat:
         self._stop.set()
         try:
             self.store.remove(self.worker)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("heartbeat not removed: %s", exc)
 
 

@@ -85,7 +85,7 @@ class LeaseKeeper:
         if self.on_change is not None:
             try:
                 self.on_change()
-            except Exception as exc:  # noqa: BLE001 - reporting must not stop the work
+            except Exception as exc:  # reporting must not stop the work
                 log.warning("heartbeat not written: %s", exc)
 
     def renew_all(self) -> None:
@@ -94,7 +94,7 @@ class LeaseKeeper:
         for (job_id, stage), token in held:
             try:
                 kept = self._renew(job_id, stage, token)
-            except Exception as exc:  # noqa: BLE001 - a store hiccup: try again next round
+            except Exception as exc:  # a store hiccup: try again next round
                 log.warning("lease not renewed: %s", exc,
                             extra={"job_id": job_id, "stage": stage})
                 continue

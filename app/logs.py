@@ -1,4 +1,4 @@
-"""JSON-lines logging (seed section 8.1), with the request id of the request being served.
+"""JSON-lines logging, with the request id of the request being served.
 
 Each line: timestamp, level, service, version, request_id, event, duration_ms, metadata.
 In a terminal, a short human-readable line instead (``STUDIO_LOG_FORMAT=auto``).

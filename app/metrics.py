@@ -206,7 +206,7 @@ class StateCollector(Collector):
             yield from self._workers()
             yield from self._circuits()
             yield from self._disk()
-        except Exception:  # noqa: BLE001 - a broken probe must not break /metrics
+        except Exception:  # a broken probe must not break /metrics
             log.exception("state metrics failed")
 
     def _workers(self) -> Iterator[GaugeMetricFamily]:

@@ -183,7 +183,7 @@ class TaskQueue(Reaping):
             if end(status="failed", error=error_record(exc)):
                 log.warning("job failed", extra={"job_id": job_id, "code": exc.code})
             return
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave the job 'processing'
+        except Exception as exc:  # a bug must not leave the job 'processing'
             error = storage_error(exc)
             if error is not None:
                 end(status="failed", error=error)
@@ -283,13 +283,13 @@ class TaskQueue(Reaping):
     def depth(self) -> int:
         try:
             return int(self.huey.pending_count())
-        except Exception:  # noqa: BLE001 - a broken queue reads as unknown, not a crash
+        except Exception:  # a broken queue reads as unknown, not a crash
             return -1
 
     def health(self) -> tuple[bool, str]:
         try:
             depth = self.huey.pending_count()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return False, f"queue unreachable: {exc}"
         return True, f"{type(self.huey).__name__}, {depth} pending"
 

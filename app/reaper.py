@@ -68,7 +68,7 @@ class Reaping(StageScheduler):
                 continue  # no consumer threads here (they stopped): nothing to hand work to
             try:
                 self.reap()
-            except Exception as exc:  # noqa: BLE001 - the store may be briefly unreachable
+            except Exception as exc:  # the store may be briefly unreachable
                 log.warning("reap failed: %s", exc)
 
     def reap(self, dead: Callable[[str], bool] | None = None) -> list[str]:

@@ -288,7 +288,7 @@ class StageScheduler:
         except StudioError as exc:
             self._stage_failed(job_id, stage_name, token, error_record(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave the job 'processing'
+        except Exception as exc:  # a bug must not leave the job 'processing'
             error = storage_error(exc)
             if error is None:
                 log.exception("stage crashed", extra={"job_id": job_id, "stage": stage_name})

@@ -324,7 +324,7 @@ class S3Storage:
         try:
             self.client.put_object(Bucket=self.bucket, Key=full, Body=data,
                                    ContentType=content_type(key))
-        except Exception as exc:  # noqa: BLE001 - translated at the boundary
+        except Exception as exc:  # translated at the boundary
             raise self._wrap(exc, key) from exc
         return key
 
@@ -335,7 +335,7 @@ class S3Storage:
         full = self._k(key)
         try:
             return bytes(self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._wrap(exc, key) from exc
 
     def exists(self, key: str) -> bool:
@@ -355,7 +355,7 @@ class S3Storage:
         full = self._k(key)
         try:
             self.client.delete_object(Bucket=self.bucket, Key=full)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._wrap(exc, key) from exc
         return existed
 
@@ -400,7 +400,7 @@ class S3Storage:
         try:
             self.client.head_bucket(Bucket=self.bucket)
             return True
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not self._missing(exc):
                 raise self._wrap(exc, self.bucket) from exc
         if not create:
@@ -410,7 +410,7 @@ class S3Storage:
             "CreateBucketConfiguration": {"LocationConstraint": region}}
         try:
             self.client.create_bucket(Bucket=self.bucket, **options)
-        except Exception as exc:  # noqa: BLE001 - created meanwhile by another process
+        except Exception as exc:  # created meanwhile by another process
             if "BucketAlreadyOwnedByYou" not in str(exc):
                 raise self._wrap(exc, self.bucket) from exc
         return True
@@ -418,7 +418,7 @@ class S3Storage:
     def health(self) -> tuple[bool, str]:
         try:
             self.client.head_bucket(Bucket=self.bucket)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if self._missing(exc):
                 return False, f"s3: {self.how_to_create()}"
             return False, f"s3 bucket {self.bucket}: {exc}"

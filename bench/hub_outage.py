@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hub_outage.py [--runs 2]
 
-Issue 19: with ``STUDIO_ALLOW_DOWNLOADS=1`` and no route to the hub, every message used to
+With ``STUDIO_ALLOW_DOWNLOADS=1`` and no route to the hub, every message used to
 retry the hub for BiRefNet, SegFormer, SAM2 and Wav2Lip inside the job (123 s instead of
 ~12 s). Now the model manager downloads in the background and the job goes straight to the
 next engine. Three studios in this one process, each on its own data dir, run the same

@@ -1,4 +1,4 @@
-"""Seed section 9.3 at a bigger scale than CI runs it: bursts of concurrent message
+"""tests/message/test_load.py at a bigger scale than CI runs it: bursts of concurrent message
 submissions over REST (loopback) against a studio with a small queue.
 
     /work/main/.venv/bin/python bench/load.py [--n 20,50] [--max-queued 5] [--workers 2]

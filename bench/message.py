@@ -2,7 +2,7 @@
 
     /work/main/.venv/bin/python bench/message.py [--quick] [--messages 4] [--workers 1,2,4]
 
-Measures (seed issue 7):
+Measures:
   * wall time from submit to ``completed`` for a ~10 s Japanese message (a ~1 MP photo,
     ~40 characters, the default built-in voice, BGM), first run (engines load) and warm runs,
     and each stage's time from ``services.queue.stages``;

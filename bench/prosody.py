@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.base import Audio  # noqa: E402
-from pipelines import bgm, bgm_catalog, prosody  # noqa: E402
-from pipelines.loudness import integrated_loudness, true_peak_db  # noqa: E402
-from pipelines.media import decode_audio, ffmpeg_exe, resample  # noqa: E402
+from models.base import Audio
+from pipelines import bgm, bgm_catalog, prosody
+from pipelines.loudness import integrated_loudness, true_peak_db
+from pipelines.media import decode_audio, ffmpeg_exe, resample
 
 OUT = Path(__file__).resolve().parent / "out"
 JA_TEXT = ("お誕生日おめでとうございます。素敵な一年になりますように。"
@@ -59,7 +59,7 @@ def to_length(audio: Audio, seconds: float) -> Audio:
     return Audio(np.tile(audio.samples, reps)[:n], audio.sample_rate)
 
 
-def timed(fn, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN201
+def timed(fn, *args, **kw):
     start = time.perf_counter()
     value = fn(*args, **kw)
     return value, time.perf_counter() - start

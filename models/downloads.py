@@ -244,7 +244,7 @@ class ModelManager:
     def _background(self, name: str, state: DownloadState) -> None:
         try:
             self.download(name, state=state)
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded and backed off
+        except Exception as exc:  # every failure is recorded and backed off
             with self._lock:
                 state.failures += 1
                 state.status = "failed"

@@ -64,7 +64,7 @@ def batch_size(device: str, per_item_mb: float, default: int, most: int = 256) -
         import torch
 
         free, _total = torch.cuda.mem_get_info()
-    except Exception:  # noqa: BLE001 - no CUDA context (ZeroGPU outside a call): the default
+    except Exception:  # no CUDA context (ZeroGPU outside a call): the default
         return default
     return max(1, min(most, int(free * 0.5 / (per_item_mb * 2**20))))
 

@@ -95,7 +95,7 @@ class LoadFailure:
         signature = files_signature(paths)
         try:
             result = load()
-        except Exception as exc:  # noqa: BLE001 - whatever breaks a load, the chain moves on
+        except Exception as exc:  # whatever breaks a load, the chain moves on
             reason = f"{what}: {type(exc).__name__}: {exc}"[:500]
             self._error = (signature, reason)
             raise BackendUnavailable(reason, code=code, message_ja=message_ja) from exc

@@ -24,6 +24,7 @@ from models.base import (
     Speech,
     SpeechEngine,
     VoiceConverter,
+    VoiceTarget,
     no_progress,
 )
 from models.errors import BackendUnavailable, InvalidInput
@@ -341,11 +342,11 @@ def _profile_source_voice(tts: FallbackChain[Any], profile: Profile,
 def convert_to_profile(speech: Speech, profile: Profile, profiles: ProfileStore,
                        converters: FallbackChain[Any]) -> tuple[Speech, ConversionReport]:
     """Run the converter chain (OpenVoice when it has weights, else voice matching)."""
-    reference = profiles.reference(profile.id)
-    data = dict(profile.as_dict(), embedding_vector=profiles.embedding(profile.id).tolist())
+    target = VoiceTarget(f"{profile.id}:{profile.updated_at}", profiles.reference(profile.id),
+                         profiles.embedding(profile.id), profile.matching)
     started = time.perf_counter()
     try:
-        result = converters.run(lambda c: c.convert(speech.audio, data, reference))
+        result = converters.run(lambda c: c.convert(speech.audio, target))
     except ChainExhausted as exc:
         raise speech_unavailable(exc) from exc
     audio: Audio = result.value

@@ -19,7 +19,7 @@ def worker_report(services: Services) -> dict[str, Any]:
     process or in ``huey_consumer`` processes on any host, whatever ``STUDIO_WORKERS`` says."""
     try:
         live, stale = live_workers(services.queue.huey)
-    except Exception as exc:  # noqa: BLE001 - the queue's own health says why
+    except Exception as exc:  # the queue's own health says why
         return {"in_process_threads": services.settings.workers, "live": 0,
                 "error": f"heartbeats unreadable: {exc}"}
     return {

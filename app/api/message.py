@@ -1,4 +1,4 @@
-"""The one-click message over REST (seed section 9.2) and its history.
+"""The one-click message over REST and its history.
 
 ``POST /api/video/generate`` with a multipart body lands here (the JSON body is the plain
 render path in ``app/api/video.py``): ``image``, ``text``, ``voice_profile`` (a profile id or a

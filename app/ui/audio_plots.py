@@ -35,7 +35,7 @@ def _font_family() -> str | None:
 
     try:
         path = font_path()
-    except Exception:  # noqa: BLE001 - no CJK font: English labels still draw
+    except Exception:  # no CJK font: English labels still draw
         return None
     font_manager.fontManager.addfont(path)
     return font_manager.FontProperties(fname=path).get_name()

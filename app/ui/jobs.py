@@ -94,7 +94,7 @@ def is_admin(services: Services, request: gr.Request | None) -> bool:
         return True
     try:
         return bool(check(request))
-    except Exception:  # noqa: BLE001 - a failing check denies, never opens
+    except Exception:  # a failing check denies, never opens
         return False
 
 

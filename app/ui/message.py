@@ -126,7 +126,7 @@ class MessageTab:
     def generate(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
                  bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
                  request: gr.Request | None = None,
-                 progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - Gradio's idiom
+                 progress: gr.Progress = gr.Progress()) -> str:  # Gradio's idiom
         """Photo + text -> MP4 path (the ``/generate_message`` API; a cancel is an error
         to a script, which must not mistake it for a result).
 
@@ -144,7 +144,7 @@ class MessageTab:
     def generate_ui(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
                     bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
                     request: gr.Request | None = None,
-                    progress: gr.Progress = gr.Progress()  # noqa: B008 - Gradio's idiom
+                    progress: gr.Progress = gr.Progress()  # Gradio's idiom
                     ) -> tuple[str | None, str, str]:
         """The Generate button: (video, how it was made, status). A cancel ends in a plain
         note with nothing in the player; errors are toasts in the page's language."""
@@ -350,7 +350,7 @@ def build(services: Services) -> None:
     tab = MessageTab(services)
     try:  # real choices in the API schema at once; the page load refreshes them
         voices, tracks = voice_choices(services), bgm_choices(services)
-    except Exception:  # noqa: BLE001 - an engine failing to list must not break the tab
+    except Exception:  # an engine failing to list must not break the tab
         voices, tracks = [(t("word.auto"), "")], [(t("message.music_none"), "none")]
     with gr.Row(elem_id="message-row"):
         with gr.Column(scale=1, min_width=300):

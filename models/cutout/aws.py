@@ -210,14 +210,14 @@ class NovaCanvasCutout:
         try:
             self.s3().put_object(Bucket=self.settings.s3_bucket, Key=key, Body=data,
                                  ContentType="image/png")
-        except Exception as exc:  # noqa: BLE001 - translated at the boundary
+        except Exception as exc:  # translated at the boundary
             raise translate_boto_error(exc, "S3 upload") from exc
 
     def _get(self, key: str) -> bytes:
         try:
             return bytes(self.s3().get_object(Bucket=self.settings.s3_bucket, Key=key)["Body"]
                          .read())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise translate_boto_error(exc, "S3 download") from exc
 
     def _invoke_direct(self, png: bytes) -> bytes:
@@ -232,7 +232,7 @@ class NovaCanvasCutout:
             raise _error(BackendFailed, "AWS_MCP_BAD_RESPONSE",
                          f"Nova Canvas answered something unreadable: {exc}",
                          "Nova Canvas の応答を読めません。") from exc
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise translate_boto_error(exc, "Bedrock invoke_model") from exc
         if payload.get("error"):
             raise _error(BackendFailed, "AWS_MCP_REJECTED",

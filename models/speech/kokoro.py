@@ -134,7 +134,7 @@ class _Kokoro:
                 with_extra_output(path.read_bytes(), DURATION_OUTPUT), sess_options=opts,
                 providers=["CPUExecutionProvider"])
             self.timed = len(self.session.get_outputs()) == 2
-        except Exception as exc:  # noqa: BLE001 - a model without that tensor: no timing
+        except Exception as exc:  # a model without that tensor: no timing
             log.warning("Kokoro phoneme durations unavailable (%s); lip-sync uses audio", exc)
             self.session = ort.InferenceSession(str(path), sess_options=opts,
                                                 providers=["CPUExecutionProvider"])

@@ -113,7 +113,7 @@ class LocalSpeech:
             raise BackendUnavailable(f"{self.name} could not load: {exc}",
                                      code="VOICE_ENGINE_UNAVAILABLE",
                                      message_ja=f"{self.name} を読み込めません: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - an engine bug on good input
+        except Exception as exc:  # an engine bug on good input
             raise BackendFailed(f"{self.name} failed: {exc}", code="VOICE_SYNTHESIS_FAILED",
                                 message_ja=f"{self.name} の音声合成に失敗しました: {exc}") from exc
         pieces = [(samples, unit.pause) for unit, (samples, _) in zip(units, done, strict=True)]

@@ -352,7 +352,7 @@ def _decode_wav(data: bytes) -> np.ndarray:
                                     details={"bytes": len(data)}, retry_after=30)
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - a bad body from the engine
+    except Exception as exc:  # a bad body from the engine
         raise TransientBackendError("VOICEVOX returned audio that is not a WAV file.",
                                     code="VOICE_SERVICE_UNAVAILABLE",
                                     message_ja="VOICEVOX の応答が WAV ではありません。",

@@ -232,7 +232,7 @@ class DidTalkingHead:
         except Cancelled:
             try:
                 self._call("DELETE", f"/talks/{talk_id}")
-            except Exception:  # noqa: BLE001 - best effort: the job is cancelled anyway
+            except Exception:  # best effort: the job is cancelled anyway
                 pass
             raise
         result_url = data.get("result_url")

@@ -68,7 +68,7 @@ def build_model() -> Any:
     class Wav2Lip(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            S = nn.Sequential  # noqa: N806
+            S = nn.Sequential
             self.face_encoder_blocks = nn.ModuleList([
                 S(Conv(6, 16, 7, 1, 3)),
                 S(Conv(16, 32, 3, 2, 1), res(32), res(32)),

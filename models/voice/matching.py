@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 
-from models.base import Audio, EngineSettings, LazyModel, MatchingCalibration
+from models.base import Audio, EngineSettings, LazyModel, MatchingCalibration, VoiceTarget
 from models.voice.resemblyzer import ResemblyzerEncoder, cosine
 
 FORMANT_RATIOS = (0.86, 0.92, 0.97, 1.0, 1.04, 1.09, 1.15)
@@ -127,15 +126,15 @@ class VoiceMatcher:
     def embed(self, audio: Audio) -> np.ndarray:
         return self._encoder.get().embed([audio])
 
-    def convert(self, audio: Audio, profile: dict[str, Any], reference: Audio) -> Audio:
+    def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
         """Apply the profile's calibrated parameters, or search them now if it has none."""
-        matching = profile.get("matching") or {}
-        if matching.get("params"):
-            params = MatchParams(**matching["params"])
+        if target.matching is not None and target.matching.params:
+            params = MatchParams(**target.matching.params)
         else:
-            target = np.asarray(profile.get("embedding_vector") or self.embed(reference),
-                                np.float32)
-            params, _ = search(audio, target, pitch_median(reference), self.embed)
+            embedding = (target.embedding if target.embedding is not None
+                         else self.embed(target.reference))
+            params, _ = search(audio, np.asarray(embedding, np.float32),
+                               pitch_median(target.reference), self.embed)
         return apply_match(audio, params)
 
     def calibrate(self, target: np.ndarray, reference: Audio,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Audio, EngineSettings, LazyModel, module_available
+from models.base import Audio, EngineSettings, LazyModel, VoiceTarget, module_available
 from models.errors import BackendUnavailable
 from models.gpu import drop, gpu_task, keep, live
 from models.hf import LoadFailure
@@ -174,12 +174,12 @@ class OpenVoiceConverter:
         self._model.clear()
         self._targets.clear()
 
-    def convert(self, audio: Audio, profile: dict[str, Any], reference: Audio) -> Audio:
+    def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
         self._model.get()
-        key = f"{profile.get('id')}:{profile.get('updated_at')}"
+        key = target.key
         if key not in self._targets:
-            self._targets[key] = openvoice_tone_colour(self.key, reference.samples,
-                                                       reference.sample_rate)
+            self._targets[key] = openvoice_tone_colour(self.key, target.reference.samples,
+                                                       target.reference.sample_rate)
         samples = openvoice_convert(self.key, audio.samples, audio.sample_rate,
                                     self._targets[key])
         return Audio(samples, audio.sample_rate)

@@ -66,7 +66,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
         server.close()
 
 
-def make_driver(lang: str, size: tuple[int, int], profile: Path):  # noqa: ANN201
+def make_driver(lang: str, size: tuple[int, int], profile: Path):
     """Headless Chromium in ``lang`` (UI language and Accept-Language) at ``size``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

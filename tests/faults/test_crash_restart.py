@@ -1,4 +1,4 @@
-"""A studio killed with SIGKILL comes back whole (issue 19, crash consistency).
+"""A studio killed with SIGKILL comes back whole (crash consistency).
 
 The single-process studio (``launch.py``: UI + API + two worker threads, SQLite queue, local
 files) is killed in the middle of one message four times — while the image and voice

@@ -1,4 +1,4 @@
-"""A full disk and a read-only data dir in the middle of a render (issue 19): the message
+"""A full disk and a read-only data dir in the middle of a render: the message
 fails with a clear ``STORAGE_*`` error, nothing half-written is left or listed, the studio
 keeps serving, and a retry once the disk is fine resumes from the render.
 

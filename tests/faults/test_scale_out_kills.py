@@ -1,4 +1,4 @@
-"""Scale-out that survives (issue 20), with real processes: a redis-server, moto's S3 server,
+"""Scale-out that survives, with real processes: a redis-server, moto's S3 server,
 the app with no workers of its own, and three ``huey_consumer`` processes with their own data
 dirs. Workers are killed with SIGKILL while they hold a stage — the one that started the job,
 another one, and then every worker followed by a single new one — and each job still ends

@@ -1,4 +1,4 @@
-"""Seed section 9.3 on loopback, bounded: a burst of concurrent message submissions larger
+"""Load on loopback, bounded: a burst of concurrent message submissions larger
 than the queue. Every answer is 202, or 503 ``QUEUE_FULL`` / 429 ``RATE_LIMITED`` with a
 ``retry_after``; every accepted job completes exactly once (each stage started once, one
 video each); the app's memory stays bounded; once the burst drains, the queue takes work

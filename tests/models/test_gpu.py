@@ -20,7 +20,7 @@ def test_spaces_gpu_decorator_used_on_a_space(monkeypatch) -> None:
     calls = []
     fake = types.ModuleType("spaces")
 
-    def GPU(duration: int = 60):  # noqa: N802 - the real decorator's name
+    def GPU(duration: int = 60):  # the real decorator's name
         def deco(fn):
             def run(*a, **k):
                 calls.append(duration)
@@ -78,7 +78,7 @@ def test_zero_gpu_functions_get_only_picklable_arguments(monkeypatch, tmp_path) 
     calls: list[str] = []
     fake = types.ModuleType("spaces")
 
-    def GPU(duration: int = 60):  # noqa: N802
+    def GPU(duration: int = 60):
         def deco(fn):
             def run(*a, **k):
                 pickle.dumps((a, k))  # raises for a model or a bound method's engine

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.base import Audio, EngineSettings, FallbackChain
+from models.base import Audio, EngineSettings, FallbackChain, VoiceTarget
 
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
@@ -208,7 +208,7 @@ def test_openvoice_loads_the_released_container_and_converts(tmp_path: Path) -> 
     rate = 22050
     t = np.arange(int(rate * 1.2)) / rate
     voice = Audio((0.3 * np.sin(2 * np.pi * 160 * t)).astype(np.float32), rate)
-    out = engine.convert(voice, {"id": "p", "updated_at": "1"}, voice)
+    out = engine.convert(voice, VoiceTarget("p:1", voice))
     assert out.sample_rate == rate
     assert len(out.samples) == len(voice.samples)
     assert np.isfinite(out.samples).all()
@@ -233,14 +233,14 @@ def test_openvoice_with_a_broken_checkpoint_falls_back_with_the_reason(tmp_path:
         def available(self) -> tuple[bool, str]:
             return True, "ready"
 
-        def convert(self, audio: Audio, profile: dict[str, Any], reference: Audio) -> Audio:
+        def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
             return audio
 
         def close(self) -> None:
             pass
 
     chain = FallbackChain("voice_converter", [engine, Next()])
-    result = chain.run(lambda e: e.convert(voice, {"id": "p"}, voice))
+    result = chain.run(lambda e: e.convert(voice, VoiceTarget("p", voice)))
     assert result.backend == "next"
     assert result.attempts[0].outcome == "failed"
     assert "could not load" in result.attempts[0].reason

@@ -47,7 +47,7 @@ def rig(tmp_path: Path) -> Iterator[dict]:
     running = tmp_path / "running"
 
     class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:  # http.server's name
             tag = running.read_text().strip() if running.exists() else ""
             self.send_response(503 if tag.startswith("broken") else 200)
             self.end_headers()

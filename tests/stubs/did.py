@@ -96,7 +96,7 @@ class DidStub:
             def _body(self) -> bytes:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 if not self._gate():
                     return
                 b = stub.behaviour
@@ -130,7 +130,7 @@ class DidStub:
                     return
                 self._send(404, {"kind": "NotFoundError", "description": "no route"})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 b = stub.behaviour
                 if self.path.startswith("/results/"):  # signed result link: no auth
                     with stub.lock:
@@ -172,7 +172,7 @@ class DidStub:
                     return
                 self._send(200, data)
 
-            def do_DELETE(self) -> None:  # noqa: N802
+            def do_DELETE(self) -> None:
                 if not self._gate():
                     return
                 talk = stub.behaviour.talks.get(self.path.rsplit("/", 1)[-1])

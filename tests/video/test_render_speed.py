@@ -67,7 +67,7 @@ def plain_mouth_field(rig: FaceRig, c: FrameControls, pts: np.ndarray
 ])
 def test_banded_mouth_field_equals_the_plain_one(rig: FaceRig, controls: FrameControls) -> None:
     pts = rig.landmarks_for(controls)
-    field, wrong = rig._mouth_field(controls, pts)  # noqa: SLF001
+    field, wrong = rig._mouth_field(controls, pts)
     ref_field, ref_wrong = plain_mouth_field(rig, controls, pts)
     np.testing.assert_allclose(field, ref_field, atol=1e-3)
     # the cavity mask may differ only on pixels that sit exactly on the lip line
@@ -135,8 +135,8 @@ def test_ffmpeg_dying_mid_render_is_an_error_and_leaves_no_file(tmp_path: Path) 
     def render_into_dead_ffmpeg() -> None:
         with Mp4Writer(out, (64, 64), 25, None) as writer:
             writer.write(frame)
-            writer._proc.kill()  # noqa: SLF001
-            writer._proc.wait()  # noqa: SLF001
+            writer._proc.kill()
+            writer._proc.wait()
             for _ in range(200):
                 writer.write(frame)
 

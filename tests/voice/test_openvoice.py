@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.base import Audio, EngineSettings
+from models.base import Audio, EngineSettings, VoiceTarget
 from models.errors import BackendUnavailable
 from models.voice.openvoice import DEFAULT_CONFIG, OpenVoiceConverter, build_model
 from tests.voice.conftest import SENTENCES, ojt_speech
@@ -47,7 +47,7 @@ def test_converts_with_random_weights(tmp_path: Path) -> None:
     assert ok, why
     source = Audio(ojt_speech(SENTENCES[0])[: 24000 * 2], 24000)
     reference = Audio(ojt_speech(SENTENCES[1], half_tone=-3), 24000)
-    out = engine.convert(source, {"id": "openvoice_00000001", "updated_at": "x"}, reference)
+    out = engine.convert(source, VoiceTarget("openvoice_00000001:x", reference))
     assert out.sample_rate == 24000
     assert len(out.samples) == len(source.samples)
     assert np.isfinite(out.samples).all()
@@ -67,8 +67,8 @@ def test_checkpoint_must_match_architecture(tmp_path: Path) -> None:
     engine = OpenVoiceConverter(EngineSettings(models_dir=tmp_path))
     # a checkpoint that does not fit is a load error: the chain moves on, with the reason
     with pytest.raises(BackendUnavailable, match="could not load"):
-        engine.convert(A(np.zeros(24000, np.float32), 24000), {"id": "x"},
-                       A(np.zeros(24000, np.float32), 24000))
+        engine.convert(A(np.zeros(24000, np.float32), 24000),
+                       VoiceTarget("x", A(np.zeros(24000, np.float32), 24000)))
 
 
 @pytest.mark.slow
