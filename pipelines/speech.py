@@ -32,15 +32,9 @@ from models.speech.dsp import normalize_peak
 from pipelines.media import validate_text
 from pipelines.voice_options import VoiceOptions
 from pipelines.voice_profiles import Profile, ProfileStore
-from pipelines.voice_ref import VoiceKind, VoiceRef
+from pipelines.voice_ref import VOICE_TYPE_NAMES, VoiceKind, VoiceRef, normalize_voice_type
 
 LANGUAGES = ("ja", "en")
-VOICE_TYPES = ("builtin", "profile", "voicevox")
-_VOICE_TYPE_ALIASES: dict[str, VoiceKind] = {"builtin": "builtin", "built-in": "builtin", "preset": "builtin",
-                       "default": "builtin", "standard": "builtin", "kokoro": "builtin",
-                       "profile": "profile", "custom": "profile", "clone": "profile",
-                       "cloned": "profile", "openvoice": "profile", "voicevox": "voicevox"}
-"""The spellings of ``voice_type`` clients send (older clients named an engine)."""
 
 
 # ----------------------------------------------------------------------- reports
@@ -120,7 +114,7 @@ class SynthesisReport:
         """The JSON record (same keys as the API has always sent)."""
         out: dict[str, Any] = {
             **self.chain.as_dict(), "fallback_used": self.fallback_used,
-            "fallback_method": self.fallback_method, "voice": self.voice, "voice_type": self.voice_type, "language": self.language,
+            "fallback_method": self.fallback_method, "voice": self.voice, "voice_type": VOICE_TYPE_NAMES[self.voice_type], "language": self.language,
             "method": self.method, "timings": dict(self.timings)}
         if self.conversion is not None:
             out["conversion"] = self.conversion.as_dict()
@@ -160,7 +154,7 @@ def style_service(tts: FallbackChain[Any]) -> SpeechEngine | None:
 
 def voice_owner(tts: FallbackChain[Any], voice: VoiceRef) -> SpeechEngine:
     """The engine of the chain that has ``voice`` (an engine's blends count as its own)."""
-    if voice.kind == "voicevox":
+    if voice.kind == "style":
         engine = style_service(tts)
         if engine is not None:
             return engine
@@ -191,22 +185,13 @@ def check_voice(tts: FallbackChain[Any], voice: VoiceRef, language: str) -> None
     """Raise now what synthesizing in ``voice`` would raise for the voice itself (before a
     job is queued): VOICE_UNKNOWN_VOICE or VOICE_LANGUAGE_MISMATCH. Profiles are the
     store's to check."""
-    if voice.kind == "voicevox":
+    if voice.kind == "style":
         if style_service(tts) is None:
             raise InvalidInput(f"Unknown voice {str(voice)!r}.", code="VOICE_UNKNOWN_VOICE",
                                message_ja=f"声 {str(voice)!r} がありません。",
                                details={"field": "voice", "voice": str(voice)})
     elif voice.kind == "builtin":
         language_chain(tts, language, voice)
-
-
-def normalize_voice_type(voice_type: str | None) -> VoiceKind:
-    key = (voice_type or "builtin").strip().lower()
-    if key not in _VOICE_TYPE_ALIASES:
-        raise InvalidInput(f"Unknown voice_type {voice_type!r}.", code="VOICE_INVALID_VOICE_TYPE",
-                           message_ja=f"voice_type {voice_type!r} は不正です。",
-                           details={"allowed": list(VOICE_TYPES)})
-    return _VOICE_TYPE_ALIASES[key]
 
 
 @dataclass(frozen=True)
@@ -236,10 +221,10 @@ class VoiceChoice:
                                    code="VOICE_PROFILE_ID_REQUIRED",
                                    message_ja="profile_id を指定してください。")
             return cls(kind, VoiceRef("profile", profile_id), _builtin(voice))
-        if kind == "voicevox":
+        if kind == "style":
             text = (voice or "").strip()
             ref = VoiceRef.voicevox(text) if text.isdigit() else VoiceRef.parse(text)
-            if ref is not None and ref.kind != "voicevox":
+            if ref is not None and ref.kind != "style":
                 raise InvalidInput(f"A VOICEVOX speaker is a style id number, not {voice!r}.",
                                    code="VOICE_UNKNOWN_VOICE",
                                    message_ja="VOICEVOX の speaker はスタイル ID（数値）です。")
@@ -292,7 +277,7 @@ def synthesize(
                                message_ja="profile_id を指定してください。")
         profile = profiles.get(voice.id)
         voice = choice.source or _profile_source_voice(tts, profile, language)
-    if choice.voice_type == "voicevox":
+    if choice.voice_type == "style":
         engine = style_service(tts)
         if engine is None:
             raise BackendUnavailable("VOICEVOX is not among the configured speech engines.",

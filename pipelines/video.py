@@ -159,10 +159,11 @@ def render_talking_head(
     return output, report
 
 
-def estimate_seconds(duration: float, size: OutputSize, engine: str | None = None) -> float:
+def estimate_seconds(duration: float, size: OutputSize, remote: bool = False) -> float:
     """A rough render-time estimate for the API's ``estimated_time`` (built-in renderer
-    speed measured on a 2-core CPU, plus set-up; D-ID is slower)."""
+    speed measured on a 2-core CPU, plus set-up; a remote service such as D-ID is slower:
+    upload, its own queue, download)."""
     pixels = size.cost
-    if engine == "did":
+    if remote:
         return round(20.0 + duration * 3.0, 1)
     return round(4.0 + duration * 0.6 * max(pixels, 0.4), 1)

@@ -38,14 +38,14 @@ class CalibrationCache:
     """The part of voice-matching calibration that does not depend on the new voice: each
     built-in voice (and each blend used so far) saying the calibration sentence, with its
     speaker embedding. Kept in memory and, with a ``cache_dir``, as ``.npz`` files under
-    ``{cache_dir}/voice_matching/`` so a fresh process (or the first profile after an
+    ``{cache_dir}/voice_calibration/`` so a fresh process (or the first profile after an
     install that ran :func:`prepare_calibration`) pays nothing for them."""
 
     _memory: ClassVar[dict[str, tuple[Audio, np.ndarray]]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, cache_dir: Path | None) -> None:
-        self.root = Path(cache_dir) / "voice_matching" if cache_dir is not None else None
+        self.root = Path(cache_dir) / "voice_calibration" if cache_dir is not None else None
 
     @staticmethod
     def key(engine: str, voice: str, language: str, encoder: str) -> str:

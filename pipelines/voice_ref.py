@@ -13,7 +13,8 @@ from typing import Literal
 
 from models.errors import InvalidInput
 
-VoiceKind = Literal["builtin", "voicevox", "profile"]
+VoiceKind = Literal["builtin", "style", "profile"]
+"""A built-in voice (or blend), a style of a speech service addressed by style ids, a profile."""
 VOICEVOX_PREFIX = "voicevox:"
 PROFILE_PREFIX = "openvoice_"
 PROFILE_ID = re.compile(rf"^{PROFILE_PREFIX}[0-9a-f]{{8}}$")
@@ -24,6 +25,25 @@ serves most profiles; it stays for every stored profile and every client holding
 def new_profile_id(hex8: str) -> str:
     """The id of a new profile from 8 hex digits (random, or derived from a job's id)."""
     return PROFILE_PREFIX + hex8
+
+
+VOICE_TYPE_NAMES: dict[VoiceKind, str] = {"builtin": "builtin", "profile": "profile",
+                                          "style": "voicevox"}
+"""How the REST API's ``voice_type`` names each kind."""
+_VOICE_TYPE_ALIASES: dict[str, VoiceKind] = {
+    "builtin": "builtin", "built-in": "builtin", "preset": "builtin", "default": "builtin",
+    "standard": "builtin", "kokoro": "builtin", "profile": "profile", "custom": "profile",
+    "clone": "profile", "cloned": "profile", "openvoice": "profile", "voicevox": "style"}
+"""The spellings of ``voice_type`` clients send (older clients named an engine)."""
+
+
+def normalize_voice_type(voice_type: str | None) -> VoiceKind:
+    key = (voice_type or "builtin").strip().lower()
+    if key not in _VOICE_TYPE_ALIASES:
+        raise InvalidInput(f"Unknown voice_type {voice_type!r}.", code="VOICE_INVALID_VOICE_TYPE",
+                           message_ja=f"voice_type {voice_type!r} は不正です。",
+                           details={"allowed": list(VOICE_TYPE_NAMES.values())})
+    return _VOICE_TYPE_ALIASES[key]
 
 
 @dataclass(frozen=True)
@@ -50,16 +70,16 @@ class VoiceRef:
                                    code="VOICE_UNKNOWN_VOICE",
                                    message_ja="VOICEVOX の speaker はスタイル ID（数値）です。",
                                    details={"field": "voice", "voice": voice})
-            return cls("voicevox", style)
+            return cls("style", style)
         return cls("builtin", text)
 
     @classmethod
     def voicevox(cls, style: int | str) -> VoiceRef:
-        return cls("voicevox", str(style))
+        return cls("style", str(style))
 
     @property
     def is_profile(self) -> bool:
         return self.kind == "profile"
 
     def __str__(self) -> str:
-        return VOICEVOX_PREFIX + self.id if self.kind == "voicevox" else self.id
+        return VOICEVOX_PREFIX + self.id if self.kind == "style" else self.id

@@ -22,6 +22,7 @@ from app.api.security import owner_of, principal
 from app.fetch import SafeFetcher, storage_key_of
 from app.services import Services
 from models.errors import InvalidInput, NotFound, StudioError
+from models.registry import REMOTE_ENGINES
 from pipelines.media import LIMITS, decode_audio, decode_image, encode_png
 from pipelines.sizes import BY_NAME, DEFAULT
 from pipelines.video import RenderOptions, estimate_seconds
@@ -185,7 +186,8 @@ def create_router(services: Services) -> APIRouter:
         }
         job = services.queue.submit("video.render", params, owner=owner_of(request))
         data = {"task_id": job.id, "status": job.status,
-                "estimated_time": estimate_seconds(inputs["duration"], render.size, engine),
+                "estimated_time": estimate_seconds(inputs["duration"], render.size,
+                                                  remote=engine in REMOTE_ENGINES),
                 "status_url": f"/api/video/status/{job.id}", "did_talk_id": None}
         return ok(data, status_code=202)
 

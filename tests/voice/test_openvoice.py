@@ -40,6 +40,7 @@ def test_unavailable_without_weights(tmp_path: Path) -> None:
     assert not OpenVoiceConverter(EngineSettings()).available()[0]
 
 
+@pytest.mark.slow
 def test_converts_with_random_weights(tmp_path: Path) -> None:
     _write_checkpoint(tmp_path, TINY)
     engine = OpenVoiceConverter(EngineSettings(models_dir=tmp_path))

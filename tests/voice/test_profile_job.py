@@ -192,7 +192,7 @@ def test_calibration_cache_survives_a_restart_without_speaking_again(tmp_path: P
 
     assert prepare_calibration(tts, Matcher(), tmp_path, languages=["ja"]) == len(voice.VOICES)
     assert voice.calls == len(voice.VOICES) and len(embeds) == len(voice.VOICES)
-    files = list((tmp_path / "voice_matching").glob("*.npz"))
+    files = list((tmp_path / "voice_calibration").glob("*.npz"))
     assert len(files) == len(voice.VOICES)
     monkeypatch.setattr(CalibrationCache, "_memory", {})  # a fresh process
     prepare_calibration(tts, Matcher(), tmp_path, languages=["ja"])
@@ -203,6 +203,7 @@ def test_calibration_cache_survives_a_restart_without_speaking_again(tmp_path: P
     assert audio.duration > 1.0 and vector[0] == len(audio.samples)
 
 
+@pytest.mark.slow
 def test_clips_denoised_side_by_side_match_one_after_the_other() -> None:
     """create_profile denoises clips on several threads; each clip has its own denoiser
     state, so the samples are exactly those of a serial run."""

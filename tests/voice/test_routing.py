@@ -150,8 +150,8 @@ def test_check_voice_needs_a_style_service_for_a_style(engines: tuple[Mixing, Lo
     (("builtin", None, None), VoiceChoice("builtin")),
     (("preset", "a1", None), VoiceChoice("builtin", VoiceRef("builtin", "a1"))),
     (("builtin", "voicevox:3", None), VoiceChoice("builtin", VoiceRef.voicevox(3))),
-    (("voicevox", "8", None), VoiceChoice("voicevox", VoiceRef.voicevox(8))),
-    (("voicevox", "voicevox:8", None), VoiceChoice("voicevox", VoiceRef.voicevox(8))),
+    (("voicevox", "8", None), VoiceChoice("style", VoiceRef.voicevox(8))),
+    (("voicevox", "voicevox:8", None), VoiceChoice("style", VoiceRef.voicevox(8))),
     (("clone", "a1", "openvoice_0000abcd"),
      VoiceChoice("profile", VoiceRef("profile", "openvoice_0000abcd"), VoiceRef("builtin", "a1"))),
 ])
