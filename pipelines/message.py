@@ -30,20 +30,22 @@ from models.errors import StudioError
 from pipelines.media import decode_audio, decode_image, encode_png, encode_wav, ffmpeg_exe
 from pipelines.message_outputs import (
     BgmOutput,
+    Finished,
     ImageOutput,
     ProsodyOutput,
     SubtitlesOutput,
     VideoOutput,
     VoiceOutput,
+    need,
     stretched,
 )
 from pipelines.message_request import NO_MUSIC, MessageRequest
-from pipelines.sizes import OutputSize
-from pipelines.tasks import JobContext, JobKind, Stage
+from pipelines.tasks import JobContext, JobKind, Stage, StageHandler
 
 KIND = "message.generate"
 Outputs = dict[str, dict[str, Any]]  # each finished stage's output, as the queue stores it
-StageFn = Callable[[JobContext, dict[str, Any], Outputs], dict[str, Any]]
+StageOutput = ImageOutput | VoiceOutput | ProsodyOutput | BgmOutput | VideoOutput | SubtitlesOutput
+MessageStage = Callable[[JobContext, MessageRequest, Finished], StageOutput]
 
 
 def _load_audio(ctx: JobContext, key: str) -> Audio:
@@ -114,14 +116,19 @@ class Ticking:
                 return
 
 
-def ticking(expected: Callable[[dict[str, Any]], float]) -> Callable[[StageFn], StageFn]:
-    """Run a stage with a :class:`Ticking` context; ``expected(params)`` is its rough time."""
+def message_stage(expected: Callable[[MessageRequest], float]
+                  ) -> Callable[[MessageStage], StageHandler]:
+    """A typed stage as the queue runs it. The queue keeps the request and every stage's
+    output as JSON: they are read into typed values here and the stage's output written back
+    here, and nowhere else. The stage runs with a :class:`Ticking` context;
+    ``expected(request)`` is its rough time in seconds."""
 
-    def wrap(stage: StageFn) -> StageFn:
+    def wrap(stage: MessageStage) -> StageHandler:
         @functools.wraps(stage)
         def run(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
-            with Ticking(ctx, expected(params)) as ticker:
-                return stage(ticker, params, outputs)
+            request = MessageRequest.from_params(params)
+            with Ticking(ctx, expected(request)) as ticker:
+                return stage(ticker, request, Finished.from_dicts(outputs)).as_dict()
 
         return run
 
@@ -131,17 +138,11 @@ def ticking(expected: Callable[[dict[str, Any]], float]) -> Callable[[StageFn], 
 # --------------------------------------------------------------------------- stages
 
 
-def _cost(params: dict[str, Any]) -> float:
-    """The output's size relative to 512x512 (cost of framing and rendering scales with it)."""
-    return OutputSize.parse(params["size"]).cost
-
-
-@ticking(lambda p: 3.0 + 3.0 * _cost(p))
-def image_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
+@message_stage(lambda r: 3.0 + 3.0 * r.size.cost)
+def image_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> ImageOutput:
     from pipelines.framing import FramingOptions
     from pipelines.image import prepare_portrait, working_image
 
-    request = MessageRequest.from_params(params)
     size = request.size
     # A phone photo (12 MP) is far more than a 512 px frame can show: matting and framing
     # work on at most 4x the output's pixels (the framed crop still covers the output).
@@ -157,7 +158,7 @@ def image_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> di
     engines = {op["operation"]: op.get("method") for op in operations}
     return ImageOutput(key, tuple(portrait.face_box or ()), operations, engines,
                        engines.get("background_removal"),
-                       any(bool(op.get("fallback_used")) for op in operations)).as_dict()
+                       any(bool(op.get("fallback_used")) for op in operations))
 
 
 def _report_dict(report: StageReport) -> dict[str, Any]:
@@ -166,44 +167,41 @@ def _report_dict(report: StageReport) -> dict[str, Any]:
     return data
 
 
-@ticking(lambda p: 1.0 + 0.3 * len(p["text"]))
-def voice_stage(ctx: JobContext, params: dict[str, Any], outputs: dict[str, Any]
-                ) -> dict[str, Any]:
+@message_stage(lambda r: 1.0 + 0.3 * len(r.text))
+def voice_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> VoiceOutput:
     from pipelines.speech import VoiceChoice
     from pipelines.voice_jobs import job_kit
     from pipelines.voice_ref import VoiceRef
 
-    choice = VoiceChoice.of(VoiceRef.parse(params.get("voice")))
-    speech, report = job_kit(ctx).synthesize(params["text"], choice=choice,
-                                             language=params["language"], progress=ctx.progress)
+    choice = VoiceChoice.of(VoiceRef.parse(request.voice))
+    speech, report = job_kit(ctx).synthesize(request.text, choice=choice,
+                                             language=request.language, progress=ctx.progress)
     engine = report.method or report.backend or "tts"
     key = ctx.storage.put(ctx.new_key(f"voices/{engine}", "wav"), encode_wav(speech.audio))
     return VoiceOutput(
         key, speech.sentences, speech.phonemes, speech.audio.duration, report.backend,
         report.fallback_used, report.fallback_method, report.voice, report.method,
-        {"tts": report.backend, "conversion": report.method}).as_dict()
+        {"tts": report.backend, "conversion": report.method})
 
 
-@ticking(lambda p: 1.0 + 0.03 * len(p["text"]))
-def prosody_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
+@message_stage(lambda r: 1.0 + 0.03 * len(r.text))
+def prosody_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> ProsodyOutput:
     from pipelines.prosody import adjust, auto_emotion
 
-    request = MessageRequest.from_params(params)
     emotion = auto_emotion(request.text) if request.emotion == "auto" else request.emotion
-    voice = _load_audio(ctx, VoiceOutput.from_dict(outputs["voice"]).voice_key)
+    voice = _load_audio(ctx, need(done.voice, "voice").voice_key)
     adjusted, report = adjust(voice, {"emotion": emotion}, progress=ctx.progress)
     key = ctx.storage.put(ctx.new_key("prosody", "wav"), encode_wav(adjusted))
     scale = (adjusted.duration / voice.duration) if voice.duration else 1.0
-    return ProsodyOutput(key, emotion, report.changes, adjusted.duration, scale).as_dict()
+    return ProsodyOutput(key, emotion, report.changes, adjusted.duration, scale)
 
 
-@ticking(lambda p: 2.0)
-def bgm_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
+@message_stage(lambda r: 2.0)
+def bgm_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> BgmOutput:
     from pipelines.bgm import MixOptions, mix_to_file
     from pipelines.bgm_catalog import TrackStore
 
-    request = MessageRequest.from_params(params)
-    voice = _load_audio(ctx, ProsodyOutput.from_dict(outputs["prosody"]).prosody_key)
+    voice = _load_audio(ctx, need(done.prosody, "prosody").prosody_key)
     options = MixOptions(bgm_volume=request.bgm_volume, output_format="m4a")
     # Every studio storage lists its keys (uploaded tracks); ArtifactStore does not say so.
     store = cast(TrackStore, ctx.storage)
@@ -211,7 +209,7 @@ def bgm_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict
                                       progress=ctx.progress)
     key = ctx.storage.put(ctx.new_key("bgm/mixes", "m4a"), data)
     return BgmOutput(key, track.id if track else None, options.lead_in, options.tail,
-                     _jsonable(report.details)).as_dict()
+                     _jsonable(report.details))
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
@@ -227,16 +225,15 @@ QUIET_LEAD_IN = 0.4  # seconds of silence before the voice when there is no musi
 QUIET_TAIL = 0.4  # and after it
 
 
-@ticking(lambda p: 2.0 + 0.1 * len(p["text"]) * _cost(p))
-def video_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
+@message_stage(lambda r: 2.0 + 0.1 * len(r.text) * r.size.cost)
+def video_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> VideoOutput:
     from PIL import Image
 
     from pipelines.video import RenderOptions, render_talking_head
 
-    request = MessageRequest.from_params(params)
-    voice_out = VoiceOutput.from_dict(outputs["voice"])
-    prosody_out = ProsodyOutput.from_dict(outputs["prosody"])
-    music = BgmOutput.from_dict(outputs["bgm"]) if outputs.get("bgm") else None
+    voice_out = need(done.voice, "voice")
+    prosody_out = need(done.prosody, "prosody")
+    music = done.bgm
     voice = _load_audio(ctx, prosody_out.prosody_key)
     scale = prosody_out.time_scale
     lead = music.lead_in if music else QUIET_LEAD_IN
@@ -258,7 +255,7 @@ def video_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> di
         track, _ = normalize(track)
     speech = Speech(track, sentences=stretched(voice_out.sentences, scale, lead),
                     phonemes=stretched(voice_out.phonemes, scale, lead))
-    image_out = ImageOutput.from_dict(outputs["image"])
+    image_out = need(done.image, "image")
     portrait = Image.open(io.BytesIO(ctx.storage.get(image_out.portrait_key)))
     portrait.load()
     with tempfile.TemporaryDirectory(prefix="studio-message-") as tmp:
@@ -278,7 +275,7 @@ def video_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs) -> di
         ctx.storage.put(key, final.read_bytes())
     return VideoOutput(key, total, request.size.name, report.get("backend"),
                        bool(report.get("fallback_used")), report.get("fallback_method"),
-                       speech.sentences).as_dict()
+                       speech.sentences)
 
 
 def _mux(video: Path, audio: Path, output: Path) -> None:
@@ -289,14 +286,13 @@ def _mux(video: Path, audio: Path, output: Path) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
 
 
-@ticking(lambda p: 1.0 + 0.1 * len(p["text"]) * _cost(p))
-def subtitles_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs
-                    ) -> dict[str, Any]:
+@message_stage(lambda r: 1.0 + 0.1 * len(r.text) * r.size.cost)
+def subtitles_stage(ctx: JobContext, request: MessageRequest, done: Finished
+                    ) -> SubtitlesOutput:
     from pipelines import subtitles as subs
 
-    request = MessageRequest.from_params(params)
-    video_out = VideoOutput.from_dict(outputs["video"])
-    audio = _load_audio(ctx, ProsodyOutput.from_dict(outputs["prosody"]).prosody_key)
+    video_out = need(done.video, "video")
+    audio = _load_audio(ctx, need(done.prosody, "prosody").prosody_key)
     speech = Speech(audio, sentences=video_out.speech_sentences)
     cues = subs.cues_for(request.text, speech)
     srt_key = ctx.storage.put(ctx.new_key("videos/final", "srt"),
@@ -309,18 +305,16 @@ def subtitles_stage(ctx: JobContext, params: dict[str, Any], outputs: Outputs
         ctx.progress(0.2, "burn-in")
         subs.burn_in(source, target, cues)
         key = ctx.storage.put(ctx.new_key("videos/final", "mp4"), target.read_bytes())
-    return SubtitlesOutput(key, srt_key, vtt_key, len(cues)).as_dict()
+    return SubtitlesOutput(key, srt_key, vtt_key, len(cues))
 
 
 def finish(params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
+    """The job's result (JSON, as the status routes serve it) from its finished stages."""
     request = MessageRequest.from_params(params)
-    image = ImageOutput.from_dict(outputs["image"])
-    voice = VoiceOutput.from_dict(outputs["voice"])
-    prosody = ProsodyOutput.from_dict(outputs["prosody"])
-    video = VideoOutput.from_dict(outputs["video"])
-    music = BgmOutput.from_dict(outputs["bgm"]) if outputs.get("bgm") else None
-    subtitles = (SubtitlesOutput.from_dict(outputs["subtitles"]) if "subtitles" in outputs
-                 else None)
+    done = Finished.from_dicts(outputs)
+    image, voice = need(done.image, "image"), need(done.voice, "voice")
+    prosody, video = need(done.prosody, "prosody"), need(done.video, "video")
+    music, subtitles = done.bgm, done.subtitles
     result: dict[str, Any] = {
         "video_key": (subtitles or video).video_key,
         "portrait_key": image.portrait_key,

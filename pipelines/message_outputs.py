@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from models.base import Timing
 
@@ -180,3 +180,40 @@ class SubtitlesOutput:
     def from_dict(cls, data: Mapping[str, Any]) -> SubtitlesOutput:
         return cls(str(data["video_key"]), str(data["srt_key"]), str(data["vtt_key"]),
                    int(data.get("cues") or 0), str(data.get("backend") or "ffmpeg+noto-cjk"))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The outputs of the stages that have finished so far, typed (the queue keeps them as
+    JSON; skipped stages are absent). A stage reads what it waits for (its ``after``)."""
+
+    image: ImageOutput | None = None
+    voice: VoiceOutput | None = None
+    prosody: ProsodyOutput | None = None
+    bgm: BgmOutput | None = None
+    video: VideoOutput | None = None
+    subtitles: SubtitlesOutput | None = None
+
+    @classmethod
+    def from_dicts(cls, outputs: Mapping[str, Mapping[str, Any]]) -> Finished:
+        def got(name: str) -> Mapping[str, Any] | None:
+            return outputs.get(name) or None
+
+        image, voice, prosody = got("image"), got("voice"), got("prosody")
+        bgm, video, subtitles = got("bgm"), got("video"), got("subtitles")
+        return cls(ImageOutput.from_dict(image) if image else None,
+                   VoiceOutput.from_dict(voice) if voice else None,
+                   ProsodyOutput.from_dict(prosody) if prosody else None,
+                   BgmOutput.from_dict(bgm) if bgm else None,
+                   VideoOutput.from_dict(video) if video else None,
+                   SubtitlesOutput.from_dict(subtitles) if subtitles else None)
+
+
+T = TypeVar("T")
+
+
+def need(value: T | None, stage: str) -> T:
+    """A finished stage's output that the caller waits for (its absence is a wiring bug)."""
+    if value is None:
+        raise RuntimeError(f"the {stage} stage has not finished")
+    return value
