@@ -57,6 +57,8 @@ CALIBRATION_TEXT = {
     "ja": "こんにちは。今日はとても良い天気ですね。一緒に散歩に行きませんか？",
     "en": "Hello there. The weather is lovely today. Would you like to go for a walk?",
 }
+EVOLVED_FILES = ("evolved.npz", "evolve_checkpoint.npz")
+"""A profile's evolved voice and its search checkpoint (see pipelines.voice_evolved)."""
 CONVERTER_LABEL = {"voice_matching": "voice matching",
                    "openvoice": "OpenVoice v2 tone-colour conversion"}
 
@@ -190,6 +192,15 @@ def synthesize(
                                      code="VOICE_SERVICE_UNAVAILABLE",
                                      message_ja="ボイスプロファイルが使えません。", retry_after=30)
         profile = profiles.get(profile_id)
+        if voice is None:  # the profile's evolved voice serves, when it has a better one
+            from pipelines.voice_evolved import speak_evolved
+
+            evolved = speak_evolved(tts, profiles, profile, SpeechRequest(
+                text=text, language=language, speed=opts.speed, pitch=opts.pitch,
+                intonation=opts.intonation, volume=opts.volume, pause=opts.pause))
+            if evolved is not None:
+                progress(1.0, "done")
+                return evolved
         voice = voice or _profile_source_voice(tts, profile, language)
     elif voice_type == "voicevox":
         style = (voice or "").removeprefix("voicevox:")
@@ -575,13 +586,13 @@ class ProfileStore:
         if self.can_see is not None:
             self.get(pid)  # someone else's profile: not found
         self.storage.delete(self.key(pid, "profile.json"))  # first: it vanishes from lists
-        for name in ("embedding.npy", "reference.wav"):
+        for name in ("embedding.npy", "reference.wav", *EVOLVED_FILES):
             self.storage.delete(self.key(pid, name))
 
     def discard(self, profile_id: str) -> None:
         """Remove whatever a failed or cancelled creation of ``profile_id`` wrote."""
         pid = self._check_id(profile_id)
-        for name in ("profile.json", "embedding.npy", "reference.wav"):
+        for name in ("profile.json", "embedding.npy", "reference.wav", *EVOLVED_FILES):
             self.storage.delete(self.key(pid, name))
 
 

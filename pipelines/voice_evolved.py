@@ -1,0 +1,389 @@
+"""A profile's evolved voice: a Kokoro style tensor searched to sound like the person.
+
+Not a cloned recording: the voice is one of Kokoro's built-in style tensors moved by a
+search (:mod:`pipelines.voice_evolve`) until its speech scores close to the profile's
+clips. This module holds what ties that search to a profile:
+
+* :class:`EvolveScorer` — the profile's reference split into scoring clips and one held-out
+  clip the fitness never sees; a candidate says two short sentences (one Japanese, one
+  English) and is scored by speaker embedding, acoustic features and the self-similarity
+  of its two sentences.
+* :func:`evolve_profile` — start from the best built-in voice or blend, search within a time
+  budget, checkpoint, and record on the profile which voice serves (``voice_source``:
+  ``"matched"`` or ``"evolved"``) with the scores before and after.
+* :func:`evolved_speech` — a profile's text said with its evolved style (any language
+  Kokoro speaks here), used by :func:`pipelines.voice.synthesize`.
+
+Files, next to the profile's reference: ``evolved.npz`` (the base voice and the 256-value
+delta: about 1 KB) and ``evolve_checkpoint.npz`` (the search state a resumed job reads).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.base import Audio, FallbackChain, Speech, SpeechRequest
+from models.errors import BackendUnavailable, NotFound
+from models.speech.kokoro import KokoroSpeech
+from models.speech.kokoro_styled import STYLE_VOICE, StyledKokoro
+from models.voice import acoustic
+from models.voice.resemblyzer import cosine
+from pipelines import voice_evolve
+from pipelines.voice_evolve import Evaluation, SearchState
+
+EVOLVED_FILE = "evolved.npz"
+CHECKPOINT_FILE = "evolve_checkpoint.npz"
+LABEL = "evolved built-in voice (Kokoro style search), not a cloned recording"
+LABEL_JA = "進化させた内蔵音声（Kokoro スタイル探索）。録音の複製ではありません"
+SEARCH_SENTENCES: tuple[tuple[str, str], ...] = (
+    ("ja", "今日はとても良い天気ですね。"),
+    ("en", "Thank you so much for coming today."),
+)
+"""What every candidate says: one sentence per language, so that the fitness rewards a
+voice that stays the same person across languages and sentences."""
+WEIGHTS = {"speaker": 0.6, "acoustic": 0.25, "self": 0.15}
+HELD_OUT_WEIGHTS = {"speaker": 0.75, "acoustic": 0.25}
+SILENCE_GAP_S = 0.2
+HELD_OUT_MIN_S = 2.0
+CHUNK_S = 6.0
+MIN_GAIN = 0.005
+"""How much better on the held-out clip the evolved voice must be to replace the quick match."""
+
+Embed = Callable[[Audio], np.ndarray]
+
+
+# ------------------------------------------------------------------ the profile's clips
+
+
+def split_reference(reference: Audio) -> tuple[list[Audio], Audio]:
+    """The reference (clips joined by silent gaps) -> (scoring clips, held-out clip).
+
+    The last clip is held out; with a single clip its last third is. Long clips are cut
+    into pieces of about :data:`CHUNK_S` so the scoring target averages several views."""
+    rate = reference.sample_rate
+    quiet = np.abs(reference.samples) < 1e-6
+    gap = int(SILENCE_GAP_S * rate)
+    pieces: list[np.ndarray] = []
+    start = 0
+    run = 0
+    for i, q in enumerate(quiet):
+        run = run + 1 if q else 0
+        if run == gap:
+            end = i - gap + 1
+            if end - start > rate // 2:
+                pieces.append(reference.samples[start:end])
+            start = i + 1
+        elif run > gap:
+            start = i + 1
+    if len(reference.samples) - start > rate // 2:
+        pieces.append(reference.samples[start:])
+    if len(pieces) >= 2 and len(pieces[-1]) >= HELD_OUT_MIN_S * rate:
+        held, scoring = pieces[-1], pieces[:-1]
+    else:
+        whole = np.concatenate(pieces) if pieces else reference.samples
+        cut = int(len(whole) * 2 / 3)
+        held, scoring = whole[cut:], [whole[:cut]]
+    chunk = int(CHUNK_S * rate)
+    chunks = [p[i:i + chunk] for p in scoring for i in range(0, len(p), chunk)
+              if len(p[i:i + chunk]) >= rate]
+    return [Audio(c, rate) for c in chunks or scoring], Audio(held, rate)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a voice is scored against: mean speaker embedding and acoustic features."""
+
+    embedding: np.ndarray
+    features: np.ndarray
+
+    @classmethod
+    def of(cls, clips: Sequence[Audio], embed: Embed) -> Target:
+        vectors = np.array([embed(c) for c in clips])
+        mean = vectors.mean(axis=0)
+        return cls((mean / (np.linalg.norm(mean) + 1e-9)).astype(np.float32),
+                   np.mean([acoustic.features(c) for c in clips], axis=0))
+
+
+# -------------------------------------------------------------------------- the scorer
+
+
+class EvolveScorer:
+    """Scores a voice pack by what it sounds like saying :data:`SEARCH_SENTENCES`."""
+
+    def __init__(self, kokoro: KokoroSpeech, embed: Embed, reference: Audio,
+                 sentences: Sequence[tuple[str, str]] = SEARCH_SENTENCES) -> None:
+        self.kokoro = kokoro
+        self.embed = embed
+        self.sentences = tuple(sentences)
+        scoring, held = split_reference(reference)
+        self.target = Target.of(scoring, embed)
+        self.held_out = Target.of([held], embed)
+        self.evaluations = 0
+
+    def speak(self, pack: np.ndarray) -> list[Audio]:
+        """The sentences in ``pack``'s voice, side by side (the ONNX run frees the GIL)."""
+        styled = StyledKokoro(self.kokoro, pack)
+
+        def say(item: tuple[str, str]) -> Audio:
+            language, text = item
+            return styled.synthesize(SpeechRequest(text, voice=STYLE_VOICE,
+                                                   language=language)).audio
+
+        with ThreadPoolExecutor(max(1, self.kokoro.unit_workers)) as pool:
+            return list(pool.map(say, self.sentences))
+
+    def score(self, audios: Sequence[Audio]) -> Evaluation:
+        """Fitness from the scoring clips; the held-out score from the held-out clip."""
+        self.evaluations += 1
+        vectors = [self.embed(a) for a in audios]
+        feats = [acoustic.features(a) for a in audios]
+        speaker = float(np.mean([cosine(v, self.target.embedding) for v in vectors]))
+        sound = float(np.mean([acoustic.similarity(f, self.target.features) for f in feats]))
+        pairs = [(i, j) for i in range(len(vectors)) for j in range(i + 1, len(vectors))]
+        self_sim = float(np.mean([cosine(vectors[i], vectors[j]) for i, j in pairs])) \
+            if pairs else 1.0
+        fitness = (WEIGHTS["speaker"] * speaker + WEIGHTS["acoustic"] * sound
+                   + WEIGHTS["self"] * self_sim)
+        mean = np.mean(vectors, axis=0)
+        held_speaker = cosine(mean, self.held_out.embedding)
+        held_sound = float(np.mean([acoustic.similarity(f, self.held_out.features)
+                                    for f in feats]))
+        held = HELD_OUT_WEIGHTS["speaker"] * held_speaker + HELD_OUT_WEIGHTS["acoustic"] * held_sound
+        return Evaluation(round(fitness, 5), round(held, 5), {
+            "speaker": round(speaker, 4), "acoustic": round(sound, 4), "self": round(self_sim, 4),
+            "held_out_speaker": round(held_speaker, 4)})
+
+    def evaluate(self, pack: np.ndarray) -> Evaluation:
+        return self.score(self.speak(pack))
+
+
+def style_spread(kokoro: KokoroSpeech) -> np.ndarray:
+    """How much the built-in voices differ in each of the 256 style values (mean over the
+    length rows): the scale of a mutation in that value."""
+    packs = np.stack([kokoro.pack(v.id) for v in kokoro.VOICES])  # (voices, rows, 256)
+    return np.asarray(packs.std(axis=0).mean(axis=0), np.float32)
+
+
+def choose_base(kokoro: KokoroSpeech, scorer: EvolveScorer, hint: str | None
+                ) -> tuple[str, Evaluation]:
+    """The built-in voice (or the quick match's blend, or a blend of the best two) whose
+    speech scores best: where the search starts."""
+    scored: dict[str, Evaluation] = {}
+    names = [v.id for v in kokoro.VOICES]
+    if hint and hint not in names:
+        try:
+            kokoro.parse_blend(hint)
+            names.append(hint)
+        except Exception:  # noqa: BLE001 - a hint from another engine: not a Kokoro voice
+            pass
+    for name in names:
+        scored[name] = scorer.evaluate(kokoro.pack(name))
+    ranked = sorted(scored, key=lambda n: scored[n].fitness, reverse=True)
+    first, second = ranked[0], ranked[1]
+    if "+" not in first and "+" not in second:
+        blend = f"{first}:0.5+{second}:0.5"
+        scored[blend] = scorer.evaluate(kokoro.pack(blend))
+    best = max(scored, key=lambda n: scored[n].fitness)
+    return best, scored[best]
+
+
+# ------------------------------------------------------------------------- the profile
+
+
+class ProfileFiles:
+    """The evolved voice's files in the profile store's storage."""
+
+    def __init__(self, store: Any, profile_id: str) -> None:
+        self.storage = store.storage
+        self.key = lambda name: store.key(profile_id, name)
+
+    def save_voice(self, base: str, delta: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, base=np.array(base), delta=np.asarray(delta, np.float32))
+        self.storage.put(self.key(EVOLVED_FILE), buffer.getvalue())
+
+    def load_voice(self) -> tuple[str, np.ndarray] | None:
+        try:
+            data = self.storage.get(self.key(EVOLVED_FILE))
+        except NotFound:
+            return None
+        with np.load(io.BytesIO(data)) as npz:
+            return str(npz["base"]), npz["delta"].astype(np.float32)
+
+    def save_checkpoint(self, base: str, state: SearchState) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, base=np.array(base),
+                 state=np.frombuffer(state.to_bytes(), np.uint8))
+        self.storage.put(self.key(CHECKPOINT_FILE), buffer.getvalue())
+
+    def load_checkpoint(self) -> tuple[str, SearchState] | None:
+        try:
+            data = self.storage.get(self.key(CHECKPOINT_FILE))
+        except NotFound:
+            return None
+        try:
+            with np.load(io.BytesIO(data)) as npz:
+                return str(npz["base"]), SearchState.from_bytes(npz["state"].tobytes())
+        except (OSError, ValueError, KeyError):
+            return None  # a torn checkpoint: start again
+
+    def drop_checkpoint(self) -> None:
+        self.storage.delete(self.key(CHECKPOINT_FILE))
+
+
+def kokoro_of(tts: FallbackChain) -> KokoroSpeech:
+    for engine in tts:
+        if isinstance(engine, KokoroSpeech) and engine.available()[0]:
+            return engine
+    raise BackendUnavailable("Evolving a voice needs the Kokoro engine.",
+                             code="VOICE_SERVICE_UNAVAILABLE",
+                             message_ja="声の進化には Kokoro エンジンが必要です。", retry_after=30)
+
+
+def quick_match_score(scorer: EvolveScorer, say_quick: Callable[[str, str], Audio]
+                      ) -> Evaluation:
+    """The held-out score of what the profile serves without an evolved voice."""
+    return scorer.score([say_quick(text, language) for language, text in scorer.sentences])
+
+
+@dataclass
+class EvolveOutcome:
+    """How a run ended: ``finished`` false when it paused to let other work go first."""
+
+    finished: bool
+    reason: str
+    record: dict[str, Any]
+
+
+def evolve_profile(
+    *, profile: dict[str, Any], store: Any, tts: FallbackChain, embed: Embed,
+    say_quick: Callable[[str, str], Audio], budget_s: float, seed: int = 0,
+    patience: int = 8, pause: Callable[[], bool] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> EvolveOutcome:
+    """Search (or go on searching) a style for ``profile``; record the outcome on it.
+
+    ``say_quick(text, language)`` says a sentence the way the profile is served today
+    (its quick match). ``pause()`` is asked between steps: true checkpoints and returns
+    (``finished`` false) so that a job can make way for other work. ``on_step`` gets the
+    live record (iteration, scores) after each step; it may raise to cancel."""
+    kokoro = kokoro_of(tts)
+    files = ProfileFiles(store, profile["id"])
+    began = time.perf_counter()
+    scorer = EvolveScorer(kokoro, embed, store.reference(profile["id"]))
+    resumed = files.load_checkpoint()
+    quick = (profile.get("evolution") or {}).get("quick")
+    if resumed is not None and quick is not None:
+        base, state = resumed
+        quick_eval = Evaluation(float(quick["fitness"]), float(quick["held_out"]),
+                                dict(quick.get("parts") or {}))
+    else:
+        quick_eval = quick_match_score(scorer, say_quick)
+        hint = (profile.get("matching") or {}).get("source_voice")
+        base, base_eval = choose_base(kokoro, scorer, hint)
+        state = voice_evolve.start(lambda d: base_eval if not d.any() else
+                                   scorer.evaluate(kokoro.pack(base) + d), 256, seed=seed)
+        state.seconds += time.perf_counter() - began
+    base_pack = kokoro.pack(base)
+    spread = style_spread(kokoro)
+
+    def record(status: str) -> dict[str, Any]:
+        best = state.best_eval
+        return {
+            "status": status, "label": LABEL, "label_ja": LABEL_JA, "base_voice": base,
+            "iteration": state.iteration, "accepted": state.accepted,
+            "seconds": round(state.seconds, 1), "budget_s": budget_s,
+            "start": _eval_dict(state.start_eval), "best": _eval_dict(best),
+            "quick": _eval_dict(quick_eval),
+            "gain_held_out": round(best.held_out - quick_eval.held_out, 4),
+        }
+
+    def step(current: SearchState) -> None:
+        if current.iteration % 3 == 0:
+            files.save_checkpoint(base, current)
+        if on_step is not None:
+            on_step(record("running"))
+
+    files.save_checkpoint(base, state)
+    state, reason = voice_evolve.run(
+        state, lambda d: scorer.evaluate(base_pack + d), spread, budget_s=budget_s,
+        patience=patience, pause=(lambda _s: pause()) if pause is not None else None,
+        on_step=step)
+    files.save_checkpoint(base, state)
+    if reason == "paused":
+        evolution = record("paused")
+        store.update(profile["id"], evolution=evolution)
+        return EvolveOutcome(False, reason, evolution)
+    better = state.best_eval.held_out > quick_eval.held_out + MIN_GAIN
+    evolution = {**record("done"), "stopped": reason,
+                 "voice_source": "evolved" if better else "matched"}
+    if better:
+        files.save_voice(base, state.best)
+    store.update(profile["id"], evolution=evolution,
+                 voice_source="evolved" if better else "matched")
+    files.drop_checkpoint()
+    return EvolveOutcome(True, reason, evolution)
+
+
+def _eval_dict(evaluation: Evaluation) -> dict[str, Any]:
+    return {"fitness": evaluation.fitness, "held_out": evaluation.held_out,
+            "parts": dict(evaluation.parts)}
+
+
+# ----------------------------------------------------------------------- synthesis
+
+
+def evolved_pack(tts: FallbackChain, store: Any, profile: dict[str, Any]
+                 ) -> tuple[KokoroSpeech, np.ndarray] | None:
+    """The profile's evolved voice pack, when it has one that serves."""
+    if profile.get("voice_source") != "evolved":
+        return None
+    saved = ProfileFiles(store, profile["id"]).load_voice()
+    if saved is None:
+        return None
+    try:
+        kokoro = kokoro_of(tts)
+    except BackendUnavailable:
+        return None
+    base, delta = saved
+    return kokoro, kokoro.pack(base) + delta
+
+
+def evolved_speech(kokoro: KokoroSpeech, pack: np.ndarray, request: SpeechRequest) -> Speech:
+    return StyledKokoro(kokoro, pack).synthesize(
+        SpeechRequest(request.text, voice=STYLE_VOICE, language=request.language,
+                      speed=request.speed, pitch=request.pitch,
+                      intonation=request.intonation, volume=request.volume,
+                      pause=request.pause))
+
+
+def speak_evolved(tts: FallbackChain, store: Any, profile: dict[str, Any], request: SpeechRequest
+                  ) -> tuple[Speech, dict[str, Any]] | None:
+    """``request`` said in the profile's evolved voice with the synthesis report, or None
+    when the profile has no evolved voice that serves (the quick match speaks then)."""
+    found = evolved_pack(tts, store, profile)
+    if found is None:
+        return None
+    kokoro, pack = found
+    started = time.perf_counter()
+    speech = evolved_speech(kokoro, pack, request)
+    seconds = time.perf_counter() - started
+    evolution = profile.get("evolution") or {}
+    report: dict[str, Any] = {
+        "backend": "kokoro", "fallback_used": False, "fallback_method": None,
+        "attempts": [{"backend": "kokoro", "outcome": "ok", "reason": "",
+                      "duration": round(seconds, 3)}],
+        "voice": f"{STYLE_VOICE}:{profile['id']}", "voice_type": "profile",
+        "language": request.language, "method": "evolved_voice", "profile_id": profile["id"],
+        "voice_source": "evolved", "label": LABEL, "label_ja": LABEL_JA,
+        "scores": {"held_out": (evolution.get("best") or {}).get("held_out"),
+                   "quick_match_held_out": (evolution.get("quick") or {}).get("held_out")},
+        "timings": {"tts_s": round(seconds, 3)}, "duration": round(speech.audio.duration, 3)}
+    return speech, report
