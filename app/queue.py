@@ -81,6 +81,7 @@ class RunningJob:
     metrics: Any = None  # app.metrics.Metrics of this process, when bound
     lease: str | None = None  # this run's lease token (writes count only while it holds)
     leases: LeaseKeeper | None = None
+    waiting: Callable[[], int] | None = None  # how many jobs wait in the queue
     _last_write: float = field(default=0.0)
     _last_fraction: float = field(default=-1.0)
     _stage_started: float = field(default_factory=time.perf_counter)
@@ -128,6 +129,9 @@ class RunningJob:
 
     def new_key(self, prefix: str, extension: str) -> str:
         return new_key(prefix, extension)
+
+    def others_waiting(self) -> bool:
+        return self.waiting is not None and self.waiting() > 0
 
 
 @dataclass
@@ -249,7 +253,7 @@ class TaskQueue(Reaping):
         job_id = job.id
         ctx = RunningJob(job_id, self.storage, self.engine_settings, self.jobs, self.chains,
                          deadline=time.monotonic() + self.job_timeout, metrics=self.metrics,
-                         lease=token, leases=self.leases)
+                         lease=token, leases=self.leases, waiting=self._waiting)
         started = time.perf_counter()
 
         def end(**changes: Any) -> bool:
@@ -270,6 +274,9 @@ class TaskQueue(Reaping):
         except Cancelled:
             end(status="cancelled", current_step="cancelled")
             log.info("job cancelled", extra={"job_id": job_id})
+            return
+        except pipeline_tasks.MakeWay as pause:
+            self._make_way(job, token, pause)
             return
         except StudioError as exc:
             if end(status="failed", error=error_record(exc)):
@@ -293,6 +300,31 @@ class TaskQueue(Reaping):
             log.info("job done", extra={"job_id": job_id,
                                         "duration_ms": round(1000 * (time.perf_counter()
                                                                      - started))})
+
+    def _waiting(self) -> int:
+        """Jobs waiting to run; none count when jobs run inline as they are submitted
+        (an immediate queue: a job that made way would only run again at once)."""
+        return 0 if self.huey.immediate else self.jobs.count("queued")
+
+    def _make_way(self, job: Job, token: str, pause: pipeline_tasks.MakeWay) -> None:
+        """Put a job that saved its state back in the queue, behind the waiting work.
+        Making way is not a failed attempt: the count of attempts is given back."""
+        task = self.run_job.s(job.id, priority=job.priority, delay=pause.delay or None)
+        moved = False
+
+        def back(record: Job) -> bool:
+            nonlocal moved
+            moved = record.lease == token and not record.final
+            if moved:
+                record.status, record.task_id, record.current_step = "queued", task.id, pause.step
+                record.lease, record.lease_until, record.updated_at = None, None, time.time()
+                record.attempts = max(0, record.attempts - 1)
+            return moved
+
+        self.jobs.store.modify(job.id, back)
+        if moved:
+            self.huey.enqueue(task)
+            log.info("job made way for waiting work", extra={"job_id": job.id})
 
     # -- the app side ----------------------------------------------------------------
 

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.voice_judge import judge_embedding  # noqa: E402
-from models.base import Audio, EngineSettings, FallbackChain, SpeechRequest  # noqa: E402
+from models.base import Audio, EngineSettings, FallbackChain  # noqa: E402
 
 VOICES = Path(os.environ.get("STUDIO_BENCH_VOICES", "/work/shared/data/voices"))
 OUT = ROOT / "bench" / "out" / "voice_evolve"
@@ -79,7 +79,7 @@ def main() -> None:
     from models.voice.matching import VoiceMatcher
     from models.voice.resemblyzer import ResemblyzerEncoder
     from pipelines.voice import ProfileStore, create_profile, synthesize
-    from pipelines.voice_evolved import evolve_profile
+    from pipelines.voice_evolved import QuickMatchStore, evolve_profile
 
     OUT.mkdir(parents=True, exist_ok=True)
     settings = EngineSettings(cache_dir=OUT / "cache")
@@ -91,6 +91,7 @@ def main() -> None:
     converters = FallbackChain("voice_converter", [matcher])
     denoiser = DeepFilterDenoiser()
     store = ProfileStore(LocalStorage(OUT / "store"))
+    quick_view = QuickMatchStore(store.storage)
     speakers = [s for s in args.speakers.split(",") if s]
     every = sorted(p.name for p in VOICES.iterdir() if p.is_dir())
 
@@ -132,7 +133,7 @@ def main() -> None:
 
         def say_quick(text: str, language: str, pid: str = pid) -> Audio:
             speech, _ = synthesize(text, tts=tts, voice_type="profile", language=language,
-                                   profile_id=pid, profiles=store, converters=converters)
+                                   profile_id=pid, profiles=quick_view, converters=converters)
             return speech.audio
 
         t1 = time.perf_counter()

@@ -45,6 +45,20 @@ class JobContext(Protocol):
 
     def new_key(self, prefix: str, extension: str) -> str: ...
 
+    def others_waiting(self) -> bool:
+        """True when other jobs wait in the queue: a long job may then :class:`MakeWay`."""
+        ...
+
+
+class MakeWay(Exception):
+    """Raised by a handler that saved its state and lets waiting work go first: the queue
+    puts the job back (``queued``, ``step`` shown) to run again after ``delay`` seconds."""
+
+    def __init__(self, step: str = "waiting", delay: float = 0.0) -> None:
+        super().__init__(step)
+        self.step = step
+        self.delay = delay
+
 
 JobHandler = Callable[[JobContext, dict[str, Any]], dict[str, Any]]
 StageHandler = Callable[[JobContext, dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]]
@@ -109,7 +123,7 @@ def load_handlers() -> None:
     import importlib
 
     for module in ("pipelines.diagnostics", "pipelines.image_jobs", "pipelines.video_jobs",
-                   "pipelines.voice_jobs", "pipelines.message"):
+                   "pipelines.voice_jobs", "pipelines.voice_evolve_jobs", "pipelines.message"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -105,14 +105,26 @@ def start(evaluate: Callable[[np.ndarray], Evaluation], dims: int, seed: int = 0
 StopCheck = Callable[[SearchState], bool]
 
 
+def mutation(rng: np.random.Generator, step: float, spread: np.ndarray,
+             directions: np.ndarray | None, iteration: int) -> np.ndarray:
+    """A random move: every other one inside the span of ``directions`` (rows: the
+    differences between the built-in voices, where a few values move the voice a lot),
+    the others in all values, each scaled by its ``spread``."""
+    if directions is not None and len(directions) and iteration % 2 == 1:
+        weights = rng.standard_normal(len(directions)).astype(np.float32)
+        return np.asarray(step * weights @ directions / np.sqrt(len(directions)), np.float32)
+    return np.asarray(step * spread * rng.standard_normal(len(spread)), np.float32)
+
+
 def run(state: SearchState, evaluate: Callable[[np.ndarray], Evaluation], spread: np.ndarray,
         *, budget_s: float, patience: int = 6, max_iterations: int = 10_000,
-        pause: StopCheck | None = None, on_step: Callable[[SearchState], None] | None = None
-        ) -> tuple[SearchState, str]:
+        directions: np.ndarray | None = None, pause: StopCheck | None = None,
+        on_step: Callable[[SearchState], None] | None = None) -> tuple[SearchState, str]:
     """Walk from ``state`` until the time budget (``state.seconds`` counts across resumed
     runs) is spent, the held-out score stops improving, or ``pause(state)`` asks to stop
     for now. Returns the state and why it stopped: ``"budget"``, ``"converged"``,
-    ``"iterations"`` or ``"paused"``. ``on_step`` sees the state after every step
+    ``"iterations"`` or ``"paused"``. ``directions`` (optional rows) add moves within their
+    span (see :func:`mutation`). ``on_step`` sees the state after every step
     (progress, checkpoints); it may raise to cancel."""
     rng = np.random.default_rng([state.seed, state.iteration])
     scale = np.asarray(spread, np.float32)
@@ -126,8 +138,7 @@ def run(state: SearchState, evaluate: Callable[[np.ndarray], Evaluation], spread
         if pause is not None and pause(state):
             return state, "paused"
         began = time.perf_counter()
-        mutant = state.current + state.step * scale * rng.standard_normal(len(scale)
-                                                                          ).astype(np.float32)
+        mutant = state.current + mutation(rng, state.step, scale, directions, state.iteration)
         result = evaluate(mutant)
         state.iteration += 1
         if result.fitness > state.current_fitness:

@@ -21,6 +21,7 @@ delta: about 1 KB) and ``evolve_checkpoint.npz`` (the search state a resumed job
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from models.speech.kokoro_styled import STYLE_VOICE, StyledKokoro
 from models.voice import acoustic
 from models.voice.resemblyzer import cosine
 from pipelines import voice_evolve
+from pipelines.voice import ProfileStore
 from pipelines.voice_evolve import Evaluation, SearchState
 
 EVOLVED_FILE = "evolved.npz"
@@ -151,14 +153,17 @@ class EvolveScorer:
             if pairs else 1.0
         fitness = (WEIGHTS["speaker"] * speaker + WEIGHTS["acoustic"] * sound
                    + WEIGHTS["self"] * self_sim)
-        mean = np.mean(vectors, axis=0)
-        held_speaker = cosine(mean, self.held_out.embedding)
-        held_sound = float(np.mean([acoustic.similarity(f, self.held_out.features)
-                                    for f in feats]))
-        held = HELD_OUT_WEIGHTS["speaker"] * held_speaker + HELD_OUT_WEIGHTS["acoustic"] * held_sound
-        return Evaluation(round(fitness, 5), round(held, 5), {
-            "speaker": round(speaker, 4), "acoustic": round(sound, 4), "self": round(self_sim, 4),
-            "held_out_speaker": round(held_speaker, 4)})
+        held_each = [HELD_OUT_WEIGHTS["speaker"] * cosine(v, self.held_out.embedding)
+                     + HELD_OUT_WEIGHTS["acoustic"]
+                     * acoustic.similarity(f, self.held_out.features)
+                     for v, f in zip(vectors, feats, strict=True)]
+        parts = {"speaker": round(speaker, 4), "acoustic": round(sound, 4),
+                 "self": round(self_sim, 4)}
+        for language in {language for language, _ in self.sentences}:
+            mine = [h for h, (lang, _) in zip(held_each, self.sentences, strict=True)
+                    if lang == language]
+            parts[f"held_out_{language}"] = round(float(np.mean(mine)), 4)
+        return Evaluation(round(fitness, 5), round(float(np.mean(held_each)), 5), parts)
 
     def evaluate(self, pack: np.ndarray) -> Evaluation:
         return self.score(self.speak(pack))
@@ -169,6 +174,14 @@ def style_spread(kokoro: KokoroSpeech) -> np.ndarray:
     length rows): the scale of a mutation in that value."""
     packs = np.stack([kokoro.pack(v.id) for v in kokoro.VOICES])  # (voices, rows, 256)
     return np.asarray(packs.std(axis=0).mean(axis=0), np.float32)
+
+
+def voice_directions(kokoro: KokoroSpeech, base: str) -> np.ndarray:
+    """Rows: each built-in voice minus the base (mean over the length rows): moving along
+    them leans towards, or beyond, another voice."""
+    origin = kokoro.pack(base).mean(axis=0)
+    rows = [kokoro.pack(v.id).mean(axis=0) - origin for v in kokoro.VOICES]
+    return np.asarray([r for r in rows if np.linalg.norm(r) > 1e-6], np.float32)
 
 
 def choose_base(kokoro: KokoroSpeech, scorer: EvolveScorer, hint: str | None
@@ -200,9 +213,12 @@ def choose_base(kokoro: KokoroSpeech, scorer: EvolveScorer, hint: str | None
 class ProfileFiles:
     """The evolved voice's files in the profile store's storage."""
 
-    def __init__(self, store: Any, profile_id: str) -> None:
+    def __init__(self, store: ProfileStore, profile_id: str) -> None:
         self.storage = store.storage
-        self.key = lambda name: store.key(profile_id, name)
+        self.profile_id = profile_id
+
+    def key(self, name: str) -> str:
+        return ProfileStore.key(self.profile_id, name)
 
     def save_voice(self, base: str, delta: np.ndarray) -> None:
         buffer = io.BytesIO()
@@ -217,20 +233,25 @@ class ProfileFiles:
         with np.load(io.BytesIO(data)) as npz:
             return str(npz["base"]), npz["delta"].astype(np.float32)
 
-    def save_checkpoint(self, base: str, state: SearchState) -> None:
+    def save_checkpoint(self, base: str, quick: Evaluation, state: SearchState) -> None:
         buffer = io.BytesIO()
-        np.savez(buffer, base=np.array(base),
+        np.savez(buffer, base=np.array(base), quick=np.array(json.dumps(_eval_dict(quick))),
                  state=np.frombuffer(state.to_bytes(), np.uint8))
         self.storage.put(self.key(CHECKPOINT_FILE), buffer.getvalue())
 
-    def load_checkpoint(self) -> tuple[str, SearchState] | None:
+    def load_checkpoint(self) -> tuple[str, Evaluation, SearchState] | None:
+        """The base voice, the quick match's scores and the search state, if saved."""
         try:
             data = self.storage.get(self.key(CHECKPOINT_FILE))
         except NotFound:
             return None
         try:
             with np.load(io.BytesIO(data)) as npz:
-                return str(npz["base"]), SearchState.from_bytes(npz["state"].tobytes())
+                quick = json.loads(str(npz["quick"]))
+                return (str(npz["base"]),
+                        Evaluation(float(quick["fitness"]), float(quick["held_out"]),
+                                   {str(k): float(v) for k, v in quick["parts"].items()}),
+                        SearchState.from_bytes(npz["state"].tobytes()))
         except (OSError, ValueError, KeyError):
             return None  # a torn checkpoint: start again
 
@@ -238,13 +259,21 @@ class ProfileFiles:
         self.storage.delete(self.key(CHECKPOINT_FILE))
 
 
-def kokoro_of(tts: FallbackChain) -> KokoroSpeech:
+def kokoro_of(tts: FallbackChain[Any]) -> KokoroSpeech:
     for engine in tts:
         if isinstance(engine, KokoroSpeech) and engine.available()[0]:
             return engine
     raise BackendUnavailable("Evolving a voice needs the Kokoro engine.",
                              code="VOICE_SERVICE_UNAVAILABLE",
                              message_ja="声の進化には Kokoro エンジンが必要です。", retry_after=30)
+
+
+class QuickMatchStore(ProfileStore):
+    """The profile store as the quick match sees it: the evolved voice does not serve, so
+    a profile that evolved before is measured again by what it would be without."""
+
+    def get(self, profile_id: str) -> dict[str, Any]:
+        return {**super().get(profile_id), "voice_source": "matched"}
 
 
 def quick_match_score(scorer: EvolveScorer, say_quick: Callable[[str, str], Audio]
@@ -263,7 +292,7 @@ class EvolveOutcome:
 
 
 def evolve_profile(
-    *, profile: dict[str, Any], store: Any, tts: FallbackChain, embed: Embed,
+    *, profile: dict[str, Any], store: ProfileStore, tts: FallbackChain[Any], embed: Embed,
     say_quick: Callable[[str, str], Audio], budget_s: float, seed: int = 0,
     patience: int = 8, pause: Callable[[], bool] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
@@ -279,11 +308,8 @@ def evolve_profile(
     began = time.perf_counter()
     scorer = EvolveScorer(kokoro, embed, store.reference(profile["id"]))
     resumed = files.load_checkpoint()
-    quick = (profile.get("evolution") or {}).get("quick")
-    if resumed is not None and quick is not None:
-        base, state = resumed
-        quick_eval = Evaluation(float(quick["fitness"]), float(quick["held_out"]),
-                                dict(quick.get("parts") or {}))
+    if resumed is not None:
+        base, quick_eval, state = resumed
     else:
         quick_eval = quick_match_score(scorer, say_quick)
         hint = (profile.get("matching") or {}).get("source_voice")
@@ -303,33 +329,48 @@ def evolve_profile(
             "start": _eval_dict(state.start_eval), "best": _eval_dict(best),
             "quick": _eval_dict(quick_eval),
             "gain_held_out": round(best.held_out - quick_eval.held_out, 4),
+            "gain_held_out_by_language": {
+                k.removeprefix("held_out_"): round(v - quick_eval.parts.get(k, 0.0), 4)
+                for k, v in best.parts.items() if k.startswith("held_out_")},
         }
 
     def step(current: SearchState) -> None:
         if current.iteration % 3 == 0:
-            files.save_checkpoint(base, current)
+            files.save_checkpoint(base, quick_eval, current)
         if on_step is not None:
             on_step(record("running"))
 
-    files.save_checkpoint(base, state)
+    files.save_checkpoint(base, quick_eval, state)
     state, reason = voice_evolve.run(
         state, lambda d: scorer.evaluate(base_pack + d), spread, budget_s=budget_s,
-        patience=patience, pause=(lambda _s: pause()) if pause is not None else None,
+        patience=patience, directions=voice_directions(kokoro, base), pause=(lambda _s: pause()) if pause is not None else None,
         on_step=step)
-    files.save_checkpoint(base, state)
+    files.save_checkpoint(base, quick_eval, state)
     if reason == "paused":
         evolution = record("paused")
         store.update(profile["id"], evolution=evolution)
         return EvolveOutcome(False, reason, evolution)
-    better = state.best_eval.held_out > quick_eval.held_out + MIN_GAIN
-    evolution = {**record("done"), "stopped": reason,
-                 "voice_source": "evolved" if better else "matched"}
-    if better:
+    serves = serving_languages(state.best_eval, quick_eval)
+    source = "evolved" if "evolved" in serves.values() else "matched"
+    evolution = {**record("done"), "stopped": reason, "voice_source": source, "serves": serves}
+    if source == "evolved":
         files.save_voice(base, state.best)
-    store.update(profile["id"], evolution=evolution,
-                 voice_source="evolved" if better else "matched")
+    store.update(profile["id"], evolution=evolution, voice_source=source)
     files.drop_checkpoint()
     return EvolveOutcome(True, reason, evolution)
+
+
+def serving_languages(evolved: Evaluation, quick: Evaluation) -> dict[str, str]:
+    """Per language, which voice serves: the evolved one only where its held-out score
+    beats the quick match's by :data:`MIN_GAIN` (e.g. Japanese may gain while English,
+    said by Piper in the quick match, does not)."""
+    out: dict[str, str] = {}
+    for key, value in evolved.parts.items():
+        if key.startswith("held_out_"):
+            language = key.removeprefix("held_out_")
+            quick_value = quick.parts.get(key, quick.held_out)
+            out[language] = "evolved" if value > quick_value + MIN_GAIN else "matched"
+    return out
 
 
 def _eval_dict(evaluation: Evaluation) -> dict[str, Any]:
@@ -340,10 +381,11 @@ def _eval_dict(evaluation: Evaluation) -> dict[str, Any]:
 # ----------------------------------------------------------------------- synthesis
 
 
-def evolved_pack(tts: FallbackChain, store: Any, profile: dict[str, Any]
-                 ) -> tuple[KokoroSpeech, np.ndarray] | None:
-    """The profile's evolved voice pack, when it has one that serves."""
-    if profile.get("voice_source") != "evolved":
+def evolved_pack(tts: FallbackChain[Any], store: ProfileStore, profile: dict[str, Any],
+                 language: str) -> tuple[KokoroSpeech, np.ndarray] | None:
+    """The profile's evolved voice pack, when it has one that serves ``language``."""
+    serves = (profile.get("evolution") or {}).get("serves") or {}
+    if profile.get("voice_source") != "evolved" or serves.get(language) != "evolved":
         return None
     saved = ProfileFiles(store, profile["id"]).load_voice()
     if saved is None:
@@ -364,11 +406,12 @@ def evolved_speech(kokoro: KokoroSpeech, pack: np.ndarray, request: SpeechReques
                       pause=request.pause))
 
 
-def speak_evolved(tts: FallbackChain, store: Any, profile: dict[str, Any], request: SpeechRequest
+def speak_evolved(tts: FallbackChain[Any], store: ProfileStore, profile: dict[str, Any],
+                  request: SpeechRequest
                   ) -> tuple[Speech, dict[str, Any]] | None:
     """``request`` said in the profile's evolved voice with the synthesis report, or None
     when the profile has no evolved voice that serves (the quick match speaks then)."""
-    found = evolved_pack(tts, store, profile)
+    found = evolved_pack(tts, store, profile, request.language)
     if found is None:
         return None
     kokoro, pack = found

@@ -1,0 +1,83 @@
+"""The queued ``voice.evolve`` job: search an evolved Kokoro voice for one profile.
+
+Params: ``profile_id``, ``budget_s`` (search seconds in all, across resumed runs),
+``owner``, ``seed``, ``submitted_at`` (wall clock) and ``min_run_s``. The job
+
+* reports progress (the share of the budget spent) with the iteration and the current best
+  held-out score in ``current_step``, and keeps the live record on the profile
+  (``profile["evolution"]``) for the Voice tab;
+* is cancelled through ``ctx.progress`` (checked after every step);
+* resumes: the search state is checkpointed next to the profile, so a rerun (after a
+  crash, a cancel or making way) goes on from the last checkpoint;
+* makes way: after ``min_run_s`` of its own work, when other jobs wait in the queue, it
+  checkpoints and raises :class:`MakeWay` (the queue runs it again behind them);
+* waits for its profile: queued together with a profile job, it makes way (a few seconds
+  later) until the profile exists, and gives up after :data:`PROFILE_WAIT_S`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from models.base import Audio
+from models.errors import NotFound
+from pipelines.tasks import JobContext, MakeWay, job_kind
+from pipelines.voice import ProfileStorage, ProfileStore, synthesize
+from pipelines.voice_evolved import QuickMatchStore, evolve_profile
+
+KIND = "voice.evolve"
+STEPS = ["search"]
+DEFAULT_BUDGET_S = 600.0
+MIN_RUN_S = 20.0
+PROFILE_WAIT_S = 1800.0
+PROFILE_POLL_S = 5.0
+
+
+@job_kind(KIND, STEPS)
+def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    storage = cast(ProfileStorage, ctx.storage)  # the queue's storage can list too
+    store = ProfileStore(storage)
+    profile_id = str(params["profile_id"])
+    try:
+        profile = store.get(profile_id)
+    except NotFound:
+        waited = time.time() - float(params.get("submitted_at") or 0.0)
+        if params.get("submitted_at") and waited < PROFILE_WAIT_S:
+            raise MakeWay("waiting for the profile", delay=PROFILE_POLL_S) from None
+        raise
+    budget = float(params.get("budget_s") or DEFAULT_BUDGET_S)
+    min_run = float(params.get("min_run_s", MIN_RUN_S))
+    tts, converters, encoder = ctx.chain("tts"), ctx.chain("voice_converter"), \
+        ctx.chain("voice_encoder")
+    started = time.monotonic()
+
+    def embed(audio: Audio) -> Any:
+        return encoder.run(lambda e: e.embed([audio])).value
+
+    def say_quick(text: str, language: str) -> Audio:
+        speech, _ = synthesize(text, tts=tts, voice_type="profile", language=language,
+                               profile_id=profile_id, profiles=QuickMatchStore(storage),
+                               converters=converters)
+        return speech.audio
+
+    def pause() -> bool:
+        return time.monotonic() - started >= min_run and ctx.others_waiting()
+
+    def on_step(record: dict[str, Any]) -> None:
+        best = record["best"]["held_out"]
+        ctx.progress(min(record["seconds"] / budget, 0.99),
+                     f"search {record['iteration']}: best {best:.3f} "
+                     f"(quick match {record['quick']['held_out']:.3f})")
+        if record["iteration"] % 3 == 0:
+            store.update(profile_id, evolution=record)
+
+    ctx.progress(0.0, "search")
+    outcome = evolve_profile(profile=profile, store=store, tts=tts, embed=embed,
+                             say_quick=say_quick, budget_s=budget,
+                             seed=int(params.get("seed") or 0), pause=pause, on_step=on_step)
+    if not outcome.finished:
+        raise MakeWay(f"paused at {outcome.record['iteration']}: other work first")
+    ctx.step_done("search")
+    return {"profile_id": profile_id, "evolution": outcome.record,
+            "voice_source": outcome.record.get("voice_source")}
