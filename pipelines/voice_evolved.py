@@ -55,6 +55,7 @@ HELD_OUT_WEIGHTS = {"speaker": 0.75, "acoustic": 0.25}
 SILENCE_GAP_S = 0.2
 HELD_OUT_MIN_S = 2.0
 CHUNK_S = 6.0
+STYLE_DIMS = 256
 MIN_GAIN = 0.005
 """How much better on the held-out clip the evolved voice must be to replace the quick match."""
 
@@ -172,15 +173,20 @@ class EvolveScorer:
 def style_spread(kokoro: KokoroSpeech) -> np.ndarray:
     """How much the built-in voices differ in each of the 256 style values (mean over the
     length rows): the scale of a mutation in that value."""
-    packs = np.stack([kokoro.pack(v.id) for v in kokoro.VOICES])  # (voices, rows, 256)
+    packs = np.stack([_rows(kokoro.pack(v.id)) for v in kokoro.VOICES])  # (voices, rows, 256)
     return np.asarray(packs.std(axis=0).mean(axis=0), np.float32)
+
+
+def _rows(pack: np.ndarray) -> np.ndarray:
+    """A voice pack as (length rows, 256) (the packs ship as (510, 1, 256))."""
+    return np.asarray(pack, np.float32).reshape(-1, STYLE_DIMS)
 
 
 def voice_directions(kokoro: KokoroSpeech, base: str) -> np.ndarray:
     """Rows: each built-in voice minus the base (mean over the length rows): moving along
     them leans towards, or beyond, another voice."""
-    origin = kokoro.pack(base).mean(axis=0)
-    rows = [kokoro.pack(v.id).mean(axis=0) - origin for v in kokoro.VOICES]
+    origin = _rows(kokoro.pack(base)).mean(axis=0)
+    rows = [_rows(kokoro.pack(v.id)).mean(axis=0) - origin for v in kokoro.VOICES]
     return np.asarray([r for r in rows if np.linalg.norm(r) > 1e-6], np.float32)
 
 
@@ -315,7 +321,8 @@ def evolve_profile(
         hint = (profile.get("matching") or {}).get("source_voice")
         base, base_eval = choose_base(kokoro, scorer, hint)
         state = voice_evolve.start(lambda d: base_eval if not d.any() else
-                                   scorer.evaluate(kokoro.pack(base) + d), 256, seed=seed)
+                                   scorer.evaluate(kokoro.pack(base) + d), STYLE_DIMS,
+                                   seed=seed)
         state.seconds += time.perf_counter() - began
     base_pack = kokoro.pack(base)
     spread = style_spread(kokoro)

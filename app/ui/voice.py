@@ -17,6 +17,7 @@ import numpy as np
 from app.i18n import step_text
 from app.services import Services
 from app.storage import new_key
+from app.ui import voice_evolve as evolve_panel
 from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.text import label, plain, register, request_language, studio_error, t
 from app.ui.text import table as headed
@@ -356,3 +357,4 @@ def build(services: Services) -> None:
     list_button.click(list_profiles, None, profiles, api_name="list_profiles")
     delete.click(delete_profile, delete_id, [result, profiles, voice, delete_id],
                  api_name="delete_profile")
+    evolve_panel.build(services)  # the evolved voice: search, progress, before/after
