@@ -121,10 +121,10 @@ class EvolveScorer:
     """Scores a voice pack by what it sounds like saying :data:`SEARCH_SENTENCES`."""
 
     def __init__(self, kokoro: KokoroSpeech, embed: Embed, reference: Audio,
-                 sentences: Sequence[tuple[str, str]] = SEARCH_SENTENCES) -> None:
+                 sentences: Sequence[tuple[str, str]] | None = None) -> None:
         self.kokoro = kokoro
         self.embed = embed
-        self.sentences = tuple(sentences)
+        self.sentences = tuple(sentences or SEARCH_SENTENCES)
         scoring, held = split_reference(reference)
         self.target = Target.of(scoring, embed)
         self.held_out = Target.of([held], embed)
