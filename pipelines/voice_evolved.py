@@ -261,6 +261,9 @@ class ProfileFiles:
         except (OSError, ValueError, KeyError):
             return None  # a torn checkpoint: start again
 
+    def drop_voice(self) -> None:
+        self.storage.delete(self.key(EVOLVED_FILE))
+
     def drop_checkpoint(self) -> None:
         self.storage.delete(self.key(CHECKPOINT_FILE))
 
@@ -350,8 +353,8 @@ def evolve_profile(
     files.save_checkpoint(base, quick_eval, state)
     state, reason = voice_evolve.run(
         state, lambda d: scorer.evaluate(base_pack + d), spread, budget_s=budget_s,
-        patience=patience, directions=voice_directions(kokoro, base), pause=(lambda _s: pause()) if pause is not None else None,
-        on_step=step)
+        patience=patience, directions=voice_directions(kokoro, base),
+        pause=(lambda _s: pause()) if pause is not None else None, on_step=step)
     files.save_checkpoint(base, quick_eval, state)
     if reason == "paused":
         evolution = record("paused")
@@ -362,6 +365,8 @@ def evolve_profile(
     evolution = {**record("done"), "stopped": reason, "voice_source": source, "serves": serves}
     if source == "evolved":
         files.save_voice(base, state.best)
+    else:
+        files.drop_voice()  # an earlier search's voice no longer serves
     store.update(profile["id"], evolution=evolution, voice_source=source)
     files.drop_checkpoint()
     return EvolveOutcome(True, reason, evolution)
