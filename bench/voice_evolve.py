@@ -146,6 +146,7 @@ def main() -> None:
                                      f"{r['best']['held_out']:.4f} {r['best']['parts']}",
                                      file=sys.stderr, flush=True))
         t_evolve = time.perf_counter() - t1
+        summary.setdefault("seconds per profile (make + search)", []).append(t_profile + t_evolve)
         record = outcome.record
         for language in ("en", "ja"):
             outputs[("evolved", language)] = say(language, "profile")
@@ -165,12 +166,16 @@ def main() -> None:
                 gain = scores["evolved"] - scores["default"]
                 closed = gain / max(1e-6, ceiling - scores["default"])
                 summary.setdefault(f"{name} {language} gain", []).append(gain)
+                summary.setdefault(f"{name} {language} quick gain", []).append(
+                    scores["quick"] - scores["default"])
+                summary.setdefault(f"{name} {language} gap closed", []).append(closed)
                 summary.setdefault(f"{name} {language} rank1", []).append(float(rank == 1))
                 rows.append([speaker, name, language, f"{scores['default']:.3f}",
                              f"{scores['quick']:.3f}", f"{scores['evolved']:.3f}",
                              f"{gain:+.3f}", f"{100 * closed:.0f}%", f"{ceiling:.3f}",
                              f"{floor:.3f}", f"{rank}/{len(every)}"])
-        rows.append([speaker, "search", "-", f"serves {record.get('voice_source')}",
+        serves = ",".join(f"{k}:{v}" for k, v in sorted((record.get("serves") or {}).items()))
+        rows.append([speaker, "search", "-", f"serves {serves}",
                      f"held-out quick {record['quick']['held_out']:.3f}",
                      f"evolved {record['best']['held_out']:.3f}",
                      f"iter {record['iteration']}", record.get("stopped", ""),
@@ -180,7 +185,8 @@ def main() -> None:
         print(flush=True)
     print("## summary (mean over speakers)")
     for key, values in summary.items():
-        print(f"{key}: {np.mean(values):+.3f}")
+        mean = float(np.mean(values))
+        print(f"{key}: {mean:.0f}" if "seconds" in key else f"{key}: {mean:+.3f}")
     print(f"load average {os.getloadavg()[0]:.1f}, budget {args.budget:.0f} s per speaker")
 
 
