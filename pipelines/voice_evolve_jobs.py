@@ -75,7 +75,8 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
     ctx.progress(0.0, "search")
     outcome = evolve_profile(profile=profile, store=store, tts=tts, embed=embed,
                              say_quick=say_quick, budget_s=budget,
-                             seed=int(params.get("seed") or 0), pause=pause, on_step=on_step)
+                             seed=int(params.get("seed") or 0), pause=pause, on_step=on_step,
+                             on_start=lambda what: ctx.progress(0.0, f"search: measuring {what}"))
     if not outcome.finished:
         raise MakeWay(f"paused at {outcome.record['iteration']}: other work first")
     ctx.step_done("search")

@@ -190,10 +190,11 @@ def voice_directions(kokoro: KokoroSpeech, base: str) -> np.ndarray:
     return np.asarray([r for r in rows if np.linalg.norm(r) > 1e-6], np.float32)
 
 
-def choose_base(kokoro: KokoroSpeech, scorer: EvolveScorer, hint: str | None
+def choose_base(kokoro: KokoroSpeech, scorer: EvolveScorer, hint: str | None,
+                trying: Callable[[str], None] = lambda voice: None
                 ) -> tuple[str, Evaluation]:
     """The built-in voice (or the quick match's blend, or a blend of the best two) whose
-    speech scores best: where the search starts."""
+    speech scores best: where the search starts. ``trying(voice)`` hears of each one."""
     scored: dict[str, Evaluation] = {}
     names = [v.id for v in kokoro.VOICES]
     if hint and hint not in names:
@@ -203,11 +204,13 @@ def choose_base(kokoro: KokoroSpeech, scorer: EvolveScorer, hint: str | None
         except Exception:  # noqa: BLE001 - a hint from another engine: not a Kokoro voice
             pass
     for name in names:
+        trying(name)
         scored[name] = scorer.evaluate(kokoro.pack(name))
     ranked = sorted(scored, key=lambda n: scored[n].fitness, reverse=True)
     first, second = ranked[0], ranked[1]
     if "+" not in first and "+" not in second:
         blend = f"{first}:0.5+{second}:0.5"
+        trying(blend)
         scored[blend] = scorer.evaluate(kokoro.pack(blend))
     best = max(scored, key=lambda n: scored[n].fitness)
     return best, scored[best]
@@ -305,13 +308,16 @@ def evolve_profile(
     say_quick: Callable[[str, str], Audio], budget_s: float, seed: int = 0,
     patience: int = 8, pause: Callable[[], bool] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[str], None] = lambda what: None,
 ) -> EvolveOutcome:
     """Search (or go on searching) a style for ``profile``; record the outcome on it.
 
     ``say_quick(text, language)`` says a sentence the way the profile is served today
     (its quick match). ``pause()`` is asked between steps: true checkpoints and returns
     (``finished`` false) so that a job can make way for other work. ``on_step`` gets the
-    live record (iteration, scores) after each step; it may raise to cancel."""
+    live record (iteration, scores) after each step and ``on_start`` each thing measured
+    before the first step (the quick match, each candidate base voice); both may raise to
+    cancel."""
     kokoro = kokoro_of(tts)
     files = ProfileFiles(store, profile["id"])
     began = time.perf_counter()
@@ -320,9 +326,10 @@ def evolve_profile(
     if resumed is not None:
         base, quick_eval, state = resumed
     else:
+        on_start("quick match")
         quick_eval = quick_match_score(scorer, say_quick)
         hint = (profile.get("matching") or {}).get("source_voice")
-        base, base_eval = choose_base(kokoro, scorer, hint)
+        base, base_eval = choose_base(kokoro, scorer, hint, on_start)
         state = voice_evolve.start(lambda d: base_eval if not d.any() else
                                    scorer.evaluate(kokoro.pack(base) + d), STYLE_DIMS,
                                    seed=seed)

@@ -91,7 +91,7 @@ class FakeContext:
     storage: LocalStorage
     engines: Engines
     job_id: str = "job-1"
-    cancel_after: int | None = None
+    cancel_on: str | None = None  # a step that starts with this is cancelled
     waiting: bool = False
     steps: list[tuple[float, str]] = field(default_factory=list)
 
@@ -101,7 +101,7 @@ class FakeContext:
 
     def progress(self, fraction: float, step: str) -> None:
         self.steps.append((fraction, step))
-        if self.cancel_after is not None and len(self.steps) > self.cancel_after:
+        if self.cancel_on is not None and step.startswith(self.cancel_on):
             raise Cancelled()
 
     def step_done(self, step: str) -> None:
@@ -140,14 +140,16 @@ def test_job_cancels_makes_way_resumes_and_the_profile_speaks_evolved(
     params = {"profile_id": pid, "budget_s": 600, "seed": 2, "min_run_s": 0}
     checkpoint = ProfileStore.key(pid, voice_evolved.CHECKPOINT_FILE)
 
-    # cancelled after two steps: the checkpoint stays for a rerun
-    ctx = FakeContext(storage, engines, cancel_after=3)
+    # cancelled at its third step: the checkpoint stays for a rerun
+    ctx = FakeContext(storage, engines, cancel_on="search 3:")
     with pytest.raises(Cancelled):
         evolve_profile_job(ctx, params)
     assert storage.exists(checkpoint)
     steps = [s for _, s in ctx.steps]
-    assert steps[0] == "search" and steps[1].startswith("search 1: best ")
-    assert "quick match" in steps[1]
+    assert steps[:3] == ["search", "search: measuring quick match",
+                         "search: measuring jf_alpha"]
+    first_step = next(s for s in steps if s.startswith("search 1: best "))
+    assert "quick match" in first_step
     first = voice_evolved.ProfileFiles(store, pid).load_checkpoint()
     assert first is not None
 
