@@ -44,7 +44,7 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
     except NotFound:
         waited = time.time() - float(params.get("submitted_at") or 0.0)
         if params.get("submitted_at") and waited < PROFILE_WAIT_S:
-            raise MakeWay("waiting for the profile", delay=PROFILE_POLL_S) from None
+            raise MakeWay("search: waiting for the profile", delay=PROFILE_POLL_S) from None
         raise
     budget = float(params.get("budget_s") or DEFAULT_BUDGET_S)
     min_run = float(params.get("min_run_s", MIN_RUN_S))
@@ -67,7 +67,7 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
     def on_step(record: dict[str, Any]) -> None:
         best = record["best"]["held_out"]
         ctx.progress(min(record["seconds"] / budget, 0.99),
-                     f"search {record['iteration']}: best {best:.3f} "
+                     f"search: iteration {record['iteration']} best {best:.3f} "
                      f"(quick match {record['quick']['held_out']:.3f})")
         if record["iteration"] % 3 == 0:
             store.update(profile_id, evolution=record)
@@ -78,7 +78,8 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
                              seed=int(params.get("seed") or 0), pause=pause, on_step=on_step,
                              on_start=lambda what: ctx.progress(0.0, f"search: measuring {what}"))
     if not outcome.finished:
-        raise MakeWay(f"paused at {outcome.record['iteration']}: other work first")
+        raise MakeWay(f"search: paused at iteration {outcome.record['iteration']} "
+                      "(other work first)")
     ctx.step_done("search")
     return {"profile_id": profile_id, "evolution": outcome.record,
             "voice_source": outcome.record.get("voice_source")}

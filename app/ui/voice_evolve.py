@@ -17,7 +17,7 @@ import numpy as np
 
 from app.services import Services
 from app.ui.owners import ui_owner, ui_visibility
-from app.ui.text import plain, register, request_language, studio_error, t
+from app.ui.text import plain, register, request_language, studio_error, t, word
 from app.usecases.voice_evolve import submit_evolution
 from app.usecases.voices import voice_kit
 from models.errors import NotFound, StudioError
@@ -99,9 +99,8 @@ def status_text(services: Services, profile_id: str | None, lang: str,
         return plain("evolve.none", lang)
     lines = [f"_{record.get('label_ja' if lang == 'ja' else 'label') or plain('evolve.title', lang)}_"]
     if job is not None:
-        lines.append(f"**{plain('evolve.state', lang)}:** `{job.status}` · "
-                     f"{plain('evolve.progress', lang)} {job.progress:.0f}% · "
-                     f"{job.current_step or ''}")
+        lines.append(f"**{plain('evolve.state', lang)}:** {word('status.', job.status, lang)}"
+                     f" · {plain('evolve.progress', lang)} {job.progress:.0f}%")
     if record:
         best = (record.get("best") or {}).get("held_out")
         quick = (record.get("quick") or {}).get("held_out")

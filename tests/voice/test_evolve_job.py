@@ -7,7 +7,6 @@ Candidates say two short sentences here (the real ones are longer) to keep this 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,7 +120,7 @@ class FakeContext:
 
 
 @pytest.fixture
-def profile(engines: Engines, tmp_path: Path) -> Iterator[tuple[LocalStorage, str]]:
+def profile(engines: Engines, tmp_path: Path) -> tuple[LocalStorage, str]:
     storage = LocalStorage(tmp_path / "store")
     store = ProfileStore(storage)
     reference = _reference(engines.kokoro)
@@ -130,7 +129,7 @@ def profile(engines: Engines, tmp_path: Path) -> Iterator[tuple[LocalStorage, st
                              "params": {"formant_ratio": 1.0, "pitch_median": 0.0,
                                         "pitch_range": 1.0}}},
                reference, engines.encoder.embed([reference]))
-    yield storage, "openvoice_00c0ffee"
+    return storage, "openvoice_00c0ffee"
 
 
 def test_job_cancels_makes_way_resumes_and_the_profile_speaks_evolved(
@@ -141,14 +140,14 @@ def test_job_cancels_makes_way_resumes_and_the_profile_speaks_evolved(
     checkpoint = ProfileStore.key(pid, voice_evolved.CHECKPOINT_FILE)
 
     # cancelled at its third step: the checkpoint stays for a rerun
-    ctx = FakeContext(storage, engines, cancel_on="search 3:")
+    ctx = FakeContext(storage, engines, cancel_on="search: iteration 3 ")
     with pytest.raises(Cancelled):
         evolve_profile_job(ctx, params)
     assert storage.exists(checkpoint)
     steps = [s for _, s in ctx.steps]
     assert steps[:3] == ["search", "search: measuring quick match",
                          "search: measuring jf_alpha"]
-    first_step = next(s for s in steps if s.startswith("search 1: best "))
+    first_step = next(s for s in steps if s.startswith("search: iteration 1 best "))
     assert "quick match" in first_step
     first = voice_evolved.ProfileFiles(store, pid).load_checkpoint()
     assert first is not None
