@@ -81,7 +81,7 @@ class RunningJob:
     metrics: Any = None  # app.metrics.Metrics of this process, when bound
     lease: str | None = None  # this run's lease token (writes count only while it holds)
     leases: LeaseKeeper | None = None
-    waiting: Callable[[], int] | None = None  # how many jobs wait in the queue
+    waiting: Callable[[], int] | None = None  # how many other jobs are queued or running
     _last_write: float = field(default=0.0)
     _last_fraction: float = field(default=-1.0)
     _stage_started: float = field(default_factory=time.perf_counter)
@@ -302,9 +302,12 @@ class TaskQueue(Reaping):
                                                                      - started))})
 
     def _waiting(self) -> int:
-        """Jobs waiting to run; none count when jobs run inline as they are submitted
-        (an immediate queue: a job that made way would only run again at once)."""
-        return 0 if self.huey.immediate else self.jobs.count("queued")
+        """Other jobs queued or running (the asking job runs: it is not counted). None
+        count when jobs run inline as they are submitted (an immediate queue: a job that
+        made way would only run again at once)."""
+        if self.huey.immediate:
+            return 0
+        return self.jobs.count("queued") + max(0, self.jobs.count("processing") - 1)
 
     def _make_way(self, job: Job, token: str, pause: pipeline_tasks.MakeWay) -> None:
         """Put a job that saved its state back in the queue, behind the waiting work.

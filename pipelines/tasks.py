@@ -46,7 +46,8 @@ class JobContext(Protocol):
     def new_key(self, prefix: str, extension: str) -> str: ...
 
     def others_waiting(self) -> bool:
-        """True when other jobs wait in the queue: a long job may then :class:`MakeWay`."""
+        """True when other jobs are queued or running: a long background job may then
+        :class:`MakeWay` so that they have the machine."""
         ...
 
 

@@ -9,8 +9,9 @@ Params: ``profile_id``, ``budget_s`` (search seconds in all, across resumed runs
 * is cancelled through ``ctx.progress`` (checked after every step);
 * resumes: the search state is checkpointed next to the profile, so a rerun (after a
   crash, a cancel or making way) goes on from the last checkpoint;
-* makes way: after ``min_run_s`` of its own work, when other jobs wait in the queue, it
-  checkpoints and raises :class:`MakeWay` (the queue runs it again behind them);
+* makes way: after ``min_run_s`` of its own work, when other jobs are queued or running
+  (a message being made), it checkpoints and raises :class:`MakeWay`; the queue runs it
+  again :data:`MAKE_WAY_DELAY_S` later, so the other work has the cores meanwhile;
 * waits for its profile: queued together with a profile job, it makes way (a few seconds
   later) until the profile exists, and gives up after :data:`PROFILE_WAIT_S`.
 """
@@ -32,6 +33,8 @@ DEFAULT_BUDGET_S = 600.0
 MIN_RUN_S = 20.0
 PROFILE_WAIT_S = 1800.0
 PROFILE_POLL_S = 5.0
+MAKE_WAY_DELAY_S = 15.0
+"""How long a search that made way stays off the queue before it looks again."""
 
 
 @job_kind(KIND, STEPS)
@@ -79,7 +82,7 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
                              on_start=lambda what: ctx.progress(0.0, f"search: measuring {what}"))
     if not outcome.finished:
         raise MakeWay(f"search: paused at iteration {outcome.record['iteration']} "
-                      "(other work first)")
+                      "(other work first)", delay=MAKE_WAY_DELAY_S)
     ctx.step_done("search")
     return {"profile_id": profile_id, "evolution": outcome.record,
             "voice_source": outcome.record.get("voice_source")}
