@@ -440,7 +440,7 @@ def speak_evolved(tts: FallbackChain[Any], store: ProfileStore, profile: dict[st
     evolution = profile.get("evolution") or {}
     report: dict[str, Any] = {
         "backend": "kokoro", "fallback_used": False, "fallback_method": None,
-        "attempts": [{"backend": "kokoro", "outcome": "ok", "reason": "",
+        "attempts": [{"backend": "kokoro", "outcome": "used", "reason": "",
                       "duration": round(seconds, 3)}],
         "voice": f"{STYLE_VOICE}:{profile['id']}", "voice_type": "profile",
         "language": request.language, "method": "evolved_voice", "profile_id": profile["id"],

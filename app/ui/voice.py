@@ -143,6 +143,9 @@ def engine_note(report: dict[str, Any], lang: str = "en") -> str:
     lines = [f"**{plain('voice.engine', lang)}:** `{report['backend']}`"
              + (f" ({fallback}: `{report['fallback_method']}`)" if report["fallback_used"]
                 else "")]
+    if report.get("method") == "evolved_voice":  # a profile's evolved built-in voice
+        lines.append(f"**{plain('voice.matched', lang)}:** "
+                     f"{report['label_ja' if lang == 'ja' else 'label']}")
     conversion = report.get("conversion")
     if conversion:
         lines.append(f"**{plain('voice.matched', lang)}:** {conversion['label']} "

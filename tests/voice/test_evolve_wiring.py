@@ -140,3 +140,14 @@ def test_voice_tab_panel_names_it_honestly_in_both_languages(quiet_services: Any
     assert "ja: 進化させた声" in ja and "en: 簡易の声合わせ" in ja
     en = status_text(quiet_services, profile_id, "en")
     assert "not a cloned recording" in en and "ja: evolved voice" in en
+
+
+def test_voice_tab_engine_note_names_the_evolved_voice() -> None:
+    from app.ui.voice import engine_note
+    from pipelines.voice_evolved import LABEL, LABEL_JA
+
+    report = {"backend": "kokoro", "fallback_used": False, "fallback_method": None,
+              "attempts": [{"backend": "kokoro", "outcome": "used", "reason": ""}],
+              "method": "evolved_voice", "label": LABEL, "label_ja": LABEL_JA}
+    assert LABEL in engine_note(report, "en") and "`kokoro` " not in engine_note(report, "en")
+    assert LABEL_JA in engine_note(report, "ja")
