@@ -11,7 +11,8 @@ Params: ``profile_id``, ``budget_s`` (search seconds in all, across resumed runs
   crash, a cancel or making way) goes on from the last checkpoint;
 * makes way: after ``min_run_s`` of its own work, when other jobs are queued or running
   (a message being made), it checkpoints and raises :class:`MakeWay`; the queue runs it
-  again :data:`MAKE_WAY_DELAY_S` later, so the other work has the cores meanwhile;
+  again :data:`MAKE_WAY_DELAY_S` later, so the other work has the cores meanwhile (and
+  after :data:`MAX_RUN_S` in any case, so no run meets the queue's job time limit);
 * waits for its profile: queued together with a profile job, it makes way (a few seconds
   later) until the profile exists, and gives up after :data:`PROFILE_WAIT_S`.
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import time
 from typing import Any, cast
+
+import numpy as np
 
 from models.base import Audio
 from models.errors import NotFound
@@ -35,6 +38,9 @@ PROFILE_WAIT_S = 1800.0
 PROFILE_POLL_S = 5.0
 MAKE_WAY_DELAY_S = 15.0
 """How long a search that made way stays off the queue before it looks again."""
+MAX_RUN_S = 1200.0
+"""One run's longest stretch: a longer budget goes on in later runs (each run of a job has
+the queue's job time limit, 30 minutes by default)."""
 
 
 @job_kind(KIND, STEPS)
@@ -55,8 +61,8 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
         ctx.chain("voice_encoder")
     started = time.monotonic()
 
-    def embed(audio: Audio) -> Any:
-        return encoder.run(lambda e: e.embed([audio])).value
+    def embed(audio: Audio) -> np.ndarray:
+        return np.asarray(encoder.run(lambda e: e.embed([audio])).value, np.float32)
 
     def say_quick(text: str, language: str) -> Audio:
         speech, _ = synthesize(text, tts=tts, voice_type="profile", language=language,
@@ -65,7 +71,8 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
         return speech.audio
 
     def pause() -> bool:
-        return time.monotonic() - started >= min_run and ctx.others_waiting()
+        ran = time.monotonic() - started
+        return ran >= MAX_RUN_S or (ran >= min_run and ctx.others_waiting())
 
     def on_step(record: dict[str, Any]) -> None:
         best = record["best"]["held_out"]
