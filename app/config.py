@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # back by any live worker about this long after its last renewal
     lease_seconds: float = Field(20.0, ge=1.0, le=600.0)
     max_queued: int = Field(50, ge=1)
+    # a profile's evolved voice: search seconds (in all, across resumed runs) and whether a
+    # new profile queues the search by itself (pipelines/voice_evolve_jobs.py); off by
+    # default: minutes of both cores per profile, so it is asked for (POST .../evolve)
+    voice_evolve_seconds: float = Field(600.0, gt=0, le=7200)
+    voice_evolve_auto: bool = False
     models_dir: Path | None = None
     allow_downloads: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"

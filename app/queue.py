@@ -38,7 +38,7 @@ from app.storage import Storage
 from models.base import EngineSettings, FallbackChain
 from models.errors import BackendUnavailable, Cancelled, Conflict, StudioError
 from pipelines.jobs import job_kinds
-from pipelines.tasks import JobHandler, JobRegistry
+from pipelines.tasks import JobHandler, JobRegistry, MakeWay
 
 if TYPE_CHECKING:
     from app.metrics import Metrics
@@ -157,7 +157,7 @@ class TaskQueue(Reaping):
         job_id = job.id
         ctx = RunningJob(job_id, self.storage, self.engine_settings, self.jobs, self.chains,
                          deadline=time.monotonic() + self.job_timeout, metrics=self.metrics,
-                         lease=token, leases=self.leases)
+                         lease=token, leases=self.leases, waiting=self._waiting)
         started = time.perf_counter()
 
         def end(**changes: Any) -> bool:
@@ -178,6 +178,9 @@ class TaskQueue(Reaping):
         except Cancelled:
             end(status="cancelled", current_step="cancelled")
             log.info("job cancelled", extra={"job_id": job_id})
+            return
+        except MakeWay as pause:
+            self._make_way(job, token, pause)
             return
         except StudioError as exc:
             if end(status="failed", error=error_record(exc)):
@@ -201,6 +204,34 @@ class TaskQueue(Reaping):
             log.info("job done", extra={"job_id": job_id,
                                         "duration_ms": round(1000 * (time.perf_counter()
                                                                      - started))})
+
+    def _waiting(self) -> int:
+        """Other jobs queued or running (the asking job runs: it is not counted). None
+        count when jobs run inline as they are submitted (an immediate queue: a job that
+        made way would only run again at once)."""
+        if self.huey.immediate:
+            return 0
+        return self.jobs.count("queued") + max(0, self.jobs.count("processing") - 1)
+
+    def _make_way(self, job: Job, token: str, pause: MakeWay) -> None:
+        """Put a job that saved its state back in the queue, behind the waiting work.
+        Making way is not a failed attempt: the count of attempts is given back."""
+        task = self.run_job.s(job.id, priority=job.priority, delay=pause.delay or None)
+        moved = False
+
+        def back(record: Job) -> bool:
+            nonlocal moved
+            moved = record.lease == token and not record.final
+            if moved:
+                record.status, record.task_id, record.current_step = "queued", task.id, pause.step
+                record.lease, record.lease_until, record.updated_at = None, None, time.time()
+                record.attempts = max(0, record.attempts - 1)
+            return moved
+
+        self.jobs.store.modify(job.id, back)
+        if moved:
+            self.huey.enqueue(task)
+            log.info("job made way for waiting work", extra={"job_id": job.id})
 
     # -- the app side ----------------------------------------------------------------
 

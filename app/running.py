@@ -43,6 +43,7 @@ class RunningJob:
     metrics: Metrics | None = None  # this process's, when bound
     lease: str | None = None  # this run's lease token (writes count only while it holds)
     leases: LeaseKeeper | None = None
+    waiting: Callable[[], int] | None = None  # how many other jobs are queued or running
     _last_write: float = field(default=0.0)
     _last_fraction: float = field(default=-1.0)
     _stage_started: float = field(default_factory=time.perf_counter)
@@ -90,6 +91,9 @@ class RunningJob:
 
     def new_key(self, prefix: str, extension: str) -> str:
         return new_key(prefix, extension)
+
+    def others_waiting(self) -> bool:
+        return self.waiting is not None and self.waiting() > 0
 
 
 @dataclass

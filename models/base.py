@@ -312,6 +312,37 @@ class Blending(Protocol):
         ...
 
 
+EVOLVED_VOICE = "evolved"
+"""The voice id a styled engine (:meth:`StyleSpace.styled`) answers to."""
+
+
+@runtime_checkable
+class StyleSpace(Protocol):
+    """A speech engine whose voices are points in a style space that can be searched: each
+    voice is a pack of style rows (Kokoro: 510 length-bucketed rows of 256 values), and any
+    pack can speak. Voice profiles evolve a pack of their own in it."""
+
+    name: str
+    unit_workers: int
+
+    def available(self) -> tuple[bool, str]: ...
+
+    def style_voices(self) -> list[str]:
+        """The engine's own voices (the search's starting points and directions)."""
+        ...
+
+    def pack(self, voice: str) -> np.ndarray:
+        """A voice's (or blend's) style pack."""
+        ...
+
+    def parse_blend(self, voice: str) -> list[tuple[str, float]]: ...
+
+    def styled(self, pack: np.ndarray) -> SpeechEngine:
+        """The engine speaking with ``pack`` as its voice (:data:`EVOLVED_VOICE`), in every
+        language it can phonemize."""
+        ...
+
+
 class VoiceEncoder(Engine, Protocol):
     """reference clips -> one L2-normalised speaker embedding."""
 

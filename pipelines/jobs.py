@@ -14,7 +14,14 @@ from pipelines.tasks import JobRegistry
 @functools.cache
 def job_kinds() -> JobRegistry:
     """Every job kind, built once per process."""
-    from pipelines import diagnostics, image_jobs, message, video_jobs, voice_jobs
+    from pipelines import (
+        diagnostics,
+        image_jobs,
+        message,
+        video_jobs,
+        voice_evolve_jobs,
+        voice_jobs,
+    )
 
     return JobRegistry([
         diagnostics.TONE_JOB,
@@ -22,5 +29,6 @@ def job_kinds() -> JobRegistry:
         image_jobs.JOB,
         video_jobs.JOB,
         voice_jobs.JOB,
+        voice_evolve_jobs.JOB,
         message.JOB,
     ])

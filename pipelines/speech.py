@@ -90,6 +90,8 @@ class SynthesisReport:
     conversion: ConversionReport | None = None
     profile_id: str | None = None
     duration: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+    """What a particular voice adds to the record (an evolved voice: its label and scores)."""
 
     @property
     def backend(self) -> str:
@@ -118,7 +120,9 @@ class SynthesisReport:
             "method": self.method, "timings": dict(self.timings)}
         if self.conversion is not None:
             out["conversion"] = self.conversion.as_dict()
+        if self.conversion is not None or self.profile_id is not None:
             out["profile_id"] = self.profile_id
+        out.update(self.details)
         out["duration"] = self.duration
         return out
 
@@ -276,6 +280,13 @@ def synthesize(
                                code="VOICE_PROFILE_ID_REQUIRED",
                                message_ja="profile_id を指定してください。")
         profile = profiles.get(voice.id)
+        if choice.source is None:  # the profile's evolved voice serves, when it has one
+            from pipelines.voice_evolved import speak_evolved
+
+            evolved = speak_evolved(tts, profiles, profile, opts.request(text, None, language))
+            if evolved is not None:
+                progress(1.0, "done")
+                return evolved
         voice = choice.source or _profile_source_voice(tts, profile, language)
     if choice.voice_type == "style":
         engine = style_service(tts)

@@ -64,6 +64,21 @@ class JobContext(Protocol):
 
     def new_key(self, prefix: str, extension: str) -> str: ...
 
+    def others_waiting(self) -> bool:
+        """True when other jobs are queued or running: a long background job may then
+        :class:`MakeWay` so that they have the machine."""
+        ...
+
+
+class MakeWay(Exception):
+    """Raised by a handler that saved its state and lets waiting work go first: the queue
+    puts the job back (``queued``, ``step`` shown) to run again after ``delay`` seconds."""
+
+    def __init__(self, step: str = "waiting", delay: float = 0.0) -> None:
+        super().__init__(step)
+        self.step = step
+        self.delay = delay
+
 
 JobHandler = Callable[[JobContext, dict[str, Any]], dict[str, Any]]
 StageHandler = Callable[[JobContext, dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]]

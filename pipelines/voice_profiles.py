@@ -46,7 +46,10 @@ class ListingStorage(ProfileStorage, Protocol):
 
 
 _KNOWN = ("id", "name", "language", "created_at", "updated_at", "engine", "encoder",
-          "embedding_dim", "denoised", "sample_stats", "matching", "owner")
+          "embedding_dim", "denoised", "sample_stats", "matching", "owner", "voice_source",
+          "evolution")
+EVOLVED_FILES = ("evolved.npz", "evolve_checkpoint.npz")
+"""A profile's evolved voice and its search checkpoint (see pipelines.voice_evolved)."""
 
 
 @dataclass
@@ -67,6 +70,12 @@ class Profile:
     matching: MatchingCalibration | None = None
     owner: str | None = None
     engine: str = "openvoice"
+    voice_source: str = "matched"
+    """Which voice serves the profile: "matched" (the quick match: a built-in voice and
+    voice matching) or "evolved" (its own Kokoro style, found by the background search)."""
+    evolution: dict[str, Any] | None = None
+    """The last style search's record (scores, iterations, which language each voice
+    serves), as stored and shown by the API."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +90,9 @@ class Profile:
         }
         if self.owner is not None:
             out["owner"] = self.owner
+        out["voice_source"] = self.voice_source
+        if self.evolution is not None:
+            out["evolution"] = self.evolution
         out.update(self.extra)
         return out
 
@@ -97,6 +109,9 @@ class Profile:
             sample_stats=dict(data.get("sample_stats") or {}),
             matching=MatchingCalibration.from_dict(data.get("matching")),
             owner=data.get("owner"), engine=str(data.get("engine", "openvoice")),
+            voice_source=str(data.get("voice_source") or "matched"),
+            evolution=dict(data["evolution"]) if isinstance(data.get("evolution"), dict)
+            else None,
             extra={k: v for k, v in data.items()
                    if k not in _KNOWN and k != "embedding_vector"})
 
@@ -218,6 +233,17 @@ class ProfileStore:
         self._write(profile)
         return profile
 
+    def set_evolution(self, profile_id: str, evolution: dict[str, Any] | None,
+                      voice_source: str | None = None) -> Profile:
+        """Record a style search's outcome (and, when it decided, which voice serves)."""
+        profile = self.get(profile_id)
+        profile.evolution = evolution
+        if voice_source is not None:
+            profile.voice_source = voice_source
+        profile.updated_at = now()
+        self._write(profile)
+        return profile
+
     def delete(self, profile_id: str) -> None:
         pid = self._check_id(profile_id)
         if not self.storage.exists(self.key(pid, "profile.json")):
@@ -225,13 +251,13 @@ class ProfileStore:
         if self.can_see is not None:
             self.get(pid)  # someone else's profile: not found
         self.storage.delete(self.key(pid, "profile.json"))  # first: it vanishes from lists
-        for name in ("embedding.npy", "reference.wav"):
+        for name in ("embedding.npy", "reference.wav", *EVOLVED_FILES):
             self.storage.delete(self.key(pid, name))
 
     def discard(self, profile_id: str) -> None:
         """Remove whatever a failed or cancelled creation of ``profile_id`` wrote."""
         pid = self._check_id(profile_id)
-        for name in ("profile.json", "embedding.npy", "reference.wav"):
+        for name in ("profile.json", "embedding.npy", "reference.wav", *EVOLVED_FILES):
             self.storage.delete(self.key(pid, name))
 
 

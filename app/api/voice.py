@@ -19,6 +19,8 @@ from app.api.envelope import ok
 from app.api.security import owner_of, principal, visibility
 from app.api.task_view import owned_task, progress_fields
 from app.api.uploads import read_capped
+from app.api.voice_evolve import add_routes as add_evolve_routes
+from app.api.voice_evolve import evolution_status_view, is_evolution
 from app.services import Services
 from app.storage import new_key
 from app.usecases.voices import submit_profile, voice_kit
@@ -100,6 +102,8 @@ def profile_status_view(services: Services, task_id: str,
                         owns: Callable[[str | None], bool] = lambda owner: True
                         ) -> dict[str, Any]:
     """The profile job as the API shows it; someone else's reads as not found."""
+    if is_evolution(services, task_id):  # the evolved-voice search shares this route
+        return evolution_status_view(services, task_id, owns)
     job = owned_task(services, task_id, PROFILE_KIND, owns, lambda: NotFound(
         f"No voice profile task {task_id!r}.", code="VOICE_TASK_NOT_FOUND",
         message_ja=f"ボイスプロファイルのタスク {task_id!r} が見つかりません。"))
@@ -187,4 +191,5 @@ def create_router(services: Services) -> APIRouter:
         profile_store(services, request).delete(profile_id)
         return ok({"deleted": True, "profile_id": profile_id, "id": profile_id})
 
+    add_evolve_routes(router, services, lambda request: profile_store(services, request))
     return router

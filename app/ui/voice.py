@@ -17,6 +17,7 @@ import numpy as np
 from app.i18n import step_text
 from app.services import Services
 from app.storage import new_key
+from app.ui import voice_evolve as evolve_panel
 from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.text import label, plain, register, request_language, studio_error, t
 from app.ui.text import table as headed
@@ -147,6 +148,9 @@ def engine_note(report: dict[str, Any], lang: str = "en") -> str:
     lines = [f"**{plain('voice.engine', lang)}:** `{report['backend']}`"
              + (f" ({fallback}: `{report['fallback_method']}`)" if report["fallback_used"]
                 else "")]
+    if report.get("method") == "evolved_voice":  # a profile's evolved built-in voice
+        lines.append(f"**{plain('voice.matched', lang)}:** "
+                     f"{report['label_ja' if lang == 'ja' else 'label']}")
     conversion = report.get("conversion")
     if conversion:
         lines.append(f"**{plain('voice.matched', lang)}:** {conversion['label']} "
@@ -357,3 +361,4 @@ def build(services: Services) -> None:
     list_button.click(list_profiles, None, profiles, api_name="list_profiles")
     delete.click(delete_profile, delete_id, [result, profiles, voice, delete_id],
                  api_name="delete_profile")
+    evolve_panel.build(services)  # the evolved voice: search, progress, before/after

@@ -8,6 +8,7 @@ from typing import Any
 
 from app.services import Services
 from app.storage import new_key
+from app.usecases.voice_evolve import evolution_answer, evolve_after_profile
 from pipelines.voice import VoiceKit
 from pipelines.voice_create import PROFILE_STEPS, validate_profile_request
 from pipelines.voice_jobs import KIND as PROFILE_KIND
@@ -39,6 +40,10 @@ def submit_profile(services: Services, clips: list[tuple[bytes, str]], *, name: 
     job = services.queue.submit(PROFILE_KIND, {"clips": stored, "name": name,
                                                "language": language, "owner": owner},
                                 owner=owner)
-    return {"task_id": job.id, "status": job.status, "steps": list(PROFILE_STEPS),
-            "status_url": f"/api/voice/status/{job.id}",
-            "estimated_time": round(2.0 + 0.4 * len(clips) * 10, 1)}
+    answer = {"task_id": job.id, "status": job.status, "steps": list(PROFILE_STEPS),
+              "status_url": f"/api/voice/status/{job.id}",
+              "estimated_time": round(2.0 + 0.4 * len(clips) * 10, 1)}
+    evolving = evolve_after_profile(services, job, owner)  # the evolved voice, searched next
+    if evolving is not None:
+        answer["evolve"] = evolution_answer(evolving)
+    return answer

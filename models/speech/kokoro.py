@@ -29,7 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from models.base import EngineSettings, LazyModel, Timing, VoiceInfo, module_available
+from models.base import (
+    EngineSettings,
+    LazyModel,
+    SpeechEngine,
+    Timing,
+    VoiceInfo,
+    module_available,
+)
 from models.errors import InvalidInput
 from models.speech.local import LocalSpeech, UnitAudio
 
@@ -232,6 +239,14 @@ class KokoroSpeech(LocalSpeech):
             raise InvalidInput(f"Blend weights of {voice!r} must be positive.",
                                code="VOICE_UNKNOWN_VOICE", message_ja="声の配合比が不正です。")
         return [(v, w / total) for v, w in parts]
+
+    def style_voices(self) -> list[str]:
+        return [v.id for v in self.VOICES]
+
+    def styled(self, pack: np.ndarray) -> SpeechEngine:
+        from models.speech.kokoro_styled import StyledKokoro
+
+        return StyledKokoro(self, pack)
 
     def pack(self, voice: str) -> np.ndarray:
         """The style vectors of ``voice`` (a blend is mixed once, then cached)."""

@@ -27,7 +27,7 @@ def test_the_studio_lists_every_kind_once() -> None:
     registry = job_kinds()
     assert registry.names() == sorted([
         "diagnostics.staged", "diagnostics.tone", "image.process", "message.generate",
-        "video.render", "voice.profile"])
+        "video.render", "voice.evolve", "voice.profile"])
     assert registry is job_kinds()  # built once
     message = registry["message.generate"]
     assert message.staged and message.handler is None and message.finish is not None

@@ -66,7 +66,8 @@ def test_a_profile_written_by_an_older_version_reads_and_keeps_its_fields(tmp_pa
     assert profile.matching == MatchingCalibration(
         "voice matching", "jf_alpha",
         {"formant_ratio": 0.92, "pitch_median": 180.0, "pitch_range": 1.0}, {"source": 0.5})
-    assert profile.owner is None and profile.as_dict() == stored
+    # which voice serves is always said (an old profile: the quick match)
+    assert profile.owner is None and profile.as_dict() == {**stored, "voice_source": "matched"}
     renamed = store.rename(profile.id, "New")
     again = json.loads(storage.get(store.key(profile.id, "profile.json")))
     assert again["future_field"] == [1, 2] and again["name"] == "New" == renamed.name

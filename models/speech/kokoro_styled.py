@@ -1,0 +1,52 @@
+"""Kokoro speaking with a style tensor of its own (a voice evolved for a profile), in
+Japanese (the bundled G2P) and English (espeak-ng phonemes, :mod:`kokoro_english`).
+
+It borrows the loaded model of a :class:`KokoroSpeech` (one session per process) and only
+swaps the voice pack, so it costs nothing to make one per request.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.base import EVOLVED_VOICE, VoiceInfo
+from models.speech.kokoro import SAMPLE_RATE, KokoroSpeech
+from models.speech.kokoro_english import english_phonemes
+from models.speech.local import LocalSpeech, UnitAudio
+
+STYLE_VOICE = EVOLVED_VOICE
+PUNCTUATION = {"、": ",", "，": ",", "。": ".", "！": "!", "？": "?", "…": "…"}
+
+
+class StyledKokoro(LocalSpeech):
+    """Kokoro with ``pack`` (510 length-bucketed rows of 256 style values) as its voice."""
+
+    name = "kokoro"
+    VOICES = (
+        VoiceInfo(STYLE_VOICE, "Evolved built-in voice (Kokoro style search)", "ja", "", "kokoro"),
+        VoiceInfo(STYLE_VOICE, "Evolved built-in voice (Kokoro style search)", "en", "", "kokoro"),
+    )
+
+    def __init__(self, engine: KokoroSpeech, pack: np.ndarray) -> None:
+        super().__init__(engine.settings)
+        self.engine = engine
+        self.pack = np.asarray(pack, np.float32)
+        self.unit_workers = engine.unit_workers
+
+    def available(self) -> tuple[bool, str]:
+        return self.engine.available()
+
+    def phonemes(self, text: str, language: str) -> str:
+        if language == "en":
+            return english_phonemes(text)
+        return self.engine._model.get().phonemes(text)
+
+    def _unit_timed(self, text: str, end: str, voice: str, speed: float,
+                    language: str) -> UnitAudio:
+        model = self.engine._model.get()
+        punct = PUNCTUATION.get(end, end)
+        phonemes = self.phonemes(text, language).strip()
+        if punct and punct in model.vocab and not phonemes.endswith(punct):
+            phonemes += punct
+        samples, timing = model.infer(phonemes, self.pack, speed)
+        return samples, SAMPLE_RATE, timing
