@@ -51,18 +51,22 @@ class ChainReport:
     def of(cls, result: ChainResult[Any]) -> ChainReport:
         return cls(result.backend, result.attempts)
 
+    def _result(self) -> ChainResult[None]:
+        """The chain's result without its value: it knows what a fallback is."""
+        return ChainResult(None, self.backend, self.attempts)
+
     @property
     def fallback_used(self) -> bool:
-        return any(a.outcome != "used" for a in self.attempts)
+        return self._result().fallback_used
 
     @property
     def fallback_method(self) -> str | None:
-        return self.backend if self.fallback_used else None
+        return self._result().fallback_method
 
     def as_dict(self) -> dict[str, Any]:
         """The chain's own record (``backend``, ``fallback_used``, ``fallback_method``,
         ``attempts``)."""
-        return ChainResult(None, self.backend, self.attempts).report()
+        return self._result().report()
 
 
 @dataclass(frozen=True)
