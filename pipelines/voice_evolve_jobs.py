@@ -5,7 +5,7 @@ Params: ``profile_id``, ``budget_s`` (search seconds in all, across resumed runs
 
 * reports progress (the share of the budget spent) with the iteration and the current best
   held-out score in ``current_step``, and keeps the live record on the profile
-  (``profile["evolution"]``) for the Voice tab;
+  (``Profile.evolution``) for the Voice tab;
 * is cancelled through ``ctx.progress`` (checked after every step);
 * resumes: the search state is checkpointed next to the profile, so a rerun (after a
   crash, a cancel or making way) goes on from the last checkpoint;

@@ -9,8 +9,10 @@ clips. This module holds what ties that search to a profile:
   English) and is scored by speaker embedding, acoustic features and the self-similarity
   of its two sentences.
 * :func:`evolve_profile` — start from the best built-in voice or blend, search within a time
-  budget, checkpoint, and record on the profile which voice serves (``voice_source``:
-  ``"matched"`` or ``"evolved"``) with the scores before and after.
+  budget, checkpoint, then let the evolved voice and the quick match say sentences the
+  search never said (:func:`verify`) and record on the profile which voice serves each
+  language (``evolution.serves``; ``voice_source``: ``"matched"`` or ``"evolved"``) with
+  the scores before and after.
 * :func:`evolved_speech` — a profile's text said with its evolved style (any language
   Kokoro speaks here), used by :func:`pipelines.voice.synthesize`.
 
@@ -57,6 +59,11 @@ SEARCH_SENTENCES: tuple[tuple[str, str], ...] = (
 )
 """What every candidate says: one sentence per language, so that the fitness rewards a
 voice that stays the same person across languages and sentences."""
+VERIFY_SENTENCES: tuple[tuple[str, str], ...] = (
+    ("ja", "明日の朝、駅の前で待っています。"),
+    ("en", "I will wait for you at the station tomorrow."),
+)
+"""What decides, per language, whether the evolved voice serves (never searched on)."""
 WEIGHTS = {"speaker": 0.6, "acoustic": 0.25, "self": 0.15}
 HELD_OUT_WEIGHTS = {"speaker": 0.75, "acoustic": 0.25}
 SILENCE_GAP_S = 0.2
@@ -137,7 +144,8 @@ class EvolveScorer:
         self.held_out = Target.of([held], embed)
         self.evaluations = 0
 
-    def speak(self, pack: np.ndarray) -> list[Audio]:
+    def speak(self, pack: np.ndarray, sentences: Sequence[tuple[str, str]] | None = None
+              ) -> list[Audio]:
         """The sentences in ``pack``'s voice, side by side (the ONNX run frees the GIL)."""
         styled = self.kokoro.styled(pack)
 
@@ -147,10 +155,13 @@ class EvolveScorer:
                                                    language=language)).audio
 
         with ThreadPoolExecutor(max(1, self.kokoro.unit_workers)) as pool:
-            return list(pool.map(say, self.sentences))
+            return list(pool.map(say, sentences or self.sentences))
 
-    def score(self, audios: Sequence[Audio]) -> Evaluation:
-        """Fitness from the scoring clips; the held-out score from the held-out clip."""
+    def score(self, audios: Sequence[Audio],
+              sentences: Sequence[tuple[str, str]] | None = None) -> Evaluation:
+        """Fitness from the scoring clips; the held-out score from the held-out clip.
+        ``sentences``: what ``audios`` say, when not the search's own."""
+        said = tuple(sentences or self.sentences)
         self.evaluations += 1
         vectors = [self.embed(a) for a in audios]
         feats = [acoustic.features(a) for a in audios]
@@ -167,9 +178,8 @@ class EvolveScorer:
                      for v, f in zip(vectors, feats, strict=True)]
         parts = {"speaker": round(speaker, 4), "acoustic": round(sound, 4),
                  "self": round(self_sim, 4)}
-        for language in {language for language, _ in self.sentences}:
-            mine = [h for h, (lang, _) in zip(held_each, self.sentences, strict=True)
-                    if lang == language]
+        for language in {language for language, _ in said}:
+            mine = [h for h, (lang, _) in zip(held_each, said, strict=True) if lang == language]
             parts[f"held_out_{language}"] = round(float(np.mean(mine)), 4)
         return Evaluation(round(fitness, 5), round(float(np.mean(held_each)), 5), parts)
 
@@ -297,10 +307,21 @@ class QuickMatchStore(ProfileStore):
         return profile
 
 
-def quick_match_score(scorer: EvolveScorer, say_quick: Callable[[str, str], Audio]
-                      ) -> Evaluation:
+def quick_match_score(scorer: EvolveScorer, say_quick: Callable[[str, str], Audio],
+                      sentences: Sequence[tuple[str, str]] | None = None) -> Evaluation:
     """The held-out score of what the profile serves without an evolved voice."""
-    return scorer.score([say_quick(text, language) for language, text in scorer.sentences])
+    said = tuple(sentences or scorer.sentences)
+    return scorer.score([say_quick(text, language) for language, text in said], said)
+
+
+def verify(scorer: EvolveScorer, pack: np.ndarray, say_quick: Callable[[str, str], Audio]
+           ) -> tuple[Evaluation, Evaluation]:
+    """The evolved voice and the quick match saying sentences the search never said,
+    scored against the held-out clip: the search climbed on its own sentences, so only
+    new ones tell whether the voice, not those sentences, came nearer."""
+    said = VERIFY_SENTENCES
+    return (scorer.score(scorer.speak(pack, said), said),
+            quick_match_score(scorer, say_quick, said))
 
 
 @dataclass
@@ -376,9 +397,12 @@ def evolve_profile(
         evolution = record("paused")
         store.set_evolution(profile.id, evolution)
         return EvolveOutcome(False, reason, evolution)
-    serves = serving_languages(state.best_eval, quick_eval)
+    on_start("verification")
+    checked, checked_quick = verify(scorer, base_pack + state.best, say_quick)
+    serves = serving_languages(checked, checked_quick)
     source = "evolved" if "evolved" in serves.values() else "matched"
-    evolution = {**record("done"), "stopped": reason, "voice_source": source, "serves": serves}
+    evolution = {**record("done"), "stopped": reason, "voice_source": source, "serves": serves,
+                 "verified": {"evolved": _eval_dict(checked), "quick": _eval_dict(checked_quick)}}
     if source == "evolved":
         files.save_voice(base, state.best)
     else:
@@ -389,9 +413,9 @@ def evolve_profile(
 
 
 def serving_languages(evolved: Evaluation, quick: Evaluation) -> dict[str, str]:
-    """Per language, which voice serves: the evolved one only where its held-out score
-    beats the quick match's by :data:`MIN_GAIN` (e.g. Japanese may gain while English,
-    said by Piper in the quick match, does not)."""
+    """Per language, which voice serves: the evolved one only where its held-out score (on
+    :data:`VERIFY_SENTENCES`) beats the quick match's by :data:`MIN_GAIN` (e.g. Japanese
+    may gain while English, said by Piper in the quick match, does not)."""
     out: dict[str, str] = {}
     for key, value in evolved.parts.items():
         if key.startswith("held_out_"):
@@ -447,6 +471,7 @@ def speak_evolved(tts: FallbackChain[Any], store: ProfileStore, profile: Profile
     speech = evolved_speech(kokoro, pack, request)
     seconds = time.perf_counter() - started
     evolution = profile.evolution or {}
+    verified = evolution.get("verified") or {}
     report = SynthesisReport(
         ChainReport(kokoro.name, (Attempt(kokoro.name, "used", "", round(seconds, 3)),)),
         f"{EVOLVED_VOICE}:{profile.id}", "profile", request.language, method="evolved_voice",
@@ -455,5 +480,8 @@ def speak_evolved(tts: FallbackChain[Any], store: ProfileStore, profile: Profile
         details={"voice_source": "evolved", "label": LABEL, "label_ja": LABEL_JA,
                  "scores": {"held_out": (evolution.get("best") or {}).get("held_out"),
                             "quick_match_held_out":
-                                (evolution.get("quick") or {}).get("held_out")}})
+                                (evolution.get("quick") or {}).get("held_out"),
+                            "verified": {voice: (verified.get(voice) or {}).get("parts", {})
+                                         .get(f"held_out_{request.language}")
+                                         for voice in ("evolved", "quick")}}})
     return speech, report

@@ -175,6 +175,9 @@ def test_job_cancels_makes_way_resumes_and_the_profile_speaks_evolved(
     assert saved.voice_source == record["voice_source"] == result["voice_source"]
     assert saved.evolution is not None
     assert set(saved.evolution["serves"]) == {"ja", "en"}
+    verified = saved.evolution["verified"]  # decided on sentences the search never said
+    assert set(verified["evolved"]["parts"]) >= {"held_out_ja", "held_out_en"}
+    assert verified["evolved"]["parts"]["held_out_ja"] > verified["quick"]["parts"]["held_out_ja"]
     assert saved.evolution["best"]["held_out"] >= saved.evolution["start"]["held_out"]
     assert not storage.exists(checkpoint)
     # the target is far from jf_alpha (the quick match): Japanese must gain
