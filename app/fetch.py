@@ -16,6 +16,7 @@ private files (its reference recording and embedding).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import httpx
 
@@ -55,10 +56,17 @@ def storage_key_of(reference: str, public_url: str | None = None) -> str | None:
     return None
 
 
+class StoredFiles(Protocol):
+    """The part of the studio's storage a fetcher reads."""
+
+    def exists(self, key: str) -> bool: ...
+    def get(self, key: str) -> bytes: ...
+
+
 class SafeFetcher:
     """Resolves references to bytes: storage first, then allow-listed public https URLs."""
 
-    def __init__(self, storage: object, *, allowed_hosts: Sequence[str] = (),
+    def __init__(self, storage: StoredFiles, *, allowed_hosts: Sequence[str] = (),
                  public_url: str | None = None, timeout: float = 20.0,
                  resolver: Resolver = system_resolver,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -88,10 +96,10 @@ class SafeFetcher:
         from app.storage import validate_key
 
         validate_key(key)
-        if is_private_key(key) or not self.storage.exists(key):  # type: ignore[attr-defined]
+        if is_private_key(key) or not self.storage.exists(key):
             raise NotFound(f"No stored file {key!r}.", code=f"{area}_INPUT_NOT_FOUND",
                            message_ja=f"ファイル {key!r} が見つかりません。", details={"key": key})
-        data = self.storage.get(key)  # type: ignore[attr-defined]
+        data = self.storage.get(key)
         if len(data) > max_bytes:
             raise PayloadTooLarge(f"The input is larger than {max_bytes // 1_000_000} MB.",
                                   code=f"{area}_INPUT_TOO_LARGE",

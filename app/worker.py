@@ -24,6 +24,7 @@ from app.config import SettingsError, load_settings
 from app.logs import setup_logging
 from app.metrics import Metrics
 from app.services import build_services
+from app.storage import LocalStorage
 
 try:
     settings = load_settings()
@@ -38,8 +39,8 @@ if _metrics_port and not (_metrics_port.isdigit() and 1 <= int(_metrics_port) <=
 
 setup_logging(settings.log_level, settings.log_format)
 services = build_services(settings)
-if services.storage.name == "local":
-    services.storage.sweep_temp()  # type: ignore[attr-defined]
+if isinstance(services.storage, LocalStorage):
+    services.storage.sweep_temp()
 services.queue.recover()
 huey = services.queue.huey
 metrics = Metrics()

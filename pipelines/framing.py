@@ -238,8 +238,12 @@ def frame(image: Image.Image, alpha: np.ndarray, foreground: np.ndarray, *,
         canvas[..., :3] = np.asarray(blurred, np.float32) / 255.0
         canvas[..., 3] = 1.0
     elif options.background in ("builtin", "upload"):
-        bg = (builtin_background(options.background_id or "") if options.background == "builtin"
-              else options.background_image.convert("RGB"))  # type: ignore[union-attr]
+        if options.background == "builtin":
+            bg = builtin_background(options.background_id or "")
+        else:
+            if options.background_image is None:  # FramingOptions' own check refuses this
+                raise ValueError("an uploaded background needs its image")
+            bg = options.background_image.convert("RGB")
         fitted = ImageOps.fit(bg, (width, height), Image.Resampling.LANCZOS)
         canvas[..., :3] = np.asarray(fitted, np.float32) / 255.0
         canvas[..., 3] = 1.0

@@ -252,7 +252,11 @@ class NovaCanvasCutout:
     def _invoke_mcp(self, input_key: str, output_key: str) -> str:
         import httpx
 
-        url = self.settings.aws_mcp_url.rstrip("/") + "/bedrock/invoke"  # type: ignore[union-attr]
+        base = self.settings.aws_mcp_url
+        if base is None:  # available() refuses the MCP route without its URL
+            raise _error(BackendUnavailable, "AWS_MCP_NOT_CONFIGURED",
+                         "No AWS MCP URL is configured.", "AWS MCP の URL が設定されていません。")
+        url = base.rstrip("/") + "/bedrock/invoke"
         bucket = self.settings.s3_bucket
         request = {"model_id": MODEL_ID, "task_type": "BACKGROUND_REMOVAL",
                    "input": {"bucket": bucket, "key": input_key},
