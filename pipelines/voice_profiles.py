@@ -70,6 +70,9 @@ class Profile:
     matching: MatchingCalibration | None = None
     owner: str | None = None
     engine: str = "openvoice"
+    """The stored format's historical name (profiles began as OpenVoice targets), kept
+    because stored profiles and API clients carry it; which voice serves is
+    ``voice_source``, and which converter ran is in each synthesis report."""
     voice_source: str = "matched"
     """Which voice serves the profile: "matched" (the quick match: a built-in voice and
     voice matching) or "evolved" (its own Kokoro style, found by the background search)."""
