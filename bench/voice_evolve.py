@@ -36,6 +36,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.voice import table as text_table  # noqa: E402
 from bench.voice_judge import judge_embedding  # noqa: E402
 from models.base import Audio, EngineSettings, FallbackChain  # noqa: E402
 
@@ -195,12 +196,7 @@ HEADERS = ["speaker", "encoder", "lang", "default", "quick", "evolved", "gain vs
 
 
 def table(rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-    line = " | ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True))
-    sep = "-+-".join("-" * w for w in widths)
-    body = "\n".join(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
-                     for r in rows)
-    return f"{line}\n{sep}\n{body}"
+    return text_table(HEADERS, rows)
 
 
 if __name__ == "__main__":
