@@ -81,3 +81,16 @@ def test_char_count_follows_the_text() -> None:
     assert char_count(None) == "0 / 1000 characters"
     assert char_count("あいう") == "3 / 1000 characters"
     assert char_count("x" * 950).startswith("**950 / 1000")
+
+
+def test_every_engine_capability_is_named_in_both_languages() -> None:
+    """The Engines panel names each capability of the registry (a new one showed its raw key,
+    'denoise', on the Japanese page)."""
+    from app.ui import engines  # noqa: F401 - importing the panel registers its words
+    from app.ui.text import word
+    from models.registry import CAPABILITIES
+
+    for capability in CAPABILITIES:
+        for lang in ("en", "ja"):
+            assert word("cap.", capability, lang) != capability, (capability, lang)
+    assert word("cap.", "denoise", "ja") == "録音のノイズ除去"
