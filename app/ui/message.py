@@ -302,10 +302,12 @@ def describe(result: dict[str, Any], lang: str = "en") -> str:
     image = engines.get("image") or {}
     refiner = image.get("matte_refinement") or image.get("sam2_refinement")  # older results
     voice = engines.get("voice") or {}
+    # a built-in voice's "conversion" is plain synthesis ("tts"): only a profile's is shown
+    conversion = voice.get("conversion") if voice.get("conversion") not in (None, "tts") else None
     mood = result.get("emotion")
     lines = [f"- {plain('message.note_video', lang)}: **{engines.get('video')}**",
-             f"- {plain('message.note_voice', lang)}: **{voice.get('tts')}** → "
-             f"{voice.get('conversion')}",
+             f"- {plain('message.note_voice', lang)}: **{voice.get('tts')}**"
+             + (f" → {conversion}" if conversion else ""),
              f"- {plain('message.note_cutout', lang)}: **{image.get('background_removal')}**, "
              f"{plain('message.note_refine', lang)}: **{refiner}**",
              f"- {plain('message.note_mood', lang)}: {word('mood.', str(mood), lang)} · "

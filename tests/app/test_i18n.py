@@ -64,6 +64,10 @@ def test_message_notes_history_and_steps_in_japanese() -> None:
     assert "音声: **kokoro**" in notes and "お祝い" in notes and "代替エンジン" in notes
     assert "voice:" not in notes and "fallback" not in notes
     assert "voice: **kokoro**" in describe(result, "en")
+    assert "→" not in notes  # a built-in voice is not converted: no "→ tts"
+    profile = dict(result, engines={**result["engines"],
+                                    "voice": {"tts": "kokoro", "conversion": "voice_matching"}})
+    assert "**kokoro** → voice_matching" in describe(profile, "en")
     caption = history_caption(0.0, "お誕生日おめでとう！素敵な一年になりますように。皆さんによろしく",
                               "0123456789abcdef0123456789abcdef")
     when, rest = caption.split(" · ", 1)
