@@ -20,7 +20,7 @@ from app.api.security import owner_of, principal, visibility
 from app.api.task_view import owned_task, progress_fields
 from app.api.uploads import read_capped
 from app.api.voice_evolve import add_routes as add_evolve_routes
-from app.api.voice_evolve import evolution_status_view, is_evolution
+from app.api.voice_evolve import evolution_status_view
 from app.services import Services
 from app.storage import new_key
 from app.usecases.voices import submit_profile, voice_kit
@@ -28,6 +28,7 @@ from models.base import Speech
 from models.errors import InvalidInput, NotFound
 from pipelines.media import LIMITS, encode_audio
 from pipelines.speech import SynthesisReport, VoiceChoice, list_voices
+from pipelines.voice_evolve_jobs import KIND as EVOLVE_KIND
 from pipelines.voice_jobs import KIND as PROFILE_KIND
 from pipelines.voice_options import VoiceOptions
 from pipelines.voice_profiles import ProfileStore, public_profile
@@ -102,11 +103,11 @@ def profile_status_view(services: Services, task_id: str,
                         owns: Callable[[str | None], bool] = lambda owner: True
                         ) -> dict[str, Any]:
     """The profile job as the API shows it; someone else's reads as not found."""
-    if is_evolution(services, task_id):  # the evolved-voice search shares this route
-        return evolution_status_view(services, task_id, owns)
-    job = owned_task(services, task_id, PROFILE_KIND, owns, lambda: NotFound(
+    job = owned_task(services, task_id, (PROFILE_KIND, EVOLVE_KIND), owns, lambda: NotFound(
         f"No voice profile task {task_id!r}.", code="VOICE_TASK_NOT_FOUND",
         message_ja=f"ボイスプロファイルのタスク {task_id!r} が見つかりません。"))
+    if job.kind == EVOLVE_KIND:  # the evolved-voice search shares this route
+        return evolution_status_view(services, job)
     data = progress_fields(job)
     result = job.result or {}
     if job.status == "completed":

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.envelope import ok
 from app.api.security import owner_of
-from app.api.task_view import owned_task, progress_fields
+from app.api.task_view import progress_fields
+from app.jobs import Job
 from app.services import Services
 from app.usecases.voice_evolve import evolution_answer, submit_evolution
 from app.usecases.voices import voice_kit
@@ -30,21 +31,10 @@ class EvolveRequest(BaseModel):
     budget_s: float | None = Field(None, gt=0, le=7200)
 
 
-def is_evolution(services: Services, task_id: str) -> bool:
-    try:
-        job = services.jobs.get(task_id)
-    except NotFound:
-        return False
-    return job.kind == EVOLVE_KIND
-
-
-def evolution_status_view(services: Services, task_id: str,
-                          owns: Callable[[str | None], bool]) -> dict[str, Any]:
-    """The search as the status route shows it: progress, the step with the current best
-    held-out score, the profile's live record (``evolution``) and, when done, the result."""
-    job = owned_task(services, task_id, EVOLVE_KIND, owns, lambda: NotFound(
-        f"No voice profile task {task_id!r}.", code="VOICE_TASK_NOT_FOUND",
-        message_ja=f"ボイスプロファイルのタスク {task_id!r} が見つかりません。"))
+def evolution_status_view(services: Services, job: Job) -> dict[str, Any]:
+    """The search as the voice status route shows it: progress, the step with the current
+    best held-out score, the profile's live record (``evolution``) and, when done, the
+    result."""
     data = progress_fields(job)
     data.update(kind=EVOLVE_KIND, profile_id=job.params.get("profile_id"), label=LABEL,
                 label_ja=LABEL_JA)

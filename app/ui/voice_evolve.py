@@ -81,9 +81,8 @@ def profile_choices(services: Services, request: Any = None) -> list[tuple[str, 
 
 def latest_job(services: Services, profile_id: str) -> Any:
     """The newest search job for ``profile_id``, if any."""
-    jobs = [j for j in services.jobs.store.all()
-            if j.kind == EVOLVE_KIND and j.params.get("profile_id") == profile_id]
-    return max(jobs, key=lambda j: j.created_at, default=None)
+    return next((j for j in services.jobs.list(kind=EVOLVE_KIND, limit=1_000_000)
+                 if j.params.get("profile_id") == profile_id), None)
 
 
 def status_text(services: Services, profile_id: str | None, lang: str,
