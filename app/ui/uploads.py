@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +63,20 @@ def _display_name(value: Any, path: Path) -> str:
     return path.name
 
 
+def _uploads(block_fn: Any, inputs: list[Any], component: type[gr.components.Component]
+             ) -> Iterator[tuple[Any, Path]]:
+    """The event's uploaded files for inputs of one component type: (payload, server path)."""
+    for block, value in zip(block_fn.inputs, inputs, strict=False):
+        if isinstance(block, component):
+            path = _uploaded_path(value)
+            if path is not None:
+                yield value, path
+
+
 def check_audio_uploads(block_fn: Any, inputs: list[Any], lang: str) -> None:
     """Refuse an Audio input that is not audio, with the REST code of the event's area."""
     area = AUDIO_AREAS.get(str(block_fn.api_name or ""), "VALIDATION")
-    for block, value in zip(block_fn.inputs, inputs, strict=False):
-        if not isinstance(block, gr.Audio):
-            continue
-        path = _uploaded_path(value)
-        if path is None:
-            continue
+    for value, path in _uploads(block_fn, inputs, gr.Audio):
         try:
             decode_audio(path.read_bytes(), area=area, filename=_display_name(value, path),
                          limits=_ANY_LENGTH, target_rate=None)
@@ -81,12 +87,7 @@ def check_audio_uploads(block_fn: Any, inputs: list[Any], lang: str) -> None:
 def explain_failed_image(block_fn: Any, inputs: list[Any], lang: str) -> gr.Error | None:
     """The studio's own verdict on the image upload Gradio could not read (None when every
     image input decodes, so the failure lies elsewhere)."""
-    for block, value in zip(block_fn.inputs, inputs, strict=False):
-        if not isinstance(block, gr.Image):
-            continue
-        path = _uploaded_path(value)
-        if path is None:
-            continue
+    for value, path in _uploads(block_fn, inputs, gr.Image):
         try:
             decode_image(path.read_bytes(), filename=_display_name(value, path))
         except StudioError as exc:
