@@ -48,6 +48,8 @@ FRAME_SAMPLES = 600
 """Samples per predicted duration frame (the decoder's hop): audio = sum(durations) * 600."""
 DURATION_OUTPUT = "/encoder/Cast_output_0"
 LEAD_FRAMES = 3
+# a unit's closing mark (Japanese or Western) -> the punctuation symbol in Kokoro's vocabulary
+PUNCTUATION = {"、": ",", "，": ",", "。": ".", "！": "!", "？": "?", "…": "…"}
 _BLEND = re.compile(r"^([a-z]{2}_[a-z]+)(?::([0-9.]+))?$")
 # Kokoro's Japanese phoneme symbols -> the romaji-like symbols the viseme mapper knows.
 _VOWELS = {"a": "a", "i": "i", "u": "u", "ɯ": "u", "e": "e", "o": "o"}
@@ -259,16 +261,23 @@ class KokoroSpeech(LocalSpeech):
                 self._packs[voice] = cached
         return cached
 
-    def _unit_timed(self, text: str, end: str, voice: str, speed: float,
-                    language: str) -> UnitAudio:
+    def japanese_phonemes(self, text: str) -> str:
+        return self._model.get().phonemes(text)
+
+    def say(self, phonemes: str, end: str, pack: np.ndarray, speed: float) -> UnitAudio:
+        """One unit's phonemes in ``pack``'s voice (a built-in voice or a profile's own)."""
         model = self._model.get()
         # the unit keeps its punctuation so the model says it as a clause end or a full stop
-        punct = {"、": ",", "，": ",", "。": ".", "！": "!", "？": "?", "…": "…"}.get(end, end)
-        phonemes = model.phonemes(text).strip()
+        punct = PUNCTUATION.get(end, end)
+        phonemes = phonemes.strip()
         if punct and punct in model.vocab and not phonemes.endswith(punct):
             phonemes += punct
-        samples, timing = model.infer(phonemes, self.pack(voice), speed)
+        samples, timing = model.infer(phonemes, pack, speed)
         return samples, SAMPLE_RATE, timing
+
+    def _unit_timed(self, text: str, end: str, voice: str, speed: float,
+                    language: str) -> UnitAudio:
+        return self.say(self.japanese_phonemes(text), end, self.pack(voice), speed)
 
     def warm(self) -> dict[str, Any]:
         """Load the model now (benchmarks measure first-call latency with and without)."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from models.base import EVOLVED_VOICE, VoiceInfo
-from models.speech.kokoro import SAMPLE_RATE, KokoroSpeech
+from models.speech.kokoro import KokoroSpeech
 from models.speech.kokoro_english import english_phonemes
 from models.speech.local import LocalSpeech, UnitAudio
 
 STYLE_VOICE = EVOLVED_VOICE
-PUNCTUATION = {"、": ",", "，": ",", "。": ".", "！": "!", "？": "?", "…": "…"}
 
 
 class StyledKokoro(LocalSpeech):
@@ -39,14 +38,8 @@ class StyledKokoro(LocalSpeech):
     def phonemes(self, text: str, language: str) -> str:
         if language == "en":
             return english_phonemes(text)
-        return self.engine._model.get().phonemes(text)
+        return self.engine.japanese_phonemes(text)
 
     def _unit_timed(self, text: str, end: str, voice: str, speed: float,
                     language: str) -> UnitAudio:
-        model = self.engine._model.get()
-        punct = PUNCTUATION.get(end, end)
-        phonemes = self.phonemes(text, language).strip()
-        if punct and punct in model.vocab and not phonemes.endswith(punct):
-            phonemes += punct
-        samples, timing = model.infer(phonemes, self.pack, speed)
-        return samples, SAMPLE_RATE, timing
+        return self.engine.say(self.phonemes(text, language), end, self.pack, speed)
