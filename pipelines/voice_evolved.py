@@ -47,10 +47,8 @@ from models.voice.resemblyzer import cosine
 from pipelines import voice_evolve
 from pipelines.speech import ChainReport, SynthesisReport
 from pipelines.voice_evolve import Evaluation, SearchState
-from pipelines.voice_profiles import Profile, ProfileStore
+from pipelines.voice_profiles import CHECKPOINT_FILE, EVOLVED_FILE, Profile, ProfileStore
 
-EVOLVED_FILE = "evolved.npz"
-CHECKPOINT_FILE = "evolve_checkpoint.npz"
 LABEL = "evolved built-in voice (Kokoro style search), not a cloned recording"
 LABEL_JA = "進化させた内蔵音声（Kokoro スタイル探索）。録音の複製ではありません"
 SEARCH_SENTENCES: tuple[tuple[str, str], ...] = (

@@ -48,7 +48,9 @@ class ListingStorage(ProfileStorage, Protocol):
 _KNOWN = ("id", "name", "language", "created_at", "updated_at", "engine", "encoder",
           "embedding_dim", "denoised", "sample_stats", "matching", "owner", "voice_source",
           "evolution")
-EVOLVED_FILES = ("evolved.npz", "evolve_checkpoint.npz")
+EVOLVED_FILE = "evolved.npz"
+CHECKPOINT_FILE = "evolve_checkpoint.npz"
+EVOLVED_FILES = (EVOLVED_FILE, CHECKPOINT_FILE)
 """A profile's evolved voice and its search checkpoint (see pipelines.voice_evolved)."""
 
 
