@@ -20,6 +20,7 @@ from pydantic import (
 
 from models.base import SpeechRequest
 from models.errors import InvalidInput
+from pipelines.options import field_range
 
 _RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
 """pydantic error types that mean "a number, but not an allowed one"."""
@@ -60,11 +61,10 @@ class VoiceOptions(BaseModel):
 
 def option_range(name: str) -> tuple[float, float]:
     """The (min, max) of an option, read from the model's own constraints."""
-    low = high = 0.0
-    for item in VoiceOptions.model_fields[name].metadata:
-        low = float(getattr(item, "ge", low))
-        high = float(getattr(item, "le", high))
-    return low, high
+    bounds = field_range(VoiceOptions, name)
+    if bounds is None:
+        raise KeyError(f"option {name} has no range")  # every option has one
+    return bounds
 
 
 def out_of_range(name: str, value: Any) -> InvalidInput:
