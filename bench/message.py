@@ -133,9 +133,9 @@ def make_profile(services: Services) -> str:
         clips.append((encode_wav(shifted), f"clip{n}.wav"))
     started = time.perf_counter()
     profile = kit.create_profile(clips, name="bench kumo raised", language="ja")
-    print(f"voice profile {profile['id']} made in {time.perf_counter() - started:.1f} s "
+    print(f"voice profile {profile.id} made in {time.perf_counter() - started:.1f} s "
           f"(3 clips, with calibration)")
-    return str(profile["id"])
+    return profile.id
 
 
 def table(title: str, header: list[str], rows: list[list[Any]]) -> None:

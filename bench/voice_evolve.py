@@ -79,6 +79,7 @@ def main() -> None:
     from models.voice.denoise import DeepFilterDenoiser
     from models.voice.matching import VoiceMatcher
     from models.voice.resemblyzer import ResemblyzerEncoder
+    from pipelines.speech import VoiceChoice
     from pipelines.voice import ProfileStore, create_profile, synthesize
     from pipelines.voice_evolved import QuickMatchStore, evolve_profile
 
@@ -119,12 +120,13 @@ def main() -> None:
                                  denoiser=denoiser if denoiser.available()[0] else None,
                                  tts=tts, matcher=matcher, cache_dir=settings.cache_dir)
         t_profile = time.perf_counter() - t0
-        pid = profile["id"]
+        pid = profile.id
 
         def say(language: str, voice_type: str, pid: str = pid) -> Audio:
-            speech, _ = synthesize(MESSAGES[language], tts=tts, voice_type=voice_type,
-                                   language=language, profile_id=pid if voice_type == "profile"
-                                   else None, profiles=store, converters=converters)
+            choice = VoiceChoice.from_fields(voice_type, None,
+                                             pid if voice_type == "profile" else None)
+            speech, _ = synthesize(MESSAGES[language], tts=tts, choice=choice,
+                                   language=language, profiles=store, converters=converters)
             return speech.audio
 
         outputs: dict[tuple[str, str], Audio] = {}
@@ -133,8 +135,9 @@ def main() -> None:
             outputs[("quick", language)] = say(language, "profile")
 
         def say_quick(text: str, language: str, pid: str = pid) -> Audio:
-            speech, _ = synthesize(text, tts=tts, voice_type="profile", language=language,
-                                   profile_id=pid, profiles=quick_view, converters=converters)
+            speech, _ = synthesize(text, tts=tts, choice=VoiceChoice.from_fields(
+                                       "profile", None, pid), language=language,
+                                   profiles=quick_view, converters=converters)
             return speech.audio
 
         t1 = time.perf_counter()
