@@ -25,6 +25,7 @@ CAPABILITIES: dict[str, dict[str, str]] = {
     },
     "voice_converter": {
         "openvoice": "models.voice.openvoice:OpenVoiceConverter",
+        "frame_matching": "models.voice.frame_matching:FrameMatcher",
         "voice_matching": "models.voice.matching:VoiceMatcher",
     },
     "denoise": {
@@ -53,7 +54,7 @@ CAPABILITIES: dict[str, dict[str, str]] = {
 DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "tts": ("kokoro", "piper", "openjtalk", "voicevox"),
     "voice_encoder": ("resemblyzer",),
-    "voice_converter": ("openvoice", "voice_matching"),
+    "voice_converter": ("openvoice", "frame_matching", "voice_matching"),
     "denoise": ("deepfilternet",),
     "person_detection": ("mediapipe",),
     "cutout": ("birefnet", "segformer", "mediapipe", "aws"),

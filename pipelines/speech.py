@@ -9,6 +9,7 @@ the :class:`~models.base.SpeechEngine` protocol, so nothing here knows an engine
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -289,8 +290,15 @@ def synthesize(
 
             evolved = speak_evolved(tts, profiles, profile, opts.request(text, None, language))
             if evolved is not None:
+                said, evolved_report = evolved
+                if converters is not None:  # the evolved voice is matched like any other
+                    progress(0.6, "convert")
+                    said, conversion = convert_to_profile(said, profile, profiles, converters)
+                    evolved_report.conversion = conversion
+                    evolved_report.timings["convert_s"] = conversion.duration_s
+                    evolved_report.duration = round(said.audio.duration, 3)
                 progress(1.0, "done")
-                return evolved
+                return said, evolved_report
         voice = choice.source or _profile_source_voice(tts, profile, language)
     if choice.voice_type == "style":
         engine = style_service(tts)
@@ -357,6 +365,14 @@ def convert_to_profile(speech: Speech, profile: Profile, profiles: ProfileStore,
     report = ConversionReport(result.backend, result.attempts, label=engine.method,
                               duration_s=round(time.perf_counter() - started, 3))
     return converted, report
+
+
+def profile_finisher(profile: Profile, profiles: ProfileStore, converters: FallbackChain[Any]
+                     ) -> Callable[[Audio], Audio]:
+    """What serving a profile does to speech once synthesized: its converter chain."""
+    def finish(audio: Audio) -> Audio:
+        return convert_to_profile(Speech(audio), profile, profiles, converters)[0].audio
+    return finish
 
 
 def list_voices(tts: FallbackChain[Any]) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from models.base import Audio
 from models.errors import NotFound
-from pipelines.speech import VoiceChoice, synthesize
+from pipelines.speech import VoiceChoice, profile_finisher, synthesize
 from pipelines.tasks import JobContext, JobKind, MakeWay
 from pipelines.voice_evolved import QuickMatchStore, evolve_profile
 from pipelines.voice_profiles import ProfileStore
@@ -87,6 +87,7 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
     outcome = evolve_profile(profile=profile, store=store, tts=tts, embed=embed,
                              say_quick=say_quick, budget_s=budget,
                              seed=int(params.get("seed") or 0), pause=pause, on_step=on_step,
+                             finish=profile_finisher(profile, store, converters),
                              on_start=lambda what: ctx.progress(0.0, f"search: measuring {what}"))
     if not outcome.finished:
         raise MakeWay(f"search: paused at iteration {outcome.record['iteration']} "

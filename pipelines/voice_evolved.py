@@ -133,9 +133,11 @@ class EvolveScorer:
     """Scores a voice pack by what it sounds like saying :data:`SEARCH_SENTENCES`."""
 
     def __init__(self, kokoro: StyleSpace, embed: Embed, reference: Audio,
-                 sentences: Sequence[tuple[str, str]] | None = None) -> None:
+                 sentences: Sequence[tuple[str, str]] | None = None,
+                 finish: Callable[[Audio], Audio] | None = None) -> None:
         self.kokoro = kokoro
         self.embed = embed
+        self.finish = finish or (lambda audio: audio)
         self.sentences = tuple(sentences or SEARCH_SENTENCES)
         scoring, held = split_reference(reference)
         self.target = Target.of(scoring, embed)
@@ -144,13 +146,14 @@ class EvolveScorer:
 
     def speak(self, pack: np.ndarray, sentences: Sequence[tuple[str, str]] | None = None
               ) -> list[Audio]:
-        """The sentences in ``pack``'s voice, side by side (the ONNX run frees the GIL)."""
+        """The sentences in ``pack``'s voice as the profile would serve them (``finish``:
+        its voice converter), side by side (the ONNX run frees the GIL)."""
         styled = self.kokoro.styled(pack)
 
         def say(item: tuple[str, str]) -> Audio:
             language, text = item
-            return styled.synthesize(SpeechRequest(text, voice=EVOLVED_VOICE,
-                                                   language=language)).audio
+            return self.finish(styled.synthesize(SpeechRequest(text, voice=EVOLVED_VOICE,
+                                                               language=language)).audio)
 
         with ThreadPoolExecutor(max(1, self.kokoro.unit_workers)) as pool:
             return list(pool.map(say, sentences or self.sentences))
@@ -335,13 +338,16 @@ def evolve_profile(
     *, profile: Profile, store: ProfileStore, tts: FallbackChain[Any], embed: Embed,
     say_quick: Callable[[str, str], Audio], budget_s: float, seed: int = 0,
     patience: int = 8, pause: Callable[[], bool] | None = None,
+    finish: Callable[[Audio], Audio] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[str], None] = lambda what: None,
 ) -> EvolveOutcome:
     """Search (or go on searching) a style for ``profile``; record the outcome on it.
 
     ``say_quick(text, language)`` says a sentence the way the profile is served today
-    (its quick match). ``pause()`` is asked between steps: true checkpoints and returns
+    (its quick match). ``finish(audio)`` is what serving does to the evolved voice's speech
+    (the profile's voice converter), so candidates are scored as they would be heard.
+    ``pause()`` is asked between steps: true checkpoints and returns
     (``finished`` false) so that a job can make way for other work. ``on_step`` gets the
     live record (iteration, scores) after each step and ``on_start`` each thing measured
     before the first step (the quick match, each candidate base voice); both may raise to
@@ -349,7 +355,7 @@ def evolve_profile(
     kokoro = kokoro_of(tts)
     files = ProfileFiles(store, profile.id)
     began = time.perf_counter()
-    scorer = EvolveScorer(kokoro, embed, store.reference(profile.id))
+    scorer = EvolveScorer(kokoro, embed, store.reference(profile.id), finish=finish)
     resumed = files.load_checkpoint()
     if resumed is not None:
         base, quick_eval, state = resumed
