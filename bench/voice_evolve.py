@@ -77,9 +77,10 @@ def main() -> None:
     from app.storage import LocalStorage
     from models.registry import create_engine
     from models.voice.denoise import DeepFilterDenoiser
+    from models.voice.frame_matching import FrameMatcher
     from models.voice.matching import VoiceMatcher
     from models.voice.resemblyzer import ResemblyzerEncoder
-    from pipelines.speech import VoiceChoice
+    from pipelines.speech import VoiceChoice, profile_finisher
     from pipelines.voice import ProfileStore, create_profile, synthesize
     from pipelines.voice_evolved import QuickMatchStore, evolve_profile
 
@@ -90,7 +91,7 @@ def main() -> None:
     resem = ResemblyzerEncoder(settings)
     encoder = FallbackChain("voice_encoder", [resem])
     matcher = VoiceMatcher(settings, resem)
-    converters = FallbackChain("voice_converter", [matcher])
+    converters = FallbackChain("voice_converter", [FrameMatcher(settings), matcher])
     denoiser = DeepFilterDenoiser()
     store = ProfileStore(LocalStorage(OUT / "store"))
     quick_view = QuickMatchStore(store.storage)
@@ -144,6 +145,7 @@ def main() -> None:
         outcome = evolve_profile(profile=store.get(pid), store=store, tts=tts,
                                  embed=lambda a: resem.embed_one(a), say_quick=say_quick,
                                  budget_s=args.budget, seed=int(speaker),
+                                 finish=profile_finisher(store.get(pid), store, converters),
                                  on_step=lambda r: print(
                                      f"  {r['iteration']:4d} {r['seconds']:6.0f}s fitness "
                                      f"{r['best']['fitness']:.4f} held-out "
