@@ -82,9 +82,7 @@ class _BaselineRefiner:
     def refine(self, image: Any, matte: np.ndarray,
                box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         assert BASELINE is not None
-        refined: np.ndarray = BASELINE.refine_matte(BASELINE.as_float_rgb(image),
-                                                    matte.astype(np.float32))
-        return refined
+        return BASELINE.refine_matte(BASELINE.as_float_rgb(image), matte.astype(np.float32))
 
     def close(self) -> None:
         pass
