@@ -30,12 +30,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-from message import photo_1mp, run_one, table  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 from app.config import load_settings  # noqa: E402
 from app.services import Services, build_services  # noqa: E402
+from bench.message import photo_1mp, run_one, table  # noqa: E402
 
 NEURAL = (("cutout", "birefnet"), ("cutout", "segformer"), ("refiner", "sam2"),
           ("talking_head", "wav2lip"), ("voice_converter", "openvoice"))
@@ -117,9 +116,9 @@ def main() -> None:
         inventory = services[case].inventory()
         print(f"\n{case}: what /health says of the neural engines")
         for capability in ("cutout", "refiner", "talking_head", "voice_converter"):
-            for row in inventory[capability]:
-                if row["name"] in ("birefnet", "segformer", "sam2", "wav2lip", "openvoice"):
-                    print(f"  {capability}/{row['name']}: {row['reason']}")
+            for entry in inventory[capability]:
+                if entry["name"] in ("birefnet", "segformer", "sam2", "wav2lip", "openvoice"):
+                    print(f"  {capability}/{entry['name']}: {entry['reason']}")
         print(f"  job engines: {last[case]['job'].result.get('engines')}")
     for svc in services.values():
         svc.queue.stop_consumer()

@@ -23,7 +23,10 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -32,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.baseline import baseline_module  # noqa: E402
-from models.base import EngineSettings  # noqa: E402
+from models.base import Engine, EngineSettings, MatteRefiner, PersonCutout  # noqa: E402
 from models.cutout.mediapipe import MediapipeCutout  # noqa: E402
 from models.detect.person import PersonDetector  # noqa: E402
 from models.refine.closed_form import (  # noqa: E402
@@ -55,7 +58,7 @@ def _at_megapixels(image: Image.Image, mp: float) -> Image.Image:
                         Image.Resampling.LANCZOS)
 
 
-def _time(fn, runs: int) -> tuple[float, float]:
+def _time(fn: Callable[[], object], runs: int) -> tuple[float, float]:
     """Median wall and CPU seconds of ``runs`` calls after a warm-up."""
     fn()  # warm-up (model load, caches)
     wall, cpu = [], []
@@ -71,13 +74,18 @@ class _BaselineRefiner:
     """``main``'s closed-form refiner, for the side-by-side rows."""
 
     name = "closed_form (main)"
+    prompted = False
 
     def available(self) -> tuple[bool, str]:
         return BASELINE is not None, "git show main:models/refine/closed_form.py"
 
-    def refine(self, image, matte):
+    def refine(self, image: Any, matte: np.ndarray,
+               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         assert BASELINE is not None
         return BASELINE.refine_matte(BASELINE.as_float_rgb(image), matte.astype(np.float32))
+
+    def close(self) -> None:
+        pass
 
 
 def speed_table(runs: int) -> list[tuple[str, str, float, float, float]]:
@@ -86,57 +94,50 @@ def speed_table(runs: int) -> list[tuple[str, str, float, float, float]]:
     settings = EngineSettings()
     detector = PersonDetector(settings)
     rows = []
-    engines: list[tuple[str, str, object]] = [("detection", "mediapipe face+selfie+pose",
-                                               None)]
-    cutouts = [MediapipeCutout(settings)]
+    cutouts: list[PersonCutout] = [MediapipeCutout(settings)]
     for module, cls in (("models.cutout.segformer", "SegformerCutout"),
                         ("models.cutout.birefnet", "BiRefNetCutout")):
         engine = getattr(__import__(module, fromlist=[cls]), cls)(settings)
         cutouts.append(engine)
-    refiners: list[object] = [ClosedFormRefiner(settings), _BaselineRefiner()]
+    refiners: list[MatteRefiner] = [ClosedFormRefiner(settings), _BaselineRefiner()]
     from models.refine.sam2 import Sam2Refiner
 
     refiners.append(Sam2Refiner(settings))
-    for engine in cutouts:
-        engines.append(("segmentation", engine.name, engine))
-    for engine in refiners:
-        engines.append(("refinement", engine.name, engine))
     masker = MediapipeCutout(settings)
     for mp in SIZES_MP:
         image = _at_megapixels(base, mp)
         real_mp = image.width * image.height / 1e6
         matte = masker.cutout(image)
-        for stage, name, engine in engines:
+        # (stage, row name, the engine when it may be unavailable, the call timed)
+        timed: list[tuple[str, str, Engine | None, Callable[[], object]]] = [
+            ("detection", "mediapipe face+selfie+pose", None, partial(detector.detect, image))]
+        timed += [("segmentation", e.name, e, partial(e.cutout, image)) for e in cutouts]
+        timed += [("refinement", e.name, e, partial(e.refine, image, matte)) for e in refiners]
+        for stage, name, engine, call in timed:
             if engine is not None and not engine.available()[0]:
                 rows.append((stage, name, mp, float("nan"), float("nan")))
                 continue
-            if stage == "detection":
-                wall, cpu = _time(lambda im=image: detector.detect(im), runs)
-            elif stage == "segmentation":
-                wall, cpu = _time(lambda e=engine, im=image: e.cutout(im), runs)
-            else:
-                wall, cpu = _time(lambda e=engine, im=image, m=matte: e.refine(im, m), runs)
+            wall, cpu = _time(call, runs)
             rows.append((stage, name, mp, 1000 * wall / real_mp, 1000 * cpu / real_mp))
     return rows
 
 
 def cutout_totals(rows: list[tuple[str, str, float, float, float]]) -> None:
     """Detection + mediapipe segmentation + closed-form refinement, main vs this tree."""
-    def cell(stage: str, name: str, mp: float, col: int) -> float:
-        return next(r[col] for r in rows if (r[0], r[1], r[2]) == (stage, name, mp))
+    def cell(stage: str, name: str, mp: float) -> tuple[float, float]:
+        """(wall, CPU) ms per MP of one stage's engine at one size."""
+        return next((r[3], r[4]) for r in rows if (r[0], r[1], r[2]) == (stage, name, mp))
 
     print("\n## Cutout: detection + segmentation (mediapipe) + refinement, ms per MP\n")
     print("| MP | main wall | this wall | main CPU | this CPU | wall ratio | CPU ratio |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for mp in SIZES_MP:
-        totals = {}
+        totals: dict[str, tuple[float, float]] = {}
         for ref in ("closed_form (main)", "closed_form"):
-            for col in (3, 4):
-                totals[(ref, col)] = (cell("detection", "mediapipe face+selfie+pose", mp, col)
-                                      + cell("segmentation", "mediapipe", mp, col)
-                                      + cell("refinement", ref, mp, col))
-        old_w, new_w = totals[("closed_form (main)", 3)], totals[("closed_form", 3)]
-        old_c, new_c = totals[("closed_form (main)", 4)], totals[("closed_form", 4)]
+            parts = (cell("detection", "mediapipe face+selfie+pose", mp),
+                     cell("segmentation", "mediapipe", mp), cell("refinement", ref, mp))
+            totals[ref] = (sum(p[0] for p in parts), sum(p[1] for p in parts))
+        (old_w, old_c), (new_w, new_c) = totals["closed_form (main)"], totals["closed_form"]
         print(f"| {mp} | {old_w:.0f} | {new_w:.0f} | {old_c:.0f} | {new_c:.0f} | "
               f"{old_w / new_w:.1f}x | {old_c / new_c:.1f}x |")
 
@@ -211,7 +212,7 @@ def main() -> None:
           "| main s | refine s |" + extra)
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.pymatting else ""))
 
-    def line_for(r: dict[str, object], name: str, digits: int) -> str:
+    def line_for(r: Mapping[str, object], name: str, digits: int) -> str:
         def m(key: str, d: int = digits) -> str:
             return f"{r[key]:.{d}f}" if main else "n/a"
 

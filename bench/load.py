@@ -57,10 +57,13 @@ def main() -> None:
     rows = []
     with LiveServer(services) as server, RssSampler() as rss:
         warm = post_message(server.url, text=args.text)
-        wait_all(services, [warm.task_id], timeout=600)
+        warm_id = warm.task_id
+        if warm_id is None:
+            raise SystemExit(f"the warm-up message was refused: {warm.status} {warm.body}")
+        wait_all(services, [warm_id], timeout=600)
         print(f"warm-up message done; RSS {rss.samples[-1] / 2**20:.0f} MB "
               f"(started at {rss.first_mb:.0f} MB)")
-        known = {warm.task_id}
+        known = {warm_id}
         for n in (int(x) for x in args.n.split(",")):
             before = len(rss.samples)
             started = time.perf_counter()

@@ -18,7 +18,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -59,7 +61,11 @@ def to_length(audio: Audio, seconds: float) -> Audio:
     return Audio(np.tile(audio.samples, reps)[:n], audio.sample_rate)
 
 
-def timed(fn, *args, **kw):
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def timed(fn: Callable[P, R], *args: P.args, **kw: P.kwargs) -> tuple[R, float]:
     start = time.perf_counter()
     value = fn(*args, **kw)
     return value, time.perf_counter() - start
@@ -90,8 +96,14 @@ def ebur128(path: Path) -> tuple[float, float]:
                            "ebur128=peak=true", "-f", "null", "-"], capture_output=True,
                           text=True, check=True)
     summary = proc.stderr[proc.stderr.rindex("Summary:"):]
-    return (float(re.search(r"I:\s+(-?[\d.]+)", summary).group(1)),
-            float(re.search(r"Peak:\s+(-?[\d.]+)", summary).group(1)))
+    return _summary_value(summary, "I"), _summary_value(summary, "Peak")
+
+
+def _summary_value(summary: str, label: str) -> float:
+    found = re.search(rf"{label}:\s+(-?[\d.]+)", summary)
+    if found is None:
+        raise RuntimeError(f"ffmpeg's ebur128 summary has no {label}: {summary}")
+    return float(found.group(1))
 
 
 def accuracy(voices: dict[str, Audio]) -> None:
@@ -142,12 +154,12 @@ def speed(voices: dict[str, Audio], lengths: tuple[float, ...]) -> None:
     voice = voices["ja"]
     music = bgm_catalog.load_track("happy")[1]
     ops = {
-        "pitch +2 st": {"pitch_shift": 2.0},
-        "stretch x1.1": {"time_stretch": 1.1},
-        "energy x1.5": {"energy_boost": 1.5},
-        "intonation x1.5": {"intonation": 1.5},
-        "pauses x1.5": {"pauses": 1.5},
-        "celebration preset": {"emotion": "celebration"},
+        "pitch +2 st": prosody.ProsodyParams(pitch_shift=2.0),
+        "stretch x1.1": prosody.ProsodyParams(time_stretch=1.1),
+        "energy x1.5": prosody.ProsodyParams(energy_boost=1.5),
+        "intonation x1.5": prosody.ProsodyParams(intonation=1.5),
+        "pauses x1.5": prosody.ProsodyParams(pauses=1.5),
+        "celebration preset": prosody.ProsodyParams(emotion="celebration"),
     }
     for seconds in lengths:
         clip = to_length(voice, seconds)

@@ -120,7 +120,7 @@ def main() -> None:
                 answer = submit_message(services, jpeg(image), {
                     "text": args.text, "bgm": args.bgm, "size": args.size, "subtitles": "true"}, None)
                 job = services.jobs.get(answer["task_id"])
-                if job.status != "completed":
+                if job.status != "completed" or job.result is None:
                     print(f"{name}: {job.status} {job.error}")
                     continue
                 video = out / f"{name}.mp4"

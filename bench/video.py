@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bench.baseline import baseline_module  # noqa: E402
 from models.base import Audio, RenderRequest, Speech, Timing  # noqa: E402
 from models.talking_head.face_rig import detect_landmarks  # noqa: E402
-from models.talking_head.landmark import LandmarkHead, write_performance  # noqa: E402
+from models.talking_head.landmark import LandmarkHead, Performance, write_performance  # noqa: E402
 from models.talking_head.mp4 import Mp4Writer  # noqa: E402
 from pipelines.subtitles import font_path  # noqa: E402
 
@@ -82,15 +83,13 @@ def speed(engine: LandmarkHead, portrait: Image.Image, speech: Speech, size: tup
 
 
 def lipsync(engine: LandmarkHead, portrait: Image.Image, speech: Speech, use_phonemes: bool
-            ) -> tuple[float, float, float, list[np.ndarray], object]:
+            ) -> tuple[float, float, float, list[np.ndarray], Performance]:
     s = speech if use_phonemes else Speech(speech.audio)
     perf = engine.perform(RenderRequest(portrait, s, size=(512, 512)))
     frames = [f.copy() for f in perf.iter_frames()]
-    gaps = []
-    for f in frames:
-        p = detect_landmarks(f)
-        gaps.append(np.linalg.norm(p[14] - p[13]) / np.linalg.norm(p[291] - p[61]))
-    gaps = np.array(gaps)
+    landmarks = [detect_landmarks(f) for f in frames]
+    gaps = np.array([np.linalg.norm(p[14] - p[13]) / np.linalg.norm(p[291] - p[61])
+                     for p in landmarks])
     env = perf.mouth.envelope
     corr = float(np.corrcoef(gaps, env)[0, 1])
     times = (np.arange(len(frames)) + 0.5) / 25
@@ -149,27 +148,23 @@ def main() -> None:
                                   ("this tree", Mp4Writer)):
                 if writer is None:
                     continue
-                head_module.Mp4Writer = writer  # type: ignore[attr-defined]
-                try:
+                with mock.patch.object(head_module, "Mp4Writer", writer):
                     ratio, cpu_ratio, fps, size_b = speed(engine, portrait, speech, size)
-                finally:
-                    head_module.Mp4Writer = Mp4Writer  # type: ignore[attr-defined]
                 print(f"| {size[0]}x{size[1]} | {label} (run {rnd + 1}) | {ratio:.2f}x | "
                       f"{cpu_ratio:.2f}x | {fps:.0f} | {size_b / 1e3:.0f} kB |")
     print("\n| mouth driven by | corr(mouth gap, envelope) | M/B/P frames with closed lips | "
           "other consonants with closed lips |")
     print("|---|---|---|---|")
-    sheet_frames = None
+    rendered: dict[bool, tuple[list[np.ndarray], Performance]] = {}
     for use in (False, True):
         corr, closed, false, frames, perf = lipsync(engine, portrait, speech, use)
         print(f"| {'phoneme timing' if use else 'audio only'} | {corr:.2f} | {closed:.0%} | "
               f"{false:.0%} |")
-        if not use:
-            sheet_frames = frames
-            audio_perf = perf
+        rendered[use] = frames, perf
+    sheet_frames, audio_perf = rendered[False]  # the sheet and the file show the audio-only path
     contact_sheet(sheet_frames, speech, OUT / "contact_sheet.png")
     request = RenderRequest(portrait, Speech(speech.audio), output=OUT / "sentence.mp4")
-    write_performance(audio_perf, request)  # type: ignore[arg-type]
+    write_performance(audio_perf, request)
     print(f"\nwrote {OUT / 'contact_sheet.png'} and {OUT / 'sentence.mp4'}")
 
 

@@ -42,7 +42,14 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.base import Audio, EngineSettings, FallbackChain, SpeechRequest  # noqa: E402
+from models.base import (  # noqa: E402
+    Audio,
+    EngineSettings,
+    FallbackChain,
+    SpeechEngine,
+    SpeechRequest,
+    VoiceConverter,
+)
 from models.speech.dsp import click_score, voiced_bounds  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "voice"
@@ -69,7 +76,7 @@ HELD_OUT = "新しいパン屋さんが角に開店したそうです。今度�
 SPOKEN = "お誕生日おめでとうございます。素敵な一年になりますように。"
 
 
-def _engine(name: str, settings: EngineSettings) -> object:
+def _engine(name: str, settings: EngineSettings) -> SpeechEngine:
     from models.registry import create_engine
 
     return create_engine("tts", name, settings)
@@ -181,9 +188,9 @@ def _ojt(text: str, half_tone: float) -> Audio:
     return Audio(resample_array((np.asarray(wave) / 32768).astype(np.float32), rate, 24000), 24000)
 
 
-def make_targets(kokoro: object) -> dict[str, list[Audio]]:
+def make_targets(kokoro: SpeechEngine) -> dict[str, list[Audio]]:
     def say(voice: str, text: str) -> Audio:
-        return kokoro.synthesize(SpeechRequest(text, voice=voice)).audio  # type: ignore[attr-defined]
+        return kokoro.synthesize(SpeechRequest(text, voice=voice)).audio
 
     texts = [*ENROL, HELD_OUT]
     return {
@@ -221,8 +228,9 @@ def similarity(settings: EngineSettings) -> list[list[str]]:
     kokoro = _engine("kokoro", settings)
     tts = FallbackChain("tts", [kokoro, _engine("openjtalk", settings)])
     encoder = ResemblyzerEncoder(settings)
-    converters = FallbackChain("voice_converter", [OpenVoiceConverter(settings),
-                                                   VoiceMatcher(settings, encoder)])
+    matcher = VoiceMatcher(settings, encoder)
+    converters: FallbackChain[VoiceConverter] = FallbackChain(
+        "voice_converter", [OpenVoiceConverter(settings), matcher])
     store = ProfileStore(LocalStorage(OUT / "store"))
     targets = make_targets(kokoro)
     results = []
@@ -234,7 +242,7 @@ def similarity(settings: EngineSettings) -> list[list[str]]:
                                   enumerate(clips[:3])], name=name, store=store,
                                  encoder=FallbackChain("voice_encoder", [encoder]),
                                  denoiser=DeepFilterDenoiser(settings), tts=tts,
-                                 matcher=converters.get("voice_matching"))
+                                 matcher=matcher)
         create_s = time.perf_counter() - started
         default, _ = synthesize(SPOKEN, tts=tts, choice=VoiceChoice.of(VoiceRef.parse("jf_alpha")),
                                 options=VoiceOptions())
@@ -338,14 +346,15 @@ def profile_steps(settings: EngineSettings) -> list[list[str]]:
                 continue
             marks: list[tuple[str, float, float]] = []
 
-            def progress(fraction: float, step: str, marks: list = marks) -> None:
+            def progress(fraction: float, step: str,
+                         marks: list[tuple[str, float, float]] = marks) -> None:
                 if not marks or marks[-1][0] != step:
                     marks.append((step, time.perf_counter(), time.process_time()))
 
-            kw: dict = {"cache_dir": cache_dir} if module is new else {}
+            kw: dict[str, Path] = {"cache_dir": cache_dir} if module is new else {}
             t0, c0 = time.perf_counter(), time.process_time()
             # each tree writes profiles its own way (this tree's store holds typed profiles)
-            own_store = store if module is new else old.ProfileStore(store.storage)
+            own_store = store if module is new else module.ProfileStore(store.storage)
             module.create_profile(clips, name=speaker, language="ja", store=own_store,
                                   encoder=FallbackChain("voice_encoder", [enc]),
                                   denoiser=denoiser, tts=tts, matcher=match,

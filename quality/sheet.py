@@ -52,7 +52,7 @@ def contact_sheet(path: str | Path, output: str | Path, report: Report | None = 
     verdict = ", ".join(report.failed) or "all checks pass"
     draw.text((6, 5), f"{title or Path(report.path).name}: {verdict}", fill=(255, 255, 255))
     y = 24
-    picks = np.linspace(0, max(n - 1, 0), 12).astype(int) if n else []
+    picks = np.linspace(0, max(n - 1, 0), 12).astype(int) if n else np.zeros(0, int)
     for k, i in enumerate(picks):
         thumb, scale = _thumb(frames[i], THUMB)
         d = ImageDraw.Draw(thumb)
@@ -93,9 +93,9 @@ def contact_sheet(path: str | Path, output: str | Path, report: Report | None = 
                        for x, v in zip(xs, values, strict=True)], fill=colour, width=2)
         line(env, (150, 150, 150))
         line(gap, (60, 220, 90))
-        r, lag = report.value("lips"), report.value("lag")
+        lips, lag = report.value("lips"), report.value("lag")
         draw.text((6, y + 2), f"lip gap (green) vs voice envelope (grey): r "
-                  f"{'-' if r is None else f'{r:.2f}'}, lag "
+                  f"{'-' if lips is None else f'{lips:.2f}'}, lag "
                   f"{'-' if lag is None else f'{lag:+.0f}'} ms", fill=(255, 255, 255))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

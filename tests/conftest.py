@@ -108,7 +108,6 @@ class LiveServer:
         self.app = create_app(services, with_ui=with_ui)
         self.server = uvicorn.Server(uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
