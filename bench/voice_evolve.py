@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.voice import table as text_table  # noqa: E402
 from bench.voice_judge import judge_embedding  # noqa: E402
-from models.base import Audio, EngineSettings, FallbackChain  # noqa: E402
+from models.base import Audio, EngineSettings, FallbackChain, VoiceConverter  # noqa: E402
 
 VOICES = Path(os.environ.get("STUDIO_BENCH_VOICES", "/work/shared/data/voices"))
 OUT = ROOT / "bench" / "out" / "voice_evolve"
@@ -80,9 +80,10 @@ def main() -> None:
     from models.voice.frame_matching import FrameMatcher
     from models.voice.matching import VoiceMatcher
     from models.voice.resemblyzer import ResemblyzerEncoder
-    from pipelines.speech import VoiceChoice, profile_finisher
-    from pipelines.voice import ProfileStore, create_profile, synthesize
+    from pipelines.speech import VoiceChoice, profile_finisher, synthesize
+    from pipelines.voice_create import create_profile
     from pipelines.voice_evolved import QuickMatchStore, evolve_profile
+    from pipelines.voice_profiles import ProfileStore
 
     OUT.mkdir(parents=True, exist_ok=True)
     settings = EngineSettings(cache_dir=OUT / "cache")
@@ -91,7 +92,8 @@ def main() -> None:
     resem = ResemblyzerEncoder(settings)
     encoder = FallbackChain("voice_encoder", [resem])
     matcher = VoiceMatcher(settings, resem)
-    converters = FallbackChain("voice_converter", [FrameMatcher(settings), matcher])
+    converters: FallbackChain[VoiceConverter] = FallbackChain(
+        "voice_converter", [FrameMatcher(settings), matcher])
     denoiser = DeepFilterDenoiser()
     store = ProfileStore(LocalStorage(OUT / "store"))
     quick_view = QuickMatchStore(store.storage)
@@ -167,7 +169,8 @@ def main() -> None:
                 scores = {v: cos(embed(outputs[(v, language)]), held[name][speaker])
                           for v in ("default", "quick", "evolved")}
                 evolved_vec = embed(outputs[("evolved", language)])
-                ranking = sorted(every, key=lambda o, e=evolved_vec: -cos(e, held[name][o]))
+                near = {o: cos(evolved_vec, held[name][o]) for o in every}
+                ranking = sorted(every, key=lambda o: -near[o])
                 rank = ranking.index(speaker) + 1
                 gain = scores["evolved"] - scores["default"]
                 closed = gain / max(1e-6, ceiling - scores["default"])

@@ -125,7 +125,6 @@ class OpenVoiceConverter:
 
     name = "openvoice"
     method = "OpenVoice v2 tone-colour conversion"
-    method = "OpenVoice v2 tone-colour conversion"
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
