@@ -32,7 +32,11 @@ def test_evolve_through_rest_then_speak_with_it(settings: Any, tmp_path: Any,
         pieces += [kokoro.synthesize(SpeechRequest(text, voice="jm_kumo:0.7+jf_nezumi:0.3")
                                      ).audio.samples, gap]
     reference = Audio(np.concatenate(pieces[:-1]), 24000)
-    services = make_services(settings, tts_backends=["kokoro", "piper"])
+    # Praat matching alone: a 3-second search can then beat the quick match, so the evolved
+    # voice serves and the route that speaks with it is exercised (frame matching rebuilds
+    # either voice from the same recorded frames: see the test below)
+    services = make_services(settings, tts_backends=["kokoro", "piper"],
+                             voice_converter_backends=["voice_matching"])
     ProfileStore(services.storage).save(Profile.from_dict(
         {"id": "openvoice_0000abcd", "name": "Target", "language": "ja",
          "matching": {"source_voice": "jf_alpha", "params": {
@@ -68,3 +72,44 @@ def test_evolve_through_rest_then_speak_with_it(settings: Any, tmp_path: Any,
             assert profile["evolution"]["label"] == voice_evolved.LABEL
     finally:
         services.close()
+
+
+def test_the_evolved_voice_is_matched_to_the_recordings_like_the_quick_match(
+        tmp_path: Any) -> None:
+    """An evolved voice that serves goes through the converter chain too: frame matching
+    rebuilds it from the person's recorded frames, and the report names both."""
+    from app.storage import LocalStorage
+    from models.base import FallbackChain
+    from models.speech.kokoro import KokoroSpeech
+    from models.voice.frame_matching import FrameMatcher
+    from models.voice.matching import VoiceMatcher
+    from pipelines.speech import VoiceChoice, synthesize
+    from pipelines.voice_ref import VoiceRef
+
+    settings = EngineSettings(cache_dir=tmp_path / "cache")
+    kokoro = KokoroSpeech(settings)
+    gap = np.zeros(7200, np.float32)
+    pieces: list[np.ndarray] = []
+    for text in ("今日は良い天気ですね。", "明日は十時に会いましょう。", "週末は海へ出かけます。"):
+        pieces += [kokoro.synthesize(SpeechRequest(text, voice="jm_kumo")).audio.samples, gap]
+    store = ProfileStore(LocalStorage(tmp_path / "store"))
+    pid = "openvoice_0000beef"
+    store.save(Profile.from_dict({"id": pid, "name": "Kumo", "language": "ja"}),
+               Audio(np.concatenate(pieces), 24000), np.ones(256, np.float32) / 16)
+    voice_evolved.ProfileFiles(store, pid).save_voice("jf_alpha", np.zeros(256, np.float32))
+    store.set_evolution(pid, {"status": "done", "serves": {"ja": "evolved"}},
+                        voice_source="evolved")
+    converters = FallbackChain("voice_converter", [FrameMatcher(settings),
+                                                   VoiceMatcher(settings)])
+    speech, report = synthesize("ありがとうございます。", tts=FallbackChain("tts", [kokoro]),
+                                choice=VoiceChoice.of(VoiceRef("profile", pid)), language="ja",
+                                profiles=store, converters=converters)
+    data = report.as_dict()
+    assert data["method"] == "evolved_voice" and data["voice_source"] == "evolved"
+    assert data["conversion"]["backend"] == "frame_matching"
+    assert data["timings"]["convert_s"] > 0 and speech.audio.duration > 0.5
+    # the evolved voice started from jf_alpha; matched to jm_kumo's frames, it speaks lower
+    from models.voice.matching import pitch_median
+
+    raw = kokoro.synthesize(SpeechRequest("ありがとうございます。", voice="jf_alpha")).audio
+    assert pitch_median(speech.audio) < 0.8 * pitch_median(raw)
