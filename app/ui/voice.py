@@ -50,6 +50,9 @@ register(
         "voice.matched": "Voice", "voice.fallback": "fallback", "voice.matching": "voice matching",
         "voice.matching_from": "Voice matching from", "voice.similarity": "similarity",
         "voice.not_cloning": "DSP voice matching, not cloning",
+        "conversion.frame_matching":
+            "voice matching: rebuilt from your recordings' frames (WORLD vocoder), not cloning",
+        "conversion.voice_matching": "voice matching: pitch and formants (Praat), not cloning",
         "outcome.used": "used", "outcome.skipped": "skipped", "outcome.failed": "failed",
         "outcome.unavailable": "unavailable",
         "col.id": "id", "col.name": "name", "col.language": "language", "col.clips": "clips",
@@ -74,6 +77,9 @@ register(
         "voice.matched": "声", "voice.fallback": "代替", "voice.matching": "声合わせ",
         "voice.matching_from": "声合わせの元", "voice.similarity": "類似度",
         "voice.not_cloning": "DSP による声合わせ（クローンではありません）",
+        "conversion.frame_matching":
+            "声合わせ：録音のフレームから再合成（WORLD ボコーダ）。クローンではありません",
+        "conversion.voice_matching": "声合わせ：ピッチとフォルマント（Praat）。クローンではありません",
         "outcome.used": "使用", "outcome.skipped": "スキップ", "outcome.failed": "失敗",
         "outcome.unavailable": "利用不可",
         "col.id": "ID", "col.name": "名前", "col.language": "言語", "col.clips": "録音数",
@@ -153,7 +159,10 @@ def engine_note(report: dict[str, Any], lang: str = "en") -> str:
                      f"{report['label_ja' if lang == 'ja' else 'label']}")
     conversion = report.get("conversion")
     if conversion:
-        lines.append(f"**{plain('voice.matched', lang)}:** {conversion['label']} "
+        key = f"conversion.{conversion['backend']}"
+        label = plain(key, lang)
+        lines.append(f"**{plain('voice.matched', lang)}:** "
+                     f"{conversion['label'] if label == key else label} "
                      f"(`{conversion['backend']}`)")
     skipped = [a for a in report.get("attempts", []) if a["outcome"] != "used"]
     for attempt in skipped:

@@ -148,3 +148,23 @@ def test_voice_tab_engine_note_names_the_evolved_voice() -> None:
               "method": "evolved_voice", "label": LABEL, "label_ja": LABEL_JA}
     assert LABEL in engine_note(report, "en") and "`kokoro` " not in engine_note(report, "en")
     assert LABEL_JA in engine_note(report, "ja")
+
+
+def test_voice_tab_engine_note_names_the_converter_in_the_page_s_language() -> None:
+    """The evolved voice, then frame matching: both named, honestly, in English and
+    Japanese (a converter without a translation shows its own label)."""
+    from app.ui.voice import engine_note
+    from pipelines.voice_evolved import LABEL, LABEL_JA
+
+    report = {"backend": "frame_matching", "fallback_used": False, "fallback_method": None,
+              "attempts": [{"backend": "kokoro", "outcome": "used", "reason": ""}],
+              "method": "evolved_voice", "label": LABEL, "label_ja": LABEL_JA,
+              "conversion": {"backend": "frame_matching", "label": "voice matching (frame...)",
+                             "attempts": [{"backend": "frame_matching", "outcome": "used",
+                                           "reason": ""}]}}
+    en, ja = engine_note(report, "en"), engine_note(report, "ja")
+    assert LABEL in en and "rebuilt from your recordings" in en and "not cloning" in en
+    assert LABEL_JA in ja and "録音のフレームから再合成" in ja and "クローンではありません" in ja
+    report["conversion"] = {**report["conversion"], "backend": "openvoice",
+                            "label": "OpenVoice v2 tone-colour conversion"}
+    assert "OpenVoice v2 tone-colour conversion" in engine_note(report, "ja")
