@@ -190,6 +190,12 @@ def main() -> None:
                      f"iter {record['iteration']}", record.get("stopped", ""),
                      f"profile {t_profile:.0f}s", f"search {t_evolve:.0f}s",
                      f"base {record['base_voice']}"])
+        verified = record.get("verified") or {}
+        rows.append([speaker, "verify", "-", "held-out, unsearched sentences", *[
+            f"{voice} " + " ".join(
+                f"{lang} {(verified.get(voice) or {}).get('parts', {}).get(f'held_out_{lang}', 0):.3f}"
+                for lang in ("en", "ja")) for voice in ("quick", "evolved")],
+            "", "", "", "", ""])
         print(table(rows), flush=True)
         print(flush=True)
     print("## summary (mean over speakers)")
