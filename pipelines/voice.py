@@ -59,5 +59,6 @@ class VoiceKit:
         """``owner=`` stamps the profile with its user id (auth on)."""
         return create_profile(clips, name=name, language=language, store=self.store,
                               encoder=self.encoder, denoiser=self.denoiser(), tts=self.tts,
-                              matcher=self.matcher(), progress=progress, owner=owner,
+                              matcher=self.matcher(), converters=self.converters,
+                              progress=progress, owner=owner,
                               profile_id=profile_id, cache_dir=self.cache_dir)

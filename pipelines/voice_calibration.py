@@ -26,6 +26,7 @@ from models.base import (
     SpeechRequest,
     VoiceInfo,
 )
+from models.voice.resemblyzer import cosine
 from pipelines.speech import LANGUAGES, speech_engines
 
 CALIBRATION_TEXT = {
@@ -116,12 +117,21 @@ def _saying(engine: SpeechEngine, voice: str, language: str) -> Callable[[], Aud
         SpeechRequest(CALIBRATION_TEXT[language], voice=voice, language=language)).audio
 
 
+Serve = Callable[[Audio], tuple[str, Audio] | None]
+"""Audio -> (the converter that served, the audio as the profile will be heard), or None
+when no converter could."""
+
+
 def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding: np.ndarray,
                        reference: Audio, language: str,
-                       cache_dir: Path | None = None) -> MatchingCalibration | None:
+                       cache_dir: Path | None = None,
+                       serve: Serve | None = None) -> MatchingCalibration | None:
     """Say a calibration sentence with each built-in voice of the language (and a blend of
     the two nearest voices of an engine that blends), and let the matcher choose voice and
-    parameters. The voices' audio and embeddings come from :class:`CalibrationCache`."""
+    parameters. The voices' audio and embeddings come from :class:`CalibrationCache`.
+    ``serve``: the profile's converter chain; when another converter than the matcher
+    serves (frame matching), its similarity is recorded too (``similarity.served`` and
+    ``served_by``), since that is the voice people will hear."""
     cache = CalibrationCache(cache_dir)
     encoder = matcher.encoder_name
     candidates: list[tuple[str, Audio]] = []
@@ -150,5 +160,23 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
         embeddings[voice] = vector
         return voice, audio
 
-    return matcher.calibrate(embedding, reference, candidates, blend=blend,
-                             default_voice=default_voice, embeddings=embeddings)
+    calibration = matcher.calibrate(embedding, reference, candidates, blend=blend,
+                                    default_voice=default_voice, embeddings=embeddings)
+    if calibration is None or serve is None:
+        return calibration
+    said = dict(candidates).get(calibration.source_voice)
+    if said is None:
+        made = blend(_blend_weights(calibration.source_voice))
+        said = made[1] if made else None
+    served = serve(said) if said is not None else None
+    if served is not None and served[0] != getattr(matcher, "name", None):
+        backend, heard = served
+        calibration.similarity["served"] = round(cosine(matcher.embed(heard), embedding), 4)
+        calibration.similarity["served_by"] = backend
+    return calibration
+
+
+def _blend_weights(voice: str) -> list[tuple[str, float]]:
+    """``"a:0.6+b:0.4"`` -> ``[("a", 0.6), ("b", 0.4)]``."""
+    parts = [p.partition(":") for p in voice.split("+")]
+    return [(name, float(weight or 1.0)) for name, _, weight in parts]

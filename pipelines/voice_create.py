@@ -17,6 +17,7 @@ from models.base import (
     Denoiser,
     FallbackChain,
     ProgressFn,
+    VoiceTarget,
     no_progress,
 )
 from models.errors import InvalidInput
@@ -98,6 +99,7 @@ def create_profile(
     denoiser: Denoiser | None = None,
     tts: FallbackChain[Any] | None = None,
     matcher: Calibrating | None = None,
+    converters: FallbackChain[Any] | None = None,
     progress: ProgressFn = no_progress,
     owner: str | None = None,
     profile_id: str | None = None,
@@ -109,7 +111,8 @@ def create_profile(
     ``VOICE_SAMPLE_*`` error (``details.clips`` has every clip's report). With ``tts`` and
     ``matcher`` the profile is calibrated for voice matching (nearest built-in voice and
     Praat parameters, chosen by measured similarity; what does not depend on the new voice
-    is cached under ``cache_dir``). ``profile_id`` (a job's own) makes a rerun overwrite
+    is cached under ``cache_dir``); with ``converters`` too, the similarity of the voice as
+    served by them is measured. ``profile_id`` (a job's own) makes a rerun overwrite
     rather than duplicate; nothing is listed until every file is written."""
     name = validate_profile_request(clips, name, language)
     reports = [ClipReport(index=i, filename=f or f"clip {i + 1}") for i, (_, f) in enumerate(clips)]
@@ -170,8 +173,19 @@ def create_profile(
     )
     if tts is not None and matcher is not None:
         _step_progress(progress, "matching search")
+        serve = None
+        if converters is not None:
+            target = VoiceTarget(f"{profile.id}:new", reference, embedding)
+
+            def serve(audio: Audio) -> tuple[str, Audio] | None:
+                try:
+                    result = converters.run(lambda c: c.convert(audio, target))
+                except ChainExhausted:
+                    return None  # speech would fail later, with its own error
+                return result.backend, result.value
+
         profile.matching = calibrate_matching(tts, matcher, embedding, reference, language,
-                                              cache_dir=cache_dir)
+                                              cache_dir=cache_dir, serve=serve)
     _step_progress(progress, "save")
     store.save(profile, reference, embedding)
     progress(1.0, "save")

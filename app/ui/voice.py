@@ -342,8 +342,10 @@ def build(services: Services) -> None:
         summary = (f"✅ `{profile['id']}` — {profile['name']}{done_in}\n\n"
                    f"{plain('voice.matching_from', lang)} `{matching.get('source_voice')}`: "
                    f"{plain('voice.similarity', lang)} "
-                   f"{similarity.get('source')} → {similarity.get('matched')} "
-                   f"({plain('voice.not_cloning', lang)})") if matching else \
+                   f"{similarity.get('source')} → {similarity.get('matched')}"
+                   + (f" → {similarity['served']} (`{similarity.get('served_by')}`)"
+                      if similarity.get("served") is not None else "")
+                   + f" ({plain('voice.not_cloning', lang)})") if matching else \
             f"✅ `{profile['id']}` — {profile['name']}{done_in}"
         stats = profile["sample_stats"]["clips"]
         table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],

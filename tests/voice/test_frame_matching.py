@@ -132,3 +132,33 @@ def test_frame_matching_serves_ahead_of_praat_and_says_what_it_is() -> None:
     order = DEFAULT_ORDER["voice_converter"]
     assert order.index("frame_matching") < order.index("voice_matching")
     assert "voice matching" in FrameMatcher.method and "clon" not in FrameMatcher.method
+
+
+def test_a_new_profile_records_how_near_the_served_voice_is(tmp_path: Any) -> None:
+    """Calibration measures Praat matching (it chooses its parameters) and then the voice as
+    it will be heard, through the converter chain (frame matching). This "person" is the
+    built-in voice moved by Praat itself, so Praat matching finds it almost exactly; frame
+    matching must still come far nearer than the voice it starts from."""
+    from app.storage import LocalStorage
+    from models.registry import create_engine
+    from models.voice.matching import VoiceMatcher
+    from models.voice.resemblyzer import ResemblyzerEncoder
+    from pipelines.voice_create import create_profile
+    from pipelines.voice_profiles import ProfileStore
+    from tests.voice.conftest import wav_bytes
+
+    settings = EngineSettings(cache_dir=tmp_path / "cache")
+    encoder = ResemblyzerEncoder(settings)
+    matcher = VoiceMatcher(settings, encoder)
+    clips = [(wav_bytes(voice_of_person(s).samples), f"take{i}.wav")
+             for i, s in enumerate(SENTENCES)]
+    profile = create_profile(
+        clips, name="Person", language="ja", store=ProfileStore(LocalStorage(tmp_path / "s")),
+        encoder=FallbackChain("voice_encoder", [encoder]),
+        tts=FallbackChain("tts", [create_engine("tts", "openjtalk", settings)]),
+        matcher=matcher,
+        converters=FallbackChain("voice_converter", [FrameMatcher(settings), matcher]))
+    assert profile.matching is not None
+    similarity = profile.matching.similarity
+    assert similarity["served_by"] == "frame_matching"
+    assert similarity["served"] > similarity["source"] + 0.1, similarity
