@@ -121,6 +121,8 @@ def convert(audio: Audio, pool: FramePool) -> Audio:
 
     world = analyze(audio.samples, audio.sample_rate)
     source_loud = world.coded[:, 0] > np.percentile(world.coded[:, 0], LOUD_PERCENTILE)
+    if not source_loud.any():  # silence: nothing to rebuild
+        return audio
     shape = world.coded[:, 1:] - world.coded[source_loud, 1:].mean(axis=0)
     voiced = world.f0 > 0
     new = world.coded.copy()

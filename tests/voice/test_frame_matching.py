@@ -91,6 +91,17 @@ def test_the_band_above_the_crossover_is_the_source_s() -> None:
     assert 0.7 < energy_out / energy_source < 1.3
 
 
+def test_silence_and_a_blip_come_back_unharmed() -> None:
+    pool = FramePool.of(person(SENTENCES[:2]))
+    silence = Audio(np.zeros(RATE, np.float32), RATE)
+    out = frame_matching.convert(silence, pool).samples
+    assert len(out) == len(silence.samples) and np.isfinite(out).all()
+    assert float(np.abs(out).max()) < 1e-4
+    matcher = FrameMatcher(EngineSettings())
+    blip = Audio(np.full(RATE // 20, 0.1, np.float32), RATE)  # shorter than a syllable
+    assert matcher.convert(blip, VoiceTarget("p:1", person(SENTENCES[:2]))) is blip
+
+
 def test_too_little_voiced_speech_is_declined() -> None:
     short = Audio(ojt_speech("はい。"), RATE)
     with pytest.raises(BackendUnavailable) as caught:
