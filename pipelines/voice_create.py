@@ -23,7 +23,7 @@ from models.base import (
 from models.errors import InvalidInput
 from models.speech.dsp import normalize_peak
 from pipelines.speech import LANGUAGES, speech_unavailable
-from pipelines.voice_calibration import calibrate_matching
+from pipelines.voice_calibration import Serve, calibrate_matching
 from pipelines.voice_clips import (
     ClipRejected,
     ClipReport,
@@ -87,6 +87,18 @@ def validate_profile_request(clips: Sequence[Any], name: str, language: str) -> 
                            message_ja=f"録音は 1〜{MAX_CLIPS} 個にしてください（推奨 3 個）。",
                            details={"count": len(clips), "max": MAX_CLIPS})
     return name
+
+
+def _serving(converters: FallbackChain[Any], target: VoiceTarget) -> Serve:
+    """Audio as the new profile will be heard through ``converters`` (the same target key as
+    later synthesis, so a converter's per-profile analysis is made once)."""
+    def serve(audio: Audio) -> tuple[str, Audio] | None:
+        try:
+            result = converters.run(lambda c: c.convert(audio, target))
+        except ChainExhausted:
+            return None  # speech would fail later, with its own error
+        return result.backend, result.value
+    return serve
 
 
 def create_profile(
@@ -173,19 +185,10 @@ def create_profile(
     )
     if tts is not None and matcher is not None:
         _step_progress(progress, "matching search")
-        serve = None
-        if converters is not None:
-            target = VoiceTarget(f"{profile.id}:new", reference, embedding)
-
-            def serve(audio: Audio) -> tuple[str, Audio] | None:
-                try:
-                    result = converters.run(lambda c: c.convert(audio, target))
-                except ChainExhausted:
-                    return None  # speech would fail later, with its own error
-                return result.backend, result.value
-
-        profile.matching = calibrate_matching(tts, matcher, embedding, reference, language,
-                                              cache_dir=cache_dir, serve=serve)
+        target = VoiceTarget(f"{profile.id}:{profile.updated_at}", reference, embedding)
+        profile.matching = calibrate_matching(
+            tts, matcher, embedding, reference, language, cache_dir=cache_dir,
+            serve=_serving(converters, target) if converters is not None else None)
     _step_progress(progress, "save")
     store.save(profile, reference, embedding)
     progress(1.0, "save")

@@ -279,21 +279,24 @@ def build(services: Services) -> None:
                 [audio, info], api_name="synthesize", concurrency_limit=2,
                 show_progress_on=[audio])
 
-    with gr.Accordion(t("voice.profiles"), open=False):
+    with gr.Accordion(t("voice.profiles"), open=False, elem_id="voice-profiles"):
         with gr.Row():
             with gr.Column():
-                name = gr.Textbox(label=t("voice.name"), max_length=80)
+                name = gr.Textbox(label=t("voice.name"), max_length=80,
+                                  elem_id="voice-profile-name")
                 profile_language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"))
                 files = gr.File(label=t("voice.upload"), file_count="multiple",
-                                file_types=["audio"], type="filepath")
+                                file_types=["audio"], type="filepath",
+                                elem_id="voice-profile-files")
                 mic = gr.Audio(label=t("voice.mic"), sources=["microphone"], type="filepath")
                 with gr.Row():
                     check = gr.Button(t("voice.check"))
-                    create = gr.Button(t("voice.create"), variant="primary")
+                    create = gr.Button(t("voice.create"), variant="primary",
+                                       elem_id="voice-profile-create")
             with gr.Column():
                 clip_table = gr.Dataframe(headers=CLIP_HEADERS, label=t("voice.clip_table"),
                                           value=empty_clips, interactive=False, wrap=True)
-                result = gr.Markdown()
+                result = gr.Markdown(elem_id="voice-profile-result")
         profiles = gr.Dataframe(headers=PROFILE_HEADERS, label=t("voice.list"),
                                 value=initial_rows, interactive=False,
                                 wrap=True)

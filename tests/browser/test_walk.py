@@ -364,3 +364,51 @@ def test_phone_width(page: Page) -> None:
     assert page.no_horizontal_scroll()
     page.shot("phone-390")
     assert page.find("#message-generate").find_element(By.XPATH, ".").is_displayed()
+
+
+@pytest.mark.parametrize("page", ["en", "ja"], indirect=True)
+def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Path) -> None:
+    """Three recordings uploaded in the Voice tab make a profile whose summary says how near
+    its voice comes as served (frame matching) and that it is not cloning; speaking with it
+    names the converter in the page's language."""
+    import numpy as np
+
+    from models.base import Audio
+    from models.voice.matching import MatchParams, apply_match
+    from tests.voice.conftest import RATE, SENTENCES, ojt_speech, wav_bytes
+
+    clips = []
+    for n, sentence in enumerate(SENTENCES):  # "a person": a voice no built-in one has
+        voice = apply_match(Audio(ojt_speech(sentence), RATE), MatchParams(1.15, 200.0))
+        clip = tmp_path / f"take{n + 1}.wav"
+        clip.write_bytes(wav_bytes(np.asarray(voice.samples)))
+        clips.append(str(clip))
+    page.tab("voice")
+    page.click("#voice-profiles .label-wrap")
+    page.type_into("voice-profile-name", f"Browser {page.lang}")
+    field = page.wait(lambda: page.find("#voice-profile-files input[type='file']"), 60,
+                      "the recordings field")
+    field.send_keys("\n".join(clips))
+    page.wait(lambda: len(page.all("#voice-profile-files tr, #voice-profile-files .file"))
+              >= 3 or None, 60, "three recordings listed")
+    page.click("#voice-profile-create")
+    summary = page.wait(lambda: (lambda text: text if "✅" in text else None)(
+        page.text("#voice-profile-result")), SLOW, "the new profile")
+    assert re.search(r"→ 0\.\d+ \(frame_matching\)", summary), summary
+    assert {"en": "not cloning", "ja": "クローンではありません"}[page.lang] in summary
+    page.shot("profile-made")
+
+    page.find("#voice-voice input").click()
+    options = page.wait(lambda: [o for o in page.all("#voice-voice li[role='option']")
+                                 if f"Browser {page.lang}" in o.text] or None, 30,
+                        "the profile among the voices")
+    options[0].click()
+    page.click("#voice-speak")
+    page.audio_shown("voice-audio")
+    note = page.wait(lambda: (lambda text: text if "frame_matching" in text else None)(
+        page.text("#voice-engine")), SLOW, "the engine line naming the converter")
+    wanted = {"en": "rebuilt from your recordings", "ja": "録音のフレームから再合成"}[page.lang]
+    assert wanted in note, note
+    page.shot("profile-speech")
+    check_language(page)
+    assert not page.all(".toast-body.error"), page.toasts()
