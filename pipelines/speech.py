@@ -352,6 +352,10 @@ def convert_to_profile(speech: Speech, profile: Profile, profiles: ProfileStore,
     """Run the converter chain (OpenVoice when it has weights, else voice matching)."""
     target = VoiceTarget(f"{profile.id}:{profile.updated_at}", profiles.reference(profile.id),
                          profiles.embedding(profile.id), profile.matching)
+    declined = _declined_converter(profile)
+    if declined is not None:
+        converters = FallbackChain(converters.capability,
+                                   [c for c in converters if c.name != declined])
     started = time.perf_counter()
     try:
         result = converters.run(lambda c: c.convert(speech.audio, target))
@@ -365,6 +369,14 @@ def convert_to_profile(speech: Speech, profile: Profile, profiles: ProfileStore,
     report = ConversionReport(result.backend, result.attempts, label=engine.method,
                               duration_s=round(time.perf_counter() - started, 3))
     return converted, report
+
+
+def _declined_converter(profile: Profile) -> str | None:
+    """The converter this profile's calibration measured farther from the person than voice
+    matching (``similarity.serves`` names the other): it is passed over for this profile."""
+    similarity = profile.matching.similarity if profile.matching else {}
+    measured, serves = similarity.get("served_by"), similarity.get("serves")
+    return str(measured) if measured and serves and serves != measured else None
 
 
 def profile_finisher(profile: Profile, profiles: ProfileStore, converters: FallbackChain[Any]

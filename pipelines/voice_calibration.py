@@ -131,7 +131,8 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
     parameters. The voices' audio and embeddings come from :class:`CalibrationCache`.
     ``serve``: the profile's converter chain; when another converter than the matcher
     serves (frame matching), its similarity is recorded too (``similarity.served`` and
-    ``served_by``), since that is the voice people will hear."""
+    ``served_by``), and the nearer of the two is the one that serves the profile
+    (``similarity.serves``; see :func:`pipelines.speech.convert_to_profile`)."""
     cache = CalibrationCache(cache_dir)
     encoder = matcher.encoder_name
     candidates: list[tuple[str, Audio]] = []
@@ -169,10 +170,15 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
         made = blend(_blend_weights(calibration.source_voice))
         said = made[1] if made else None
     served = serve(said) if said is not None else None
-    if served is not None and served[0] != getattr(matcher, "name", None):
+    own = getattr(matcher, "name", "")
+    if served is not None and served[0] != own:
         backend, heard = served
-        calibration.similarity["served"] = round(cosine(matcher.embed(heard), embedding), 4)
-        calibration.similarity["served_by"] = backend
+        similarity = calibration.similarity
+        similarity["served"] = round(cosine(matcher.embed(heard), embedding), 4)
+        similarity["served_by"] = backend
+        # measured, not assumed: the nearer of the two serves this profile
+        similarity["serves"] = backend if similarity["served"] >= similarity["matched"] \
+            else own
     return calibration
 
 

@@ -167,13 +167,19 @@ def engine_note(report: dict[str, Any], lang: str = "en") -> str:
     skipped = [a for a in report.get("attempts", []) if a["outcome"] != "used"]
     for attempt in skipped:
         lines.append(f"- `{attempt['backend']}` {_outcome(attempt['outcome'], lang)}: "
-                     f"{attempt['reason']}")
+                     f"{_diagnostic(attempt['reason'])}")
     if report.get("conversion"):
         for attempt in report["conversion"].get("attempts", []):
             if attempt["outcome"] != "used":
                 lines.append(f"- `{attempt['backend']}` {_outcome(attempt['outcome'], lang)}: "
-                             f"{attempt['reason']}")
+                             f"{_diagnostic(attempt['reason'])}")
     return "\n".join(lines)
+
+
+def _diagnostic(reason: str) -> str:
+    """An engine's own words, shown as they are: a code span whose double backticks keep
+    the reason's own backticks and underscores from turning into Markdown."""
+    return f"`` {reason} ``" if reason else ""
 
 
 def _paths(files: Any, mic: Any) -> list[str]:
@@ -347,7 +353,9 @@ def build(services: Services) -> None:
                    f"{plain('voice.similarity', lang)} "
                    f"{similarity.get('source')} → {similarity.get('matched')}"
                    + (f" → {similarity['served']} (`{similarity.get('served_by')}`)"
-                      if similarity.get("served") is not None else "")
+                      if similarity.get("served") is not None
+                      and similarity.get("serves", similarity.get("served_by"))
+                      == similarity.get("served_by") else "")
                    + f" ({plain('voice.not_cloning', lang)})") if matching else \
             f"✅ `{profile['id']}` — {profile['name']}{done_in}"
         stats = profile["sample_stats"]["clips"]

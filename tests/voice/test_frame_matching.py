@@ -145,11 +145,9 @@ def test_frame_matching_serves_ahead_of_praat_and_says_what_it_is() -> None:
     assert "voice matching" in FrameMatcher.method and "clon" not in FrameMatcher.method
 
 
-def test_a_new_profile_records_how_near_the_served_voice_is(tmp_path: Any) -> None:
-    """Calibration measures Praat matching (it chooses its parameters) and then the voice as
-    it will be heard, through the converter chain (frame matching). This "person" is the
-    built-in voice moved by Praat itself, so Praat matching finds it almost exactly; frame
-    matching must still come far nearer than the voice it starts from."""
+def _profile_from(tmp_path: Any, clips: list[Audio]) -> tuple[Any, Any, Any]:
+    """A profile made from ``clips`` with OpenJTalk as the built-in voices, Praat matching
+    calibrated, and frame matching ahead of it: (profile, store, converters)."""
     from app.storage import LocalStorage
     from models.registry import create_engine
     from models.voice.matching import VoiceMatcher
@@ -161,15 +159,50 @@ def test_a_new_profile_records_how_near_the_served_voice_is(tmp_path: Any) -> No
     settings = EngineSettings(cache_dir=tmp_path / "cache")
     encoder = ResemblyzerEncoder(settings)
     matcher = VoiceMatcher(settings, encoder)
-    clips = [(wav_bytes(voice_of_person(s).samples), f"take{i}.wav")
-             for i, s in enumerate(SENTENCES)]
+    converters = FallbackChain("voice_converter", [FrameMatcher(settings), matcher])
+    store = ProfileStore(LocalStorage(tmp_path / "store"))
     profile = create_profile(
-        clips, name="Person", language="ja", store=ProfileStore(LocalStorage(tmp_path / "s")),
+        [(wav_bytes(c.samples, c.sample_rate), f"take{i}.wav") for i, c in enumerate(clips)],
+        name="Person", language="ja", store=store,
         encoder=FallbackChain("voice_encoder", [encoder]),
         tts=FallbackChain("tts", [create_engine("tts", "openjtalk", settings)]),
-        matcher=matcher,
-        converters=FallbackChain("voice_converter", [FrameMatcher(settings), matcher]))
-    assert profile.matching is not None
+        matcher=matcher, converters=converters)
+    return profile, store, converters
+
+
+def _served_by(profile: Any, store: Any, converters: Any) -> str:
+    from models.base import Speech
+    from pipelines.speech import convert_to_profile
+
+    _, report = convert_to_profile(Speech(Audio(ojt_speech("ありがとう。"), RATE)), profile,
+                                   store, converters)
+    return str(report.backend)
+
+
+def test_a_profile_is_served_by_the_converter_measured_nearer(tmp_path: Any) -> None:
+    """Calibration measures Praat matching (it chooses its parameters) and the voice as the
+    chain serves it (frame matching); the nearer serves. This "person" is the built-in
+    voice moved by Praat itself, so Praat matching finds it almost exactly and serves."""
+    profile, store, converters = _profile_from(tmp_path, [voice_of_person(s) for s in SENTENCES])
     similarity = profile.matching.similarity
     assert similarity["served_by"] == "frame_matching"
     assert similarity["served"] > similarity["source"] + 0.1, similarity
+    assert similarity["matched"] > similarity["served"], similarity
+    assert similarity["serves"] == "voice_matching"
+    assert _served_by(profile, store, converters) == "voice_matching"
+
+
+@pytest.mark.slow
+def test_a_voice_no_dsp_reaches_is_served_by_frame_matching(tmp_path: Any) -> None:
+    """Another engine's voice (Kokoro's jm_kumo) as the person: pitch and formants of the
+    built-in OpenJTalk voice cannot reach its timbre, the person's own frames can."""
+    from models.base import SpeechRequest
+    from models.speech.kokoro import KokoroSpeech
+
+    kokoro = KokoroSpeech(EngineSettings(cache_dir=tmp_path / "kokoro"))
+    clips = [kokoro.synthesize(SpeechRequest(s, voice="jm_kumo")).audio for s in SENTENCES]
+    profile, store, converters = _profile_from(tmp_path, clips)
+    similarity = profile.matching.similarity
+    assert similarity["served"] > similarity["matched"], similarity
+    assert similarity["serves"] == "frame_matching"
+    assert _served_by(profile, store, converters) == "frame_matching"
