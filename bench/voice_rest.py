@@ -56,6 +56,19 @@ def wait(client: Any, url: str, limit_s: float) -> dict[str, Any]:
     raise TimeoutError(url)
 
 
+def post(client: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST as a polite client: a ``RATE_LIMITED`` answer (30 a minute by default) is
+    waited out as its ``retry_after`` says; any other error stops the bench."""
+    while True:
+        answer: dict[str, Any] = client.post(url, json=body).json()
+        if answer.get("success"):
+            return dict(answer["data"])
+        error = answer["error"]
+        if error["code"] != "RATE_LIMITED":
+            raise RuntimeError(f"{url}: {error}")
+        time.sleep(float(error.get("retry_after") or 5))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--evolve", type=float, default=0.0,
@@ -108,7 +121,7 @@ def main() -> None:
                             body = {"text": text, "language": language, "voice_type": voice_type}
                             if voice_type == "profile":
                                 body["profile_id"] = pid
-                            data = client.post("/api/voice/synthesize", json=body).json()["data"]
+                            data = post(client, "/api/voice/synthesize", body)
                             samples, rate = sf.read(
                                 io.BytesIO(base64.b64decode(data["audio_data_base64"])),
                                 dtype="float32")
