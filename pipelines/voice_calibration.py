@@ -137,6 +137,7 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
     encoder = matcher.encoder_name
     candidates: list[tuple[str, Audio]] = []
     embeddings: dict[str, np.ndarray] = {}
+    said: dict[str, Audio] = {}  # every voice (and blend) heard, by name
     blender: SpeechEngine | None = None
     default_voice = None
     for engine, info in _calibration_voices(tts, language):
@@ -145,6 +146,7 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
                                   _saying(engine, info.id, language), matcher.embed)
         candidates.append((info.id, audio))
         embeddings[info.id] = vector
+        said[info.id] = audio
         if blender is None and isinstance(engine, Blending):
             blender = engine
     if not candidates:
@@ -159,18 +161,16 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
         audio, vector = cache.get(cache.key(blender.name, voice, language, encoder),
                                   _saying(blender, voice, language), matcher.embed)
         embeddings[voice] = vector
+        said[voice] = audio
         return voice, audio
 
     calibration = matcher.calibrate(embedding, reference, candidates, blend=blend,
                                     default_voice=default_voice, embeddings=embeddings)
     if calibration is None or serve is None:
         return calibration
-    said = dict(candidates).get(calibration.source_voice)
-    if said is None:
-        made = blend(_blend_weights(calibration.source_voice))
-        said = made[1] if made else None
-    served = serve(said) if said is not None else None
-    own = getattr(matcher, "name", "")
+    source = said.get(calibration.source_voice)
+    served = serve(source) if source is not None else None
+    own = matcher.name
     if served is not None and served[0] != own:
         backend, heard = served
         similarity = calibration.similarity
@@ -180,9 +180,3 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
         similarity["serves"] = backend if similarity["served"] >= similarity["matched"] \
             else own
     return calibration
-
-
-def _blend_weights(voice: str) -> list[tuple[str, float]]:
-    """``"a:0.6+b:0.4"`` -> ``[("a", 0.6), ("b", 0.4)]``."""
-    parts = [p.partition(":") for p in voice.split("+")]
-    return [(name, float(weight or 1.0)) for name, _, weight in parts]
