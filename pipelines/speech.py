@@ -292,11 +292,9 @@ def synthesize(
             if evolved is not None:
                 said, evolved_report = evolved
                 if converters is not None:  # the evolved voice is matched like any other
-                    progress(0.6, "convert")
-                    said, conversion = convert_to_profile(said, profile, profiles, converters)
-                    evolved_report.conversion = conversion
-                    evolved_report.timings["convert_s"] = conversion.duration_s
-                    evolved_report.duration = round(said.audio.duration, 3)
+                    said = _converted(said, evolved_report, profile, profiles, converters,
+                                      progress)
+                evolved_report.duration = round(said.audio.duration, 3)
                 progress(1.0, "done")
                 return said, evolved_report
         voice = choice.source or _profile_source_voice(tts, profile, language)
@@ -321,12 +319,9 @@ def synthesize(
     report = SynthesisReport(ChainReport.of(result), spoken, choice.voice_type, language,
                              timings={"tts_s": round(time.perf_counter() - started, 3)})
     if profile is not None and profiles is not None and converters is not None:
-        progress(0.6, "convert")
-        speech, conversion = convert_to_profile(speech, profile, profiles, converters)
-        report.conversion = conversion
-        report.method = conversion.backend
+        speech = _converted(speech, report, profile, profiles, converters, progress)
+        report.method = report.engine
         report.profile_id = profile.id
-        report.timings["convert_s"] = conversion.duration_s
     report.duration = round(speech.audio.duration, 3)
     progress(1.0, "done")
     return speech, report
@@ -347,11 +342,28 @@ def _profile_source_voice(tts: FallbackChain[Any], profile: Profile,
     return source if language in owner.languages else None
 
 
+def _converted(speech: Speech, report: SynthesisReport, profile: Profile,
+               profiles: ProfileStore, converters: FallbackChain[Any],
+               progress: ProgressFn) -> Speech:
+    """``speech`` through the profile's converters, recorded on ``report``."""
+    progress(0.6, "convert")
+    speech, report.conversion = convert_to_profile(speech, profile, profiles, converters)
+    report.timings["convert_s"] = report.conversion.duration_s
+    return speech
+
+
+def profile_target(profile: Profile, profiles: ProfileStore) -> VoiceTarget:
+    """What converters aim at for ``profile`` (its reference clip read from storage)."""
+    return VoiceTarget(f"{profile.id}:{profile.updated_at}", profiles.reference(profile.id),
+                       profiles.embedding(profile.id), profile.matching)
+
+
 def convert_to_profile(speech: Speech, profile: Profile, profiles: ProfileStore,
-                       converters: FallbackChain[Any]) -> tuple[Speech, ConversionReport]:
-    """Run the converter chain (OpenVoice when it has weights, else voice matching)."""
-    target = VoiceTarget(f"{profile.id}:{profile.updated_at}", profiles.reference(profile.id),
-                         profiles.embedding(profile.id), profile.matching)
+                       converters: FallbackChain[Any], target: VoiceTarget | None = None
+                       ) -> tuple[Speech, ConversionReport]:
+    """Run the converter chain (OpenVoice when it has weights, else frame or voice
+    matching). ``target``: the profile's, when the caller already read it."""
+    target = target or profile_target(profile, profiles)
     declined = _declined_converter(profile)
     if declined is not None:
         converters = FallbackChain(converters.capability,
@@ -381,9 +393,13 @@ def _declined_converter(profile: Profile) -> str | None:
 
 def profile_finisher(profile: Profile, profiles: ProfileStore, converters: FallbackChain[Any]
                      ) -> Callable[[Audio], Audio]:
-    """What serving a profile does to speech once synthesized: its converter chain."""
+    """What serving a profile does to speech once synthesized: its converter chain (the
+    profile's reference is read once, not for every sentence a search scores)."""
+    target = profile_target(profile, profiles)
+
     def finish(audio: Audio) -> Audio:
-        return convert_to_profile(Speech(audio), profile, profiles, converters)[0].audio
+        return convert_to_profile(Speech(audio), profile, profiles, converters,
+                                  target)[0].audio
     return finish
 
 
