@@ -82,14 +82,17 @@ class FramePool:
         voiced = loud & (world.f0 > 0)
         unvoiced = loud & (world.f0 <= 0)
         if int(voiced.sum()) < MIN_VOICED_FRAMES:
-            raise BackendUnavailable(
-                "The profile's recordings hold too little voiced speech for frame matching.",
-                code="VOICE_SERVICE_UNAVAILABLE",
-                message_ja="プロファイルの録音に有声音が少なすぎます。")
+            raise too_little_speech()
         pool = world.coded[loud]
         centre, spread = log_f0_stats(world.f0[voiced])
         return cls(world.coded[voiced], world.coded[unvoiced], pool[:, 1:].mean(axis=0),
                    centre, spread)
+
+
+def too_little_speech() -> BackendUnavailable:
+    return BackendUnavailable(
+        "The profile's recordings hold too little voiced speech for frame matching.",
+        code="VOICE_SERVICE_UNAVAILABLE", message_ja="プロファイルの録音に有声音が少なすぎます。")
 
 
 def log_f0_stats(f0: np.ndarray) -> tuple[float, float]:
@@ -129,8 +132,7 @@ def convert(audio: Audio, pool: FramePool) -> Audio:
     for mask, frames in ((voiced, pool.voiced), (~voiced, pool.unvoiced)):
         if mask.any():
             donors = frames if len(frames) >= K else pool.voiced
-            new[mask, 1:] = nearest_mean(shape[mask], donors[:, 1:] - pool.mean)[:, :] \
-                + pool.mean
+            new[mask, 1:] = nearest_mean(shape[mask], donors[:, 1:] - pool.mean) + pool.mean
     new[:, 1:] = uniform_filter1d(new[:, 1:], SMOOTH_FRAMES, axis=0)
     f0 = world.f0.copy()
     if voiced.sum() > 1:
@@ -167,7 +169,7 @@ class FrameMatcher:
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
-        self._pools: OrderedDict[str, FramePool] = OrderedDict()
+        self._pools: OrderedDict[str, FramePool | None] = OrderedDict()  # None: declined
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
@@ -180,17 +182,25 @@ class FrameMatcher:
             self._pools.clear()
 
     def pool(self, target: VoiceTarget) -> FramePool:
-        """The target's frame pool, analysed once per profile version."""
+        """The target's frame pool, analysed once per profile version (a reference found
+        too short is remembered too, so each message does not analyse it again)."""
         with self._lock:
-            if target.key in self._pools:
+            known = target.key in self._pools
+            if known:
                 self._pools.move_to_end(target.key)
-                return self._pools[target.key]
-        made = FramePool.of(target.reference)
-        with self._lock:
-            self._pools[target.key] = made
-            while len(self._pools) > POOLS_CACHED:
-                self._pools.popitem(last=False)
-        return made
+                found = self._pools[target.key]
+        if not known:
+            try:
+                found = FramePool.of(target.reference)
+            except BackendUnavailable:
+                found = None
+            with self._lock:
+                self._pools[target.key] = found
+                while len(self._pools) > POOLS_CACHED:
+                    self._pools.popitem(last=False)
+        if found is None:
+            raise too_little_speech()
+        return found
 
     def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
         if audio.duration < 0.1:
