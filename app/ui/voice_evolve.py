@@ -88,16 +88,24 @@ def latest_job(services: Services, profile_id: str) -> Any:
 def status_text(services: Services, profile_id: str | None, lang: str,
                 request: Any = None) -> str:
     """The search's state, progress, iteration and scores, in the page's language."""
+    return search_state(services, profile_id, lang, request)[0]
+
+
+def search_state(services: Services, profile_id: str | None, lang: str,
+                 request: Any = None) -> tuple[str, bool]:
+    """:func:`status_text` and whether a search is still going (one look at the jobs: the
+    panel asks every few seconds while one runs)."""
     if not profile_id:
-        return plain("evolve.choose", lang)
+        return plain("evolve.choose", lang), False
     try:
         profile = _store(services, request).get(profile_id)
     except NotFound:
-        return plain("evolve.choose", lang)
+        return plain("evolve.choose", lang), False
     job = latest_job(services, profile_id)
+    running = job is not None and not job.final
     record = profile.evolution or {}
     if job is None and not record:
-        return plain("evolve.none", lang)
+        return plain("evolve.none", lang), running
     lines = [f"_{record.get('label_ja' if lang == 'ja' else 'label') or plain('evolve.title', lang)}_"]
     if job is not None:
         lines.append(f"**{plain('evolve.state', lang)}:** {word('status.', job.status, lang)}"
@@ -113,7 +121,7 @@ def status_text(services: Services, profile_id: str | None, lang: str,
             said = ", ".join(f"{language}: {plain('evolve.' + source, lang)}"
                              for language, source in sorted(serves.items()))
             lines.append(f"**{plain('evolve.serves', lang)}:** {said}")
-    return "\n\n".join(lines)
+    return "\n\n".join(lines), running
 
 
 def _player(speech: Any) -> tuple[int, np.ndarray]:
@@ -151,10 +159,8 @@ def build(services: Services) -> None:
         return status_text(services, profile_id, lang, request), gr.update(active=True)
 
     def show_status(profile_id: str | None, request: gr.Request | None = None) -> tuple[str, Any]:
-        lang = request_language(request)
-        job = latest_job(services, profile_id) if profile_id else None
-        running = job is not None and not job.final
-        return status_text(services, profile_id, lang, request), gr.update(active=running)
+        text, running = search_state(services, profile_id, request_language(request), request)
+        return text, gr.update(active=running)
 
     def cancel_search(profile_id: str | None, request: gr.Request | None = None) -> str:
         lang = request_language(request)
