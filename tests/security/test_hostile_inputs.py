@@ -214,8 +214,11 @@ def refused(response: Any, statuses: tuple[int, ...], codes: tuple[str, ...], wh
 
 
 def not_found_code(route: Route) -> str:
-    return next((code for prefix, code in NOT_FOUND_CODES.items()
-                 if route.path.startswith(prefix)), "_NOT_FOUND")
+    code = next((code for prefix, code in NOT_FOUND_CODES.items()
+                 if route.path.startswith(prefix)), None)
+    assert code, f"{route.path}: a new route with an id in its path; add the code it gives " \
+                 "for an id that names nothing to NOT_FOUND_CODES"
+    return code
 
 
 def _outside_listing(root: Path, data_dir: Path) -> set[str]:
