@@ -21,6 +21,7 @@ from app.ui import voice_evolve as evolve_panel
 from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.text import label, plain, register, request_language, studio_error, t
 from app.ui.text import table as headed
+from app.ui.voice_serving import serving_summary, spoken_line
 from app.ui.work import recorded
 from app.usecases.voices import submit_profile, voice_kit
 from models.errors import StudioError
@@ -164,6 +165,9 @@ def engine_note(report: dict[str, Any], lang: str = "en") -> str:
         lines.append(f"**{plain('voice.matched', lang)}:** "
                      f"{conversion['label'] if label == key else label} "
                      f"(`{conversion['backend']}`)")
+    measured = spoken_line(report, lang)  # a profile's voice, chosen on three measures
+    if measured:
+        lines.append(measured)
     skipped = [a for a in report.get("attempts", []) if a["outcome"] != "used"]
     for attempt in skipped:
         lines.append(f"- `{attempt['backend']}` {_outcome(attempt['outcome'], lang)}: "
@@ -358,6 +362,8 @@ def build(services: Services) -> None:
                       == similarity.get("served_by") else "")
                    + f" ({plain('voice.not_cloning', lang)})") if matching else \
             f"✅ `{profile['id']}` — {profile['name']}{done_in}"
+        served = serving_summary(profile, lang)
+        summary += f"\n\n{served}" if served else ""
         stats = profile["sample_stats"]["clips"]
         table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
                   round(max(c["snr_db"], c["snr_after_db"] or 0), 1),

@@ -97,4 +97,24 @@ MUTANTS: tuple[Mutant, ...] = (
 """,
         tests=("tests/faults/test_recovered_message.py",),
     ),
+    Mutant(
+        name="japanese_speech_backwards",
+        description="Japanese speech comes out played backwards (same length, same voice)",
+        file="pipelines/speech.py",
+        old="    speech: Speech = result.value\n",
+        new="    speech: Speech = result.value\n"
+            "    if language == 'ja':\n"
+            "        speech = replace(speech, audio=Audio(speech.audio.samples[::-1].copy(),"
+            " speech.audio.sample_rate))\n",
+        tests=("tests/voice/test_japanese_words.py",),
+    ),
+    Mutant(
+        name="profile_voice_garbled",
+        description="a profile's voice is chosen on nearness and naturalness alone: frame "
+                    "matching, nearest of all, serves with its words garbled",
+        file="pipelines/voice_serving.py",
+        old="        if (candidate.words or 0.0) < KEPT:\n",
+        new="        if False:\n",
+        tests=("tests/voice/test_serving.py",),
+    ),
 )

@@ -1,0 +1,101 @@
+"""How a profile's voice is served, in people's words: per language, which built-in voice the
+speech starts from, what was done to it, and the three measures it was chosen on (nearness
+to the person, naturalness, words kept), beside the plain voice's. Shown under a new profile
+and on every sentence spoken in it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.ui.text import plain, register
+
+register(
+    en={
+        "serving.title": "How your profile speaks",
+        "serving.language": "language", "serving.voice": "starts from",
+        "serving.change": "then", "serving.near": "nearness to you",
+        "serving.natural": "naturalness (1-5)", "serving.words": "words kept",
+        "serving.as_is": "nothing: the nearest voice as it is",
+        "serving.strength": "strength",
+        "serving.header": "figures: the language's plain voice → your profile",
+        "serving.rule": "The nearest of the voices tried that still sounds natural (at most "
+                        "{drop} below the plain voice, judged by {judge}) and keeps every word "
+                        "serves. Voice matching, not cloning.",
+        "serving.spoken": "Measured for this profile in {language}",
+        "conversion.timbre_filter":
+            "voice matching: your recordings' average timbre applied as a filter, not cloning",
+        "conversion.source_voice": "the built-in voice nearest yours, as it is",
+    },
+    ja={
+        "serving.title": "このプロファイルの話し方",
+        "serving.language": "言語", "serving.voice": "元の声",
+        "serving.change": "加工", "serving.near": "あなたへの近さ",
+        "serving.natural": "自然さ（1〜5）", "serving.words": "言葉の保持",
+        "serving.as_is": "なし（最も近い声をそのまま）",
+        "serving.strength": "強さ",
+        "serving.header": "数値：その言語の標準の声 → あなたのプロファイル",
+        "serving.rule": "試した声のうち、自然さ（{judge} で判定）が標準の声から {drop} 以内で、"
+                        "言葉をすべて保つ中で最もあなたに近いものを使います。"
+                        "声合わせであり、クローンではありません。",
+        "serving.spoken": "このプロファイル用に {language} で測定",
+        "conversion.timbre_filter":
+            "声合わせ：録音の平均的な音色をフィルタとして適用。クローンではありません",
+        "conversion.source_voice": "あなたに最も近い内蔵の声をそのまま使用",
+    },
+)
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "–"
+
+
+def _change(serves: dict[str, Any], lang: str) -> str:
+    converter = serves.get("converter")
+    if not converter:
+        return plain("serving.as_is", lang)
+    key = f"conversion.{converter}"
+    label = plain(key, lang)
+    strength = serves.get("strength")
+    shown = label if label != key else str(converter)
+    if isinstance(strength, int | float) and strength < 1.0:
+        shown += f" ({plain('serving.strength', lang)} {round(100 * strength)} %)"
+    return shown
+
+
+def serving_summary(profile: dict[str, Any], lang: str) -> str:
+    """A Markdown table: one row per language the profile was measured for."""
+    serving = profile.get("serving") or {}
+    if not serving:
+        return ""
+    head = ["serving.language", "serving.voice", "serving.change", "serving.near",
+            "serving.natural", "serving.words"]
+    rows = [
+        "| " + " | ".join(plain(k, lang) for k in head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    judge, drop = "", 0.0
+    for language, record in serving.items():
+        serves, scores, base = record["serves"], record["scores"], record.get("plain") or {}
+        judge = record.get("judge") or judge
+        drop = (record.get("rule") or {}).get("naturalness_drop", drop)
+        rows.append(
+            f"| {language} | `{serves['voice']}` | {_change(serves, lang)} | "
+            f"{_number(base.get('nearness'))} → **{_number(scores.get('nearness'))}** | "
+            f"{_number(base.get('naturalness'))} → **{_number(scores.get('naturalness'))}** | "
+            f"{_number(scores.get('words'))} |")
+    rule = plain("serving.rule", lang).format(drop=drop, judge=judge or "-")
+    return (f"**{plain('serving.title', lang)}** — {plain('serving.header', lang)}\n\n"
+            + "\n".join(rows) + f"\n\n{rule}")
+
+
+def spoken_line(report: dict[str, Any], lang: str) -> str:
+    """The engine line's note for speech said in a profile's measured voice ("" otherwise)."""
+    serving = report.get("serving")
+    if not serving:
+        return ""
+    scores = serving.get("scores") or {}
+    where = plain("serving.spoken", lang).format(language=report.get("language", ""))
+    return (f"**{where}:** `{serving.get('voice')}` · {_change(serving, lang)} · "
+            f"{plain('serving.near', lang)} {_number(scores.get('nearness'))} · "
+            f"{plain('serving.natural', lang)} {_number(scores.get('naturalness'))} · "
+            f"{plain('serving.words', lang)} {_number(scores.get('words'))}")
