@@ -50,7 +50,10 @@ COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+    && rm /tmp/requirements.txt \
+    && pip install --no-deps distillmos==0.9.1 xls-r-sqa==0.1.0
+# (DistillMOS, the profile voice's naturalness guard: --no-deps, its wheels declare
+# torchaudio, which would pull another torch build; only their file reader uses it)
 
 COPY launch.py ./
 COPY app ./app

@@ -139,6 +139,7 @@ class TimbreFilter:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self._timbres: OrderedDict[str, Timbre | None] = OrderedDict()  # None: declined
+        self._last: tuple[tuple[int, int, str], np.ndarray] | None = None
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
@@ -176,4 +177,17 @@ class TimbreFilter:
         strength = float(np.clip(target.strength, 0.0, 1.0))
         if audio.duration < 0.1 or strength == 0.0:
             return audio
-        return apply_gain(audio, plan(audio, self.timbre(target)) * strength)
+        return apply_gain(audio, self._gain(audio, target) * strength)
+
+    def _gain(self, audio: Audio, target: VoiceTarget) -> np.ndarray:
+        """The full-strength gain; the last one is kept, because a profile's serving
+        measure filters one sentence at several strengths."""
+        key = (id(audio.samples), len(audio.samples), target.key)
+        with self._lock:
+            last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        gain = plan(audio, self.timbre(target))
+        with self._lock:
+            self._last = (key, gain)
+        return gain
