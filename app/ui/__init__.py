@@ -29,10 +29,30 @@ CSS = """
 """ + toast_css()
 
 
-def footer_text(services: Services, lang: str = "en") -> str:
-    return (f"{plain('app.name', lang)} {services.version} · {plain('footer.data', lang)}: "
-            f"`{services.settings.data_dir.resolve()}` · {plain('footer.storage', lang)}: "
-            f"{services.storage.name}")
+def footer_text(services: Services, lang: str = "en", show_data_dir: bool = False) -> str:
+    """The version and storage line; the server's data folder only when ``show_data_dir``
+    (:func:`sees_data_dir`): a path on a public page tells strangers about the server."""
+    data = (f" · {plain('footer.data', lang)}: `{services.settings.data_dir.resolve()}`"
+            if show_data_dir else "")
+    return (f"{plain('app.name', lang)} {services.version}{data} · "
+            f"{plain('footer.storage', lang)}: {services.storage.name}")
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def sees_data_dir(services: Services, request: gr.Request | None) -> bool:
+    """An admin (with the login on), or someone on this very machine: the page asked for
+    as localhost by a loopback client, with the login off (behind a proxy or on a Space the
+    Host is the public name, so nobody there sees it)."""
+    if request is None:
+        return False
+    if services.ui.is_admin is not None:
+        return services.ui.is_admin(request)
+    client = getattr(getattr(request, "client", None), "host", None)
+    host = str((getattr(request, "headers", None) or {}).get("host", ""))
+    name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    return client in LOOPBACK and name in LOOPBACK
 
 
 def build_blocks(services: Services) -> gr.Blocks:
@@ -50,7 +70,8 @@ def build_blocks(services: Services) -> gr.Blocks:
         footer = gr.Markdown(footer_text(services), elem_classes=["studio-footer"])
 
         def localized_footer(request: gr.Request) -> str:
-            return footer_text(services, request_language(request))
+            return footer_text(services, request_language(request),
+                               sees_data_dir(services, request))
 
         demo.load(localized_footer, None, footer, api_visibility="private",
                   show_progress="hidden")
