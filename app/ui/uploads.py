@@ -33,8 +33,9 @@ _REQUEST: contextvars.ContextVar[Any] = contextvars.ContextVar("studio_ui_reques
                                                                 default=None)
 # Only "is it audio at all": the tabs' handlers apply their own size and length limits.
 _ANY_LENGTH = dataclasses.replace(LIMITS, audio_max_bytes=2**40, audio_max_seconds=1e9)
-# The REST area whose codes an event's audio errors carry (VOICE_AUDIO_INVALID, ...).
-AUDIO_AREAS = {"create_profile": "VOICE", "check_clips": "VOICE", "adjust_prosody": "PROSODY",
+# The REST area whose codes an event's audio errors carry (VOICE_SAMPLE_AUDIO_INVALID, ...:
+# a profile clip's is the one its job would give).
+AUDIO_AREAS = {"create_profile": "VOICE_SAMPLE", "check_clips": "VOICE_SAMPLE", "adjust_prosody": "PROSODY",
                "mix_bgm": "BGM", "generate_video": "VIDEO", "go": "VIDEO"}
 register(en={"upload.unreadable_image": "This upload could not be read as an image.",
              "upload.not_yours": "A file given to this call belongs to another user."},
