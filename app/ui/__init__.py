@@ -7,8 +7,11 @@ import gradio as gr
 from app.services import Services
 from app.ui import bgm, cache_files, engines, image, jobs, message, prosody, video, voice
 from app.ui import models as models_panel
-from app.ui.text import build_i18n, plain, request_language, t, toast_css
+from app.ui.owners import login_on
+from app.ui.text import build_i18n, plain, register, request_language, t, toast_css
 from app.ui.uploads import StudioBlocks
+
+register(en={"app.logout": "Log out"}, ja={"app.logout": "ログアウト"})
 
 TABS = (
     ("tab.message", message), ("tab.voice", voice), ("tab.image", image),
@@ -61,6 +64,9 @@ def build_blocks(services: Services) -> gr.Blocks:
     with demo:
         gr.Markdown(t("app.title"), elem_id="studio-title")
         gr.Markdown(t("app.subtitle"))
+        if login_on(services):  # Gradio's /logout ends this user's sessions
+            gr.Button(t("app.logout"), link="/logout", size="sm", variant="secondary",
+                      elem_id="studio-logout", scale=0)
         with gr.Tabs():
             for label, module in TABS:
                 with gr.Tab(t(label), id=label.split(".")[1]):
