@@ -111,20 +111,21 @@ class StudioBlocks(gr.Blocks):
     async def process_api(self, *args: Any, **kwargs: Any) -> Any:
         request = kwargs.get("request")
         owners = self.file_owners
-        user = getattr(request, "username", None)
+        caller = request[0] if isinstance(request, list) and request else request  # batch
+        user = getattr(caller, "username", None)
         if owners is not None and user is not None and not self.file_admin(user):
             inputs = args[1] if len(args) > 1 else kwargs.get("inputs")
             if foreign_inputs(owners, user, inputs):
-                lang = request_language(request)
+                lang = request_language(caller)
                 raise ui_error(f"{plain('upload.not_yours', lang)} (AUTH_FORBIDDEN)", lang)
         token = _REQUEST.set(request)
         try:
             result = await super().process_api(*args, **kwargs)
         finally:
             _REQUEST.reset(token)
-        if owners is not None and isinstance(result, dict):
+        if owners is not None and user is not None and isinstance(result, dict):
             for path in file_paths(result.get("data")):
-                owners.add(path, user)  # outputs: the caller's (None: the page's, everyone's)
+                owners.add(path, user)  # outputs are the caller's (and admins')
         return result
 
     async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any,
