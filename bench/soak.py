@@ -136,6 +136,7 @@ class Soak:
         self.kills: list[dict[str, Any]] = []
         self.started = 0.0
         self.url = ""
+        self.s3_url = ""
 
     # ------------------------------------------------------------------ processes
 
@@ -153,6 +154,7 @@ class Soak:
         wait_for(lambda: redis.Redis(port=redis_port).ping(), 30, "redis-server")
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{s3_port}/", timeout=2).status_code < 500,
                  60, "moto")
+        self.s3_url = f"http://127.0.0.1:{s3_port}"
         studio = {
             "STUDIO_QUEUE_URL": f"redis://127.0.0.1:{redis_port}/0", "STUDIO_STORAGE": "s3",
             "STUDIO_S3_BUCKET": "soak", "STUDIO_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
@@ -289,18 +291,38 @@ class Soak:
                 return [f"{r['job_id'][:8]}:{r['stage']}" for r in process.get("running", [])]
         return []
 
+    def stored_bytes(self) -> int | None:
+        """What the S3 bucket holds: moto keeps every object in its own memory, so its RSS
+        grows by what the studio stores (compare the two before calling it a leak)."""
+        try:
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=self.s3_url, **{
+                "aws_access_key_id": AWS["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": AWS["AWS_SECRET_ACCESS_KEY"],
+                "region_name": AWS["AWS_DEFAULT_REGION"]})
+            total = 0
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket="soak"):
+                total += sum(int(o["Size"]) for o in page.get("Contents", []))
+            return total
+        except Exception:  # the bucket is not there yet
+            return None
+
     def sampler(self) -> None:
         while not self.stop.is_set():
-            row: dict[str, Any] = {"t": round(time.time() - self.started, 1),
-                                   "finished": self.finished()}
-            for role, proc in self.procs.items():
-                try:
-                    assert proc.proc is not None
-                    row[role] = (proc.life, psutil.Process(proc.proc.pid).memory_info().rss)
-                except (psutil.Error, AssertionError):
-                    pass
-            self.samples.append(row)
+            self.sample()
             self.stop.wait(5.0)
+
+    def sample(self) -> None:
+        row: dict[str, Any] = {"t": round(time.time() - self.started, 1),
+                               "finished": self.finished(), "s3": self.stored_bytes()}
+        for role, proc in self.procs.items():
+            try:
+                assert proc.proc is not None
+                row[role] = (proc.life, psutil.Process(proc.proc.pid).memory_info().rss)
+            except (psutil.Error, AssertionError):
+                pass
+        self.samples.append(row)
 
     def finished(self) -> int:
         return sum(1 for m in self.messages if m.done_at is not None)
@@ -326,6 +348,7 @@ class Soak:
         self.stop.set()
         for thread in helpers:
             thread.join(timeout=60)
+        self.sample()  # the end, after the last message
         ended = time.time() - self.started
         leftovers = self.leftovers()
         open_jobs = self.open_jobs()
@@ -406,6 +429,11 @@ def report(soak: Soak, outcome: dict[str, Any]) -> str:
         begin, end = start_row[role][1], series[-1]
         lines.append(f"{role:12} {begin / 2**20:14.0f} {end / 2**20:8.0f} "
                      f"{max(series) / 2**20:8.0f} {100 * (end - begin) / begin:+7.1f} %")
+    stored = [s["s3"] for s in soak.samples if s.get("s3") is not None]
+    if stored and start_row is not None and start_row.get("s3") is not None:
+        lines.append(f"{'S3 data held':12} {start_row['s3'] / 2**20:14.0f} "
+                     f"{stored[-1] / 2**20:8.0f} {max(stored) / 2**20:8.0f}   (moto holds it "
+                     "in memory)")
     for role in sorted(r for r in soak.procs if r.startswith("worker")):
         peaks: dict[int, int] = {}
         for s in soak.samples:
