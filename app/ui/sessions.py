@@ -68,10 +68,6 @@ class SessionTokens(MutableMapping[str, str]):
         cap = self.clock() + self.lifetime_s
         self._pending = (user, cap if deadline is None else min(deadline, cap))
 
-    def deadline(self, token: str) -> float | None:
-        with self._lock:
-            return self._deadlines.get(token) if token in self else None
-
     def __setitem__(self, token: str, user: str) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
