@@ -89,6 +89,12 @@ def verify_token(secret: str, token: str) -> Principal:
     return Principal(claims["user_id"], claims.get("email"), tuple(map(str, roles)))
 
 
+def token_expires_at(token: str) -> float:
+    """The ``exp`` of a token :func:`verify_token` has accepted (unix time)."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return float(claims["exp"])
+
+
 # --------------------------------------------------------------------- service tokens
 
 

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     admin_users: BackendList = Field(default_factory=list)  # UI users allowed the Jobs tab
     metrics_token: str | None = None  # when set, /metrics needs "Authorization: Bearer <it>"
     files_link_ttl: int = Field(3600, ge=60)  # signed /files links, seconds
+    # a UI password login lasts this long (a token login ends with its token, or sooner)
+    ui_session_minutes: float = Field(720.0, gt=0, le=43200)
     rate_limit_per_minute: int = Field(30, ge=0)  # per client on expensive routes; 0 = off
     max_body_mb: float = Field(60.0, gt=0)
     min_free_mb: float = Field(500.0, ge=0)  # refuse new jobs below this free disk space

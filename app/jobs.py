@@ -24,6 +24,7 @@ from models.errors import Conflict, NotFound
 
 JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+OPEN_STATUSES: tuple[str, ...] = ("queued", "processing")
 STATUSES: tuple[str, ...] = ("queued", "processing", "completed", "failed", "cancelled")
 
 
@@ -79,6 +80,12 @@ class JobStore(Protocol):
     def save(self, job: Job) -> None: ...
     def load(self, job_id: str) -> Job | None: ...
     def all(self) -> Iterable[Job]: ...
+
+    def unfinished(self) -> Iterable[Job]:
+        """The queued and processing jobs, read through an index: what the reaper looks at
+        on every pass costs the same however many finished jobs the history holds."""
+        ...
+
     def remove(self, job_id: str) -> bool: ...
 
     def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
@@ -216,12 +223,14 @@ class Jobs:
 class MemoryJobStore:
     def __init__(self) -> None:
         self._jobs: dict[str, str] = {}
+        self._open: set[str] = set()  # ids of queued and processing jobs
         self._flags: set[tuple[str, str]] = set()
         self._stages: dict[tuple[str, str], str] = {}
         self._lock = threading.RLock()  # re-entered: a job update may read its stages
 
     def count(self, status: str) -> int:
-        return sum(1 for job in self.all() if job.status == status)
+        jobs = self.unfinished() if status in OPEN_STATUSES else self.all()
+        return sum(1 for job in jobs if job.status == status)
 
     def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
         with self._lock:
@@ -230,8 +239,13 @@ class MemoryJobStore:
                 return None
             job = Job.from_dict(json.loads(raw))
             if change(job):
-                self._jobs[job_id] = json.dumps(job.to_dict())
+                self.save(job)
             return job
+
+    def unfinished(self) -> Iterable[Job]:
+        with self._lock:
+            raws = [self._jobs[i] for i in self._open]
+        return [Job.from_dict(json.loads(r)) for r in raws]
 
     def set_flag(self, job_id: str, flag: str) -> bool:
         with self._lock:
@@ -268,6 +282,10 @@ class MemoryJobStore:
     def save(self, job: Job) -> None:
         with self._lock:
             self._jobs[job.id] = json.dumps(job.to_dict())
+            if job.status in OPEN_STATUSES:
+                self._open.add(job.id)
+            else:
+                self._open.discard(job.id)
 
     def load(self, job_id: str) -> Job | None:
         raw = self._jobs.get(job_id)
@@ -282,6 +300,7 @@ class MemoryJobStore:
         with self._lock:
             for key in [k for k in self._stages if k[0] == job_id]:
                 del self._stages[key]
+            self._open.discard(job_id)
             return self._jobs.pop(job_id, None) is not None
 
 
@@ -299,6 +318,7 @@ class SqliteJobStore:
                 " status TEXT, kind TEXT, owner TEXT, data TEXT NOT NULL)"
             )
             conn.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at)")
+            conn.execute("CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status)")
             conn.execute("CREATE TABLE IF NOT EXISTS job_flags (job_id TEXT, flag TEXT,"
                          " PRIMARY KEY (job_id, flag))")
             conn.execute("CREATE TABLE IF NOT EXISTS job_stages (job_id TEXT, stage TEXT,"
@@ -390,6 +410,11 @@ class SqliteJobStore:
         rows = self._conn().execute("SELECT data FROM jobs ORDER BY created_at DESC").fetchall()
         return [Job.from_dict(json.loads(r[0])) for r in rows]
 
+    def unfinished(self) -> Iterable[Job]:
+        rows = self._conn().execute(
+            "SELECT data FROM jobs WHERE status IN (?, ?)", OPEN_STATUSES).fetchall()
+        return [Job.from_dict(json.loads(r[0])) for r in rows]
+
     def remove(self, job_id: str) -> bool:
         cur = self._conn().execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         self._conn().execute("DELETE FROM job_flags WHERE job_id = ?", (job_id,))
@@ -406,9 +431,43 @@ class RedisJobStore:
         self.r = redis.Redis.from_url(url)
         self.key = f"{namespace}:jobs"
         self.flags = f"{namespace}:job-flags"
+        self.open = f"{namespace}:jobs:open"  # a set: ids of queued and processing jobs
+        if not self.r.exists(f"{self.open}:built"):
+            self._build_open_index()
+
+    def _build_open_index(self) -> None:
+        """Once per store (a history from before the index): index its unfinished jobs. Two
+        processes doing it at once add the same ids; a stale id is dropped when read."""
+        ids = [job.id for job in self.all() if job.status in OPEN_STATUSES]
+        if ids:
+            self.r.sadd(self.open, *ids)
+        self.r.set(f"{self.open}:built", "1")
+
+    def _index(self, pipe: Any, job: Job) -> None:
+        if job.status in OPEN_STATUSES:
+            pipe.sadd(self.open, job.id)
+        else:
+            pipe.srem(self.open, job.id)
 
     def count(self, status: str) -> int:
-        return sum(1 for job in self.all() if job.status == status)
+        jobs = self.unfinished() if status in OPEN_STATUSES else self.all()
+        return sum(1 for job in jobs if job.status == status)
+
+    def unfinished(self) -> Iterable[Job]:
+        ids = sorted(i.decode() if isinstance(i, bytes) else str(i)
+                     for i in self.r.smembers(self.open))
+        if not ids:
+            return []
+        jobs, stale = [], []
+        for job_id, raw in zip(ids, self.r.hmget(self.key, ids), strict=True):
+            job = Job.from_dict(json.loads(raw)) if raw else None
+            if job is None or job.status not in OPEN_STATUSES:
+                stale.append(job_id)  # removed, or finished by a writer the index missed
+            else:
+                jobs.append(job)
+        if stale:
+            self.r.srem(self.open, *stale)
+        return jobs
 
     def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
         import redis
@@ -427,6 +486,7 @@ class RedisJobStore:
                         return job
                     pipe.multi()
                     pipe.hset(self.key, job_id, json.dumps(job.to_dict()))
+                    self._index(pipe, job)
                     pipe.execute()
                     return job
                 except redis.WatchError:
@@ -471,7 +531,10 @@ class RedisJobStore:
                 for k, v in raw.items()}
 
     def save(self, job: Job) -> None:
-        self.r.hset(self.key, job.id, json.dumps(job.to_dict()))
+        with self.r.pipeline() as pipe:  # MULTI: the record and its index entry together
+            pipe.hset(self.key, job.id, json.dumps(job.to_dict()))
+            self._index(pipe, job)
+            pipe.execute()
 
     def load(self, job_id: str) -> Job | None:
         raw = self.r.hget(self.key, job_id)
@@ -482,6 +545,7 @@ class RedisJobStore:
 
     def remove(self, job_id: str) -> bool:
         self.r.delete(f"{self.key}:stages:{job_id}")
+        self.r.srem(self.open, job_id)
         return bool(self.r.hdel(self.key, job_id))
 
 

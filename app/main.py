@@ -5,6 +5,8 @@ It only wires; services are built by the caller (``launch.py``, a test fixture, 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -65,19 +67,23 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
     if with_ui:
         import gradio as gr
 
-        from app.ui import CSS, build_blocks, build_i18n, gate
+        from app.ui import CSS, build_blocks, build_i18n, gate, sessions
         from app.ui.owners import is_ui_admin
 
         blocks = build_blocks(services)
         gate.install(blocks, services)
         blocks.queue(default_concurrency_limit=2, max_size=settings.max_queued)
-        login = gate.make_login(services)
+        tokens = sessions.SessionTokens(settings.ui_session_minutes * 60.0)
+        login = gate.make_login(services, tokens)
         if login is not None:
             services.ui.is_admin = lambda request: is_ui_admin(services, request)
         app = gr.mount_gradio_app(
             app, blocks, path="/", i18n=build_i18n(), css=CSS, footer_links=["api"],
             show_error=True, auth=login, auth_message=gate.AUTH_MESSAGE,
         )
+        if login is not None:
+            sessions.guard(app, blocks, tokens,
+                           lambda user: is_ui_admin(services, SimpleNamespace(username=user)))
         app.state.blocks = blocks
     app.state.service_name = SERVICE_NAME
     return app

@@ -5,7 +5,8 @@ processing — whichever worker started it, on whatever machine — and takes ba
 worker left: a running stage whose lease expired (re-queued, its attempt counted, or the job
 failed with ``QUEUE_WORKER_LOST`` after too many), a job with nothing running after a death
 between two stages, and a task a worker took off the queue but never started. A restarted
-worker takes back the work of dead processes on its own host at once (``recover``).
+worker takes back the work of dead processes on its own host at once (``recover``). Both
+also remove the scratch folders that renders killed on this machine left in the temp folder.
 
 :class:`Reaping` is a part of ``app.queue.TaskQueue``; it lives here so that the queue
 module keeps to running jobs, and this one to what happens when their runners die.
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.jobs import Job
 from app.stages import StageScheduler, run_of, stage_priority
+from pipelines.scratch import sweep_scratch
 
 if TYPE_CHECKING:
     from huey.api import Huey, TaskWrapper
@@ -70,6 +72,7 @@ class Reaping(StageScheduler):
                 self.reap()
             except Exception as exc:  # the store may be briefly unreachable
                 log.warning("reap failed: %s", exc)
+            sweep_render_folders()
 
     def reap(self, dead: Callable[[str], bool] | None = None) -> list[str]:
         """Take back every stage (and unstaged job) whose lease expired — or, with ``dead``,
@@ -88,8 +91,9 @@ class Reaping(StageScheduler):
                 waiting = self._waiting_tasks()
             return (task_id in waiting[0]) if stage is None else (job_id, stage) in waiting[1]
 
-        unfinished = [j for j in self.jobs.store.all() if j.status in ("processing", "queued")]
-        for job in unfinished:  # one read of the store per pass
+        unfinished = [j for j in self.jobs.store.unfinished()
+                      if j.status in ("processing", "queued")]
+        for job in unfinished:  # one indexed read of the store per pass, not the history
             if not self.is_staged(job.kind):
                 if job.status == "queued":
                     if job.updated_at < stale and not in_queue(job.task_id, job.id, None):
@@ -240,7 +244,21 @@ class Reaping(StageScheduler):
         are gone (a restart after a crash need not wait for their leases to expire), and
         anything whose lease already expired anywhere."""
         host = socket.gethostname()
+        sweep_render_folders()
         return self.reap(dead=lambda worker: _worker_dead(worker, host))
+
+
+def sweep_render_folders() -> list[str]:
+    """Remove the scratch folders of renders killed on this machine (any process's:
+    ``pipelines.scratch``); what it removed."""
+    try:
+        removed = sweep_scratch()
+    except Exception as exc:  # a clean-up never stops the reaper
+        log.warning("scratch sweep failed: %s", exc)
+        return []
+    for folder in removed:
+        log.info("scratch folder of a killed render removed", extra={"folder": str(folder)})
+    return [str(folder) for folder in removed]
 
 
 def _count_attempt(job: Job) -> bool:

@@ -16,7 +16,6 @@ import functools
 import io
 import json
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from pipelines.message_outputs import (
     stretched,
 )
 from pipelines.message_request import NO_MUSIC, MessageRequest
+from pipelines.scratch import SUBTITLES_PREFIX, scratch_folder
 from pipelines.tasks import JobContext, JobKind, Stage, StageHandler
 
 KIND = "message.generate"
@@ -258,7 +258,7 @@ def video_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> Vid
     image_out = need(done.image, "image")
     portrait = Image.open(io.BytesIO(ctx.storage.get(image_out.portrait_key)))
     portrait.load()
-    with tempfile.TemporaryDirectory(prefix="studio-message-") as tmp:
+    with scratch_folder() as tmp:  # swept if this process is killed mid-render
         rendered = Path(tmp) / "talk.mp4"
         render_progress = sub_progress(ctx.progress, 0.0, 0.95)
         _, report = render_talking_head(
@@ -299,7 +299,7 @@ def subtitles_stage(ctx: JobContext, request: MessageRequest, done: Finished
                               subs.to_srt(cues).encode("utf-8"))
     vtt_key = ctx.storage.put(ctx.new_key("videos/final", "vtt"),
                               subs.to_vtt(cues).encode("utf-8"))
-    with tempfile.TemporaryDirectory(prefix="studio-subs-") as tmp:
+    with scratch_folder(SUBTITLES_PREFIX) as tmp:
         source, target = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
         source.write_bytes(ctx.storage.get(video_out.video_key))
         ctx.progress(0.2, "burn-in")

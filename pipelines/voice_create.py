@@ -90,6 +90,23 @@ def validate_profile_request(clips: Sequence[Any], name: str, language: str) -> 
     return name
 
 
+def refuse_undecodable(clips: Sequence[tuple[bytes, str]]) -> None:
+    """The decode step of each clip, before a job is queued: a clip that is not audio (or
+    too large or long to decode) is refused with the error its job would give
+    (``VOICE_SAMPLE_AUDIO_*``, every clip's report in ``details.clips``), so nothing is
+    stored for it. A clip that decodes is left for the job to judge (length, silence, noise:
+    those are judged on the denoised audio)."""
+    reports = [ClipReport(index=i, filename=f or f"clip {i + 1}") for i, (_, f) in enumerate(clips)]
+    for (data, _), report in zip(clips, reports, strict=True):
+        try:
+            decode_clip(data, report)
+        except ClipRejected:
+            pass  # decodes: the job judges it
+        except InvalidInput as exc:
+            rejected(report, exc)
+    _reject_first(reports)
+
+
 def create_profile(
     clips: Sequence[tuple[bytes, str]],
     *,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -171,8 +172,9 @@ def create_router(services: Services) -> APIRouter:
         """Queue a ``voice.profile`` job (202); ``status_url`` follows it step by step and
         has the profile when it is done. Name, language and clip count are checked now."""
         clips = await _read_uploads(audio_samples or [])
-        answer = submit_profile(services, clips, name=name, language=language,
-                                owner=owner_of(request))
+        answer = await run_in_threadpool(  # decoding the clips takes a moment
+            lambda: submit_profile(services, clips, name=name, language=language,
+                                   owner=owner_of(request)))
         return ok(answer, status_code=202)
 
     @router.get("/status/{task_id}")

@@ -7,8 +7,11 @@ import gradio as gr
 from app.services import Services
 from app.ui import bgm, cache_files, engines, image, jobs, message, prosody, video, voice
 from app.ui import models as models_panel
-from app.ui.text import build_i18n, plain, request_language, t, toast_css
+from app.ui.owners import login_on
+from app.ui.text import build_i18n, plain, register, request_language, t, toast_css
 from app.ui.uploads import StudioBlocks
+
+register(en={"app.logout": "Log out"}, ja={"app.logout": "ログアウト"})
 
 TABS = (
     ("tab.message", message), ("tab.voice", voice), ("tab.image", image),
@@ -29,10 +32,30 @@ CSS = """
 """ + toast_css()
 
 
-def footer_text(services: Services, lang: str = "en") -> str:
-    return (f"{plain('app.name', lang)} {services.version} · {plain('footer.data', lang)}: "
-            f"`{services.settings.data_dir.resolve()}` · {plain('footer.storage', lang)}: "
-            f"{services.storage.name}")
+def footer_text(services: Services, lang: str = "en", show_data_dir: bool = False) -> str:
+    """The version and storage line; the server's data folder only when ``show_data_dir``
+    (:func:`sees_data_dir`): a path on a public page tells strangers about the server."""
+    data = (f" · {plain('footer.data', lang)}: `{services.settings.data_dir.resolve()}`"
+            if show_data_dir else "")
+    return (f"{plain('app.name', lang)} {services.version}{data} · "
+            f"{plain('footer.storage', lang)}: {services.storage.name}")
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def sees_data_dir(services: Services, request: gr.Request | None) -> bool:
+    """An admin (with the login on), or someone on this very machine: the page asked for
+    as localhost by a loopback client, with the login off (behind a proxy or on a Space the
+    Host is the public name, so nobody there sees it)."""
+    if request is None:
+        return False
+    if services.ui.is_admin is not None:
+        return services.ui.is_admin(request)
+    client = getattr(getattr(request, "client", None), "host", None)
+    host = str((getattr(request, "headers", None) or {}).get("host", ""))
+    name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    return client in LOOPBACK and name in LOOPBACK
 
 
 def build_blocks(services: Services) -> gr.Blocks:
@@ -41,6 +64,9 @@ def build_blocks(services: Services) -> gr.Blocks:
     with demo:
         gr.Markdown(t("app.title"), elem_id="studio-title")
         gr.Markdown(t("app.subtitle"))
+        if login_on(services):  # Gradio's /logout ends this user's sessions
+            gr.Button(t("app.logout"), link="/logout", size="sm", variant="secondary",
+                      elem_id="studio-logout", scale=0)
         with gr.Tabs():
             for label, module in TABS:
                 with gr.Tab(t(label), id=label.split(".")[1]):
@@ -50,7 +76,8 @@ def build_blocks(services: Services) -> gr.Blocks:
         footer = gr.Markdown(footer_text(services), elem_classes=["studio-footer"])
 
         def localized_footer(request: gr.Request) -> str:
-            return footer_text(services, request_language(request))
+            return footer_text(services, request_language(request),
+                               sees_data_dir(services, request))
 
         demo.load(localized_footer, None, footer, api_visibility="private",
                   show_progress="hidden")

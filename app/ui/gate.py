@@ -31,8 +31,9 @@ import gradio as gr
 from gradio.context import LocalContext
 
 from app.api.limits import RateLimiter, rate_limited_message
-from app.auth import AuthError, check_password, load_users, verify_token
+from app.auth import AuthError, check_password, load_users, token_expires_at, verify_token
 from app.services import Services
+from app.ui.sessions import SessionTokens
 from app.ui.text import request_language
 
 DOCUMENTED_ENDPOINTS: tuple[str, ...] = (
@@ -54,8 +55,11 @@ def auth_configured(services: Services) -> bool:
     return bool(s.jwt_secret or s.auth_users or s.auth_users_file)
 
 
-def make_login(services: Services) -> Callable[[str, str], bool] | None:
-    """Gradio's ``auth`` callable, or None when no authentication is configured."""
+def make_login(services: Services, sessions: SessionTokens | None = None
+               ) -> Callable[[str, str], bool] | None:
+    """Gradio's ``auth`` callable, or None when no authentication is configured. With
+    ``sessions`` (Gradio's session map, :class:`app.ui.sessions.SessionTokens`) each accepted
+    login says when its session ends: a token's expiry, or the password session lifetime."""
     if not auth_configured(services):
         return None
     settings = services.settings
@@ -66,6 +70,8 @@ def make_login(services: Services) -> Callable[[str, str], bool] | None:
     def login(username: str, password: str) -> bool:
         stored = users.get(username)
         if stored is not None and check_password(password, stored):
+            if sessions is not None:
+                sessions.expect(username, None)
             return True
         if not settings.jwt_secret or password.count(".") != 2:
             return False
@@ -77,6 +83,10 @@ def make_login(services: Services) -> Callable[[str, str], bool] | None:
             return False
         if who.is_admin:
             admins.add(username)
+        else:
+            admins.discard(username)  # an admin token once is not admin for good
+        if sessions is not None:
+            sessions.expect(username, token_expires_at(password))
         return True
 
     return login

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 from gradio.utils import get_upload_folder
 
+from app.ui.sessions import FileOwners, file_paths, foreign_inputs
 from app.ui.text import plain, register, request_language, studio_error, ui_error
 from models.errors import StudioError
 from pipelines.media import LIMITS, decode_audio, decode_image
@@ -32,11 +33,14 @@ _REQUEST: contextvars.ContextVar[Any] = contextvars.ContextVar("studio_ui_reques
                                                                 default=None)
 # Only "is it audio at all": the tabs' handlers apply their own size and length limits.
 _ANY_LENGTH = dataclasses.replace(LIMITS, audio_max_bytes=2**40, audio_max_seconds=1e9)
-# The REST area whose codes an event's audio errors carry (VOICE_AUDIO_INVALID, ...).
-AUDIO_AREAS = {"create_profile": "VOICE", "check_clips": "VOICE", "adjust_prosody": "PROSODY",
+# The REST area whose codes an event's audio errors carry (VOICE_SAMPLE_AUDIO_INVALID, ...:
+# a profile clip's is the one its job would give).
+AUDIO_AREAS = {"create_profile": "VOICE_SAMPLE", "check_clips": "VOICE_SAMPLE", "adjust_prosody": "PROSODY",
                "mix_bgm": "BGM", "generate_video": "VIDEO", "go": "VIDEO"}
-register(en={"upload.unreadable_image": "This upload could not be read as an image."},
-         ja={"upload.unreadable_image": "アップロードされたファイルを画像として読めません。"})
+register(en={"upload.unreadable_image": "This upload could not be read as an image.",
+             "upload.not_yours": "A file given to this call belongs to another user."},
+         ja={"upload.unreadable_image": "アップロードされたファイルを画像として読めません。",
+             "upload.not_yours": "この操作に渡されたファイルは別のユーザーのものです。"})
 
 
 def _uploaded_path(value: Any) -> Path | None:
@@ -97,14 +101,32 @@ def explain_failed_image(block_fn: Any, inputs: list[Any], lang: str) -> gr.Erro
 
 
 class StudioBlocks(gr.Blocks):
-    """``gr.Blocks`` whose upload failures read like the REST API's."""
+    """``gr.Blocks`` whose upload failures read like the REST API's, and whose files belong
+    to the user whose call made them (``file_owners``, set when the login is on: see
+    :mod:`app.ui.sessions`)."""
+
+    file_owners: FileOwners | None = None
+    file_admin: Callable[[str], bool] = staticmethod(lambda user: False)
 
     async def process_api(self, *args: Any, **kwargs: Any) -> Any:
-        token = _REQUEST.set(kwargs.get("request"))
+        request = kwargs.get("request")
+        owners = self.file_owners
+        caller = request[0] if isinstance(request, list) and request else request  # batch
+        user = getattr(caller, "username", None)
+        if owners is not None and user is not None and not self.file_admin(user):
+            inputs = args[1] if len(args) > 1 else kwargs.get("inputs")
+            if foreign_inputs(owners, user, inputs):
+                lang = request_language(caller)
+                raise ui_error(f"{plain('upload.not_yours', lang)} (AUTH_FORBIDDEN)", lang)
+        token = _REQUEST.set(request)
         try:
-            return await super().process_api(*args, **kwargs)
+            result = await super().process_api(*args, **kwargs)
         finally:
             _REQUEST.reset(token)
+        if owners is not None and user is not None and isinstance(result, dict):
+            for path in file_paths(result.get("data")):
+                owners.add(path, user)  # outputs are the caller's (and admins')
+        return result
 
     async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any,
                               explicit_call: bool = False) -> Any:

@@ -10,7 +10,7 @@ from app.services import Services
 from app.storage import new_key
 from app.usecases.voice_evolve import evolution_answer, evolve_after_profile
 from pipelines.voice import VoiceKit
-from pipelines.voice_create import PROFILE_STEPS, validate_profile_request
+from pipelines.voice_create import PROFILE_STEPS, refuse_undecodable, validate_profile_request
 from pipelines.voice_jobs import KIND as PROFILE_KIND
 from pipelines.voice_profiles import ProfileStore
 
@@ -30,8 +30,10 @@ def voice_kit(services: Services) -> VoiceKit:
 
 def submit_profile(services: Services, clips: list[tuple[bytes, str]], *, name: str,
                    language: str, owner: str | None) -> dict[str, Any]:
-    """Check what needs no audio work, store the clips, queue the job: for REST and UI."""
+    """Check what needs no audio work and that every clip decodes, store the clips, queue
+    the job: for REST and UI. A refused request stores nothing."""
     name = validate_profile_request(clips, name, language)
+    refuse_undecodable(clips)  # junk gets the job's VOICE_SAMPLE_AUDIO_* code now, not later
     stored = []
     for data, filename in clips:
         suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
