@@ -15,6 +15,7 @@ from gradio.i18n import I18nData
 
 from app.i18n import step_text
 from app.services import Services
+from app.ui.fallback import Chosen, engine_name, operator_choices, passed_over_notes
 from app.ui.owners import ui_owner, ui_visibility
 from app.ui.text import (
     label,
@@ -37,7 +38,7 @@ SHORT_ID = 12  # the history caption's job id; the pick finds the whole id
 register(
     en={
         "message.photo": "Photo (upload or webcam)", "message.text": "Message",
-        "message.placeholder": "e.g. お誕生日おめでとう！素敵な一年になりますように。",
+        "message.placeholder": "e.g. Happy birthday! Wishing you a wonderful year.",
         "message.voice": "Voice (built-in or your profile)", "message.emotion": "Mood",
         "message.bgm": "Music", "message.size": "Size", "message.subtitles": "Subtitles",
         "message.generate": "Generate video message", "message.cancel": "Cancel",
@@ -52,8 +53,8 @@ register(
         "message.count0": "0 / 1000 characters",
         "message.note_video": "video", "message.note_voice": "voice",
         "message.note_cutout": "cutout", "message.note_refine": "refine",
-        "message.note_mood": "mood", "message.note_fallback":
-        "a fallback engine was used for at least one step",
+        "message.note_mood": "mood", "message.note_length": "length",
+        "message.note_took": "made in",
         "message.voice_profile": "profile", "message.music_none": "no music",
     },
     ja={
@@ -73,8 +74,8 @@ register(
         "message.count0": "0 / 1000 文字",
         "message.note_video": "動画", "message.note_voice": "音声",
         "message.note_cutout": "切り抜き", "message.note_refine": "輪郭の精密化",
-        "message.note_mood": "雰囲気", "message.note_fallback":
-        "一部の工程で代替エンジンを使いました",
+        "message.note_mood": "雰囲気", "message.note_length": "長さ",
+        "message.note_took": "作成時間",
         "message.voice_profile": "プロファイル", "message.music_none": "音楽なし",
     },
 )
@@ -120,6 +121,7 @@ class MessageTab:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.chosen = operator_choices(services.settings)  # whose skips people hear of
         self.running: dict[str, str] = {}
         self.finished: dict[str, str] = {}
 
@@ -155,7 +157,7 @@ class MessageTab:
         except Cancelled:
             return None, "", plain("message.cancelled", lang)
         job = self.services.jobs.get(job_id)
-        return self._video(job_id), describe(job.result or {}, lang), ""
+        return self._video(job_id), describe(job.result or {}, lang, self.chosen), ""
 
     def _run(self, image: str | None, text: str, voice: str, emotion: str, bgm: str,
              size: str, subtitles: bool, request: gr.Request | None,
@@ -228,7 +230,7 @@ class MessageTab:
             return ""
         if job.status != "completed":
             return ""
-        return describe(job.result or {}, request_language(request))
+        return describe(job.result or {}, request_language(request), self.chosen)
 
     def history(self, request: gr.Request | None = None) -> list[tuple[str, str]]:
         """Finished messages, newest first: the framed portrait (the face, not a crop of the
@@ -259,7 +261,7 @@ class MessageTab:
             video = self.services.storage.local_path((job.result or {})["video_key"])
         except (StudioError, KeyError, TypeError):
             return None, "", ""
-        return str(video), job_id, describe(job.result or {}, request_language(request))
+        return str(video), job_id, describe(job.result or {}, request_language(request), self.chosen)
 
     def delete(self, job_id: str, request: gr.Request | None = None
                ) -> tuple[list[tuple[str, str]], None, str, str]:
@@ -296,8 +298,10 @@ def step_description(step: str | None, status: str, lang: str) -> str | None:
     return step_text(step, lang) or None
 
 
-def describe(result: dict[str, Any], lang: str = "en") -> str:
-    """How the message was made, in the page's language (engine names stay as they are)."""
+def describe(result: dict[str, Any], lang: str = "en", chosen: Chosen | None = None) -> str:
+    """How the message was made, in the page's language: each step's engine in people's
+    words, then a note for each engine the operator chose that was passed over (``chosen``:
+    :func:`app.ui.fallback.operator_choices`; a default install has none)."""
     engines = result.get("engines") or {}
     image = engines.get("image") or {}
     refiner = image.get("matte_refinement") or image.get("sam2_refinement")  # older results
@@ -305,17 +309,26 @@ def describe(result: dict[str, Any], lang: str = "en") -> str:
     # a built-in voice's "conversion" is plain synthesis ("tts"): only a profile's is shown
     conversion = voice.get("conversion") if voice.get("conversion") not in (None, "tts") else None
     mood = result.get("emotion")
-    lines = [f"- {plain('message.note_video', lang)}: **{engines.get('video')}**",
-             f"- {plain('message.note_voice', lang)}: **{voice.get('tts')}**"
-             + (f" → {conversion}" if conversion else ""),
-             f"- {plain('message.note_cutout', lang)}: **{image.get('background_removal')}**, "
-             f"{plain('message.note_refine', lang)}: **{refiner}**",
+    lines = [f"- {plain('message.note_video', lang)}: "
+             f"**{engine_name('talking_head', engines.get('video'), lang)}**",
+             f"- {plain('message.note_voice', lang)}: "
+             f"**{engine_name('tts', voice.get('tts'), lang)}**"
+             + (f" → {engine_name('voice_converter', conversion, lang)}" if conversion else ""),
+             f"- {plain('message.note_cutout', lang)}: "
+             f"**{engine_name('cutout', image.get('background_removal'), lang)}**, "
+             f"{plain('message.note_refine', lang)}: "
+             f"**{engine_name('refiner', refiner, lang)}**",
              f"- {plain('message.note_mood', lang)}: {word('mood.', str(mood), lang)} · "
-             f"{result.get('duration')} s · {result.get('size')} · "
-             f"{result.get('processing_time')} s"]
-    if result.get("fallback_used"):
-        lines.append(f"- ⚠ {plain('message.note_fallback', lang)}")
+             f"{plain('message.note_length', lang)} {_seconds(result.get('duration'))} · "
+             f"{str(result.get('size')).replace('x', '×')} · "
+             f"{plain('message.note_took', lang)} {_seconds(result.get('processing_time'))}"]
+    lines += [f"- ⚠ {note}" for note in
+              passed_over_notes(result.get("passed_over") or (), chosen or {}, lang)]
     return "\n".join(lines)
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.1f} s" if isinstance(value, int | float) else "–"
 
 
 ASPECT_LABELS = {"1:1": "message.size_square", "9:16": "message.size_portrait",
@@ -364,13 +377,14 @@ def build(services: Services) -> None:
             count = gr.Markdown(t("message.count0"), elem_id="message-count")
             with gr.Row():
                 voice = gr.Dropdown(label=t("message.voice"), choices=voices, value="",
-                                    allow_custom_value=True, min_width=160)
+                                    allow_custom_value=True, min_width=160,
+                                    elem_id="message-voice")
                 emotion = gr.Dropdown(label=t("message.emotion"), choices=emotion_choices(),
                                       value="auto", min_width=160)
-            with gr.Row():
+            with gr.Row(elem_id="message-music-row"):
                 bgm = gr.Dropdown(label=t("message.bgm"), choices=tracks,
                                   value=default_bgm(services), allow_custom_value=True,
-                                  min_width=160)
+                                  min_width=160, elem_id="message-bgm")
                 subtitles = gr.Checkbox(label=t("message.subtitles"), value=False,
                                         min_width=120)
             size = gr.Radio(label=t("message.size"), value=DEFAULT.name, choices=size_choices())

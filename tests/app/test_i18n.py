@@ -61,13 +61,15 @@ def test_message_notes_history_and_steps_in_japanese() -> None:
               "emotion": "celebration", "duration": 4.2, "size": "512x512",
               "processing_time": 9.1, "fallback_used": True}
     notes = describe(result, "ja")
-    assert "音声: **kokoro**" in notes and "お祝い" in notes and "代替エンジン" in notes
+    assert "音声: **Kokoro ニューラル音声**" in notes and "お祝い" in notes
+    assert "長さ 4.2 s" in notes and "作成時間 9.1 s" in notes and "512×512" in notes
     assert "voice:" not in notes and "fallback" not in notes
-    assert "voice: **kokoro**" in describe(result, "en")
+    assert "voice: **the Kokoro neural voice**" in describe(result, "en")
     assert "→" not in notes  # a built-in voice is not converted: no "→ tts"
     profile = dict(result, engines={**result["engines"],
                                     "voice": {"tts": "kokoro", "conversion": "voice_matching"}})
-    assert "**kokoro** → voice_matching" in describe(profile, "en")
+    assert "**the Kokoro neural voice** → pitch and formant voice matching" in describe(
+        profile, "en")
     caption = history_caption(0.0, "お誕生日おめでとう！素敵な一年になりますように。皆さんによろしく",
                               "0123456789abcdef0123456789abcdef")
     when, rest = caption.split(" · ", 1)
