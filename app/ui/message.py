@@ -56,6 +56,9 @@ register(
         "message.note_mood": "mood", "message.note_length": "length",
         "message.note_took": "made in",
         "message.voice_profile": "profile", "message.music_none": "no music",
+        "message.nothing_running": "Nothing is being made right now.",
+        "message.too_small": "The photo is only {width}×{height} pixels: too small to find a "
+                             "face in. Use a photo at least {side} pixels on each side.",
     },
     ja={
         "message.photo": "写真（アップロードまたはカメラ）", "message.text": "メッセージ",
@@ -77,6 +80,9 @@ register(
         "message.note_mood": "雰囲気", "message.note_length": "長さ",
         "message.note_took": "作成時間",
         "message.voice_profile": "プロファイル", "message.music_none": "音楽なし",
+        "message.nothing_running": "いま作成中のものはありません。",
+        "message.too_small": "写真が {width}×{height} ピクセルしかなく、顔を見つけるには小さすぎます。"
+                             "縦横 {side} ピクセル以上の写真を使ってください。",
     },
 )
 
@@ -165,6 +171,7 @@ class MessageTab:
         lang = request_language(request)
         if not image:
             raise ui_error(plain("message.no_photo", lang), lang)
+        check_photo(image, request)
         try:
             answer = submit_message(
                 self.services, Path(image).read_bytes(),
@@ -212,11 +219,12 @@ class MessageTab:
     def cancel(self, request: gr.Request | None = None) -> str:
         session = getattr(request, "session_hash", None)
         job_id = self.running.get(session or "")
-        if job_id:
-            try:
-                self.services.queue.cancel(job_id)
-            except StudioError:
-                pass
+        if not job_id:
+            return plain("message.nothing_running", request_language(request))
+        try:
+            self.services.queue.cancel(job_id)
+        except StudioError:
+            pass
         return plain("message.cancelled", request_language(request))
 
     def last_details(self, request: gr.Request | None = None) -> str:
@@ -277,6 +285,27 @@ class MessageTab:
             raise ui_error(plain("message.none_selected", lang), lang)
         delete_message(self.services, job_id)
         return self.history(request), None, "", ""
+
+
+MIN_PHOTO_SIDE = 64
+"""A photo narrower or lower than this has no face big enough to animate."""
+
+
+def check_photo(image: str | None, request: gr.Request | None = None) -> None:
+    """Said as soon as a photo is added, not after Generate: a file that is not a picture,
+    or a picture too small to find anyone in."""
+    from pipelines.media import decode_image
+
+    if not image:
+        return
+    lang = request_language(request)
+    try:
+        photo = decode_image(Path(image).read_bytes(), filename=Path(image).name)
+    except StudioError as exc:
+        raise studio_error(exc, lang) from None
+    if min(photo.size) < MIN_PHOTO_SIDE:
+        raise ui_error(plain("message.too_small", lang).format(
+            width=photo.width, height=photo.height, side=MIN_PHOTO_SIDE), lang)
 
 
 def history_caption(created_at: float, text: str | None, job_id: str, words: int = 24) -> str:
@@ -424,6 +453,8 @@ def build(services: Services) -> None:
     api_button.click(tab.generate, inputs, video, api_name="generate_message",
                      concurrency_limit=4, concurrency_id="message")
     stop.click(tab.cancel, None, status, queue=False, api_visibility="private")
+    image.upload(check_photo, image, None, show_progress="hidden",
+                 api_visibility="private")
     gallery.select(tab.pick, None, [replay, selected, replay_details], api_visibility="private")
     remove.click(tab.delete, selected, [gallery, replay, selected, replay_details],
                  api_visibility="private")

@@ -290,6 +290,35 @@ def test_text_file_named_jpg(page: Page, tmp_path: Path) -> None:
     page.wait(lambda: "2 / 1000" in page.text("#message-count"), 30, "the page still answers")
 
 
+@pytest.mark.parametrize("page", ["en", "ja"], indirect=True)
+def test_bad_photos_are_said_at_upload(page: Page, tmp_path: Path) -> None:
+    """On the Message tab a 1-pixel image and a text file named .jpg are refused as soon as
+    they are added (they ran a job, or showed a broken image until Generate), in the page's
+    language; Cancel with nothing running says so (it said "Cancelled.")."""
+    from PIL import Image
+
+    page.click("#message-cancel")
+    page.wait(lambda: page.word("message.nothing_running") in page.text("#message-status"),
+              30, "nothing to cancel")
+    assert page.word("message.cancelled") not in page.text("#message-status")
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (1, 1), "white").save(tiny)
+    page.upload("message-photo", tiny)
+    shown = assert_error_toast(page)
+    assert page.word("message.too_small").split("{")[0] in shown, shown
+    page.shot("tiny-photo")
+    page.close_toasts()
+    fake = tmp_path / "not-a-photo.jpg"
+    fake.write_text("this is not a picture\n" * 20)
+    page.driver.get(page.url + "/")  # a fresh Message tab
+    page.open()
+    page.upload("message-photo", fake)
+    shown = assert_error_toast(page)
+    assert "IMAGE_" in shown, shown
+    page.shot("text-as-jpg")
+    assert page.video_in("message-video") is None
+
+
 def our_english() -> dict[str, str]:
     """Every English fragment of our own catalogue that Japanese does not share, by key."""
     from app.ui.text import _TABLES
