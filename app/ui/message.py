@@ -15,6 +15,7 @@ from gradio.i18n import I18nData
 
 from app.i18n import step_text
 from app.services import Services
+from app.ui.downloads import named
 from app.ui.fallback import Chosen, engine_name, operator_choices, passed_over_notes
 from app.ui.owners import ui_owner, ui_visibility
 from app.ui.text import (
@@ -104,11 +105,14 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str | I
 
 
 def bgm_choices(services: Services, request: Any = None) -> list[tuple[Any, str]]:
+    from app.ui.bgm import track_title
     from pipelines.bgm_catalog import list_tracks
 
     tracks = list_tracks(services.storage, visible=ui_visibility(services, request))
+    lang = request_language(request)
     return [(t("message.music_none"), "none"),
-            *[(f"{tr.title} · {label('mood.', tr.mood)}", tr.id) for tr in tracks]]
+            *[(f"{track_title(tr.id, tr.title, lang)} · {label('mood.', tr.mood)}", tr.id)
+              for tr in tracks]]
 
 
 def emotion_choices() -> list[tuple[Any, str]]:
@@ -192,8 +196,10 @@ class MessageTab:
         return job_id
 
     def _video(self, job_id: str) -> str:
+        """The finished video, under a name people recognise when they download it."""
         job = self.services.jobs.get(job_id)
-        return str(self.services.storage.local_path((job.result or {})["video_key"]))
+        return named(str(self.services.storage.local_path((job.result or {})["video_key"])),
+                     "video-message", job.created_at)
 
     def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> None:
         desc = plain("message.waiting", lang)
@@ -269,7 +275,7 @@ class MessageTab:
             video = self.services.storage.local_path((job.result or {})["video_key"])
         except (StudioError, KeyError, TypeError):
             return None, "", ""
-        return str(video), job_id, describe(job.result or {}, request_language(request), self.chosen)
+        return named(str(video), "video-message", job.created_at), job_id, describe(job.result or {}, request_language(request), self.chosen)
 
     def delete(self, job_id: str, request: gr.Request | None = None
                ) -> tuple[list[tuple[str, str]], None, str, str]:

@@ -95,6 +95,9 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     assert page.play("message-video") > 0.3
     details = page.wait(lambda: page.text("#message-details"), 60, "how it was made")
     assert page.word("message.note_voice") in details
+    assert page.word("message.note_took") in details  # the seconds say what they are
+    assert "⚠" not in details, details  # a default install: its engines are the defaults
+    assert "video-message-" in src, src  # a download named for people, not a hash
     page.shot("message-done")
     first_words = TEXT[lang][:10]
     page.click("#message-history button")  # the accordion opens
@@ -173,6 +176,8 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     after = page.audio_shown("prosody-after")
     assert page.duration_of(after) > 0.5
     page.image_shown("prosody-plot")
+    said = page.wait(lambda: page.text("#prosody-said"), 60, "what the change did")
+    assert happy in said and page.word("prosody.said_length").split(" ")[0] in said, said
     page.shot("prosody")
     check_language(page)
 
@@ -184,6 +189,8 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     mixed = page.audio_shown("bgm-mixed")
     assert page.duration_of(mixed) > 0.5
     page.image_shown("bgm-envelope")
+    said = page.wait(lambda: page.text("#bgm-said"), 60, "what the mix is")
+    assert page.word("bgm.said_loudness").split(" ")[0] in said, said
     page.shot("bgm")
     check_language(page)
 
