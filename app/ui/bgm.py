@@ -40,7 +40,7 @@ register(
         "bgm.said": "**{title}** under the voice · {length} s, the voice from {start} s",
         "bgm.said_ducked": "the music drops {depth} dB while you speak",
         "bgm.said_flat": "the music stays at one level",
-        "bgm.said_loudness": "loudness {lufs} LUFS, peaks under {ceiling} dBTP",
+        "bgm.said_loudness": "loudness {lufs}, peaks under {ceiling}",
         "bgm.need_voice": "Give a voice first.", "bgm.need_file": "Choose a music file.",
         "col.title": "title", "col.mood": "mood", "col.duration": "duration (s)",
         "col.licence": "licence",
@@ -62,7 +62,7 @@ register(
         "bgm.said": "**{title}** を声の下に · 長さ {length} 秒、声は {start} 秒から",
         "bgm.said_ducked": "話している間は音楽を {depth} dB 下げています",
         "bgm.said_flat": "音楽の音量は一定です",
-        "bgm.said_loudness": "ラウドネス {lufs} LUFS、ピークは {ceiling} dBTP 以下",
+        "bgm.said_loudness": "ラウドネス {lufs}、ピークは {ceiling} 以下",
         "bgm.need_voice": "先に音声を指定してください。",
         "bgm.need_file": "音楽ファイルを選んでください。",
         "col.title": "タイトル", "col.mood": "ムード", "col.duration": "長さ（秒）",
@@ -99,8 +99,15 @@ def track_table(services: Services, request: Any = None) -> dict[str, Any]:
     """The track list with headers and moods in the page's language."""
     lang = request_language(request)
     rows = [[r[0], track_title(str(r[0]), str(r[1]), lang), word("mood.", str(r[2]), lang),
-             *r[3:]] for r in track_rows(services, request)]
+             r[3], str(r[4]).split(" (")[0]]  # "MIT": the notes behind it are in the API's
+            for r in track_rows(services, request)]
     return headed(COLUMNS, rows, lang)
+
+
+def track_choices(rows: list[list[object]]) -> list[tuple[Any, str]]:
+    """(title, id) for the track picker: a built-in title in the page's language."""
+    return [(label("track.", str(r[0])) if plain(f"track.{r[0]}") != f"track.{r[0]}"
+             else str(r[1]), str(r[0])) for r in rows]
 
 
 def track_rows(services: Services, request: Any = None) -> list[list[object]]:
@@ -170,7 +177,8 @@ def mix_said(data: str, lang: str = "en") -> str:
                  if ducking.get("enabled") else plain("bgm.said_flat", lang))
     if loudness.get("target_lufs") is not None:
         parts.append(plain("bgm.said_loudness", lang).format(
-            lufs=f"{loudness['target_lufs']:g}", ceiling=f"{loudness.get('ceiling_dbtp', -1):g}"))
+            lufs=f"{loudness['target_lufs']:g} LUFS",
+            ceiling=f"{loudness.get('ceiling_dbtp', -1):g} dBTP"))
     return " · ".join(parts)
 
 
@@ -184,7 +192,7 @@ def build(services: Services) -> None:
         with gr.Column():
             table = gr.Dataframe(headers=HEADERS, value=initial_rows,
                                  interactive=False, wrap=True, label=t("bgm.tracks"))
-            choice = gr.Dropdown(choices=[str(r[0]) for r in track_rows(services)], value=first,
+            choice = gr.Dropdown(choices=track_choices(track_rows(services)), value=first,
                                  label=t("bgm.track"), allow_custom_value=False)
             preview = gr.Audio(value=track_path(services, first), label=t("bgm.preview"),
                                type="filepath", interactive=False)
@@ -230,7 +238,7 @@ def build(services: Services) -> None:
         return track_rows(services, request)
 
     def refresh_choices(request: gr.Request | None = None) -> gr.Dropdown:
-        return gr.Dropdown(choices=[str(r[0]) for r in track_rows(services, request)])
+        return gr.Dropdown(choices=track_choices(track_rows(services, request)))
 
     def pick(evt: gr.SelectData) -> str:
         row = evt.row_value or []
@@ -255,7 +263,7 @@ def build(services: Services) -> None:
             raise _error(exc, request) from None
         rows = track_rows(services, request)
         return (track_table(services, request),
-                gr.Dropdown(choices=[str(r[0]) for r in rows], value=track.id))
+                gr.Dropdown(choices=track_choices(rows), value=track.id))
 
     add.click(add_track, inputs=[upload, title, mood], outputs=[table, choice],
               api_visibility="private")

@@ -58,6 +58,7 @@ register(
         "message.note_took": "made in",
         "message.voice_profile": "profile", "message.music_none": "no music",
         "message.nothing_running": "Nothing is being made right now.",
+        "message.left_s": "about {n} s left", "message.left_min": "about {n} min left",
         "message.too_small": "The photo is only {width}×{height} pixels: too small to find a "
                              "face in. Use a photo at least {side} pixels on each side.",
     },
@@ -82,6 +83,7 @@ register(
         "message.note_took": "作成時間",
         "message.voice_profile": "プロファイル", "message.music_none": "音楽なし",
         "message.nothing_running": "いま作成中のものはありません。",
+        "message.left_s": "残り約 {n} 秒", "message.left_min": "残り約 {n} 分",
         "message.too_small": "写真が {width}×{height} ピクセルしかなく、顔を見つけるには小さすぎます。"
                              "縦横 {side} ピクセル以上の写真を使ってください。",
     },
@@ -204,6 +206,7 @@ class MessageTab:
     def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> None:
         desc = plain("message.waiting", lang)
         progress(0.0, desc=desc)
+        clock = Clock()
         while True:
             try:
                 job = self.services.jobs.get(job_id)
@@ -219,7 +222,9 @@ class MessageTab:
                 message = error.get("message_ja") if lang == "ja" else None
                 raise ui_error(f"{message or error.get('message')} ({error.get('code')})", lang)
             desc = step_description(job.current_step, job.status, lang) or desc
-            progress(job.progress / 100.0, desc=desc)
+            fraction = job.progress / 100.0
+            left = clock.left(fraction) if job.status == "processing" else None
+            progress(fraction, desc=f"{desc} · {time_left(left, lang)}" if left else desc)
             time.sleep(0.5)
 
     def cancel(self, request: gr.Request | None = None) -> str:
@@ -312,6 +317,33 @@ def check_photo(image: str | None, request: gr.Request | None = None) -> None:
     if min(photo.size) < MIN_PHOTO_SIDE:
         raise ui_error(plain("message.too_small", lang).format(
             width=photo.width, height=photo.height, side=MIN_PHOTO_SIDE), lang)
+
+
+class Clock:
+    """How long a job still needs, from how fast its progress has moved since it started
+    working (a message of 1000 characters crept for minutes with no word of the end)."""
+
+    def __init__(self) -> None:
+        self.start: tuple[float, float] | None = None  # (time, fraction) of the first report
+
+    def left(self, fraction: float, now: float | None = None) -> float | None:
+        """Seconds left, once the job has run 5 s and moved 3 %; None before."""
+        now = time.monotonic() if now is None else now
+        if self.start is None:
+            self.start = (now, fraction)
+            return None
+        began, first = self.start
+        elapsed, moved = now - began, fraction - first
+        if elapsed < 5.0 or moved < 0.03 or fraction >= 1.0:
+            return None
+        return (1.0 - fraction) * elapsed / moved
+
+
+def time_left(seconds: float, lang: str = "en") -> str:
+    """"about 40 s left", "about 3 min left" (rounded: an estimate, not a promise)."""
+    if seconds < 60:
+        return plain("message.left_s", lang).format(n=max(5, int(round(seconds / 5.0)) * 5))
+    return plain("message.left_min", lang).format(n=int(round(seconds / 60.0)))
 
 
 def history_caption(created_at: float, text: str | None, job_id: str, words: int = 24) -> str:
@@ -428,6 +460,9 @@ def build(services: Services) -> None:
                                elem_id="message-generate", min_width=160)
                 stop = gr.Button(t("message.cancel"), variant="secondary", scale=1,
                                  elem_id="message-cancel", min_width=100)
+            # the bar again right under the button, where the hand is (the player's bar is
+            # out of sight once the page is scrolled down to Generate)
+            under_button = gr.Markdown(elem_id="message-progress", elem_classes=["studio-note"])
         with gr.Column(scale=1, min_width=300):
             video = gr.Video(label=t("message.result"), format="mp4", height=480,
                              elem_id="message-video")
@@ -452,7 +487,8 @@ def build(services: Services) -> None:
     run = go.click(clear_result, None, [video, details, status], queue=False,
                    show_progress="hidden", api_visibility="private").then(
         tab.generate_ui, inputs, [video, details, status], concurrency_limit=4,
-        concurrency_id="message", api_visibility="private", show_progress_on=[video])
+        concurrency_id="message", api_visibility="private",
+        show_progress_on=[video, under_button])
     run.then(tab.history, None, gallery, api_visibility="private")
     # the script entry point (gradio_client "/generate_message"): a plain path, or an error
     api_button = gr.Button(visible=False)

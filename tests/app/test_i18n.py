@@ -100,3 +100,17 @@ def test_every_engine_capability_is_named_in_both_languages() -> None:
         for lang in ("en", "ja"):
             assert word("cap.", capability, lang) != capability, (capability, lang)
     assert word("cap.", "denoise", "ja") == "録音のノイズ除去"
+
+
+def test_time_left_is_estimated_from_the_progress_made() -> None:
+    """A slow message says how long it still needs, once there is something to go on."""
+    from app.ui.message import Clock, time_left
+
+    clock = Clock()
+    assert clock.left(0.33, now=100.0) is None  # the first report starts the clock
+    assert clock.left(0.34, now=103.0) is None  # too soon to tell
+    assert clock.left(0.38, now=160.0) == pytest.approx((1 - 0.38) * 60 / 0.05)
+    assert time_left(744.0, "en") == "about 12 min left"
+    assert time_left(744.0, "ja") == "残り約 12 分"
+    assert time_left(38.0, "en") == "about 40 s left"
+    assert time_left(1.0, "ja") == "残り約 5 秒"

@@ -90,6 +90,9 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
                          SLOW, "progress text")
     page.shot("message-progress")
     assert re.search(r"\d+(\.\d)?%", progress), progress
+    # the same bar right under the Generate button, where a scrolled-down page looks
+    page.wait(lambda: "%" in page.progress_text("message-progress"), 30, "the bar by the button")
+    assert page.find("#message-progress").rect["y"] > page.find("#message-generate").rect["y"]
     src, duration = page.video_ready("message-video")
     assert duration > 0.5
     assert page.play("message-video") > 0.3
