@@ -26,6 +26,8 @@ CSS = """
 #message-gallery .caption-label {white-space: normal; max-width: 100%; font-size: .8em}
 /* room above an output's note, so an error badge never covers it */
 .studio-note {min-height: 2.5em; padding-top: .4em}
+/* the bar under Generate: room for its step, time left and bar without a scrollbar */
+#message-progress {min-height: 4.8em; overflow: visible}
 /* a dropdown's choice is never cut under its own arrow: beside a checkbox or a radio it
    takes a row of its own as soon as the row is narrow (a phone) */
 #message-music-row .form, #voice-voice-row .form {flex-wrap: wrap}

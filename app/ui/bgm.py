@@ -152,7 +152,7 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
         raise _error(exc, request) from None
     key = services.storage.put(new_key("bgm/mixes", options.output_format), data)
     remember(services, request, key)
-    path = named(str(services.storage.local_path(key)), "music-mix")
+    path = named(str(services.storage.local_path(key)), "mix", lang)
     plot = ducking_plot(report.frame_times, report.music_gain_db, report.voice_level_db,
                         report.speech, lang)
     details = {**report.details, "output_key": key}

@@ -153,7 +153,7 @@ class MessageTab:
                                progress)
         except Cancelled:
             raise ui_error(plain("message.cancelled", lang), lang) from None
-        return self._video(job_id)
+        return self._video(job_id, lang)
 
     def generate_ui(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
                     bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
@@ -169,7 +169,7 @@ class MessageTab:
         except Cancelled:
             return None, "", plain("message.cancelled", lang)
         job = self.services.jobs.get(job_id)
-        return self._video(job_id), describe(job.result or {}, lang, self.chosen), ""
+        return self._video(job_id, lang), describe(job.result or {}, lang, self.chosen), ""
 
     def _run(self, image: str | None, text: str, voice: str, emotion: str, bgm: str,
              size: str, subtitles: bool, request: gr.Request | None,
@@ -197,11 +197,11 @@ class MessageTab:
             self.finished.pop(next(iter(self.finished)))
         return job_id
 
-    def _video(self, job_id: str) -> str:
+    def _video(self, job_id: str, lang: str = "en") -> str:
         """The finished video, under a name people recognise when they download it."""
         job = self.services.jobs.get(job_id)
         return named(str(self.services.storage.local_path((job.result or {})["video_key"])),
-                     "video-message", job.created_at)
+                     "message", lang, job.created_at)
 
     def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> None:
         desc = plain("message.waiting", lang)
@@ -280,7 +280,9 @@ class MessageTab:
             video = self.services.storage.local_path((job.result or {})["video_key"])
         except (StudioError, KeyError, TypeError):
             return None, "", ""
-        return named(str(video), "video-message", job.created_at), job_id, describe(job.result or {}, request_language(request), self.chosen)
+        lang = request_language(request)
+        return (named(str(video), "message", lang, job.created_at), job_id,
+                describe(job.result or {}, lang, self.chosen))
 
     def delete(self, job_id: str, request: gr.Request | None = None
                ) -> tuple[list[tuple[str, str]], None, str, str]:

@@ -88,7 +88,7 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
                          operator_choices(services.settings), lang)
     if note:
         details += f"\n\n⚠ {note}"
-    shown = named(str(path), "video")
+    shown = named(str(path), "video", lang)
     return shown, shown, details
 
 

@@ -8,6 +8,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -100,7 +101,9 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     assert page.word("message.note_voice") in details
     assert page.word("message.note_took") in details  # the seconds say what they are
     assert "⚠" not in details, details  # a default install: its engines are the defaults
-    assert "video-message-" in src, src  # a download named for people, not a hash
+    named = unquote(src.rsplit("/", 1)[-1])  # a download named for people, not a hash
+    assert re.fullmatch(re.escape(page.word("download.message")) + r"-\d{4}-\d\d-\d\d-\d{4}\.mp4",
+                        named), named
     page.shot("message-done")
     first_words = TEXT[lang][:10]
     page.click("#message-history button")  # the accordion opens

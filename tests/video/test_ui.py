@@ -19,7 +19,7 @@ def test_preview_render(services, portrait, short_speech, tmp_path) -> None:
     wav.write_bytes(encode_wav(short_speech.audio))
     video, file, details = run_render(services, portrait, str(wav), "auto", "512x512", True,
                                       "ありがとう。", 0, True)
-    assert video == file and video.endswith(".mp4") and "/video-" in video  # a readable name
+    assert video == file and video.endswith(".mp4") and "/talking-video-" in video  # readable
     assert "the built-in face animator" in details  # in people's words
     assert "256×256" in details and "made in" in details
     assert "⚠" not in details  # a default install: the offline engines are the defaults
