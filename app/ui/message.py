@@ -59,6 +59,8 @@ register(
         "message.voice_profile": "profile", "message.music_none": "no music",
         "message.nothing_running": "Nothing is being made right now.",
         "message.left_s": "about {n} s left", "message.left_min": "about {n} min left",
+        "message.no_person": "No person was found in the photo. Use a photo where a face is "
+                             "clearly visible.",
         "message.too_small": "The photo is only {width}×{height} pixels: too small to find a "
                              "face in. Use a photo at least {side} pixels on each side.",
     },
@@ -84,6 +86,7 @@ register(
         "message.voice_profile": "プロファイル", "message.music_none": "音楽なし",
         "message.nothing_running": "いま作成中のものはありません。",
         "message.left_s": "残り約 {n} 秒", "message.left_min": "残り約 {n} 分",
+        "message.no_person": "写真に人物が見つかりません。顔がはっきり写った写真を使ってください。",
         "message.too_small": "写真が {width}×{height} ピクセルしかなく、顔を見つけるには小さすぎます。"
                              "縦横 {side} ピクセル以上の写真を使ってください。",
     },
@@ -220,6 +223,8 @@ class MessageTab:
             if job.status == "failed":
                 error = job.error or {}
                 message = error.get("message_ja") if lang == "ja" else None
+                if error.get("code") in TAB_WORDS:  # the tab's own words for it
+                    message = plain(TAB_WORDS[str(error.get("code"))], lang)
                 raise ui_error(f"{message or error.get('message')} ({error.get('code')})", lang)
             desc = step_description(job.current_step, job.status, lang) or desc
             fraction = job.progress / 100.0
@@ -299,6 +304,10 @@ class MessageTab:
         delete_message(self.services, job_id)
         return self.history(request), None, "", ""
 
+
+TAB_WORDS = {"IMAGE_NO_PERSON": "message.no_person"}
+"""Job errors whose own message names a control this tab does not have (the detection
+sensitivity is on the Image tab), said in this tab's words."""
 
 MIN_PHOTO_SIDE = 64
 """A photo narrower or lower than this has no face big enough to animate."""

@@ -114,3 +114,22 @@ def test_time_left_is_estimated_from_the_progress_made() -> None:
     assert time_left(744.0, "ja") == "残り約 12 分"
     assert time_left(38.0, "en") == "about 40 s left"
     assert time_left(1.0, "ja") == "残り約 5 秒"
+
+
+def test_the_message_tab_says_no_person_in_its_own_words(services) -> None:
+    """A message job that found nobody: the Message tab has no sensitivity control, so its
+    toast does not tell people to raise one."""
+    import gradio as gr
+
+    from app.ui.message import MessageTab
+    from pipelines.message import KIND
+
+    job = services.jobs.create(KIND, {}, ["image"])
+    services.jobs.update(job.id, status="failed", error={
+        "code": "IMAGE_NO_PERSON", "message": "No person was found in the image. Try a photo "
+        "where a face is visible, or raise the detection sensitivity.", "message_ja": "…"})
+    for lang, words in (("en", "a face is clearly visible"), ("ja", "顔がはっきり写った")):
+        with pytest.raises(gr.Error) as info:
+            MessageTab(services)._wait(job.id, lang, lambda *a, **k: None)
+        assert words in info.value.message and "sensitivity" not in info.value.message
+        assert "IMAGE_NO_PERSON" in info.value.message
