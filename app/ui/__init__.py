@@ -35,7 +35,7 @@ CSS = """
 #voice-voice {min-width: min(100%, 300px) !important}
 /* tables keep ids, times and words whole (one character per line at 390 px) and scroll
    sideways inside their frame instead */
-#jobs-table th, #jobs-table td, .table-wrap th {white-space: nowrap; word-break: keep-all}
+.table-wrap th, .table-wrap th * {word-break: keep-all !important; overflow-wrap: normal !important}
 """ + toast_css() + tabs_css()
 
 

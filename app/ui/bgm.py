@@ -87,8 +87,10 @@ def track_title(track_id: str, title: str, lang: str = "en") -> str:
     return plain(key, lang) if plain(key) != key else title
 
 
-COLUMNS = ["col.id", "col.title", "col.mood", "col.duration", "col.licence"]
+COLUMNS = ["col.title", "col.mood", "col.duration", "col.licence"]
+"""The table people see (a row picks its track; ids stay in ``/list_tracks``)."""
 HEADERS = ["id", "title", "mood", "duration", "licence"]
+"""``/list_tracks``' rows."""
 
 
 def _error(exc: StudioError, request: Any = None) -> gr.Error:
@@ -98,7 +100,7 @@ def _error(exc: StudioError, request: Any = None) -> gr.Error:
 def track_table(services: Services, request: Any = None) -> dict[str, Any]:
     """The track list with headers and moods in the page's language."""
     lang = request_language(request)
-    rows = [[r[0], track_title(str(r[0]), str(r[1]), lang), word("mood.", str(r[2]), lang),
+    rows = [[track_title(str(r[0]), str(r[1]), lang), word("mood.", str(r[2]), lang),
              r[3], str(r[4]).split(" (")[0]]  # "MIT": the notes behind it are in the API's
             for r in track_rows(services, request)]
     return headed(COLUMNS, rows, lang)
@@ -190,8 +192,9 @@ def build(services: Services) -> None:
     first = bgm_catalog.builtin_tracks()[0].id
     with gr.Row():
         with gr.Column():
-            table = gr.Dataframe(headers=HEADERS, value=initial_rows,
-                                 interactive=False, wrap=True, label=t("bgm.tracks"))
+            table = gr.Dataframe(headers=[plain(c) for c in COLUMNS], value=initial_rows,
+                                 interactive=False, wrap=True, label=t("bgm.tracks"),
+                                 elem_id="bgm-tracks")
             choice = gr.Dropdown(choices=track_choices(track_rows(services)), value=first,
                                  label=t("bgm.track"), allow_custom_value=False)
             preview = gr.Audio(value=track_path(services, first), label=t("bgm.preview"),
@@ -240,9 +243,11 @@ def build(services: Services) -> None:
     def refresh_choices(request: gr.Request | None = None) -> gr.Dropdown:
         return gr.Dropdown(choices=track_choices(track_rows(services, request)))
 
-    def pick(evt: gr.SelectData) -> str:
-        row = evt.row_value or []
-        return str(row[0]) if row else first
+    def pick(evt: gr.SelectData, request: gr.Request | None = None) -> str:
+        """A row of the table picks its track (the rows are track_rows' order)."""
+        rows = track_rows(services, request)
+        index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        return str(rows[index][0]) if isinstance(index, int) and index < len(rows) else first
 
     table.select(pick, outputs=choice, api_visibility="private")
     def preview_path(track_id: str, request: gr.Request | None = None) -> str | None:
@@ -290,5 +295,8 @@ def build(services: Services) -> None:
                      outputs=[mixed, download, envelope, details], api_name="mix_bgm").then(
         said_text, details, said, api_visibility="private", show_progress="hidden")
     list_button = gr.Button(t("engines.refresh"), size="sm")
-    list_button.click(list_tracks, outputs=table, api_name="list_tracks").then(
+    list_button.click(initial_rows, outputs=table, api_visibility="private").then(
         refresh_choices, outputs=choice, api_visibility="private")
+    api_list = gr.Button(visible=False)
+    api_rows = gr.Dataframe(headers=HEADERS, visible=False)  # ids, for scripts
+    api_list.click(list_tracks, outputs=api_rows, api_name="list_tracks")

@@ -195,6 +195,17 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     mixed = page.audio_shown("bgm-mixed")
     assert page.duration_of(mixed) > 0.5
     page.image_shown("bgm-envelope")
+    broken = page.js(  # a one-word header on two lines, or a header cut off
+        "return Array.from(document.querySelectorAll('#bgm-tracks th')).filter(th => {"
+        " if (!th.offsetParent || !th.innerText.trim()) return false;"
+        " const w = document.createTreeWalker(th, NodeFilter.SHOW_TEXT); const tops = new Set();"
+        " while (w.nextNode()) { if (!w.currentNode.textContent.trim()) continue;"
+        "  const r = document.createRange(); r.selectNodeContents(w.currentNode);"
+        "  Array.from(r.getClientRects()).filter(x => x.width > 1)"
+        "   .forEach(x => tops.add(Math.round(x.top))) }"
+        " return (!th.innerText.trim().includes(' ') && tops.size > 1)"
+        "   || th.scrollWidth > th.clientWidth + 1 }).map(th => th.innerText)")
+    assert not broken, f"headers broken or cut: {broken}"
     said = page.wait(lambda: page.text("#bgm-said"), 60, "what the mix is")
     assert page.word("bgm.said_loudness").split(" ")[0] in said, said
     page.shot("bgm")
