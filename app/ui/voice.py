@@ -227,8 +227,11 @@ def voice_label(services: Services, voice: str | None, lang: str = "en") -> str:
 
 
 def default_voice(services: Services, language: str) -> str | None:
-    """The first built-in voice that speaks ``language``."""
-    return next((v["id"] for v in built_in_voices(services) if v["language"] == language), None)
+    """The first built-in voice that speaks ``language`` (else the first voice at all: a
+    studio configured with Japanese voices only still has a default)."""
+    voices = built_in_voices(services)
+    return next((v["id"] for v in voices if v["language"] == language),
+                voices[0]["id"] if voices else None)
 
 
 def fitted_voice(services: Services, voice: str | None, language: str) -> str | None:
@@ -355,15 +358,19 @@ def build(services: Services) -> None:
     gr.Markdown(t("voice.intro"))
     with gr.Row():
         with gr.Column(scale=3):
-            # English until the page's load event says which language the page speaks
+            # English until the page's load event says which language the page speaks (or
+            # the first voice's language, where no voice speaks English)
+            first = default_voice(services, "en")
+            spoken = spoken_language(services, first, "en")
             text = gr.Textbox(label=t("voice.text"), lines=4, max_length=1000,
-                              value=plain("voice.sample", "en"), elem_id="voice-text")
+                              value=plain("voice.sample", spoken), elem_id="voice-text")
             with gr.Row(elem_id="voice-voice-row"):
                 voice = gr.Dropdown(label=t("voice.voice"), choices=voice_choices(services),
-                                    value=default_voice(services, "en"),
+                                    value=first,
                                     allow_custom_value=True, elem_id="voice-voice",
                                     min_width=200)
-                language = gr.Radio(["ja", "en"], value="en", label=t("voice.language"),
+                language = gr.Radio(["ja", "en"], value=spoken,
+                                    label=t("voice.language"),
                                     elem_id="voice-language", min_width=120)
             with gr.Row():
                 speed = gr.Slider(0.5, 2.0, 1.0, step=0.05, label=t("voice.speed"))
@@ -457,9 +464,10 @@ def build(services: Services) -> None:
         text, language and voice of the page's language."""
         lang = request_language(request)
         table, voices, deletable = refreshed(request)
-        return (plain("voice.sample", lang), lang,
-                gr.update(choices=voices["choices"], value=default_voice(services, lang)),
-                lang, table, deletable)
+        voice = default_voice(services, lang)
+        spoken = spoken_language(services, voice, lang)
+        return (plain("voice.sample", spoken), spoken,
+                gr.update(choices=voices["choices"], value=voice), lang, table, deletable)
 
     def language_chosen(voice: str | None, language: str) -> str | None:
         return fitted_voice(services, voice, language)
