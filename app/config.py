@@ -100,6 +100,8 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_ORDER["voice_converter"]))
     denoise_backends: BackendList = Field(
         default_factory=lambda: list(DEFAULT_ORDER["denoise"]))
+    naturalness_backends: BackendList = Field(
+        default_factory=lambda: list(DEFAULT_ORDER["naturalness"]))
     person_detection_backends: BackendList = Field(
         default_factory=lambda: list(DEFAULT_ORDER["person_detection"]))
     cutout_backends: BackendList = Field(default_factory=lambda: list(DEFAULT_ORDER["cutout"]))
@@ -110,7 +112,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "tts_backends", "voice_encoder_backends", "voice_converter_backends",
-        "denoise_backends", "person_detection_backends", "cutout_backends", "refiner_backends",
+        "denoise_backends", "naturalness_backends", "person_detection_backends", "cutout_backends", "refiner_backends",
         "talking_head_backends", "admin_users",
         "fetch_allowed_hosts",
         mode="before",

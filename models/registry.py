@@ -25,11 +25,16 @@ CAPABILITIES: dict[str, dict[str, str]] = {
     },
     "voice_converter": {
         "openvoice": "models.voice.openvoice:OpenVoiceConverter",
+        "timbre_filter": "models.voice.timbre_filter:TimbreFilter",
         "frame_matching": "models.voice.frame_matching:FrameMatcher",
         "voice_matching": "models.voice.matching:VoiceMatcher",
     },
     "denoise": {
         "deepfilternet": "models.voice.denoise:DeepFilterDenoiser",
+    },
+    "naturalness": {
+        "distillmos": "models.voice.naturalness:DistillMos",
+        "dnsmos": "models.voice.naturalness:DnsMos",
     },
     "person_detection": {
         "mediapipe": "models.detect.person:PersonDetector",
@@ -54,8 +59,9 @@ CAPABILITIES: dict[str, dict[str, str]] = {
 DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "tts": ("kokoro", "piper", "openjtalk", "voicevox"),
     "voice_encoder": ("resemblyzer",),
-    "voice_converter": ("openvoice", "frame_matching", "voice_matching"),
+    "voice_converter": ("openvoice", "timbre_filter", "frame_matching", "voice_matching"),
     "denoise": ("deepfilternet",),
+    "naturalness": ("distillmos", "dnsmos"),
     "person_detection": ("mediapipe",),
     "cutout": ("birefnet", "segformer", "mediapipe", "aws"),
     "refiner": ("sam2", "closed_form"),

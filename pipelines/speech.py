@@ -34,6 +34,7 @@ from pipelines.media import validate_text
 from pipelines.voice_options import VoiceOptions
 from pipelines.voice_profiles import Profile, ProfileStore
 from pipelines.voice_ref import VOICE_TYPE_NAMES, VoiceKind, VoiceRef, normalize_voice_type
+from pipelines.voice_sources import find_source
 
 LANGUAGES = ("ja", "en")
 
@@ -297,6 +298,11 @@ def synthesize(
                 evolved_report.duration = round(said.audio.duration, 3)
                 progress(1.0, "done")
                 return said, evolved_report
+        if choice.source is None:  # the voice measured to serve this language
+            served = _speak_served(text, tts, profile, profiles, converters, opts, language,
+                                   progress)
+            if served is not None:
+                return served
         voice = choice.source or _profile_source_voice(tts, profile, language)
     if choice.voice_type == "style":
         engine = style_service(tts)
@@ -327,6 +333,39 @@ def synthesize(
     return speech, report
 
 
+def _speak_served(text: str, tts: FallbackChain[Any], profile: Profile,
+                  profiles: ProfileStore, converters: FallbackChain[Any], options: VoiceOptions,
+                  language: str, progress: ProgressFn) -> tuple[Speech, SynthesisReport] | None:
+    """``text`` in the voice, converter and strength the profile's serving measure chose for
+    ``language`` (:mod:`pipelines.voice_serving`); None for a profile measured before that
+    record existed, or whose voice no engine here speaks now (the calibrated voice then)."""
+    record = (profile.serving or {}).get(language) or {}
+    serves = record.get("serves") or {}
+    source = find_source(tts, str(serves.get("voice") or ""), language)
+    if source is None:
+        return None
+    progress(0.05, "synthesize")
+    started = time.perf_counter()
+    try:
+        speech = source.engine.synthesize(options.request(text, source.voice, language))
+    except BackendUnavailable:
+        return None  # the engine's trouble: the calibrated voice's chain may still speak
+    seconds = round(time.perf_counter() - started, 3)
+    report = SynthesisReport(
+        ChainReport(source.engine.name, (Attempt(source.engine.name, "used", "", seconds),)),
+        source.id, "profile", language, method="source_voice", timings={"tts_s": seconds},
+        profile_id=profile.id,
+        details={"serving": {**serves, "scores": record.get("scores") or {}}})
+    converter = serves.get("converter")
+    if converter:
+        speech = _converted(speech, report, profile, profiles, converters, progress,
+                            prefer=str(converter), strength=float(serves.get("strength", 1.0)))
+        report.method = report.engine
+    report.duration = round(speech.audio.duration, 3)
+    progress(1.0, "done")
+    return speech, report
+
+
 def _profile_source_voice(tts: FallbackChain[Any], profile: Profile,
                           language: str) -> VoiceRef | None:
     """The built-in voice voice matching chose for the profile, when it can say ``language``."""
@@ -344,10 +383,13 @@ def _profile_source_voice(tts: FallbackChain[Any], profile: Profile,
 
 def _converted(speech: Speech, report: SynthesisReport, profile: Profile,
                profiles: ProfileStore, converters: FallbackChain[Any],
-               progress: ProgressFn) -> Speech:
+               progress: ProgressFn, prefer: str | None = None, strength: float = 1.0
+               ) -> Speech:
     """``speech`` through the profile's converters, recorded on ``report``."""
     progress(0.6, "convert")
-    speech, report.conversion = convert_to_profile(speech, profile, profiles, converters)
+    target = replace(profile_target(profile, profiles), strength=strength)
+    speech, report.conversion = convert_to_profile(speech, profile, profiles, converters,
+                                                   target, prefer=prefer)
     report.timings["convert_s"] = report.conversion.duration_s
     return speech
 
@@ -359,15 +401,19 @@ def profile_target(profile: Profile, profiles: ProfileStore) -> VoiceTarget:
 
 
 def convert_to_profile(speech: Speech, profile: Profile, profiles: ProfileStore,
-                       converters: FallbackChain[Any], target: VoiceTarget | None = None
-                       ) -> tuple[Speech, ConversionReport]:
-    """Run the converter chain (OpenVoice when it has weights, else frame or voice
-    matching). ``target``: the profile's, when the caller already read it."""
+                       converters: FallbackChain[Any], target: VoiceTarget | None = None,
+                       prefer: str | None = None) -> tuple[Speech, ConversionReport]:
+    """Run the converter chain (OpenVoice when it has weights, else the DSP matchers).
+    ``target``: the profile's, when the caller already read it; ``prefer``: the converter
+    the profile's serving measure chose (the rest of the chain stands behind it)."""
     target = target or profile_target(profile, profiles)
     declined = _declined_converter(profile)
     if declined is not None:
         converters = FallbackChain(converters.capability,
                                    [c for c in converters if c.name != declined])
+    if prefer is not None:
+        converters = FallbackChain(converters.capability, sorted(
+            converters, key=lambda c: c.name != prefer))
     started = time.perf_counter()
     try:
         result = converters.run(lambda c: c.convert(speech.audio, target))

@@ -30,6 +30,8 @@ class VoiceKit:
     store: ProfileStore
     cache_dir: Path | None = None
     denoisers: FallbackChain[Any] | None = None
+    judges: FallbackChain[Any] | None = None
+    """The ``naturalness`` chain: what a profile's serving measure hears naturalness with."""
 
     def denoiser(self) -> Denoiser | None:
         for engine in self.denoisers or ():
@@ -60,5 +62,5 @@ class VoiceKit:
         return create_profile(clips, name=name, language=language, store=self.store,
                               encoder=self.encoder, denoiser=self.denoiser(), tts=self.tts,
                               matcher=self.matcher(), converters=self.converters,
-                              progress=progress, owner=owner,
+                              judges=self.judges, progress=progress, owner=owner,
                               profile_id=profile_id, cache_dir=self.cache_dir)

@@ -26,7 +26,6 @@ from models.base import (
     SpeechRequest,
     VoiceInfo,
 )
-from models.voice.resemblyzer import cosine
 from pipelines.speech import LANGUAGES, speech_engines
 
 CALIBRATION_TEXT = {
@@ -81,6 +80,32 @@ class CalibrationCache:
             self._memory[key] = item
         return item
 
+    _scores: ClassVar[dict[str, float]] = {}
+
+    def score(self, key: str, name: str, compute: Callable[[], float]) -> float:
+        """A number measured once of the voice under ``key`` (its predicted naturalness by
+        the judge ``name``), kept beside its audio as ``{key}.{name}.txt``."""
+        memo = f"{key}.{name}"
+        with self._lock:
+            if memo in self._scores:
+                return self._scores[memo]
+        path = self.root / f"{memo}.txt" if self.root is not None else None
+        value: float | None = None
+        if path is not None and path.is_file():
+            try:
+                value = float(path.read_text("ascii"))
+            except (OSError, ValueError):
+                value = None
+        if value is None:
+            value = float(compute())
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+                tmp.write_text(repr(value), "ascii")
+                tmp.replace(path)
+        with self._lock:
+            self._scores[memo] = value
+        return value
 
 
 def _calibration_voices(tts: FallbackChain[Any], language: str
@@ -117,27 +142,18 @@ def _saying(engine: SpeechEngine, voice: str, language: str) -> Callable[[], Aud
         SpeechRequest(CALIBRATION_TEXT[language], voice=voice, language=language)).audio
 
 
-Serve = Callable[[Audio], tuple[str, Audio] | None]
-"""Audio -> (the converter that served, the audio as the profile will be heard), or None
-when no converter could."""
-
-
 def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding: np.ndarray,
                        reference: Audio, language: str,
-                       cache_dir: Path | None = None,
-                       serve: Serve | None = None) -> MatchingCalibration | None:
+                       cache_dir: Path | None = None) -> MatchingCalibration | None:
     """Say a calibration sentence with each built-in voice of the language (and a blend of
     the two nearest voices of an engine that blends), and let the matcher choose voice and
     parameters. The voices' audio and embeddings come from :class:`CalibrationCache`.
-    ``serve``: the profile's converter chain; when another converter than the matcher
-    serves (frame matching), its similarity is recorded too (``similarity.served`` and
-    ``served_by``), and the nearer of the two is the one that serves the profile
-    (``similarity.serves``; see :func:`pipelines.speech.convert_to_profile`)."""
+    Which voice and converter serve each language is chosen afterwards, on three axes
+    (:mod:`pipelines.voice_serving`)."""
     cache = CalibrationCache(cache_dir)
     encoder = matcher.encoder_name
     candidates: list[tuple[str, Audio]] = []
     embeddings: dict[str, np.ndarray] = {}
-    said: dict[str, Audio] = {}  # every voice (and blend) heard, by name
     blender: SpeechEngine | None = None
     default_voice = None
     for engine, info in _calibration_voices(tts, language):
@@ -146,7 +162,6 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
                                   _saying(engine, info.id, language), matcher.embed)
         candidates.append((info.id, audio))
         embeddings[info.id] = vector
-        said[info.id] = audio
         if blender is None and isinstance(engine, Blending):
             blender = engine
     if not candidates:
@@ -161,22 +176,7 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
         audio, vector = cache.get(cache.key(blender.name, voice, language, encoder),
                                   _saying(blender, voice, language), matcher.embed)
         embeddings[voice] = vector
-        said[voice] = audio
         return voice, audio
 
-    calibration = matcher.calibrate(embedding, reference, candidates, blend=blend,
-                                    default_voice=default_voice, embeddings=embeddings)
-    if calibration is None or serve is None:
-        return calibration
-    source = said.get(calibration.source_voice)
-    served = serve(source) if source is not None else None
-    own = matcher.name
-    if served is not None and served[0] != own:
-        backend, heard = served
-        similarity = calibration.similarity
-        similarity["served"] = round(cosine(matcher.embed(heard), embedding), 4)
-        similarity["served_by"] = backend
-        # measured, not assumed: the nearer of the two serves this profile
-        similarity["serves"] = backend if similarity["served"] >= similarity["matched"] \
-            else own
-    return calibration
+    return matcher.calibrate(embedding, reference, candidates, blend=blend,
+                             default_voice=default_voice, embeddings=embeddings)

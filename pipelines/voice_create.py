@@ -23,7 +23,7 @@ from models.base import (
 from models.errors import InvalidInput
 from models.speech.dsp import normalize_peak
 from pipelines.speech import LANGUAGES, speech_unavailable
-from pipelines.voice_calibration import Serve, calibrate_matching
+from pipelines.voice_calibration import calibrate_matching
 from pipelines.voice_clips import (
     ClipRejected,
     ClipReport,
@@ -33,6 +33,7 @@ from pipelines.voice_clips import (
     rejected,
 )
 from pipelines.voice_profiles import Profile, ProfileStore, now, validate_name
+from pipelines.voice_serving import ServingTools, measure_serving, naturalness_judge
 
 MAX_CLIPS = 5
 REFERENCE_MAX_S = 30.0
@@ -89,18 +90,6 @@ def validate_profile_request(clips: Sequence[Any], name: str, language: str) -> 
     return name
 
 
-def _serving(converters: FallbackChain[Any], target: VoiceTarget) -> Serve:
-    """Audio as the new profile will be heard through ``converters`` (the same target key as
-    later synthesis, so a converter's per-profile analysis is made once)."""
-    def serve(audio: Audio) -> tuple[str, Audio] | None:
-        try:
-            result = converters.run(lambda c: c.convert(audio, target))
-        except ChainExhausted:
-            return None  # speech would fail later, with its own error
-        return result.backend, result.value
-    return serve
-
-
 def create_profile(
     clips: Sequence[tuple[bytes, str]],
     *,
@@ -112,6 +101,7 @@ def create_profile(
     tts: FallbackChain[Any] | None = None,
     matcher: Calibrating | None = None,
     converters: FallbackChain[Any] | None = None,
+    judges: FallbackChain[Any] | None = None,
     progress: ProgressFn = no_progress,
     owner: str | None = None,
     profile_id: str | None = None,
@@ -123,8 +113,9 @@ def create_profile(
     ``VOICE_SAMPLE_*`` error (``details.clips`` has every clip's report). With ``tts`` and
     ``matcher`` the profile is calibrated for voice matching (nearest built-in voice and
     Praat parameters, chosen by measured similarity; what does not depend on the new voice
-    is cached under ``cache_dir``); with ``converters`` too, the similarity of the voice as
-    served by them is measured. ``profile_id`` (a job's own) makes a rerun overwrite
+    is cached under ``cache_dir``); with ``converters`` too, each language's serving voice
+    is chosen on nearness, naturalness (by the first predictor of ``judges``) and words
+    (:mod:`pipelines.voice_serving`). ``profile_id`` (a job's own) makes a rerun overwrite
     rather than duplicate; nothing is listed until every file is written."""
     name = validate_profile_request(clips, name, language)
     reports = [ClipReport(index=i, filename=f or f"clip {i + 1}") for i, (_, f) in enumerate(clips)]
@@ -185,10 +176,17 @@ def create_profile(
     )
     if tts is not None and matcher is not None:
         _step_progress(progress, "matching search")
-        target = VoiceTarget(f"{profile.id}:{profile.updated_at}", reference, embedding)
-        profile.matching = calibrate_matching(
-            tts, matcher, embedding, reference, language, cache_dir=cache_dir,
-            serve=_serving(converters, target) if converters is not None else None)
+        profile.matching = calibrate_matching(tts, matcher, embedding, reference, language,
+                                              cache_dir=cache_dir)
+        if converters is not None:
+            _step_progress(progress, "matching search", 0.3)
+            target = VoiceTarget(f"{profile.id}:{profile.updated_at}", reference, embedding,
+                                 profile.matching)
+            tools = ServingTools(tts, converters, embed=matcher.embed,
+                                 encoder_name=matcher.encoder_name,
+                                 judge=naturalness_judge(judges), cache_dir=cache_dir)
+            languages = (language, *(lang for lang in LANGUAGES if lang != language))
+            profile.serving = measure_serving(tools, languages, embedding, target)
     _step_progress(progress, "save")
     store.save(profile, reference, embedding)
     progress(1.0, "save")

@@ -27,6 +27,7 @@ from pipelines.voice_calibration import prepare_calibration
 from pipelines.voice_create import PROFILE_STEPS
 from pipelines.voice_profiles import ProfileStore, public_profile
 from pipelines.voice_ref import new_profile_id
+from pipelines.voice_serving import ServingTools, naturalness_judge, prepare_serving
 
 KIND = "voice.profile"
 
@@ -40,7 +41,8 @@ def job_kit(ctx: JobContext) -> VoiceKit:
     """The voice pipeline over the worker's engines (its process-wide chains)."""
     return VoiceKit(tts=ctx.chain("tts"), encoder=ctx.chain("voice_encoder"),
                     converters=ctx.chain("voice_converter"), store=ProfileStore(ctx.storage),
-                    cache_dir=ctx.engine_settings.cache_dir, denoisers=ctx.chain("denoise"))
+                    cache_dir=ctx.engine_settings.cache_dir, denoisers=ctx.chain("denoise"),
+                    judges=ctx.chain("naturalness"))
 
 
 def create_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -84,4 +86,8 @@ def warm_up(chain: Callable[[str], FallbackChain[Any]], cache_dir: Path,
                     if isinstance(e, Calibrating) and e.available()[0]), None)
     if matcher is None:
         return 0
-    return prepare_calibration(chain("tts"), matcher, cache_dir, languages)
+    count = prepare_calibration(chain("tts"), matcher, cache_dir, languages)
+    tools = ServingTools(chain("tts"), chain("voice_converter"), embed=matcher.embed,
+                         encoder_name=matcher.encoder_name,
+                         judge=naturalness_judge(chain("naturalness")), cache_dir=cache_dir)
+    return count + prepare_serving(tools, languages)

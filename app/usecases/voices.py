@@ -22,7 +22,8 @@ def voice_kit(services: Services) -> VoiceKit:
         kit = VoiceKit(
             tts=services.chain("tts"), encoder=services.chain("voice_encoder"),
             converters=services.chain("voice_converter"), store=ProfileStore(services.storage),
-            cache_dir=services.engine_settings.cache_dir, denoisers=services.chain("denoise"))
+            cache_dir=services.engine_settings.cache_dir, denoisers=services.chain("denoise"),
+            judges=services.chain("naturalness"))
         services.voice_kit = kit
     return kit
 

@@ -19,6 +19,7 @@ from app.main import create_app
 from app.services import build_services
 from app.ui import build_blocks, gate
 from app.ui.owners import is_ui_admin, login_on, ui_visibility
+from app.ui.text import plain
 
 SECRET = "d" * 40
 STORED = hash_password("pw-alice", iterations=1000)
@@ -128,11 +129,51 @@ def test_expensive_endpoints_draw_on_the_shared_limiter(services) -> None:
     assert gate.client_key(SimpleNamespace(username="alice")) == "alice"
 
 
-def test_one_limiter_for_both_doors(settings) -> None:
-    services = _services(settings, rate_limit_per_minute=7)
+def _gradio_call(fn, host: str, *args):
+    """Call a Gradio event function as Gradio does for a request from ``host``."""
+    caller = SimpleNamespace(username=None, client=SimpleNamespace(host=host),
+                             headers={"accept-language": "en"})
+    token = LocalContext.request.set(caller)
     try:
-        app = create_app(services, with_ui=False)
-        assert services.rate_limiter.per_minute == 7
-        assert app is not None
+        return fn(*args)
+    finally:
+        LocalContext.request.reset(token)
+
+
+def test_one_limiter_for_both_doors(settings) -> None:
+    """The app as served (REST and the Gradio API mounted together) counts one budget per
+    client across both doors: requests through one door use up what the other allows. Two
+    limiters (one per door) would let each client twice the limit."""
+    services = _services(settings, rate_limit_per_minute=2)
+    try:
+        app = create_app(services, with_ui=True)
+        synthesize = next(f for f in app.state.blocks.fns.values()
+                          if f.api_name == "synthesize").fn
+        # an unknown voice is refused at once: the call costs a request, not a synthesis
+        args = ("hello", "no_such_voice", "en", 1.0, 0.0, 1.0, 1.0, 1.0)
+
+        def gradio_answer(host: str) -> str:
+            with pytest.raises(gr.Error) as info:
+                _gradio_call(synthesize, host, *args)
+            return str(info.value.title)
+
+        # REST first: two expensive requests spend the budget of "testclient" ...
+        with TestClient(app, raise_server_exceptions=False) as rest:
+            answers = [rest.post("/api/bgm/mix", json={}).status_code for _ in range(2)]
+            assert 429 not in answers, answers
+            assert rest.post("/api/bgm/mix", json={}).status_code == 429
+        # ... and the Gradio door refuses that client too
+        assert gradio_answer("testclient") == "RATE_LIMITED"
+        # Gradio first: another client spends its budget on Gradio calls (each refused for
+        # the unknown voice, each counted) ...
+        assert [gradio_answer("10.1.2.3") for _ in range(2)] == [
+            plain("error.title", "en")] * 2
+        assert gradio_answer("10.1.2.3") == "RATE_LIMITED"
+        # ... and REST refuses that client at once, in the envelope
+        with TestClient(app, raise_server_exceptions=False, client=("10.1.2.3", 5)) as rest:
+            refused = rest.post("/api/bgm/mix", json={})
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["error"]["code"] == "RATE_LIMITED"
+            assert refused.json()["error"]["details"]["limit_per_minute"] == 2
     finally:
         services.close()

@@ -23,7 +23,7 @@ import pytest
 from app.jobs import Jobs, SqliteJobStore
 from tests.conftest import end_process, free_port
 from tests.faults.cluster import ROOT, wait_until
-from tests.message.test_message import PORTRAIT, ffprobe
+from tests.message.test_message import PORTRAIT, ffprobe, judge
 
 pytestmark = pytest.mark.slow
 
@@ -132,13 +132,17 @@ def test_studio_killed_at_each_stage_comes_back_whole(tmp_path: Path) -> None:
             "completed", "failed", "cancelled") and s, 180, "the new message to end")
         assert second["status"] == "completed", second
 
-        # what is served is whole, and nothing half-written is listed or left behind
+        # what is served is whole and a person would take it (the quality harness watches
+        # and listens: the face, the lips with the voice, no frozen picture, loudness, the
+        # music, durations); nothing half-written is listed or left behind
         for task in (job_id, fresh):
             video = tmp_path / f"{task}.mp4"
             video.write_bytes(httpx.get(studio.url + studio.status(task)["video_url"],
                                         timeout=30).content)
             streams = {s["codec_type"] for s in ffprobe(video)["streams"]}
             assert streams == {"video", "audio"}
+            report = judge(video, music=True, text=TEXT)
+            assert report.checks["lips"].detail == ""  # long enough: the lips were judged
         history = httpx.get(f"{studio.url}/api/messages", timeout=10).json()["data"]["messages"]
         assert {m["task_id"] for m in history} >= {job_id, fresh}
         leftovers = [p for p in (data / "files").rglob(".tmp-*")]

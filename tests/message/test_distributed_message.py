@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.heartbeat import live_workers
 from app.services import build_services
 from tests.app.test_distributed import ROOT, redis_url, worker_env  # noqa: F401 - fixture
 from tests.conftest import LiveServer, free_port
+from tests.faults.cluster import HOST, wait_until
 from tests.message.test_message import PORTRAIT, TEXT, ffprobe, judge, poll
 
 pytestmark = pytest.mark.slow
@@ -54,6 +56,11 @@ def test_message_rendered_by_worker_processes_over_redis_and_s3(
                    STUDIO_S3_ENDPOINT_URL=moto_s3)
         workers.append(consumer(env))
     try:
+        # both consumers beat before the message goes in: on a loaded machine one still
+        # importing would leave both first stages to the other (and "both took part" to luck)
+        names = {f"{HOST}:{w.pid}" for w in workers}
+        wait_until(lambda: names <= {r.worker for r in live_workers(services.queue.huey)[0]},
+                   180, f"workers {sorted(names)} to beat")
         with LiveServer(services) as server:
             accepted = httpx.post(
                 f"{server.url}/api/video/generate", timeout=60,

@@ -96,11 +96,32 @@ def test_admin_hook_guards_view_and_actions(services, filled) -> None:
 
 
 def test_tables_render_in_gradio(services, filled) -> None:
-    _, workers, rows = jobs_ui.view(services, "all", "all", 100, request("ja"))
+    """What the page shows, as Gradio renders both tables: every job once, its status in
+    Japanese; the live worker with its name, state, threads and version."""
+    from app.config import VERSION
+
+    services.queue.start_consumer(1, install_signals=False)
+    try:
+        deadline = time.monotonic() + 30
+        while not jobs_ui.worker_rows(services):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        _, workers, rows = jobs_ui.view(services, "all", "all", 100, request("ja"))
+    finally:
+        services.queue.stop_consumer()
     shown = gr.Dataframe().postprocess(rows)
-    assert shown.headers[0] == "ジョブ"
-    assert jobs_ui.resolve_id(services, shown.data[0][0]) in filled.values()
-    assert gr.Dataframe().postprocess(workers) is not None
+    assert shown.headers[:3] == ["ジョブ", "種類", "状態"]
+    assert sorted(jobs_ui.resolve_id(services, row[0]) for row in shown.data) == \
+        sorted(filled.values())
+    statuses = {jobs_ui.resolve_id(services, row[0]): row[2] for row in shown.data}
+    assert statuses[filled["done"]] == "完了" and statuses[filled["failed"]] == "失敗"
+    table = gr.Dataframe().postprocess(workers)
+    assert table.headers == [jobs_ui.plain(c, "ja") for c in jobs_ui.WORKER_COLUMNS]
+    assert table.headers[:3] == ["ワーカー", "稼働", "スレッド"]
+    [worker] = table.data
+    assert worker[0] == services.queue.worker_name
+    assert worker[1] == jobs_ui.plain("word.yes", "ja") != jobs_ui.plain("word.no", "ja")
+    assert int(worker[2]) == 1 and float(worker[3]) >= 0 and worker[5] == VERSION
 
 
 @pytest.mark.slow

@@ -7,9 +7,13 @@ filenames (``../``, absolute, NUL, URL-encoded, backslashes), oversized and malf
 decompression and audio bombs, injection strings in text fields, huge and deeply nested
 JSON, wrong content types, and hypothesis-made text and JSON.
 
-After every batch: no 5xx, no traceback in any body, ``/health`` still 200, the sentinel file
-outside the data dir unchanged, nothing new outside the data dir, and every file in the data
-dir really inside it.
+Every answer: no 5xx, no traceback in any body, and a refusal (4xx) in the envelope with a
+code of the route's own area (``VOICE_`` under ``/api/voice``, ...) or a shared one
+(``VALIDATION_``, ``STORAGE_INVALID_KEY``, ``NOT_FOUND``). A traversal is refused with the
+exact status and code its route gives for "no such thing" or "invalid key": a 2xx answer to
+one fails, whatever else it does. After every batch: ``/health`` still 200, the sentinel
+file outside the data dir unchanged, nothing new outside the data dir, and every file in the
+data dir really inside it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -155,6 +160,22 @@ class Studio:
             assert path.name not in ("passwd", "win.ini", "id_rsa", "boot.ini", "pwned")
 
 
+# a refusal's code names the area of the route that gave it (DESIGN.md), or is shared
+AREAS = {"voice": "VOICE_", "bgm": "BGM_", "image": "IMAGE_", "prosody": "PROSODY_",
+         "video": "VIDEO_", "jobs": "QUEUE_", "messages": "QUEUE_"}
+SHARED_CODES = ("VALIDATION_", "STORAGE_INVALID_KEY", "NOT_FOUND", "AUTH_")
+# the one-click message takes a photo, words, a voice, a mood: each checked by its own area
+MESSAGE_ROUTE = "/api/video/generate"
+MESSAGE_AREAS = ("IMAGE_", "VOICE_", "PROSODY_", "BGM_", "VIDEO_")
+# what each route with an id in its path answers for an id that names nothing
+NOT_FOUND_CODES = {
+    "/api/jobs/": "QUEUE_JOB_NOT_FOUND", "/api/messages/": "QUEUE_JOB_NOT_FOUND",
+    "/api/voice/profiles/": "VOICE_PROFILE_NOT_FOUND", "/api/voice/status/": "VOICE_TASK_NOT_FOUND",
+    "/api/image/status/": "IMAGE_TASK_NOT_FOUND", "/api/video/status/": "VIDEO_TASK_NOT_FOUND",
+    "/api/bgm/tracks/": "BGM_TRACK_NOT_FOUND",
+}
+
+
 def check(response: Any, what: str) -> None:
     text = response.text if "json" in response.headers.get("content-type", "") or \
         response.status_code >= 400 else ""
@@ -164,6 +185,40 @@ def check(response: Any, what: str) -> None:
     if response.status_code >= 400 and text:
         body = response.json()
         assert body["success"] is False and body["error"]["code"], what
+        code = body["error"]["code"]
+        areas = route_areas(response.url.path)
+        assert code.startswith((*areas, *SHARED_CODES)), f"{what}: {code} is not {areas}"
+
+
+def route_areas(path: str) -> tuple[str, ...]:
+    """The code prefixes a route's refusals may carry besides the shared ones."""
+    if path.rstrip("/") == MESSAGE_ROUTE:
+        return MESSAGE_AREAS
+    parts = path.split("/")
+    area = AREAS.get(parts[2]) if len(parts) > 2 and parts[1] == "api" else None
+    return (area,) if area else ("",)
+
+
+def refused(response: Any, statuses: tuple[int, ...], codes: tuple[str, ...], what: str
+            ) -> dict[str, Any]:
+    """The answer is exactly a refusal: one of ``statuses``, one of ``codes`` in the error
+    envelope (a code ending in ``_`` stands for its prefix). Returns the error."""
+    assert response.status_code in statuses, \
+        f"{what}: {response.status_code}, not a refusal {statuses}: {response.text[:200]}"
+    error = response.json()["error"]
+    exact = {c for c in codes if not c.endswith("_")}
+    prefixes = tuple(c for c in codes if c.endswith("_"))
+    assert error["code"] in exact or (prefixes and error["code"].startswith(prefixes)), \
+        f"{what}: {error['code']} not in {codes}"
+    return error
+
+
+def not_found_code(route: Route) -> str:
+    code = next((code for prefix, code in NOT_FOUND_CODES.items()
+                 if route.path.startswith(prefix)), None)
+    assert code, f"{route.path}: a new route with an id in its path; add the code it gives " \
+                 "for an id that names nothing to NOT_FOUND_CODES"
+    return code
 
 
 def _outside_listing(root: Path, data_dir: Path) -> set[str]:
@@ -256,6 +311,10 @@ def test_every_route_is_discovered(studio: Studio) -> None:
 
 
 def test_traversal_in_path_parameters(studio: Studio) -> None:
+    """An id with traversal in it names nothing: 404 with the route's own not-found code
+    (or the envelope's ``NOT_FOUND`` where the value made the path another, unknown route).
+    A 2xx is allowed only where the client itself (RFC 3986 dot segments: ``/jobs/.``)
+    sent the request to the collection route, never to the route with the id."""
     for route in studio.routes:
         for name in route.params:
             for value in TRAVERSAL:
@@ -263,7 +322,13 @@ def test_traversal_in_path_parameters(studio: Studio) -> None:
                     kw: dict[str, Any] = {}
                     if route.body in ("json", "any"):
                         kw["json"] = {"name": "x"}
-                    studio.send(route.method, route.url(**{name: encoded}), **kw)
+                    url = route.url(**{name: encoded})
+                    response = studio.send(route.method, url, **kw)
+                    collection = route.path.split("/{")[0]
+                    if response.is_success and response.url.path.rstrip("/") == collection:
+                        continue  # "." removed by the client: the list, not a traversal
+                    refused(response, (404,), (not_found_code(route), "NOT_FOUND"),
+                            f"{route.method} {url[:120]}")
     studio.still_fine()
 
 
@@ -273,11 +338,16 @@ def test_traversal_in_storage_keys(studio: Studio) -> None:
                               "https://169.254.169.254/latest/meta-data/"]:
         for path, key_field in [("/api/prosody/adjust", "audio_key"),
                                 ("/api/bgm/mix", "voice_key")]:
+            area = path.split("/")[2].upper()
             response = studio.send("POST", path, data={key_field: value, "bgm_type": value})
-            assert response.status_code in (400, 404, 413, 422), (path, value)
+            error = refused(response, (400,), (f"{area}_AUDIO_INVALID", "STORAGE_INVALID_KEY"),
+                            f"{path} {value[:60]!r}")
+            if error["code"].endswith("_AUDIO_INVALID"):  # the key itself was refused
+                assert error["details"]["reason"] in ("key", "key_not_found"), error
         response = studio.send("POST", "/api/video/generate",
                                json={"image_url": value, "audio_url": value})
-        assert 400 <= response.status_code < 500
+        refused(response, (400,), ("VIDEO_INVALID_URL", "VIDEO_INVALID_REQUEST",
+                                   "STORAGE_INVALID_KEY"), f"video {value[:60]!r}")
     studio.still_fine()
 
 
@@ -306,10 +376,26 @@ def test_many_files_and_filenames(studio: Studio) -> None:
     """Every hostile filename on a real clip, and more clips than allowed."""
     clip = wav(3.5, 24000)
     for filename in FILENAMES:
-        studio.send("POST", "/api/bgm/tracks", files={"file": (filename, clip, "audio/wav")})
-        studio.send("POST", "/api/prosody/adjust", files={"audio": (filename, clip, "audio/wav")})
-    studio.send("POST", "/api/voice/profiles", data={"name": "x"},
-                files=[("audio_samples", (f"{i}.wav", b"RIFF", "audio/wav")) for i in range(40)])
+        what = f"filename {filename[:40]!r}"
+        track = studio.send("POST", "/api/bgm/tracks",
+                            files={"file": (filename, clip, "audio/wav")})
+        if track.is_success:  # a real clip: kept under an id of the studio's own
+            assert track.status_code == 201, what
+            track_id = track.json()["data"]["track"]["id"]
+            assert re.fullmatch(r"user-[0-9a-f]{12}", track_id), (what, track_id)
+        else:
+            refused(track, (400,), ("BGM_AUDIO_INVALID",), what)
+        adjusted = studio.send("POST", "/api/prosody/adjust",
+                               files={"audio": (filename, clip, "audio/wav")})
+        if adjusted.is_success:  # stored under a key of the studio's own
+            key = adjusted.json()["data"]["output_key"]
+            assert re.fullmatch(r"prosody/[0-9a-f]{32}\.wav", key), (what, key)
+        else:
+            refused(adjusted, (400,), ("PROSODY_AUDIO_INVALID",), what)
+    many = studio.send("POST", "/api/voice/profiles", data={"name": "x"},
+                       files=[("audio_samples", (f"{i}.wav", b"RIFF", "audio/wav"))
+                              for i in range(40)])
+    refused(many, (400,), ("VOICE_SAMPLE_COUNT",), "40 clips")
     studio.still_fine()
 
 
@@ -371,12 +457,17 @@ def test_injection_strings_in_every_text_field(studio: Studio) -> None:
         url = route.url(**{p: "x" for p in route.params})
         for value in INJECTION:
             if route.body == "json":
-                studio.send(route.method, url, json=_fill(route.schema, value))
+                response = studio.send(route.method, url, json=_fill(route.schema, value))
             elif route.body in ("multipart", "any"):
                 form = dict.fromkeys(route.text_fields or
                                      ["name", "text", "title", "mood", "bgm_type",
                                       "params", "voice", "emotion", "operations"], value)
-                studio.send(route.method, url, data=form)
+                response = studio.send(route.method, url, data=form)
+            else:
+                continue
+            # every field holds the string: no route takes that as a valid request
+            refused(response, (400, 404, 413, 422), (*route_areas(route.path), *SHARED_CODES),
+                    f"{route.method} {route.path} {value[:40]!r}")
     studio.still_fine()
 
 

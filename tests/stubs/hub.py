@@ -71,6 +71,7 @@ class HubStub:
                 b.requests.append((self.command, self.path, self.headers.get("Range")))
                 if b.hang:
                     stub.release.wait(30)
+                    self.close_connection = True  # hang up without an answer
                     return
                 if self.path.startswith("/cdn/"):
                     self._content(self.path[len("/cdn/"):], body)

@@ -143,4 +143,57 @@ def test_mock_transport_unit() -> None:
     client = httpx.Client(base_url="http://vv", transport=httpx.MockTransport(handler))
     engine = VoicevoxSpeech(EngineSettings(voicevox_url="http://vv"), client=client)
     speech = engine.synthesize(SpeechRequest("テスト", volume=0.5))
-    assert speech.audio.duration > 0.2
+    query = _query("テスト")
+    query["volumeScale"] = 0.5
+    core = _stub_voice(query)  # the engine's answer is what comes back, at half volume
+    assert _found(speech.audio.samples, core) > 0.98
+    assert abs(speech.audio.duration - len(core) / 24000) < 0.2
+    assert np.abs(speech.audio.samples).max() == pytest.approx(
+        np.abs(core).max(), rel=0.05)
+
+
+def _stub_voice(query: dict) -> np.ndarray:
+    """What the stub engine answered for ``query``, its silence either side cut (the core
+    of the buzzy vowels, 20 ms in from each end)."""
+    import io
+
+    import soundfile as sf
+
+    from tests.stubs.voicevox import render
+
+    samples, _ = sf.read(io.BytesIO(render(query)), dtype="float32")
+    loud = np.nonzero(np.abs(samples) > 1e-3)[0]
+    cut = int(0.02 * 24000)
+    return samples[loud[0] + cut: loud[-1] - cut]
+
+
+def _found(segment: np.ndarray, core: np.ndarray) -> float:
+    """How well ``core`` is found, unchanged, inside ``segment``: the best normalised
+    correlation over every offset (1.0: exactly there; 0 if it cannot fit)."""
+    if len(core) > len(segment):
+        return 0.0
+    dots = np.correlate(segment, core, "valid")
+    windows = np.sqrt(np.convolve(segment ** 2, np.ones(len(core)), "valid"))
+    return float(np.max(dots / (windows * np.linalg.norm(core) + 1e-12)))
+
+
+def test_the_engines_audio_for_each_sentence_comes_back_in_order(stub: VoicevoxStub) -> None:
+    """Not only some audio: each sentence's span of the result is what the engine answered
+    to that sentence's audio query (its moras at their pitches), in the order written."""
+    engine = engine_for(stub.url)
+    speech = engine.synthesize(SpeechRequest("あいう。かきくけこさしす。", voice="voicevox:2"))
+    queries = stub.queries[-2:]
+    assert [q["kana"] for q in queries] == ["あいう。", "かきくけこさしす。"]
+    assert [len(p["moras"]) for q in queries for p in q["accent_phrases"]] == [3, 8]
+    rate = speech.audio.sample_rate
+    cores = [_stub_voice(q) for q in queries]
+    segments = [speech.audio.samples[int(s.start * rate): int(s.end * rate)]
+                for s in speech.sentences]
+    assert [s.text for s in speech.sentences] == ["あいう。", "かきくけこさしす。"]
+    for k, (segment, core) in enumerate(zip(segments, cores, strict=True)):
+        assert _found(segment, core) > 0.98, k  # this sentence's audio, as the engine made it
+        assert abs(len(segment) - len(core)) / rate < 0.1, k  # and nothing else
+        assert _found(segment[::-1].copy(), core) < 0.5, k  # (backwards would not pass)
+    # the two sentences are in the order written (the first is the shorter one)
+    assert len(segments[0]) < len(segments[1])
+    assert _found(segments[0], cores[1]) == 0.0
