@@ -159,8 +159,9 @@ def layout(options: FramingOptions, face: Box | None, eyes: Eyes | None, person:
 
 
 def _sample(rgba: np.ndarray, scale: float, x0: float, y0: float, out_w: int, out_h: int,
-            replicate: bool) -> np.ndarray:
-    """Resample a region of ``rgba`` (float32 HxWxC) onto an out_h x out_w grid."""
+            replicate: bool, reflect: bool = False) -> np.ndarray:
+    """Resample a region of ``rgba`` (float32 HxWxC) onto an out_h x out_w grid; beyond its
+    edges: transparent, the edge pixels repeated (``replicate``) or mirrored (``reflect``)."""
     import cv2
 
     src = rgba
@@ -174,7 +175,8 @@ def _sample(rgba: np.ndarray, scale: float, x0: float, y0: float, out_w: int, ou
         matrix = np.array([[scale / sx, 0, x0 / sx], [0, scale / sy, y0 / sy]], np.float64)
     else:
         matrix = np.array([[scale, 0, x0], [0, scale, y0]], np.float64)
-    border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT
+    border = cv2.BORDER_REFLECT if reflect else (
+        cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT)
     return cv2.warpAffine(src, matrix, (out_w, out_h),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border,
                           borderValue=0)
@@ -196,6 +198,21 @@ def background_plate(rgb: np.ndarray, alpha: np.ndarray, side: int = 256) -> np.
         return rgb
     filled = cv2.inpaint(small, mask, 7, cv2.INPAINT_TELEA)
     return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+
+
+def _bottom_fade(source_height: int, sy0: float, scale: float, rows: int) -> np.ndarray:
+    """A column of weights (rows x 1 x 1) that fades the person out just above the photo's
+    bottom edge when the frame runs on below it: the body ended in a hard line across the
+    waist, over a backdrop that went on. All ones when the photo reaches the frame's bottom."""
+    edge = (source_height - sy0) / scale  # the photo's last row, in content rows
+    weights = np.ones((rows, 1, 1), np.float32)
+    if edge >= rows - 1:
+        return weights
+    fade = max(8.0, 0.08 * rows)
+    y = np.arange(rows, dtype=np.float32) + 0.5
+    ramp = np.clip((edge - y) / fade, 0.0, 1.0)
+    weights[:, 0, 0] = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no visible band
+    return weights
 
 
 def frame(image: Image.Image, alpha: np.ndarray, foreground: np.ndarray, *,
@@ -220,20 +237,14 @@ def frame(image: Image.Image, alpha: np.ndarray, foreground: np.ndarray, *,
     elif options.background == "blur":
         rgb = np.asarray(image.convert("RGB"), np.float32) / 255.0
         bx0, by0 = sx0 - pad * scale, sy0 - pad * scale
-        full = _sample(rgb, scale, bx0, by0, width, height, replicate=True)
-        # Beyond the photo's top and sides the canvas is extended with the photo's own
-        # background (the person painted out), not with its edge pixels: a head or an arm
-        # touching the edge was smeared across the extension (a skin-coloured column above
-        # a close-cropped forehead). Below the photo the body runs on as before.
-        ys = by0 + (np.arange(height, dtype=np.float32) + 0.5) * scale
-        xs = bx0 + (np.arange(width, dtype=np.float32) + 0.5) * scale
-        outside = (ys[:, None] < 0) | (((xs[None, :] < 0) | (xs[None, :] >= rgb.shape[1]))
-                                       & (ys[:, None] < rgb.shape[0]))
-        if outside.any():
-            plate = _sample(background_plate(rgb, alpha), scale, bx0, by0, width, height,
-                            replicate=True)
-            full = np.where(outside[..., None], plate, full)
-        blurred = Image.fromarray(np.clip(full * 255, 0, 255).astype(np.uint8)).filter(
+        # The backdrop is the photo's own background with the person painted out, inside
+        # the photo and beyond it alike. Blurring the photo itself spread the person into
+        # it: a pale glow along hair, jaw and shoulders, and a lighter rectangle where the
+        # photo met its painted-out extension.
+        # Beyond the photo the background is mirrored: its edge row repeated made streaks.
+        plate = _sample(background_plate(rgb, alpha), scale, bx0, by0, width, height,
+                        replicate=True, reflect=True)
+        blurred = Image.fromarray(np.clip(plate * 255, 0, 255).astype(np.uint8)).filter(
             ImageFilter.GaussianBlur(max(width, height) * 0.025))
         canvas[..., :3] = np.asarray(blurred, np.float32) / 255.0
         canvas[..., 3] = 1.0
@@ -247,6 +258,9 @@ def frame(image: Image.Image, alpha: np.ndarray, foreground: np.ndarray, *,
         fitted = ImageOps.fit(bg, (width, height), Image.Resampling.LANCZOS)
         canvas[..., :3] = np.asarray(fitted, np.float32) / 255.0
         canvas[..., 3] = 1.0
+
+    if options.background != "transparent":
+        a = a * _bottom_fade(alpha.shape[0], sy0, scale, ch)
 
     region = canvas[pad:pad + ch, pad:pad + cw]  # padding: top, left and right
     out_a = a + region[..., 3:4] * (1 - a)

@@ -36,6 +36,7 @@ from pipelines.message_outputs import (
     VideoOutput,
     VoiceOutput,
     need,
+    passed_over,
     stretched,
 )
 from pipelines.message_request import NO_MUSIC, MessageRequest
@@ -161,6 +162,13 @@ def image_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> Ima
                        any(bool(op.get("fallback_used")) for op in operations))
 
 
+def _image_passed_over(operations: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    capability = {"background_removal": "cutout", "matte_refinement": "refiner",
+                  "person_detection": "person_detection"}
+    return [run for op in operations if op.get("operation") in capability
+            for run in passed_over(capability[op["operation"]], op.get("details"))]
+
+
 def _report_dict(report: StageReport) -> dict[str, Any]:
     data = dataclasses.asdict(report)
     data["duration"] = round(float(report.duration), 3)
@@ -181,7 +189,13 @@ def voice_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> Voi
     return VoiceOutput(
         key, speech.sentences, speech.phonemes, speech.audio.duration, report.backend,
         report.fallback_used, report.fallback_method, report.voice, report.method,
-        {"tts": report.backend, "conversion": report.method})
+        {"tts": report.backend, "conversion": report.method}, _voice_passed_over(report.as_dict()))
+
+
+def _voice_passed_over(report: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The speech chain's and the converter chain's passed-over engines (people's notes)."""
+    return (*passed_over("tts", report),
+            *passed_over("voice_converter", report.get("conversion")))
 
 
 @message_stage(lambda r: 1.0 + 0.03 * len(r.text))
@@ -275,7 +289,7 @@ def video_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> Vid
         ctx.storage.put(key, final.read_bytes())
     return VideoOutput(key, total, request.size.name, report.get("backend"),
                        bool(report.get("fallback_used")), report.get("fallback_method"),
-                       speech.sentences)
+                       speech.sentences, tuple(passed_over("talking_head", report)))
 
 
 def _mux(video: Path, audio: Path, output: Path) -> None:
@@ -325,6 +339,9 @@ def finish(params: dict[str, Any], outputs: Outputs) -> dict[str, Any]:
         "text": request.text,
         "engines": {"image": image.engines, "voice": voice.engines, "video": video.backend},
         "fallback_used": image.fallback_used or voice.fallback_used or video.fallback_used,
+        # each chain that passed an engine over, for the note people read (app.ui.fallback)
+        "passed_over": [*_image_passed_over(image.operations), *voice.passed_over,
+                        *video.passed_over],
     }
     if subtitles is not None:
         result["srt_key"] = subtitles.srt_key

@@ -37,6 +37,17 @@ def _optional_str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def passed_over(capability: str, report: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """A chain's run as the job keeps it for people's notes: ``[{"capability", "used",
+    "attempts"}]`` with the engines passed over on the way (nothing when none was)."""
+    attempts = [dict(a) for a in (report or {}).get("attempts") or ()
+                if a.get("outcome") != "used"]
+    if not attempts:
+        return []
+    return [{"capability": capability, "used": (report or {}).get("backend"),
+             "attempts": attempts}]
+
+
 @dataclass(frozen=True)
 class ImageOutput:
     """The framed portrait and how each image step was made."""
@@ -74,13 +85,15 @@ class VoiceOutput:
     voice: str | None = None
     method: str | None = None  # the conversion, when a profile's voice was matched
     engines: dict[str, str | None] = field(default_factory=dict)  # tts, conversion
+    passed_over: tuple[dict[str, Any], ...] = ()  # see passed_over()
 
     def as_dict(self) -> dict[str, Any]:
         return {"voice_key": self.voice_key, "sentences": timing_rows(self.sentences),
                 "phonemes": timing_rows(self.phonemes), "duration": round(self.duration, 3),
                 "backend": self.backend, "fallback_used": self.fallback_used,
                 "fallback_method": self.fallback_method, "voice": self.voice,
-                "method": self.method, "engines": dict(self.engines)}
+                "method": self.method, "engines": dict(self.engines),
+                "passed_over": list(self.passed_over)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VoiceOutput:
@@ -88,7 +101,8 @@ class VoiceOutput:
                    timings_of(data.get("phonemes") or ()), float(data.get("duration") or 0.0),
                    _optional_str(data.get("backend")), bool(data.get("fallback_used")),
                    _optional_str(data.get("fallback_method")), _optional_str(data.get("voice")),
-                   _optional_str(data.get("method")), dict(data.get("engines") or {}))
+                   _optional_str(data.get("method")), dict(data.get("engines") or {}),
+                   tuple(data.get("passed_over") or ()))
 
 
 @dataclass(frozen=True)
@@ -147,19 +161,22 @@ class VideoOutput:
     fallback_used: bool = False
     fallback_method: str | None = None
     speech_sentences: tuple[Timing, ...] = ()  # in the video's time (lead-in included)
+    passed_over: tuple[dict[str, Any], ...] = ()  # see passed_over()
 
     def as_dict(self) -> dict[str, Any]:
         return {"video_key": self.video_key, "duration": round(self.duration, 3),
                 "size": self.size, "backend": self.backend, "fallback_used": self.fallback_used,
                 "fallback_method": self.fallback_method,
-                "speech_sentences": timing_rows(self.speech_sentences)}
+                "speech_sentences": timing_rows(self.speech_sentences),
+                "passed_over": list(self.passed_over)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VideoOutput:
         return cls(str(data["video_key"]), float(data["duration"]), str(data["size"]),
                    _optional_str(data.get("backend")), bool(data.get("fallback_used")),
                    _optional_str(data.get("fallback_method")),
-                   timings_of(data.get("speech_sentences") or ()))
+                   timings_of(data.get("speech_sentences") or ()),
+                   tuple(data.get("passed_over") or ()))
 
 
 @dataclass(frozen=True)

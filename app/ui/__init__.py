@@ -8,7 +8,7 @@ from app.services import Services
 from app.ui import bgm, cache_files, engines, image, jobs, message, prosody, video, voice
 from app.ui import models as models_panel
 from app.ui.owners import login_on
-from app.ui.text import build_i18n, plain, register, request_language, t, toast_css
+from app.ui.text import build_i18n, plain, register, request_language, t, tabs_css, toast_css
 from app.ui.uploads import StudioBlocks
 
 register(en={"app.logout": "Log out"}, ja={"app.logout": "ログアウト"})
@@ -29,7 +29,17 @@ CSS = """
 #message-gallery .caption-label {white-space: normal; max-width: 100%; font-size: .8em}
 /* room above an output's note, so an error badge never covers it */
 .studio-note {min-height: 2.5em; padding-top: .4em}
-""" + toast_css()
+/* the bar under Generate: room for its step, time left and bar without a scrollbar */
+#message-progress {min-height: 4.8em; overflow: visible}
+/* a dropdown's choice is never cut under its own arrow: beside a checkbox or a radio it
+   takes a row of its own as soon as the row is narrow (a phone) */
+#message-music-row .form, #voice-voice-row .form {flex-wrap: wrap}
+#message-bgm, #message-voice {min-width: min(100%, 260px) !important}
+#voice-voice {min-width: min(100%, 300px) !important}
+/* tables keep ids, times and words whole (one character per line at 390 px) and scroll
+   sideways inside their frame instead */
+.table-wrap th, .table-wrap th * {word-break: keep-all !important; overflow-wrap: normal !important}
+""" + toast_css() + tabs_css()
 
 
 def footer_text(services: Services, lang: str = "en", show_data_dir: bool = False) -> str:

@@ -12,6 +12,7 @@ import gradio as gr
 
 from app.services import Services
 from app.storage import new_key
+from app.ui.downloads import named
 from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.prosody import latest_audio
 from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error, word
@@ -35,7 +36,11 @@ register(
         "bgm.duck_db": "Ducking depth (dB)", "bgm.attack": "Attack (ms)",
         "bgm.release": "Release (ms)", "bgm.format": "Output format", "bgm.mix": "Mix",
         "bgm.mixed": "Mixed", "bgm.download": "Download", "bgm.envelope": "Ducking envelope",
-        "bgm.details": "Mixing details",
+        "bgm.details": "Mixing details (JSON, as the API returns them)",
+        "bgm.said": "**{title}** under the voice · {length} s, the voice from {start} s",
+        "bgm.said_ducked": "the music drops {depth} dB while you speak",
+        "bgm.said_flat": "the music stays at one level",
+        "bgm.said_loudness": "loudness {lufs}, peaks under {ceiling}",
         "bgm.need_voice": "Give a voice first.", "bgm.need_file": "Choose a music file.",
         "col.title": "title", "col.mood": "mood", "col.duration": "duration (s)",
         "col.licence": "licence",
@@ -53,7 +58,11 @@ register(
         "bgm.duck_db": "下げる量（dB）", "bgm.attack": "アタック（ms）",
         "bgm.release": "リリース（ms）", "bgm.format": "出力形式", "bgm.mix": "ミックス",
         "bgm.mixed": "ミックス結果", "bgm.download": "ダウンロード",
-        "bgm.envelope": "ダッキングの様子", "bgm.details": "ミックスの詳細",
+        "bgm.envelope": "ダッキングの様子", "bgm.details": "ミックスの詳細（JSON・API が返す形）",
+        "bgm.said": "**{title}** を声の下に · 長さ {length} 秒、声は {start} 秒から",
+        "bgm.said_ducked": "話している間は音楽を {depth} dB 下げています",
+        "bgm.said_flat": "音楽の音量は一定です",
+        "bgm.said_loudness": "ラウドネス {lufs}、ピークは {ceiling} 以下",
         "bgm.need_voice": "先に音声を指定してください。",
         "bgm.need_file": "音楽ファイルを選んでください。",
         "col.title": "タイトル", "col.mood": "ムード", "col.duration": "長さ（秒）",
@@ -61,8 +70,27 @@ register(
     },
 )
 
-COLUMNS = ["col.id", "col.title", "col.mood", "col.duration", "col.licence"]
+# The built-in tracks' titles in both languages (an uploaded track keeps its own title).
+register(
+    en={"track.calm-acoustic": "Quiet Morning", "track.happy-acoustic": "Sunny Steps",
+        "track.celebration-bright": "Party Lights", "track.celebration-festive": "Festival Day",
+        "track.energetic-acoustic": "Full Speed", "track.tender-acoustic": "Kind Words"},
+    ja={"track.calm-acoustic": "静かな朝", "track.happy-acoustic": "陽だまりの散歩",
+        "track.celebration-bright": "パーティーの灯り", "track.celebration-festive": "お祭りの日",
+        "track.energetic-acoustic": "全速力", "track.tender-acoustic": "やさしい言葉"},
+)
+
+
+def track_title(track_id: str, title: str, lang: str = "en") -> str:
+    """A track's title in the page's language (a built-in one's; an upload's own)."""
+    key = f"track.{track_id}"
+    return plain(key, lang) if plain(key) != key else title
+
+
+COLUMNS = ["col.title", "col.mood", "col.duration", "col.licence"]
+"""The table people see (a row picks its track; ids stay in ``/list_tracks``)."""
 HEADERS = ["id", "title", "mood", "duration", "licence"]
+"""``/list_tracks``' rows."""
 
 
 def _error(exc: StudioError, request: Any = None) -> gr.Error:
@@ -72,9 +100,16 @@ def _error(exc: StudioError, request: Any = None) -> gr.Error:
 def track_table(services: Services, request: Any = None) -> dict[str, Any]:
     """The track list with headers and moods in the page's language."""
     lang = request_language(request)
-    rows = [[r[0], r[1], word("mood.", str(r[2]), lang), *r[3:]]
+    rows = [[track_title(str(r[0]), str(r[1]), lang), word("mood.", str(r[2]), lang),
+             r[3], str(r[4]).split(" (")[0]]  # "MIT": the notes behind it are in the API's
             for r in track_rows(services, request)]
     return headed(COLUMNS, rows, lang)
+
+
+def track_choices(rows: list[list[object]]) -> list[tuple[Any, str]]:
+    """(title, id) for the track picker: a built-in title in the page's language."""
+    return [(label("track.", str(r[0])) if plain(f"track.{r[0]}") != f"track.{r[0]}"
+             else str(r[1]), str(r[0])) for r in rows]
 
 
 def track_rows(services: Services, request: Any = None) -> list[list[object]]:
@@ -119,11 +154,34 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
         raise _error(exc, request) from None
     key = services.storage.put(new_key("bgm/mixes", options.output_format), data)
     remember(services, request, key)
-    path = str(services.storage.local_path(key))
+    path = named(str(services.storage.local_path(key)), "mix", lang)
     plot = ducking_plot(report.frame_times, report.music_gain_db, report.voice_level_db,
                         report.speech, lang)
     details = {**report.details, "output_key": key}
     return path, path, plot, json.dumps(details, ensure_ascii=False, indent=1)
+
+
+def mix_said(data: str, lang: str = "en") -> str:
+    """What the mix is, in the page's language (the JSON beside it is the API's)."""
+    try:
+        details = json.loads(data or "{}")
+    except ValueError:
+        return ""
+    if not details:
+        return ""
+    track = details.get("track") or {}
+    ducking = details.get("ducking") or {}
+    loudness = details.get("loudness") or {}
+    parts = [plain("bgm.said", lang).format(
+        title=track_title(str(track.get("id")), str(track.get("title") or "—"), lang), length=f"{details.get('duration', 0):.1f}",
+        start=f"{details.get('voice_offset', 0):.1f}")]
+    parts.append(plain("bgm.said_ducked", lang).format(depth=f"{ducking.get('depth_db', 0):g}")
+                 if ducking.get("enabled") else plain("bgm.said_flat", lang))
+    if loudness.get("target_lufs") is not None:
+        parts.append(plain("bgm.said_loudness", lang).format(
+            lufs=f"{loudness['target_lufs']:g} LUFS",
+            ceiling=f"{loudness.get('ceiling_dbtp', -1):g} dBTP"))
+    return " · ".join(parts)
 
 
 def build(services: Services) -> None:
@@ -134,9 +192,10 @@ def build(services: Services) -> None:
     first = bgm_catalog.builtin_tracks()[0].id
     with gr.Row():
         with gr.Column():
-            table = gr.Dataframe(headers=HEADERS, value=initial_rows,
-                                 interactive=False, wrap=True, label=t("bgm.tracks"))
-            choice = gr.Dropdown(choices=[str(r[0]) for r in track_rows(services)], value=first,
+            table = gr.Dataframe(headers=[plain(c) for c in COLUMNS], value=initial_rows,
+                                 interactive=False, wrap=True, label=t("bgm.tracks"),
+                                 elem_id="bgm-tracks")
+            choice = gr.Dropdown(choices=track_choices(track_rows(services)), value=first,
                                  label=t("bgm.track"), allow_custom_value=False)
             preview = gr.Audio(value=track_path(services, first), label=t("bgm.preview"),
                                type="filepath", interactive=False)
@@ -172,19 +231,23 @@ def build(services: Services) -> None:
         download = gr.File(label=t("bgm.download"), interactive=False)
     envelope = gr.Image(label=t("bgm.envelope"), type="filepath", interactive=False,
                         elem_id="bgm-envelope")
-    details = gr.Code(label=t("bgm.details"), language="json",
-                      elem_classes=["studio-data"])
+    said = gr.Markdown(elem_id="bgm-said", elem_classes=["studio-note"])
+    with gr.Accordion(t("bgm.details"), open=False):
+        details = gr.Code(label=t("bgm.details"), language="json",
+                          elem_classes=["studio-data"])
 
     def list_tracks(request: gr.Request | None = None) -> list[list[object]]:
         """Built-in and uploaded tracks: id, title, mood, duration, licence."""
         return track_rows(services, request)
 
     def refresh_choices(request: gr.Request | None = None) -> gr.Dropdown:
-        return gr.Dropdown(choices=[str(r[0]) for r in track_rows(services, request)])
+        return gr.Dropdown(choices=track_choices(track_rows(services, request)))
 
-    def pick(evt: gr.SelectData) -> str:
-        row = evt.row_value or []
-        return str(row[0]) if row else first
+    def pick(evt: gr.SelectData, request: gr.Request | None = None) -> str:
+        """A row of the table picks its track (the rows are track_rows' order)."""
+        rows = track_rows(services, request)
+        index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        return str(rows[index][0]) if isinstance(index, int) and index < len(rows) else first
 
     table.select(pick, outputs=choice, api_visibility="private")
     def preview_path(track_id: str, request: gr.Request | None = None) -> str | None:
@@ -205,7 +268,7 @@ def build(services: Services) -> None:
             raise _error(exc, request) from None
         rows = track_rows(services, request)
         return (track_table(services, request),
-                gr.Dropdown(choices=[str(r[0]) for r in rows], value=track.id))
+                gr.Dropdown(choices=track_choices(rows), value=track.id))
 
     add.click(add_track, inputs=[upload, title, mood], outputs=[table, choice],
               api_visibility="private")
@@ -224,9 +287,16 @@ def build(services: Services) -> None:
                        lead_in_s, tail_s, duck, depth_db, attack_ms, release_ms, output_format,
                        request)
 
+    def said_text(data: str, request: gr.Request | None = None) -> str:
+        return mix_said(data, request_language(request))
+
     mix_button.click(mix_bgm, inputs=[voice, choice, volume, fade_in, fade_out, lead_in, tail,
                                       ducking, duck_db, attack, release, fmt],
-                     outputs=[mixed, download, envelope, details], api_name="mix_bgm")
+                     outputs=[mixed, download, envelope, details], api_name="mix_bgm").then(
+        said_text, details, said, api_visibility="private", show_progress="hidden")
     list_button = gr.Button(t("engines.refresh"), size="sm")
-    list_button.click(list_tracks, outputs=table, api_name="list_tracks").then(
+    list_button.click(initial_rows, outputs=table, api_visibility="private").then(
         refresh_choices, outputs=choice, api_visibility="private")
+    api_list = gr.Button(visible=False)
+    api_rows = gr.Dataframe(headers=HEADERS, visible=False)  # ids, for scripts
+    api_list.click(list_tracks, outputs=api_rows, api_name="list_tracks")

@@ -38,7 +38,10 @@ JOB_COLUMNS = ["jobs.col_id", "jobs.col_kind", "jobs.col_status", "jobs.col_prog
                "jobs.col_updated", "jobs.col_error"]
 WORKER_COLUMNS = ["jobs.col_worker", "jobs.col_live", "jobs.col_threads", "jobs.col_beat",
                   "jobs.col_up", "jobs.col_version"]
-JOB_WIDTHS: list[str | int] = ["11%", "12%", "9%", "5%", "12%", "10%", "6%", "12%", "12%", "11%"]
+# shares of a wide screen, never narrower than an id or a time on one line (at 390 px the
+# shares alone left a character per line)
+JOB_WIDTHS: list[str | int] = [f"max({share}%, {least}em)" for share, least in (
+    (11, 9), (12, 8), (9, 5), (5, 3), (12, 7), (10, 7), (6, 3), (12, 9), (12, 9), (11, 8))]
 
 register(
     en={

@@ -15,6 +15,8 @@ from gradio.i18n import I18nData
 
 from app.i18n import step_text
 from app.services import Services
+from app.ui.downloads import named
+from app.ui.fallback import Chosen, engine_name, operator_choices, passed_over_notes
 from app.ui.owners import ui_owner, ui_visibility
 from app.ui.text import (
     label,
@@ -37,7 +39,7 @@ SHORT_ID = 12  # the history caption's job id; the pick finds the whole id
 register(
     en={
         "message.photo": "Photo (upload or webcam)", "message.text": "Message",
-        "message.placeholder": "e.g. お誕生日おめでとう！素敵な一年になりますように。",
+        "message.placeholder": "e.g. Happy birthday! Wishing you a wonderful year.",
         "message.voice": "Voice (built-in or your profile)", "message.emotion": "Mood",
         "message.bgm": "Music", "message.size": "Size", "message.subtitles": "Subtitles",
         "message.generate": "Generate video message", "message.cancel": "Cancel",
@@ -52,9 +54,15 @@ register(
         "message.count0": "0 / 1000 characters",
         "message.note_video": "video", "message.note_voice": "voice",
         "message.note_cutout": "cutout", "message.note_refine": "refine",
-        "message.note_mood": "mood", "message.note_fallback":
-        "a fallback engine was used for at least one step",
+        "message.note_mood": "mood", "message.note_length": "length",
+        "message.note_took": "made in",
         "message.voice_profile": "profile", "message.music_none": "no music",
+        "message.nothing_running": "Nothing is being made right now.",
+        "message.left_s": "about {n} s left", "message.left_min": "about {n} min left",
+        "message.no_person": "No person was found in the photo. Use a photo where a face is "
+                             "clearly visible.",
+        "message.too_small": "The photo is only {width}×{height} pixels: too small to find a "
+                             "face in. Use a photo at least {side} pixels on each side.",
     },
     ja={
         "message.photo": "写真（アップロードまたはカメラ）", "message.text": "メッセージ",
@@ -73,9 +81,14 @@ register(
         "message.count0": "0 / 1000 文字",
         "message.note_video": "動画", "message.note_voice": "音声",
         "message.note_cutout": "切り抜き", "message.note_refine": "輪郭の精密化",
-        "message.note_mood": "雰囲気", "message.note_fallback":
-        "一部の工程で代替エンジンを使いました",
+        "message.note_mood": "雰囲気", "message.note_length": "長さ",
+        "message.note_took": "作成時間",
         "message.voice_profile": "プロファイル", "message.music_none": "音楽なし",
+        "message.nothing_running": "いま作成中のものはありません。",
+        "message.left_s": "残り約 {n} 秒", "message.left_min": "残り約 {n} 分",
+        "message.no_person": "写真に人物が見つかりません。顔がはっきり写った写真を使ってください。",
+        "message.too_small": "写真が {width}×{height} ピクセルしかなく、顔を見つけるには小さすぎます。"
+                             "縦横 {side} ピクセル以上の写真を使ってください。",
     },
 )
 
@@ -97,11 +110,14 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str | I
 
 
 def bgm_choices(services: Services, request: Any = None) -> list[tuple[Any, str]]:
+    from app.ui.bgm import track_title
     from pipelines.bgm_catalog import list_tracks
 
     tracks = list_tracks(services.storage, visible=ui_visibility(services, request))
+    lang = request_language(request)
     return [(t("message.music_none"), "none"),
-            *[(f"{tr.title} · {label('mood.', tr.mood)}", tr.id) for tr in tracks]]
+            *[(f"{track_title(tr.id, tr.title, lang)} · {label('mood.', tr.mood)}", tr.id)
+              for tr in tracks]]
 
 
 def emotion_choices() -> list[tuple[Any, str]]:
@@ -120,6 +136,7 @@ class MessageTab:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.chosen = operator_choices(services.settings)  # whose skips people hear of
         self.running: dict[str, str] = {}
         self.finished: dict[str, str] = {}
 
@@ -139,7 +156,7 @@ class MessageTab:
                                progress)
         except Cancelled:
             raise ui_error(plain("message.cancelled", lang), lang) from None
-        return self._video(job_id)
+        return self._video(job_id, lang)
 
     def generate_ui(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
                     bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
@@ -155,7 +172,7 @@ class MessageTab:
         except Cancelled:
             return None, "", plain("message.cancelled", lang)
         job = self.services.jobs.get(job_id)
-        return self._video(job_id), describe(job.result or {}, lang), ""
+        return self._video(job_id, lang), describe(job.result or {}, lang, self.chosen), ""
 
     def _run(self, image: str | None, text: str, voice: str, emotion: str, bgm: str,
              size: str, subtitles: bool, request: gr.Request | None,
@@ -163,6 +180,7 @@ class MessageTab:
         lang = request_language(request)
         if not image:
             raise ui_error(plain("message.no_photo", lang), lang)
+        check_photo(image, request)
         try:
             answer = submit_message(
                 self.services, Path(image).read_bytes(),
@@ -182,13 +200,16 @@ class MessageTab:
             self.finished.pop(next(iter(self.finished)))
         return job_id
 
-    def _video(self, job_id: str) -> str:
+    def _video(self, job_id: str, lang: str = "en") -> str:
+        """The finished video, under a name people recognise when they download it."""
         job = self.services.jobs.get(job_id)
-        return str(self.services.storage.local_path((job.result or {})["video_key"]))
+        return named(str(self.services.storage.local_path((job.result or {})["video_key"])),
+                     "message", lang, job.created_at)
 
     def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> None:
         desc = plain("message.waiting", lang)
         progress(0.0, desc=desc)
+        clock = Clock()
         while True:
             try:
                 job = self.services.jobs.get(job_id)
@@ -202,19 +223,24 @@ class MessageTab:
             if job.status == "failed":
                 error = job.error or {}
                 message = error.get("message_ja") if lang == "ja" else None
+                if error.get("code") in TAB_WORDS:  # the tab's own words for it
+                    message = plain(TAB_WORDS[str(error.get("code"))], lang)
                 raise ui_error(f"{message or error.get('message')} ({error.get('code')})", lang)
             desc = step_description(job.current_step, job.status, lang) or desc
-            progress(job.progress / 100.0, desc=desc)
+            fraction = job.progress / 100.0
+            left = clock.left(fraction) if job.status == "processing" else None
+            progress(fraction, desc=f"{desc} · {time_left(left, lang)}" if left else desc)
             time.sleep(0.5)
 
     def cancel(self, request: gr.Request | None = None) -> str:
         session = getattr(request, "session_hash", None)
         job_id = self.running.get(session or "")
-        if job_id:
-            try:
-                self.services.queue.cancel(job_id)
-            except StudioError:
-                pass
+        if not job_id:
+            return plain("message.nothing_running", request_language(request))
+        try:
+            self.services.queue.cancel(job_id)
+        except StudioError:
+            pass
         return plain("message.cancelled", request_language(request))
 
     def last_details(self, request: gr.Request | None = None) -> str:
@@ -228,7 +254,7 @@ class MessageTab:
             return ""
         if job.status != "completed":
             return ""
-        return describe(job.result or {}, request_language(request))
+        return describe(job.result or {}, request_language(request), self.chosen)
 
     def history(self, request: gr.Request | None = None) -> list[tuple[str, str]]:
         """Finished messages, newest first: the framed portrait (the face, not a crop of the
@@ -259,7 +285,9 @@ class MessageTab:
             video = self.services.storage.local_path((job.result or {})["video_key"])
         except (StudioError, KeyError, TypeError):
             return None, "", ""
-        return str(video), job_id, describe(job.result or {}, request_language(request))
+        lang = request_language(request)
+        return (named(str(video), "message", lang, job.created_at), job_id,
+                describe(job.result or {}, lang, self.chosen))
 
     def delete(self, job_id: str, request: gr.Request | None = None
                ) -> tuple[list[tuple[str, str]], None, str, str]:
@@ -275,6 +303,58 @@ class MessageTab:
             raise ui_error(plain("message.none_selected", lang), lang)
         delete_message(self.services, job_id)
         return self.history(request), None, "", ""
+
+
+TAB_WORDS = {"IMAGE_NO_PERSON": "message.no_person"}
+"""Job errors whose own message names a control this tab does not have (the detection
+sensitivity is on the Image tab), said in this tab's words."""
+
+MIN_PHOTO_SIDE = 64
+"""A photo narrower or lower than this has no face big enough to animate."""
+
+
+def check_photo(image: str | None, request: gr.Request | None = None) -> None:
+    """Said as soon as a photo is added, not after Generate: a file that is not a picture,
+    or a picture too small to find anyone in."""
+    from pipelines.media import decode_image
+
+    if not image:
+        return
+    lang = request_language(request)
+    try:
+        photo = decode_image(Path(image).read_bytes(), filename=Path(image).name)
+    except StudioError as exc:
+        raise studio_error(exc, lang) from None
+    if min(photo.size) < MIN_PHOTO_SIDE:
+        raise ui_error(plain("message.too_small", lang).format(
+            width=photo.width, height=photo.height, side=MIN_PHOTO_SIDE), lang)
+
+
+class Clock:
+    """How long a job still needs, from how fast its progress has moved since it started
+    working (a message of 1000 characters crept for minutes with no word of the end)."""
+
+    def __init__(self) -> None:
+        self.start: tuple[float, float] | None = None  # (time, fraction) of the first report
+
+    def left(self, fraction: float, now: float | None = None) -> float | None:
+        """Seconds left, once the job has run 5 s and moved 3 %; None before."""
+        now = time.monotonic() if now is None else now
+        if self.start is None:
+            self.start = (now, fraction)
+            return None
+        began, first = self.start
+        elapsed, moved = now - began, fraction - first
+        if elapsed < 5.0 or moved < 0.03 or fraction >= 1.0:
+            return None
+        return (1.0 - fraction) * elapsed / moved
+
+
+def time_left(seconds: float, lang: str = "en") -> str:
+    """"about 40 s left", "about 3 min left" (rounded: an estimate, not a promise)."""
+    if seconds < 60:
+        return plain("message.left_s", lang).format(n=max(5, int(round(seconds / 5.0)) * 5))
+    return plain("message.left_min", lang).format(n=int(round(seconds / 60.0)))
 
 
 def history_caption(created_at: float, text: str | None, job_id: str, words: int = 24) -> str:
@@ -296,8 +376,10 @@ def step_description(step: str | None, status: str, lang: str) -> str | None:
     return step_text(step, lang) or None
 
 
-def describe(result: dict[str, Any], lang: str = "en") -> str:
-    """How the message was made, in the page's language (engine names stay as they are)."""
+def describe(result: dict[str, Any], lang: str = "en", chosen: Chosen | None = None) -> str:
+    """How the message was made, in the page's language: each step's engine in people's
+    words, then a note for each engine the operator chose that was passed over (``chosen``:
+    :func:`app.ui.fallback.operator_choices`; a default install has none)."""
     engines = result.get("engines") or {}
     image = engines.get("image") or {}
     refiner = image.get("matte_refinement") or image.get("sam2_refinement")  # older results
@@ -305,17 +387,26 @@ def describe(result: dict[str, Any], lang: str = "en") -> str:
     # a built-in voice's "conversion" is plain synthesis ("tts"): only a profile's is shown
     conversion = voice.get("conversion") if voice.get("conversion") not in (None, "tts") else None
     mood = result.get("emotion")
-    lines = [f"- {plain('message.note_video', lang)}: **{engines.get('video')}**",
-             f"- {plain('message.note_voice', lang)}: **{voice.get('tts')}**"
-             + (f" → {conversion}" if conversion else ""),
-             f"- {plain('message.note_cutout', lang)}: **{image.get('background_removal')}**, "
-             f"{plain('message.note_refine', lang)}: **{refiner}**",
+    lines = [f"- {plain('message.note_video', lang)}: "
+             f"**{engine_name('talking_head', engines.get('video'), lang)}**",
+             f"- {plain('message.note_voice', lang)}: "
+             f"**{engine_name('tts', voice.get('tts'), lang)}**"
+             + (f" → {engine_name('voice_converter', conversion, lang)}" if conversion else ""),
+             f"- {plain('message.note_cutout', lang)}: "
+             f"**{engine_name('cutout', image.get('background_removal'), lang)}**, "
+             f"{plain('message.note_refine', lang)}: "
+             f"**{engine_name('refiner', refiner, lang)}**",
              f"- {plain('message.note_mood', lang)}: {word('mood.', str(mood), lang)} · "
-             f"{result.get('duration')} s · {result.get('size')} · "
-             f"{result.get('processing_time')} s"]
-    if result.get("fallback_used"):
-        lines.append(f"- ⚠ {plain('message.note_fallback', lang)}")
+             f"{plain('message.note_length', lang)} {_seconds(result.get('duration'))} · "
+             f"{str(result.get('size')).replace('x', '×')} · "
+             f"{plain('message.note_took', lang)} {_seconds(result.get('processing_time'))}"]
+    lines += [f"- ⚠ {note}" for note in
+              passed_over_notes(result.get("passed_over") or (), chosen or {}, lang)]
     return "\n".join(lines)
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.1f} s" if isinstance(value, int | float) else "–"
 
 
 ASPECT_LABELS = {"1:1": "message.size_square", "9:16": "message.size_portrait",
@@ -364,13 +455,14 @@ def build(services: Services) -> None:
             count = gr.Markdown(t("message.count0"), elem_id="message-count")
             with gr.Row():
                 voice = gr.Dropdown(label=t("message.voice"), choices=voices, value="",
-                                    allow_custom_value=True, min_width=160)
+                                    allow_custom_value=True, min_width=160,
+                                    elem_id="message-voice")
                 emotion = gr.Dropdown(label=t("message.emotion"), choices=emotion_choices(),
                                       value="auto", min_width=160)
-            with gr.Row():
+            with gr.Row(elem_id="message-music-row"):
                 bgm = gr.Dropdown(label=t("message.bgm"), choices=tracks,
                                   value=default_bgm(services), allow_custom_value=True,
-                                  min_width=160)
+                                  min_width=160, elem_id="message-bgm")
                 subtitles = gr.Checkbox(label=t("message.subtitles"), value=False,
                                         min_width=120)
             size = gr.Radio(label=t("message.size"), value=DEFAULT.name, choices=size_choices())
@@ -379,6 +471,9 @@ def build(services: Services) -> None:
                                elem_id="message-generate", min_width=160)
                 stop = gr.Button(t("message.cancel"), variant="secondary", scale=1,
                                  elem_id="message-cancel", min_width=100)
+            # the bar again right under the button, where the hand is (the player's bar is
+            # out of sight once the page is scrolled down to Generate)
+            under_button = gr.Markdown(elem_id="message-progress", elem_classes=["studio-note"])
         with gr.Column(scale=1, min_width=300):
             video = gr.Video(label=t("message.result"), format="mp4", height=480,
                              elem_id="message-video")
@@ -403,13 +498,16 @@ def build(services: Services) -> None:
     run = go.click(clear_result, None, [video, details, status], queue=False,
                    show_progress="hidden", api_visibility="private").then(
         tab.generate_ui, inputs, [video, details, status], concurrency_limit=4,
-        concurrency_id="message", api_visibility="private", show_progress_on=[video])
+        concurrency_id="message", api_visibility="private",
+        show_progress_on=[video, under_button])
     run.then(tab.history, None, gallery, api_visibility="private")
     # the script entry point (gradio_client "/generate_message"): a plain path, or an error
     api_button = gr.Button(visible=False)
     api_button.click(tab.generate, inputs, video, api_name="generate_message",
                      concurrency_limit=4, concurrency_id="message")
     stop.click(tab.cancel, None, status, queue=False, api_visibility="private")
+    image.upload(check_photo, image, None, show_progress="hidden",
+                 api_visibility="private")
     gallery.select(tab.pick, None, [replay, selected, replay_details], api_visibility="private")
     remove.click(tab.delete, selected, [gallery, replay, selected, replay_details],
                  api_visibility="private")

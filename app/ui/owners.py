@@ -61,9 +61,19 @@ def ui_visibility(services: Services, request: Any) -> OwnerCheck | None:
     return lambda owner: user is not None and owner == user
 
 
-def remember(services: Services, request: Any, key: str) -> None:
-    """Note an output this user made (the "use latest" buttons offer only these)."""
+def _maker(request: Any) -> str | None:
+    """Whose outputs "use latest" offers: the signed-in user, else this browser session (with
+    the login off another person's page must not hand over their voice)."""
     user = ui_user(request)
+    if user is not None:
+        return user
+    session = getattr(request, "session_hash", None) if request is not None else None
+    return f"session:{session}" if session else None
+
+
+def remember(services: Services, request: Any, key: str) -> None:
+    """Note an output this user (or browser session) made: "use latest" offers only these."""
+    user = _maker(request)
     if user is None:
         return
     with _lock:
@@ -73,15 +83,15 @@ def remember(services: Services, request: Any, key: str) -> None:
 
 def latest_key(services: Services, request: Any, prefixes: tuple[str, ...],
                extensions: tuple[str, ...]) -> str | None:
-    """The newest stored key under ``prefixes`` this user may take: with the login on, one
-    they made in this process; with it off, the newest in storage. Never a voice profile's
-    private recording."""
+    """The newest stored key under ``prefixes`` this user may take: one they (with the login
+    off: this browser session) made in this process; the newest in storage only for a call
+    with no session at all. Never a voice profile's private recording."""
     def fits(key: str) -> bool:
         return (key.startswith(prefixes) and key.rsplit(".", 1)[-1] in extensions
                 and not is_private_key(key))
 
-    if login_on(services):
-        user = ui_user(request)
+    user = ui_user(request) if login_on(services) else _maker(request)
+    if login_on(services) or user is not None:
         with _lock:
             mine = list(services.ui.recent.get(user, ())) if user is not None else []
         for key in reversed(mine):

@@ -31,6 +31,11 @@ register(
         "prosody.pauses": "Pauses between phrases", "prosody.apply": "Apply",
         "prosody.after": "After", "prosody.plot": "Waveform and pitch, before / after",
         "prosody.changes": "Changes", "prosody.table": "Preset table",
+        "prosody.data": "Details (JSON, as the API returns them)",
+        "prosody.said_pitch": "pitch {value} semitones", "prosody.said_speed": "speed ×{value}",
+        "prosody.said_volume": "volume {value} dB", "prosody.said_intonation":
+        "intonation {value} % of its range", "prosody.said_pauses": "pauses {value} %",
+        "prosody.said_length": "length {before} s → {after} s",
         "prosody.no_voice": "No Voice tab output yet.",
         "prosody.emotion": "Emotion", "prosody.need_audio": "Upload or record a voice first.",
         "prosody.col_pitch": "pitch (st)", "prosody.col_speed": "speed",
@@ -46,6 +51,11 @@ register(
         "prosody.pauses": "文の間の長さ", "prosody.apply": "適用",
         "prosody.after": "調整後", "prosody.plot": "波形とピッチ（前 / 後）",
         "prosody.changes": "変更点", "prosody.table": "プリセット表",
+        "prosody.data": "詳細（JSON・API が返す形）",
+        "prosody.said_pitch": "ピッチ {value} 半音", "prosody.said_speed": "話速 ×{value}",
+        "prosody.said_volume": "音量 {value} dB", "prosody.said_intonation":
+        "抑揚 {value} %", "prosody.said_pauses": "間 {value} %",
+        "prosody.said_length": "長さ {before} 秒 → {after} 秒",
         "prosody.no_voice": "音声タブの出力がまだありません。",
         "prosody.emotion": "感情", "prosody.need_audio": "先に音声をアップロードまたは録音してください。",
         "prosody.col_pitch": "ピッチ（半音）", "prosody.col_speed": "速さ",
@@ -111,12 +121,44 @@ def run_adjust(services: Services, audio_path: str | None, emotion: str, text: s
     remember(services, request, key)
     plot = prosody_plot(audio, result, prosody.f0_track(audio), prosody.f0_track(result), lang)
     summary: dict[str, Any] = {"emotion": report.emotion, "changes_applied": report.changes,
+                               "applied": report.applied,
                                "original_duration": report.original_duration,
                                "duration": report.duration, "notes": report.notes,
                                "engine": "Rubber Band (pedalboard) + Praat PSOLA",
                                "output_key": key}
     return str(services.storage.local_path(key)), plot, json.dumps(summary, ensure_ascii=False,
                                                                     indent=1)
+
+
+def changes_said(data: str, lang: str = "en") -> str:
+    """What the adjustment did, in the page's language (the JSON beside it is the API's)."""
+    from pipelines.loudness import gain_to_db
+
+    try:
+        summary = json.loads(data or "{}")
+    except ValueError:
+        return ""
+    applied = summary.get("applied") or {}
+    if not applied:
+        return ""
+    parts = [f"**{word('mood.', str(summary.get('emotion')), lang)}**"]
+    pitch, speed = applied.get("pitch_shift", 0.0), applied.get("time_stretch", 1.0)
+    energy = applied.get("energy_boost", 1.0)
+    if abs(pitch) > 1e-6:
+        parts.append(plain("prosody.said_pitch", lang).format(value=f"{pitch:+.1f}"))
+    if abs(speed - 1) > 1e-6:
+        parts.append(plain("prosody.said_speed", lang).format(value=f"{speed:.2f}"))
+    if abs(energy - 1) > 1e-6:
+        parts.append(plain("prosody.said_volume", lang).format(
+            value=f"{gain_to_db(energy):+.1f}"))
+    for name in ("intonation", "pauses"):
+        value = applied.get(name, 1.0)
+        if abs(value - 1) > 1e-6:
+            parts.append(plain(f"prosody.said_{name}", lang).format(value=round(value * 100)))
+    parts.append(plain("prosody.said_length", lang).format(
+        before=f"{summary.get('original_duration', 0):.1f}",
+        after=f"{summary.get('duration', 0):.1f}"))
+    return " · ".join(parts)
 
 
 def build(services: Services) -> None:
@@ -148,8 +190,10 @@ def build(services: Services) -> None:
                                  elem_id="prosody-after")
             plot = gr.Image(label=t("prosody.plot"), type="filepath", interactive=False,
                             elem_id="prosody-plot")
-            changes = gr.Code(label=t("prosody.changes"), language="json",
-                              elem_classes=["studio-data"])
+            said = gr.Markdown(elem_id="prosody-said", elem_classes=["studio-note"])
+            with gr.Accordion(t("prosody.data"), open=False):
+                changes = gr.Code(label=t("prosody.changes"), language="json",
+                                  elem_classes=["studio-data"])
     with gr.Accordion(t("prosody.table"), open=False):
         table = gr.Markdown(preset_markdown())
 
@@ -178,5 +222,9 @@ def build(services: Services) -> None:
                           time_stretch, energy_boost, intonation, pauses, request)
 
     gr.on(None, localized_table, None, table, api_visibility="private", show_progress="hidden")
+    def said_text(data: str, request: gr.Request | None = None) -> str:
+        return changes_said(data, request_language(request))
+
     apply.click(adjust_prosody, inputs=[audio_in, emotion, text, *sliders],
-                outputs=[audio_out, plot, changes], api_name="adjust_prosody")
+                outputs=[audio_out, plot, changes], api_name="adjust_prosody").then(
+        said_text, changes, said, api_visibility="private", show_progress="hidden")

@@ -91,6 +91,15 @@ def toast_css() -> str:
     return "\n".join(rules) + "\n"
 
 
+def tabs_css() -> str:
+    """The word beside the "⋯" that holds the tabs a narrow screen has no room for (Gradio
+    shows only the dots, labelled "More tabs" in English whatever the page's language)."""
+    return "".join(
+        f'html[lang|="{lang}"] .overflow-menu > button::after '
+        f'{{content: "{plain("tabs.more", lang)}"; margin-left: .4em; font-size: var(--text-md)}}\n'
+        for lang in _TABLES)
+
+
 def build_i18n() -> gr.I18n:
     return gr.I18n(**{lang: dict(table) for lang, table in _TABLES.items()})
 
@@ -103,7 +112,7 @@ register(
                         "private, free.",
         "tab.message": "Message", "tab.voice": "Voice", "tab.image": "Image",
         "tab.prosody": "Prosody", "tab.bgm": "BGM", "tab.video": "Video",
-        "engines.title": "Engines", "engines.refresh": "Refresh",
+        "engines.title": "Engines", "engines.refresh": "Refresh", "tabs.more": "More tabs",
         "coming_soon": "Coming soon: this tab is being built.",
         "footer.version": "Version", "footer.data": "Data",
         "footer.storage": "storage", "app.name": "Video Message Studio",
@@ -114,7 +123,7 @@ register(
                         "オフライン・プライベート・無料。",
         "tab.message": "メッセージ", "tab.voice": "音声", "tab.image": "画像",
         "tab.prosody": "抑揚", "tab.bgm": "BGM", "tab.video": "動画",
-        "engines.title": "エンジン", "engines.refresh": "更新",
+        "engines.title": "エンジン", "engines.refresh": "更新", "tabs.more": "ほかのタブ",
         "coming_soon": "準備中：このタブは現在開発中です。",
         "footer.version": "バージョン", "footer.data": "データ",
         "footer.storage": "保存先", "app.name": "ビデオメッセージ・スタジオ",

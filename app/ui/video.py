@@ -13,8 +13,10 @@ from PIL import Image
 
 from app.i18n import step_text
 from app.services import Services
+from app.ui.downloads import named
+from app.ui.fallback import engine_name, fallback_note, operator_choices
 from app.ui.message import size_choices
-from app.ui.text import plain, register, request_language, studio_error, t, ui_error
+from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error
 from app.ui.work import recorded
 from models.base import Speech
 from models.errors import StudioError
@@ -78,18 +80,23 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
                 render=render, subtitles=text or None, progress=report)
     except StudioError as exc:
         raise studio_error(exc, lang) from None
-    made = f"**{info['backend']}**"
-    if info.get("fallback_used"):
-        skipped = [a["backend"] for a in info["attempts"] if a["outcome"] != "used"]
-        made += f" ({', '.join(skipped)} → {info['backend']})"
-    details = (f"{made} · {info['size']} · {info['duration']:.2f} s · "
-               f"{info['processing_time']:.1f} s")
-    return str(path), str(path), details
+    made = f"**{engine_name('talking_head', info['backend'], lang)}**"
+    details = (f"{made} · {str(info['size']).replace('x', '×')} · "
+               f"{plain('message.note_length', lang)} {info['duration']:.1f} s · "
+               f"{plain('message.note_took', lang)} {info['processing_time']:.1f} s")
+    note = fallback_note("talking_head", info["backend"], info.get("attempts") or (),
+                         operator_choices(services.settings), lang)
+    if note:
+        details += f"\n\n⚠ {note}"
+    shown = named(str(path), "video", lang)
+    return shown, shown, details
 
 
 def build(services: Services) -> None:
     engines: list[str | tuple[str | I18nData, str]] = [
-        (t("video.engine_auto"), "auto"), *services.settings.backends("talking_head")]
+        (t("video.engine_auto"), "auto"),
+        *[(label("engine.talking_head.", name), name)
+          for name in services.settings.backends("talking_head")]]
     with gr.Row():
         with gr.Column():
             image = gr.Image(label=t("video.portrait"), type="pil", image_mode=None,

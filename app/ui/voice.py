@@ -8,18 +8,21 @@ Gradio API names (for ``gradio_client``): ``/synthesize``, ``/create_profile``,
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio.context import get_blocks_context
 
 from app.i18n import step_text
 from app.services import Services
 from app.storage import new_key
 from app.ui import voice_evolve as evolve_panel
+from app.ui.fallback import Chosen, engine_name, fallback_note, operator_choices
 from app.ui.owners import remember, ui_owner, ui_visibility
-from app.ui.text import label, plain, register, request_language, studio_error, t
+from app.ui.text import label, plain, register, request_language, studio_error, t, word
 from app.ui.text import table as headed
 from app.ui.voice_serving import serving_summary, spoken_line
 from app.ui.work import recorded
@@ -48,16 +51,27 @@ register(
         "voice.list": "Saved profiles", "voice.refresh": "Refresh",
         "voice.delete_id": "Profile to delete", "voice.delete": "Delete profile",
         "voice.result": "Result",
-        "voice.matched": "Voice", "voice.fallback": "fallback", "voice.matching": "voice matching",
-        "voice.matching_from": "Voice matching from", "voice.similarity": "similarity",
+        "voice.matched": "Voice", "voice.matching": "voice matching",
         "voice.not_cloning": "DSP voice matching, not cloning",
+        "voice.sample": "Hello! Today is March 5th, 2024, and the weather is lovely.",
+        "voice.ready": "✅ **{name}** is ready",
+        "voice.closest": "Closest built-in voice: **{voice}**",
+        "voice.mix": "a mix of {parts}",
+        "voice.nearness": "How near it sounds to your recordings (100 % would be the same "
+                          "voice): {steps}",
+        "voice.near.source": "{value} as the built-in voice",
+        "voice.near.matched": "{value} after voice matching (pitch and formants)",
+        "voice.near.served": "{value} rebuilt from your recordings' sounds",
+        "voice.near.serves": " — this one speaks for the profile",
+        "verdict.ok": "good", "verdict.warning": "usable (see note)",
+        "verdict.rejected": "not usable",
+        "clip.a few clipped samples": "a few samples too loud",
+        "clip.background noise (denoised)": "background noise (removed)",
         "conversion.frame_matching":
             "voice matching: rebuilt from your recordings' frames (WORLD vocoder), not cloning",
         "conversion.voice_matching": "voice matching: pitch and formants (Praat), not cloning",
-        "outcome.used": "used", "outcome.skipped": "skipped", "outcome.failed": "failed",
-        "outcome.unavailable": "unavailable",
         "col.id": "id", "col.name": "name", "col.language": "language", "col.clips": "clips",
-        "col.seconds": "seconds", "col.matching_from": "voice matching from",
+        "col.seconds": "seconds", "col.matching_from": "closest built-in voice",
         "col.created": "created", "col.clip": "clip", "col.verdict": "verdict",
         "col.speech_s": "speech s", "col.snr": "SNR dB", "col.note": "note",
     },
@@ -75,16 +89,26 @@ register(
         "voice.list": "保存済みプロファイル", "voice.refresh": "更新",
         "voice.delete_id": "削除するプロファイル", "voice.delete": "プロファイル削除",
         "voice.result": "結果",
-        "voice.matched": "声", "voice.fallback": "代替", "voice.matching": "声合わせ",
-        "voice.matching_from": "声合わせの元", "voice.similarity": "類似度",
+        "voice.matched": "声", "voice.matching": "声合わせ",
         "voice.not_cloning": "DSP による声合わせ（クローンではありません）",
+        "voice.sample": "こんにちは。今日は2024年3月5日、いい天気ですね！",
+        "voice.ready": "✅ **{name}** ができました",
+        "voice.closest": "いちばん近い内蔵ボイス：**{voice}**",
+        "voice.mix": "{parts} の組み合わせ",
+        "voice.nearness": "録音した声への近さ（100 % なら同じ声）：{steps}",
+        "voice.near.source": "内蔵ボイスのまま {value}",
+        "voice.near.matched": "声合わせ（ピッチとフォルマント）後 {value}",
+        "voice.near.served": "録音の音から再合成 {value}",
+        "voice.near.serves": "（これでプロファイルが話します）",
+        "verdict.ok": "良好", "verdict.warning": "使えます（メモ参照）",
+        "verdict.rejected": "使えません",
+        "clip.a few clipped samples": "一部の音が大きすぎます",
+        "clip.background noise (denoised)": "背景の雑音（除去済み）",
         "conversion.frame_matching":
             "声合わせ：録音のフレームから再合成（WORLD ボコーダ）。クローンではありません",
         "conversion.voice_matching": "声合わせ：ピッチとフォルマント（Praat）。クローンではありません",
-        "outcome.used": "使用", "outcome.skipped": "スキップ", "outcome.failed": "失敗",
-        "outcome.unavailable": "利用不可",
         "col.id": "ID", "col.name": "名前", "col.language": "言語", "col.clips": "録音数",
-        "col.seconds": "秒", "col.matching_from": "声合わせの元",
+        "col.seconds": "秒", "col.matching_from": "いちばん近い内蔵ボイス",
         "col.created": "作成日時", "col.clip": "録音", "col.verdict": "判定",
         "col.speech_s": "発話 秒", "col.snr": "SNR dB", "col.note": "メモ",
     },
@@ -108,17 +132,18 @@ CLIP_COLUMNS = ["col.clip", "col.verdict", "col.seconds", "col.speech_s", "col.s
                 "col.note"]
 PROFILE_COLUMNS = ["col.id", "col.name", "col.language", "col.clips", "col.seconds",
                    "col.matching_from", "col.created"]
+"""``/list_profiles`` (scripts read the id in the first column)."""
+SHOWN_COLUMNS = ["col.name", "col.language", "col.clips", "col.seconds", "col.matching_from",
+                 "col.created"]
+"""The profiles table people see: names and dates, no ids."""
 CLIP_HEADERS = [plain(k) for k in CLIP_COLUMNS]
 PROFILE_HEADERS = [plain(k) for k in PROFILE_COLUMNS]
+SHOWN_HEADERS = [plain(k) for k in SHOWN_COLUMNS]
+DATE = "%Y-%m-%d %H:%M"  # local time, as the message history shows it
 
 
 def _error(exc: StudioError, request: Any = None) -> gr.Error:
     return studio_error(exc, request_language(request))
-
-
-def _outcome(value: str, lang: str) -> str:
-    key = f"outcome.{value}"
-    return plain(key, lang) if plain(key, lang) != key else value
 
 
 def ui_profiles(services: Services, request: Any = None) -> ProfileStore:
@@ -141,6 +166,7 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str, st
 
 
 def profile_rows(services: Services, request: Any = None) -> list[list[Any]]:
+    """``/list_profiles``: one row per profile, its id first (for scripts)."""
     rows = []
     for p in ui_profiles(services, request).list():
         stats = p.sample_stats
@@ -150,40 +176,104 @@ def profile_rows(services: Services, request: Any = None) -> list[list[Any]]:
     return rows
 
 
-def engine_note(report: dict[str, Any], lang: str = "en") -> str:
-    fallback = plain("voice.fallback", lang)
-    lines = [f"**{plain('voice.engine', lang)}:** `{report['backend']}`"
-             + (f" ({fallback}: `{report['fallback_method']}`)" if report["fallback_used"]
-                else "")]
+def shown_rows(services: Services, request: Any = None) -> list[list[Any]]:
+    """The profiles as people see them: the closest voice by its name, a local date."""
+    lang = request_language(request)
+    return [[p.name, p.language, p.sample_stats.get("count"), p.sample_stats.get("total_seconds"),
+             voice_label(services, p.matching.source_voice, lang) if p.matching else "",
+             shown_date(p.created_at)] for p in ui_profiles(services, request).list()]
+
+
+def delete_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
+    """(name and date, id): people pick a name, ``/delete_profile`` gets the id."""
+    return [(f"{p.name} · {shown_date(p.created_at)}", p.id)
+            for p in ui_profiles(services, request).list()]
+
+
+def shown_date(stamp: str) -> str:
+    """A stored UTC stamp ("2026-12-05T10:30:00Z") in local time, as the history shows it."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return stamp
+    return when.astimezone().strftime(DATE)
+
+
+def built_in_voices(services: Services) -> list[dict[str, Any]]:
+    """Every built-in voice of the available speech engines (``id``, ``name``, ``language``)."""
+    return [v for engine in list_voices(voice_kit(services).tts) for v in engine["voices"]]
+
+
+def voice_label(services: Services, voice: str | None, lang: str = "en") -> str:
+    """A built-in voice (or a blend of two) by its people's name: "Kumo (Kokoro)", "a mix
+    of Kumo (Kokoro) 51 % + Gongitsune (Kokoro) 49 %"."""
+    from models.base import StyleSpace
+
+    names = {v["id"]: v["name"] for v in built_in_voices(services)}
+    if not voice:
+        return ""
+    if voice in names:
+        return str(names[voice])
+    for engine in voice_kit(services).tts:
+        if isinstance(engine, StyleSpace):
+            try:
+                parts = engine.parse_blend(voice)
+            except StudioError:
+                continue
+            mixed = " + ".join(f"{names.get(v, v)} {round(w * 100)} %" for v, w in parts)
+            return plain("voice.mix", lang).format(parts=mixed)
+    return voice
+
+
+def default_voice(services: Services, language: str) -> str | None:
+    """The first built-in voice that speaks ``language`` (else the first voice at all: a
+    studio configured with Japanese voices only still has a default)."""
+    voices = built_in_voices(services)
+    return next((v["id"] for v in voices if v["language"] == language),
+                voices[0]["id"] if voices else None)
+
+
+def fitted_voice(services: Services, voice: str | None, language: str) -> str | None:
+    """``voice`` when it can speak ``language`` (a profile speaks both); else the first
+    built-in voice that does (so "en" with a Japanese voice never ends in an error)."""
+    spoken = {v["id"]: v["language"] for v in built_in_voices(services)}
+    if voice and (voice.startswith(PROFILE_PREFIX) or spoken.get(voice) in (None, language)):
+        return voice
+    return default_voice(services, language) or voice
+
+
+def spoken_language(services: Services, voice: str | None, language: str) -> str:
+    """The language a built-in voice speaks (the choice as it is for a profile)."""
+    spoken = {v["id"]: v["language"] for v in built_in_voices(services)}
+    found = spoken.get(voice or "")
+    return found if found in ("ja", "en") else language
+
+
+def engine_note(report: dict[str, Any], lang: str = "en", chosen: Chosen | None = None) -> str:
+    """Which engine spoke and whose voice it is, in people's words; a note only when an
+    engine worth telling of was passed over (``app.ui.fallback``). The engines' own
+    diagnostics stay in the Engines panel and ``/health``."""
+    lines = [f"**{plain('voice.engine', lang)}:** {engine_name('tts', report['backend'], lang)}"]
     if report.get("method") == "evolved_voice":  # a profile's evolved built-in voice
         lines.append(f"**{plain('voice.matched', lang)}:** "
                      f"{report['label_ja' if lang == 'ja' else 'label']}")
     conversion = report.get("conversion")
+    notes = [fallback_note("tts", report["backend"], report.get("attempts", []), chosen or {},
+                           lang)]
     if conversion:
         key = f"conversion.{conversion['backend']}"
         label = plain(key, lang)
         lines.append(f"**{plain('voice.matched', lang)}:** "
-                     f"{conversion['label'] if label == key else label} "
-                     f"(`{conversion['backend']}`)")
+                     f"{conversion['label'] if label == key else label}")
+        notes.append(fallback_note("voice_converter", conversion["backend"],
+                                   conversion.get("attempts", []), chosen or {}, lang))
     measured = spoken_line(report, lang)  # a profile's voice, chosen on three measures
     if measured:
         lines.append(measured)
-    skipped = [a for a in report.get("attempts", []) if a["outcome"] != "used"]
-    for attempt in skipped:
-        lines.append(f"- `{attempt['backend']}` {_outcome(attempt['outcome'], lang)}: "
-                     f"{_diagnostic(attempt['reason'])}")
-    if report.get("conversion"):
-        for attempt in report["conversion"].get("attempts", []):
-            if attempt["outcome"] != "used":
-                lines.append(f"- `{attempt['backend']}` {_outcome(attempt['outcome'], lang)}: "
-                             f"{_diagnostic(attempt['reason'])}")
-    return "\n".join(lines)
-
-
-def _diagnostic(reason: str) -> str:
-    """An engine's own words, shown as they are: a code span whose double backticks keep
-    the reason's own backticks and underscores from turning into Markdown."""
-    return f"`` {reason} ``" if reason else ""
+    lines += [f"⚠ {note}" for note in notes if note]
+    return "\n\n".join(lines)
 
 
 def _paths(files: Any, mic: Any) -> list[str]:
@@ -195,10 +285,50 @@ def _paths(files: Any, mic: Any) -> list[str]:
     return out
 
 
-def _clip_rows(reports: list[Any]) -> list[list[Any]]:
-    return [[r.filename, r.verdict, round(r.duration, 1), round(r.speech_seconds, 1),
-             round(max(r.snr_db, r.snr_after_db or 0), 1),
-             r.message or ", ".join(r.warnings)] for r in reports]
+def _clip_rows(reports: list[Any], lang: str = "en") -> list[list[Any]]:
+    return clip_rows([r.as_dict() for r in reports], lang)
+
+
+def clip_rows(clips: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]:
+    """Each clip's verdict and note in the page's language (a clip's record as stored)."""
+    return [[c["filename"], word("verdict.", str(c["verdict"]), lang), round(c["duration"], 1),
+             round(c["speech_seconds"], 1), round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
+             (c.get("message_ja") if lang == "ja" else None) or c.get("message")
+             or ", ".join(word("clip.", w, lang) for w in c.get("warnings") or ())]
+            for c in clips]
+
+
+def profile_summary(profile: dict[str, Any], lang: str, seconds: Any,
+                    voice_name: Callable[[str | None], str]) -> str:
+    """What people read when their profile is made: one line per fact (more can be
+    added here), in the page's language; ``voice_name`` names a built-in voice or blend."""
+    done_in = f" ({seconds:.1f} s)" if isinstance(seconds, int | float) else ""
+    lines = [plain("voice.ready", lang).format(name=profile["name"]) + done_in]
+    matching = profile.get("matching") or {}
+    if matching:
+        lines.append(plain("voice.closest", lang).format(
+            voice=voice_name(matching.get("source_voice"))))
+        if not profile.get("serving"):  # measured on three axes: serving_summary says it
+            lines.append(nearness_line(matching.get("similarity") or {}, lang))
+        lines.append(f"({plain('voice.not_cloning', lang)})")
+    return "\n\n".join(line for line in lines if line)
+
+
+def nearness_line(similarity: dict[str, Any], lang: str) -> str:
+    """"How near it sounds to your recordings: 46 % as the built-in voice → 55 % after voice
+    matching → 64 % rebuilt from your recordings' sounds — this one speaks for the profile".
+    The values are the voice measure's similarity (cosine of the speaker embeddings) to the
+    profile's recordings; ``serves`` names the converter chosen because it came nearer."""
+    steps: list[tuple[str, Any]] = [("source", similarity.get("source")),
+                                    ("matched", similarity.get("matched"))]
+    if similarity.get("served") is not None:
+        steps.append(("served", similarity["served"]))
+    serving = "served" if similarity.get("served") is not None and similarity.get(
+        "serves", similarity.get("served_by")) == similarity.get("served_by") else "matched"
+    shown = [plain(f"voice.near.{step}", lang).format(value=f"{round(float(value) * 100)} %")
+             + (plain("voice.near.serves", lang) if step == serving and len(steps) > 2 else "")
+             for step, value in steps if isinstance(value, int | float)]
+    return plain("voice.nearness", lang).format(steps=" → ".join(shown)) if shown else ""
 
 
 def wait_for_profile(services: Services, job_id: str, progress: Any, lang: str,
@@ -227,22 +357,26 @@ def build(services: Services) -> None:
         return headed(CLIP_COLUMNS, [], request_language(request))
 
     def initial_rows(request: gr.Request | None = None) -> dict[str, Any]:
-        return headed(PROFILE_COLUMNS, profile_rows(services, request),
-                     request_language(request))
+        return headed(SHOWN_COLUMNS, shown_rows(services, request), request_language(request))
 
+    chosen = operator_choices(services.settings)  # whose skips people hear of
     gr.Markdown(t("voice.intro"))
     with gr.Row():
         with gr.Column(scale=3):
+            # English until the page's load event says which language the page speaks (or
+            # the first voice's language, where no voice speaks English)
+            first = default_voice(services, "en")
+            spoken = spoken_language(services, first, "en")
             text = gr.Textbox(label=t("voice.text"), lines=4, max_length=1000,
-                              value="こんにちは。今日は2024年3月5日、いい天気ですね！",
-                              elem_id="voice-text")
-            with gr.Row():
-                choices = voice_choices(services)
-                voice = gr.Dropdown(label=t("voice.voice"), choices=choices,
-                                    value=choices[0][1] if choices else None,
-                                    allow_custom_value=True, elem_id="voice-voice")
-                language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"),
-                                    elem_id="voice-language")
+                              value=plain("voice.sample", spoken), elem_id="voice-text")
+            with gr.Row(elem_id="voice-voice-row"):
+                voice = gr.Dropdown(label=t("voice.voice"), choices=voice_choices(services),
+                                    value=first,
+                                    allow_custom_value=True, elem_id="voice-voice",
+                                    min_width=200)
+                language = gr.Radio(["ja", "en"], value=spoken,
+                                    label=t("voice.language"),
+                                    elem_id="voice-language", min_width=120)
             with gr.Row():
                 speed = gr.Slider(0.5, 2.0, 1.0, step=0.05, label=t("voice.speed"))
                 pitch = gr.Slider(-12, 12, 0, step=0.5, label=t("voice.pitch"))
@@ -282,7 +416,7 @@ def build(services: Services) -> None:
                                    encode_wav(speech.audio))
         remember(services, request, key)
         pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
-        return (speech.audio.sample_rate, pcm), engine_note(report.as_dict(), lang)
+        return (speech.audio.sample_rate, pcm), engine_note(report.as_dict(), lang, chosen)
 
     # progress and the error badge on the player only: on the engine line a badge covers it
     speak.click(synthesize, [text, voice, language, speed, pitch, intonation, volume, pause],
@@ -294,7 +428,8 @@ def build(services: Services) -> None:
             with gr.Column():
                 name = gr.Textbox(label=t("voice.name"), max_length=80,
                                   elem_id="voice-profile-name")
-                profile_language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"))
+                profile_language = gr.Radio(["ja", "en"], value="en", label=t("voice.language"),
+                                            elem_id="voice-profile-language")
                 files = gr.File(label=t("voice.upload"), file_count="multiple",
                                 file_types=["audio"], type="filepath",
                                 elem_id="voice-profile-files")
@@ -306,27 +441,44 @@ def build(services: Services) -> None:
             with gr.Column():
                 clip_table = gr.Dataframe(headers=CLIP_HEADERS, label=t("voice.clip_table"),
                                           value=empty_clips, interactive=False, wrap=True)
-                result = gr.Markdown(elem_id="voice-profile-result")
-        profiles = gr.Dataframe(headers=PROFILE_HEADERS, label=t("voice.list"),
-                                value=initial_rows, interactive=False,
-                                wrap=True)
+                result = gr.Markdown(elem_id="voice-profile-result",
+                                     elem_classes=["studio-note"])
+        profiles = gr.Dataframe(headers=SHOWN_HEADERS, label=t("voice.list"),
+                                value=initial_rows, interactive=False, wrap=True,
+                                elem_id="voice-profile-list")
         with gr.Row():
             refresh = gr.Button(t("voice.refresh"), size="sm")
             delete_id = gr.Dropdown(label=t("voice.delete_id"),
-                                    choices=[row[0] for row in profile_rows(services)],
-                                    allow_custom_value=True)
+                                    choices=delete_choices(services),
+                                    allow_custom_value=True, elem_id="voice-profile-delete")
             delete = gr.Button(t("voice.delete"), variant="stop", size="sm")
 
     def check_clips(files: Any, mic: Any, request: gr.Request | None = None) -> dict[str, Any]:
+        lang = request_language(request)
         reports = [check_clip(Path(p).read_bytes(), Path(p).name, i)[1]
                    for i, p in enumerate(_paths(files, mic))]
-        return headed(CLIP_COLUMNS, _clip_rows(reports), request_language(request))
+        return headed(CLIP_COLUMNS, _clip_rows(reports, lang), lang)
 
     def refreshed(request: gr.Request | None = None) -> tuple[Any, Any, Any]:
-        rows = profile_rows(services, request)
-        return (headed(PROFILE_COLUMNS, rows, request_language(request)),
+        return (headed(SHOWN_COLUMNS, shown_rows(services, request), request_language(request)),
                 gr.update(choices=voice_choices(services, request)),
-                gr.update(choices=[row[0] for row in rows], value=None))
+                gr.update(choices=delete_choices(services, request), value=None))
+
+    def opened(request: gr.Request | None = None) -> tuple[Any, ...]:
+        """A page opens (or reloads): this user's profiles in every list, and the sample
+        text, language and voice of the page's language."""
+        lang = request_language(request)
+        table, voices, deletable = refreshed(request)
+        voice = default_voice(services, lang)
+        spoken = spoken_language(services, voice, lang)
+        return (plain("voice.sample", spoken), spoken,
+                gr.update(choices=voices["choices"], value=voice), lang, table, deletable)
+
+    def language_chosen(voice: str | None, language: str) -> str | None:
+        return fitted_voice(services, voice, language)
+
+    def voice_chosen(voice: str | None, language: str) -> str:
+        return spoken_language(services, voice, language)
 
     def create_profile(name: str, language: str, files: Any, mic: Any,
                        request: gr.Request | None = None,
@@ -341,33 +493,16 @@ def build(services: Services) -> None:
                                     owner=ui_owner(services, request))
             job = wait_for_profile(services, answer["task_id"], progress, lang)
         except StudioError as exc:
-            rows = exc.details.get("clips")
-            table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
-                      round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
-                      c["message"] or ", ".join(c["warnings"])] for c in rows] if rows else []
+            table = clip_rows(exc.details.get("clips") or [], lang)
             return (headed(CLIP_COLUMNS, table, lang),
                     f"❌ {exc.localized(lang)} ({exc.code})", *refreshed(request))
         profile = job.result["profile"]
-        matching = profile.get("matching") or {}
-        similarity = matching.get("similarity") or {}
-        seconds = job.result.get("processing_time")
-        done_in = f" ({seconds:.1f} s)" if isinstance(seconds, int | float) else ""
-        summary = (f"✅ `{profile['id']}` — {profile['name']}{done_in}\n\n"
-                   f"{plain('voice.matching_from', lang)} `{matching.get('source_voice')}`: "
-                   f"{plain('voice.similarity', lang)} "
-                   f"{similarity.get('source')} → {similarity.get('matched')}"
-                   + (f" → {similarity['served']} (`{similarity.get('served_by')}`)"
-                      if similarity.get("served") is not None
-                      and similarity.get("serves", similarity.get("served_by"))
-                      == similarity.get("served_by") else "")
-                   + f" ({plain('voice.not_cloning', lang)})") if matching else \
-            f"✅ `{profile['id']}` — {profile['name']}{done_in}"
-        served = serving_summary(profile, lang)
+        summary = profile_summary(profile, lang, job.result.get("processing_time"),
+                                  lambda voice: voice_label(services, voice, lang))
+        served = serving_summary(profile, lang,
+                                 lambda voice: voice_label(services, voice, lang))
         summary += f"\n\n{served}" if served else ""
-        stats = profile["sample_stats"]["clips"]
-        table = [[c["filename"], c["verdict"], c["duration"], c["speech_seconds"],
-                  round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
-                  ", ".join(c["warnings"])] for c in stats]
+        table = clip_rows(profile["sample_stats"]["clips"], lang)
         return (headed(CLIP_COLUMNS, table, lang), summary, *refreshed(request))
 
     def list_profiles(request: gr.Request | None = None) -> list[list[Any]]:
@@ -378,15 +513,25 @@ def build(services: Services) -> None:
             ui_profiles(services, request).delete((profile_id or "").strip())
         except StudioError as exc:
             raise _error(exc, request) from None
-        return (f"🗑 {profile_id}", *refreshed(request))
+        return ("🗑", *refreshed(request))
 
     check.click(check_clips, [files, mic], clip_table, api_visibility="private")
+    # one progress bar, on the result (it showed on each of the five outputs)
     create.click(create_profile, [name, profile_language, files, mic],
                  [clip_table, result, profiles, voice, delete_id], api_name="create_profile",
-                 concurrency_limit=1)
+                 concurrency_limit=1, show_progress_on=[result])
     refresh.click(refreshed, None, [profiles, voice, delete_id], api_visibility="private")
+    language.input(language_chosen, [voice, language], voice, api_visibility="private",
+                   queue=False, show_progress="hidden")
+    voice.input(voice_chosen, [voice, language], language, api_visibility="private",
+                queue=False, show_progress="hidden")
     list_button = gr.Button(visible=False)
-    list_button.click(list_profiles, None, profiles, api_name="list_profiles")
+    api_rows = gr.Dataframe(headers=PROFILE_HEADERS, visible=False)  # ids, for scripts
+    list_button.click(list_profiles, None, api_rows, api_name="list_profiles")
     delete.click(delete_profile, delete_id, [result, profiles, voice, delete_id],
                  api_name="delete_profile")
     evolve_panel.build(services)  # the evolved voice: search, progress, before/after
+    blocks = get_blocks_context()
+    if blocks is not None:  # a page (re)load shows this user's profiles in its language
+        blocks.root_block.load(opened, None, [text, language, voice, profile_language,
+                                              profiles, delete_id], api_visibility="private")

@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio.context import get_blocks_context
 
 from app.services import Services
 from app.ui.owners import ui_owner, ui_visibility
@@ -76,7 +77,7 @@ def _store(services: Services, request: Any) -> ProfileStore:
 
 
 def profile_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
-    return [(f"{p.name} ({p.id})", p.id) for p in _store(services, request).list()]
+    return [(p.name, p.id) for p in _store(services, request).list()]
 
 
 def latest_job(services: Services, profile_id: str) -> Any:
@@ -202,6 +203,15 @@ def build(services: Services) -> None:
     refresh.click(refreshed, profile, [profile, status, timer], api_visibility="private")
     profile.change(show_status, profile, [status, timer], api_visibility="private")
     timer.tick(show_status, profile, [status, timer], api_visibility="private")
+
+    def opened(request: gr.Request | None = None) -> tuple[Any, Any]:
+        """A page (re)load lists this user's profiles, in the page's language."""
+        lang = request_language(request)
+        return gr.update(choices=profile_choices(services, request)), lang
+
+    blocks = get_blocks_context()
+    if blocks is not None:
+        blocks.root_block.load(opened, None, [profile, language], api_visibility="private")
     cancel.click(cancel_search, profile, status, api_visibility="private")
     compare.click(before_after, [profile, language], [before, after],
                   api_visibility="private", concurrency_limit=1)

@@ -5,6 +5,7 @@ and on every sentence spoken in it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from app.ui.text import plain, register
@@ -62,8 +63,10 @@ def _change(serves: dict[str, Any], lang: str) -> str:
     return shown
 
 
-def serving_summary(profile: dict[str, Any], lang: str) -> str:
-    """A Markdown table: one row per language the profile was measured for."""
+def serving_summary(profile: dict[str, Any], lang: str,
+                    voice_name: Callable[[str], str] = str) -> str:
+    """A Markdown table: one row per language the profile was measured for
+    (``voice_name`` names a built-in voice for people)."""
     serving = profile.get("serving") or {}
     if not serving:
         return ""
@@ -79,7 +82,7 @@ def serving_summary(profile: dict[str, Any], lang: str) -> str:
         judge = record.get("judge") or judge
         drop = (record.get("rule") or {}).get("naturalness_drop", drop)
         rows.append(
-            f"| {language} | `{serves['voice']}` | {_change(serves, lang)} | "
+            f"| {language} | {voice_name(serves['voice'])} | {_change(serves, lang)} | "
             f"{_number(base.get('nearness'))} → **{_number(scores.get('nearness'))}** | "
             f"{_number(base.get('naturalness'))} → **{_number(scores.get('naturalness'))}** | "
             f"{_number(scores.get('words'))} |")

@@ -61,13 +61,15 @@ def test_message_notes_history_and_steps_in_japanese() -> None:
               "emotion": "celebration", "duration": 4.2, "size": "512x512",
               "processing_time": 9.1, "fallback_used": True}
     notes = describe(result, "ja")
-    assert "音声: **kokoro**" in notes and "お祝い" in notes and "代替エンジン" in notes
+    assert "音声: **Kokoro ニューラル音声**" in notes and "お祝い" in notes
+    assert "長さ 4.2 s" in notes and "作成時間 9.1 s" in notes and "512×512" in notes
     assert "voice:" not in notes and "fallback" not in notes
-    assert "voice: **kokoro**" in describe(result, "en")
+    assert "voice: **the Kokoro neural voice**" in describe(result, "en")
     assert "→" not in notes  # a built-in voice is not converted: no "→ tts"
     profile = dict(result, engines={**result["engines"],
                                     "voice": {"tts": "kokoro", "conversion": "voice_matching"}})
-    assert "**kokoro** → voice_matching" in describe(profile, "en")
+    assert "**the Kokoro neural voice** → pitch and formant voice matching" in describe(
+        profile, "en")
     caption = history_caption(0.0, "お誕生日おめでとう！素敵な一年になりますように。皆さんによろしく",
                               "0123456789abcdef0123456789abcdef")
     when, rest = caption.split(" · ", 1)
@@ -98,3 +100,36 @@ def test_every_engine_capability_is_named_in_both_languages() -> None:
         for lang in ("en", "ja"):
             assert word("cap.", capability, lang) != capability, (capability, lang)
     assert word("cap.", "denoise", "ja") == "録音のノイズ除去"
+
+
+def test_time_left_is_estimated_from_the_progress_made() -> None:
+    """A slow message says how long it still needs, once there is something to go on."""
+    from app.ui.message import Clock, time_left
+
+    clock = Clock()
+    assert clock.left(0.33, now=100.0) is None  # the first report starts the clock
+    assert clock.left(0.34, now=103.0) is None  # too soon to tell
+    assert clock.left(0.38, now=160.0) == pytest.approx((1 - 0.38) * 60 / 0.05)
+    assert time_left(744.0, "en") == "about 12 min left"
+    assert time_left(744.0, "ja") == "残り約 12 分"
+    assert time_left(38.0, "en") == "about 40 s left"
+    assert time_left(1.0, "ja") == "残り約 5 秒"
+
+
+def test_the_message_tab_says_no_person_in_its_own_words(services) -> None:
+    """A message job that found nobody: the Message tab has no sensitivity control, so its
+    toast does not tell people to raise one."""
+    import gradio as gr
+
+    from app.ui.message import MessageTab
+    from pipelines.message import KIND
+
+    job = services.jobs.create(KIND, {}, ["image"])
+    services.jobs.update(job.id, status="failed", error={
+        "code": "IMAGE_NO_PERSON", "message": "No person was found in the image. Try a photo "
+        "where a face is visible, or raise the detection sensitivity.", "message_ja": "…"})
+    for lang, words in (("en", "a face is clearly visible"), ("ja", "顔がはっきり写った")):
+        with pytest.raises(gr.Error) as info:
+            MessageTab(services)._wait(job.id, lang, lambda *a, **k: None)
+        assert words in info.value.message and "sensitivity" not in info.value.message
+        assert "IMAGE_NO_PERSON" in info.value.message

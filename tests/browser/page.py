@@ -110,7 +110,16 @@ class Page:
                   "the page's load events done")
 
     def tab(self, tab_id: str) -> None:
-        self.find(f"button[data-tab-id='{tab_id}']").click()
+        """Open a tab, from the "⋯" menu when a narrow screen keeps it there."""
+        shown = self.all(f"button[data-tab-id='{tab_id}']")
+        if shown and shown[0].is_displayed():
+            shown[0].click()
+        else:
+            self.find(".overflow-menu > button").click()
+            name = self.word(f"tab.{tab_id}")
+            self.wait(lambda: next((b for b in self.all(".overflow-dropdown button")
+                                    if b.text.strip() == name and b.is_displayed()), None),
+                      15, f"{tab_id} in the tab menu").click()
         self.wait(lambda: self.find(f"button[data-tab-id='{tab_id}']")
                   .get_attribute("aria-selected") == "true", 15, f"tab {tab_id}")
 

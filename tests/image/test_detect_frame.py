@@ -271,3 +271,40 @@ def test_person_detection_is_a_configured_capability(tmp_path) -> None:
     assert Settings(data_dir=tmp_path).backends("person_detection") == ["mediapipe"]
     with pytest.raises(ValidationError, match="STUDIO_PERSON_DETECTION_BACKENDS"):
         Settings(data_dir=tmp_path, person_detection_backends="nope")
+
+
+def test_blur_backdrop_is_the_painted_out_background_and_the_body_fades_at_the_photo_end(
+        ) -> None:
+    """A 9:16 frame over a blurred backdrop, running on below a head-and-shoulders photo:
+    beside the head the backdrop is the photo's background (blurring the photo itself spread
+    the person into a pale glow around them), and where the photo ends the body fades into
+    the backdrop instead of stopping in a hard line over a smear of itself."""
+    w, h = 600, 420
+    image = np.zeros((h, w, 3), np.uint8)
+    image[...] = (20, 200, 40)  # green background
+    alpha = np.zeros((h, w), np.float32)
+    alpha[80:230, 250:350] = 1.0  # head
+    alpha[230:, 170:430] = 1.0  # shoulders, on to the photo's bottom
+    image[alpha > 0] = (235, 225, 215)  # a pale person
+    fg = image.astype(np.float32) / 255.0
+    # the person box stops short of the bottom, so the frame does not zoom in to the photo
+    framed, face_out = frame(Image.fromarray(image), alpha, fg, face=(250, 80, 350, 230),
+                             eyes=((280.0, 140.0), (320.0, 140.0)), person=(170, 80, 430, 380),
+                             options=FramingOptions(aspect="9:16", size=720, background="blur"))
+    pixels = np.asarray(framed).astype(int)
+    assert face_out is not None
+    fx0, fy0, fx1, fy1 = face_out
+    gap = (fx1 - fx0) // 3  # a third of a face beside the head: background, no glow
+    beside = pixels[fy0 + 10:fy1 - 10, fx1 + 6:fx1 + gap].reshape(-1, 3)
+    glow = np.abs(beside - np.array([20, 200, 40])).mean()
+    assert glow < 12, glow  # the background's own green, not tinted by the pale person
+    # the photo's last row in the frame, and the body's columns
+    scale = (fy1 - fy0) / (230 - 80)
+    edge = int(face_out[1] + (h - 80) * scale)
+    assert edge < pixels.shape[0] - 40, "the frame runs on below the photo"
+    middle = pixels.shape[1] // 2
+    below = pixels[edge + 10:edge + 40, middle - 20:middle + 20].reshape(-1, 3).mean(axis=0)
+    assert below[1] > below[0] + 60, below  # the backdrop, not the body smeared downwards
+    column = pixels[edge - 60:edge + 10, middle].astype(float)
+    steps = np.abs(np.diff(column, axis=0)).max()
+    assert steps < 40, steps  # a fade, not a line across the waist

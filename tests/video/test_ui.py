@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.ui import build_blocks
+from app.ui.fallback import engine_name
 from app.ui.video import run_render
 from pipelines.media import encode_wav
 from tests.conftest import expected_engine
@@ -29,10 +30,11 @@ def test_preview_render(services, portrait, speech_ja, tmp_path) -> None:
     wav.write_bytes(encode_wav(speech_ja.audio))
     video, file, details = run_render(services, portrait, str(wav), "auto", "512x512", True,
                                       SPOKEN, 0, True)
-    assert video == file
+    assert video == file and video.endswith(".mp4") and "/talking-video-" in video  # readable
     engine, _ = expected_engine(services, "talking_head")
-    assert f"**{engine}**" in details
-    assert "256x256" in details
+    assert f"**{engine_name('talking_head', engine, 'en')}**" in details  # people's words
+    assert "256×256" in details and "made in" in details
+    assert "⚠" not in details  # a default install: the offline engines are the defaults
     report = measure(video, text=SPOKEN)  # opened, watched and listened to
     failed = [name for name in JUDGED if not report.checks[name].ok]
     if failed:
