@@ -50,7 +50,8 @@ class Ctx:
         self.chains = {"tts": FallbackChain("tts", []),
                        "voice_encoder": FallbackChain("voice_encoder", [FlatEncoder()]),
                        "voice_converter": FallbackChain("voice_converter", []),
-                       "denoise": build_chain("denoise", ["deepfilternet"], EngineSettings())}
+                       "denoise": build_chain("denoise", ["deepfilternet"], EngineSettings()),
+                       "naturalness": FallbackChain("naturalness", [])}
 
     def progress(self, fraction: float, step: str) -> None:
         if step == self.cancel_at:
