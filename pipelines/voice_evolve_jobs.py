@@ -20,6 +20,7 @@ Params: ``profile_id``, ``budget_s`` (search seconds in all, across resumed runs
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from pipelines.tasks import JobContext, JobKind, MakeWay
 from pipelines.voice_evolved import QuickMatchStore, evolve_profile
 from pipelines.voice_profiles import ProfileStore
 from pipelines.voice_ref import VoiceRef
+from pipelines.voice_serving import naturalness_judge
 
 KIND = "voice.evolve"
 STEPS = ["search"]
@@ -88,7 +90,8 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
                              say_quick=say_quick, budget_s=budget,
                              seed=int(params.get("seed") or 0), pause=pause, on_step=on_step,
                              finish=profile_finisher(profile, store, converters),
-                             on_start=lambda what: ctx.progress(0.0, f"search: measuring {what}"))
+                             on_start=lambda what: ctx.progress(0.0, f"search: measuring {what}"),
+                             naturalness=_naturalness(ctx))
     if not outcome.finished:
         raise MakeWay(f"search: paused at iteration {outcome.record['iteration']} "
                       "(other work first)", delay=MAKE_WAY_DELAY_S)
@@ -98,3 +101,9 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
 
 
 JOB = JobKind(KIND, STEPS, handler=evolve_profile_job)
+
+
+def _naturalness(ctx: JobContext) -> Callable[[Audio], float] | None:
+    """The naturalness predictor the profile's serving measure uses, when one works here."""
+    judge = naturalness_judge(ctx.chain("naturalness"))
+    return judge.naturalness if judge is not None else None

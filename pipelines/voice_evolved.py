@@ -347,6 +347,7 @@ def evolve_profile(
     finish: Callable[[Audio], Audio] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[str], None] = lambda what: None,
+    naturalness: Callable[[Audio], float] | None = None,
 ) -> EvolveOutcome:
     """Search (or go on searching) a style for ``profile``; record the outcome on it.
 
@@ -357,7 +358,9 @@ def evolve_profile(
     (``finished`` false) so that a job can make way for other work. ``on_step`` gets the
     live record (iteration, scores) after each step and ``on_start`` each thing measured
     before the first step (the quick match, each candidate base voice); both may raise to
-    cancel."""
+    cancel. ``naturalness`` (a predictor's MOS) holds the evolved voice to the quick match's
+    rule: it serves a language only while it sounds as natural as the profile's serving
+    measure allows there (:func:`natural_languages`)."""
     kokoro = kokoro_of(tts)
     files = ProfileFiles(store, profile.id)
     began = time.perf_counter()
@@ -410,9 +413,14 @@ def evolve_profile(
     on_start("verification")
     checked, checked_quick = verify(scorer, base_pack + state.best, say_quick)
     serves = serving_languages(checked, checked_quick)
+    heard: dict[str, float] = {}
+    if naturalness is not None and "evolved" in serves.values():
+        said = scorer.speak(base_pack + state.best, VERIFY_SENTENCES)
+        serves, heard = natural_languages(serves, said, naturalness, profile)
     source = "evolved" if "evolved" in serves.values() else "matched"
     evolution = {**record("done"), "stopped": reason, "voice_source": source, "serves": serves,
-                 "verified": {"evolved": _eval_dict(checked), "quick": _eval_dict(checked_quick)}}
+                 "verified": {"evolved": _eval_dict(checked), "quick": _eval_dict(checked_quick)},
+                 "naturalness": heard}
     if source == "evolved":
         files.save_voice(base, state.best)
     else:
@@ -433,6 +441,31 @@ def serving_languages(evolved: Evaluation, quick: Evaluation) -> dict[str, str]:
             quick_value = quick.parts.get(key, quick.held_out)
             out[language] = "evolved" if value > quick_value + MIN_GAIN else "matched"
     return out
+
+
+def natural_languages(serves: dict[str, str], said: Sequence[Audio],
+                      naturalness: Callable[[Audio], float], profile: Profile
+                      ) -> tuple[dict[str, str], dict[str, float]]:
+    """The evolved voice keeps a language only where its predicted naturalness (mean over
+    that language's :data:`VERIFY_SENTENCES`) stays within the serving rule's drop of the
+    plain voice's, as the profile's serving measure recorded it: the search climbs nearness
+    alone and must not buy it with the voice. Returns the serving map and the scores."""
+    from pipelines.voice_serving import NATURALNESS_DROP
+
+    heard: dict[str, float] = {}
+    out = dict(serves)
+    for language in serves:
+        scores = [naturalness(audio) for (lang, _), audio in zip(VERIFY_SENTENCES, said,
+                                                                 strict=True)
+                  if lang == language]
+        if not scores or serves[language] != "evolved":
+            continue
+        heard[language] = round(float(np.mean(scores)), 4)
+        plain = (((profile.serving or {}).get(language) or {}).get("plain") or {}).get(
+            "naturalness")
+        if isinstance(plain, int | float) and heard[language] < plain - NATURALNESS_DROP:
+            out[language] = "matched"
+    return out, heard
 
 
 def _eval_dict(evaluation: Evaluation) -> dict[str, Any]:

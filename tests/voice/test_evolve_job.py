@@ -20,6 +20,7 @@ from models.errors import Cancelled
 from models.speech.kokoro import KokoroSpeech
 from models.speech.piper import PiperSpeech
 from models.voice.matching import VoiceMatcher
+from models.voice.naturalness import DnsMos
 from models.voice.resemblyzer import ResemblyzerEncoder
 from pipelines import voice_evolve, voice_evolved
 from pipelines.speech import VoiceChoice, synthesize
@@ -52,7 +53,8 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Engines:
     chains = {"tts": FallbackChain("tts", [kokoro, PiperSpeech(settings)]),
               "voice_encoder": FallbackChain("voice_encoder", [encoder]),
               "voice_converter": FallbackChain("voice_converter",
-                                               [VoiceMatcher(settings, encoder)])}
+                                               [VoiceMatcher(settings, encoder)]),
+              "naturalness": FallbackChain("naturalness", [DnsMos(settings)])}
     return Engines(settings, kokoro, encoder, chains)
 
 

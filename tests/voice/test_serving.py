@@ -166,3 +166,24 @@ def test_both_languages_are_measured_with_crossed_voices_and_distillmos(tmp_path
     assert {"en_joe", "jf_alpha", "jm_kumo"} <= voices_tried
     for record in profile.serving.values():
         check_rule(record)
+
+
+def test_the_evolved_voice_keeps_a_language_only_while_it_sounds_natural() -> None:
+    """The style search climbs nearness alone; its voice serves a language only within the
+    serving rule's drop of the plain voice's naturalness (here a voice under loud hiss)."""
+    from models.voice.naturalness import DnsMos
+    from pipelines.voice_evolved import VERIFY_SENTENCES, natural_languages
+    from pipelines.voice_profiles import Profile
+
+    judge = DnsMos(EngineSettings())
+    said = [Audio(ojt_speech(SENTENCES[i % 3]), RATE) for i in range(len(VERIFY_SENTENCES))]
+    plain = float(np.mean([judge.naturalness(a) for a in said]))
+    profile = Profile(id="openvoice_00000001", name="P", language="ja", created_at="",
+                      updated_at="", serving={"ja": {"plain": {"naturalness": plain}}})
+    serves = {"ja": "evolved", "en": "matched"}
+    kept, heard = natural_languages(serves, said, judge.naturalness, profile)
+    assert kept == serves and abs(heard["ja"] - plain) < 0.5
+    noisy = [Hiss().convert(a, VoiceTarget("x", a)) for a in said]
+    dropped, heard = natural_languages(serves, noisy, judge.naturalness, profile)
+    assert dropped == {"ja": "matched", "en": "matched"}
+    assert heard["ja"] < plain - NATURALNESS_DROP
