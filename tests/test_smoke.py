@@ -8,5 +8,5 @@ def test_get_health_200(client) -> None:
     body = response.json()
     assert body["success"] is True
     assert set(body["data"]["engines"]) == {
-        "tts", "voice_encoder", "voice_converter", "denoise", "person_detection", "cutout",
-        "refiner", "talking_head"}
+        "tts", "voice_encoder", "voice_converter", "denoise", "naturalness",
+        "person_detection", "cutout", "refiner", "talking_head"}
