@@ -94,6 +94,12 @@ def main() -> None:
 
     services = build_services(load_settings(data_dir=Path.cwd() / "data", workers=1))
     services.queue.start_consumer(1, install_signals=False)
+    from pipelines.voice_jobs import warm_up
+
+    started = time.perf_counter()  # what launch.py does in the background at start
+    voices = warm_up(services.chain, services.engine_settings.cache_dir)
+    print(f"warm-up (once per install): {voices} voices in {time.perf_counter() - started:.0f} s",
+          flush=True)
     every = sorted(p.name for p in VOICES.iterdir() if p.is_dir())
     held = {s: unit(np.mean([judge_embedding(load(f).samples, 16000)
                              for f in split_speaker(s)[1]], axis=0)) for s in every}
