@@ -8,7 +8,16 @@ from app.services import Services
 from app.ui import bgm, cache_files, engines, image, jobs, message, prosody, video, voice
 from app.ui import models as models_panel
 from app.ui.owners import login_on
-from app.ui.text import build_i18n, plain, register, request_language, t, tabs_css, toast_css
+from app.ui.text import (
+    build_i18n,
+    plain,
+    register,
+    request_language,
+    t,
+    tabs_css,
+    toast_css,
+    word,
+)
 from app.ui.uploads import StudioBlocks
 
 register(en={"app.logout": "Log out"}, ja={"app.logout": "ログアウト"})
@@ -48,7 +57,7 @@ def footer_text(services: Services, lang: str = "en", show_data_dir: bool = Fals
     data = (f" · {plain('footer.data', lang)}: `{services.settings.data_dir.resolve()}`"
             if show_data_dir else "")
     return (f"{plain('app.name', lang)} {services.version}{data} · "
-            f"{plain('footer.storage', lang)}: {services.storage.name}")
+            f"{plain('footer.storage', lang)}: {word('storage.', services.storage.name, lang)}")
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")

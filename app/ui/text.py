@@ -116,6 +116,7 @@ register(
         "coming_soon": "Coming soon: this tab is being built.",
         "footer.version": "Version", "footer.data": "Data",
         "footer.storage": "storage", "app.name": "Video Message Studio",
+        "storage.local": "this computer", "storage.s3": "S3 object storage",
     },
     ja={
         "app.title": "# ビデオメッセージ・スタジオ",
@@ -127,5 +128,6 @@ register(
         "coming_soon": "準備中：このタブは現在開発中です。",
         "footer.version": "バージョン", "footer.data": "データ",
         "footer.storage": "保存先", "app.name": "ビデオメッセージ・スタジオ",
+        "storage.local": "このコンピュータ", "storage.s3": "S3 オブジェクトストレージ",
     },
 )

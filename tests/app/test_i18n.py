@@ -133,3 +133,11 @@ def test_the_message_tab_says_no_person_in_its_own_words(services) -> None:
             MessageTab(services)._wait(job.id, lang, lambda *a, **k: None)
         assert words in info.value.message and "sensitivity" not in info.value.message
         assert "IMAGE_NO_PERSON" in info.value.message
+
+
+def test_the_footer_names_the_storage_in_the_page_language(services: object) -> None:
+    """"保存先: local" was English on the Japanese page."""
+    from app.ui import footer_text
+
+    assert footer_text(services, "ja").endswith("保存先: このコンピュータ")  # type: ignore[arg-type]
+    assert footer_text(services, "en").endswith("storage: this computer")  # type: ignore[arg-type]
