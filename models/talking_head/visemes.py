@@ -27,7 +27,7 @@ import numpy as np
 from models.base import Speech
 
 ANALYSIS_RATE = 11025
-LOUD_FLOOR = 0.1  # the opening of the quietest syllable, relative to the loudest
+LOUD_FLOOR = 0.2  # the opening of the quietest syllable, relative to the loudest
 OPEN_GAIN = 0.75  # the widest vowel's opening, as a share of the rig's full jaw drop
 JAW_REACH = 0.34  # inner-lip gap (mouth widths) the rig's full ``open`` adds
 PARTING = 0.25  # the least opening of lips that part, on a closed-mouth photo
