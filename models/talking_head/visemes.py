@@ -27,6 +27,7 @@ import numpy as np
 from models.base import Speech
 
 ANALYSIS_RATE = 11025
+SYLLABLE_WINDOW = 0.2  # s: the neighbourhood a syllable's loudness is weighed against
 LOUD_FLOOR = 0.2  # the opening of the quietest syllable, relative to the loudest
 OPEN_GAIN = 0.75  # the widest vowel's opening, as a share of the rig's full jaw drop
 JAW_REACH = 0.34  # inner-lip gap (mouth widths) the rig's full ``open`` adds
@@ -210,6 +211,16 @@ def analyze(speech: Speech, fps: int = 25) -> MouthTrack:
     valid = (f1 > 0) & (f2 > 0)
     f1_scale = np.where(valid, np.clip((f1 - 250.0) / 550.0, 0.0, 1.0), 0.6)
     open_ = open_ * (0.35 + 0.65 * f1_scale)
+    # Syllables: the opening follows the loudness *against its neighbourhood* (the dip
+    # between two syllables closes the jaw part way even when both are loud), so a loud
+    # phrase is not one held-open mouth.
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    reach = max(3, int(round(SYLLABLE_WINDOW * fps)) | 1)
+    trough = minimum_filter1d(envelope, reach, mode="nearest")
+    crest = maximum_filter1d(envelope, reach, mode="nearest")
+    dip = np.clip((crest - envelope) / np.maximum(crest - trough, 0.15), 0.0, 1.0)
+    open_ = open_ * (1.0 - 0.7 * dip)  # a held vowel (no dip near it) stays open
     spread = np.where(valid, _sigmoid((f2 - 1750.0) / 180.0), 0.0) * np.clip(envelope * 2, 0, 1)
     round_ = np.where(valid & (f1 < 650), _sigmoid((1150.0 - f2) / 150.0), 0.0)
     round_ = round_ * np.clip(envelope * 2, 0, 1)
@@ -233,7 +244,7 @@ def _finish(open_: np.ndarray, spread: np.ndarray, round_: np.ndarray, close: np
         return np.r_[a[lead:], np.repeat(a[-1:], lead)] if lead and len(a) > lead else a
 
     k = 0.65 * 25.0 / fps
-    open_ = _smooth(early(open_), min(1.0, k), min(1.0, k * 0.5))
+    open_ = _smooth(early(open_), min(1.0, k), min(1.0, k * 0.9))
     spread = _smooth(early(spread), min(1.0, k * 0.8), min(1.0, k * 0.6))
     round_ = _smooth(early(round_), min(1.0, k * 0.8), min(1.0, k * 0.6))
     # Lips close a little before the sound and stay closed through it.
