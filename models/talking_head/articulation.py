@@ -68,18 +68,18 @@ VISEMES: dict[str, Viseme] = {
 # espeak (Piper, Kokoro English): IPA, one symbol per token.
 _SYMBOLS: dict[str, str] = {}
 for _key, _symbols in {
-    "a": "a A ɑ æ ʌ ɐ aː ɑː ä ᴀ",
-    "e": "e E ɛ eː ɛː ɜ ɜː œ ø",
-    "i": "i I ɪ iː y ʏ ɨ",
-    "o": "o O ɔ ɒ oː ɔː ɵ",
-    "u": "u U ɯ ʊ uː ɯː ʉ",
-    "schwa": "ə ɚ ᵊ ɐ̃",
-    "m": "m b p my by py ɱ",
-    "f": "f v ɸ β",
+    "a": "a A ɑ æ ʌ ɐ aː ɑː ä ᴀ ɶ",
+    "e": "e E ɛ eː ɛː ɜ ɜː œ ø ε",
+    "i": "i I ɪ iː y ʏ",
+    "o": "o O ɔ ɒ oː ɔː ɵ ɤ",
+    "u": "u U ɯ ʊ uː ɯː ʉ ɨ ᵝ",  # ɨ: Kokoro's Japanese "su", "tsu" (unrounded u)
+    "schwa": "ə ɚ ᵊ ɐ̃ ᵻ ɘ ɞ",
+    "m": "m b p my by py ɱ ɓ ʙ ʘ",
+    "f": "f v ɸ β ʋ ⱱ",
     "w": "w ʍ ɥ ɰ",
-    "sh": "sh ch j zh ʃ ʒ ɕ ʑ ʨ ʥ tʃ dʒ ʧ ʤ",
-    "t": "t d n s z l r ɾ ɹ ts ʦ ʣ θ ð ɬ nj ny ɲ dy ty N ɴ",
-    "k": "k g ɡ ŋ h ç x ɣ ʔ q ky gy hy ry y j̃ ʝ",
+    "sh": "sh ch j zh ʃ ʒ ɕ ʑ ʨ ʥ tʃ dʒ ʧ ʤ ꭧ ɧ",
+    "t": "t d n s z l r ɾ ɹ ts ʦ ʣ θ ð ɬ nj ny ɲ dy ty N ɴ ɫ ɖ ʈ ɳ ɽ ɭ ɺ ɻ ɮ ʂ ʐ ɗ ʎ",
+    "k": "k g ɡ ŋ h ç x ɣ ʔ q ky gy hy ry y j̃ ʝ c ɟ ɦ χ ʁ ʀ ɢ ħ ʕ ʜ ʢ ʡ ɠ ʛ ʄ ʟ",
 }.items():
     for _s in _symbols.split():
         _SYMBOLS.setdefault(_s, _key)
