@@ -58,8 +58,8 @@ VISEMES: dict[str, Viseme] = {
     "f": Viseme(0.05, 0.1, 0.0, 0.7, 0.9),  # f v: the lower lip under the upper teeth
     "w": Viseme(0.12, 0.0, 1.0, 0.2, 0.85),  # w: rounded, nearly closed
     "sh": Viseme(0.3, 0.0, 0.7, 0.1, 0.6),  # sh ch j zh: lips forward
-    "t": Viseme(0.35, 0.3, 0.0, 0.1, 0.4),  # t d n s z l r th: the jaw half up, lips apart
-    "k": Viseme(0.55, 0.0, 0.0, 0.0, 0.2),  # k g ng h y: the tongue works, the jaw follows
+    "t": Viseme(0.45, 0.3, 0.0, 0.0, 0.35),  # t d n s z l r th: the jaw half up, lips apart
+    "k": Viseme(0.65, 0.0, 0.0, 0.0, 0.15),  # k g ng h y: the tongue works, the jaw follows
     "rest": Viseme(0.0, 0.0, 0.0, 1.0, 0.5),  # silence: lips together
 }
 
