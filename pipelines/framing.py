@@ -27,6 +27,8 @@ ASPECTS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "9:16": (9, 16), "16:9": (
 # How much of the frame's height the face takes, per aspect (tall frames show more body).
 FACE_SHARE = {"1:1": 0.30, "9:16": 0.22, "16:9": 0.34}
 EYE_LINE = 0.40
+CROWN_ABOVE_EYES = 0.95  # top of the head (hair included) above the eyes, in face heights
+HEAD_MARGIN = 0.03  # of the content's height, kept above the crown
 MIN_SIZE, MAX_SIZE, MAX_PADDING = 128, 2048, 500
 
 
@@ -142,7 +144,8 @@ def layout(options: FramingOptions, face: Box | None, eyes: Eyes | None, person:
     the bottom edge as in any head-and-shoulders shot) shows the face at FACE_SHARE of the
     height, centred, eyes at EYE_LINE. ``span`` (source px) must fit across 90% of the width
     (several people). When the person reaches the photo's bottom edge, the frame zooms in
-    rather than show the empty space below the photo.
+    rather than show the empty space below the photo, but never so far that the top of a
+    head the photo shows leaves the frame.
     """
     width, height = options.canvas
     pad = options.padding
@@ -155,6 +158,12 @@ def layout(options: FramingOptions, face: Box | None, eyes: Eyes | None, person:
         room = (source_height - eye_y) / ((1 - EYE_LINE) * ch)
         if room > 0:
             scale = min(scale, room)
+    # The whole head, whenever the photo shows it: that zoom (or a span) must not push the
+    # crown (hair included, estimated above the eyes) past the top edge; a photo that cuts
+    # the head itself is framed as before.
+    crown = eye_y - CROWN_ABOVE_EYES * face_h
+    if crown >= 0:
+        scale = max(scale, (eye_y - crown) / max((EYE_LINE - HEAD_MARGIN) * ch, 1.0))
     return scale, cx - cw * scale / 2, eye_y - EYE_LINE * ch * scale, cw, ch, pad
 
 

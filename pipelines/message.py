@@ -37,7 +37,6 @@ from pipelines.message_outputs import (
     VoiceOutput,
     need,
     passed_over,
-    stretched,
 )
 from pipelines.message_request import NO_MUSIC, MessageRequest
 from pipelines.scratch import SUBTITLES_PREFIX, scratch_folder
@@ -207,7 +206,8 @@ def prosody_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> P
     adjusted, report = adjust(voice, {"emotion": emotion}, progress=ctx.progress)
     key = ctx.storage.put(ctx.new_key("prosody", "wav"), encode_wav(adjusted))
     scale = (adjusted.duration / voice.duration) if voice.duration else 1.0
-    return ProsodyOutput(key, emotion, report.changes, adjusted.duration, scale)
+    return ProsodyOutput(key, emotion, report.changes, adjusted.duration, scale,
+                         time_map=report.time_map)
 
 
 @message_stage(lambda r: 2.0)
@@ -249,7 +249,6 @@ def video_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> Vid
     prosody_out = need(done.prosody, "prosody")
     music = done.bgm
     voice = _load_audio(ctx, prosody_out.prosody_key)
-    scale = prosody_out.time_scale
     lead = music.lead_in if music else QUIET_LEAD_IN
     soundtrack = _load_audio(ctx, music.mix_key) if music else None
     # Lips follow the voice alone; the face idles through the lead-in and tail.
@@ -267,8 +266,8 @@ def video_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> Vid
         from pipelines.loudness import normalize
 
         track, _ = normalize(track)
-    speech = Speech(track, sentences=stretched(voice_out.sentences, scale, lead),
-                    phonemes=stretched(voice_out.phonemes, scale, lead))
+    speech = Speech(track, sentences=prosody_out.timed(voice_out.sentences, lead),
+                    phonemes=prosody_out.timed(voice_out.phonemes, lead))
     image_out = need(done.image, "image")
     portrait = Image.open(io.BytesIO(ctx.storage.get(image_out.portrait_key)))
     portrait.load()

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
+
 from models.base import Timing
 
 TimingRows = list[list[Any]]  # [[start, end, text], ...]: how timings sit in JSON
@@ -115,17 +117,36 @@ class ProsodyOutput:
     duration: float = 0.0
     time_scale: float = 1.0  # reshaped length / synthesized length (timings stretch by it)
     backend: str = "rubberband+praat"
+    # (synthesized s, reshaped s) knots: pauses change by whole amounts, so timings follow
+    # this map when it is there (a uniform ``time_scale`` drifted by each pause's change)
+    time_map: tuple[tuple[float, float], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"prosody_key": self.prosody_key, "emotion": self.emotion,
                 "changes": dict(self.changes), "duration": round(self.duration, 3),
-                "time_scale": self.time_scale, "backend": self.backend}
+                "time_scale": self.time_scale, "backend": self.backend,
+                "time_map": [list(k) for k in self.time_map]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProsodyOutput:
         return cls(str(data["prosody_key"]), str(data["emotion"]), dict(data.get("changes") or {}),
                    float(data.get("duration") or 0.0), float(data.get("time_scale", 1.0)),
-                   str(data.get("backend") or "rubberband+praat"))
+                   str(data.get("backend") or "rubberband+praat"),
+                   tuple((float(a), float(b)) for a, b in data.get("time_map") or ()))
+
+    def timed(self, items: Sequence[Timing], shift: float = 0.0) -> tuple[Timing, ...]:
+        """Timings said over the synthesized voice, where the reshaped voice says them
+        (then moved by ``shift`` seconds)."""
+        if len(self.time_map) < 2:
+            return stretched(items, self.time_scale, shift)
+        xs = np.array([k[0] for k in self.time_map])
+        ys = np.array([k[1] for k in self.time_map])
+
+        def at(t: float) -> float:
+            if t >= xs[-1]:  # past the last knot: the tempo's slope
+                return float(ys[-1] + (t - xs[-1]) * self.time_scale)
+            return float(np.interp(t, xs, ys))
+        return tuple(Timing(at(t.start) + shift, at(t.end) + shift, t.text) for t in items)
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,11 @@ RANGES: dict[str, tuple[float, float]] = ranges(
 # --------------------------------------------------------------------------- the report
 
 
+TimeMap = tuple[tuple[float, float], ...]
+"""Knots (input seconds, output seconds) of a piecewise-linear map of times through a change
+of the audio's timing: a phoneme said at t is said at ``np.interp(t, *zip(*knots))`` after."""
+
+
 @dataclass
 class ProsodyReport:
     emotion: str
@@ -188,10 +193,14 @@ class ProsodyReport:
     limiter_db: float = 0.0
     notes: list[str] = field(default_factory=list)
     ignored: tuple[str, ...] = ()
+    time_map: TimeMap = ()
+    """Where each moment of the input is in the output (pauses and tempo): timings said
+    over the input (phonemes for lip-sync) follow it. Not part of the API's record."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["ignored"] = list(self.ignored)
+        data.pop("time_map")
         return data
 
 
@@ -335,24 +344,41 @@ def scale_pauses(audio: Audio, factor: float, edge: float = 0.05,
                  fade: float = 0.01) -> tuple[Audio, int]:
     """Lengthen (factor > 1) or shorten the pauses between phrases; the ``edge`` seconds at
     either side of each pause (breath, decay) stay as they are. Returns (audio, pauses)."""
+    out, count, _ = scale_pauses_mapped(audio, factor, edge, fade)
+    return out, count
+
+
+def scale_pauses_mapped(audio: Audio, factor: float, edge: float = 0.05,
+                        fade: float = 0.01) -> tuple[Audio, int, TimeMap]:
+    """:func:`scale_pauses`, plus where every moment of the input lands in the output (the
+    speech between pauses moves by whole pause changes, not by a uniform scale)."""
     spans = find_pauses(audio)
+    identity: TimeMap = ((0.0, 0.0), (audio.duration, audio.duration))
     if abs(factor - 1) < 1e-6 or not spans:
-        return audio, len(spans)
+        return audio, len(spans), identity
     rate = audio.sample_rate
     keep, xfade = int(edge * rate), int(fade * rate)
     pieces: list[np.ndarray] = []
     cursor = 0
+    written = 0  # samples out so far
+    knots: list[tuple[float, float]] = [(0.0, 0.0)]
     x = audio.samples
     for start, end in spans:
         core_start, core_end = start + keep, end - keep
         if core_end - core_start <= 2 * xfade:
             continue
         pieces.append(x[cursor:core_start])
+        written += core_start - cursor
+        knots.append((core_start / rate, written / rate))
         core = x[core_start:core_end]
         pieces.append(_resize_quiet(core, int(round(core.size * factor)), xfade))
+        written += pieces[-1].size
+        knots.append((core_end / rate, written / rate))
         cursor = core_end
     pieces.append(x[cursor:])
-    return Audio(np.concatenate(pieces).astype(np.float32), rate), len(spans)
+    written += x.size - cursor
+    knots.append((x.size / rate, written / rate))
+    return Audio(np.concatenate(pieces).astype(np.float32), rate), len(spans), tuple(knots)
 
 
 def apply_energy(audio: Audio, gain: float, ceiling_db: float = PEAK_CEILING_DB
@@ -388,11 +414,13 @@ def adjust(audio: Audio, params: ProsodyParams | Mapping[str, Any] | None = None
     if note:
         notes.append(note)
     progress(0.35, "pauses")
-    audio, pauses_found = scale_pauses(audio, values["pauses"])
+    audio, pauses_found, knots = scale_pauses_mapped(audio, values["pauses"])
     if abs(values["pauses"] - 1) > 1e-6 and pauses_found == 0:
         notes.append("pauses unchanged: no pause between phrases found")
     progress(0.5, "pitch_tempo")
+    paused = audio.duration
     audio = change_pitch_and_tempo(audio, values["pitch_shift"], values["time_stretch"])
+    tempo = audio.duration / paused if paused else 1.0  # the stretch as it came out
     progress(0.9, "energy")
     audio, reduction = apply_energy(audio, values["energy_boost"], ceiling)
     progress(1.0, "done")
@@ -404,7 +432,8 @@ def adjust(audio: Audio, params: ProsodyParams | Mapping[str, Any] | None = None
         emotion=emotion, applied={k: round(v, 4) for k, v in values.items()}, changes=changes,
         original_duration=round(original, 3), duration=round(audio.duration, 3),
         pauses_found=pauses_found, limiter_db=round(reduction, 2), notes=notes,
-        ignored=params.ignored)
+        ignored=params.ignored,
+        time_map=tuple((round(a, 4), round(b * tempo, 4)) for a, b in knots))
     return audio, report
 
 
@@ -421,4 +450,5 @@ def param_fields() -> list[str]:
 
 __all__ = ["EMOTION_PRESETS", "RANGES", "ProsodyParams", "ProsodyReport", "adjust",
            "auto_emotion", "change_pitch_and_tempo", "db_to_gain", "describe", "f0_track",
-           "find_pauses", "presets_table", "scale_intonation", "scale_pauses"]
+           "find_pauses", "presets_table", "scale_intonation", "scale_pauses",
+           "scale_pauses_mapped"]

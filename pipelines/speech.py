@@ -423,10 +423,25 @@ def convert_to_profile(speech: Speech, profile: Profile, profiles: ProfileStore,
     peak = float(np.max(np.abs(speech.audio.samples))) if speech.audio.duration else 0.0
     samples = normalize_peak(audio.samples, peak) if peak > 0 else audio.samples
     converted = replace(speech, audio=Audio(samples, audio.sample_rate))
+    converted = _timeline_kept(speech, converted)
     engine: VoiceConverter = converters.get(result.backend)
     report = ConversionReport(result.backend, result.attempts, label=engine.method,
                               duration_s=round(time.perf_counter() - started, 3))
     return converted, report
+
+
+def _timeline_kept(source: Speech, converted: Speech) -> Speech:
+    """The source's sentence and phoneme timings on the converted audio (lip-sync reads
+    them). Converters keep the source's timing; one whose output runs longer or shorter
+    (by more than 1 %) has its timings scaled to match rather than left to drift."""
+    before, after = source.audio.duration, converted.audio.duration
+    if not before or abs(after / before - 1.0) <= 0.01:
+        return converted
+    from pipelines.message_outputs import stretched
+
+    k = after / before
+    return replace(converted, sentences=stretched(source.sentences, k),
+                   phonemes=stretched(source.phonemes, k))
 
 
 def _declined_converter(profile: Profile) -> str | None:

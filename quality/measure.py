@@ -4,6 +4,20 @@ Why these: they are what a viewer notices first. A face that comes and goes, a h
 the frame's edge, lips that move out of step with the voice or not at all, a picture that
 freezes while the voice runs on, a message too quiet, clipped, silent or with music where
 none was asked for, and a picture and sound of different lengths.
+
+The lips are judged over the *speech frames only*, found by a voice-activity detector
+(Silero VAD, its weights inside the ``silero-vad`` wheel, as the THEval benchmark finds
+them): the still face of the lead-in, the tail and long pauses said nothing about the
+articulation, yet a correlation over them rewarded any mouth that was closed in silence and
+open in speech. Three lip measures, all over those frames:
+
+- THEval's lip-sync measure (Newbyl/THEval, ``Synchronization/lip_sync.py``): the inner-lip
+  gap (mean of 8 upper and 8 lower inner-lip points) over the interocular distance, and the
+  RMS of 50 ms windows, each min-max normalised over the speech frames; ``m`` is the mean
+  absolute difference. Real video gives 0.2528 and the score is ``1 - |m - 0.2528| / 0.2528``
+  (a mouth that only mirrors loudness scores low too: real lips are not an envelope).
+- Pearson r of that gap and that loudness.
+- The offset where they correlate best (negative: the lips lead the sound).
 """
 
 from __future__ import annotations
@@ -20,21 +34,35 @@ import numpy as np
 from quality.decode import Media, decode
 
 # Face-mesh landmarks the measures read: forehead top, chin, inner lips (upper, lower),
-# mouth corners.
+# mouth corners; then THEval's inner-lip rows and eye corners.
 FOREHEAD, CHIN, LIP_UP, LIP_LOW, CORNER_R, CORNER_L = 10, 152, 13, 14, 61, 291
-KEEP = [FOREHEAD, CHIN, LIP_UP, LIP_LOW, CORNER_R, CORNER_L]
+THEVAL_UPPER = [191, 80, 81, 82, 13, 312, 311, 310]
+THEVAL_LOWER = [95, 88, 178, 87, 14, 317, 402, 318]
+THEVAL_EYES = [33, 133, 362, 263]  # (right outer, right inner), (left inner, left outer)
+KEEP = [FOREHEAD, CHIN, LIP_UP, LIP_LOW, CORNER_R, CORNER_L, *THEVAL_UPPER, *THEVAL_LOWER,
+        *THEVAL_EYES]
+_UP = slice(6, 14)
+_LOW = slice(14, 22)
+_EYE_R, _EYE_L = slice(22, 24), slice(24, 26)
+THEVAL_REAL = 0.2528  # THEval's mean difference of real video
+THEVAL_GOAL = 0.95
+RMS_SECONDS = 0.05
 # The hair above the mesh's top point, as a share of the forehead-to-chin length (an adult's
 # crown sits ~0.3 of that above the hairline); used for the informational "crown" margin.
 CROWN = 0.3
 MAX_LAG_FRAMES = 10
-MIN_LIP_SECONDS = 2.0  # of voice, for the lip checks to be judged
+MIN_LIP_SECONDS = 2.0  # of speech frames: less is too little to judge the lips (a failure)
+LIPS_R_GOAL = 0.3
+LAG_GOAL_MS = (-120.0, 40.0)  # lips up to 120 ms early, at most 40 ms late
 
 GOALS: dict[str, str] = {
     "face": "face found in >= 95 % of frames",
     "head": "forehead top >= 5 % below the top edge and chin above the bottom, every frame",
-    "lips": "inner-lip gap follows the voice envelope over the speech: Pearson r >= 0.3 "
-            "(judged from 2 s of voice)",
-    "lag": "audio/video lag by cross-correlation |lag| <= 40 ms",
+    "lips": "inner-lip gap follows the 50 ms loudness over the speech frames (VAD): "
+            "Pearson r >= 0.3 (at least 2 s of speech)",
+    "lag": "best offset of lips vs loudness over the speech frames: lips 120 ms early to "
+           "40 ms late",
+    "theval": "THEval lip-sync score 1 - |m - 0.2528| / 0.2528 >= 0.95 over the speech frames",
     "frozen": "no 1 s of identical frames while the voice is active (pauses < 0.5 s in)",
     "loudness": "integrated loudness -16 +/- 1 LUFS",
     "peak": "true peak (4x oversampled) <= -1 dBTP",
@@ -72,6 +100,9 @@ class Report:
     gap: np.ndarray  # inner-lip gap / face length per frame (NaN where no face)
     envelope: np.ndarray  # voice-band RMS per frame
     active: np.ndarray  # voice active per frame
+    speech: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # VAD speech frames
+    openness: np.ndarray = field(default_factory=lambda: np.zeros(0))  # THEval lip gap
+    rms: np.ndarray = field(default_factory=lambda: np.zeros(0))  # 50 ms RMS per frame
     info: dict[str, float] = field(default_factory=dict)
     media: Media | None = field(default=None, repr=False)
 
@@ -148,6 +179,101 @@ def voice_activity(env: np.ndarray) -> tuple[np.ndarray, float]:
     return (db > max(min(bed + 12.0, loud - 25.0), -50.0)), bed
 
 
+_VAD_LOCK = threading.Lock()
+_VAD: list[object] = []
+
+
+def speech_frames(mono: np.ndarray, rate: int, fps: float, frames: int) -> np.ndarray:
+    """Frames inside speech as Silero VAD finds it (its default settings, 16 kHz), marked
+    the way THEval marks them: ``int(start * fps)`` through ``int(end * fps)``."""
+    import torch
+    from scipy.signal import resample_poly
+    from silero_vad import get_speech_timestamps, load_silero_vad
+
+    out = np.zeros(frames, bool)
+    if mono.size < rate // 10 or frames == 0:
+        return out
+    g = math.gcd(rate, 16000)
+    wav = resample_poly(mono.astype(np.float64), 16000 // g, rate // g).astype(np.float32)
+    with _VAD_LOCK:
+        if not _VAD:
+            _VAD.append(load_silero_vad(onnx=True))
+        spans = get_speech_timestamps(torch.from_numpy(wav), _VAD[0], sampling_rate=16000,
+                                      return_seconds=True)
+    for span in spans:
+        start, end = int(float(span["start"]) * fps), int(float(span["end"]) * fps)
+        out[max(start, 0):min(end + 1, frames)] = True
+    return out
+
+
+def rms_50ms(mono: np.ndarray, rate: int, fps: float, frames: int) -> np.ndarray:
+    """RMS of 50 ms windows (hop 50 ms, centred), read at each frame's start time (THEval)."""
+    import librosa
+
+    if mono.size == 0:
+        return np.zeros(frames)
+    hop = int(rate * RMS_SECONDS)
+    rms = librosa.feature.rms(y=mono.astype(np.float32), frame_length=hop, hop_length=hop)[0]
+    times = librosa.frames_to_time(np.arange(len(rms)), sr=rate, hop_length=hop)
+    series: np.ndarray = np.interp(np.arange(frames) / fps, times, rms)
+    return series
+
+
+def lip_openness(lm: np.ndarray) -> np.ndarray:
+    """THEval's mouth openness per frame: vertical distance of the mean upper and mean lower
+    inner-lip points over the horizontal distance of the eyes' centres (NaN: no face)."""
+    upper = lm[:, _UP, 1].mean(axis=1)
+    lower = lm[:, _LOW, 1].mean(axis=1)
+    eyes = np.abs(lm[:, _EYE_L, 0].mean(axis=1) - lm[:, _EYE_R, 0].mean(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        opening: np.ndarray = np.where(eyes > 0, np.abs(upper - lower) / eyes, np.nan)
+    return opening
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    scaled: np.ndarray = (x - np.min(x)) / (np.max(x) - np.min(x) + 1e-8)
+    return scaled
+
+
+def theval_difference(openness: np.ndarray, rms: np.ndarray, speech: np.ndarray) -> float:
+    """THEval's ``m``: mean |openness - loudness| over the speech frames that show a face,
+    both min-max normalised over those frames (NaN when fewer than 2)."""
+    mask = speech & np.isfinite(openness)
+    if mask.sum() < 2:
+        return math.nan
+    return float(np.mean(np.abs(_minmax(openness[mask]) - _minmax(rms[mask]))))
+
+
+def theval_score(m: float) -> float:
+    """``1 - |m - 0.2528| / 0.2528``: 1 for the mean difference of real video."""
+    return 1.0 - abs(m - THEVAL_REAL) / THEVAL_REAL
+
+
+def best_offset_ms(lips: np.ndarray, sound: np.ndarray, mask: np.ndarray, fps: float,
+                   reach: int = MAX_LAG_FRAMES) -> tuple[float, float]:
+    """(offset ms, r there): the shift of the lips against the sound where they correlate
+    best, using only pairs of frames that are both in ``mask`` (speech, a face); positive:
+    the lips come late. Refined by a parabola through the peak and its neighbours."""
+    n = len(lips)
+    ok = mask & np.isfinite(lips)
+    corr = []
+    for k in range(-reach, reach + 1):
+        i = np.arange(max(0, -k), min(n, n - k))
+        keep = ok[i] & ok[i + k]
+        corr.append(_pearson(lips[i + k][keep], sound[i][keep]) if keep.sum() >= 3 else math.nan)
+    values = np.array(corr)
+    if not np.isfinite(values).any():
+        return math.nan, math.nan
+    j = int(np.nanargmax(values))
+    shift = float(j - reach)
+    if 0 < j < len(values) - 1 and np.isfinite(values[j - 1:j + 2]).all():
+        y0, y1, y2 = values[j - 1], values[j], values[j + 1]
+        den = y0 - 2 * y1 + y2
+        if abs(den) > 1e-12:
+            shift += float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
+    return shift * 1000.0 / fps, float(values[j])
+
+
 def speaking(active: np.ndarray, fps: float, bridge: float = 0.5) -> np.ndarray:
     """Voice activity with the pauses between words (up to ``bridge`` s) filled in."""
     out = active.copy()
@@ -178,38 +304,10 @@ def loudness(audio: np.ndarray, rate: int) -> float:
 
 # ------------------------------------------------------------------------------ helpers
 
-def _fill(x: np.ndarray) -> np.ndarray:
-    """Linear interpolation over NaNs (frames without a face)."""
-    ok = np.isfinite(x)
-    if ok.all() or not ok.any():
-        return x
-    idx = np.arange(len(x))
-    return np.interp(idx, idx[ok], x[ok])
-
-
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 3 or np.std(a) < 1e-9 or np.std(b) < 1e-9:
         return math.nan
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def lag_ms(gap: np.ndarray, env: np.ndarray, fps: float) -> float:
-    """Picture delay behind the sound (ms; negative: the lips lead) at the peak of the
-    cross-correlation, refined by a parabola through the peak and its neighbours."""
-    a = (gap - gap.mean()) / (gap.std() + 1e-12)
-    b = (env - env.mean()) / (env.std() + 1e-12)
-    n = len(a)
-    lags = list(range(-MAX_LAG_FRAMES, MAX_LAG_FRAMES + 1))
-    corr = np.array([float(np.dot(a[max(k, 0):n + min(k, 0)], b[max(-k, 0):n - max(k, 0)]))
-                     / max(n - abs(k), 1) for k in lags])
-    i = int(np.argmax(corr))
-    shift = float(lags[i])
-    if 0 < i < len(lags) - 1:
-        y0, y1, y2 = corr[i - 1], corr[i], corr[i + 1]
-        den = y0 - 2 * y1 + y2
-        if abs(den) > 1e-12:
-            shift += float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
-    return shift * 1000.0 / fps
 
 
 def _longest(mask: np.ndarray) -> int:
@@ -280,31 +378,34 @@ def measure(path: str | Path, *, text: str | None = None, music: bool | None = N
     env = envelope(mono, media.rate, fps, n)
     active, bed = voice_activity(env)
     gap = np.linalg.norm(lm[:, 2] - lm[:, 3], axis=1) / np.where(found, length, np.nan)
-    filled = _fill(gap)
-    # Lips are compared with the sound over the speech (pauses in, 0.4 s either side): the
-    # music of the lead-in and tail is sound the lips must not follow.
-    span = np.zeros(n, bool)
-    if active.any():
-        idx = np.nonzero(active)[0]
-        pad = int(round(0.4 * fps))
-        span[max(idx[0] - pad, 0):idx[-1] + pad + 1] = True
-    if found[span].sum() >= 3 and active.any():
-        r = _pearson(filled[span], env[span])
-        lag = lag_ms(filled[span], env[span], fps)
-    else:
-        r, lag = math.nan, math.nan
-    voice_s = float(active.sum()) / fps
-    if voice_s < MIN_LIP_SECONDS and active.any():
-        # A phrase of a second or so is one breath of near-constant voicing: its envelope
-        # has too little shape for a correlation to mean anything either way.
-        note = f"only {voice_s:.1f} s of voice: not judged"
-        checks["lips"] = Check("lips", None if math.isnan(r) else r, True, note)
-        checks["lag"] = Check("lag", None if math.isnan(lag) else lag, True, note)
-    else:
+    # The lips, judged over the speech frames alone (see the module's notes).
+    said = speech_frames(mono, media.rate, fps, n)
+    opening = lip_openness(lm)
+    rms = rms_50ms(mono, media.rate, fps, n)
+    judged = said & np.isfinite(opening)
+    speech_s = float(judged.sum()) / fps
+    info["speech"] = speech_s
+    if speech_s >= MIN_LIP_SECONDS:
+        r = _pearson(opening[judged], rms[judged])
+        lag, _ = best_offset_ms(opening, rms, judged, fps)
+        m = theval_difference(opening, rms, said)
+        score = theval_score(m) if math.isfinite(m) else math.nan
+        info["theval_m"] = m
         checks["lips"] = Check("lips", None if math.isnan(r) else r,
-                               not math.isnan(r) and r >= 0.3)
+                               not math.isnan(r) and r >= LIPS_R_GOAL,
+                               f"over {speech_s:.1f} s of speech")
         checks["lag"] = Check("lag", None if math.isnan(lag) else lag,
-                              not math.isnan(lag) and abs(lag) <= 40.0)
+                              not math.isnan(lag) and LAG_GOAL_MS[0] <= lag <= LAG_GOAL_MS[1],
+                              "ms, negative: the lips lead")
+        checks["theval"] = Check("theval", None if math.isnan(score) else score,
+                                 not math.isnan(score) and score >= THEVAL_GOAL, f"m {m:.4f}")
+    else:
+        # Too little speech to say anything about the lips: a failure, not a pass (a test
+        # that wants its lips judged says enough).
+        note = f"only {speech_s:.1f} s of speech with a face: too little to judge the lips"
+        for name in ("lips", "lag", "theval"):
+            checks[name] = Check(name, None, False, note)
+    voice_s = float(active.sum()) / fps
 
     small = media.frames[:, ::4, ::4].astype(np.int16) if n else media.frames
     diffs = np.abs(np.diff(small, axis=0)).mean(axis=(1, 2, 3)) if n > 1 else np.zeros(0)
@@ -356,15 +457,17 @@ def measure(path: str | Path, *, text: str | None = None, music: bool | None = N
     if text is not None:
         ok, rate = _speech_rate_ok(text, end - start)
         checks["rate"] = Check("rate", rate, ok and end > start, "characters per second")
-    return Report(str(path), (w, h), fps, checks, lm, gap, env, active, info,
-                  media if keep_media else None)
+    return Report(str(path), (w, h), fps, checks, lm, gap, env, active, said, opening, rms,
+                  info, media if keep_media else None)
 
 
 # -------------------------------------------------------------------------------- table
 
 COLUMNS = [("face %", "face", "{:.0f}"), ("fore %", "forehead", "{:.1f}"),
            ("crown %", "crown", "{:.1f}"), ("chin %", "chin", "{:.1f}"),
-           ("lip r", "lips", "{:.2f}"), ("lag ms", "lag", "{:+.0f}"),
+           ("speech s", "speech", "{:.1f}"), ("THEval", "theval", "{:.3f}"),
+           ("m", "theval_m", "{:.3f}"), ("lip r", "lips", "{:.2f}"),
+           ("lag ms", "lag", "{:+.0f}"),
            ("frozen s", "frozen", "{:.2f}"), ("LUFS", "loudness", "{:.1f}"),
            ("dBTP", "peak", "{:.1f}"), ("voice s", "voice", "{:.1f}"),
            ("music dB", "music", "{:.0f}"), ("dur diff", "duration", "{:.3f}")]

@@ -2,8 +2,10 @@
 
 Row by row: 12 frames spread over the message (the 5 % line the forehead must stay below in
 red, the forehead and chin the harness found as dots); the six most closed and six most open
-mouths while the voice is active (closed visemes are where a painted patch or a seam would
-show); the lip gap (green) over the voice envelope (grey) for the whole message.
+mouths inside the speech (closed visemes are where a painted patch or a seam would show);
+twelve consecutive mouths from the middle of the speech (syllables: the lips should open and
+close, never hold); THEval's lip opening (green) over the 50 ms loudness (grey) for the
+whole message, the speech frames the VAD found underlined in blue.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def contact_sheet(path: str | Path, output: str | Path, report: Report | None = 
     h_thumb = int(round(THUMB * frames.shape[1] / frames.shape[2])) if n else THUMB
     label_h, plot_h, mouth = 16, 120, THUMB
     width = cols * THUMB
-    height = 24 + 2 * (h_thumb + label_h) + 2 * (mouth + label_h) + plot_h + 10
+    strip = THUMB // 2
+    height = 24 + 2 * (h_thumb + label_h) + 2 * (mouth + label_h) + 2 * (strip + label_h) \
+        + plot_h + 10
     sheet = Image.new("RGB", (width, height), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     verdict = ", ".join(report.failed) or "all checks pass"
@@ -69,7 +73,8 @@ def contact_sheet(path: str | Path, output: str | Path, report: Report | None = 
                   f"{i / media.fps:5.2f} s  gap {gap:.3f}" if np.isfinite(gap) else
                   f"{i / media.fps:5.2f} s  no face", fill=(220, 220, 220))
     y += 2 * (h_thumb + label_h)
-    speaking = np.nonzero(report.active & np.isfinite(report.gap))[0]
+    said = report.speech if report.speech.size == n else report.active
+    speaking = np.nonzero(said & np.isfinite(report.gap))[0]
     if speaking.size:
         order = speaking[np.argsort(report.gap[speaking])]
         rows = [("closed", order[:cols]), ("open", order[::-1][:cols])]
@@ -82,9 +87,21 @@ def contact_sheet(path: str | Path, output: str | Path, report: Report | None = 
                           f"{name} {i / media.fps:5.2f} s gap {report.gap[i]:.3f}",
                           fill=(220, 220, 220))
     y += 2 * (mouth + label_h)
+    if speaking.size:  # a run of consecutive frames from the middle of the speech
+        middle = int(speaking[len(speaking) // 2])
+        run = [i for i in range(middle - 6, middle + 6) if 0 <= i < n
+               and np.isfinite(report.gap[i])]
+        for k, i in enumerate(run):
+            crop = _mouth(frames[i], report.landmarks[i], strip)
+            x, yy = (k % 12) * strip, y + (k // 12) * (strip + label_h)
+            sheet.paste(crop, (x, yy))
+            draw.text((x + 2, yy + strip + 2), f"{i / media.fps:.2f}", fill=(220, 220, 220))
+    y += 2 * (strip + label_h)
     if n > 1:
-        env = report.envelope / (report.envelope.max() + 1e-12)
-        gap = np.nan_to_num(report.gap, nan=0.0)
+        lips_series = report.openness if report.openness.size == n else report.gap
+        sound = report.rms if report.rms.size == n else report.envelope
+        env = sound / (sound.max() + 1e-12)
+        gap = np.nan_to_num(lips_series, nan=0.0)
         gap = gap / (gap.max() + 1e-12)
         xs = np.linspace(4, width - 4, n)
 
@@ -93,9 +110,14 @@ def contact_sheet(path: str | Path, output: str | Path, report: Report | None = 
                        for x, v in zip(xs, values, strict=True)], fill=colour, width=2)
         line(env, (150, 150, 150))
         line(gap, (60, 220, 90))
-        lips, lag = report.value("lips"), report.value("lag")
-        draw.text((6, y + 2), f"lip gap (green) vs voice envelope (grey): r "
-                  f"{'-' if lips is None else f'{lips:.2f}'}, lag "
+        for x, inside in zip(xs, said, strict=True):
+            if inside:
+                draw.line([(float(x), y + plot_h - 2), (float(x) + 2, y + plot_h - 2)],
+                          fill=(80, 140, 255), width=3)
+        lips, lag, score = report.value("lips"), report.value("lag"), report.value("theval")
+        draw.text((6, y + 2), f"lip opening (green) vs 50 ms loudness (grey), speech frames "
+                  f"(blue): THEval {'-' if score is None else f'{score:.3f}'}, r "
+                  f"{'-' if lips is None else f'{lips:.2f}'}, best offset "
                   f"{'-' if lag is None else f'{lag:+.0f}'} ms", fill=(255, 255, 255))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

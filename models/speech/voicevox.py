@@ -38,7 +38,7 @@ from tenacity import (
 
 from models.base import Audio, EngineSettings, Speech, SpeechRequest, Timing, VoiceInfo
 from models.errors import BackendFailed, BackendUnavailable, InvalidInput, TransientBackendError
-from models.speech.dsp import join, resample_array
+from models.speech.dsp import join, resample_array, trim_bounds
 from models.speech.text import sentence_texts, split_units
 
 OUTPUT_RATE = 24000
@@ -278,9 +278,10 @@ class VoicevoxSpeech:
         query["outputStereo"] = False
         return query
 
-    def _say(self, text: str, style: int, request: SpeechRequest) -> np.ndarray:
+    def _say(self, text: str, style: int, request: SpeechRequest
+             ) -> tuple[np.ndarray, tuple[Timing, ...]]:
         query = self.edit_query(self._query(text, style), request)
-        return _decode_wav(self._synthesis(query, style))
+        return _decode_wav(self._synthesis(query, style)), mora_timings(query)
 
     def synthesize(self, request: SpeechRequest) -> Speech:
         if request.language != "ja":
@@ -296,9 +297,10 @@ class VoicevoxSpeech:
             sentences.setdefault(unit.sentence, []).append(unit.text + unit.end)
         texts = ["".join(parts) for parts in sentences.values()] or [request.text.strip()]
         pieces = []
+        moras: list[tuple[Timing, ...]] = []
         for k, text in enumerate(texts):
             try:
-                samples = self._say(text, style, request)
+                samples, said_timing = self._say(text, style, request)
             except _StaleStyle as exc:
                 # the style id may be stale: refresh /speakers once and decide
                 known = self.speakers(refresh=True)
@@ -312,7 +314,7 @@ class VoicevoxSpeech:
                         raise self._unknown_style(style) from exc
                     style = self._default_style()
                 try:
-                    samples = self._say(text, style, request)
+                    samples, said_timing = self._say(text, style, request)
                 except _StaleStyle as again:
                     raise TransientBackendError(
                         f"VOICEVOX failed twice for style {style}: {again}",
@@ -320,11 +322,47 @@ class VoicevoxSpeech:
                         message_ja="VOICEVOX が合成に失敗しました。", retry_after=30) from again
             gap = 0.5 * request.pause if k < len(texts) - 1 else 0.0
             pieces.append((samples, gap))
+            moras.append(said_timing)
         audio, spans = join(pieces, OUTPUT_RATE)
         written = sentence_texts(request.text)
         said = written if len(written) == len(texts) else texts
         timings = tuple(Timing(s, e, t) for (s, e), t in zip(spans, said, strict=True))
-        return Speech(Audio(audio, OUTPUT_RATE), sentences=timings)
+        phonemes: list[Timing] = []
+        for (samples, _), (start, end), timing in zip(pieces, spans, moras, strict=True):
+            cut = trim_bounds(samples, OUTPUT_RATE)[0] / OUTPUT_RATE  # what join trimmed
+            for ph in timing:
+                a, b = max(start, start + ph.start - cut), min(end, start + ph.end - cut)
+                if b > a:
+                    phonemes.append(Timing(round(a, 4), round(b, 4), ph.text))
+        return Speech(Audio(audio, OUTPUT_RATE), sentences=timings, phonemes=tuple(phonemes))
+
+
+def mora_timings(query: dict[str, Any]) -> tuple[Timing, ...]:
+    """Each consonant and vowel of an AudioQuery with its time in the synthesized audio:
+    the engine says ``prePhonemeLength``, then every mora's ``consonant_length`` and
+    ``vowel_length`` and each accent phrase's ``pause_mora`` (scaled by
+    ``pauseLengthScale``), all divided by ``speedScale``. Symbols as the engine spells them
+    (``k``, ``sh``, ``a``, devoiced ``U``, ``N``, ``cl``): what lip-sync reads."""
+    try:
+        speed = float(query.get("speedScale") or 1.0) or 1.0
+        pause_scale = float(query.get("pauseLengthScale") or 1.0)
+        t = float(query.get("prePhonemeLength") or 0.0) / speed
+        out: list[Timing] = []
+        for phrase in query.get("accent_phrases") or []:
+            for mora in phrase.get("moras") or []:
+                if mora.get("consonant"):
+                    d = float(mora.get("consonant_length") or 0.0) / speed
+                    out.append(Timing(t, t + d, str(mora["consonant"])))
+                    t += d
+                d = float(mora.get("vowel_length") or 0.0) / speed
+                out.append(Timing(t, t + d, str(mora.get("vowel") or "")))
+                t += d
+            pause = phrase.get("pause_mora")
+            if pause:
+                t += float(pause.get("vowel_length") or 0.0) * pause_scale / speed
+    except (TypeError, ValueError, AttributeError):  # an engine's odd query: no timing
+        return ()
+    return tuple(ph for ph in out if ph.end > ph.start and ph.text not in ("", "pau"))
 
 
 def wav_truncated(data: bytes) -> bool:

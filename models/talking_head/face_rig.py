@@ -146,6 +146,10 @@ class Framing:
     center_y: float
 
 
+CROWN_SHARE = 0.5  # top of the head above the forehead point, in forehead-to-chin lengths
+HEAD_MARGIN = 0.03  # of the frame's height, above the crown
+
+
 def framing_for(size: tuple[int, int]) -> Framing:
     w, h = size
     if h > w * 1.2:  # 9:16
@@ -181,6 +185,27 @@ def frame_portrait(rgb: np.ndarray, points: np.ndarray, size: tuple[int, int]
         tx = min(0.0, max(w - sw, tx))
     if sh >= h:
         ty = min(0.0, max(h - sh, ty))
+    # The whole head stays in the frame when the photo shows it: the crown (hair included,
+    # estimated above the mesh's forehead point) keeps a margin below the top edge. Sliding
+    # the photo up to cover the frame, or a face share meant for a close-up, put the top of
+    # the head outside a 16:9 frame although the photo had room above it.
+    crown = float(points[10, 1]) - CROWN_SHARE * face_h
+    if crown >= 0:
+        margin = HEAD_MARGIN * h
+        chin = float(points[152, 1]) + 0.12 * face_h
+        fit = (h - margin) / max(chin - crown, 1.0)  # crown to just under the chin
+        if scale > fit:
+            scale = fit
+            tx = w / 2 - center[0] * scale
+            ty = fr.center_y * h - center[1] * scale
+            sw, sh = iw * scale, ih * scale
+            if sw >= w:
+                tx = min(0.0, max(w - sw, tx))
+            if sh >= h:
+                ty = min(0.0, max(h - sh, ty))
+        top = crown * scale + ty
+        if top < margin:
+            ty += margin - top
     m = np.array([[scale, 0, tx], [0, scale, ty]], dtype=np.float64)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     base = cv2.warpAffine(rgb, m, (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT)

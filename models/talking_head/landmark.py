@@ -22,7 +22,7 @@ from models.errors import Cancelled, InvalidInput
 from models.talking_head.face_rig import FaceRig, FrameControls, detect_landmarks, frame_portrait
 from models.talking_head.idle_motion import IdleTrack, idle_track
 from models.talking_head.mp4 import Mp4Writer
-from models.talking_head.visemes import MouthTrack, frame_count, mouth_track
+from models.talking_head.visemes import MouthTrack, fit_to_photo, frame_count, mouth_track
 
 MIN_SIDE, MAX_SIDE = 64, 1920
 BACKDROP = (232, 228, 222)
@@ -131,7 +131,8 @@ class LandmarkHead:
         points = self.landmarks(rgb)
         base, moved = frame_portrait(rgb, points, size)
         rig = FaceRig(base, moved)
-        mouth = mouth_track(request.speech, request.fps)
+        mouth = fit_to_photo(mouth_track(request.speech, request.fps),
+                             rig.photo_gap / rig.mouth_w)
         n = frame_count(request.speech.audio.duration, request.fps)
         idle = idle_track(n, request.fps, request.seed, rig.face_h, mouth.envelope)
         return Performance(rig, mouth, idle, request.fps)

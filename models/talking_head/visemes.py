@@ -27,6 +27,11 @@ import numpy as np
 from models.base import Speech
 
 ANALYSIS_RATE = 11025
+SYLLABLE_WINDOW = 0.2  # s: the neighbourhood a syllable's loudness is weighed against
+LOUD_FLOOR = 0.2  # the opening of the quietest syllable, relative to the loudest
+OPEN_GAIN = 0.75  # the widest vowel's opening, as a share of the rig's full jaw drop
+JAW_REACH = 0.34  # inner-lip gap (mouth widths) the rig's full ``open`` adds
+PARTING = 0.25  # the least opening of lips that part, on a closed-mouth photo
 BILABIALS = frozenset({"m", "b", "p", "my", "by", "py"})
 VOWEL_SHAPES: dict[str, tuple[float, float, float]] = {
     # vowel: (open, spread, round) — Japanese vowels, with /u/ only lightly rounded
@@ -206,6 +211,16 @@ def analyze(speech: Speech, fps: int = 25) -> MouthTrack:
     valid = (f1 > 0) & (f2 > 0)
     f1_scale = np.where(valid, np.clip((f1 - 250.0) / 550.0, 0.0, 1.0), 0.6)
     open_ = open_ * (0.35 + 0.65 * f1_scale)
+    # Syllables: the opening follows the loudness *against its neighbourhood* (the dip
+    # between two syllables closes the jaw part way even when both are loud), so a loud
+    # phrase is not one held-open mouth.
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    reach = max(3, int(round(SYLLABLE_WINDOW * fps)) | 1)
+    trough = minimum_filter1d(envelope, reach, mode="nearest")
+    crest = maximum_filter1d(envelope, reach, mode="nearest")
+    dip = np.clip((crest - envelope) / np.maximum(crest - trough, 0.15), 0.0, 1.0)
+    open_ = open_ * (1.0 - 0.7 * dip)  # a held vowel (no dip near it) stays open
     spread = np.where(valid, _sigmoid((f2 - 1750.0) / 180.0), 0.0) * np.clip(envelope * 2, 0, 1)
     round_ = np.where(valid & (f1 < 650), _sigmoid((1150.0 - f2) / 150.0), 0.0)
     round_ = round_ * np.clip(envelope * 2, 0, 1)
@@ -229,7 +244,7 @@ def _finish(open_: np.ndarray, spread: np.ndarray, round_: np.ndarray, close: np
         return np.r_[a[lead:], np.repeat(a[-1:], lead)] if lead and len(a) > lead else a
 
     k = 0.65 * 25.0 / fps
-    open_ = _smooth(early(open_), min(1.0, k), min(1.0, k * 0.5))
+    open_ = _smooth(early(open_), min(1.0, k), min(1.0, k * 0.9))
     spread = _smooth(early(spread), min(1.0, k * 0.8), min(1.0, k * 0.6))
     round_ = _smooth(early(round_), min(1.0, k * 0.8), min(1.0, k * 0.6))
     # Lips close a little before the sound and stay closed through it.
@@ -249,46 +264,72 @@ def _finish(open_: np.ndarray, spread: np.ndarray, round_: np.ndarray, close: np
 
 
 def from_phonemes(speech: Speech, fps: int = 25) -> MouthTrack:
-    """Mouth controls from phoneme timing (vowel shapes, m/b/p closures), loudness-scaled."""
-    base = analyze(speech, fps)
-    n = base.frames
+    """Mouth controls from the phoneme timeline (:mod:`~models.talking_head.articulation`):
+    visemes with coarticulation, read ahead of the sound; loudness scales the opening a
+    little; every m/b/p closes the lips on at least one frame."""
+    from models.talking_head.articulation import LEAD, articulate, sample
+
+    env = loudness(speech, fps)
+    n = len(env)
     times = (np.arange(n) + 0.5) / fps
-    open_ = np.zeros(n)
-    spread = np.zeros(n)
-    round_ = np.zeros(n)
-    close = np.zeros(n)
-    spoken = np.zeros(n)
-    for ph in speech.phonemes:
-        symbol = ph.text.strip().lower()
-        lo = int(np.searchsorted(times, ph.start))
-        hi = max(lo + 1, int(np.searchsorted(times, ph.end)))
-        spoken[lo:hi] = 1.0
-        if symbol in BILABIALS:
-            close[lo:hi] = 1.0
-            continue
-        vowel = symbol[-1:] if symbol[-1:] in VOWEL_SHAPES else None
-        if vowel is None:
-            continue
-        o, s, r = VOWEL_SHAPES[vowel]
-        loud = 0.55 if ph.text.strip()[-1:].isupper() else 1.0  # devoiced vowels (pyopenjtalk: "I", "U")
-        open_[lo:hi] = o * loud
-        spread[lo:hi] = s
-        round_[lo:hi] = r
-    # Coarticulation: the jaw does not snap shut on every consonant between two vowels
-    # (t, k, s, n...): a consonant keeps half of its neighbours' opening. Only m/b/p close.
-    vowels = open_ > 0
-    for i in np.nonzero(~vowels & (spoken > 0) & (close == 0))[0]:
-        before = open_[max(i - 3, 0):i][vowels[max(i - 3, 0):i]]
-        after = open_[i + 1:i + 4][vowels[i + 1:i + 4]]
-        if before.size and after.size:
-            open_[i] = 0.5 * min(float(before[-1]), float(after[0]))
-    # Timing says which shape; the sound says whether the mouth moves at all. A vowel whose
-    # sound has died away (a long final "o" fading out, a stretched phrase end) closes with
-    # it: without this the lips stayed open over the silence after each phrase (the quality
-    # harness measured lip r 0.17-0.27 and a +360 ms lag on real messages).
-    voiced = np.clip((base.envelope - 0.1) / 0.3, 0.0, 1.0)
-    gain = np.clip(0.4 + base.envelope, 0.0, 1.0) * voiced
-    return _finish(open_ * gain, spread, round_, close, base.envelope, fps, spoken)
+    ahead = times + LEAD
+    c = articulate(speech.phonemes, speech.audio.duration + LEAD + 1.0 / fps)
+    open_ = sample(c.open, ahead)
+    spread = sample(c.spread, ahead)
+    round_ = sample(c.round, ahead)
+    close = sample(c.close, ahead)
+    # A stressed (louder) syllable opens wider; the loudness is read as far ahead as the
+    # shapes, so it scales the syllable being formed, not the one before it.
+    loud = np.interp(ahead, times, env)
+    open_ = OPEN_GAIN * open_ * (LOUD_FLOOR + (1.0 - LOUD_FLOOR) * loud)
+    for start, end in c.bilabials:  # the lips meet through m/b/p, on one frame at least
+        inside = (ahead >= start) & (ahead <= end)
+        inside[int(np.clip(np.argmin(np.abs(ahead - (start + end) / 2)), 0, n - 1))] = True
+        close[inside] = 1.0
+        open_[inside] = 0.0
+    return MouthTrack(open_.astype(np.float32), spread.astype(np.float32),
+                      round_.astype(np.float32), close.astype(np.float32),
+                      env.astype(np.float32), fps)
+
+
+def loudness(speech: Speech, fps: int = 25) -> np.ndarray:
+    """Normalised loudness per video frame (0: 38 dB under the loud frames, 1: loud)."""
+    audio = speech.audio
+    n = frame_count(audio.duration, fps)
+    x = _resample(audio.samples, audio.sample_rate, ANALYSIS_RATE)
+    win = int(0.04 * ANALYSIS_RATE)
+    frames = _frames(x, n, ANALYSIS_RATE / fps, win)
+    window = np.hanning(win).astype(np.float32)
+    rms = np.sqrt(np.mean((frames * window) ** 2, axis=1) + 1e-12)
+    db = 20 * np.log10(rms + 1e-9)
+    peak = np.percentile(db, 95) if n > 1 else db.max()
+    floor = max(peak - 38.0, db.min())
+    level: np.ndarray = np.clip((db - floor) / max(peak - floor, 1e-3), 0.0, 1.0)
+    return level
+
+
+def fit_to_photo(track: MouthTrack, photo_gap: float) -> MouthTrack:
+    """The track for a portrait whose lips are ``photo_gap`` mouth widths apart (a laugh, a
+    smile with teeth): the photo's own opening is the first part of every opening.
+
+    The rig's ``open`` drops the jaw from wherever the photo's lips are; on an open-mouth
+    photo a consonant's small ``open`` left the lips as far apart as the photo had them, so
+    the mouth hung open through the words (lips that barely moved between syllables). Here
+    an opening smaller than the photo's closes the photo's lips part way instead, and only
+    what is wider than the photo's opening drops the jaw.
+    """
+    if photo_gap <= 0.01:
+        # Closed lips in the photo: a small opening must still part them visibly (a thin
+        # dark line read as closed lips, so the quieter syllables never opened at all).
+        parted = track.open + PARTING * (1.0 - np.exp(-track.open / 0.05))
+        return MouthTrack(np.clip(parted, 0.0, 1.0).astype(np.float32), track.spread,
+                          track.round, track.close, track.envelope, track.fps)
+    aperture = track.open * JAW_REACH * (1.0 - track.close)
+    inside = aperture <= photo_gap
+    close = np.where(inside, np.maximum(track.close, 1.0 - aperture / photo_gap), track.close)
+    open_ = np.where(inside, 0.0, (aperture - photo_gap) / JAW_REACH)
+    return MouthTrack(open_.astype(np.float32), track.spread, track.round,
+                      np.clip(close, 0.0, 1.0).astype(np.float32), track.envelope, track.fps)
 
 
 def mouth_track(speech: Speech, fps: int = 25) -> MouthTrack:

@@ -308,3 +308,24 @@ def test_blur_backdrop_is_the_painted_out_background_and_the_body_fades_at_the_p
     column = pixels[edge - 60:edge + 10, middle].astype(float)
     steps = np.abs(np.diff(column, axis=0)).max()
     assert steps < 40, steps  # a fade, not a line across the waist
+
+
+@pytest.mark.parametrize("aspect", ["1:1", "9:16", "16:9"])
+def test_whole_head_stays_in_frame_when_the_photo_shows_it(aspect: str) -> None:
+    """A person who reaches the photo's bottom edge makes tall frames zoom in, but never
+    past the top of a head the photo shows (the crown keeps its margin); a photo that cuts
+    the head itself is framed as before."""
+    from pipelines.framing import CROWN_ABOVE_EYES, HEAD_MARGIN, layout
+
+    options = FramingOptions(aspect=aspect)
+    face = (150, 200, 250, 310)  # the crown ~95 px above the eyes, the photo's top 150 above
+    eyes = ((180.0, 240.0), (220.0, 240.0))
+    person = (60, 180, 340, 400)  # reaches the bottom of a 400 px photo: zoom in
+    scale, _, y0, _, ch, _ = layout(options, face, eyes, person, source_height=400)
+    crown = 240.0 - CROWN_ABOVE_EYES * 110
+    assert (crown - y0) / scale >= HEAD_MARGIN * ch - 1  # output rows above the crown
+    cut = ((150, 5, 250, 115), ((180.0, 45.0), (220.0, 45.0)))  # the photo cuts the head
+    scale_cut, _, _, _, _, _ = layout(options, *cut, person=(60, 0, 340, 400),
+                                      source_height=400)
+    loose, _, _, _, _, _ = layout(options, *cut, person=(60, 0, 340, 400))
+    assert scale_cut <= loose  # only the zoom, no crown rule

@@ -249,3 +249,24 @@ def test_cancel_leaves_no_file(engine: LandmarkHead, portrait: Image.Image,
     with pytest.raises(Cancelled):
         engine.render(RenderRequest(portrait, speech_ja, output=out), progress=progress)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [(512, 512), (720, 1280), (1280, 720)])
+def test_whole_head_in_frame_at_every_size(portrait: Image.Image, size: tuple[int, int]) -> None:
+    """The crown (hair included, estimated above the forehead point) keeps its margin under
+    the top edge at every size, for the photo as it is and for one cropped so that little
+    room is left above the head (the frame used to slide the photo up over the crown)."""
+    from models.talking_head.face_rig import CROWN_SHARE, HEAD_MARGIN
+
+    rgb = np.asarray(portrait)
+    points = detect_landmarks(rgb)
+    length = float(np.linalg.norm(points[10] - points[152]))
+    top = int(points[10, 1] - 0.55 * length)
+    assert top > 0  # the photo shows the whole head
+    for photo in (rgb, rgb[top:]):
+        found = detect_landmarks(np.ascontiguousarray(photo))
+        base, moved = frame_portrait(np.ascontiguousarray(photo), found, size)
+        face = float(np.linalg.norm(moved[10] - moved[152]))
+        crown = moved[10, 1] - CROWN_SHARE * face
+        assert crown >= HEAD_MARGIN * size[1] - 1, (size, crown)
+        assert moved[152, 1] < size[1]  # the chin too

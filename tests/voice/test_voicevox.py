@@ -197,3 +197,24 @@ def test_the_engines_audio_for_each_sentence_comes_back_in_order(stub: VoicevoxS
     # the two sentences are in the order written (the first is the shorter one)
     assert len(segments[0]) < len(segments[1])
     assert _found(segments[0], cores[1]) == 0.0
+
+
+def test_mora_timing_follows_the_audio(stub: VoicevoxStub) -> None:
+    """Lip-sync reads the AudioQuery's mora lengths: each consonant and vowel lies where the
+    engine said it (speed, pauses between phrases and sentences, the joins' trims included)."""
+    engine = engine_for(stub.url)
+    said = engine.synthesize(SpeechRequest("かきくけこ、さしすせそ。たちつてと。",
+                                           voice="voicevox:3", speed=1.25, pause=1.2))
+    rate = said.audio.sample_rate
+    x = said.audio.samples
+    assert len(said.phonemes) == 30  # 15 morae, each a consonant and a vowel
+    assert [p.text for p in said.phonemes[::2]] == ["k"] * 15
+    assert all(b.start >= a.end - 1e-3 for a, b in zip(said.phonemes, said.phonemes[1:], strict=False))
+    for ph in said.phonemes:  # each one's middle is sound
+        mid = int((ph.start + ph.end) / 2 * rate)
+        assert np.abs(x[mid - 24:mid + 24]).max() > 0.05, ph
+    gaps = [(a.end, b.start) for a, b in zip(said.phonemes, said.phonemes[1:], strict=False)
+            if b.start - a.end > 0.1]
+    assert len(gaps) == 2  # the comma's pause and the one between sentences
+    for a, b in gaps:  # silent where the timing says nothing is said
+        assert np.abs(x[int((a + 0.02) * rate):int((b - 0.02) * rate)]).max() < 0.01
