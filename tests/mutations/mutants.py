@@ -98,6 +98,17 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/faults/test_recovered_message.py",),
     ),
     Mutant(
+        name="mouth_never_moving",
+        description="the built-in face animator renders every frame with the mouth at rest: "
+                    "the face speaks without moving its lips",
+        file="models/talking_head/face_rig.py",
+        old="        weights = np.array([getattr(c, s) for s in SHAPES], np.float32)\n"
+            "        roi = self.mouth_roi\n",
+        new="        weights = np.zeros(len(SHAPES), np.float32)\n"
+            "        roi = self.mouth_roi\n",
+        tests=("tests/faults/test_recovered_message.py", "tests/video/test_ui.py"),
+    ),
+    Mutant(
         name="japanese_speech_backwards",
         description="Japanese speech comes out played backwards (same length, same voice)",
         file="pipelines/speech.py",
