@@ -35,6 +35,19 @@ class Backwards:
         return Audio(audio.samples[::-1].copy(), audio.sample_rate)
 
 
+class Parrot(Backwards):
+    """A planted defect: the person's own recording played instead of the text (nearest of
+    all and natural; none of the words)."""
+
+    name = "parrot"
+
+    def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
+        reference = target.reference.samples
+        repeats = int(np.ceil(len(audio.samples) / len(reference)))
+        return Audio(np.tile(reference, repeats)[: len(audio.samples)].copy(),
+                     target.reference.sample_rate)
+
+
 class Hiss(Backwards):
     """A planted defect: the speech under loud hiss (words there, the voice ruined)."""
 
@@ -114,6 +127,18 @@ def test_a_converter_that_garbles_the_words_never_serves(tmp_path: Path) -> None
     assert backwards and all(c["words"] < 0.3 for c in backwards)
     assert all(c["verdict"] in ("words lost", "not measured") for c in backwards)
     assert check_rule(record)["converter"] != "backwards"
+
+
+def test_the_nearest_natural_candidate_without_the_words_never_serves(tmp_path: Path) -> None:
+    """The person's own recording instead of the text: nearer and as natural as anything,
+    and it must still lose, on words alone."""
+    voices = kit(tmp_path, [Parrot()])
+    record = voices.create_profile(person_clips(), name="P", language="ja").serving["ja"]
+    parrot = next(c for c in record["candidates"] if c["converter"] == "parrot")
+    assert parrot["rank"] == max(c["rank"] for c in record["candidates"]
+                                 if c["rank"] is not None)
+    assert parrot["verdict"] == "words lost" and parrot["words"] < 0.3
+    assert check_rule(record)["converter"] != "parrot"
 
 
 def test_a_converter_that_ruins_the_sound_is_passed_over_as_unnatural(tmp_path: Path) -> None:
