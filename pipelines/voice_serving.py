@@ -12,8 +12,7 @@ sentence for
 * **words** — :func:`models.voice.words.kept_words` of the conversion against its source;
 
 and the nearest candidate that keeps naturalness within :data:`NATURALNESS_DROP` of the
-plain voice, keeps its words and lies in the person's pitch range (:data:`PITCH_SPAN`)
-serves. Two measures are made fair across voices: a voice's
+plain voice and keeps its words serves. Two measures are made fair across voices: a voice's
 naturalness is its mean over three sentences (a conversion's, against its own source on the
 same sentence), and in a language other than the profile's, voices are ranked by their
 nearness measured in the profile's language (:func:`measure_language`). The plain voice itself always qualifies, so a
@@ -52,12 +51,6 @@ are held to allows 0.3; voices are judged over three sentences and conversions a
 their own source on the same sentence, and 0.05 is kept in hand for the rest."""
 STRENGTHS = {"timbre_filter": (1.0, 0.7, 0.4)}
 """The strengths tried for converters that can go part of the way (others: 1.0)."""
-PITCH_SPAN = 5.0
-"""Semitones a candidate's median pitch may lie from the person's: pitch is what a listener
-hears first of who speaks (a woman's and a man's voice lie ~10 semitones apart). The speaker
-encoder alone served a woman a man's voice filtered toward her timbre, which the outside
-judge heard as farther than a woman's voice as it is. When no candidate is that close, the
-closest in pitch (within a semitone of the closest) may serve."""
 SOURCES_CONVERTED = 2
 """Conversions are tried on this many of the nearest voices, and on the plain voice (the one
 voice sure to sound natural: filtered gently it may come nearer and stay so)."""
@@ -77,11 +70,9 @@ class Candidate:
     """What candidates are ordered by: nearness on the profile's own language's basis."""
     naturalness: float | None = None
     words: float | None = None
-    pitch_gap: float | None = None
-    """Semitones from the person's median pitch."""
     verdict: str = "not measured"
-    """served, unnatural, words lost, other pitch, failed: ..., or not measured (a nearer
-    candidate qualified first)."""
+    """served, unnatural, words lost, failed: ..., or not measured (a nearer candidate
+    qualified first)."""
 
     def as_dict(self) -> dict[str, Any]:
         def rounded(value: float | None) -> float | None:
@@ -90,7 +81,6 @@ class Candidate:
                 "strength": round(self.strength, 2), "nearness": rounded(self.nearness),
                 "rank": rounded(self.rank),
                 "naturalness": rounded(self.naturalness), "words": rounded(self.words),
-                "pitch_gap": None if self.pitch_gap is None else round(self.pitch_gap, 1),
                 "verdict": self.verdict}
 
 
@@ -211,37 +201,9 @@ def _conversions(tools: ServingTools, voice: str, audio: Audio, target: VoiceTar
     return out
 
 
-def median_pitch(audio: Audio) -> float:
-    """Median F0 (Hz) of the voiced frames (WORLD's DIO + StoneMask), 0 when none."""
-    import pyworld
-
-    from models.speech.dsp import resample_array
-
-    x = resample_array(np.asarray(audio.samples, np.float32), audio.sample_rate,
-                       16000).astype(np.float64)
-    f0, times = pyworld.dio(x, 16000, frame_period=10.0)
-    f0 = pyworld.stonemask(x, f0, times, 16000)
-    voiced = f0[f0 > 0]
-    return float(np.median(voiced)) if len(voiced) else 0.0
-
-
-def _pitch_gaps(heard: Sequence[tuple[Candidate, Audio]], person_hz: float) -> set[int]:
-    """Measure each candidate's pitch gap; the indices of those in the person's range."""
-    for candidate, audio in heard:
-        hz = median_pitch(audio) if candidate.rank is not None else 0.0
-        if hz > 0 and person_hz > 0:
-            candidate.pitch_gap = 12.0 * float(np.log2(hz / person_hz))
-    gaps = [abs(c.pitch_gap) for c, _ in heard if c.pitch_gap is not None]
-    if not gaps:
-        return set(range(len(heard)))
-    span = max(PITCH_SPAN, min(gaps) + 1.0)
-    return {i for i, (c, _) in enumerate(heard)
-            if c.pitch_gap is None or abs(c.pitch_gap) <= span}
-
-
 def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
-                     target: VoiceTarget, anchor: dict[str, float] | None = None,
-                     person_hz: float = 0.0) -> dict[str, Any] | None:
+                     target: VoiceTarget, anchor: dict[str, float] | None = None
+                     ) -> dict[str, Any] | None:
     """The serving record of one language (None: no voice speaks it here). ``anchor``: each
     built-in voice's nearness measured in the profile's own language, where the speaker
     encoder compares like with like (an English recording against Japanese speech reads
@@ -282,15 +244,10 @@ def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
     judge = tools.judge
     floor = None if judge is None else of_voice(plain.id).prior - NATURALNESS_DROP
     served: Candidate | None = None
-    in_range = _pitch_gaps(heard, person_hz)
-    for index, (candidate, audio) in sorted(
-            ((i, h) for i, h in enumerate(heard) if h[0].rank is not None),
-            key=lambda item: -float(item[1][0].rank or 0.0)):
+    for candidate, audio in sorted((h for h in heard if h[0].rank is not None),
+                                   key=lambda h: -float(h[0].rank or 0.0)):
         if served is not None:
             break  # the rest: "not measured", a nearer candidate qualified first
-        if index not in in_range:
-            candidate.verdict = "other pitch"
-            continue
         if (candidate.words or 0.0) < KEPT:
             candidate.verdict = "words lost"
             continue
@@ -315,9 +272,7 @@ def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
                   else round(floor + NATURALNESS_DROP, 4)},
         "judge": judge.name if judge is not None else None,
         "ranked_by": "nearness in the profile's language" if anchor else "nearness",
-        "rule": {"naturalness_drop": NATURALNESS_DROP, "words_kept": KEPT,
-                 "pitch_span": PITCH_SPAN},
-        "person_pitch_hz": round(person_hz, 1),
+        "rule": {"naturalness_drop": NATURALNESS_DROP, "words_kept": KEPT},
         "candidates": [h[0].as_dict() for h in heard],
     }
 
@@ -328,9 +283,8 @@ def measure_serving(tools: ServingTools, languages: Sequence[str], embedding: np
     voices' nearness is the basis the other languages rank on."""
     records: dict[str, dict[str, Any]] = {}
     anchor: dict[str, float] | None = None
-    person_hz = median_pitch(target.reference)
     for language in languages:
-        record = measure_language(tools, language, embedding, target, anchor, person_hz)
+        record = measure_language(tools, language, embedding, target, anchor)
         if record is None:
             continue
         records[language] = record

@@ -96,7 +96,7 @@ def check_rule(record: dict[str, Any]) -> dict[str, Any]:
     assert chosen["naturalness"] >= record["plain"]["naturalness"] - NATURALNESS_DROP - 1e-6
     for other in record["candidates"]:  # ranked on the profile language's nearness basis
         if other["rank"] is not None and other["rank"] > chosen["rank"]:
-            assert other["verdict"] in ("words lost", "unnatural", "other pitch"), other
+            assert other["verdict"] in ("words lost", "unnatural"), other
     return chosen
 
 
@@ -212,20 +212,3 @@ def test_the_evolved_voice_keeps_a_language_only_while_it_sounds_natural() -> No
     dropped, heard = natural_languages(serves, noisy, judge.naturalness, profile)
     assert dropped == {"ja": "matched", "en": "matched"}
     assert heard["ja"] < plain - NATURALNESS_DROP
-
-
-def test_a_voice_outside_the_person_s_pitch_range_does_not_serve(tmp_path: Path) -> None:
-    """The person speaks an octave below the only voice (OpenJTalk's mei): mei as it is and
-    filtered keep mei's pitch and are passed over for it; only Praat matching, which moves
-    the pitch, is in range."""
-    voices = kit(tmp_path, [])
-    low = [(wav_bytes(ojt_speech(s, half_tone=-12.0)), f"take{i}.wav")
-           for i, s in enumerate(SENTENCES)]
-    record = voices.create_profile(low, name="Low", language="ja").serving["ja"]
-    assert record["person_pitch_hz"] > 0
-    for candidate in record["candidates"]:
-        if candidate["converter"] in (None, "timbre_filter"):
-            assert candidate["pitch_gap"] > 8.0, candidate
-            assert candidate["verdict"] in ("other pitch", "not measured"), candidate
-    praat = next(c for c in record["candidates"] if c["converter"] == "voice_matching")
-    assert abs(praat["pitch_gap"]) < 3.0, praat
