@@ -52,8 +52,7 @@ their own source on the same sentence, and 0.05 is kept in hand for the rest."""
 STRENGTHS = {"timbre_filter": (1.0, 0.7, 0.4)}
 """The strengths tried for converters that can go part of the way (others: 1.0)."""
 SOURCES_CONVERTED = 2
-"""Conversions are tried on this many of the nearest voices, and on the plain voice (the one
-voice sure to sound natural: filtered gently it may come nearer and stay so)."""
+"""Conversions are tried on this many of the nearest voices."""
 
 Embed = Callable[[Audio], np.ndarray]
 
@@ -222,7 +221,7 @@ def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
                                 words=1.0), said[source.id][0]))
     calibrated = target.matching.source_voice if target.matching is not None else None
     starts = sorted(sources, key=lambda s: -basis[s.id])[:SOURCES_CONVERTED]
-    starts += [s for s in sources if s.id in (calibrated, sources[0].id) and s not in starts]
+    starts += [s for s in sources if s.id == calibrated and s not in starts]
     for source in starts:
         audio = said[source.id][0]
         for candidate, converted in _conversions(tools, source.id, audio, target):
