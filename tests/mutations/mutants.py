@@ -121,8 +121,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="profile_voice_garbled",
-        description="a profile's voice is chosen on nearness and naturalness alone: frame "
-                    "matching, nearest of all, serves with its words garbled",
+        description="a profile's voice is chosen on nearness and naturalness alone: the "
+                    "nearest natural candidate serves even when its words are gone",
         file="pipelines/voice_serving.py",
         old="        if (candidate.words or 0.0) < KEPT:\n",
         new="        if False:\n",
