@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.ui.text import plain, register
+from app.ui.text import plain, register, word
 
 register(
     en={
@@ -18,6 +18,7 @@ register(
         "serving.natural": "naturalness (1-5)", "serving.words": "words kept",
         "serving.as_is": "nothing: the nearest voice as it is",
         "serving.strength": "strength",
+        "serving.judge.distillmos": "DistillMOS", "serving.judge.dnsmos": "DNSMOS",
         "serving.header": "figures: the language's plain voice → your profile",
         "serving.rule": "The nearest of the voices tried that still sounds natural (at most "
                         "{drop} below the plain voice, judged by {judge}) and keeps every word "
@@ -34,6 +35,7 @@ register(
         "serving.natural": "自然さ（1〜5）", "serving.words": "言葉の保持",
         "serving.as_is": "なし（最も近い声をそのまま）",
         "serving.strength": "強さ",
+        "serving.judge.distillmos": "DistillMOS", "serving.judge.dnsmos": "DNSMOS",
         "serving.header": "数値：その言語の標準の声 → あなたのプロファイル",
         "serving.rule": "試した声のうち、自然さ（{judge} で判定）が標準の声から {drop} 以内で、"
                         "言葉をすべて保つ中で最もあなたに近いものを使います。"
@@ -86,7 +88,8 @@ def serving_summary(profile: dict[str, Any], lang: str,
             f"{_number(base.get('nearness'))} → **{_number(scores.get('nearness'))}** | "
             f"{_number(base.get('naturalness'))} → **{_number(scores.get('naturalness'))}** | "
             f"{_number(scores.get('words'))} |")
-    rule = plain("serving.rule", lang).format(drop=drop, judge=judge or "-")
+    rule = plain("serving.rule", lang).format(
+        drop=drop, judge=word("serving.judge.", judge, lang) if judge else "-")
     return (f"**{plain('serving.title', lang)}** — {plain('serving.header', lang)}\n\n"
             + "\n".join(rows) + f"\n\n{rule}")
 

@@ -513,14 +513,16 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
     assert page.word("voice.not_cloning") in summary
     made = [p for p in httpx.get(f"{page.url}/api/voice/profiles", timeout=30)
             .json()["data"]["profiles"] if p["name"] == name]
-    similarity = made[0]["matching"]["similarity"]
-    serves = similarity["serves"]  # measured at calibration: the nearer converter serves
-    step = "served" if serves == "frame_matching" else "matched"
-    percent = f"{round(similarity[step] * 100)} %"
-    assert (page.word(f"voice.near.{step}").format(value=percent)
-            + page.word("voice.near.serves")).strip() in summary, summary
-    for raw in (made[0]["id"], str(similarity["source"]), serves, ":0."):
+    serving = made[0]["serving"][page.lang]  # measured on three axes, per language
+    served = serving["serves"]
+    assert page.word("serving.title") in summary, summary
+    assert page.word("serving.near") in summary and page.word("serving.words") in summary
+    change = (page.word(f"conversion.{served['converter']}") if served["converter"]
+              else page.word("serving.as_is"))
+    assert change in summary, (change, summary)
+    for raw in (made[0]["id"], ":0.", "timbre_filter", "voice_matching", "distillmos"):
         assert raw not in summary, (raw, summary)
+    serves = served["converter"] or "source_voice"
     page.shot("profile-made")
 
     page.open()  # a reload: the profile is in the Voice tab's lists at once
@@ -534,9 +536,10 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
     options[0].click()
     page.click("#voice-speak")
     page.audio_shown("voice-audio")
-    wanted = page.word(f"conversion.{serves}")
+    wanted = page.word("serving.near")  # the line says how the profile's voice was chosen
     note = page.wait(lambda: (lambda text: text if wanted in text else None)(
         page.text("#voice-engine")), SLOW, "the engine line naming the converter")
+    assert change in note, (change, note)
     for raw in ("skipped", "python -m", "STUDIO_", "/models", serves):
         assert raw not in note, (raw, note)
     assert "openvoice_" not in page.body_text()
