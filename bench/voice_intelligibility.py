@@ -12,7 +12,6 @@ a higher error than its source, not as an absolute figure.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -24,23 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.voice import table  # noqa: E402
 from bench.voice_evolve import MESSAGES, OUT  # noqa: E402
+from bench.voice_listen import word_error_rate  # noqa: E402
 
 RATE = 16000
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
-
-
-def word_error_rate(reference: str, heard: str) -> float:
-    ref, hyp = words(reference), words(heard)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        new = [i]
-        for j, h in enumerate(hyp, 1):
-            new.append(min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (r != h)))
-        row = new
-    return row[-1] / max(1, len(ref))
 
 
 def recognise(path: Path) -> str:
