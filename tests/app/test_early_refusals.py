@@ -96,7 +96,7 @@ def test_gradio_door_refuses_undecodable_uploads(studio, tmp_path: Path) -> None
     table, summary, *_ = client.predict("Junk", "ja", [handle_file(str(junk))], None,
                                         api_name="/create_profile")
     assert "(VOICE_SAMPLE_AUDIO_INVALID)" in summary and "notes.wav" in summary
-    assert [row[1] for row in table["data"]] == ["rejected"]
+    assert [row[1] for row in table["data"]] == ["not usable"]  # the verdict, for people
     # the microphone input is checked before the handler, with the same code
     with pytest.raises(Exception, match="VOICE_SAMPLE_AUDIO_INVALID"):
         client.predict("Junk", "ja", None, handle_file(str(junk)), api_name="/create_profile")

@@ -43,15 +43,18 @@ def test_voice_tab_api(settings: object, tmp_path: Path) -> None:
             [record] = services.jobs.list(kind="voice.profile")  # type: ignore[attr-defined]
             assert record.status == "completed"
             assert record.steps_completed == list(PROFILE_STEPS)
-            assert "voice matching" in summary
+            assert "not cloning" in summary  # voice matching, said plainly
             assert "cloning" not in summary.replace("not cloning", "")
+            assert "How your profile speaks" in summary  # measured on three axes
             rows = client.predict(api_name="/list_profiles")
             pid = rows["data"][0][0]
             assert pid.startswith("openvoice_")
 
             audio, note = client.predict("また明日。", f"profile:{pid}", "ja", 1, 0, 1, 1, 1,
                                          api_name="/synthesize")
-            assert "voice matching" in note
+            # the line says how the profile's voice was chosen, with its three measures
+            assert "Measured for this profile in ja" in note
+            assert "nearness to you" in note and "words kept" in note
             message, rows, *_ = client.predict(pid, api_name="/delete_profile")
             assert rows["data"] == [] or rows["data"] == [[None] * 7] or not any(rows["data"][0])
     finally:
