@@ -251,7 +251,8 @@ def spoken_language(services: Services, voice: str | None, language: str) -> str
     return found if found in ("ja", "en") else language
 
 
-def engine_note(report: dict[str, Any], lang: str = "en", chosen: Chosen | None = None) -> str:
+def engine_note(report: dict[str, Any], lang: str = "en", chosen: Chosen | None = None,
+                voice_name: Callable[[str], str] = str) -> str:
     """Which engine spoke and whose voice it is, in people's words; a note only when an
     engine worth telling of was passed over (``app.ui.fallback``). The engines' own
     diagnostics stay in the Engines panel and ``/health``."""
@@ -269,7 +270,7 @@ def engine_note(report: dict[str, Any], lang: str = "en", chosen: Chosen | None 
                      f"{conversion['label'] if label == key else label}")
         notes.append(fallback_note("voice_converter", conversion["backend"],
                                    conversion.get("attempts", []), chosen or {}, lang))
-    measured = spoken_line(report, lang)  # a profile's voice, chosen on three measures
+    measured = spoken_line(report, lang, voice_name)  # a profile's voice, by three measures
     if measured:
         lines.append(measured)
     lines += [f"⚠ {note}" for note in notes if note]
@@ -416,7 +417,8 @@ def build(services: Services) -> None:
                                    encode_wav(speech.audio))
         remember(services, request, key)
         pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
-        return (speech.audio.sample_rate, pcm), engine_note(report.as_dict(), lang, chosen)
+        return (speech.audio.sample_rate, pcm), engine_note(
+            report.as_dict(), lang, chosen, lambda v: voice_label(services, v, lang))
 
     # progress and the error badge on the player only: on the engine line a badge covers it
     speak.click(synthesize, [text, voice, language, speed, pitch, intonation, volume, pause],

@@ -94,14 +94,16 @@ def serving_summary(profile: dict[str, Any], lang: str,
             + "\n".join(rows) + f"\n\n{rule}")
 
 
-def spoken_line(report: dict[str, Any], lang: str) -> str:
-    """The engine line's note for speech said in a profile's measured voice ("" otherwise)."""
+def spoken_line(report: dict[str, Any], lang: str, voice_name: Callable[[str], str] = str
+                ) -> str:
+    """The engine line's note for speech said in a profile's measured voice ("" otherwise;
+    ``voice_name`` names the built-in voice for people)."""
     serving = report.get("serving")
     if not serving:
         return ""
     scores = serving.get("scores") or {}
     where = plain("serving.spoken", lang).format(language=report.get("language", ""))
-    return (f"**{where}:** `{serving.get('voice')}` · {_change(serving, lang)} · "
+    return (f"**{where}:** {voice_name(str(serving.get('voice')))} · {_change(serving, lang)} · "
             f"{plain('serving.near', lang)} {_number(scores.get('nearness'))} · "
             f"{plain('serving.natural', lang)} {_number(scores.get('naturalness'))} · "
             f"{plain('serving.words', lang)} {_number(scores.get('words'))}")

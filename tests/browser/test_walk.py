@@ -540,7 +540,7 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
     note = page.wait(lambda: (lambda text: text if wanted in text else None)(
         page.text("#voice-engine")), SLOW, "the engine line naming the converter")
     assert change in note, (change, note)
-    for raw in ("skipped", "python -m", "STUDIO_", "/models", serves):
+    for raw in ("skipped", "python -m", "STUDIO_", "/models", serves, served["voice"]):
         assert raw not in note, (raw, note)
     assert "openvoice_" not in page.body_text()
     page.shot("profile-speech")
