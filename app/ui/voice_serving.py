@@ -35,7 +35,8 @@ register(
         "serving.natural": "自然さ（1〜5）", "serving.words": "言葉の保持",
         "serving.as_is": "なし（最も近い声をそのまま）",
         "serving.strength": "強さ",
-        "serving.judge.distillmos": "DistillMOS", "serving.judge.dnsmos": "DNSMOS",
+        "serving.judge.distillmos": "予測モデル DistillMOS",
+        "serving.judge.dnsmos": "予測モデル DNSMOS",
         "serving.header": "数値：その言語の標準の声 → あなたのプロファイル",
         "serving.rule": "試した声のうち、自然さ（{judge} で判定）が標準の声から {drop} 以内で、"
                         "言葉をすべて保つ中で最もあなたに近いものを使います。"
