@@ -139,7 +139,7 @@ class TimbreFilter:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self._timbres: OrderedDict[str, Timbre | None] = OrderedDict()  # None: declined
-        self._last: tuple[tuple[int, int, str], np.ndarray] | None = None
+        self._last: tuple[np.ndarray, str, np.ndarray] | None = None  # samples, key, gain
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
@@ -182,12 +182,12 @@ class TimbreFilter:
     def _gain(self, audio: Audio, target: VoiceTarget) -> np.ndarray:
         """The full-strength gain; the last one is kept, because a profile's serving
         measure filters one sentence at several strengths."""
-        key = (id(audio.samples), len(audio.samples), target.key)
         with self._lock:
             last = self._last
-        if last is not None and last[0] == key:
-            return last[1]
+        # the samples themselves are held, so no later array can take their identity
+        if last is not None and last[0] is audio.samples and last[1] == target.key:
+            return last[2]
         gain = plan(audio, self.timbre(target))
         with self._lock:
-            self._last = (key, gain)
+            self._last = (audio.samples, target.key, gain)
         return gain
