@@ -103,6 +103,11 @@ def naturalness_judge(judges: FallbackChain[Any] | None) -> NaturalnessJudge | N
     return None
 
 
+def _key(tools: ServingTools, cache: CalibrationCache, source: SourceVoice) -> str:
+    """Where a source voice's calibration sentence and its scores are kept."""
+    return cache.key(source.cache_name, source.id, source.language, tools.encoder_name)
+
+
 def _said(tools: ServingTools, cache: CalibrationCache, source: SourceVoice
           ) -> tuple[Audio, np.ndarray]:
     text = CALIBRATION_TEXT[source.language]
@@ -111,8 +116,7 @@ def _said(tools: ServingTools, cache: CalibrationCache, source: SourceVoice
         return source.engine.synthesize(
             SpeechRequest(text, voice=source.voice, language=source.language)).audio
 
-    key = cache.key(source.cache_name, source.id, source.language, tools.encoder_name)
-    return cache.get(key, say, tools.embed)
+    return cache.get(_key(tools, cache, source), say, tools.embed)
 
 
 PRIOR_TEXT = {
@@ -131,7 +135,7 @@ def _score(tools: ServingTools, cache: CalibrationCache, source: SourceVoice, in
     sentence, whose audio is at hand; then :data:`PRIOR_TEXT`), measured once and kept."""
     judge = tools.judge
     assert judge is not None
-    key = cache.key(source.cache_name, source.id, source.language, tools.encoder_name)
+    key = _key(tools, cache, source)
 
     def measure() -> float:
         heard = audio if index == 0 and audio is not None else source.engine.synthesize(
