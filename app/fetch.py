@@ -31,9 +31,11 @@ from models.net import (
     refused,
     system_resolver,
 )
+from pipelines.voice_ref import PROFILE_PREFIXES
 
 KEY_PREFIXES = ("inputs/", "processed/", "voices/", "prosody/", "bgm/", "videos/", "temp/")
-PRIVATE_PREFIXES = ("voices/openvoice/openvoice_",)  # voice profiles: owner-only files
+PRIVATE_PREFIXES = tuple(f"voices/openvoice/{prefix}" for prefix in PROFILE_PREFIXES)
+"""Voice profiles' folders (new ``voice_`` ids and older ``openvoice_`` ones): owner-only."""
 
 __all__ = ["Fetched", "SafeFetcher", "host_allowed", "is_public_address", "is_private_key",
            "storage_key_of", "system_resolver"]

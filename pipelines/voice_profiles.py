@@ -2,9 +2,9 @@
 embedding.npy}``.
 
 ``profile.json`` is written last and deleted first, so a half-written or half-deleted profile
-is never listed. The ``openvoice_`` id prefix and the ``voices/openvoice/`` folder are kept
-although voice matching serves most profiles: they are the stored data's names, and every
-profile made so far (and every client holding its id) uses them.
+is never listed. New ids start ``voice_``; ids of profiles made before start ``openvoice_`` and
+keep working. The ``voices/openvoice/`` folder keeps its name: it is where every stored profile
+already lives.
 """
 
 from __future__ import annotations

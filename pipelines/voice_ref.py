@@ -1,7 +1,7 @@
 """What a caller means by a voice, parsed once: a built-in voice, a VOICEVOX style or a profile.
 
 Every door spells a voice as one string (``"jf_alpha"``, ``"jf_alpha:0.6+jm_kumo:0.4"``,
-``"voicevox:3"``, ``"openvoice_1a2b3c4d"``); this is the one place that reads the spelling, so
+``"voicevox:3"``, ``"voice_1a2b3c4d"``); this is the one place that reads the spelling, so
 the message job, the use cases, the REST routes and the UI agree on it.
 """
 
@@ -16,10 +16,14 @@ from models.errors import InvalidInput
 VoiceKind = Literal["builtin", "style", "profile"]
 """A built-in voice (or blend), a style of a speech service addressed by style ids, a profile."""
 VOICEVOX_PREFIX = "voicevox:"
-PROFILE_PREFIX = "openvoice_"
-PROFILE_ID = re.compile(rf"^{PROFILE_PREFIX}[0-9a-f]{{8}}$")
-"""A stored voice profile's id. The prefix names the first converter, though voice matching
-serves most profiles; it stays for every stored profile and every client holding an id."""
+PROFILE_PREFIX = "voice_"
+"""New profiles' ids: ``voice_`` and 8 hex digits (no engine's name: which converter serves a
+profile is measured per language, and is seldom OpenVoice)."""
+LEGACY_PROFILE_PREFIX = "openvoice_"
+"""Profiles made before the rename: their ids (in storage, in clients) keep working."""
+PROFILE_PREFIXES = (PROFILE_PREFIX, LEGACY_PROFILE_PREFIX)
+PROFILE_ID = re.compile(r"^(?:voice|openvoice)_[0-9a-f]{8}$")
+"""A stored voice profile's id, under either prefix."""
 
 
 def new_profile_id(hex8: str) -> str:
@@ -61,7 +65,7 @@ class VoiceRef:
         text = (voice or "").strip()
         if not text:
             return None
-        if text.startswith(PROFILE_PREFIX):
+        if text.startswith(LEGACY_PROFILE_PREFIX) or PROFILE_ID.match(text):
             return cls("profile", text)
         if text.startswith(VOICEVOX_PREFIX):
             style = text.removeprefix(VOICEVOX_PREFIX)

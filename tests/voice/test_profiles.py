@@ -89,8 +89,8 @@ def test_create_list_get_rename_delete(store: ProfileStore, encoder: FallbackCha
                                        clips: list[tuple[bytes, str]], tmp_path: Path) -> None:
     profile = create_profile(clips, name="  Taro  ", language="ja", store=store, encoder=encoder)
     pid = profile.id
-    assert pid.startswith("openvoice_")
-    assert len(pid) == len("openvoice_") + 8
+    assert pid.startswith("voice_")  # no engine's name (see test_profile_ids)
+    assert len(pid) == len("voice_") + 8
     assert profile.name == "Taro"
     assert profile.sample_stats["count"] == 3
     assert [p.id for p in store.list()] == [pid]

@@ -48,7 +48,7 @@ def test_voice_tab_api(settings: object, tmp_path: Path) -> None:
             assert "How your profile speaks" in summary  # measured on three axes
             rows = client.predict(api_name="/list_profiles")
             pid = rows["data"][0][0]
-            assert pid.startswith("openvoice_")
+            assert pid.startswith("voice_")
 
             audio, note = client.predict("また明日。", f"profile:{pid}", "ja", 1, 0, 1, 1, 1,
                                          api_name="/synthesize")
