@@ -20,7 +20,7 @@ from app.heartbeat import live_workers
 from app.i18n import step_text
 from app.jobs import STATUSES, Job
 from app.services import Services
-from app.ui.text import label, plain, register, request_language, t, word
+from app.ui.text import label, plain, register, request_language, shown_time, t, word
 from app.ui.text import table as headed
 from app.ui.work import UI_KINDS
 from models.errors import StudioError
@@ -31,7 +31,6 @@ ALL = "all"
 JobsView = tuple[str, dict[str, Any], dict[str, Any]]
 # an action's message, then the refreshed view
 ActionView = tuple[str, str, dict[str, Any], dict[str, Any]]
-SHORT_TIME = "%m-%d %H:%M:%S"  # one line in the table at 1400 px
 SHORT_ID = 12  # enough to be unique among a studio's jobs; the full id is resolved on pick
 JOB_COLUMNS = ["jobs.col_id", "jobs.col_kind", "jobs.col_status", "jobs.col_progress",
                "jobs.col_step", "jobs.col_worker", "jobs.col_attempts", "jobs.col_created",
@@ -41,7 +40,7 @@ WORKER_COLUMNS = ["jobs.col_worker", "jobs.col_live", "jobs.col_threads", "jobs.
 # shares of a wide screen, never narrower than an id or a time on one line (at 390 px the
 # shares alone left a character per line)
 JOB_WIDTHS: list[str | int] = [f"max({share}%, {least}em)" for share, least in (
-    (11, 9), (12, 8), (9, 5), (5, 3), (12, 7), (10, 7), (6, 3), (12, 9), (12, 9), (11, 8))]
+    (10, 9), (11, 8), (9, 5), (5, 3), (11, 7), (9, 7), (5, 3), (14, 11), (14, 11), (11, 8))]
 
 register(
     en={
@@ -105,10 +104,6 @@ def _ago(ts: float | None, now: float) -> str:
     return "" if ts is None else f"{max(now - ts, 0.0):.0f}"
 
 
-def _when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    return "" if ts is None else time.strftime(fmt, time.localtime(ts))
-
-
 def summary(services: Services, lang: str = "en") -> str:
     depth = services.queue.depth()
     live, _ = live_workers(services.queue.huey)
@@ -124,7 +119,7 @@ def worker_rows(services: Services, lang: str = "en") -> list[list[Any]]:
     now = time.time()
     yes, no = plain("word.yes", lang), plain("word.no", lang)
     return [[r.worker, yes if r.live(now) else no, r.threads if r.live(now) else 0,
-             _ago(r.last_seen, now), _when(r.started_at), r.version] for r in live + stale]
+             _ago(r.last_seen, now), shown_time(r.started_at, lang), r.version] for r in live + stale]
 
 
 def job_kinds() -> list[str]:
@@ -136,7 +131,7 @@ def job_row(job: Job, lang: str = "en") -> list[Any]:
     error = (job.error or {}).get("code", "")
     return [job.id[:SHORT_ID], word("kind.", job.kind, lang), word("status.", job.status, lang),
             round(job.progress, 1), step_text(job.current_step, lang), job.worker or "",
-            job.attempts, _when(job.created_at, SHORT_TIME), _when(job.updated_at, SHORT_TIME),
+            job.attempts, shown_time(job.created_at, lang), shown_time(job.updated_at, lang),
             error]
 
 

@@ -5,7 +5,6 @@ page reload, and can be cancelled). Gradio API: ``/generate_message``."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from app.ui.text import (
     plain,
     register,
     request_language,
+    shown_time,
     studio_error,
     t,
     ui_error,
@@ -261,6 +261,7 @@ class MessageTab:
         photo's top), the date and the first words."""
         items = []
         owner = ui_owner(self.services, request)
+        lang = request_language(request)
         for job in self.services.jobs.list(kind=KIND, owner=owner, limit=60):
             result = job.result or {}
             if job.status != "completed" or not result.get("portrait_key"):
@@ -270,7 +271,7 @@ class MessageTab:
             except StudioError:
                 continue
             items.append((str(thumb), history_caption(job.created_at, job.params.get("text"),
-                                                      job.id)))
+                                                      job.id, lang)))
         return items
 
     def pick(self, evt: gr.SelectData, request: gr.Request | None = None
@@ -357,9 +358,11 @@ def time_left(seconds: float, lang: str = "en") -> str:
     return plain("message.left_min", lang).format(n=int(round(seconds / 60.0)))
 
 
-def history_caption(created_at: float, text: str | None, job_id: str, words: int = 24) -> str:
-    """"2026-11-30 05:12 · お誕生日おめでとう…" then the job id (the gallery's pick reads it)."""
-    when = datetime.fromtimestamp(created_at).strftime("%Y-%m-%d %H:%M")
+def history_caption(created_at: float, text: str | None, job_id: str, lang: str = "en",
+                    words: int = 24) -> str:
+    """"2026年11月30日 05:12 · お誕生日おめでとう…" then the job id (the gallery's pick reads
+    it); the date in the form every tab uses."""
+    when = shown_time(created_at, lang)
     first = " ".join((text or "").split())
     first = first if len(first) <= words else first[:words].rstrip() + "…"
     return f"{when} · {first}\n#{job_id[:SHORT_ID]}"

@@ -9,6 +9,7 @@ Components are labelled with :func:`t` (translated in the browser); text built i
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import gradio as gr
@@ -71,6 +72,30 @@ def label(prefix: str, value: str) -> Any:
 def word(prefix: str, value: str, lang: str) -> str:
     """:func:`label` as text in ``lang`` (for tables and notes built in Python)."""
     return plain(prefix + value, lang) if prefix + value in _TABLES["en"] else value
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def shown_time(when: float | str | None, lang: str = "en") -> str:
+    """A moment as people read it in ``lang``, local time, one form on every tab (jobs,
+    profiles, the message history): "Dec 5, 2026, 10:30" / "2026年12月5日 10:30". ``when``
+    is a Unix time or a stored UTC stamp ("2026-12-05T10:30:00Z"); anything else is shown
+    as it is."""
+    if when is None or when == "":
+        return ""
+    if isinstance(when, str):
+        try:
+            moment = datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        except ValueError:
+            return when
+        local = moment.astimezone()
+    else:
+        local = datetime.fromtimestamp(when)
+    clock = f"{local.hour:02d}:{local.minute:02d}"
+    if lang == "ja":
+        return f"{local.year}年{local.month}月{local.day}日 {clock}"
+    return f"{MONTHS[local.month - 1]} {local.day}, {local.year}, {clock}"
 
 
 TOAST_TITLES = {"error": "error.title", "warning": "warning.title", "info": "info.title",

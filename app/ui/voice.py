@@ -22,7 +22,16 @@ from app.storage import new_key
 from app.ui import voice_evolve as evolve_panel
 from app.ui.fallback import Chosen, engine_name, fallback_note, operator_choices
 from app.ui.owners import remember, ui_owner, ui_visibility
-from app.ui.text import label, plain, register, request_language, studio_error, t, word
+from app.ui.text import (
+    label,
+    plain,
+    register,
+    request_language,
+    shown_time,
+    studio_error,
+    t,
+    word,
+)
 from app.ui.text import table as headed
 from app.ui.voice_serving import serving_summary, spoken_line
 from app.ui.work import recorded
@@ -139,7 +148,6 @@ SHOWN_COLUMNS = ["col.name", "col.language", "col.clips", "col.seconds", "col.ma
 CLIP_HEADERS = [plain(k) for k in CLIP_COLUMNS]
 PROFILE_HEADERS = [plain(k) for k in PROFILE_COLUMNS]
 SHOWN_HEADERS = [plain(k) for k in SHOWN_COLUMNS]
-DATE = "%Y-%m-%d %H:%M"  # local time, as the message history shows it
 
 
 def _error(exc: StudioError, request: Any = None) -> gr.Error:
@@ -181,24 +189,14 @@ def shown_rows(services: Services, request: Any = None) -> list[list[Any]]:
     lang = request_language(request)
     return [[p.name, p.language, p.sample_stats.get("count"), p.sample_stats.get("total_seconds"),
              voice_label(services, p.matching.source_voice, lang) if p.matching else "",
-             shown_date(p.created_at)] for p in ui_profiles(services, request).list()]
+             shown_time(p.created_at, lang)] for p in ui_profiles(services, request).list()]
 
 
 def delete_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
     """(name and date, id): people pick a name, ``/delete_profile`` gets the id."""
-    return [(f"{p.name} · {shown_date(p.created_at)}", p.id)
+    lang = request_language(request)
+    return [(f"{p.name} · {shown_time(p.created_at, lang)}", p.id)
             for p in ui_profiles(services, request).list()]
-
-
-def shown_date(stamp: str) -> str:
-    """A stored UTC stamp ("2026-12-05T10:30:00Z") in local time, as the history shows it."""
-    from datetime import datetime, timezone
-
-    try:
-        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return stamp
-    return when.astimezone().strftime(DATE)
 
 
 def built_in_voices(services: Services) -> list[dict[str, Any]]:

@@ -73,7 +73,7 @@ def test_message_notes_history_and_steps_in_japanese() -> None:
     caption = history_caption(0.0, "お誕生日おめでとう！素敵な一年になりますように。皆さんによろしく",
                               "0123456789abcdef0123456789abcdef")
     when, rest = caption.split(" · ", 1)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", when)
+    assert re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d\d:\d\d", when)  # test_dates
     assert rest.endswith("…\n#0123456789ab")
     assert step_description("video: render", "processing", "ja") == "顔を動かしています"
     assert step_description(None, "queued", "ja") == "ワーカーを待っています"
