@@ -17,6 +17,7 @@ from PIL import Image
 
 from app.services import Services
 from app.ui.text import plain, register, request_language, studio_error, t, ui_error
+from app.ui.uploads import refuse_at_upload
 from app.ui.work import recorded
 from models.errors import StudioError
 from pipelines import image as pipe
@@ -138,6 +139,8 @@ def build(services: Services) -> None:
             bg_upload = gr.Image(label=t("image.bg_upload"), type="filepath",
                                  sources=["upload"])
             cutout_btn = gr.Button(t("image.cutout"), variant="primary", elem_id="image-cutout")
+    refuse_at_upload(photo)  # a file that is not a picture: said now, no broken preview
+    refuse_at_upload(bg_upload)
     with gr.Row():
         original = gr.Image(label=t("image.original"), interactive=False)
         board = gr.Image(label=t("image.checker"), interactive=False)

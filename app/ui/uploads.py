@@ -100,6 +100,30 @@ def explain_failed_image(block_fn: Any, inputs: list[Any], lang: str) -> gr.Erro
     return None
 
 
+def check_image_upload(image: Any, request: gr.Request | None = None) -> None:
+    """A picture just added, checked at once: a file that is not a picture gets the REST
+    API's ``IMAGE_*`` error in the page's language. (A ``pil`` input never gets here with
+    one: its preprocess fails first and :class:`StudioBlocks` says the same.)"""
+    if not isinstance(image, str) or not image:
+        return
+    try:
+        decode_image(Path(image).read_bytes(), filename=Path(image).name)
+    except StudioError as exc:
+        raise studio_error(exc, request_language(request)) from None
+
+
+def _no_image() -> None:
+    return None
+
+
+def refuse_at_upload(image: gr.Image,
+                     check: Callable[..., None] = check_image_upload) -> None:
+    """Say what is wrong with an upload as soon as it is added, and take the refused file out
+    of the component: a text file named .jpg left a broken-image preview that looked taken."""
+    image.upload(check, image, None, show_progress="hidden", api_visibility="private").failure(
+        _no_image, None, image, queue=False, show_progress="hidden", api_visibility="private")
+
+
 class StudioBlocks(gr.Blocks):
     """``gr.Blocks`` whose upload failures read like the REST API's, and whose files belong
     to the user whose call made them (``file_owners``, set when the login is on: see

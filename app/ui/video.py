@@ -17,6 +17,7 @@ from app.ui.downloads import named
 from app.ui.fallback import engine_name, fallback_note, operator_choices
 from app.ui.message import size_choices
 from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error
+from app.ui.uploads import refuse_at_upload
 from app.ui.work import recorded
 from models.base import Speech
 from models.errors import StudioError
@@ -101,6 +102,7 @@ def build(services: Services) -> None:
         with gr.Column():
             image = gr.Image(label=t("video.portrait"), type="pil", image_mode=None,
                              sources=["upload", "clipboard"], elem_id="video-portrait")
+            refuse_at_upload(image)  # a file that is not a picture: said now, no broken preview
             audio = gr.Audio(label=t("video.audio"), type="filepath",
                              sources=["upload", "microphone"], elem_id="video-audio")
             text = gr.Textbox(label=t("video.text"), lines=2, max_length=1000)
