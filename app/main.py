@@ -69,6 +69,7 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
 
         from app.ui import CSS, build_blocks, build_i18n, gate, sessions
         from app.ui.owners import is_ui_admin
+        from app.ui.text import page_head
 
         blocks = build_blocks(services)
         gate.install(blocks, services)
@@ -78,7 +79,8 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
         if login is not None:
             services.ui.is_admin = lambda request: is_ui_admin(services, request)
         app = gr.mount_gradio_app(
-            app, blocks, path="/", i18n=build_i18n(), css=CSS, footer_links=["api"],
+            app, blocks, path="/", i18n=build_i18n(), css=CSS, head=page_head(),
+            footer_links=["api"],
             show_error=True, auth=login, auth_message=gate.AUTH_MESSAGE,
         )
         if login is not None:

@@ -125,6 +125,44 @@ def tabs_css() -> str:
         for lang in _TABLES)
 
 
+def page_head() -> str:
+    """A small script for the page's ``<head>``: Gradio's own English that its i18n does not
+    reach (the "⋯" button's screen-reader label "More tabs", the status tracker's hard-coded
+    "queue: 1/1 |" and "processing |") said in the language of ``<html lang>``, each time
+    Gradio draws it (a MutationObserver: Gradio resets a text only when it changes, and the
+    observer sees that too)."""
+    import json
+
+    words = {lang: {"more": plain("tabs.more", lang),
+                    "queue": plain("tracker.queue", lang) + ":",
+                    "processing": plain("tracker.processing", lang)} for lang in _TABLES}
+    return """<script>
+(() => {
+  const WORDS = __WORDS__;
+  const said = () => WORDS[(document.documentElement.lang || "en").split("-")[0]];
+  const fix = () => {
+    const w = said();
+    if (!w || !document.body) return;
+    document.querySelectorAll(".overflow-menu > button").forEach(b => {
+      if (b.getAttribute("aria-label") !== w.more) b.setAttribute("aria-label", w.more);
+    });
+    document.querySelectorAll("[data-testid='status-tracker']").forEach(t => {
+      const walk = document.createTreeWalker(t, NodeFilter.SHOW_TEXT);
+      while (walk.nextNode()) {
+        const n = walk.currentNode, v = n.nodeValue;
+        const next = v.replace(/^queue:/, w.queue).replace(/^processing(?= \\|)/, w.processing);
+        if (next !== v) n.nodeValue = next;
+      }
+    });
+  };
+  new MutationObserver(fix).observe(document.documentElement, {
+    subtree: true, childList: true, characterData: true, attributes: true,
+    attributeFilter: ["lang", "aria-label"]});
+  fix();
+})();
+</script>""".replace("__WORDS__", json.dumps(words, ensure_ascii=False))
+
+
 def build_i18n() -> gr.I18n:
     return gr.I18n(**{lang: dict(table) for lang, table in _TABLES.items()})
 
@@ -138,6 +176,7 @@ register(
         "tab.message": "Message", "tab.voice": "Voice", "tab.image": "Image",
         "tab.prosody": "Prosody", "tab.bgm": "BGM", "tab.video": "Video",
         "engines.title": "Engines", "engines.refresh": "Refresh", "tabs.more": "More tabs",
+        "tracker.queue": "queue", "tracker.processing": "processing",
         "coming_soon": "Coming soon: this tab is being built.",
         "footer.version": "Version", "footer.data": "Data",
         "footer.storage": "storage", "app.name": "Video Message Studio",
@@ -150,6 +189,7 @@ register(
         "tab.message": "メッセージ", "tab.voice": "音声", "tab.image": "画像",
         "tab.prosody": "抑揚", "tab.bgm": "BGM", "tab.video": "動画",
         "engines.title": "エンジン", "engines.refresh": "更新", "tabs.more": "ほかのタブ",
+        "tracker.queue": "順番待ち", "tracker.processing": "処理中",
         "coming_soon": "準備中：このタブは現在開発中です。",
         "footer.version": "バージョン", "footer.data": "データ",
         "footer.storage": "保存先", "app.name": "ビデオメッセージ・スタジオ",
