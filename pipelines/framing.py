@@ -26,6 +26,13 @@ BACKGROUNDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "backgroun
 ASPECTS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "9:16": (9, 16), "16:9": (16, 9)}
 # How much of the frame's height the face takes, per aspect (tall frames show more body).
 FACE_SHARE = {"1:1": 0.30, "9:16": 0.22, "16:9": 0.34}
+FACE_SHARE_MAX = {"1:1": 0.42, "9:16": 0.27, "16:9": 0.46}
+"""The largest share of the height the face box may take when the frame zooms in to the
+photo's bottom edge. The built-in talking head places the face (forehead to chin, about
+1.05 face boxes) at 0.46 / 0.30 / 0.50 of the height and shrinks a portrait whose face is
+bigger, filling the rest with a blurred copy: a 9:16 head-and-shoulders photo zoomed in to
+its bottom came out as a pasted-on rectangle. Beyond this share the frame runs on below the
+photo instead, and the body fades into the backdrop (:func:`_bottom_fade`)."""
 EYE_LINE = 0.40
 CROWN_ABOVE_EYES = 0.95  # top of the head (hair included) above the eyes, in face heights
 HEAD_MARGIN = 0.03  # of the content's height, kept above the crown
@@ -157,7 +164,8 @@ def layout(options: FramingOptions, face: Box | None, eyes: Eyes | None, person:
     if source_height is not None and person[3] >= source_height - max(2, 0.01 * source_height):
         room = (source_height - eye_y) / ((1 - EYE_LINE) * ch)
         if room > 0:
-            scale = min(scale, room)
+            largest = face_h / FACE_SHARE_MAX[options.aspect] / (height - 2 * pad)
+            scale = min(scale, max(room, largest))
     # The whole head, whenever the photo shows it: that zoom (or a span) must not push the
     # crown (hair included, estimated above the eyes) past the top edge; a photo that cuts
     # the head itself is framed as before.

@@ -28,6 +28,7 @@ from app.ui.text import (
     ui_error,
     word,
 )
+from app.ui.uploads import refuse_at_upload
 from app.usecases.messages import delete_message, submit_message
 from models.errors import StudioError
 from pipelines.message import KIND
@@ -468,7 +469,8 @@ def build(services: Services) -> None:
                                   min_width=160, elem_id="message-bgm")
                 subtitles = gr.Checkbox(label=t("message.subtitles"), value=False,
                                         min_width=120)
-            size = gr.Radio(label=t("message.size"), value=DEFAULT.name, choices=size_choices())
+            size = gr.Radio(label=t("message.size"), value=DEFAULT.name, choices=size_choices(),
+                            elem_id="message-size")
             with gr.Row():
                 go = gr.Button(t("message.generate"), variant="primary", scale=3,
                                elem_id="message-generate", min_width=160)
@@ -509,8 +511,7 @@ def build(services: Services) -> None:
     api_button.click(tab.generate, inputs, video, api_name="generate_message",
                      concurrency_limit=4, concurrency_id="message")
     stop.click(tab.cancel, None, status, queue=False, api_visibility="private")
-    image.upload(check_photo, image, None, show_progress="hidden",
-                 api_visibility="private")
+    refuse_at_upload(image, check_photo)
     gallery.select(tab.pick, None, [replay, selected, replay_details], api_visibility="private")
     remove.click(tab.delete, selected, [gallery, replay, selected, replay_details],
                  api_visibility="private")
