@@ -22,6 +22,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTRAIT = ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg"
+HEAD_AND_SHOULDERS = ROOT / "tests" / "video" / "data" / "portrait_smile_teeth.jpg"
+SEAM_MAX = 0.3  # of the frame's width (height): a pasted-on photo's edge measured 0.52
+HALO_MAX = 6.0  # grey levels brighter just outside the outline than further out
 TEXT = {"en": "Happy birthday! Have a wonderful year.", "ja": "お誕生日おめでとう！"}
 STEPS = [key for key in CATALOGUE["en"] if key.startswith("step.")]
 
@@ -108,6 +111,7 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     first_words = TEXT[lang][:10]
     page.click("#message-history button")  # the accordion opens
     page.wait(lambda: first_words in page.text("#message-gallery"), 60, "the history item")
+    assert re.search(DATE_FORM[lang], page.text("#message-gallery")), page.text("#message-gallery")
     thumbs = page.all("#message-gallery .thumbnail-item")
     assert thumbs
     thumbs[0].click()  # replays that message
@@ -298,17 +302,26 @@ def test_bad_input_is_readable_and_the_page_keeps_working(page: Page, tmp_path: 
 
 @pytest.mark.parametrize("page", ["en", "ja"], indirect=True)
 def test_text_file_named_jpg(page: Page, tmp_path: Path) -> None:
-    """A text file named .jpg: an IMAGE_* error in the page's language, then the page still
-    answers. Gradio's own preprocessing error is turned into ours by app/ui/uploads.py."""
+    """A text file named .jpg on the Image and Video tabs: an IMAGE_* error in the page's
+    language as soon as it is added, and the refused file taken out (it stayed as a broken
+    image until Detect); then the page still answers. Gradio's own preprocessing error is
+    turned into ours by app/ui/uploads.py."""
     fake = tmp_path / "not-a-photo.jpg"
     fake.write_text("this is not a picture\n" * 20)
+    for tab, field in (("image", "image-photo"), ("video", "video-portrait")):
+        page.tab(tab)
+        page.upload(field, fake)
+        shown = assert_error_toast(page)
+        assert "IMAGE_" in shown and "preprocess" not in shown, shown
+        shown_img = f"#{field} img"
+        page.wait(lambda: not page.all(shown_img), 30,  # noqa: B023 (waited on at once)
+                  f"the refused file out of {field}")
+        page.shot(f"text-as-jpg-{tab}")
+        page.close_toasts()
     page.tab("image")
-    page.upload("image-photo", fake)
-    page.click("#image-detect")
-    shown = assert_error_toast(page)
-    assert "IMAGE_" in shown and "preprocess" not in shown, shown
-    page.shot("text-as-jpg")
-    page.close_toasts()
+    page.upload("image-photo", PORTRAIT)  # a real photo after the refused one is taken
+    page.wait(lambda: page.all("#image-photo img"), 60, "the photo preview")
+    assert not page.all(".toast-body.error"), page.toasts()
     page.tab("message")
     page.type_into("message-text", "OK")
     page.wait(lambda: "2 / 1000" in page.text("#message-count"), 30, "the page still answers")
@@ -330,6 +343,7 @@ def test_bad_photos_are_said_at_upload(page: Page, tmp_path: Path) -> None:
     page.upload("message-photo", tiny)
     shown = assert_error_toast(page)
     assert page.word("message.too_small").split("{")[0] in shown, shown
+    page.wait(lambda: not page.all("#message-photo img"), 30, "the refused photo taken out")
     page.shot("tiny-photo")
     page.close_toasts()
     fake = tmp_path / "not-a-photo.jpg"
@@ -339,8 +353,81 @@ def test_bad_photos_are_said_at_upload(page: Page, tmp_path: Path) -> None:
     page.upload("message-photo", fake)
     shown = assert_error_toast(page)
     assert "IMAGE_" in shown, shown
+    # no broken-image preview left looking like a photo that was taken
+    page.wait(lambda: not page.all("#message-photo img"), 30, "the refused file taken out")
     page.shot("text-as-jpg")
     assert page.video_in("message-video") is None
+
+
+@pytest.mark.parametrize("page", ["en", "ja"], indirect=True)
+def test_a_9_16_message_is_not_pasted_on(page: Page, tmp_path: Path) -> None:
+    """A 9:16 message from a head-and-shoulders photo, chosen in the page, judged on the
+    video it makes: no straight seam where the photo ends (the portrait came out as a lighter
+    rectangle on its blurred backdrop, ended by a hard line at the waist), no pale halo
+    along the person's outline. The same judge catches the same photo pasted on, and a
+    halo laid along the outline, so it can fail."""
+    import numpy as np
+    from PIL import Image
+
+    from models.cutout.mediapipe import MediapipeCutout
+    from tests.browser.judge import frame_of, halo, pasted_on, straight_seam
+
+    page.upload("message-photo", HEAD_AND_SHOULDERS)
+    page.wait(lambda: page.all("#message-photo img"), 60, "the photo preview")
+    page.click("#message-size input[value='720x1280']")
+    page.type_into("message-text", TEXT[page.lang])
+    page.click("#message-generate")
+    src, _ = page.video_ready("message-video")
+    page.shot("message-9-16")
+    video = tmp_path / "message.mp4"
+    video.write_bytes(httpx.get(src, timeout=120).content)
+    segment = MediapipeCutout().segment
+    for index in (0, 40):  # the first frame, and one with the head moved
+        frame = frame_of(video, index)
+        assert frame.shape[:2] == (1280, 720), frame.shape
+        Image.fromarray(frame).save(page.shots / f"frame-{index}.png")  # to look at
+        share, axis, where = straight_seam(frame)
+        assert share < SEAM_MAX, f"a straight seam {share:.0%} long at {axis} {where}"
+        mask = segment(frame)
+        assert mask.mean() > 0.1, "the person is in the frame"
+        glow = halo(frame, mask)
+        assert glow < HALO_MAX, f"a pale halo {glow:.1f} grey levels along the outline"
+
+    photo = np.asarray(Image.open(HEAD_AND_SHOULDERS).convert("RGB"))
+    control = pasted_on(photo, (720, 1280))
+    Image.fromarray(control).save(page.shots / "control-pasted-on.png")
+    assert straight_seam(control)[0] > SEAM_MAX  # the judge sees a pasted-on rectangle
+    import cv2
+
+    person = (mask > 0.5).astype(np.uint8)
+    grow = lambda r: cv2.dilate(person, np.ones((2 * r + 1, 2 * r + 1), np.uint8))  # noqa: E731
+    ring = (grow(7) > 0) & ~(person > 0)
+    haloed = frame.astype(np.int16)
+    haloed[ring] += 30  # a pale rim along the outline
+    assert halo(np.clip(haloed, 0, 255).astype(np.uint8), mask) > HALO_MAX
+
+
+@pytest.mark.parametrize("page", ["en", "ja"], indirect=True)
+def test_gradio_own_words_in_the_page_language(page: Page) -> None:
+    """Gradio's own English that its i18n does not reach, in the page's language: the "⋯"
+    tab menu's screen-reader label, and the status tracker's "queue: 1/1 |" and
+    "processing |" (seen by recording every text the trackers show while a line is spoken)."""
+    menu = page.find(".overflow-menu > button")
+    page.wait(lambda: menu.get_attribute("aria-label") == page.word("tabs.more"), 15,
+              "the tab menu's label in this language")
+    page.js("window.__seen = new Set(); new MutationObserver(() => document.querySelectorAll("
+            "\"[data-testid='status-tracker']\").forEach(t => window.__seen.add("
+            "t.innerText.trim()))).observe(document.body, "
+            "{subtree: true, childList: true, characterData: true});")
+    page.tab("voice")
+    page.click("#voice-speak")
+    page.audio_shown("voice-audio")
+    seen = " · ".join(page.js("return Array.from(window.__seen)"))
+    queue, processing = page.word("tracker.queue"), page.word("tracker.processing")
+    assert f"{queue}: 1/" in seen or f"{processing} |" in seen, seen
+    if page.lang == "ja":
+        assert "queue:" not in seen and "processing |" not in seen, seen
+    page.shot("voice-spoken")
 
 
 def our_english() -> dict[str, str]:
@@ -457,6 +544,9 @@ def test_phone_width_lists_and_tables(page: Page) -> None:
                    ".map(c => c.innerText)")
     assert not tall, f"cells wrapped line after line: {tall}"
     assert page.no_horizontal_scroll()
+    # dates in the one people's form of every tab, in the page's language
+    table = page.text("#jobs-table")
+    assert len(re.findall(DATE_FORM[page.lang], table)) >= 2, table  # created, updated
     page.shot("phone-jobs")
 
 
@@ -529,6 +619,8 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
     page.tab("voice")
     page.click("#voice-profiles .label-wrap")
     page.wait(lambda: name in page.text("#voice-profile-list"), 30, "the profile listed")
+    listed = page.text("#voice-profile-list")  # dated as the Jobs table and the history are
+    assert re.search(DATE_FORM[page.lang], listed), listed
     page.find("#voice-voice input").click()
     options = page.wait(lambda: [o for o in page.all("#voice-voice li[role='option']")
                                  if name in o.text] or None, 30,
@@ -549,6 +641,8 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
 
 
 JAPANESE = r"[\u3040-\u30ff\u4e00-\u9fff]"
+DATE_FORM = {"en": r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d\d:\d\d",  # app.ui.text.shown_time
+             "ja": r"\d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d"}
 
 
 def chosen_radio(page: Page, elem_id: str) -> str | None:
