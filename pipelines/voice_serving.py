@@ -204,21 +204,30 @@ def _conversions(tools: ServingTools, voice: str, audio: Audio, target: VoiceTar
     return out
 
 
+Anchor = dict[tuple[str, str | None, float], float]
+"""Nearness measured in the profile's own language, by (voice, converter, strength)."""
+
+
+def _anchor_key(candidate: Candidate) -> tuple[str, str | None, float]:
+    return candidate.voice, candidate.converter, round(candidate.strength, 2)
+
+
 def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
-                     target: VoiceTarget, anchor: dict[str, float] | None = None
+                     target: VoiceTarget, anchor: Anchor | None = None
                      ) -> dict[str, Any] | None:
     """The serving record of one language (None: no voice speaks it here). ``anchor``: each
-    built-in voice's nearness measured in the profile's own language, where the speaker
-    encoder compares like with like (an English recording against Japanese speech reads
-    every voice as farther, unevenly); candidates are ranked on that basis, moved by what
-    their conversion changed here."""
+    candidate's nearness measured in the profile's own language, where the speaker encoder
+    compares like with like (an English recording against Japanese speech reads every voice
+    as farther, unevenly, and hears no change a timbre filter makes, while the outside judge
+    hears +0.06 to +0.17); candidates are ranked on that basis, and a conversion not measured
+    there by its voice's basis moved by what the conversion changed here."""
     cache = CalibrationCache(tools.cache_dir)
     sources = source_voices(tools.tts, language)
     if not sources:
         return None
     said = {s.id: _said(tools, cache, s) for s in sources}
     here = {s.id: cosine(said[s.id][1], embedding) for s in sources}
-    basis = {v: (anchor or {}).get(v, near) for v, near in here.items()}
+    basis = {v: (anchor or {}).get((v, None, 1.0), near) for v, near in here.items()}
     heard: list[tuple[Candidate, Audio]] = []
     for source in sources:
         heard.append((Candidate(source.id, nearness=here[source.id], rank=basis[source.id],
@@ -231,7 +240,9 @@ def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
         for candidate, converted in _conversions(tools, source.id, audio, target):
             if not candidate.verdict.startswith("failed"):
                 candidate.nearness = cosine(tools.embed(converted), embedding)
-                candidate.rank = basis[source.id] + candidate.nearness - here[source.id]
+                candidate.rank = (anchor or {}).get(
+                    _anchor_key(candidate),
+                    basis[source.id] + candidate.nearness - here[source.id])
                 candidate.words = kept_words(converted, audio)
             heard.append((candidate, converted))
 
@@ -285,13 +296,13 @@ def measure_serving(tools: ServingTools, languages: Sequence[str], embedding: np
     """Each language's serving record, the profile's own language (the first) first: its
     voices' nearness is the basis the other languages rank on."""
     records: dict[str, dict[str, Any]] = {}
-    anchor: dict[str, float] | None = None
+    anchor: Anchor | None = None
     for language in languages:
         record = measure_language(tools, language, embedding, target, anchor)
         if record is None:
             continue
         records[language] = record
         if anchor is None:
-            anchor = {c["voice"]: c["nearness"] for c in record["candidates"]
-                      if c["converter"] is None}
+            anchor = {(c["voice"], c["converter"], c["strength"]): c["nearness"]
+                      for c in record["candidates"] if c["nearness"] is not None}
     return records
