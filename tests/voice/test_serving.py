@@ -189,6 +189,9 @@ def test_both_languages_are_measured_with_crossed_voices_and_distillmos(tmp_path
     assert english["judge"] == "distillmos"
     voices_tried = {c["voice"] for c in english["candidates"]}
     assert {"en_joe", "jf_alpha", "jm_kumo"} <= voices_tried
+    from pipelines.voice_sources import BLENDS  # mixes of the packs are voices too
+    assert set(BLENDS) <= voices_tried
+    assert set(BLENDS) <= {c["voice"] for c in profile.serving["ja"]["candidates"]}
     for record in profile.serving.values():
         check_rule(record)
 
@@ -212,3 +215,40 @@ def test_the_evolved_voice_keeps_a_language_only_while_it_sounds_natural() -> No
     dropped, heard = natural_languages(serves, noisy, judge.naturalness, profile)
     assert dropped == {"ja": "matched", "en": "matched"}
     assert heard["ja"] < plain - NATURALNESS_DROP
+
+
+def test_a_conversion_is_ranked_by_its_nearness_in_the_profiles_language(tmp_path: Path
+                                                                         ) -> None:
+    """In the other language the speaker encoder hears little of what a timbre filter
+    changes (an English recording against Japanese speech); a conversion measured in the
+    profile's own language is ranked there, one not measured there by its voice's basis
+    moved by what it changed here."""
+    from models.registry import create_engine
+    from pipelines.voice_serving import ServingTools, measure_language
+
+    settings = EngineSettings(cache_dir=tmp_path / "cache")
+    encoder = create_engine("voice_encoder", "resemblyzer", settings)
+    tools = ServingTools(
+        FallbackChain("tts", [create_engine("tts", "openjtalk", settings)]),
+        FallbackChain("voice_converter", [create_engine("voice_converter", "timbre_filter",
+                                                        settings)]),
+        embed=lambda audio: encoder.embed([audio]), encoder_name="resemblyzer", judge=None,
+        cache_dir=settings.cache_dir)
+    person = apply_match(Audio(np.concatenate([ojt_speech(s) for s in SENTENCES]), RATE),
+                         MatchParams(1.18, 230.0))
+    embedding = encoder.embed([person])
+    target = VoiceTarget("person", person, embedding)
+
+    def ranks(anchor: Any) -> dict[tuple[Any, float], dict[str, Any]]:
+        record = measure_language(tools, "ja", embedding, target, anchor)
+        assert record is not None
+        return {(c["converter"], c["strength"]): c for c in record["candidates"]}
+
+    own = ranks(None)
+    assert own[("timbre_filter", 1.0)]["rank"] == own[("timbre_filter", 1.0)]["nearness"]
+    anchored = ranks({("mei", None, 1.0): 0.5, ("mei", "timbre_filter", 1.0): 0.97})
+    assert anchored[("timbre_filter", 1.0)]["rank"] == pytest.approx(0.97, abs=1e-4)
+    assert anchored[("timbre_filter", 1.0)]["verdict"] == "served"  # first in line
+    moved = own[("timbre_filter", 0.7)]["nearness"] - own[(None, 1.0)]["nearness"]
+    assert anchored[("timbre_filter", 0.7)]["rank"] == pytest.approx(0.5 + moved, abs=1e-3)
+    assert anchored[(None, 1.0)]["rank"] == pytest.approx(0.5, abs=1e-4)
