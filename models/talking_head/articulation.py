@@ -52,7 +52,10 @@ VISEMES: dict[str, Viseme] = {
     "i": Viseme(0.45, 1.0, 0.0, 0.0, 0.65),
     "o": Viseme(0.75, 0.0, 1.0, 0.0, 0.7),
     "u": Viseme(0.42, 0.0, 0.6, 0.0, 0.6),
-    "schwa": Viseme(0.5, 0.1, 0.0, 0.0, 0.45),
+    "schwa": Viseme(0.6, 0.1, 0.0, 0.0, 0.45),
+    # English lax vowels: the jaw lower and the lips less spread / rounded than /i/, /u/
+    "lax_i": Viseme(0.6, 0.5, 0.0, 0.0, 0.55),
+    "lax_u": Viseme(0.55, 0.0, 0.5, 0.0, 0.5),
     # consonants
     "m": Viseme(0.0, 0.0, 0.0, 1.0, 1.0),  # m b p: the lips meet
     "f": Viseme(0.05, 0.1, 0.0, 0.7, 0.9),  # f v: the lower lip under the upper teeth
@@ -70,10 +73,12 @@ _SYMBOLS: dict[str, str] = {}
 for _key, _symbols in {
     "a": "a A ɑ æ ʌ ɐ aː ɑː ä ᴀ ɶ",
     "e": "e E ɛ eː ɛː ɜ ɜː œ ø ε",
-    "i": "i I ɪ iː y ʏ",
+    "i": "i I iː y ʏ",
     "o": "o O ɔ ɒ oː ɔː ɵ ɤ",
-    "u": "u U ɯ ʊ uː ɯː ʉ ɨ ᵝ",  # ɨ: Kokoro's Japanese "su", "tsu" (unrounded u)
-    "schwa": "ə ɚ ᵊ ɐ̃ ᵻ ɘ ɞ",
+    "u": "u U ɯ uː ɯː ʉ ɨ ᵝ",  # ɨ: Kokoro's Japanese "su", "tsu" (unrounded u)
+    "schwa": "ə ɚ ᵊ ɐ̃ ɘ ɞ",
+    "lax_i": "ɪ ᵻ",
+    "lax_u": "ʊ",
     "m": "m b p my by py ɱ ɓ ʙ ʘ",
     "f": "f v ɸ β ʋ ⱱ",
     "w": "w ʍ ɥ ɰ",
@@ -85,6 +90,7 @@ for _key, _symbols in {
         _SYMBOLS.setdefault(_s, _key)
 _SYMBOLS["j"] = "k"  # IPA /j/ (y as in "yes"); OpenJTalk's "j" (ji) is spelled "j" too, close
 _SILENT = {"", "sil", "pau", "sp", "spn", "_", "^", "$", "#"}
+_MARKS = set("ˈˌːˑʰʲˤ")  # espeak's marks: Piper times some (ʲ in "being") as phonemes
 _DEVOICED = set("AIUEO")  # OpenJTalk's devoiced vowels: said with little opening
 
 
@@ -132,6 +138,8 @@ def _targets(phonemes: Sequence[Timing], n: int) -> tuple[np.ndarray, np.ndarray
         symbol = ph.text.strip()
         if symbol == "cl":  # geminate: the closure of the consonant that follows
             key = next((x for x in keys[k + 1:k + 2] if x is not None), "t")
+        elif key is None and symbol and set(symbol) <= _MARKS and k > 0:
+            key = keys[k - 1]  # a timed mark (a palatal glide) goes on with the sound before
         if key is None:
             continue
         lo = max(0, int(round(ph.start * GRID)))

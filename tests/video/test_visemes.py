@@ -157,3 +157,27 @@ def test_every_engine_phoneme_has_a_viseme() -> None:
     assert viseme_key("pau") is None and viseme_key("sil") is None
     assert (viseme_key("m"), viseme_key("b"), viseme_key("p")) == ("m", "m", "m")
     assert viseme_key("ɨ") == "u"  # Kokoro's "su": an unrounded u, not a spread i
+
+
+def test_timed_mark_goes_on_with_the_sound() -> None:
+    """espeak's palatal mark in "being" (b iː ʲ ɪ ŋ) comes with its own duration from Piper:
+    it is part of the sound, not a silence."""
+    from models.talking_head.articulation import GRID, articulate
+
+    said = (Timing(0.2, 0.3, "b"), Timing(0.3, 0.4, "i"), Timing(0.4, 0.44, "ʲ"),
+            Timing(0.44, 0.5, "ɪ"), Timing(0.5, 0.55, "ŋ"))
+    c = articulate(said, 1.0)
+    assert c.spoken[int(0.4 * GRID):int(0.44 * GRID)].min() == 1.0
+    assert c.close[int(0.4 * GRID):int(0.44 * GRID)].max() < 0.1
+
+
+def test_english_lax_vowels_open_wider_than_tense() -> None:
+    """/ɪ/ (sit) and /ʊ/ (book) are said with the jaw lower and the lips less spread or
+    rounded than /i/ (seat) and /u/ (boot); they were drawn as the tense vowels."""
+    from models.talking_head.articulation import VISEMES, viseme_key
+
+    lax_i, tense_i = VISEMES[viseme_key("ɪ") or ""], VISEMES[viseme_key("i") or ""]
+    lax_u, tense_u = VISEMES[viseme_key("ʊ") or ""], VISEMES[viseme_key("u") or ""]
+    assert lax_i.open > tense_i.open and lax_i.spread < tense_i.spread
+    assert lax_u.open > tense_u.open and lax_u.round < tense_u.round
+    assert viseme_key("ɨ") == "u"  # Kokoro's Japanese vowels keep theirs
