@@ -415,18 +415,26 @@ def test_gradio_own_words_in_the_page_language(page: Page) -> None:
     menu = page.find(".overflow-menu > button")
     page.wait(lambda: menu.get_attribute("aria-label") == page.word("tabs.more"), 15,
               "the tab menu's label in this language")
-    page.js("window.__seen = new Set(); new MutationObserver(() => document.querySelectorAll("
+    page.js("window.__seen = new Set(); window.__said = new Set();"
+            "new MutationObserver(ms => { document.querySelectorAll("
             "\"[data-testid='status-tracker']\").forEach(t => window.__seen.add("
-            "t.innerText.trim()))).observe(document.body, "
-            "{subtree: true, childList: true, characterData: true});")
+            "t.innerText.trim()));"
+            " ms.forEach(m => [m.target, ...m.addedNodes].forEach(n => {"
+            " const t = (n.textContent || '').trim();"
+            " if (t.length < 80 && /queue|順番待ち/i.test(t)) window.__said.add(t); })); })"
+            ".observe(document.body, {subtree: true, childList: true, characterData: true});")
     page.tab("voice")
     page.click("#voice-speak")
     page.audio_shown("voice-audio")
     seen = " · ".join(page.js("return Array.from(window.__seen)"))
     queue, processing = page.word("tracker.queue"), page.word("tracker.processing")
     assert f"{queue}: 1/" in seen or f"{processing} |" in seen, seen
+    # the screen reader's announcement of the place in the queue (status.queue_position),
+    # outside the tracker: Gradio has it in English only
+    said = " · ".join(page.js("return Array.from(window.__said)"))
     if page.lang == "ja":
         assert "queue:" not in seen and "processing |" not in seen, seen
+        assert "In queue" not in said, said
     page.shot("voice-spoken")
 
 
