@@ -177,14 +177,20 @@ def frame_portrait(rgb: np.ndarray, points: np.ndarray, size: tuple[int, int]
     cover = max(w / iw, h / ih)
     # A photo that would need padding is zoomed in a little rather than padded a lot.
     scale = max(scale, 0.8 * cover) if scale < cover else scale
-    tx = w / 2 - center[0] * scale
-    ty = fr.center_y * h - center[1] * scale
-    # Slide the photo so it covers the frame where it can.
-    sw, sh = iw * scale, ih * scale
-    if sw >= w:
-        tx = min(0.0, max(w - sw, tx))
-    if sh >= h:
-        ty = min(0.0, max(h - sh, ty))
+
+    def placed(scale: float) -> tuple[float, float]:
+        """The face centred where the framing puts it, the photo slid to cover the frame
+        where it can."""
+        tx = w / 2 - center[0] * scale
+        ty = fr.center_y * h - center[1] * scale
+        sw, sh = iw * scale, ih * scale
+        if sw >= w:
+            tx = min(0.0, max(w - sw, tx))
+        if sh >= h:
+            ty = min(0.0, max(h - sh, ty))
+        return tx, ty
+
+    tx, ty = placed(scale)
     # The whole head stays in the frame when the photo shows it: the crown (hair included,
     # estimated above the mesh's forehead point) keeps a margin below the top edge. Sliding
     # the photo up to cover the frame, or a face share meant for a close-up, put the top of
@@ -196,13 +202,7 @@ def frame_portrait(rgb: np.ndarray, points: np.ndarray, size: tuple[int, int]
         fit = (h - margin) / max(chin - crown, 1.0)  # crown to just under the chin
         if scale > fit:
             scale = fit
-            tx = w / 2 - center[0] * scale
-            ty = fr.center_y * h - center[1] * scale
-            sw, sh = iw * scale, ih * scale
-            if sw >= w:
-                tx = min(0.0, max(w - sw, tx))
-            if sh >= h:
-                ty = min(0.0, max(h - sh, ty))
+            tx, ty = placed(scale)
         top = crown * scale + ty
         if top < margin:
             ty += margin - top
