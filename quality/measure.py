@@ -310,7 +310,8 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _longest(mask: np.ndarray) -> int:
+def longest_run(mask: np.ndarray) -> int:
+    """The longest run of true values in ``mask``."""
     best = run = 0
     for m in mask:
         run = run + 1 if m else 0
@@ -410,7 +411,7 @@ def measure(path: str | Path, *, text: str | None = None, music: bool | None = N
     small = media.frames[:, ::4, ::4].astype(np.int16) if n else media.frames
     diffs = np.abs(np.diff(small, axis=0)).mean(axis=(1, 2, 3)) if n > 1 else np.zeros(0)
     still = np.r_[False, diffs < 0.25]
-    frozen = _longest(still & speaking(active, fps)) / fps if n else 0.0
+    frozen = longest_run(still & speaking(active, fps)) / fps if n else 0.0
     checks["frozen"] = Check("frozen", frozen, frozen < 1.0, "seconds of identical frames")
 
     audio = media.audio

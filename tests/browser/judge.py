@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from quality.measure import longest_run
+
 
 def frame_of(video: Path, index: int = 0) -> np.ndarray:
     """Frame ``index`` of an mp4 as uint8 HxWx3 (the bundled ffmpeg decodes it)."""
@@ -29,14 +31,6 @@ def _grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(grey, (0, 0), 1.0)  # codec noise is not an edge
 
 
-def _longest_run(flags: np.ndarray) -> int:
-    best = run = 0
-    for flag in flags:
-        run = run + 1 if flag else 0
-        best = max(best, run)
-    return best
-
-
 def straight_seam(rgb: np.ndarray, step: float = 12.0, reach: int = 3
                   ) -> tuple[float, str, int]:
     """The longest straight edge across the frame: for every row (and column) boundary,
@@ -53,7 +47,7 @@ def straight_seam(rgb: np.ndarray, step: float = 12.0, reach: int = 3
         for y in range(reach, n - reach):
             above = g[y - reach:y].mean(axis=0)
             below = g[y:y + reach].mean(axis=0)
-            share = _longest_run(np.abs(below - above) > step) / length
+            share = longest_run(np.abs(below - above) > step) / length
             if share > best[0]:
                 best = (share, name, y)
     return best
