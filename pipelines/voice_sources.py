@@ -92,13 +92,19 @@ def _blended(tts: FallbackChain[Any], language: str) -> Iterator[SourceVoice]:
                                   crossed=language not in engine.languages)
 
 
+def _sources(tts: FallbackChain[Any], language: str) -> Iterator[SourceVoice]:
+    yield from _native(tts, language)
+    yield from _crossed(tts, language)
+    yield from _blended(tts, language)
+
+
 def source_voices(tts: FallbackChain[Any], language: str) -> list[SourceVoice]:
     """Every voice that can start a profile's speech in ``language``: the language's own
     voices first (the first is the language's plain voice), then crossed ones, then mixes
     (:data:`BLENDS`)."""
-    return [*_native(tts, language), *_crossed(tts, language), *_blended(tts, language)]
+    return list(_sources(tts, language))
 
 
 def find_source(tts: FallbackChain[Any], voice: str, language: str) -> SourceVoice | None:
     """``voice`` speaking ``language`` (its own engine first), or None when none can."""
-    return next((s for s in source_voices(tts, language) if s.id == voice), None)
+    return next((s for s in _sources(tts, language) if s.id == voice), None)
