@@ -45,7 +45,7 @@ def _warm_voice(services: object, log: logging.Logger) -> None:
     """Background, at the lowest priority: the voice-matching calibration cache and the
     speaker encoder, so the first voice profile is as quick as the next (read from disk
     after the first start)."""
-    from pipelines.voice_jobs import warm_up
+    from pipelines.voice.jobs import warm_up
 
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only

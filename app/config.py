@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(20.0, ge=1.0, le=600.0)
     max_queued: int = Field(50, ge=1)
     # a profile's evolved voice: search seconds (in all, across resumed runs) and whether a
-    # new profile queues the search by itself (pipelines/voice_evolve_jobs.py); off by
+    # new profile queues the search by itself (pipelines/voice/evolve_jobs.py); off by
     # default: minutes of both cores per profile, so it is asked for (POST .../evolve)
     voice_evolve_seconds: float = Field(600.0, gt=0, le=7200)
     voice_evolve_auto: bool = False

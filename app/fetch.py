@@ -31,7 +31,7 @@ from models.net import (
     refused,
     system_resolver,
 )
-from pipelines.voice_ref import PROFILE_PREFIXES
+from pipelines.voice.ref import PROFILE_PREFIXES
 
 KEY_PREFIXES = ("inputs/", "processed/", "voices/", "prosody/", "bgm/", "videos/", "temp/")
 PRIVATE_PREFIXES = tuple(f"voices/openvoice/{prefix}" for prefix in PROFILE_PREFIXES)

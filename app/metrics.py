@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from models.base import ChainResult, Engine, FallbackChain
+from models.chain import ChainResult, Engine, FallbackChain
 
 if TYPE_CHECKING:
     from app.services import Services

@@ -35,7 +35,8 @@ from app.reaper import Reaping
 from app.running import RunningJob, error_record, storage_error
 from app.stages import run_of
 from app.storage import Storage
-from models.base import EngineSettings, FallbackChain
+from models.base import EngineSettings
+from models.chain import FallbackChain
 from models.errors import BackendUnavailable, Cancelled, Conflict, StudioError
 from pipelines.jobs import job_kinds
 from pipelines.tasks import JobHandler, JobRegistry, MakeWay

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from app.jobs import Jobs
 from app.leases import LeaseKeeper, LeaseLost
 from app.storage import Storage, new_key
-from models.base import EngineSettings, FallbackChain
+from models.base import EngineSettings
+from models.chain import FallbackChain
 from models.errors import Cancelled, StudioError
 
 if TYPE_CHECKING:

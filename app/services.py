@@ -16,14 +16,15 @@ from app.jobs import Jobs, create_job_store
 from app.queue import TaskQueue, create_huey
 from app.retention import check_free_space, cleanup, retention_rules
 from app.storage import Storage, create_storage
-from models.base import EngineSettings, FallbackChain
+from models.base import EngineSettings
+from models.chain import FallbackChain
 from models.registry import CAPABILITIES, build_chain
 
 if TYPE_CHECKING:
     import gradio as gr
 
     from app.fetch import SafeFetcher
-    from pipelines.voice import VoiceKit
+    from pipelines.voice.kit import VoiceKit
 
 AdminCheck = Callable[["gr.Request | None"], bool]
 

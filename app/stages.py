@@ -21,7 +21,8 @@ from app.jobs import Job, Jobs
 from app.leases import LeaseKeeper, LeaseLost, new_token
 from app.running import RunningStage, error_record, storage_error
 from app.storage import Storage
-from models.base import EngineSettings, FallbackChain
+from models.base import EngineSettings
+from models.chain import FallbackChain
 from models.errors import Cancelled, StudioError, TransientBackendError
 from pipelines.tasks import JobRegistry, Stage
 

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.baseline import baseline_module  # noqa: E402
-from models.base import Engine, EngineSettings, MatteRefiner, PersonCutout  # noqa: E402
+from models.base import EngineSettings, MatteRefiner, PersonCutout  # noqa: E402
+from models.chain import Engine  # noqa: E402
 from models.cutout.mediapipe import MediapipeCutout  # noqa: E402
 from models.detect.person import PersonDetector  # noqa: E402
 from models.refine.closed_form import (  # noqa: E402

@@ -43,7 +43,8 @@ from PIL import Image  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.services import Services, build_services  # noqa: E402
 from app.usecases.messages import submit_message  # noqa: E402
-from models.base import EngineSettings, FallbackChain  # noqa: E402
+from models.base import EngineSettings  # noqa: E402
+from models.chain import FallbackChain  # noqa: E402
 from quality import Report, contact_sheet, measure  # noqa: E402
 from quality.measure import CROWN, THEVAL_GOAL  # noqa: E402
 
@@ -122,9 +123,9 @@ def run_message(services: Services, photo: Path, size: str, text: str) -> tuple[
 
 
 def rerender(services: Services, kept: dict) -> bytes:
-    from pipelines.message import video_stage
-    from pipelines.message_outputs import Finished
-    from pipelines.message_request import MessageRequest
+    from pipelines.message.chain import video_stage
+    from pipelines.message.outputs import Finished
+    from pipelines.message.request import MessageRequest
 
     outputs = {k: v["output"] for k, v in kept["stages"].items()
                if k not in ("video", "subtitles") and v.get("output")}

@@ -38,7 +38,7 @@ from PIL import Image  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.services import Services, build_services  # noqa: E402
 from app.usecases.messages import submit_message  # noqa: E402
-from pipelines.message import STAGES  # noqa: E402
+from pipelines.message.chain import STAGES  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "message"
 PORTRAIT = ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg"

@@ -27,9 +27,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.base import Audio
-from pipelines import bgm, bgm_catalog, prosody
-from pipelines.loudness import integrated_loudness, true_peak_db
 from pipelines.media import decode_audio, ffmpeg_exe, resample
+from pipelines.sound import music as bgm
+from pipelines.sound import prosody
+from pipelines.sound import tracks as bgm_catalog
+from pipelines.sound.loudness import integrated_loudness, true_peak_db
 
 OUT = Path(__file__).resolve().parent / "out"
 JA_TEXT = ("お誕生日おめでとうございます。素敵な一年になりますように。"

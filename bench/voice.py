@@ -42,14 +42,8 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.base import (  # noqa: E402
-    Audio,
-    EngineSettings,
-    FallbackChain,
-    SpeechEngine,
-    SpeechRequest,
-    VoiceConverter,
-)
+from models.base import Audio, EngineSettings, SpeechEngine, SpeechRequest, VoiceConverter  # noqa: E402
+from models.chain import FallbackChain  # noqa: E402
 from models.speech.dsp import click_score, voiced_bounds  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "voice"
@@ -219,11 +213,11 @@ def similarity(settings: EngineSettings) -> list[list[str]]:
     from models.voice.openvoice import OpenVoiceConverter
     from models.voice.resemblyzer import ResemblyzerEncoder, cosine
     from pipelines.media import encode_wav
-    from pipelines.speech import VoiceChoice, synthesize
-    from pipelines.voice_create import create_profile
-    from pipelines.voice_options import VoiceOptions
-    from pipelines.voice_profiles import ProfileStore
-    from pipelines.voice_ref import VoiceRef
+    from pipelines.voice.create import create_profile
+    from pipelines.voice.options import VoiceOptions
+    from pipelines.voice.profiles import ProfileStore
+    from pipelines.voice.ref import VoiceRef
+    from pipelines.voice.speech import VoiceChoice, synthesize
 
     kokoro = _engine("kokoro", settings)
     tts = FallbackChain("tts", [kokoro, _engine("openjtalk", settings)])
@@ -306,11 +300,11 @@ def profile_steps(settings: EngineSettings) -> list[list[str]]:
     from models.voice.denoise import DeepFilterDenoiser
     from models.voice.matching import VoiceMatcher
     from models.voice.resemblyzer import ResemblyzerEncoder
-    from pipelines import voice_create as new
-    from pipelines.voice_calibration import CalibrationCache, prepare_calibration
-    from pipelines.voice_profiles import ProfileStore
+    from pipelines.voice import create as new
+    from pipelines.voice.calibration import CalibrationCache, prepare_calibration
+    from pipelines.voice.profiles import ProfileStore
 
-    old = baseline_module("pipelines/voice.py")
+    old = baseline_module("pipelines/voice/kit.py")
     old_enc_mod = baseline_module("models/voice/resemblyzer.py", was=["models/resemblyzer_encoder.py"])
     tts = FallbackChain("tts", [_engine("kokoro", settings), _engine("openjtalk", settings)])
     encoder = ResemblyzerEncoder(settings)

@@ -5,7 +5,7 @@
 For each LibriSpeech speaker in /work/shared/data/voices (CC BY 4.0; see its README): a
 profile from the 3 longest utterances (``language="en"``, the clips' language, denoised
 and calibrated as the app does), the next 3 longest held out. Then the profile's voice is
-evolved (:func:`pipelines.voice_evolved.evolve_profile`, ``--budget`` seconds), and three
+evolved (:func:`pipelines.voice.evolved.evolve_profile`, ``--budget`` seconds), and three
 voices say one English and one Japanese message that the search never said:
 
 * default  — the built-in default of the language (Piper en_joe / Kokoro jf_alpha)
@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.voice import table as text_table  # noqa: E402
 from bench.voice_judge import judge_embedding  # noqa: E402
-from models.base import Audio, EngineSettings, FallbackChain, VoiceConverter  # noqa: E402
+from models.base import Audio, EngineSettings, VoiceConverter  # noqa: E402
+from models.chain import FallbackChain  # noqa: E402
 
 VOICES = Path(os.environ.get("STUDIO_BENCH_VOICES", "/work/shared/data/voices"))
 OUT = ROOT / "bench" / "out" / "voice_evolve"
@@ -80,10 +81,10 @@ def main() -> None:
     from models.voice.frame_matching import FrameMatcher
     from models.voice.matching import VoiceMatcher
     from models.voice.resemblyzer import ResemblyzerEncoder
-    from pipelines.speech import VoiceChoice, profile_finisher, synthesize
-    from pipelines.voice_create import create_profile
-    from pipelines.voice_evolved import QuickMatchStore, evolve_profile
-    from pipelines.voice_profiles import ProfileStore
+    from pipelines.voice.create import create_profile
+    from pipelines.voice.evolved import QuickMatchStore, evolve_profile
+    from pipelines.voice.profiles import ProfileStore
+    from pipelines.voice.speech import VoiceChoice, profile_finisher, synthesize
 
     OUT.mkdir(parents=True, exist_ok=True)
     settings = EngineSettings(cache_dir=OUT / "cache")

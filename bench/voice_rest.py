@@ -94,7 +94,7 @@ def main() -> None:
 
     services = build_services(load_settings(data_dir=Path.cwd() / "data", workers=1))
     services.queue.start_consumer(1, install_signals=False)
-    from pipelines.voice_jobs import warm_up
+    from pipelines.voice.jobs import warm_up
 
     started = time.perf_counter()  # what launch.py does in the background at start
     voices = warm_up(services.chain, services.engine_settings.cache_dir)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from models.base import Engine
+from models.chain import Engine
 from models.errors import BackendUnavailable
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"

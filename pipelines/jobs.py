@@ -14,14 +14,12 @@ from pipelines.tasks import JobRegistry
 @functools.cache
 def job_kinds() -> JobRegistry:
     """Every job kind, built once per process."""
-    from pipelines import (
-        diagnostics,
-        image_jobs,
-        message,
-        video_jobs,
-        voice_evolve_jobs,
-        voice_jobs,
-    )
+    from pipelines import diagnostics
+    from pipelines.image import jobs as image_jobs
+    from pipelines.message import chain as message
+    from pipelines.video import jobs as video_jobs
+    from pipelines.voice import evolve_jobs as voice_evolve_jobs
+    from pipelines.voice import jobs as voice_jobs
 
     return JobRegistry([
         diagnostics.TONE_JOB,

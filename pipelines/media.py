@@ -13,13 +13,14 @@ import io
 import struct
 import subprocess
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from models.base import Audio
+from models.base import Audio, Timing
 from models.errors import InvalidInput, PayloadTooLarge
 
 # ------------------------------------------------------------------------------ limits
@@ -370,3 +371,10 @@ def validate_text(text: str | None, *, area: str = "VOICE",
             message_ja=f"テキストが長すぎます（{len(cleaned)} 文字、上限 {limits.text_max_chars} 文字）。",
             details={"length": len(cleaned), "max_chars": limits.text_max_chars})
     return cleaned
+
+
+def stretched(items: Sequence[Timing], scale: float = 1.0, shift: float = 0.0
+              ) -> tuple[Timing, ...]:
+    """``items`` (sentence or phoneme timings) stretched by ``scale`` then moved by
+    ``shift`` seconds: a voice whose audio was reshaped keeps its timeline."""
+    return tuple(Timing(t.start * scale + shift, t.end * scale + shift, t.text) for t in items)

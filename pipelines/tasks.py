@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from models.base import EngineSettings, FallbackChain
+from models.base import EngineSettings
+from models.chain import FallbackChain
 
 
 class StoredEntry(Protocol):

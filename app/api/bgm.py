@@ -23,8 +23,9 @@ from app.api.security import owner_of, visibility
 from app.services import Services
 from app.storage import new_key
 from models.errors import InvalidInput
-from pipelines import bgm, bgm_catalog
 from pipelines.media import LIMITS, decode_audio
+from pipelines.sound import music as bgm
+from pipelines.sound import tracks as bgm_catalog
 
 MEDIA_TYPES = {"opus": "audio/ogg", "ogg": "audio/ogg", "mp3": "audio/mpeg", "wav": "audio/wav",
                "m4a": "audio/mp4", "flac": "audio/flac"}

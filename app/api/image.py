@@ -21,9 +21,9 @@ from app.api.task_view import owned_task, progress_fields
 from app.services import Services
 from app.storage import new_key
 from models.errors import InvalidInput, NotFound
-from pipelines import image as image_pipeline
-from pipelines.framing import builtin_backgrounds
-from pipelines.image_jobs import (
+from pipelines.image import portrait as image_pipeline
+from pipelines.image.framing import builtin_backgrounds
+from pipelines.image.jobs import (
     OUTPUT_FORMATS,
     estimate_seconds,
     framing_from_params,

@@ -24,7 +24,7 @@ from app.services import Services
 from app.usecases.messages import delete_message, submit_message
 from models.errors import InvalidInput
 from pipelines.media import LIMITS
-from pipelines.message import KIND
+from pipelines.message.chain import KIND
 
 FORM_FIELDS = ("text", "voice_profile", "voice", "bgm_type", "bgm", "emotion", "size",
                "subtitles", "language", "background", "bgm_volume", "seed")

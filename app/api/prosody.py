@@ -18,8 +18,8 @@ from app.api.envelope import ok
 from app.services import Services
 from app.storage import new_key
 from models.errors import InvalidInput
-from pipelines import prosody
 from pipelines.media import LIMITS, decode_audio, encode_audio
+from pipelines.sound import prosody
 
 OUTPUT_FORMATS = ("wav", "mp3", "m4a")
 METHODS = {"pitch_tempo": "Rubber Band (pedalboard), formants preserved",

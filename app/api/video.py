@@ -25,7 +25,7 @@ from models.errors import InvalidInput, NotFound, StudioError
 from models.registry import REMOTE_ENGINES
 from pipelines.media import LIMITS, decode_audio, decode_image, encode_png
 from pipelines.sizes import BY_NAME, DEFAULT
-from pipelines.video import RenderOptions, estimate_seconds
+from pipelines.video.render import RenderOptions, estimate_seconds
 
 
 class VideoOptions(BaseModel):

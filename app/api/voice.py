@@ -28,12 +28,13 @@ from app.usecases.voices import submit_profile, voice_kit
 from models.base import Speech
 from models.errors import InvalidInput, NotFound
 from pipelines.media import LIMITS, encode_audio
-from pipelines.speech import SynthesisReport, VoiceChoice, list_voices
-from pipelines.voice_evolve_jobs import KIND as EVOLVE_KIND
-from pipelines.voice_jobs import KIND as PROFILE_KIND
-from pipelines.voice_options import VoiceOptions
-from pipelines.voice_profiles import ProfileStore, public_profile
-from pipelines.voice_ref import VoiceRef
+from pipelines.voice.evolve_jobs import KIND as EVOLVE_KIND
+from pipelines.voice.jobs import KIND as PROFILE_KIND
+from pipelines.voice.options import VoiceOptions
+from pipelines.voice.profiles import ProfileStore, public_profile
+from pipelines.voice.ref import VoiceRef
+from pipelines.voice.reports import SynthesisReport
+from pipelines.voice.speech import VoiceChoice, list_voices
 
 INLINE_MAX_BYTES = 1_000_000
 """Audio up to this size (about 20 s of 24 kHz WAV) comes back inline as base64 unless the

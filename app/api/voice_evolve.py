@@ -21,8 +21,8 @@ from app.services import Services
 from app.usecases.voice_evolve import evolution_answer, submit_evolution
 from app.usecases.voices import voice_kit
 from models.errors import NotFound
-from pipelines.voice_evolve_jobs import KIND as EVOLVE_KIND
-from pipelines.voice_evolved import LABEL, LABEL_JA
+from pipelines.voice.evolve_jobs import KIND as EVOLVE_KIND
+from pipelines.voice.evolved import LABEL, LABEL_JA
 
 
 class EvolveRequest(BaseModel):

@@ -31,7 +31,7 @@ def _font_family() -> str | None:
     """A font with Japanese glyphs (the one subtitles use), registered with matplotlib."""
     from matplotlib import font_manager
 
-    from pipelines.subtitles import font_path
+    from pipelines.video.subtitles import font_path
 
     try:
         path = font_path()

@@ -19,8 +19,9 @@ from app.ui.text import label, plain, register, request_language, studio_error, 
 from app.ui.text import table as headed
 from app.ui.work import recorded
 from models.errors import StudioError
-from pipelines import bgm, bgm_catalog
 from pipelines.media import decode_audio
+from pipelines.sound import music as bgm
+from pipelines.sound import tracks as bgm_catalog
 
 register(
     en={

@@ -20,8 +20,8 @@ from app.ui.text import plain, register, request_language, studio_error, t, ui_e
 from app.ui.uploads import refuse_at_upload
 from app.ui.work import recorded
 from models.errors import StudioError
-from pipelines import image as pipe
-from pipelines.framing import ASPECTS, BACKGROUND_KINDS, FramingOptions, builtin_backgrounds
+from pipelines.image import portrait as pipe
+from pipelines.image.framing import ASPECTS, BACKGROUND_KINDS, FramingOptions, builtin_backgrounds
 from pipelines.media import decode_image
 
 register(

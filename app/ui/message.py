@@ -31,7 +31,7 @@ from app.ui.text import (
 from app.ui.uploads import refuse_at_upload
 from app.usecases.messages import delete_message, submit_message
 from models.errors import StudioError
-from pipelines.message import KIND
+from pipelines.message.chain import KIND
 from pipelines.sizes import DEFAULT, SIZES
 
 MAX_CHARS = 1000
@@ -97,7 +97,7 @@ register(
 def voice_choices(services: Services, request: Any = None) -> list[tuple[str | I18nData, str]]:
     """Built-in voices of the available engines, then the caller's voice profiles."""
     from app.usecases.voices import voice_kit
-    from pipelines.speech import list_voices
+    from pipelines.voice.speech import list_voices
 
     kit = voice_kit(services)
     choices: list[tuple[Any, str]] = [(t("word.auto"), "")]
@@ -112,7 +112,7 @@ def voice_choices(services: Services, request: Any = None) -> list[tuple[str | I
 
 def bgm_choices(services: Services, request: Any = None) -> list[tuple[Any, str]]:
     from app.ui.bgm import track_title
-    from pipelines.bgm_catalog import list_tracks
+    from pipelines.sound.tracks import list_tracks
 
     tracks = list_tracks(services.storage, visible=ui_visibility(services, request))
     lang = request_language(request)
@@ -122,7 +122,7 @@ def bgm_choices(services: Services, request: Any = None) -> list[tuple[Any, str]
 
 
 def emotion_choices() -> list[tuple[Any, str]]:
-    from pipelines.prosody import EMOTION_PRESETS
+    from pipelines.sound.prosody import EMOTION_PRESETS
 
     return [(t("word.auto"), "auto"), *[(t(f"mood.{name}"), name) for name in EMOTION_PRESETS]]
 
@@ -424,7 +424,7 @@ def size_choices() -> list[tuple[str | I18nData, str]]:
 
 def default_bgm(services: Services) -> str:
     """The track the REST default (the "celebration" mood) resolves to, shown by its title."""
-    from pipelines.bgm_catalog import find_track
+    from pipelines.sound.tracks import find_track
 
     try:
         return find_track("celebration", services.storage).id

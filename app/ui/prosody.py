@@ -16,8 +16,8 @@ from app.ui.owners import latest_key, remember
 from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error, word
 from app.ui.work import recorded
 from models.errors import StudioError
-from pipelines import prosody
 from pipelines.media import decode_audio, encode_audio
+from pipelines.sound import prosody
 
 register(
     en={
@@ -132,7 +132,7 @@ def run_adjust(services: Services, audio_path: str | None, emotion: str, text: s
 
 def changes_said(data: str, lang: str = "en") -> str:
     """What the adjustment did, in the page's language (the JSON beside it is the API's)."""
-    from pipelines.loudness import gain_to_db
+    from pipelines.sound.loudness import gain_to_db
 
     try:
         summary = json.loads(data or "{}")

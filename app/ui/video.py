@@ -54,7 +54,7 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
                ) -> tuple[str, str | None, str]:
     """The tab's one action (also the ``/generate_video`` API)."""
     from pipelines.media import decode_audio
-    from pipelines.video import RenderOptions, render_talking_head
+    from pipelines.video.render import RenderOptions, render_talking_head
 
     lang = request_language(request)
     if image is None:

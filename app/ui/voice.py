@@ -38,11 +38,11 @@ from app.ui.work import recorded
 from app.usecases.voices import submit_profile, voice_kit
 from models.errors import StudioError
 from pipelines.media import encode_wav
-from pipelines.speech import VoiceChoice, list_voices
-from pipelines.voice_clips import check_clip
-from pipelines.voice_options import VoiceOptions
-from pipelines.voice_profiles import ProfileStore
-from pipelines.voice_ref import VoiceRef
+from pipelines.voice.clips import check_clip
+from pipelines.voice.options import VoiceOptions
+from pipelines.voice.profiles import ProfileStore
+from pipelines.voice.ref import VoiceRef
+from pipelines.voice.speech import VoiceChoice, list_voices
 
 register(
     en={
@@ -125,7 +125,7 @@ register(
 
 PROFILE_PREFIX = "profile:"
 """Marks a profile among the dropdown's choices (the value is this plus the profile id)."""
-# What the progress bar says during each step of pipelines.voice_create.PROFILE_STEPS.
+# What the progress bar says during each step of pipelines.voice.create.PROFILE_STEPS.
 register(
     en={"voice.step.queued": "waiting for a worker", "voice.step.decode": "reading the recordings",
         "voice.step.denoise": "removing background noise",

@@ -22,11 +22,11 @@ from app.ui.text import plain, register, request_language, studio_error, t, word
 from app.usecases.voice_evolve import submit_evolution
 from app.usecases.voices import voice_kit
 from models.errors import NotFound, StudioError
-from pipelines.speech import VoiceChoice
-from pipelines.voice_evolve_jobs import KIND as EVOLVE_KIND
-from pipelines.voice_evolved import QuickMatchStore
-from pipelines.voice_profiles import ProfileStore
-from pipelines.voice_ref import VoiceRef
+from pipelines.voice.evolve_jobs import KIND as EVOLVE_KIND
+from pipelines.voice.evolved import QuickMatchStore
+from pipelines.voice.profiles import ProfileStore
+from pipelines.voice.ref import VoiceRef
+from pipelines.voice.speech import VoiceChoice
 
 register(
     en={

@@ -12,8 +12,8 @@ from app.storage import new_key
 from app.usecases.voices import voice_kit
 from models.errors import InvalidInput, NotFound
 from pipelines.media import decode_image, encode_png
-from pipelines.message import KIND
-from pipelines.message_request import MessageRequest
+from pipelines.message.chain import KIND
+from pipelines.message.request import MessageRequest
 
 
 def _truthy(value: Any) -> bool:
@@ -47,7 +47,7 @@ def submit_message(services: Services, image_bytes: bytes, fields: dict[str, Any
 def check_choices(services: Services, request: MessageRequest, owner: str | None) -> None:
     """The music and voice must exist (and be the caller's) when the job is queued (the mood
     is one of the presets: :class:`MessageRequest` checked it)."""
-    from pipelines.bgm_catalog import find_track, list_tracks
+    from pipelines.sound.tracks import find_track, list_tracks
 
     visible = None if owner is None else (lambda who: who in (None, owner))
     if request.wants_music:
@@ -60,8 +60,8 @@ def check_choices(services: Services, request: MessageRequest, owner: str | None
                 details={"field": "bgm_type", "bgm_type": request.bgm,
                          "moods": sorted({t.mood for t in tracks}),
                          "tracks": [t.id for t in tracks], "none": "none"}) from None
-    from pipelines.speech import check_voice
-    from pipelines.voice_ref import VoiceRef
+    from pipelines.voice.engines import check_voice
+    from pipelines.voice.ref import VoiceRef
 
     voice = VoiceRef.parse(request.voice)  # VOICE_UNKNOWN_VOICE: a malformed VOICEVOX style
     if voice is None:

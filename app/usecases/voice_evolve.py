@@ -15,9 +15,9 @@ from typing import Any
 
 from app.jobs import Job
 from app.services import Services
-from pipelines.voice_evolve_jobs import KIND as EVOLVE_KIND
-from pipelines.voice_evolve_jobs import STEPS as EVOLVE_STEPS
-from pipelines.voice_jobs import profile_id_for
+from pipelines.voice.evolve_jobs import KIND as EVOLVE_KIND
+from pipelines.voice.evolve_jobs import STEPS as EVOLVE_STEPS
+from pipelines.voice.jobs import profile_id_for
 
 EVOLVE_PRIORITY = 0
 """Below nothing: a message or a profile queued later still runs first (the search also

@@ -9,10 +9,10 @@ from typing import Any
 from app.services import Services
 from app.storage import new_key
 from app.usecases.voice_evolve import evolution_answer, evolve_after_profile
-from pipelines.voice import VoiceKit
-from pipelines.voice_create import PROFILE_STEPS, refuse_undecodable, validate_profile_request
-from pipelines.voice_jobs import KIND as PROFILE_KIND
-from pipelines.voice_profiles import ProfileStore
+from pipelines.voice.create import PROFILE_STEPS, refuse_undecodable, validate_profile_request
+from pipelines.voice.jobs import KIND as PROFILE_KIND
+from pipelines.voice.kit import VoiceKit
+from pipelines.voice.profiles import ProfileStore
 
 
 def voice_kit(services: Services) -> VoiceKit:

@@ -1,6 +1,6 @@
 """How natural speech sounds, predicted: the guard that keeps a profile's voice a voice.
 
-A profile's serving measure (:mod:`pipelines.voice_serving`) passes over any candidate whose
+A profile's serving measure (:mod:`pipelines.voice.serving`) passes over any candidate whose
 predicted naturalness falls too far below the plain built-in voice's. Two predictors whose
 weights ship inside their wheels (nothing is downloaded):
 

@@ -19,7 +19,7 @@ strength, 3.81 at half). Which built-in voice the speech starts from does more f
 
 ``strength`` (0-1) scales the gain in the log domain: the profile's serving measure tries
 several strengths and keeps the nearest one that still sounds natural and keeps the words
-(:mod:`pipelines.voice_serving`).
+(:mod:`pipelines.voice.serving`).
 """
 
 from __future__ import annotations

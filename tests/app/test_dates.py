@@ -18,7 +18,7 @@ from app.ui.message import history_caption
 from app.ui.text import shown_time
 from app.ui.voice import delete_choices, shown_rows, ui_profiles
 from models.base import Audio
-from pipelines.voice_profiles import Profile
+from pipelines.voice.profiles import Profile
 
 STAMP = "2026-12-05T10:30:00Z"
 MOMENT = float(calendar.timegm((2026, 12, 5, 10, 30, 0)))

@@ -18,8 +18,8 @@ import pytest
 
 from app.services import Services, build_services
 from models.errors import InvalidInput
-from pipelines.voice_create import create_profile
-from pipelines.voice_profiles import ProfileStore
+from pipelines.voice.create import create_profile
+from pipelines.voice.profiles import ProfileStore
 from tests.conftest import LiveServer
 from tests.voice.conftest import SENTENCES, ojt_speech, wav_bytes
 

@@ -122,7 +122,7 @@ def test_the_message_tab_says_no_person_in_its_own_words(services) -> None:
     import gradio as gr
 
     from app.ui.message import MessageTab
-    from pipelines.message import KIND
+    from pipelines.message.chain import KIND
 
     job = services.jobs.create(KIND, {}, ["image"])
     services.jobs.update(job.id, status="failed", error={

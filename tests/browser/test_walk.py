@@ -459,7 +459,7 @@ def english_shown(page: Page) -> dict[str, str]:
     """Our English on the page as it is now, with what surrounds it. Content is left out:
     music titles and ids, engine names and the engines' own diagnostics, and the JSON data
     panels (``.studio-data``: the API's own field names, shown as data)."""
-    from pipelines.bgm_catalog import builtin_tracks
+    from pipelines.sound.tracks import builtin_tracks
 
     content = [str(v) for tr in builtin_tracks() for v in (tr.id, tr.title, tr.licence)]
     engines = httpx.get(page.url + "/health", timeout=30).json()["data"]["engines"]

@@ -13,14 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from models.base import (
-    Audio,
-    EngineSettings,
-    FallbackChain,
-    RenderRequest,
-    Speech,
-    SpeechRequest,
-)
+from models.base import Audio, EngineSettings, RenderRequest, Speech, SpeechRequest
+from models.chain import FallbackChain
 from models.errors import BackendFailed, TransientBackendError
 from tests.conftest import free_port
 from tests.stubs.did import DidBehaviour, DidStub

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from models.base import EngineSettings, FallbackChain
+from models.base import EngineSettings
+from models.chain import FallbackChain
 from models.cutout.aws import NovaCanvasCutout, fit_for_nova
 from models.errors import BackendFailed, BackendUnavailable, TransientBackendError
 from tests.conftest import free_port

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.base import FallbackChain
+from models.chain import FallbackChain
 from models.cutout.mediapipe import MediapipeCutout
 from models.detect.person import PersonDetector, threshold_for
 from models.errors import InvalidInput
 from models.refine.closed_form import ClosedFormRefiner
-from pipelines import image as pipe
-from pipelines.framing import (
+from pipelines.image import portrait as pipe
+from pipelines.image.framing import (
     EYE_LINE,
     FramingOptions,
     builtin_backgrounds,
@@ -184,7 +184,7 @@ def test_bad_framing_options_are_refused(raw: dict, field: str | None) -> None:
 
 
 def test_at_least_five_builtin_backgrounds_ship() -> None:
-    from pipelines.framing import BACKGROUNDS_DIR
+    from pipelines.image.framing import BACKGROUNDS_DIR
 
     entries = builtin_backgrounds()
     assert len(entries) >= 5
@@ -315,7 +315,7 @@ def test_whole_head_stays_in_frame_when_the_photo_shows_it(aspect: str) -> None:
     """A person who reaches the photo's bottom edge makes tall frames zoom in, but never
     past the top of a head the photo shows (the crown keeps its margin); a photo that cuts
     the head itself is framed as before."""
-    from pipelines.framing import CROWN_ABOVE_EYES, HEAD_MARGIN, layout
+    from pipelines.image.framing import CROWN_ABOVE_EYES, HEAD_MARGIN, layout
 
     options = FramingOptions(aspect=aspect)
     face = (150, 200, 250, 310)  # the crown ~95 px above the eyes, the photo's top 150 above

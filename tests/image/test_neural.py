@@ -13,7 +13,8 @@ import torch  # a requirement of the studio: missing, these tests fail, not skip
 import transformers
 from PIL import Image
 
-from models.base import EngineSettings, FallbackChain
+from models.base import EngineSettings
+from models.chain import FallbackChain
 from models.refine.closed_form import ClosedFormRefiner
 
 pytestmark = pytest.mark.slow
@@ -158,7 +159,7 @@ def test_sam2_segments_from_box_point_and_mask_prompts(tmp_path: Path) -> None:
 
 def test_refiner_chain_uses_sam2_when_weights_exist(tmp_path: Path) -> None:
     from models.refine.sam2 import Sam2Refiner
-    from pipelines.image import Person, refine
+    from pipelines.image.portrait import Person, refine
 
     _save_sam2(tmp_path)
     chain = FallbackChain("refiner", [Sam2Refiner(EngineSettings(models_dir=tmp_path,
@@ -173,7 +174,7 @@ def test_refiner_chain_uses_sam2_when_weights_exist(tmp_path: Path) -> None:
 
 def test_sam2_without_weights_falls_back_and_says_so(tmp_path: Path) -> None:
     from models.refine.sam2 import Sam2Refiner
-    from pipelines.image import Person, refine
+    from pipelines.image.portrait import Person, refine
 
     chain = FallbackChain("refiner", [Sam2Refiner(EngineSettings(models_dir=tmp_path)),
                                       ClosedFormRefiner()])

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from app.services import build_services
-from models.base import FallbackChain
+from models.chain import FallbackChain
 from tests.conftest import LiveServer, wait_for_job
 from tests.message.test_message import poll, submit
 

@@ -6,7 +6,7 @@ import pytest
 
 from models.base import Timing
 from models.errors import InvalidInput
-from pipelines.message_outputs import (
+from pipelines.message.outputs import (
     BgmOutput,
     ImageOutput,
     ProsodyOutput,
@@ -15,7 +15,7 @@ from pipelines.message_outputs import (
     VoiceOutput,
     stretched,
 )
-from pipelines.message_request import MessageRequest
+from pipelines.message.request import MessageRequest
 from pipelines.sizes import PORTRAIT, SQUARE
 
 

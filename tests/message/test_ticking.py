@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from models.errors import Cancelled
-from pipelines.message import Ticking
+from pipelines.message.chain import Ticking
 
 
 class Recorder:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.base import ChainExhausted, EngineSettings, FallbackChain, LazyModel
+from models.base import EngineSettings, LazyModel
+from models.chain import ChainExhausted, FallbackChain
 from models.errors import BackendUnavailable, InvalidInput, TransientBackendError
 from models.registry import CAPABILITIES, DEFAULT_ORDER, MissingEngine, build_chain
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.base import FallbackChain
+from models.chain import FallbackChain
 from models.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from models.errors import BackendUnavailable, InvalidInput, TransientBackendError
 

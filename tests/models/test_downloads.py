@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from models.base import EngineSettings, FallbackChain
+from models.base import EngineSettings
 from models.catalog import CATALOG
+from models.chain import FallbackChain
 from models.downloads import RECORD, DownloadError, ModelManager
 from tests.conftest import free_port
 from tests.stubs.hub import HubBehaviour, HubStub

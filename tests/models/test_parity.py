@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch  # a requirement of the studio: missing, these tests fail, not skip
 
-from models.base import Audio, EngineSettings, FallbackChain, VoiceTarget
+from models.base import Audio, EngineSettings, VoiceTarget
+from models.chain import FallbackChain
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ one entry (an illustration: the file and texts here are made up)::
     Mutant(
         name="speech_backwards",
         description="Japanese speech comes out played backwards",
-        file="pipelines/speech.py",
+        file="pipelines/voice/speech.py",
         old="    return Speech(audio, ",
         new="    return Speech(Audio(audio.samples[::-1].copy(), audio.sample_rate), ",
         tests=("tests/voice/test_api.py",),
@@ -74,7 +74,7 @@ MUTANTS: tuple[Mutant, ...] = (
         name="recovered_message_frozen",
         description="a message whose render lost its worker is finished as a still picture "
                     "under the voice (a quick resume), not rendered again",
-        file="pipelines/message.py",
+        file="pipelines/message/chain.py",
         old="""        _, report = render_talking_head(
             ctx.chain("talking_head"), portrait, speech, output=rendered,
             render=RenderOptions(size=request.size, seed=request.seed), progress=render_progress)
@@ -111,7 +111,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="japanese_speech_backwards",
         description="Japanese speech comes out played backwards (same length, same voice)",
-        file="pipelines/speech.py",
+        file="pipelines/voice/speech.py",
         old="    speech: Speech = result.value\n",
         new="    speech: Speech = result.value\n"
             "    if language == 'ja':\n"
@@ -123,7 +123,7 @@ MUTANTS: tuple[Mutant, ...] = (
         name="profile_voice_garbled",
         description="a profile's voice is chosen on nearness and naturalness alone: the "
                     "nearest natural candidate serves even when its words are gone",
-        file="pipelines/voice_serving.py",
+        file="pipelines/voice/serving.py",
         old="        if (candidate.words or 0.0) < KEPT:\n",
         new="        if False:\n",
         tests=("tests/voice/test_serving.py",),

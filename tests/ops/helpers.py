@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.services import Services
-from models.base import FallbackChain
+from models.chain import FallbackChain
 from models.errors import BackendUnavailable, InvalidInput
 from pipelines.tasks import JobKind
 

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 
 from models.base import Audio
-from pipelines.loudness import integrated_loudness, true_peak_db
 from pipelines.media import decode_audio
+from pipelines.sound.loudness import integrated_loudness, true_peak_db
 from tests.prosody.conftest import wav_bytes
 
 

@@ -1,4 +1,4 @@
-"""pipelines/bgm.py: catalogue, looping, ducking, fades, loudness of the encoded result."""
+"""pipelines/sound/music.py: catalogue, looping, ducking, fades, loudness of the encoded result."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 
 from models.base import Audio
 from models.errors import InvalidInput, NotFound, PayloadTooLarge
-from pipelines import bgm, bgm_catalog
-from pipelines.loudness import integrated_loudness, true_peak_db
 from pipelines.media import decode_audio, ffmpeg_exe
+from pipelines.sound import music as bgm
+from pipelines.sound import tracks as bgm_catalog
+from pipelines.sound.loudness import integrated_loudness, true_peak_db
 from tests.prosody.conftest import wav_bytes
 
 

@@ -1,4 +1,4 @@
-"""pipelines/prosody.py: each operation measured on real speech and on a vowel with known F0."""
+"""pipelines/sound/prosody.py: each operation measured on real speech and on a vowel with known F0."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from models.base import Audio
 from models.errors import InvalidInput
-from pipelines import prosody
-from pipelines.loudness import true_peak_db
+from pipelines.sound import prosody
+from pipelines.sound.loudness import true_peak_db
 from tests.prosody.conftest import vowel
 
 

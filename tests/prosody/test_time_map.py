@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from models.base import Audio, Timing
-from pipelines.message_outputs import ProsodyOutput
-from pipelines.prosody import adjust
+from pipelines.message.outputs import ProsodyOutput
+from pipelines.sound.prosody import adjust
 
 RATE = 24000
 

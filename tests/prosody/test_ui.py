@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from models.base import Audio
-from pipelines.loudness import integrated_loudness
 from pipelines.media import decode_audio
+from pipelines.sound.loudness import integrated_loudness
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ import pytest
 from app.auth import hash_password, issue_token
 from app.services import Services, build_services
 from app.ui.gate import DOCUMENTED_ENDPOINTS
-from models.base import FallbackChain
-from pipelines.voice import VoiceKit
-from pipelines.voice_profiles import ProfileStore
+from models.chain import FallbackChain
+from pipelines.voice.kit import VoiceKit
+from pipelines.voice.profiles import ProfileStore
 from tests.conftest import LiveServer
 from tests.security.conftest import SECRET
 from tests.security.test_ownership import FakeEncoder

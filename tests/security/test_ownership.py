@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from app.usecases.voices import voice_kit
-from models.base import Audio, FallbackChain
+from models.base import Audio
+from models.chain import FallbackChain
 from models.errors import NotFound
-from pipelines.voice import VoiceKit
+from pipelines.voice.kit import VoiceKit
 from tests.security.conftest import ADMIN, ALICE, BOB, png, wav
 
 
@@ -189,7 +190,7 @@ def _ui_services(secured):
 def test_ui_tabs_list_only_the_users_own(secured) -> None:
     from app.ui import bgm as bgm_tab
     from app.ui import voice as voice_tab
-    from pipelines import bgm_catalog
+    from pipelines.sound import tracks as bgm_catalog
 
     services = _ui_services(secured)
     kit = _fast_kit(services)

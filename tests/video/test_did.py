@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.base import Audio, EngineSettings, FallbackChain, RenderRequest, Speech
+from models.base import Audio, EngineSettings, RenderRequest, Speech
+from models.chain import FallbackChain
 from models.errors import BackendFailed, BackendUnavailable, Cancelled, InvalidInput
 from models.talking_head.did import DidTalkingHead
 from models.talking_head.mp4 import Mp4Writer

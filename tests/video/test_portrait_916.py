@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 
 from models.talking_head.face_rig import detect_landmarks, frame_portrait
-from pipelines.framing import FACE_SHARE_MAX, FramingOptions
-from pipelines.image import prepare_portrait
+from pipelines.image.framing import FACE_SHARE_MAX, FramingOptions
+from pipelines.image.portrait import prepare_portrait
 from tests.browser.judge import pasted_on, straight_seam
 
 PHOTO = Path(__file__).with_name("data") / "portrait_smile_teeth.jpg"

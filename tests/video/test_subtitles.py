@@ -10,8 +10,8 @@ import pytest
 
 from models.base import Audio, Speech, Timing
 from models.talking_head.mp4 import Mp4Writer
-from pipelines import subtitles as subs
 from pipelines.media import ffmpeg_exe
+from pipelines.video import subtitles as subs
 
 
 def tone_speech(pattern: list[tuple[float, bool]]) -> Speech:

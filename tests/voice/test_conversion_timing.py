@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.base import Audio, FallbackChain, Speech, Timing, VoiceTarget
-from pipelines.speech import convert_to_profile
-from pipelines.voice_profiles import Profile
+from models.base import Audio, Speech, Timing, VoiceTarget
+from models.chain import FallbackChain
+from pipelines.voice.profiles import Profile
+from pipelines.voice.speech import convert_to_profile
 
 RATE = 24000
 

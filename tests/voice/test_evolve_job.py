@@ -15,19 +15,21 @@ import numpy as np
 import pytest
 
 from app.storage import LocalStorage
-from models.base import Audio, EngineSettings, FallbackChain, SpeechRequest
+from models.base import Audio, EngineSettings, SpeechRequest
+from models.chain import FallbackChain
 from models.errors import Cancelled
 from models.speech.kokoro import KokoroSpeech
 from models.speech.piper import PiperSpeech
 from models.voice.matching import VoiceMatcher
 from models.voice.naturalness import DnsMos
 from models.voice.resemblyzer import ResemblyzerEncoder
-from pipelines import voice_evolve, voice_evolved
-from pipelines.speech import VoiceChoice, synthesize
 from pipelines.tasks import MakeWay
-from pipelines.voice_evolve_jobs import evolve_profile_job
-from pipelines.voice_profiles import Profile, ProfileStore
-from pipelines.voice_ref import VoiceRef
+from pipelines.voice import evolve as voice_evolve
+from pipelines.voice import evolved as voice_evolved
+from pipelines.voice.evolve_jobs import evolve_profile_job
+from pipelines.voice.profiles import Profile, ProfileStore
+from pipelines.voice.ref import VoiceRef
+from pipelines.voice.speech import VoiceChoice, synthesize
 
 pytestmark = pytest.mark.slow
 

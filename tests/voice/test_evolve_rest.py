@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from models.base import Audio, EngineSettings, SpeechRequest
-from pipelines import voice_evolved
-from pipelines.voice_profiles import Profile, ProfileStore
+from pipelines.voice import evolved as voice_evolved
+from pipelines.voice.profiles import Profile, ProfileStore
 from tests.voice.conftest import make_services
 
 pytestmark = pytest.mark.slow
@@ -79,12 +79,12 @@ def test_the_evolved_voice_is_matched_to_the_recordings_like_the_quick_match(
     """An evolved voice that serves goes through the converter chain too: frame matching
     rebuilds it from the person's recorded frames, and the report names both."""
     from app.storage import LocalStorage
-    from models.base import FallbackChain
+    from models.chain import FallbackChain
     from models.speech.kokoro import KokoroSpeech
     from models.voice.frame_matching import FrameMatcher
     from models.voice.matching import VoiceMatcher
-    from pipelines.speech import VoiceChoice, synthesize
-    from pipelines.voice_ref import VoiceRef
+    from pipelines.voice.ref import VoiceRef
+    from pipelines.voice.speech import VoiceChoice, synthesize
 
     settings = EngineSettings(cache_dir=tmp_path / "cache")
     kokoro = KokoroSpeech(settings)

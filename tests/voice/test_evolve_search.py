@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from models.voice import acoustic
-from pipelines import voice_evolve
-from pipelines.voice_evolve import Evaluation, SearchState
+from pipelines.voice import evolve as voice_evolve
+from pipelines.voice.evolve import Evaluation, SearchState
 
 
 def _target_scorer(target: np.ndarray, held: np.ndarray

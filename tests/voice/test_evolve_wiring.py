@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from models.base import Audio
 from pipelines import tasks as pipeline_tasks
-from pipelines.voice_evolve_jobs import KIND as EVOLVE_KIND
-from pipelines.voice_jobs import profile_id_for
-from pipelines.voice_profiles import Profile, ProfileStore
+from pipelines.voice.evolve_jobs import KIND as EVOLVE_KIND
+from pipelines.voice.jobs import profile_id_for
+from pipelines.voice.profiles import Profile, ProfileStore
 from tests.voice.conftest import SENTENCES, make_services, ojt_speech, wav_bytes
 
 MAKE_WAY_KIND = "test.make_way"
@@ -141,7 +141,7 @@ def test_voice_tab_panel_names_it_honestly_in_both_languages(quiet_services: Any
 
 def test_voice_tab_engine_note_names_the_evolved_voice() -> None:
     from app.ui.voice import engine_note
-    from pipelines.voice_evolved import LABEL, LABEL_JA
+    from pipelines.voice.evolved import LABEL, LABEL_JA
 
     report = {"backend": "kokoro", "fallback_used": False, "fallback_method": None,
               "attempts": [{"backend": "kokoro", "outcome": "used", "reason": ""}],
@@ -154,7 +154,7 @@ def test_voice_tab_engine_note_names_the_converter_in_the_page_s_language() -> N
     """The evolved voice, then frame matching: both named, honestly, in English and
     Japanese (a converter without a translation shows its own label)."""
     from app.ui.voice import engine_note
-    from pipelines.voice_evolved import LABEL, LABEL_JA
+    from pipelines.voice.evolved import LABEL, LABEL_JA
 
     report = {"backend": "frame_matching", "fallback_used": False, "fallback_method": None,
               "attempts": [{"backend": "kokoro", "outcome": "used", "reason": ""}],

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.base import Audio, EngineSettings, FallbackChain, VoiceTarget
+from models.base import Audio, EngineSettings, VoiceTarget
+from models.chain import FallbackChain
 from models.errors import BackendUnavailable
 from models.registry import DEFAULT_ORDER
 from models.voice import frame_matching

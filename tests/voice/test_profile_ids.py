@@ -12,8 +12,8 @@ from app.fetch import SafeFetcher, is_private_key
 from app.storage import LocalStorage
 from models.base import Audio
 from models.errors import NotFound
-from pipelines.voice_profiles import Profile, ProfileStore
-from pipelines.voice_ref import PROFILE_ID, VoiceRef
+from pipelines.voice.profiles import Profile, ProfileStore
+from pipelines.voice.ref import PROFILE_ID, VoiceRef
 from tests.voice.conftest import RATE, SENTENCES, ojt_speech
 
 NEW, OLD = "voice_0000abcd", "openvoice_0000beef"

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from app.storage import LocalStorage, new_key
-from models.base import Audio, EngineSettings, FallbackChain
+from models.base import Audio, EngineSettings
+from models.chain import FallbackChain
 from models.errors import Cancelled, NotFound
 from models.registry import build_chain
-from pipelines.voice_calibration import CalibrationCache
-from pipelines.voice_create import PROFILE_STEPS
-from pipelines.voice_jobs import create_profile_job, profile_id_for
-from pipelines.voice_profiles import ProfileStore
+from pipelines.voice.calibration import CalibrationCache
+from pipelines.voice.create import PROFILE_STEPS
+from pipelines.voice.jobs import create_profile_job, profile_id_for
+from pipelines.voice.profiles import ProfileStore
 from tests.conftest import unavailable
 from tests.voice.conftest import SENTENCES, ojt_speech, wav_bytes
 
@@ -178,7 +179,7 @@ class CountingVoice:
 
 def test_calibration_cache_survives_a_restart_without_speaking_again(tmp_path: Path,
                                                                      monkeypatch) -> None:
-    from pipelines.voice_calibration import prepare_calibration
+    from pipelines.voice.calibration import prepare_calibration
 
     voice = CountingVoice()
     tts = FallbackChain("tts", [voice])

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from app.storage import LocalStorage
-from models.base import Audio, FallbackChain
+from models.base import Audio
+from models.chain import FallbackChain
 from models.errors import InvalidInput, NotFound
-from pipelines.voice_clips import check_clip
-from pipelines.voice_create import create_profile
-from pipelines.voice_profiles import ProfileStore
+from pipelines.voice.clips import check_clip
+from pipelines.voice.create import create_profile
+from pipelines.voice.profiles import ProfileStore
 from tests.voice.conftest import RATE, SENTENCES, ojt_speech, wav_bytes
 
 

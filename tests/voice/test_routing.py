@@ -9,30 +9,21 @@ import numpy as np
 import pytest
 
 from models.base import (
-    Attempt,
     Audio,
     Blending,
-    ChainResult,
-    FallbackChain,
     MatchingCalibration,
     Speech,
     SpeechEngine,
     SpeechRequest,
     VoiceInfo,
 )
+from models.chain import Attempt, ChainResult, FallbackChain
 from models.errors import InvalidInput
-from pipelines.speech import (
-    ChainReport,
-    ConversionReport,
-    SynthesisReport,
-    VoiceChoice,
-    check_voice,
-    language_chain,
-    synthesize,
-    voice_owner,
-)
-from pipelines.voice_calibration import CalibrationCache, calibrate_matching
-from pipelines.voice_ref import VoiceRef
+from pipelines.voice.calibration import CalibrationCache, calibrate_matching
+from pipelines.voice.engines import check_voice, language_chain, voice_owner
+from pipelines.voice.ref import VoiceRef
+from pipelines.voice.reports import ChainReport, ConversionReport, SynthesisReport
+from pipelines.voice.speech import VoiceChoice, synthesize
 
 
 class Local:

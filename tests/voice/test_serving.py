@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.base import Audio, EngineSettings, FallbackChain, VoiceTarget
+from models.base import Audio, EngineSettings, VoiceTarget
+from models.chain import FallbackChain
 from models.voice.matching import MatchParams, apply_match
 from models.voice.words import KEPT, kept_words
-from pipelines.voice_serving import NATURALNESS_DROP
+from pipelines.voice.serving import NATURALNESS_DROP
 from tests.voice.conftest import RATE, SENTENCES, ojt_speech, wav_bytes
 
 
@@ -69,8 +70,8 @@ def kit(tmp_path: Path, first: list[Any], tts: tuple[str, ...] = ("openjtalk",),
         judge: str = "dnsmos") -> Any:
     from app.storage import LocalStorage
     from models.registry import create_engine
-    from pipelines.voice import VoiceKit
-    from pipelines.voice_profiles import ProfileStore
+    from pipelines.voice.kit import VoiceKit
+    from pipelines.voice.profiles import ProfileStore
 
     settings = EngineSettings(cache_dir=tmp_path / "cache")
 
@@ -153,7 +154,7 @@ def test_a_converter_that_ruins_the_sound_is_passed_over_as_unnatural(tmp_path: 
 
 
 def test_speech_follows_the_record(tmp_path: Path) -> None:
-    from pipelines.speech import VoiceChoice
+    from pipelines.voice.speech import VoiceChoice
 
     voices = kit(tmp_path, [])
     profile = voices.create_profile(person_clips(), name="Person", language="ja")
@@ -170,7 +171,7 @@ def test_speech_follows_the_record(tmp_path: Path) -> None:
     else:
         assert record["method"] == "source_voice" and "conversion" not in record
     # heard: the served voice's own words, in its own timing
-    from pipelines.voice_ref import VoiceRef
+    from pipelines.voice.ref import VoiceRef
 
     plain, _ = voices.synthesize("明日また会いましょう。", language="ja",
                                  choice=VoiceChoice.of(VoiceRef.parse(serves["voice"])))
@@ -189,7 +190,7 @@ def test_both_languages_are_measured_with_crossed_voices_and_distillmos(tmp_path
     assert english["judge"] == "distillmos"
     voices_tried = {c["voice"] for c in english["candidates"]}
     assert {"en_joe", "jf_alpha", "jm_kumo"} <= voices_tried
-    from pipelines.voice_sources import BLENDS  # mixes of the packs are voices too
+    from pipelines.voice.sources import BLENDS  # mixes of the packs are voices too
     assert set(BLENDS) <= voices_tried
     assert set(BLENDS) <= {c["voice"] for c in profile.serving["ja"]["candidates"]}
     for record in profile.serving.values():
@@ -200,8 +201,8 @@ def test_the_evolved_voice_keeps_a_language_only_while_it_sounds_natural() -> No
     """The style search climbs nearness alone; its voice serves a language only within the
     serving rule's drop of the plain voice's naturalness (here a voice under loud hiss)."""
     from models.voice.naturalness import DnsMos
-    from pipelines.voice_evolved import VERIFY_SENTENCES, natural_languages
-    from pipelines.voice_profiles import Profile
+    from pipelines.voice.evolved import VERIFY_SENTENCES, natural_languages
+    from pipelines.voice.profiles import Profile
 
     judge = DnsMos(EngineSettings())
     said = [Audio(ojt_speech(SENTENCES[i % 3]), RATE) for i in range(len(VERIFY_SENTENCES))]
@@ -224,7 +225,7 @@ def test_a_conversion_is_ranked_by_its_nearness_in_the_profiles_language(tmp_pat
     profile's own language is ranked there, one not measured there by its voice's basis
     moved by what it changed here."""
     from models.registry import create_engine
-    from pipelines.voice_serving import ServingTools, measure_language
+    from pipelines.voice.serving import ServingTools, measure_language
 
     settings = EngineSettings(cache_dir=tmp_path / "cache")
     encoder = create_engine("voice_encoder", "resemblyzer", settings)

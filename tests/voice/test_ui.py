@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from pipelines.voice_create import PROFILE_STEPS
+from pipelines.voice.create import PROFILE_STEPS
 from tests.conftest import LiveServer
 from tests.voice.conftest import SENTENCES, make_services, ojt_speech, wav_bytes
 

@@ -11,12 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from app.storage import LocalStorage
-from models.base import Audio, Denoiser, EngineSettings, FallbackChain, MatchingCalibration
+from models.base import Audio, Denoiser, EngineSettings, MatchingCalibration
+from models.chain import FallbackChain
 from models.errors import InvalidInput
 from models.registry import CAPABILITIES, DEFAULT_ORDER, build_chain
-from pipelines.voice import VoiceKit
-from pipelines.voice_options import VoiceOptions, option_range
-from pipelines.voice_profiles import Profile, ProfileStore, public_profile
+from pipelines.voice.kit import VoiceKit
+from pipelines.voice.options import VoiceOptions, option_range
+from pipelines.voice.profiles import Profile, ProfileStore, public_profile
 
 
 @pytest.mark.parametrize(("name", "value", "low", "high"), [

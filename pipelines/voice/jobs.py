@@ -2,7 +2,7 @@
 
 Making a profile decodes, denoises, checks and embeds every clip and then searches the
 voice-matching parameters: seconds of work that used to hold one HTTP request open. As a
-job it reports each step (:data:`pipelines.voice_create.PROFILE_STEPS`), can be cancelled, and
+job it reports each step (:data:`pipelines.voice.create.PROFILE_STEPS`), can be cancelled, and
 survives the page being closed.
 
 Params: ``clips`` (list of ``{"key", "filename"}``: uploads already in storage),
@@ -19,15 +19,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from models.base import Calibrating, FallbackChain
-from pipelines.speech import LANGUAGES
+from models.base import Calibrating
+from models.chain import FallbackChain
 from pipelines.tasks import JobContext, JobKind
-from pipelines.voice import VoiceKit
-from pipelines.voice_calibration import prepare_calibration
-from pipelines.voice_create import PROFILE_STEPS
-from pipelines.voice_profiles import ProfileStore, public_profile
-from pipelines.voice_ref import new_profile_id
-from pipelines.voice_serving import ServingTools, naturalness_judge, prepare_serving
+from pipelines.voice.calibration import prepare_calibration
+from pipelines.voice.create import PROFILE_STEPS
+from pipelines.voice.engines import LANGUAGES
+from pipelines.voice.kit import VoiceKit
+from pipelines.voice.profiles import ProfileStore, public_profile
+from pipelines.voice.ref import new_profile_id
+from pipelines.voice.serving import ServingTools, naturalness_judge, prepare_serving
 
 KIND = "voice.profile"
 

@@ -18,7 +18,7 @@ same sentence), and in a language other than the profile's, voices are ranked by
 nearness measured in the profile's language (:func:`measure_language`). The plain voice itself always qualifies, so a
 profile always has an answer. The record (:func:`measure_serving`) is stored with the
 profile, shown by the Voice tab and the API, and read by
-:func:`pipelines.speech.synthesize`.
+:func:`pipelines.voice.speech.synthesize`.
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ import numpy as np
 from models.base import (
     Audio,
     Calibrating,
-    FallbackChain,
     NaturalnessJudge,
     SpeechRequest,
     VoiceConverter,
     VoiceTarget,
 )
+from models.chain import FallbackChain
 from models.errors import StudioError
 from models.voice.resemblyzer import cosine
 from models.voice.words import KEPT, kept_words
-from pipelines.voice_calibration import CALIBRATION_TEXT, CalibrationCache
-from pipelines.voice_sources import SourceVoice, source_voices
+from pipelines.voice.calibration import CALIBRATION_TEXT, CalibrationCache
+from pipelines.voice.sources import SourceVoice, source_voices
 
 NATURALNESS_DROP = 0.25
 """How far below the plain voice a candidate's predicted naturalness may fall. The rule we

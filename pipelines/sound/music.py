@@ -3,12 +3,12 @@
 - :func:`mix` lays the voice over the music: lead-in and tail, the music looped with a
   crossfade to any length, fades, ducking under speech (attack/release on the voice's
   envelope, with look-ahead so the dip is in place when a phrase starts), then the whole mix
-  normalised to -16 LUFS integrated with true peaks under -1 dBTP (:mod:`pipelines.loudness`).
+  normalised to -16 LUFS integrated with true peaks under -1 dBTP (:mod:`pipelines.sound.loudness`).
 - :func:`render` encodes (mp3 192 kbps by default, wav, m4a) and re-measures the decoded file,
   because lossy encoding can raise true peaks: if it did, the level is trimmed and it encodes
   again.
 
-The tracks themselves (built-in and uploaded) are :mod:`pipelines.bgm_catalog`'s.
+The tracks themselves (built-in and uploaded) are :mod:`pipelines.sound.tracks`'s.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.base import Audio, ProgressFn, no_progress
-from pipelines.bgm_catalog import MIX_RATE, OwnerCheck, Track, TrackStore, load_track
-from pipelines.loudness import (
+from pipelines.media import decode_audio, encode_audio, resample
+from pipelines.options import Number, parse, ranges
+from pipelines.sound.loudness import (
     db_to_gain,
     gain_to_db,
     integrated_loudness,
@@ -31,8 +32,7 @@ from pipelines.loudness import (
     normalize,
     true_peak_db,
 )
-from pipelines.media import decode_audio, encode_audio, resample
-from pipelines.options import Number, parse, ranges
+from pipelines.sound.tracks import MIX_RATE, OwnerCheck, Track, TrackStore, load_track
 
 LOSSY_MARGIN_DB = 0.5  # aim this far under the ceiling before an mp3/m4a encode
 

@@ -1,7 +1,7 @@
 """The voice pipeline as one value: the engine chains and the profile store it works with.
 
 The app builds one :class:`VoiceKit` from its Services (a worker from its job context), so
-:func:`~pipelines.speech.synthesize` and :func:`~pipelines.voice_create.create_profile` are
+:func:`~pipelines.voice.speech.synthesize` and :func:`~pipelines.voice.create.create_profile` are
 called with the chains already filled in.
 """
 
@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.base import Calibrating, Denoiser, FallbackChain, ProgressFn, Speech, no_progress
-from pipelines.speech import SynthesisReport, VoiceChoice, synthesize
-from pipelines.voice_create import create_profile
-from pipelines.voice_options import VoiceOptions
-from pipelines.voice_profiles import Profile, ProfileStore
+from models.base import Calibrating, Denoiser, ProgressFn, Speech, no_progress
+from models.chain import FallbackChain
+from pipelines.voice.create import create_profile
+from pipelines.voice.options import VoiceOptions
+from pipelines.voice.profiles import Profile, ProfileStore
+from pipelines.voice.reports import SynthesisReport
+from pipelines.voice.speech import VoiceChoice, synthesize
 
 
 @dataclass

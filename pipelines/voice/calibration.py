@@ -20,13 +20,13 @@ from models.base import (
     Audio,
     Blending,
     Calibrating,
-    FallbackChain,
     MatchingCalibration,
     SpeechEngine,
     SpeechRequest,
     VoiceInfo,
 )
-from pipelines.speech import LANGUAGES, speech_engines
+from models.chain import FallbackChain
+from pipelines.voice.engines import LANGUAGES, speech_engines
 
 CALIBRATION_TEXT = {
     "ja": "こんにちは。今日はとても良い天気ですね。一緒に散歩に行きませんか？",
@@ -149,7 +149,7 @@ def calibrate_matching(tts: FallbackChain[Any], matcher: Calibrating, embedding:
     the two nearest voices of an engine that blends), and let the matcher choose voice and
     parameters. The voices' audio and embeddings come from :class:`CalibrationCache`.
     Which voice and converter serve each language is chosen afterwards, on three axes
-    (:mod:`pipelines.voice_serving`)."""
+    (:mod:`pipelines.voice.serving`)."""
     cache = CalibrationCache(cache_dir)
     encoder = matcher.encoder_name
     candidates: list[tuple[str, Audio]] = []

@@ -6,7 +6,7 @@
 - Uploaded tracks are validated by :func:`pipelines.media.decode_audio` (10 MB limit) and kept in
   storage under ``bgm/tracks/{id}.{ext}`` with a ``{id}.json`` sidecar.
 
-Mixing a voice over a track is :mod:`pipelines.bgm`'s job.
+Mixing a voice over a track is :mod:`pipelines.sound.music`'s job.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from models.base import Audio
 from models.errors import InvalidInput, NotFound, PayloadTooLarge
 from pipelines.media import LIMITS, decode_audio
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "bgm"
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "bgm"
 MOODS = ("calm", "happy", "celebration", "energetic", "tender")
 UPLOAD_MOODS = (*MOODS, "custom")
 UPLOAD_PREFIX = "bgm/tracks"

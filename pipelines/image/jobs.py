@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from models.errors import InvalidInput
-from pipelines import image as image_pipeline
-from pipelines.framing import FramingOptions
+from pipelines.image import portrait as image_pipeline
+from pipelines.image.framing import FramingOptions
 from pipelines.media import decode_image, encode_image
 from pipelines.tasks import JobContext, JobKind
 

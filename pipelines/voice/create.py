@@ -10,21 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from models.base import (
-    Audio,
-    Calibrating,
-    ChainExhausted,
-    Denoiser,
-    FallbackChain,
-    ProgressFn,
-    VoiceTarget,
-    no_progress,
-)
+from models.base import Audio, Calibrating, Denoiser, ProgressFn, VoiceTarget, no_progress
+from models.chain import ChainExhausted, FallbackChain
 from models.errors import InvalidInput
 from models.speech.dsp import normalize_peak
-from pipelines.speech import LANGUAGES, speech_unavailable
-from pipelines.voice_calibration import calibrate_matching
-from pipelines.voice_clips import (
+from pipelines.voice.calibration import calibrate_matching
+from pipelines.voice.clips import (
     ClipRejected,
     ClipReport,
     decode_clip,
@@ -32,8 +23,9 @@ from pipelines.voice_clips import (
     finish_clip,
     rejected,
 )
-from pipelines.voice_profiles import Profile, ProfileStore, now, validate_name
-from pipelines.voice_serving import ServingTools, measure_serving, naturalness_judge
+from pipelines.voice.engines import LANGUAGES, speech_unavailable
+from pipelines.voice.profiles import Profile, ProfileStore, now, validate_name
+from pipelines.voice.serving import ServingTools, measure_serving, naturalness_judge
 
 MAX_CLIPS = 5
 REFERENCE_MAX_S = 30.0
@@ -132,7 +124,7 @@ def create_profile(
     Praat parameters, chosen by measured similarity; what does not depend on the new voice
     is cached under ``cache_dir``); with ``converters`` too, each language's serving voice
     is chosen on nearness, naturalness (by the first predictor of ``judges``) and words
-    (:mod:`pipelines.voice_serving`). ``profile_id`` (a job's own) makes a rerun overwrite
+    (:mod:`pipelines.voice.serving`). ``profile_id`` (a job's own) makes a rerun overwrite
     rather than duplicate; nothing is listed until every file is written."""
     name = validate_profile_request(clips, name, language)
     reports = [ClipReport(index=i, filename=f or f"clip {i + 1}") for i, (_, f) in enumerate(clips)]

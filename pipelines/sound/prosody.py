@@ -11,7 +11,7 @@ The one entry point is :func:`adjust` (``Audio`` + :class:`ProsodyParams` -> ``A
   leaves formants and timing as they were;
 - pauses: silences between phrases (found from the short-term level) are lengthened or
   shortened by looping or cutting their quiet middle with short crossfades;
-- energy: plain gain followed by the true-peak limiter of :mod:`pipelines.loudness`, so a
+- energy: plain gain followed by the true-peak limiter of :mod:`pipelines.sound.loudness`, so a
   boost can never clip.
 
 Emotion presets are the one table :data:`EMOTION_PRESETS` (the README and the UI show it).
@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.base import Audio, ProgressFn, no_progress
 from models.errors import InvalidInput
-from pipelines.loudness import db_to_gain, gain_to_db, limit, true_peak_db
 from pipelines.options import Number, parse, ranges
+from pipelines.sound.loudness import db_to_gain, gain_to_db, limit, true_peak_db
 
 PEAK_CEILING_DB = -1.0  # energy boost never pushes true peaks above this
 

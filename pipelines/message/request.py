@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pipelines.media import LIMITS, validate_text
 from pipelines.options import Number, parse
-from pipelines.prosody import Emotion
 from pipelines.sizes import DEFAULT, OutputSize
+from pipelines.sound.prosody import Emotion
 
 Language = Literal["ja", "en"]
 Background = Literal["blur", "transparent", "solid", "builtin"]

@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.base import (
     Audio,
-    FallbackChain,
     ProgressFn,
     RenderRequest,
     Speech,
@@ -28,10 +27,11 @@ from models.base import (
     no_progress,
     sub_progress,
 )
+from models.chain import FallbackChain
 from models.errors import InvalidInput
-from pipelines import subtitles as subs
 from pipelines.options import parse
 from pipelines.sizes import DEFAULT, OutputSize
+from pipelines.video import subtitles as subs
 
 FPS = 25
 PREVIEW_SIZE = (256, 256)

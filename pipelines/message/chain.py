@@ -27,7 +27,7 @@ import numpy as np
 from models.base import Audio, Speech, StageReport, sub_progress
 from models.errors import StudioError
 from pipelines.media import decode_audio, decode_image, encode_png, encode_wav, ffmpeg_exe
-from pipelines.message_outputs import (
+from pipelines.message.outputs import (
     BgmOutput,
     Finished,
     ImageOutput,
@@ -38,7 +38,7 @@ from pipelines.message_outputs import (
     need,
     passed_over,
 )
-from pipelines.message_request import NO_MUSIC, MessageRequest
+from pipelines.message.request import NO_MUSIC, MessageRequest
 from pipelines.scratch import SUBTITLES_PREFIX, scratch_folder
 from pipelines.tasks import JobContext, JobKind, Stage, StageHandler
 
@@ -140,8 +140,8 @@ def message_stage(expected: Callable[[MessageRequest], float]
 
 @message_stage(lambda r: 3.0 + 3.0 * r.size.cost)
 def image_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> ImageOutput:
-    from pipelines.framing import FramingOptions
-    from pipelines.image import prepare_portrait, working_image
+    from pipelines.image.framing import FramingOptions
+    from pipelines.image.portrait import prepare_portrait, working_image
 
     size = request.size
     # A phone photo (12 MP) is far more than a 512 px frame can show: matting and framing
@@ -176,9 +176,9 @@ def _report_dict(report: StageReport) -> dict[str, Any]:
 
 @message_stage(lambda r: 1.0 + 0.3 * len(r.text))
 def voice_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> VoiceOutput:
-    from pipelines.speech import VoiceChoice
-    from pipelines.voice_jobs import job_kit
-    from pipelines.voice_ref import VoiceRef
+    from pipelines.voice.jobs import job_kit
+    from pipelines.voice.ref import VoiceRef
+    from pipelines.voice.speech import VoiceChoice
 
     choice = VoiceChoice.of(VoiceRef.parse(request.voice))
     speech, report = job_kit(ctx).synthesize(request.text, choice=choice,
@@ -199,7 +199,7 @@ def _voice_passed_over(report: dict[str, Any]) -> tuple[dict[str, Any], ...]:
 
 @message_stage(lambda r: 1.0 + 0.03 * len(r.text))
 def prosody_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> ProsodyOutput:
-    from pipelines.prosody import adjust, auto_emotion
+    from pipelines.sound.prosody import adjust, auto_emotion
 
     emotion = auto_emotion(request.text) if request.emotion == "auto" else request.emotion
     voice = _load_audio(ctx, need(done.voice, "voice").voice_key)
@@ -212,8 +212,8 @@ def prosody_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> P
 
 @message_stage(lambda r: 2.0)
 def bgm_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> BgmOutput:
-    from pipelines.bgm import MixOptions, mix_to_file
-    from pipelines.bgm_catalog import TrackStore
+    from pipelines.sound.music import MixOptions, mix_to_file
+    from pipelines.sound.tracks import TrackStore
 
     voice = _load_audio(ctx, need(done.prosody, "prosody").prosody_key)
     options = MixOptions(bgm_volume=request.bgm_volume, output_format="m4a")
@@ -243,7 +243,7 @@ QUIET_TAIL = 0.4  # and after it
 def video_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> VideoOutput:
     from PIL import Image
 
-    from pipelines.video import RenderOptions, render_talking_head
+    from pipelines.video.render import RenderOptions, render_talking_head
 
     voice_out = need(done.voice, "voice")
     prosody_out = need(done.prosody, "prosody")
@@ -263,7 +263,7 @@ def video_stage(ctx: JobContext, request: MessageRequest, done: Finished) -> Vid
         # No mix normalises a message without music: the voice track as delivered, silences
         # included, is brought to the same loudness a mix gets (-16 LUFS, true peak <= -1
         # dBTP); it was ~-12.6 LUFS.
-        from pipelines.loudness import normalize
+        from pipelines.sound.loudness import normalize
 
         track, _ = normalize(track)
     speech = Speech(track, sentences=prosody_out.timed(voice_out.sentences, lead),
@@ -302,7 +302,7 @@ def _mux(video: Path, audio: Path, output: Path) -> None:
 @message_stage(lambda r: 1.0 + 0.1 * len(r.text) * r.size.cost)
 def subtitles_stage(ctx: JobContext, request: MessageRequest, done: Finished
                     ) -> SubtitlesOutput:
-    from pipelines import subtitles as subs
+    from pipelines.video import subtitles as subs
 
     video_out = need(done.video, "video")
     audio = _load_audio(ctx, need(done.prosody, "prosody").prosody_key)

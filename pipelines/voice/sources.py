@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from models.base import EVOLVED_VOICE, FallbackChain, SpeechEngine, StyleSpace
+from models.base import EVOLVED_VOICE, SpeechEngine, StyleSpace
+from models.chain import FallbackChain
 from models.errors import StudioError
 
 

@@ -18,8 +18,6 @@ import numpy as np
 from PIL import Image
 
 from models.base import (
-    ChainResult,
-    FallbackChain,
     MatteRefiner,
     PersonCutout,
     PersonDetection,
@@ -27,9 +25,10 @@ from models.base import (
     StageReport,
     no_progress,
 )
+from models.chain import ChainResult, FallbackChain
 from models.errors import InvalidInput
 from models.refine.closed_form import as_float_rgb, estimate_foreground
-from pipelines.framing import FramingOptions, frame
+from pipelines.image.framing import FramingOptions, frame
 
 Box = tuple[int, int, int, int]
 REFINEMENT = "matte_refinement"

@@ -9,7 +9,7 @@ from typing import Any
 from models.base import Speech
 from pipelines.media import decode_audio, decode_image
 from pipelines.tasks import JobContext, JobKind
-from pipelines.video import RenderOptions, render_talking_head
+from pipelines.video.render import RenderOptions, render_talking_head
 
 STEPS = ["prepare", "render", "subtitles", "store"]
 

@@ -22,7 +22,7 @@ from pipelines.options import parse
 
 Box = tuple[int, int, int, int]
 Eyes = tuple[tuple[float, float], tuple[float, float]]  # the eye centres, source pixels
-BACKGROUNDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "backgrounds"
+BACKGROUNDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "backgrounds"
 ASPECTS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "9:16": (9, 16), "16:9": (16, 9)}
 # How much of the frame's height the face takes, per aspect (tall frames show more body).
 FACE_SHARE = {"1:1": 0.30, "9:16": 0.22, "16:9": 0.34}

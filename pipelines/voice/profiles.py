@@ -22,7 +22,7 @@ import numpy as np
 from models.base import Audio, MatchingCalibration
 from models.errors import InvalidInput, NotFound
 from pipelines.media import decode_audio, encode_wav
-from pipelines.voice_ref import PROFILE_ID, new_profile_id
+from pipelines.voice.ref import PROFILE_ID, new_profile_id
 
 PROFILE_ROOT = "voices/openvoice"
 NAME_MAX = 80
@@ -51,7 +51,7 @@ _KNOWN = ("id", "name", "language", "created_at", "updated_at", "engine", "encod
 EVOLVED_FILE = "evolved.npz"
 CHECKPOINT_FILE = "evolve_checkpoint.npz"
 EVOLVED_FILES = (EVOLVED_FILE, CHECKPOINT_FILE)
-"""A profile's evolved voice and its search checkpoint (see pipelines.voice_evolved)."""
+"""A profile's evolved voice and its search checkpoint (see pipelines.voice.evolved)."""
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Profile:
     serving: dict[str, dict[str, Any]] | None = None
     """Per language: which voice, converter and strength serve the quick match, their
     nearness, naturalness and words scores, and every candidate measured
-    (:mod:`pipelines.voice_serving`). None for a profile made before it was measured."""
+    (:mod:`pipelines.voice.serving`). None for a profile made before it was measured."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

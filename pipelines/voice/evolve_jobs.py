@@ -27,12 +27,12 @@ import numpy as np
 
 from models.base import Audio
 from models.errors import NotFound
-from pipelines.speech import VoiceChoice, profile_finisher, synthesize
 from pipelines.tasks import JobContext, JobKind, MakeWay
-from pipelines.voice_evolved import QuickMatchStore, evolve_profile
-from pipelines.voice_profiles import ProfileStore
-from pipelines.voice_ref import VoiceRef
-from pipelines.voice_serving import naturalness_judge
+from pipelines.voice.evolved import QuickMatchStore, evolve_profile
+from pipelines.voice.profiles import ProfileStore
+from pipelines.voice.ref import VoiceRef
+from pipelines.voice.serving import naturalness_judge
+from pipelines.voice.speech import VoiceChoice, profile_finisher, synthesize
 
 KIND = "voice.evolve"
 STEPS = ["search"]

@@ -1,7 +1,7 @@
 """A profile's evolved voice: a Kokoro style tensor searched to sound like the person.
 
 Not a cloned recording: the voice is one of Kokoro's built-in style tensors moved by a
-search (:mod:`pipelines.voice_evolve`) until its speech scores close to the profile's
+search (:mod:`pipelines.voice.evolve`) until its speech scores close to the profile's
 clips. This module holds what ties that search to a profile:
 
 * :class:`EvolveScorer` — the profile's reference split into scoring clips and one held-out
@@ -14,7 +14,7 @@ clips. This module holds what ties that search to a profile:
   language (``evolution.serves``; ``voice_source``: ``"matched"`` or ``"evolved"``) with
   the scores before and after.
 * :func:`evolved_speech` — a profile's text said with its evolved style (any language
-  Kokoro speaks here), used by :func:`pipelines.voice.synthesize`.
+  Kokoro speaks here), used by :func:`pipelines.voice.speech.synthesize`.
 
 Files, next to the profile's reference: ``evolved.npz`` (the base voice and the 256-value
 delta: about 1 KB) and ``evolve_checkpoint.npz`` (the search state a resumed job reads).
@@ -32,22 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from models.base import (
-    EVOLVED_VOICE,
-    Attempt,
-    Audio,
-    FallbackChain,
-    Speech,
-    SpeechRequest,
-    StyleSpace,
-)
+from models.base import EVOLVED_VOICE, Audio, Speech, SpeechRequest, StyleSpace
+from models.chain import Attempt, FallbackChain
 from models.errors import BackendUnavailable, NotFound
 from models.voice import acoustic
 from models.voice.resemblyzer import cosine
-from pipelines import voice_evolve
-from pipelines.speech import ChainReport, SynthesisReport
-from pipelines.voice_evolve import Evaluation, SearchState
-from pipelines.voice_profiles import CHECKPOINT_FILE, EVOLVED_FILE, Profile, ProfileStore
+from pipelines.voice import evolve as voice_evolve
+from pipelines.voice.evolve import Evaluation, SearchState
+from pipelines.voice.profiles import CHECKPOINT_FILE, EVOLVED_FILE, Profile, ProfileStore
+from pipelines.voice.reports import ChainReport, SynthesisReport
 
 LABEL = "evolved built-in voice (Kokoro style search), not a cloned recording"
 LABEL_JA = "進化させた内蔵音声（Kokoro スタイル探索）。録音の複製ではありません"
@@ -450,7 +443,7 @@ def natural_languages(serves: dict[str, str], said: Sequence[Audio],
     that language's :data:`VERIFY_SENTENCES`) stays within the serving rule's drop of the
     plain voice's, as the profile's serving measure recorded it: the search climbs nearness
     alone and must not buy it with the voice. Returns the serving map and the scores."""
-    from pipelines.voice_serving import NATURALNESS_DROP
+    from pipelines.voice.serving import NATURALNESS_DROP
 
     heard: dict[str, float] = {}
     out = dict(serves)

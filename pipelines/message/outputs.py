@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from models.base import Timing
+from pipelines.media import stretched
 
 TimingRows = list[list[Any]]  # [[start, end, text], ...]: how timings sit in JSON
 
@@ -27,12 +28,6 @@ def timings_of(rows: Sequence[Sequence[Any]], scale: float = 1.0, shift: float =
     """Timings from JSON rows, stretched by ``scale`` then moved by ``shift`` seconds."""
     return tuple(Timing(float(a) * scale + shift, float(b) * scale + shift, str(t))
                  for a, b, t in rows)
-
-
-def stretched(items: Sequence[Timing], scale: float = 1.0, shift: float = 0.0
-              ) -> tuple[Timing, ...]:
-    """``items`` stretched by ``scale`` then moved by ``shift`` seconds."""
-    return tuple(Timing(t.start * scale + shift, t.end * scale + shift, t.text) for t in items)
 
 
 def _optional_str(value: object) -> str | None:

@@ -2,7 +2,7 @@
 voice profile.
 
 Plain functions over engine chains (no HTTP, no Gradio). A voice arrives parsed
-(:class:`~pipelines.voice_ref.VoiceRef`); what an engine can say it answers itself through
+(:class:`~pipelines.voice.ref.VoiceRef`); what an engine can say it answers itself through
 the :class:`~models.base.SpeechEngine` protocol, so nothing here knows an engine by name.
 """
 
@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from models.base import (
-    Attempt,
     Audio,
-    ChainExhausted,
-    ChainResult,
-    FallbackChain,
     ProgressFn,
     Speech,
     SpeechEngine,
@@ -28,180 +24,22 @@ from models.base import (
     VoiceTarget,
     no_progress,
 )
+from models.chain import Attempt, ChainExhausted, FallbackChain
 from models.errors import BackendUnavailable, InvalidInput
 from models.speech.dsp import normalize_peak
-from pipelines.media import validate_text
-from pipelines.voice_options import VoiceOptions
-from pipelines.voice_profiles import Profile, ProfileStore
-from pipelines.voice_ref import VOICE_TYPE_NAMES, VoiceKind, VoiceRef, normalize_voice_type
-from pipelines.voice_sources import find_source
-
-LANGUAGES = ("ja", "en")
-
-
-# ----------------------------------------------------------------------- reports
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """Which engine of a chain did the work and what was passed over on the way."""
-
-    backend: str
-    attempts: tuple[Attempt, ...] = ()
-
-    @classmethod
-    def of(cls, result: ChainResult[Any]) -> ChainReport:
-        return cls(result.backend, result.attempts)
-
-    def _result(self) -> ChainResult[None]:
-        """The chain's result without its value: it knows what a fallback is."""
-        return ChainResult(None, self.backend, self.attempts)
-
-    @property
-    def fallback_used(self) -> bool:
-        return self._result().fallback_used
-
-    @property
-    def fallback_method(self) -> str | None:
-        return self._result().fallback_method
-
-    def as_dict(self) -> dict[str, Any]:
-        """The chain's own record (``backend``, ``fallback_used``, ``fallback_method``,
-        ``attempts``)."""
-        return self._result().report()
-
-
-@dataclass(frozen=True)
-class ConversionReport(ChainReport):
-    """The converter chain's record plus what a person reads (``label``) and its time."""
-
-    label: str = ""
-    duration_s: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**super().as_dict(), "label": self.label, "duration_s": self.duration_s}
-
-
-@dataclass
-class SynthesisReport:
-    """What made a piece of speech: the API response, the job's stage record and the Voice
-    tab's engine line all show it."""
-
-    chain: ChainReport
-    voice: str | None
-    voice_type: VoiceKind
-    language: str
-    method: str = "tts"
-    timings: dict[str, float] = field(default_factory=dict)
-    conversion: ConversionReport | None = None
-    profile_id: str | None = None
-    duration: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
-    """What a particular voice adds to the record (an evolved voice: its label and scores)."""
-
-    @property
-    def backend(self) -> str:
-        return self.chain.backend
-
-    @property
-    def fallback_used(self) -> bool:
-        return self.chain.fallback_used or bool(self.conversion and self.conversion.fallback_used)
-
-    @property
-    def fallback_method(self) -> str | None:
-        if self.chain.fallback_method or not self.fallback_used:
-            return self.chain.fallback_method
-        return self.conversion.backend if self.conversion else None
-
-    @property
-    def engine(self) -> str:
-        """The engine that gave the audio its voice (the converter for a profile)."""
-        return self.conversion.backend if self.conversion else self.chain.backend
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON record (same keys as the API has always sent)."""
-        out: dict[str, Any] = {
-            **self.chain.as_dict(), "fallback_used": self.fallback_used,
-            "fallback_method": self.fallback_method, "voice": self.voice, "voice_type": VOICE_TYPE_NAMES[self.voice_type], "language": self.language,
-            "method": self.method, "timings": dict(self.timings)}
-        if self.conversion is not None:
-            out["conversion"] = self.conversion.as_dict()
-        if self.conversion is not None or self.profile_id is not None:
-            out["profile_id"] = self.profile_id
-        out.update(self.details)
-        out["duration"] = self.duration
-        return out
-
-
-# ------------------------------------------------------------------------ voices
-
-
-def speech_unavailable(exc: ChainExhausted) -> BackendUnavailable:
-    return BackendUnavailable(
-        "No speech engine is available right now: " + exc.message,
-        code="VOICE_SERVICE_UNAVAILABLE",
-        message_ja="現在利用できる音声合成エンジンがありません。",
-        details=exc.details, retry_after=exc.retry_after or 30)
-
-
-def speech_engines(tts: FallbackChain[Any]) -> list[SpeechEngine]:
-    """The chain's engines that are speech engines (a module missing from this build is
-    not)."""
-    return [e for e in tts if isinstance(e, SpeechEngine)]
-
-
-def _unknown_voice(tts: FallbackChain[Any], voice: str) -> InvalidInput:
-    ids = sorted(v.id for e in speech_engines(tts) if not e.style_service for v in e.voices())
-    return InvalidInput(f"Unknown voice {voice!r}.", code="VOICE_UNKNOWN_VOICE",
-                        message_ja=f"声 {voice!r} がありません。",
-                        details={"voice": voice, "voices": ids})
-
-
-def style_service(tts: FallbackChain[Any]) -> SpeechEngine | None:
-    """The engine addressed by style ids (VOICEVOX), when one is configured."""
-    return next((e for e in speech_engines(tts) if e.style_service), None)
-
-
-def voice_owner(tts: FallbackChain[Any], voice: VoiceRef) -> SpeechEngine:
-    """The engine of the chain that has ``voice`` (an engine's blends count as its own)."""
-    if voice.kind == "style":
-        engine = style_service(tts)
-        if engine is not None:
-            return engine
-    elif voice.kind == "builtin":
-        for engine in speech_engines(tts):
-            if not engine.style_service and engine.owns(voice.id):
-                return engine
-    raise _unknown_voice(tts, str(voice))
-
-
-def language_chain(tts: FallbackChain[Any], language: str,
-                   voice: VoiceRef | None) -> FallbackChain[Any]:
-    """The engines that can say ``language``, the voice's own engine first."""
-    engines = [e for e in speech_engines(tts) if language in e.languages]
-    if voice is not None:
-        owner = voice_owner(tts, voice)
-        if language not in owner.languages:
-            raise InvalidInput(
-                f"Voice {str(voice)!r} does not speak {language!r}.",
-                code="VOICE_LANGUAGE_MISMATCH",
-                message_ja=f"声 {str(voice)!r} は {language} を話せません。",
-                details={"voice": str(voice), "language": language})
-        engines = [owner] + [e for e in engines if e is not owner]
-    return FallbackChain(tts.capability, engines)
-
-
-def check_voice(tts: FallbackChain[Any], voice: VoiceRef, language: str) -> None:
-    """Raise now what synthesizing in ``voice`` would raise for the voice itself (before a
-    job is queued): VOICE_UNKNOWN_VOICE or VOICE_LANGUAGE_MISMATCH. Profiles are the
-    store's to check."""
-    if voice.kind == "style":
-        if style_service(tts) is None:
-            raise InvalidInput(f"Unknown voice {str(voice)!r}.", code="VOICE_UNKNOWN_VOICE",
-                               message_ja=f"声 {str(voice)!r} がありません。",
-                               details={"field": "voice", "voice": str(voice)})
-    elif voice.kind == "builtin":
-        language_chain(tts, language, voice)
+from pipelines.media import stretched, validate_text
+from pipelines.voice.engines import (
+    LANGUAGES,
+    language_chain,
+    speech_unavailable,
+    style_service,
+    voice_owner,
+)
+from pipelines.voice.options import VoiceOptions
+from pipelines.voice.profiles import Profile, ProfileStore
+from pipelines.voice.ref import VoiceKind, VoiceRef, normalize_voice_type
+from pipelines.voice.reports import ChainReport, ConversionReport, SynthesisReport
+from pipelines.voice.sources import find_source
 
 
 @dataclass(frozen=True)
@@ -287,7 +125,7 @@ def synthesize(
                                message_ja="profile_id を指定してください。")
         profile = profiles.get(voice.id)
         if choice.source is None:  # the profile's evolved voice serves, when it has one
-            from pipelines.voice_evolved import speak_evolved
+            from pipelines.voice.evolved import speak_evolved
 
             evolved = speak_evolved(tts, profiles, profile, opts.request(text, None, language))
             if evolved is not None:
@@ -337,7 +175,7 @@ def _speak_served(text: str, tts: FallbackChain[Any], profile: Profile,
                   profiles: ProfileStore, converters: FallbackChain[Any], options: VoiceOptions,
                   language: str, progress: ProgressFn) -> tuple[Speech, SynthesisReport] | None:
     """``text`` in the voice, converter and strength the profile's serving measure chose for
-    ``language`` (:mod:`pipelines.voice_serving`); None for a profile measured before that
+    ``language`` (:mod:`pipelines.voice.serving`); None for a profile measured before that
     record existed, or whose voice no engine here speaks now (the calibrated voice then)."""
     record = (profile.serving or {}).get(language) or {}
     serves = record.get("serves") or {}
@@ -437,8 +275,6 @@ def _timeline_kept(source: Speech, converted: Speech) -> Speech:
     before, after = source.audio.duration, converted.audio.duration
     if not before or abs(after / before - 1.0) <= 0.01:
         return converted
-    from pipelines.message_outputs import stretched
-
     k = after / before
     return replace(converted, sentences=stretched(source.sentences, k),
                    phonemes=stretched(source.phonemes, k))

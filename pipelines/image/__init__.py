@@ -1,0 +1,1 @@
+"""The image wing: the portrait's cutout, matte refinement and framing, and its job."""

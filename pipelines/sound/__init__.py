@@ -1,0 +1,1 @@
+"""The sound wing: prosody, background music and loudness, on audio already spoken."""
