@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from models.base import Audio, EngineSettings, RenderRequest, Speech, VoiceTarget  # noqa: E402
 
 DATA = ROOT / "tests" / "models" / "data"
-PORTRAIT = ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg"
+PORTRAIT = ROOT / "tests" / "fixtures" / "data" / "portrait_glasses.jpg"
 
 
 def random_state(tensors: dict[str, list[Any]]) -> dict[str, Any]:

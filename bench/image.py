@@ -9,7 +9,7 @@ full-resolution solve, loaded with ``bench/baseline.py``) runs in the same proce
 ``closed_form (main)``; the cutout table adds detection + mediapipe segmentation +
 refinement per MP for both, wall and CPU time, and the ratio.
 
-Quality: the evaluation set of ``tests/image/portraits.py`` (one real public-domain portrait
+Quality: the evaluation set of ``tests/fixtures/portraits.py`` (one real public-domain portrait
 cut along a hand-drawn silhouette, with synthetic hair strands of known fractional alpha,
 composited onto real photos shipped by installed packages and generated busy backgrounds).
 IoU (alpha > 0.5) and mean absolute alpha error of the raw mediapipe mask and after
@@ -46,7 +46,7 @@ from models.refine.closed_form import (  # noqa: E402
     make_trimap,
     refine_matte,
 )
-from tests.image import portraits  # noqa: E402
+from tests.fixtures import portraits  # noqa: E402
 
 BASELINE = baseline_module("models/refine/closed_form.py", was=["models/closed_form.py"])
 

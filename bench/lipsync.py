@@ -3,7 +3,7 @@
     /work/main/.venv/bin/python bench/lipsync.py [--label now] [--sizes 512x512,720x1280,1280x720]
         [--only NAME] [--rerender]
 
-Each portrait (every JPEG in ``../shared/data/photos`` and the one in ``tests/image/data``)
+Each portrait (every JPEG in ``../shared/data/photos`` and the one in ``tests/fixtures/data``)
 goes through the real one-click message (``submit_message``: the path of the REST route and
 the UI, every local default engine, default settings but the text), at each size; the
 harness (:mod:`quality`) then judges the MP4 alone: THEval's lip-sync score and its ``m``
@@ -49,7 +49,7 @@ from quality import Report, contact_sheet, measure  # noqa: E402
 from quality.measure import CROWN, THEVAL_GOAL  # noqa: E402
 
 SHARED = ROOT.parent.parent / "shared" / "data" / "photos"
-PORTRAITS = [ROOT / "tests" / "image" / "data" / "grace_hopper.jpg"]
+PORTRAITS = [ROOT / "tests" / "fixtures" / "data" / "grace_hopper.jpg"]
 # ~9 s of speech in four phrases: enough for every lip measure to mean something.
 TEXT = ("お誕生日おめでとうございます。いつも本当にありがとう。"
         "これからも元気で、楽しい毎日を過ごしてくださいね。また一緒に遊びに行きましょう。")

@@ -1,4 +1,4 @@
-"""tests/message/test_load.py at a bigger scale than CI runs it: bursts of concurrent message
+"""tests/app/api/test_message_load.py at a bigger scale than CI runs it: bursts of concurrent message
 submissions over REST (loopback) against a studio with a small queue.
 
     /work/main/.venv/bin/python bench/load.py [--n 20,50] [--max-queued 5] [--workers 2]
@@ -26,8 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.config import load_settings  # noqa: E402
 from app.services import build_services  # noqa: E402
-from tests.conftest import LiveServer  # noqa: E402
-from tests.message.load import (  # noqa: E402
+from tests.app.api.load import (  # noqa: E402
     SHORT_TEXT,
     RssSampler,
     burst,
@@ -35,6 +34,7 @@ from tests.message.load import (  # noqa: E402
     stage_attempts,
     wait_all,
 )
+from tests.conftest import LiveServer  # noqa: E402
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ from app.usecases.messages import submit_message  # noqa: E402
 from pipelines.message.chain import STAGES  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "message"
-PORTRAIT = ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg"
+PORTRAIT = ROOT / "tests" / "fixtures" / "data" / "portrait_glasses.jpg"
 TEXT = "お誕生日おめでとうございます！素敵な一年になりますように。これからもよろしくね。"
 ENROL = (
     "今日はとても良い天気ですね。駅前の公園まで散歩に行きましょう。",

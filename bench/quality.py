@@ -7,7 +7,7 @@ route and the UI, on an in-process queue with every local default engine), and t
 (:mod:`quality`) measures the MP4 alone: face found, head margins, lip gap vs voice envelope
 (Pearson r, lag), frozen stretches, loudness, true peak, voice, music, durations, subtitles.
 Photos: every JPEG in ``../shared/data/photos`` (real public-domain portraits), the test
-portraits (``tests/video/data``, ``tests/image/data``), and two made from them to stress the
+portraits (``tests/fixtures/data``, ``tests/fixtures/data``), and two made from them to stress the
 framing: a close crop that cuts the top of the hair and a full-length-like photo whose face
 is small in a large canvas. Writes the table to ``bench/out/quality/<label>.txt`` and one
 contact sheet and the MP4 per photo to ``bench/out/quality/<label>/``.
@@ -34,8 +34,8 @@ from app.usecases.messages import submit_message  # noqa: E402
 from quality import contact_sheet, measure, table  # noqa: E402
 
 SHARED = ROOT.parent.parent / "shared" / "data" / "photos"
-TEST_PORTRAITS = [ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg",
-                  ROOT / "tests" / "image" / "data" / "grace_hopper.jpg"]
+TEST_PORTRAITS = [ROOT / "tests" / "fixtures" / "data" / "portrait_glasses.jpg",
+                  ROOT / "tests" / "fixtures" / "data" / "grace_hopper.jpg"]
 TEXT = "お誕生日おめでとう！素敵な一年になりますように。"
 OUT = ROOT / "bench" / "out" / "quality"
 

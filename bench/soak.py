@@ -47,7 +47,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "soak"
-PORTRAIT = ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg"
+PORTRAIT = ROOT / "tests" / "fixtures" / "data" / "portrait_glasses.jpg"
 TEXTS = ("おめでとう！", "ありがとう、また会おうね。", "Happy birthday!", "元気でね。")
 AWS = {"AWS_ACCESS_KEY_ID": "soak", "AWS_SECRET_ACCESS_KEY": "soak",
        "AWS_DEFAULT_REGION": "us-east-1"}

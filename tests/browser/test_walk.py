@@ -21,8 +21,8 @@ from tests.browser.page import SLOW, Page
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTRAIT = ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg"
-HEAD_AND_SHOULDERS = ROOT / "tests" / "video" / "data" / "portrait_smile_teeth.jpg"
+PORTRAIT = ROOT / "tests" / "fixtures" / "data" / "portrait_glasses.jpg"
+HEAD_AND_SHOULDERS = ROOT / "tests" / "fixtures" / "data" / "portrait_smile_teeth.jpg"
 SEAM_MAX = 0.3  # of the frame's width (height): a pasted-on photo's edge measured 0.52
 HALO_MAX = 6.0  # grey levels brighter just outside the outline than further out
 TEXT = {"en": "Happy birthday! Have a wonderful year.", "ja": "お誕生日おめでとう！"}
@@ -45,7 +45,7 @@ def page(request: pytest.FixtureRequest, studio, tmp_path: Path) -> Iterator[Pag
 
 @pytest.fixture(scope="module")
 def group_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.image import portraits
+    from tests.fixtures import portraits
 
     path = tmp_path_factory.mktemp("photos") / "two_people.png"
     portraits.group_photo().save(path)
@@ -520,7 +520,7 @@ def test_phone_width_lists_and_tables(page: Page) -> None:
     the Jobs table keeps ids and times on one line (it wrapped them a character a line);
     the tabs the screen has no room for are behind a "⋯" that says so in the page's
     language."""
-    from tests.voice.conftest import SENTENCES, ojt_speech, wav_bytes
+    from tests.fixtures.voice import SENTENCES, ojt_speech, wav_bytes
 
     short = wav_bytes(ojt_speech(SENTENCES[0])[:24000])  # a job that fails at once: a row
     httpx.post(page.url + "/api/voice/profiles", data={"name": "short"}, timeout=60,
@@ -569,7 +569,7 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
 
     from models.base import Audio
     from models.voice.matching import MatchParams, apply_match
-    from tests.voice.conftest import RATE, SENTENCES, ojt_speech, wav_bytes
+    from tests.fixtures.voice import RATE, SENTENCES, ojt_speech, wav_bytes
 
     other = {"en": "ja", "ja": "en"}[page.lang]
     page.tab("voice")

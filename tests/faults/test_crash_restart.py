@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from app.jobs import Jobs, SqliteJobStore
+from tests.app.api.test_message import PORTRAIT, ffprobe, judge
 from tests.conftest import end_process, free_port
 from tests.faults.cluster import ROOT, wait_until
-from tests.message.test_message import PORTRAIT, ffprobe, judge
 
 pytestmark = pytest.mark.slow
 

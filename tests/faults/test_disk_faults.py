@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from app.services import build_services
+from tests.app.api.test_message import PORTRAIT, ffprobe
 from tests.conftest import LiveServer, unavailable
 from tests.faults.cluster import wait_until
-from tests.message.test_message import PORTRAIT, ffprobe
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from app.main import create_app
 from app.services import build_services
 from app.stages import StageScheduler
 from quality import contact_sheet, measure, table
+from tests.app.api.test_message import PORTRAIT
 from tests.conftest import wait_for_job
-from tests.message.test_message import PORTRAIT
 
 # long enough (over 2 s of voice) for the harness to judge the lips
 TEXT = "お誕生日おめでとう！素敵な一年になりますように。これからもよろしくお願いします。"

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from app.services import build_services
-from tests.app.test_distributed import redis_url  # noqa: F401 - the shared fixture
+from tests.app.runner.test_queue_distributed import redis_url  # noqa: F401 - the shared fixture
 from tests.conftest import LiveServer, free_port
 from tests.faults.cluster import AWS, Cluster, check_logs, wait_until, worker_env
 
@@ -137,8 +137,8 @@ def test_message_survives_a_worker_killed_at_each_stage(cluster: Cluster, tmp_pa
     """A real message over Redis and S3; the worker holding its image, voice, render and
     encode is SIGKILLed in turn (a fresh worker joins after each death, as an autoscaler
     would). The message completes; the stages that finished are never run again."""
+    from tests.app.api.test_message import PORTRAIT, ffprobe
     from tests.faults.test_crash_restart import TEXT
-    from tests.message.test_message import PORTRAIT, ffprobe
 
     services = cluster.services
     cluster.wait_beating([cluster.start() for _ in range(3)])

@@ -15,7 +15,7 @@ one entry (an illustration: the file and texts here are made up)::
         file="pipelines/voice/speech.py",
         old="    return Speech(audio, ",
         new="    return Speech(Audio(audio.samples[::-1].copy(), audio.sample_rate), ",
-        tests=("tests/voice/test_api.py",),
+        tests=("tests/app/api/test_voice.py",),
     ),
 """
 
@@ -43,7 +43,7 @@ MUTANTS: tuple[Mutant, ...] = (
         old="                       limiter=services.rate_limiter)",
         new="                       limiter=__import__('app.api.limits').api.limits"
             ".RateLimiter(settings.rate_limit_per_minute))",
-        tests=("tests/app/test_one_door.py", "tests/app/test_limits.py"),
+        tests=("tests/app/test_main_one_door.py", "tests/app/api/test_limits.py"),
     ),
     Mutant(
         name="traversal_answered_200",
@@ -68,7 +68,7 @@ MUTANTS: tuple[Mutant, ...] = (
         file="models/hf.py",
         old="            model = self._load_from(folder).to(device).eval()",
         new="            model = self._load_from(folder.rsplit('/', 1)[0]).to(device).eval()",
-        tests=("tests/models/test_neural_serves.py", "tests/image/test_api.py"),
+        tests=("tests/models/test_registry_neural.py", "tests/app/api/test_image.py"),
     ),
     Mutant(
         name="recovered_message_frozen",
@@ -106,7 +106,7 @@ MUTANTS: tuple[Mutant, ...] = (
             "        roi = self.mouth_roi\n",
         new="        weights = np.zeros(len(SHAPES), np.float32)\n"
             "        roi = self.mouth_roi\n",
-        tests=("tests/faults/test_recovered_message.py", "tests/video/test_ui.py"),
+        tests=("tests/faults/test_recovered_message.py", "tests/app/ui/test_video.py"),
     ),
     Mutant(
         name="japanese_speech_backwards",
@@ -117,7 +117,7 @@ MUTANTS: tuple[Mutant, ...] = (
             "    if language == 'ja':\n"
             "        speech = replace(speech, audio=Audio(speech.audio.samples[::-1].copy(),"
             " speech.audio.sample_rate))\n",
-        tests=("tests/voice/test_japanese_words.py",),
+        tests=("tests/models/voice/test_words_japanese.py",),
     ),
     Mutant(
         name="profile_voice_garbled",
@@ -126,6 +126,6 @@ MUTANTS: tuple[Mutant, ...] = (
         file="pipelines/voice/serving.py",
         old="        if (candidate.words or 0.0) < KEPT:\n",
         new="        if False:\n",
-        tests=("tests/voice/test_serving.py",),
+        tests=("tests/pipelines/voice/test_serving.py",),
     ),
 )

@@ -17,7 +17,7 @@ import pytest
 from app import heartbeat
 from app.heartbeat import Heartbeat, MemoryHeartbeatStore, WorkerRecord, live_workers
 from app.services import build_services
-from tests.app.test_distributed import redis_url  # noqa: F401 - the shared fixture
+from tests.app.runner.test_queue_distributed import redis_url  # noqa: F401 - the shared fixture
 from tests.conftest import LiveServer, free_port
 from tests.ops.helpers import samples, value
 

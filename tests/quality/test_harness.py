@@ -14,7 +14,7 @@ from models.base import Audio, RenderRequest, Speech
 from models.talking_head.landmark import LandmarkHead
 from quality import contact_sheet, measure, table
 from quality.decode import _ffmpeg
-from tests.video.conftest import DATA, tts
+from tests.fixtures.video import DATA, tts
 
 pytestmark = pytest.mark.slow
 SIZE = (320, 320)

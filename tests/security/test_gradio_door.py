@@ -34,7 +34,7 @@ from tests.security.test_ownership import FakeEncoder
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("gradio_door_client.py")
-PORTRAIT = ROOT / "tests" / "video" / "data" / "portrait_glasses.jpg"
+PORTRAIT = ROOT / "tests" / "fixtures" / "data" / "portrait_glasses.jpg"
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2"}
 
 pytestmark = pytest.mark.slow
@@ -65,7 +65,7 @@ MODES = {
 
 
 def _speech_wav(path: Path) -> Path:
-    from tests.voice.conftest import SENTENCES, ojt_speech, wav_bytes
+    from tests.fixtures.voice import SENTENCES, ojt_speech, wav_bytes
 
     path.write_bytes(wav_bytes(np.concatenate([ojt_speech(SENTENCES[0]),
                                                ojt_speech(SENTENCES[1])])))

@@ -47,7 +47,7 @@ def _fast_kit(services) -> VoiceKit:
 
 
 def _speech_clip() -> bytes:
-    from tests.voice.conftest import SENTENCES, ojt_speech, wav_bytes
+    from tests.fixtures.voice import SENTENCES, ojt_speech, wav_bytes
 
     return wav_bytes(np.concatenate([ojt_speech(SENTENCES[0]), ojt_speech(SENTENCES[1])]))
 

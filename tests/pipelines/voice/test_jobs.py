@@ -1,0 +1,226 @@
+"""The ``voice.profile`` job: its steps in order, cancel and crash leave nothing, a rerun
+overwrites its own profile, and the calibration cache spares the built-in voices' work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.storage import LocalStorage, new_key
+from models.base import Audio, EngineSettings
+from models.chain import FallbackChain
+from models.errors import Cancelled, NotFound
+from models.registry import build_chain
+from pipelines.voice.calibration import CalibrationCache
+from pipelines.voice.create import PROFILE_STEPS
+from pipelines.voice.jobs import create_profile_job, profile_id_for
+from pipelines.voice.profiles import ProfileStore
+from tests.conftest import unavailable
+from tests.fixtures.voice import SENTENCES, ojt_speech, wav_bytes
+
+
+class FlatEncoder:
+    """A stand-in speaker encoder (the job's wiring does not depend on the embedding)."""
+
+    name = "resemblyzer"
+
+    def available(self) -> tuple[bool, str]:
+        return True, "stand-in"
+
+    def embed(self, clips: list[Audio]) -> np.ndarray:
+        return np.ones(256, np.float32) / 16.0
+
+    def close(self) -> None:
+        pass
+
+
+class Ctx:
+    """A JobContext over real local storage that records what the job reports."""
+
+    def __init__(self, root: Path, job_id: str = "job-1", cancel_at: str | None = None) -> None:
+        self.job_id = job_id
+        self.storage = LocalStorage(root)
+        self.engine_settings = EngineSettings(cache_dir=root / "cache")
+        self.cancel_at = cancel_at
+        self.steps: list[str] = []
+        self.fractions: list[float] = []
+        self.done: list[str] = []
+        self.chains = {"tts": FallbackChain("tts", []),
+                       "voice_encoder": FallbackChain("voice_encoder", [FlatEncoder()]),
+                       "voice_converter": FallbackChain("voice_converter", []),
+                       "denoise": build_chain("denoise", ["deepfilternet"], EngineSettings()),
+                       "naturalness": FallbackChain("naturalness", [])}
+
+    def progress(self, fraction: float, step: str) -> None:
+        if step == self.cancel_at:
+            raise Cancelled("cancelled", code="QUEUE_JOB_CANCELLED")
+        if not self.steps or self.steps[-1] != step:
+            self.steps.append(step)
+        self.fractions.append(fraction)
+
+    def step_done(self, step: str) -> None:
+        if step not in self.done:
+            self.done.append(step)
+
+    def chain(self, capability: str) -> FallbackChain:
+        return self.chains[capability]
+
+    def observe_stage(self, stage: str, backend: str | None, seconds: float) -> None:
+        pass
+
+    def new_key(self, prefix: str, extension: str) -> str:
+        return new_key(prefix, extension)
+
+
+def _params(ctx: Ctx, count: int = 2) -> dict[str, Any]:
+    clips = []
+    for i, sentence in enumerate(SENTENCES[:count]):
+        key = ctx.storage.put(new_key("inputs/audio", "wav"), wav_bytes(ojt_speech(sentence)))
+        clips.append({"key": key, "filename": f"take{i}.wav"})
+    return {"clips": clips, "name": "Taro", "language": "ja", "owner": "alice"}
+
+
+def _profile_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "voices").rglob("*") if p.is_file()) \
+        if (root / "voices").exists() else []
+
+
+def test_job_reports_every_step_in_order_and_the_profile_appears(tmp_path: Path) -> None:
+    ctx = Ctx(tmp_path)
+    params = _params(ctx)
+    result = create_profile_job(ctx, params)
+    # no matcher in this chain, so no search: every other step, in order
+    assert ctx.steps == [s for s in PROFILE_STEPS if s != "matching search"]
+    assert ctx.done == list(PROFILE_STEPS)
+    assert ctx.fractions == sorted(ctx.fractions) and ctx.fractions[-1] == 1.0
+    pid = result["profile_id"]
+    assert pid == profile_id_for("job-1")
+    store = ProfileStore(ctx.storage)
+    assert [p.id for p in store.list()] == [pid]
+    assert store.get(pid).owner == "alice"
+    assert result["profile"]["sample_stats"]["count"] == 2
+    for clip in params["clips"]:  # the uploads are not kept once the profile exists
+        assert not ctx.storage.exists(clip["key"])
+
+
+@pytest.mark.parametrize("step", ["denoise", "embedding", "save"])
+def test_cancel_at_any_step_leaves_no_profile(tmp_path: Path, step: str) -> None:
+    ctx = Ctx(tmp_path, cancel_at=step)
+    params = _params(ctx, 1)
+    with pytest.raises(Cancelled):
+        create_profile_job(ctx, params)
+    assert ProfileStore(ctx.storage).list() == []
+    assert _profile_files(tmp_path) == []
+    assert ctx.storage.exists(params["clips"][0]["key"])  # kept for a retry
+
+
+def test_crash_while_saving_removes_the_half_written_files(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = Ctx(tmp_path)
+    params = _params(ctx, 1)
+    real_put = ctx.storage.put
+
+    def failing_put(key: str, data: bytes) -> str:
+        if key.endswith("profile.json"):
+            raise OSError("disk full")
+        return real_put(key, data)
+
+    monkeypatch.setattr(ctx.storage, "put", failing_put)
+    with pytest.raises(OSError):
+        create_profile_job(ctx, params)
+    assert _profile_files(tmp_path) == []  # reference.wav and embedding.npy went too
+    with pytest.raises(NotFound):
+        ProfileStore(ctx.storage).get(profile_id_for("job-1"))
+
+
+def test_a_rerun_of_the_same_job_overwrites_its_profile(tmp_path: Path) -> None:
+    """A worker killed after writing some files reruns the job (recover()): same id, one
+    profile, not two."""
+    first = Ctx(tmp_path)
+    pid = create_profile_job(first, _params(first, 1))["profile_id"]
+    again = Ctx(tmp_path)
+    assert create_profile_job(again, _params(again, 1))["profile_id"] == pid
+    assert [p.id for p in ProfileStore(again.storage).list()] == [pid]
+
+
+class CountingVoice:
+    """A built-in voice engine (OpenJTalk) that counts how often it is asked to speak."""
+
+    name = "openjtalk"
+    languages = ("ja",)
+    style_service = False
+
+    def __init__(self) -> None:
+        from models.speech.openjtalk import OpenJTalkSpeech
+
+        self.engine = OpenJTalkSpeech(EngineSettings())
+        self.VOICES = self.engine.VOICES
+        self.calls = 0
+
+    def available(self) -> tuple[bool, str]:
+        return self.engine.available()
+
+    def close(self) -> None:
+        pass
+
+    def voices(self) -> list[Any]:
+        return list(self.VOICES)
+
+    def owns(self, voice: str) -> bool:
+        return self.engine.owns(voice)
+
+    def synthesize(self, request: Any) -> Any:
+        self.calls += 1
+        return self.engine.synthesize(request)
+
+
+def test_calibration_cache_survives_a_restart_without_speaking_again(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    from pipelines.voice.calibration import prepare_calibration
+
+    voice = CountingVoice()
+    tts = FallbackChain("tts", [voice])
+    embeds: list[int] = []
+
+    class Matcher:
+        encoder_name = "stand-in"
+
+        def embed(self, audio: Audio) -> np.ndarray:
+            embeds.append(len(audio.samples))
+            return np.full(4, float(len(audio.samples)), np.float32)
+
+    assert prepare_calibration(tts, Matcher(), tmp_path, languages=["ja"]) == len(voice.VOICES)
+    assert voice.calls == len(voice.VOICES) and len(embeds) == len(voice.VOICES)
+    files = list((tmp_path / "voice_calibration").glob("*.npz"))
+    assert len(files) == len(voice.VOICES)
+    monkeypatch.setattr(CalibrationCache, "_memory", {})  # a fresh process
+    prepare_calibration(tts, Matcher(), tmp_path, languages=["ja"])
+    assert voice.calls == len(voice.VOICES) and len(embeds) == len(voice.VOICES)
+    key = CalibrationCache.key("openjtalk", voice.VOICES[0].id, "ja", "stand-in")
+    audio, vector = CalibrationCache(tmp_path).get(key, lambda: pytest.fail("spoke"),
+                                                   lambda a: pytest.fail("embedded"))
+    assert audio.duration > 1.0 and vector[0] == len(audio.samples)
+
+
+@pytest.mark.slow
+def test_clips_denoised_side_by_side_match_one_after_the_other() -> None:
+    """create_profile denoises clips on several threads; each clip has its own denoiser
+    state, so the samples are exactly those of a serial run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from models.voice.denoise import DeepFilterDenoiser
+
+    denoiser = DeepFilterDenoiser()
+    if not denoiser.available()[0]:
+        unavailable("deepfilternet not installed")
+    rng = np.random.default_rng(2)
+    clips = [Audio(ojt_speech(s) + rng.normal(0, 0.02, len(ojt_speech(s))).astype(np.float32),
+                   24000) for s in SENTENCES]
+    serial = [denoiser.denoise(c).samples for c in clips]
+    with ThreadPoolExecutor(3) as pool:
+        parallel = [a.samples for a in pool.map(denoiser.denoise, clips)]
+    for one, other in zip(serial, parallel, strict=True):
+        assert np.array_equal(one, other)
