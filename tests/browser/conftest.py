@@ -5,6 +5,8 @@ downloaded at run time (the driver path is given, so Selenium Manager never runs
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser.page import Page
 from tests.conftest import end_process, free_port, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,3 +89,26 @@ def make_driver(lang: str, size: tuple[int, int], profile: Path):
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_window_size(*size)
     return driver
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, studio, tmp_path: Path) -> Iterator[Page]:
+    lang = request.param
+    driver = make_driver(lang, DESKTOP, tmp_path / "profile")
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    shutil.rmtree(OUT / name, ignore_errors=True)  # this run's screenshots only
+    shown = Page(driver, studio.url, lang, OUT / name)
+    try:
+        shown.open()
+        yield shown
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def group_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures import portraits
+
+    path = tmp_path_factory.mktemp("photos") / "two_people.png"
+    portraits.group_photo().save(path)
+    return path
