@@ -283,7 +283,7 @@ def load_checkpoint(path: Path, device: Any) -> Any:
 
 def face_box(performance: Any, i: int) -> tuple[int, int, int, int]:
     """A square around the whole face in frame ``i`` (Wav2Lip sees the full face)."""
-    from models.talking_head.face_rig import FACE_OVAL
+    from models.talking_head.face_mesh import FACE_OVAL
 
     c = performance.controls(i)
     pts = performance.rig.points[FACE_OVAL]
