@@ -47,7 +47,7 @@ def cmd_download(manager: ModelManager, names: list[str]) -> int:
     failed = 0
     for name in names:
         if not CATALOG[name].commercial_use:
-            print(f"note: {CATALOG[name].licence_note}", file=sys.stderr)
+            print(f"note: {CATALOG[name].licence_note.en}", file=sys.stderr)
         with tqdm(desc=name, unit="B", unit_scale=True, unit_divisor=1024) as bar:
             def progress(done: int, total: int, bar: tqdm = bar) -> None:
                 bar.total = total or None

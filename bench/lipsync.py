@@ -65,7 +65,7 @@ def photos() -> list[Path]:
 def room_above(path: Path) -> float:
     """How much photo there is above the estimated crown, as a share of the face length
     (negative: the photo cuts the head)."""
-    from models.talking_head.face_rig import detect_landmarks
+    from models.talking_head.face_mesh import detect_landmarks
 
     points = detect_landmarks(np.asarray(Image.open(path).convert("RGB")))
     length = float(np.linalg.norm(points[10] - points[152]))

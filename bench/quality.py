@@ -51,7 +51,7 @@ def close_crop(path: Path) -> Image.Image:
     """The photo cropped tight: the top of the hair cut off, the face near the top edge."""
     import numpy as np
 
-    from models.talking_head.face_rig import detect_landmarks
+    from models.talking_head.face_mesh import detect_landmarks
 
     image = Image.open(path).convert("RGB")
     points = detect_landmarks(np.asarray(image))

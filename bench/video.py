@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.baseline import baseline_module  # noqa: E402
 from models.base import Audio, RenderRequest, Speech, Timing  # noqa: E402
-from models.talking_head.face_rig import detect_landmarks  # noqa: E402
+from models.talking_head.face_mesh import detect_landmarks  # noqa: E402
 from models.talking_head.landmark import LandmarkHead, Performance, write_performance  # noqa: E402
 from models.talking_head.mp4 import Mp4Writer  # noqa: E402
 from pipelines.video.subtitles import font_path  # noqa: E402

@@ -1,17 +1,35 @@
 """The neural engines' weights: what each needs, where it comes from, under which licence.
 
-One entry per engine, the single source for the model manager (``python -m app.models``), the
-Models panel, ``/health`` and the engines' own availability checks, so they cannot disagree
+Each engine that downloads weights declares its :class:`ModelSpec` in its own module and
+names it in its registry entry (``models/registry.py``, ``weights=``); :data:`CATALOG` gathers
+them from the registry. It is the single source for the model manager (``python -m
+app.models``), the Models panel (what the engine does and its licence note, in English and
+Japanese), ``/health`` and the engines' own availability checks, so they cannot disagree
 about which files make an engine complete. Sizes are the released files' approximate sizes
 (the exact size and sha256 are recorded when a file is downloaded or verified).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.base import EngineSettings
+from models.registry import CAPABILITIES
+
+
+@dataclass(frozen=True)
+class Words:
+    """One text in each language the studio speaks: both are required, so an engine cannot
+    be registered with a label or a licence note its Japanese readers cannot read."""
+
+    en: str
+    ja: str
+
+    def get(self, lang: str) -> str:
+        return self.ja if lang == "ja" else self.en
 
 
 @dataclass(frozen=True)
@@ -32,12 +50,13 @@ class WeightFile:
 class ModelSpec:
     name: str  # the engine's registry name
     title: str
+    what: Words  # what it does, next to its name on the Models panel
     repo_id: str  # Hugging Face Hub repository the files come from
     subdir: tuple[str, ...]  # folder under the models dir
     files: tuple[WeightFile, ...]
     licence: str
     commercial_use: bool
-    licence_note: str
+    licence_note: Words
     source: str  # the original project
     revision: str = "main"
 
@@ -63,57 +82,42 @@ class ModelSpec:
         return [f.local for f in needed if not f.present(folder)]
 
 
-CATALOG: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec(
-        name="openvoice", title="OpenVoice v2 tone-colour converter",
-        repo_id="myshell-ai/OpenVoiceV2", subdir=("openvoice_v2", "converter"),
-        files=(WeightFile("converter/config.json", "config.json", 0.002),
-               WeightFile("converter/checkpoint.pth", "checkpoint.pth", 131.3)),
-        licence="MIT", commercial_use=True,
-        licence_note="MIT: free for commercial and non-commercial use.",
-        source="https://github.com/myshell-ai/OpenVoice"),
-    ModelSpec(
-        name="wav2lip", title="Wav2Lip GAN lip-sync",
-        repo_id="camenduru/Wav2Lip", subdir=("wav2lip",),
-        files=(WeightFile("checkpoints/wav2lip_gan.pth", "wav2lip_gan.pth", 435.8,
-                          alternatives=("wav2lip.pth",)),),
-        licence="research / personal use only", commercial_use=False,
-        licence_note=("NON-COMMERCIAL: the Wav2Lip authors release these weights for "
-                      "personal, research and non-commercial use only (trained on LRS2); "
-                      "commercial use needs a licence from Sync Labs."),
-        source="https://github.com/Rudrabha/Wav2Lip"),
-    ModelSpec(
-        name="birefnet", title="BiRefNet lite (Swin-T) person cutout",
-        repo_id="ZhengPeng7/BiRefNet_lite", subdir=("birefnet",),
-        files=(WeightFile("config.json", "config.json", 0.001, required=False),
-               WeightFile("BiRefNet_config.py", "BiRefNet_config.py", 0.001, required=False),
-               WeightFile("birefnet.py", "birefnet.py", 0.1, required=False),
-               # the released ONNX export stands for the whole checkpoint (see birefnet.py)
-               WeightFile("model.safetensors", "model.safetensors", 178.7,
-                          alternatives=("pytorch_model.bin", "model.onnx", "onnx/model.onnx"))),
-        licence="MIT", commercial_use=True,
-        licence_note="MIT: free for commercial and non-commercial use.",
-        source="https://github.com/ZhengPeng7/BiRefNet"),
-    ModelSpec(
-        name="segformer", title="SegFormer-B2 human parsing (clothes)",
-        repo_id="mattmdjaga/segformer_b2_clothes", subdir=("segformer",),
-        files=(WeightFile("config.json", "config.json", 0.002),
-               WeightFile("model.safetensors", "model.safetensors", 109.5,
-                          alternatives=("pytorch_model.bin",))),
-        licence="MIT", commercial_use=True,
-        licence_note=("MIT (model card); trained on the ATR dataset, whose own terms are "
-                      "for research."),
-        source="https://huggingface.co/mattmdjaga/segformer_b2_clothes"),
-    ModelSpec(
-        name="sam2", title="SAM 2.1 Hiera tiny",
-        repo_id="facebook/sam2.1-hiera-tiny", subdir=("sam2",),
-        files=(WeightFile("config.json", "config.json", 0.005),
-               WeightFile("model.safetensors", "model.safetensors", 155.9,
-                          alternatives=("pytorch_model.bin",))),
-        licence="Apache-2.0", commercial_use=True,
-        licence_note="Apache-2.0: free for commercial and non-commercial use.",
-        source="https://github.com/facebookresearch/sam2"),
-)}
+def _gather() -> dict[str, ModelSpec]:
+    """The specs named by the registry's entries, in registry order. An engine module that is
+    not in this build is left out (the Engines panel says so)."""
+    found: dict[str, ModelSpec] = {}
+    for engines in CAPABILITIES.values():
+        for name, entry in engines.items():
+            if entry.weights is None:
+                continue
+            module_name, _, attr = entry.weights.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError:
+                continue
+            model = getattr(module, attr)
+            if not isinstance(model, ModelSpec) or model.name != name:
+                raise TypeError(f"{entry.weights} is not the ModelSpec of engine '{name}'")
+            if found.setdefault(name, model) is not model:
+                raise TypeError(f"two engines named '{name}' name different weights")
+    return found
+
+
+class Catalog(Mapping[str, ModelSpec]):
+    """The registered engines' weight specs by engine name, read from the registry on each
+    look (a walk of a few dictionaries), so it never disagrees with it."""
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        return _gather()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_gather())
+
+    def __len__(self) -> int:
+        return len(_gather())
+
+
+CATALOG: Mapping[str, ModelSpec] = Catalog()
 
 
 def spec(name: str) -> ModelSpec:

@@ -367,7 +367,7 @@ class ModelManager:
                                      if folder and (folder / f.local).is_file()) / 1e6, 1)
                 if not missing else round(model.approx_mb, 1),
                 "licence": model.licence, "commercial_use": model.commercial_use,
-                "licence_note": model.licence_note, "source": model.source,
+                "licence_note": model.licence_note.en, "source": model.source,
                 "repo": model.repo_id, "folder": str(folder) if folder else None,
                 "files": [f.local for f in model.files],
                 "sha256": {k: v.get("sha256") for k, v in record.items()},

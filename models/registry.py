@@ -1,59 +1,83 @@
 """The explicit engine registry: one entry per engine, per capability.
 
 Adding an engine means writing one module with a class whose constructor takes
-:class:`~models.base.EngineSettings`, and adding one line here. The names feed settings
-validation (``STUDIO_<CAPABILITY>_BACKENDS``), the UI's engine choices and ``/health``.
-Entries are import paths, so a heavy engine (torch, mediapipe) is imported only when used.
+:class:`~models.base.EngineSettings`, and adding one :class:`Entry` here. The names feed
+settings validation (``STUDIO_<CAPABILITY>_BACKENDS``), the UI's engine choices and
+``/health``. An engine whose weights the model manager downloads declares its
+:class:`~models.catalog.ModelSpec` (files, licence, and its label and licence note in English
+and Japanese) in its own module and names it in ``weights=``: the model catalogue, the Models
+panel and ``python -m app.models`` read it from there, so nothing else changes.
+Entries are import paths, so a heavy engine (torch, mediapipe) is imported only when used
+(the catalogue imports the modules that declare weights, so those keep torch out of their
+top level).
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any
 
 from models.base import EngineSettings
 from models.chain import FallbackChain
 
-CAPABILITIES: dict[str, dict[str, str]] = {
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered engine: its class (``"module:Class"``), the spec of the weights it
+    downloads (``"module:NAME"``, a :class:`~models.catalog.ModelSpec`), and whether it calls
+    another service (then it gets a circuit breaker, :mod:`models.circuit`)."""
+
+    target: str
+    weights: str | None = None
+    remote: bool = False
+
+
+CAPABILITIES: dict[str, dict[str, Entry]] = {
     "tts": {
-        "kokoro": "models.speech.kokoro:KokoroSpeech",
-        "piper": "models.speech.piper:PiperSpeech",
-        "openjtalk": "models.speech.openjtalk:OpenJTalkSpeech",
-        "voicevox": "models.speech.voicevox:VoicevoxSpeech",
+        "kokoro": Entry("models.speech.kokoro:KokoroSpeech"),
+        "piper": Entry("models.speech.piper:PiperSpeech"),
+        "openjtalk": Entry("models.speech.openjtalk:OpenJTalkSpeech"),
+        "voicevox": Entry("models.speech.voicevox:VoicevoxSpeech", remote=True),
     },
     "voice_encoder": {
-        "resemblyzer": "models.voice.resemblyzer:ResemblyzerEncoder",
+        "resemblyzer": Entry("models.voice.resemblyzer:ResemblyzerEncoder"),
     },
     "voice_converter": {
-        "openvoice": "models.voice.openvoice:OpenVoiceConverter",
-        "timbre_filter": "models.voice.timbre_filter:TimbreFilter",
-        "frame_matching": "models.voice.frame_matching:FrameMatcher",
-        "voice_matching": "models.voice.matching:VoiceMatcher",
+        "openvoice": Entry("models.voice.openvoice:OpenVoiceConverter",
+                           weights="models.voice.openvoice:WEIGHTS"),
+        "timbre_filter": Entry("models.voice.timbre_filter:TimbreFilter"),
+        "frame_matching": Entry("models.voice.frame_matching:FrameMatcher"),
+        "voice_matching": Entry("models.voice.matching:VoiceMatcher"),
     },
     "denoise": {
-        "deepfilternet": "models.voice.denoise:DeepFilterDenoiser",
+        "deepfilternet": Entry("models.voice.denoise:DeepFilterDenoiser"),
     },
     "naturalness": {
-        "distillmos": "models.voice.naturalness:DistillMos",
-        "dnsmos": "models.voice.naturalness:DnsMos",
+        "distillmos": Entry("models.voice.naturalness:DistillMos"),
+        "dnsmos": Entry("models.voice.naturalness:DnsMos"),
     },
     "person_detection": {
-        "mediapipe": "models.detect.person:PersonDetector",
+        "mediapipe": Entry("models.detect.person:PersonDetector"),
     },
     "cutout": {
-        "birefnet": "models.cutout.birefnet:BiRefNetCutout",
-        "segformer": "models.cutout.segformer:SegformerCutout",
-        "mediapipe": "models.cutout.mediapipe:MediapipeCutout",
-        "aws": "models.cutout.aws:NovaCanvasCutout",
+        "birefnet": Entry("models.cutout.birefnet:BiRefNetCutout",
+                          weights="models.cutout.birefnet:WEIGHTS"),
+        "segformer": Entry("models.cutout.segformer:SegformerCutout",
+                           weights="models.cutout.segformer:WEIGHTS"),
+        "mediapipe": Entry("models.cutout.mediapipe:MediapipeCutout"),
+        "aws": Entry("models.cutout.aws:NovaCanvasCutout", remote=True),
     },
     "refiner": {
-        "sam2": "models.refine.sam2:Sam2Refiner",
-        "closed_form": "models.refine.closed_form:ClosedFormRefiner",
+        "sam2": Entry("models.refine.sam2:Sam2Refiner",
+                      weights="models.refine.sam2:WEIGHTS"),
+        "closed_form": Entry("models.refine.closed_form:ClosedFormRefiner"),
     },
     "talking_head": {
-        "wav2lip": "models.talking_head.wav2lip:Wav2LipHead",
-        "builtin": "models.talking_head.landmark:LandmarkHead",
-        "did": "models.talking_head.did:DidTalkingHead",
+        "wav2lip": Entry("models.talking_head.wav2lip:Wav2LipHead",
+                         weights="models.talking_head.wav2lip:WEIGHTS"),
+        "builtin": Entry("models.talking_head.landmark:LandmarkHead"),
+        "did": Entry("models.talking_head.did:DidTalkingHead", remote=True),
     },
 }
 
@@ -73,7 +97,8 @@ DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
 
 
 # Engines that call another service: each gets a circuit breaker (models/circuit.py).
-REMOTE_ENGINES: frozenset[str] = frozenset({"voicevox", "did", "aws"})
+REMOTE_ENGINES: frozenset[str] = frozenset(
+    name for engines in CAPABILITIES.values() for name, entry in engines.items() if entry.remote)
 
 
 class MissingEngine:
@@ -92,7 +117,7 @@ class MissingEngine:
 
 def create_engine(capability: str, name: str, settings: EngineSettings) -> Any:
     """Instantiate one registered engine (cheap: engines load models lazily)."""
-    target = CAPABILITIES[capability][name]
+    target = CAPABILITIES[capability][name].target
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)

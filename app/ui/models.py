@@ -30,10 +30,7 @@ register(
         "models.col_licence": "licence", "models.col_commercial": "commercial use",
         "models.col_source": "source", "models.col_folder": "folder",
         "models.col_sha256": "sha256", "models.ready": "ready", "models.missing": "missing",
-        "models.not_commercial": "NO", "models.unknown": "unknown model",
-        "models.what.openvoice": "voice conversion", "models.what.wav2lip": "lip-sync",
-        "models.what.birefnet": "cutout", "models.what.segformer": "human parsing",
-        "models.what.sam2": "edge refinement"},
+        "models.not_commercial": "NO", "models.unknown": "unknown model"},
     ja={"models.title": "モデル", "models.pick": "モデル", "models.download": "ダウンロード",
         "models.refresh": "更新", "models.forbidden": "モデルのダウンロードは管理者のみです。",
         "models.done": "{name}: 準備完了（{folder}）", "models.failed": "{name}：{why}",
@@ -43,28 +40,24 @@ register(
         "models.col_licence": "ライセンス", "models.col_commercial": "商用利用",
         "models.col_source": "入手元", "models.col_folder": "フォルダー",
         "models.col_sha256": "SHA-256", "models.ready": "準備完了", "models.missing": "未配置",
-        "models.not_commercial": "不可", "models.unknown": "不明なモデル",
-        "models.what.openvoice": "声の変換", "models.what.wav2lip": "口の動き",
-        "models.what.birefnet": "切り抜き", "models.what.segformer": "人体の部位分け",
-        "models.what.sam2": "輪郭の精密化"},
+        "models.not_commercial": "不可", "models.unknown": "不明なモデル"},
 )
 
 COLUMNS = ["models.col_model", "models.col_status", "models.col_mb", "models.col_licence",
            "models.col_commercial", "models.col_source", "models.col_folder",
            "models.col_sha256"]
 HEADERS = [plain(c) for c in COLUMNS]
-# The catalogue's licence notes, and what they say in Japanese (a licence the reader cannot
-# read is no warning at all).
-LICENCE_NOTES_JA = {
-    "openvoice": "MIT: 商用・非商用とも自由に使えます。",
-    "wav2lip": ("非商用: Wav2Lip の作者はこの重みを個人・研究・非商用の利用に限って公開しています"
-                "（LRS2 で学習）。商用利用には Sync Labs のライセンスが必要です。"),
-    "birefnet": "MIT: 商用・非商用とも自由に使えます。",
-    "segformer": "MIT（モデルカード）。学習に使った ATR データセットの条件は研究用です。",
-    "sam2": "Apache-2.0: 商用・非商用とも自由に使えます。",
-}
-register(en={f"models.note.{n}": m.licence_note for n, m in CATALOG.items()},
-         ja={f"models.note.{n}": LICENCE_NOTES_JA[n] for n in CATALOG})
+# What each engine does and its licence note come from its model spec (declared with the
+# engine, in both languages: a licence the reader cannot read is no warning at all). They are
+# registered too, so the check that a Japanese page shows none of our English sees them.
+
+
+def _spec_words(lang: str) -> dict[str, str]:
+    return {**{f"models.what.{n}": m.what.get(lang) for n, m in CATALOG.items()},
+            **{f"models.note.{n}": m.licence_note.get(lang) for n, m in CATALOG.items()}}
+
+
+register(en=_spec_words("en"), ja=_spec_words("ja"))
 
 
 def manager(services: Services) -> ModelManager:
@@ -82,15 +75,17 @@ def _status(status: str, lang: str) -> str:
 
 
 def model_rows(services: Services, lang: str = "en") -> list[list[str]]:
-    """One row per neural engine. The model's own name, licence text and source stay as the
-    catalogue gives them; what it does and the table's words follow ``lang``."""
+    """One row per neural engine. The model's own name, licence and source stay as the
+    catalogue gives them; what it does, its licence note and the table's words follow
+    ``lang`` (read from its spec, so an engine registered later shows too)."""
     rows = []
     for row in manager(services).rows():
+        model = CATALOG[row["name"]]
         commercial = (plain("word.yes", lang) if row["commercial_use"] else
                       f"{plain('models.not_commercial', lang)} "
-                      f"({plain('models.note.' + row['name'], lang)})")
+                      f"({model.licence_note.get(lang)})")
         rows.append([
-            f"{row['name']} ({plain('models.what.' + row['name'], lang)})",
+            f"{row['name']} ({model.what.get(lang)})",
             _status(row["status"], lang), f"{row['size_mb']:.1f}", row["licence"], commercial,
             row["source"], row["folder"] or "",
             " ".join(f"{f}: {sha}" for f, sha in row["sha256"].items()),

@@ -26,11 +26,27 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings, LazyModel, module_available
+from models.catalog import ModelSpec, WeightFile, Words
 from models.gpu import gpu_task, live
 from models.hf import IMAGENET_MEAN, IMAGENET_STD, HubModel, LoadFailure, to_pixel_values
 from models.imaging import matte_in_box
 
 INPUT_SIZE = 1024
+
+WEIGHTS = ModelSpec(
+    name="birefnet", title="BiRefNet lite (Swin-T) person cutout",
+    what=Words("cutout", "切り抜き"),
+    repo_id="ZhengPeng7/BiRefNet_lite", subdir=("birefnet",),
+    files=(WeightFile("config.json", "config.json", 0.001, required=False),
+           WeightFile("BiRefNet_config.py", "BiRefNet_config.py", 0.001, required=False),
+           WeightFile("birefnet.py", "birefnet.py", 0.1, required=False),
+           # the released ONNX export stands for the whole checkpoint (see the module doc)
+           WeightFile("model.safetensors", "model.safetensors", 178.7,
+                      alternatives=("pytorch_model.bin", "model.onnx", "onnx/model.onnx"))),
+    licence="MIT", commercial_use=True,
+    licence_note=Words("MIT: free for commercial and non-commercial use.",
+                       "MIT: 商用・非商用とも自由に使えます。"),
+    source="https://github.com/ZhengPeng7/BiRefNet")
 
 
 class BiRefNetCutout:

@@ -15,12 +15,26 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings
+from models.catalog import ModelSpec, WeightFile, Words
 from models.errors import BackendUnavailable
 from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
 from models.imaging import matte_in_box
 
 INPUT_SIZE = 512
+
+WEIGHTS = ModelSpec(
+    name="segformer", title="SegFormer-B2 human parsing (clothes)",
+    what=Words("human parsing", "人体の部位分け"),
+    repo_id="mattmdjaga/segformer_b2_clothes", subdir=("segformer",),
+    files=(WeightFile("config.json", "config.json", 0.002),
+           WeightFile("model.safetensors", "model.safetensors", 109.5,
+                      alternatives=("pytorch_model.bin",))),
+    licence="MIT", commercial_use=True,
+    licence_note=Words("MIT (model card); trained on the ATR dataset, whose own terms are for "
+                       "research.",
+                       "MIT（モデルカード）。学習に使った ATR データセットの条件は研究用です。"),
+    source="https://huggingface.co/mattmdjaga/segformer_b2_clothes")
 
 
 class SegformerCutout:

@@ -18,12 +18,25 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings
+from models.catalog import ModelSpec, WeightFile, Words
 from models.gpu import gpu_task, live
 from models.hf import HubModel, to_pixel_values
 from models.imaging import rgb_array
 from models.refine.closed_form import as_float_rgb, refine_matte
 
 MASK_LOGIT_SCALE = 12.0
+
+WEIGHTS = ModelSpec(
+    name="sam2", title="SAM 2.1 Hiera tiny",
+    what=Words("edge refinement", "輪郭の精密化"),
+    repo_id="facebook/sam2.1-hiera-tiny", subdir=("sam2",),
+    files=(WeightFile("config.json", "config.json", 0.005),
+           WeightFile("model.safetensors", "model.safetensors", 155.9,
+                      alternatives=("pytorch_model.bin",))),
+    licence="Apache-2.0", commercial_use=True,
+    licence_note=Words("Apache-2.0: free for commercial and non-commercial use.",
+                       "Apache-2.0: 商用・非商用とも自由に使えます。"),
+    source="https://github.com/facebookresearch/sam2")
 
 
 def _interior_point(mask: np.ndarray) -> tuple[float, float] | None:

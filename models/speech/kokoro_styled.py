@@ -1,20 +1,36 @@
 """Kokoro speaking with a style tensor of its own (a voice evolved for a profile), in
 Japanese (the bundled G2P) and English (espeak-ng phonemes, :mod:`kokoro_english`).
 
-It borrows the loaded model of a :class:`KokoroSpeech` (one session per process) and only
-swaps the voice pack, so it costs nothing to make one per request.
+It borrows the loaded model of a :class:`~models.speech.kokoro.KokoroSpeech` (one session per
+process) and only swaps the voice pack, so it costs nothing to make one per request. It knows
+that engine only through :class:`KokoroModel` (what it borrows), so the two modules do not
+import each other: ``KokoroSpeech.styled`` makes one.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-from models.base import EVOLVED_VOICE, VoiceInfo
-from models.speech.kokoro import KokoroSpeech
+from models.base import EVOLVED_VOICE, EngineSettings, VoiceInfo
 from models.speech.kokoro_english import english_phonemes
 from models.speech.local import LocalSpeech, UnitAudio
 
 STYLE_VOICE = EVOLVED_VOICE
+
+
+class KokoroModel(Protocol):
+    """What a styled voice borrows from the loaded Kokoro engine."""
+
+    settings: EngineSettings
+    unit_workers: int
+
+    def available(self) -> tuple[bool, str]: ...
+
+    def japanese_phonemes(self, text: str) -> str: ...
+
+    def say(self, phonemes: str, end: str, pack: np.ndarray, speed: float) -> UnitAudio: ...
 
 
 class StyledKokoro(LocalSpeech):
@@ -26,7 +42,7 @@ class StyledKokoro(LocalSpeech):
         VoiceInfo(STYLE_VOICE, "Evolved built-in voice (Kokoro style search)", "en", "", "kokoro"),
     )
 
-    def __init__(self, engine: KokoroSpeech, pack: np.ndarray) -> None:
+    def __init__(self, engine: KokoroModel, pack: np.ndarray) -> None:
         super().__init__(engine.settings)
         self.engine = engine
         self.pack = np.asarray(pack, np.float32)

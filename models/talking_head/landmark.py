@@ -19,10 +19,13 @@ import numpy as np
 
 from models.base import EngineSettings, ProgressFn, RenderRequest, no_progress
 from models.errors import Cancelled, InvalidInput
-from models.talking_head.face_rig import FaceRig, FrameControls, detect_landmarks, frame_portrait
+from models.talking_head.face_mesh import detect_landmarks
+from models.talking_head.face_rig import FaceRig
 from models.talking_head.idle_motion import IdleTrack, idle_track
 from models.talking_head.mp4 import Mp4Writer
+from models.talking_head.placement import frame_portrait
 from models.talking_head.visemes import MouthTrack, fit_to_photo, frame_count, mouth_track
+from models.talking_head.warp import FrameControls
 
 MIN_SIDE, MAX_SIDE = 64, 1920
 BACKDROP = (232, 228, 222)

@@ -10,7 +10,7 @@ Frames are converted to I420 (yuv420p) here with OpenCV's SIMD ``cvtColor`` befo
 ffmpeg's own rgb24 -> yuv420p swscale pass cost more than the conversion saves in the pipe
 (measured on 131 frames: ffmpeg CPU per frame 13.2 -> 9.2 ms at 720x1280 and 3.8 -> 3.0 ms
 at 512x512, for +0.3 ms here; half the bytes cross the pipe). The encoded picture is the
-same yuv420p either way (SSIM checked in ``tests/video``).
+same yuv420p either way (SSIM checked in ``tests/models/talking_head``).
 
 x264 preset stays ``veryfast`` (crf 20). Measured on 131 frames: at 512x512 encoding is
 cheap (~5 ms CPU a frame, under the rendering's ~8); at 720x1280 ``superfast`` cut encode

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from models.base import EngineSettings, LazyModel, ProgressFn, RenderRequest, no_progress
+from models.catalog import ModelSpec, WeightFile, Words
 from models.errors import BackendUnavailable
 from models.gpu import gpu_task
 from models.hf import LoadFailure
@@ -31,6 +32,21 @@ MEL_STEP = 16
 MEL_FPS = 80.0
 FACE = 96
 CHECKPOINTS = ("wav2lip_gan.pth", "wav2lip.pth")
+
+WEIGHTS = ModelSpec(
+    name="wav2lip", title="Wav2Lip GAN lip-sync",
+    what=Words("lip-sync", "口の動き"),
+    repo_id="camenduru/Wav2Lip", subdir=("wav2lip",),
+    files=(WeightFile("checkpoints/wav2lip_gan.pth", "wav2lip_gan.pth", 435.8,
+                      alternatives=("wav2lip.pth",)),),
+    licence="research / personal use only", commercial_use=False,
+    licence_note=Words(
+        "NON-COMMERCIAL: the Wav2Lip authors release these weights for personal, research and "
+        "non-commercial use only (trained on LRS2); commercial use needs a licence from Sync "
+        "Labs.",
+        "非商用: Wav2Lip の作者はこの重みを個人・研究・非商用の利用に限って公開しています"
+        "（LRS2 で学習）。商用利用には Sync Labs のライセンスが必要です。"),
+    source="https://github.com/Rudrabha/Wav2Lip")
 
 
 def build_model() -> Any:
@@ -283,7 +299,7 @@ def load_checkpoint(path: Path, device: Any) -> Any:
 
 def face_box(performance: Any, i: int) -> tuple[int, int, int, int]:
     """A square around the whole face in frame ``i`` (Wav2Lip sees the full face)."""
-    from models.talking_head.face_rig import FACE_OVAL
+    from models.talking_head.face_mesh import FACE_OVAL
 
     c = performance.controls(i)
     pts = performance.rig.points[FACE_OVAL]

@@ -40,7 +40,7 @@ class _DeepFilter:
         # A fresh state per clip: the model's recurrent state must not leak between clips.
         # States share nothing, and ctypes lets go of the GIL in each call, so clips can be
         # denoised on several threads at once (same samples as one after the other; checked
-        # in tests/voice).
+        # in tests/pipelines/voice/test_jobs.py).
         state = self.lib.df_create(self.model, self.attenuation_db, None)
         if not state:
             raise RuntimeError("df_create failed")

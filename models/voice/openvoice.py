@@ -24,12 +24,24 @@ from typing import Any
 import numpy as np
 
 from models.base import Audio, EngineSettings, LazyModel, VoiceTarget, module_available
+from models.catalog import ModelSpec, WeightFile, Words
 from models.errors import BackendUnavailable
 from models.gpu import drop, gpu_task, keep, live
 from models.hf import LoadFailure
 from models.speech.dsp import resample_array
 
 SUBDIR = ("openvoice_v2", "converter")
+
+WEIGHTS = ModelSpec(
+    name="openvoice", title="OpenVoice v2 tone-colour converter",
+    what=Words("voice conversion", "声の変換"),
+    repo_id="myshell-ai/OpenVoiceV2", subdir=SUBDIR,
+    files=(WeightFile("converter/config.json", "config.json", 0.002),
+           WeightFile("converter/checkpoint.pth", "checkpoint.pth", 131.3)),
+    licence="MIT", commercial_use=True,
+    licence_note=Words("MIT: free for commercial and non-commercial use.",
+                       "MIT: 商用・非商用とも自由に使えます。"),
+    source="https://github.com/myshell-ai/OpenVoice")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "_version_": "v2",

@@ -13,8 +13,8 @@ clips. This module holds what ties that search to a profile:
   search never said (:func:`verify`) and record on the profile which voice serves each
   language (``evolution.serves``; ``voice_source``: ``"matched"`` or ``"evolved"``) with
   the scores before and after.
-* :func:`evolved_speech` — a profile's text said with its evolved style (any language
-  Kokoro speaks here), used by :func:`pipelines.voice.speech.synthesize`.
+
+Speaking in the evolved voice (once a search made one) is :mod:`pipelines.voice.evolved_speech`.
 
 Files, next to the profile's reference: ``evolved.npz`` (the base voice and the 256-value
 delta: about 1 KB) and ``evolve_checkpoint.npz`` (the search state a resumed job reads).
@@ -32,15 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from models.base import EVOLVED_VOICE, Audio, Speech, SpeechRequest, StyleSpace
-from models.chain import Attempt, FallbackChain
+from models.base import EVOLVED_VOICE, Audio, SpeechRequest, StyleSpace
+from models.chain import FallbackChain
 from models.errors import BackendUnavailable, NotFound
 from models.voice import acoustic
 from models.voice.resemblyzer import cosine
 from pipelines.voice import evolve as voice_evolve
 from pipelines.voice.evolve import Evaluation, SearchState
 from pipelines.voice.profiles import CHECKPOINT_FILE, EVOLVED_FILE, Profile, ProfileStore
-from pipelines.voice.reports import ChainReport, SynthesisReport
 
 LABEL = "evolved built-in voice (Kokoro style search), not a cloned recording"
 LABEL_JA = "進化させた内蔵音声（Kokoro スタイル探索）。録音の複製ではありません"
@@ -464,60 +463,3 @@ def natural_languages(serves: dict[str, str], said: Sequence[Audio],
 def _eval_dict(evaluation: Evaluation) -> dict[str, Any]:
     return {"fitness": evaluation.fitness, "held_out": evaluation.held_out,
             "parts": dict(evaluation.parts)}
-
-
-# ----------------------------------------------------------------------- synthesis
-
-
-def evolved_pack(tts: FallbackChain[Any], store: ProfileStore, profile: Profile,
-                 language: str) -> tuple[StyleSpace, np.ndarray] | None:
-    """The profile's evolved voice pack, when it has one that serves ``language``."""
-    serves = (profile.evolution or {}).get("serves") or {}
-    if profile.voice_source != "evolved" or serves.get(language) != "evolved":
-        return None
-    saved = ProfileFiles(store, profile.id).load_voice()
-    if saved is None:
-        return None
-    try:
-        kokoro = kokoro_of(tts)
-    except BackendUnavailable:
-        return None
-    base, delta = saved
-    return kokoro, kokoro.pack(base) + delta
-
-
-def evolved_speech(kokoro: StyleSpace, pack: np.ndarray, request: SpeechRequest) -> Speech:
-    return kokoro.styled(pack).synthesize(
-        SpeechRequest(request.text, voice=EVOLVED_VOICE, language=request.language,
-                      speed=request.speed, pitch=request.pitch,
-                      intonation=request.intonation, volume=request.volume,
-                      pause=request.pause))
-
-
-def speak_evolved(tts: FallbackChain[Any], store: ProfileStore, profile: Profile,
-                  request: SpeechRequest
-                  ) -> tuple[Speech, SynthesisReport] | None:
-    """``request`` said in the profile's evolved voice with the synthesis report, or None
-    when the profile has no evolved voice that serves (the quick match speaks then)."""
-    found = evolved_pack(tts, store, profile, request.language)
-    if found is None:
-        return None
-    kokoro, pack = found
-    started = time.perf_counter()
-    speech = evolved_speech(kokoro, pack, request)
-    seconds = time.perf_counter() - started
-    evolution = profile.evolution or {}
-    verified = evolution.get("verified") or {}
-    report = SynthesisReport(
-        ChainReport(kokoro.name, (Attempt(kokoro.name, "used", "", round(seconds, 3)),)),
-        f"{EVOLVED_VOICE}:{profile.id}", "profile", request.language, method="evolved_voice",
-        timings={"tts_s": round(seconds, 3)}, profile_id=profile.id,
-        duration=round(speech.audio.duration, 3),
-        details={"voice_source": "evolved", "label": LABEL, "label_ja": LABEL_JA,
-                 "scores": {"held_out": (evolution.get("best") or {}).get("held_out"),
-                            "quick_match_held_out":
-                                (evolution.get("quick") or {}).get("held_out"),
-                            "verified": {voice: (verified.get(voice) or {}).get("parts", {})
-                                         .get(f"held_out_{request.language}")
-                                         for voice in ("evolved", "quick")}}})
-    return speech, report

@@ -125,7 +125,7 @@ def synthesize(
                                message_ja="profile_id を指定してください。")
         profile = profiles.get(voice.id)
         if choice.source is None:  # the profile's evolved voice serves, when it has one
-            from pipelines.voice.evolved import speak_evolved
+            from pipelines.voice.evolved_speech import speak_evolved
 
             evolved = speak_evolved(tts, profiles, profile, opts.request(text, None, language))
             if evolved is not None:

@@ -100,6 +100,16 @@ def test_registry_names_and_missing_modules() -> None:
     assert missing.available() == (False, "not in this build")
 
 
+def test_every_weights_entry_names_its_engine_s_spec() -> None:
+    """Each ``weights=`` of the registry resolves to its engine's ModelSpec: a wrong path
+    would leave the engine off the Models panel and the model manager without a word."""
+    from models.catalog import CATALOG
+
+    named = {n for engines in CAPABILITIES.values() for n, e in engines.items() if e.weights}
+    assert set(CATALOG) == named == {"openvoice", "wav2lip", "birefnet", "segformer", "sam2"}
+    assert all(CATALOG[n].what.ja and CATALOG[n].licence_note.ja for n in named)
+
+
 def test_lazy_model_loads_once() -> None:
     import threading
 

@@ -101,7 +101,7 @@ MUTANTS: tuple[Mutant, ...] = (
         name="mouth_never_moving",
         description="the built-in face animator renders every frame with the mouth at rest: "
                     "the face speaks without moving its lips",
-        file="models/talking_head/face_rig.py",
+        file="models/talking_head/mouth.py",
         old="        weights = np.array([getattr(c, s) for s in SHAPES], np.float32)\n"
             "        roi = self.mouth_roi\n",
         new="        weights = np.zeros(len(SHAPES), np.float32)\n"

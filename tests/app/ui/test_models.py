@@ -10,9 +10,35 @@ import httpx
 import pytest
 
 from app.ui.models import HEADERS, download, model_rows
-from models.catalog import CATALOG
+from models.base import EngineSettings
+from models.catalog import CATALOG, ModelSpec, WeightFile, Words
+from models.registry import CAPABILITIES, Entry, create_engine
 from tests.conftest import LiveServer
 from tests.stubs.hub import HubStub
+
+# A throwaway engine: its module (this one) declares the class and its weights' spec; one
+# registry entry is all the rest of the studio needs to list, label and download it.
+THROWAWAY = ModelSpec(
+    name="throwaway", title="Throwaway matte", what=Words("test matting", "試験用の切り抜き"),
+    repo_id="studio-tests/throwaway", subdir=("throwaway",),
+    files=(WeightFile("model.onnx", "model.onnx", 0.05),),
+    licence="test licence", commercial_use=False,
+    licence_note=Words("NON-COMMERCIAL: test weights only.", "非商用: 試験用の重みです。"),
+    source="https://example.invalid/throwaway")
+
+
+class ThrowawayCutout:
+    name = "throwaway"
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+
+    def available(self) -> tuple[bool, str]:
+        missing = THROWAWAY.missing(self.settings)
+        return not missing, f"missing {', '.join(missing)}" if missing else "ready"
+
+    def close(self) -> None:
+        pass
 
 
 def test_rows_show_licence_source_and_where_weights_go(services) -> None:
@@ -105,3 +131,35 @@ def test_health_says_downloading_and_download_failed(tmp_path, monkeypatch) -> N
         assert later["models"]["sam2"]["status"].startswith("download failed")
     finally:
         services.close()
+
+
+def test_a_new_engine_is_its_module_and_one_registry_entry(services, monkeypatch, capsys) -> None:
+    """The engine above, registered by one entry and nothing else, is on the Models panel in
+    both languages (its label and licence note), in ``python -m app.models list``, and
+    downloads from the panel into the folder its engine reads."""
+    from app.models import main
+
+    monkeypatch.setitem(CAPABILITIES["cutout"], "throwaway",
+                        Entry(f"{__name__}:ThrowawayCutout", weights=f"{__name__}:THROWAWAY"))
+    en = {r[0].split(" ")[0]: dict(zip(HEADERS, r, strict=True)) for r in model_rows(services)}
+    ja = {r[0].split(" ")[0]: r for r in model_rows(services, "ja")}
+    assert en["throwaway"]["model name"] == "throwaway (test matting)"
+    assert en["throwaway"]["commercial use"] == "NO (NON-COMMERCIAL: test weights only.)"
+    assert en["throwaway"]["status"] == "missing: model.onnx"
+    assert ja["throwaway"][0] == "throwaway (試験用の切り抜き)"
+    assert ja["throwaway"][4] == "不可 (非商用: 試験用の重みです。)"
+    assert ja["throwaway"][1] == "未配置: model.onnx"
+
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(services.settings.data_dir))
+    assert main(["list", "throwaway"]) == 0
+    listed = capsys.readouterr().out
+    assert "Throwaway matte" in listed and "NOT FOR COMMERCIAL USE" in listed
+
+    engine = create_engine("cutout", "throwaway", services.settings.engine_settings())
+    assert engine.available()[0] is False
+    with HubStub() as hub:
+        hub.add_repo(THROWAWAY.repo_id, {"model.onnx": b"weights"})
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        _, note = download(services, "throwaway", None)
+    assert note.startswith("throwaway: ready")
+    assert engine.available() == (True, "ready")

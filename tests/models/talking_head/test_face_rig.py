@@ -10,16 +10,11 @@ from PIL import Image
 
 from models.base import Audio
 from models.errors import BackendFailed
-from models.talking_head.face_rig import (
-    LOWER_INNER,
-    SHAPES,
-    UPPER_INNER,
-    FaceRig,
-    FrameControls,
-    detect_landmarks,
-    frame_portrait,
-)
+from models.talking_head.face_mesh import LOWER_INNER, SHAPES, UPPER_INNER, detect_landmarks
+from models.talking_head.face_rig import FaceRig
 from models.talking_head.mp4 import Mp4Writer
+from models.talking_head.placement import frame_portrait
+from models.talking_head.warp import FrameControls
 from tests.fixtures.video import ffprobe
 
 

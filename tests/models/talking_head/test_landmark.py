@@ -10,16 +10,12 @@ from PIL import Image
 
 from models.base import Audio, RenderRequest, Speech
 from models.errors import Cancelled, InvalidInput
-from models.talking_head.face_rig import (
-    LOWER_INNER,
-    UPPER_INNER,
-    FaceRig,
-    FrameControls,
-    detect_landmarks,
-    frame_portrait,
-)
+from models.talking_head.face_mesh import LOWER_INNER, UPPER_INNER, detect_landmarks
+from models.talking_head.face_rig import FaceRig
 from models.talking_head.idle_motion import blink_schedule, idle_track
 from models.talking_head.landmark import LandmarkHead
+from models.talking_head.placement import frame_portrait
+from models.talking_head.warp import FrameControls
 from tests.fixtures.video import DATA, ffprobe
 
 pytestmark = pytest.mark.slow
@@ -256,7 +252,7 @@ def test_whole_head_in_frame_at_every_size(portrait: Image.Image, size: tuple[in
     """The crown (hair included, estimated above the forehead point) keeps its margin under
     the top edge at every size, for the photo as it is and for one cropped so that little
     room is left above the head (the frame used to slide the photo up over the crown)."""
-    from models.talking_head.face_rig import CROWN_SHARE, HEAD_MARGIN
+    from models.talking_head.placement import CROWN_SHARE, HEAD_MARGIN
 
     rgb = np.asarray(portrait)
     points = detect_landmarks(rgb)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from models.talking_head.face_rig import detect_landmarks, frame_portrait
+from models.talking_head.face_mesh import detect_landmarks
+from models.talking_head.placement import frame_portrait
 from pipelines.image.framing import FACE_SHARE_MAX, FramingOptions
 from pipelines.image.portrait import prepare_portrait
 from tests.browser.judge import pasted_on, straight_seam
