@@ -16,10 +16,10 @@ import gradio as gr
 import numpy as np
 from gradio.context import get_blocks_context
 
+import app.ui.voice_evolve as evolve_panel
 from app.i18n import step_text
 from app.services import Services
 from app.storage import new_key
-from app.ui import voice_evolve as evolve_panel
 from app.ui.fallback import Chosen, engine_name, fallback_note, operator_choices
 from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.text import (
