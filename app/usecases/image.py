@@ -100,14 +100,19 @@ class Portrait:
     reports: list[dict[str, Any]]
 
 
+def framing_options(raw: dict[str, Any]) -> FramingOptions:
+    """The framing, checked (``background_image``: a decoded picture for ``upload``)."""
+    return FramingOptions.parse(raw)
+
+
 def make_portrait(picture: Image.Image, *, detectors: FallbackChain[Any],
                   cutouts: FallbackChain[Any], refiners: FallbackChain[Any] | None,
-                  framing: dict[str, Any], person_ids: list[int] | None,
+                  framing: FramingOptions, person_ids: list[int] | None,
                   sensitivity: float) -> Portrait:
-    options = FramingOptions.parse(framing)
+    """Detect, cut out, refine (``refiners``) and frame, in the request (the Image tab)."""
     result = portrait.prepare_portrait(
         picture, detectors=detectors, cutout_chain=cutouts, refiner_chain=refiners,
-        options=options, person_ids=person_ids, sensitivity=sensitivity)
+        options=framing, person_ids=person_ids, sensitivity=sensitivity)
     first = result.selected[0]
     reports = [{"operation": r.operation, "method": r.method, "duration": r.duration,
                 "fallback_used": r.fallback_used,

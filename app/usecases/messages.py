@@ -118,3 +118,10 @@ def message_view(storage: Storage, job: Job) -> dict[str, Any]:
         "duration": result.get("duration"), "engines": result.get("engines"),
         "error": job.error,
     }
+
+
+def resolve_id(jobs: Jobs, shown: str, owner: str | None) -> str:
+    """The owner's message whose id starts with ``shown`` (a history caption shows the
+    first characters); ``shown`` itself when none does."""
+    return next((j.id for j in jobs.list(kind=KIND, owner=owner, limit=1000)
+                 if shown and j.id.startswith(shown)), shown)

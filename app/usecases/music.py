@@ -80,6 +80,14 @@ def decode_music(data: bytes, filename: str | None) -> Audio:
     return decode_audio(data, area="BGM", filename=filename, target_rate=tracks.MIX_RATE)
 
 
+def track_id(id_or_mood: str, storage: Storage) -> str | None:
+    """The built-in or shared track a mood (or id) resolves to; None when there is none."""
+    try:
+        return tracks.find_track(id_or_mood, storage).id
+    except StudioError:
+        return None
+
+
 def check_track(storage: Storage, bgm_type: str, visible: OwnerCheck | None) -> None:
     """``BGM_TRACK_NOT_FOUND`` (also for someone else's upload) before any audio work."""
     tracks.find_track(bgm_type, storage, visible)

@@ -18,6 +18,8 @@ from pipelines.sound.loudness import gain_to_db
 
 OUTPUT_FORMATS = ("wav", "mp3", "m4a")
 EMOTIONS: tuple[str, ...] = tuple(prosody.EMOTIONS)
+PRESETS: tuple[str, ...] = tuple(prosody.EMOTION_PRESETS)
+"""The moods with a preset (``EMOTIONS`` less ``auto``, which picks one from the text)."""
 METHODS = {"pitch_tempo": "Rubber Band (pedalboard), formants preserved",
            "intonation": "Praat PSOLA (parselmouth)",
            "pauses": "silence detection + crossfaded loop/cut",
