@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 
 from app.api.audio_upload import audio_from_form, params_from_form, read_upload
 from app.api.envelope import ok
+from app.api.schemas import ERRORS, Envelope, MixResult, TrackAdded, TrackList
 from app.api.security import owner_of, visibility
 from app.api.uploads import AUDIO_MAX_BYTES, BGM_MAX_BYTES
 from app.storage import Storage
@@ -28,7 +29,8 @@ MIX_FIELDS = ("voice_audio", "voice_key", "bgm_type", "bgm_audio")
 def create_router(store: Storage) -> APIRouter:
     router = APIRouter(prefix="/api/bgm", tags=["bgm"])
 
-    @router.get("/tracks", summary="Built-in and uploaded background tracks")
+    @router.get("/tracks", summary="Built-in and uploaded background tracks",
+                response_model=Envelope[TrackList])
     def tracks(request: Request) -> JSONResponse:
         return ok({"tracks": [music.track_row(t) for t in
                               music.list_tracks(store, visibility(request))],
@@ -41,7 +43,8 @@ def create_router(store: Storage) -> APIRouter:
                         headers={"Cache-Control": "public, max-age=3600" if track.builtin
                                  else "private, max-age=3600"})
 
-    @router.post("/tracks", summary="Upload a background track", status_code=201)
+    @router.post("/tracks", summary="Upload a background track", status_code=201,
+                 response_model=Envelope[TrackAdded], responses=ERRORS)
     async def upload_track(request: Request) -> JSONResponse:
         form = await request.form()
         upload = next((form.get(n) for n in ("file", "audio", "track", "bgm_audio")
@@ -59,7 +62,8 @@ def create_router(store: Storage) -> APIRouter:
             mood=mood if isinstance(mood, str) else None, owner=owner_of(request))
         return ok({"track": music.track_row(track)}, status_code=201)
 
-    @router.post("/mix", summary="Mix a voice over background music")
+    @router.post("/mix", summary="Mix a voice over background music",
+                 response_model=Envelope[MixResult], responses=ERRORS)
     async def mix(request: Request) -> JSONResponse:
         form = await request.form()
         data, filename = await audio_from_form(form, store, file_field="voice_audio",

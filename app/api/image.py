@@ -14,6 +14,14 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from app.api.envelope import ok
+from app.api.schemas import (
+    ERRORS,
+    Backgrounds,
+    Detection,
+    Envelope,
+    ImageAccepted,
+    TaskStatus,
+)
 from app.api.security import owner_of, principal
 from app.api.uploads import IMAGE_MAX_BYTES
 from app.jobs import Jobs
@@ -69,7 +77,7 @@ def create_router(storage: Storage, jobs: Jobs, queue: TaskQueue,
     (built on first use)."""
     router = APIRouter(prefix="/api/image", tags=["image"])
 
-    @router.post("/detect")
+    @router.post("/detect", response_model=Envelope[Detection], responses=ERRORS)
     async def detect(image: UploadFile | None = File(None),
                      sensitivity: float = Form(images.DEFAULT_SENSITIVITY)
                      ) -> JSONResponse:
@@ -78,7 +86,8 @@ def create_router(storage: Storage, jobs: Jobs, queue: TaskQueue,
         found = images.detect_people(picture, detectors(), sensitivity)
         return ok(images.detection_answer(storage, picture, found))
 
-    @router.post("/process", status_code=202)
+    @router.post("/process", status_code=202, response_model=Envelope[ImageAccepted],
+                 responses=ERRORS)
     async def process(
         request: Request,
         image: UploadFile | None = File(None),
@@ -109,11 +118,11 @@ def create_router(storage: Storage, jobs: Jobs, queue: TaskQueue,
             framing=framing, person_ids=ids, sensitivity=sensitivity,
             owner=owner_of(request)), status_code=202)
 
-    @router.get("/status/{task_id}")
+    @router.get("/status/{task_id}", response_model=Envelope[TaskStatus], responses=ERRORS)
     def status(task_id: str, request: Request) -> JSONResponse:
         return ok(images.status_view(storage, jobs, task_id, principal(request).owns))
 
-    @router.get("/backgrounds")
+    @router.get("/backgrounds", response_model=Envelope[Backgrounds])
     def backgrounds() -> JSONResponse:
         return ok({"backgrounds": images.backgrounds()})
 

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from app.api.envelope import ok
+from app.api.schemas import ERRORS, Envelope, MessageDeleted, MessageHistory
 from app.api.security import owner_of, principal
 from app.api.uploads import IMAGE_MAX_BYTES, read_capped
 from app.jobs import Jobs
@@ -60,14 +61,14 @@ def create_router(storage: Storage, jobs: Jobs,
     """The message history; ``remove``: ``messages.delete_message`` over the services."""
     router = APIRouter(prefix="/api/messages", tags=["message"])
 
-    @router.get("")
+    @router.get("", response_model=Envelope[MessageHistory])
     def history(request: Request, limit: int = 50) -> JSONResponse:
         who = principal(request)
         listed = messages.history(jobs, limit=limit,
                                   owner=None if who.is_admin else who.user_id)
         return ok({"messages": [messages.message_view(storage, j) for j in listed]})
 
-    @router.delete("/{job_id}")
+    @router.delete("/{job_id}", response_model=Envelope[MessageDeleted], responses=ERRORS)
     def delete(job_id: str, request: Request) -> JSONResponse:
         work.visible_job(jobs, job_id, principal(request).owns)
         removed = remove(job_id)

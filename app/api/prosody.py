@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.audio_upload import audio_from_form, params_from_form
 from app.api.envelope import ok
+from app.api.schemas import ERRORS, Envelope, ProsodyPresets, ProsodyResult
 from app.api.uploads import AUDIO_MAX_BYTES
 from app.storage import Storage
 from app.usecases import prosody
@@ -21,7 +22,8 @@ from app.usecases import prosody
 def create_router(storage: Storage) -> APIRouter:
     router = APIRouter(prefix="/api/prosody", tags=["prosody"])
 
-    @router.post("/adjust", summary="Adjust pitch, tempo, energy, intonation and pauses")
+    @router.post("/adjust", summary="Adjust pitch, tempo, energy, intonation and pauses",
+                 response_model=Envelope[ProsodyResult], responses=ERRORS)
     async def adjust_audio(request: Request) -> JSONResponse:
         form = await request.form()
         data, filename = await audio_from_form(form, storage, file_field="audio",
@@ -34,7 +36,8 @@ def create_router(storage: Storage) -> APIRouter:
                                        params, fmt)
         return ok(prosody.answer(storage, done))
 
-    @router.get("/presets", summary="Emotion presets and parameter ranges")
+    @router.get("/presets", summary="Emotion presets and parameter ranges",
+                response_model=Envelope[ProsodyPresets])
     def presets() -> JSONResponse:
         return ok(prosody.presets())
 

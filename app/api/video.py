@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.envelope import ok
 from app.api.message import FORM_FIELDS
+from app.api.schemas import ERRORS, Envelope, TaskStatus, VideoAccepted
 from app.api.security import owner_of, principal
 from app.config import Settings
 from app.fetch import SafeFetcher
@@ -73,7 +74,8 @@ def create_router(storage: Storage, jobs: Jobs, queue: TaskQueue, settings: Sett
     """The render routes; a multipart ``/generate`` is the one-click message (``message``)."""
     router = APIRouter(prefix="/api/video", tags=["video"])
 
-    @router.post("/generate", status_code=202, openapi_extra={"requestBody": {"content": {
+    @router.post("/generate", status_code=202, response_model=Envelope[VideoAccepted],
+                 responses=ERRORS, openapi_extra={"requestBody": {"content": {
         "application/json": {"schema": GenerateVideoRequest.model_json_schema()},
         "multipart/form-data": {"schema": MESSAGE_FORM_SCHEMA}}}})
     async def generate(request: Request) -> JSONResponse:
@@ -106,7 +108,7 @@ def create_router(storage: Storage, jobs: Jobs, queue: TaskQueue, settings: Sett
             result_format=body.options.result_format, owner=owner_of(request)),
             status_code=202)
 
-    @router.get("/status/{task_id}")
+    @router.get("/status/{task_id}", response_model=Envelope[TaskStatus], responses=ERRORS)
     def status(task_id: str, request: Request) -> JSONResponse:
         return ok(video.status_view(storage, jobs, task_id, principal(request).owns))
 

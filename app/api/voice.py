@@ -14,6 +14,17 @@ from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from app.api.envelope import ok
+from app.api.schemas import (
+    ERRORS,
+    Envelope,
+    Profile,
+    ProfileAccepted,
+    ProfileDeleted,
+    ProfileList,
+    TaskStatus,
+    VoiceList,
+)
+from app.api.schemas import Speech as SpeechData
 from app.api.security import owner_of, principal, visibility
 from app.api.uploads import AUDIO_MAX_BYTES, read_capped
 from app.api.voice_evolve import add_routes as add_evolve_routes
@@ -70,7 +81,7 @@ def create_router(voices_: voices.Voices) -> APIRouter:
         """The voice profiles this caller may see (their own; all for an admin)."""
         return voices_.profiles(visibility(request))
 
-    @router.post("/synthesize")
+    @router.post("/synthesize", response_model=Envelope[SpeechData], responses=ERRORS)
     def synthesize(body: SynthesizeRequest, request: Request) -> JSONResponse:
         started = time.perf_counter()
         speaker = body.options.speaker if body.options.speaker is not None else body.speaker
@@ -83,16 +94,17 @@ def create_router(voices_: voices.Voices) -> APIRouter:
         payload["processing_time"] = round(time.perf_counter() - started, 3)
         return ok(payload)
 
-    @router.get("/voices")
+    @router.get("/voices", response_model=Envelope[VoiceList])
     def list_voices() -> JSONResponse:
         return ok(voices_.voices())
 
-    @router.get("/profiles")
+    @router.get("/profiles", response_model=Envelope[ProfileList])
     def list_profiles(request: Request) -> JSONResponse:
         profiles = [voices.profile_answer(p) for p in profile_store(request).list()]
         return ok({"profiles": profiles, "count": len(profiles)})
 
-    @router.post("/profiles", status_code=202)
+    @router.post("/profiles", status_code=202, response_model=Envelope[ProfileAccepted],
+                 responses=ERRORS)
     async def create_profile(
         request: Request,
         name: str = Form(""),
@@ -107,19 +119,20 @@ def create_router(voices_: voices.Voices) -> APIRouter:
                                            owner=owner_of(request)))
         return ok(answer, status_code=202)
 
-    @router.get("/status/{task_id}")
+    @router.get("/status/{task_id}", response_model=Envelope[TaskStatus], responses=ERRORS)
     def profile_status(task_id: str, request: Request) -> JSONResponse:
         return ok(voices_.status(task_id, principal(request).owns))
 
-    @router.get("/profiles/{profile_id}")
+    @router.get("/profiles/{profile_id}", response_model=Envelope[Profile], responses=ERRORS)
     def get_profile(profile_id: str, request: Request) -> JSONResponse:
         return ok(voices.profile_answer(profile_store(request).get(profile_id)))
 
-    @router.patch("/profiles/{profile_id}")
+    @router.patch("/profiles/{profile_id}", response_model=Envelope[Profile], responses=ERRORS)
     def rename_profile(profile_id: str, body: RenameRequest, request: Request) -> JSONResponse:
         return ok(voices.profile_answer(profile_store(request).rename(profile_id, body.name)))
 
-    @router.delete("/profiles/{profile_id}")
+    @router.delete("/profiles/{profile_id}", response_model=Envelope[ProfileDeleted],
+                   responses=ERRORS)
     def delete_profile(profile_id: str, request: Request) -> JSONResponse:
         profile_store(request).delete(profile_id)
         return ok({"deleted": True, "profile_id": profile_id, "id": profile_id})

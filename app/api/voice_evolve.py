@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.envelope import ok
+from app.api.schemas import ERRORS, Envelope, EvolveAccepted
 from app.api.security import owner_of
 from app.usecases.voices import Voices
 
@@ -28,7 +29,8 @@ def add_routes(router: APIRouter, voices: Voices,
                visible: Callable[[Request], Any]) -> None:
     """Add the evolve route to the voice router (``visible(request)``: the caller's store)."""
 
-    @router.post("/profiles/{profile_id}/evolve", status_code=202)
+    @router.post("/profiles/{profile_id}/evolve", status_code=202,
+                 response_model=Envelope[EvolveAccepted], responses=ERRORS)
     def evolve_profile(profile_id: str, request: Request,
                        body: EvolveRequest | None = None) -> JSONResponse:
         """Queue the search for an evolved built-in voice (202); it resumes a paused or
