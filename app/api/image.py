@@ -1,7 +1,7 @@
 """`/api/image/*`: detect people (sync), process a photo (queued), poll its status.
 
-Uploads are decoded and validated here, before anything is queued, so a bad file is a 4xx
-answer at once; the job receives only storage keys.
+Uploads are read here and decoded and validated by :mod:`app.usecases.image` before anything
+is queued, so a bad file is a 4xx answer at once; the job receives only storage keys.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`/api/voice/*`: synthesize, voice profiles, built-in voices.
 
-Thin: each route validates its request shape, calls the voice pipeline and wraps the
-answer in the envelope. Errors are StudioErrors raised below; the one handler maps them.
+Thin: each route validates its request shape, calls the voice use cases
+(:mod:`app.usecases.voices`) and wraps the answer in the envelope. Errors are StudioErrors raised below; the one handler maps them.
 """
 
 from __future__ import annotations
