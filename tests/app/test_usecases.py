@@ -126,3 +126,15 @@ def test_video_engine_checked_against_the_configured_ones(services: Services) ->
     assert answer["status_url"] == f"/api/video/status/{answer['task_id']}"
     view = video.status_view(services.storage, services.jobs, answer["task_id"])
     assert view["status"] == "queued" and view["video_url"] is None
+
+
+def test_models_listed_and_an_unknown_download_refused(services: Services) -> None:
+    from app.usecases import models
+
+    settings = services.engine_settings
+    states = models.states(settings)
+    assert list(states) == models.names() and models.names()
+    assert all({"status", "download"} <= set(state) for state in states.values())
+    with pytest.raises(NotFound) as caught:
+        models.start_download(settings, "no-such-model")
+    assert caught.value.details["models"] == models.names()
