@@ -8,6 +8,7 @@ portrait, download). Uploads are decoded by :mod:`app.usecases.image` like the R
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,11 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from app.services import Services
 from app.ui.text import plain, register, request_language, studio_error, t, ui_error
 from app.ui.uploads import refuse_at_upload
-from app.ui.work import recorded
+from app.ui.work import Recorder
 from app.usecases import image as images
+from models.chain import FallbackChain
 from models.errors import StudioError
 
 register(
@@ -107,7 +108,9 @@ def edge_closeup(board: Image.Image, made: images.Portrait, size: int = 384) -> 
     return board.crop(box).resize((size, size), Image.Resampling.LANCZOS)
 
 
-def build(services: Services) -> None:
+def build(chain: Callable[[str], FallbackChain[Any]], record: Recorder) -> None:
+    """The tab over the engines it runs (``chain(capability)``) and the job record of each
+    action (``record``: :func:`app.ui.work.recorder`)."""
     framing = images.choices()
     gr.Markdown(t("image.intro"))
     with gr.Row():
@@ -159,8 +162,8 @@ def build(services: Services) -> None:
         lang = request_language(request)
         image = _load(path, lang)
         try:
-            with recorded(services, "image.detect", {"sensitivity": sens}, request):
-                found = images.detect_people(image, services.chain("person_detection"), sens)
+            with record("image.detect", {"sensitivity": sens}, request):
+                found = images.detect_people(image, chain("person_detection"), sens)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
         names = [f"#{p['id']} ({p['confidence']:.2f})" for p in found.people]
@@ -187,12 +190,11 @@ def build(services: Services) -> None:
                 "aspect": asp, "size": int(sz), "padding": int(pad), "background": bg,
                 "background_color": col or "#ffffff", "background_id": bg_id,
                 "background_image": bg_image})
-            with recorded(services, "image.cutout", {"people": people, "background": bg,
-                                                     "aspect": asp}, request):
+            with record("image.cutout", {"people": people, "background": bg, "aspect": asp},
+                        request):
                 made = images.make_portrait(
-                    image, detectors=services.chain("person_detection"),
-                    cutouts=services.chain("cutout"),
-                    refiners=services.chain("refiner") if do_refine else None,
+                    image, detectors=chain("person_detection"), cutouts=chain("cutout"),
+                    refiners=chain("refiner") if do_refine else None,
                     framing=options, person_ids=people, sensitivity=sens)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
