@@ -5,6 +5,7 @@ It only wires; services are built by the caller (``launch.py``, a test fixture, 
 
 from __future__ import annotations
 
+from functools import partial
 from types import SimpleNamespace
 
 from fastapi import APIRouter, FastAPI, Request
@@ -20,8 +21,8 @@ from app.config import SERVICE_NAME, VERSION
 from app.i18n import pick_language
 from app.metrics import Metrics
 from app.services import Services
-
-CAPABILITY_ROUTERS = (voice, image, prosody, bgm, video, message)
+from app.usecases.messages import delete_message, submit_message
+from app.usecases.voices import Voices
 
 
 def _not_found_router() -> APIRouter:
@@ -58,10 +59,20 @@ def create_app(services: Services, *, with_ui: bool = True) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost
 
     app.include_router(health.create_router(services, metrics))
-    app.include_router(jobs.create_router(services))
-    app.include_router(files.create_router(services))
-    for module in CAPABILITY_ROUTERS:
-        app.include_router(module.create_router(services))
+    storage, queue = services.storage, services.queue
+    app.include_router(jobs.create_router(storage, services.jobs, queue))
+    app.include_router(files.create_router(storage))
+    # each router gets the parts it uses (a chain, the store, the queue, a use case)
+    app.include_router(voice.create_router(Voices(services)))
+    app.include_router(image.create_router(storage, services.jobs, queue,
+                                           partial(services.chain, "person_detection")))
+    app.include_router(prosody.create_router(storage))
+    app.include_router(bgm.create_router(storage))
+    app.include_router(video.create_router(
+        storage, services.jobs, queue, settings, services.fetcher,
+        message.multipart_handler(partial(submit_message, services))))
+    app.include_router(message.create_router(storage, services.jobs,
+                                             partial(delete_message, services)))
     app.include_router(_not_found_router())
 
     if with_ui:

@@ -10,7 +10,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from app.api.uploads import read_capped
 from app.fetch import is_private_key
-from app.services import Services
+from app.storage import Storage
 from models.errors import InvalidInput, NotFound
 
 # stored audio a route may read by key (another stage's output, an earlier upload)
@@ -22,7 +22,7 @@ async def read_upload(upload: UploadFile, max_bytes: int, *, area: str) -> bytes
     return await read_capped(upload, max_bytes, f"{area}_AUDIO_TOO_LARGE")
 
 
-async def audio_from_form(form: FormData, services: Services, *, file_field: str,
+async def audio_from_form(form: FormData, storage: Storage, *, file_field: str,
                           key_field: str, area: str, max_bytes: int) -> tuple[bytes, str]:
     """(bytes, filename) from an uploaded file in ``file_field`` or a storage key in
     ``key_field``; ``{area}_AUDIO_INVALID`` (reason ``missing``) when neither is there."""
@@ -38,7 +38,7 @@ async def audio_from_form(form: FormData, services: Services, *, file_field: str
                                message_ja=f"{key_field} には保存済みの音声キーを指定してください。",
                                details={"reason": "key", "field": key_field})
         try:
-            data = services.storage.get(key)
+            data = storage.get(key)
         except NotFound:
             raise InvalidInput(f"No stored audio {key!r}.", code=f"{area}_AUDIO_INVALID",
                                message_ja=f"保存された音声 {key!r} がありません。",

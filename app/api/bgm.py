@@ -9,9 +9,6 @@ options) -> ``output_url``, ``format``, ``bitrate``, ``duration``, ``mixing_deta
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -19,46 +16,35 @@ from starlette.datastructures import UploadFile
 
 from app.api.audio_upload import audio_from_form, params_from_form, read_upload
 from app.api.envelope import ok
+from app.api.schemas import ERRORS, Envelope, MixResult, TrackAdded, TrackList
 from app.api.security import owner_of, visibility
-from app.services import Services
-from app.storage import new_key
+from app.api.uploads import AUDIO_MAX_BYTES, BGM_MAX_BYTES
+from app.storage import Storage
+from app.usecases import music
 from models.errors import InvalidInput
-from pipelines.media import LIMITS, decode_audio
-from pipelines.sound import music as bgm
-from pipelines.sound import tracks as bgm_catalog
 
-MEDIA_TYPES = {"opus": "audio/ogg", "ogg": "audio/ogg", "mp3": "audio/mpeg", "wav": "audio/wav",
-               "m4a": "audio/mp4", "flac": "audio/flac"}
 MIX_FIELDS = ("voice_audio", "voice_key", "bgm_type", "bgm_audio")
 
 
-def _track_row(track: bgm_catalog.Track) -> dict[str, Any]:
-    return {**track.public(), "preview_url": f"/api/bgm/tracks/{track.id}/audio"}
-
-
-def create_router(services: Services) -> APIRouter:
+def create_router(store: Storage) -> APIRouter:
     router = APIRouter(prefix="/api/bgm", tags=["bgm"])
-    store = services.storage
 
-    @router.get("/tracks", summary="Built-in and uploaded background tracks")
+    @router.get("/tracks", summary="Built-in and uploaded background tracks",
+                response_model=Envelope[TrackList])
     def tracks(request: Request) -> JSONResponse:
-        return ok({"tracks": [_track_row(t) for t in
-                              bgm_catalog.list_tracks(store, visibility(request))],
-                   "moods": list(bgm_catalog.MOODS)})
+        return ok({"tracks": [music.track_row(t) for t in
+                              music.list_tracks(store, visibility(request))],
+                   "moods": list(music.MOODS)})
 
     @router.get("/tracks/{track_id}/audio", summary="One track's audio (preview)")
     def track_audio(track_id: str, request: Request) -> Response:
-        track = next((t for t in bgm_catalog.list_tracks(store, visibility(request))
-                      if t.id == track_id), None)
-        if track is None:
-            raise bgm_catalog.not_found(track_id)
-        ext = track.location.rsplit(".", 1)[-1].lower()
-        return Response(bgm_catalog.track_bytes(track, store),
-                        media_type=MEDIA_TYPES.get(ext, "application/octet-stream"),
+        track = music.track_audio(store, track_id, visibility(request))
+        return Response(track.data, media_type=track.media_type,
                         headers={"Cache-Control": "public, max-age=3600" if track.builtin
                                  else "private, max-age=3600"})
 
-    @router.post("/tracks", summary="Upload a background track", status_code=201)
+    @router.post("/tracks", summary="Upload a background track", status_code=201,
+                 response_model=Envelope[TrackAdded], responses=ERRORS)
     async def upload_track(request: Request) -> JSONResponse:
         form = await request.form()
         upload = next((form.get(n) for n in ("file", "audio", "track", "bgm_audio")
@@ -68,52 +54,38 @@ def create_router(services: Services) -> APIRouter:
                                code="BGM_AUDIO_INVALID",
                                message_ja="音楽ファイルを 'file' で送ってください。",
                                details={"reason": "missing", "field": "file"})
-        data = await read_upload(upload, LIMITS.bgm_max_bytes, area="BGM")
+        data = await read_upload(upload, BGM_MAX_BYTES, area="BGM")
         title, mood = form.get("title"), form.get("mood")
         track = await run_in_threadpool(
-            bgm_catalog.save_upload, data, upload.filename, store,
+            music.add_track, store, data, upload.filename,
             title=title if isinstance(title, str) else None,
             mood=mood if isinstance(mood, str) else None, owner=owner_of(request))
-        return ok({"track": _track_row(track)}, status_code=201)
+        return ok({"track": music.track_row(track)}, status_code=201)
 
-    @router.post("/mix", summary="Mix a voice over background music")
+    @router.post("/mix", summary="Mix a voice over background music",
+                 response_model=Envelope[MixResult], responses=ERRORS)
     async def mix(request: Request) -> JSONResponse:
         form = await request.form()
-        data, filename = await audio_from_form(form, services, file_field="voice_audio",
+        data, filename = await audio_from_form(form, store, file_field="voice_audio",
                                                key_field="voice_key", area="BGM",
-                                               max_bytes=LIMITS.audio_max_bytes)
-        options = bgm.MixOptions.from_mapping(
-            params_from_form(form, area="BGM", skip=MIX_FIELDS))
+                                               max_bytes=AUDIO_MAX_BYTES)
+        options = music.mix_options(params_from_form(form, area="BGM", skip=MIX_FIELDS))
         music_upload = form.get("bgm_audio")
-        music, music_name = None, None
+        one_off, music_name = None, None
         if isinstance(music_upload, UploadFile):
             music_name = music_upload.filename
-            music_bytes = await read_upload(music_upload, LIMITS.bgm_max_bytes, area="BGM")
-            music = await run_in_threadpool(decode_audio, music_bytes, area="BGM",
-                                            filename=music_upload.filename,
-                                            target_rate=bgm_catalog.MIX_RATE)
+            music_bytes = await read_upload(music_upload, BGM_MAX_BYTES, area="BGM")
+            one_off = await run_in_threadpool(music.decode_music, music_bytes,
+                                              music_upload.filename)
         bgm_type = form.get("bgm_type")
         bgm_type = bgm_type.strip() if isinstance(bgm_type, str) and bgm_type.strip() else "happy"
-        if music is None and bgm_type.lower() != "none":
-            # BGM_TRACK_NOT_FOUND (also for someone else's upload) before decoding the voice
-            bgm_catalog.find_track(bgm_type, store, visibility(request))
-        started = time.perf_counter()
-        voice = await run_in_threadpool(decode_audio, data, area="BGM", filename=filename)
-        encoded, report, track = await run_in_threadpool(
-            bgm.mix_to_file, voice, None if music is not None else bgm_type, options, store,
-            music=music, visible=visibility(request))
-        key = store.put(new_key("bgm/mixes", options.output_format), encoded)  # aged out
-        output = report.details["output"]
-        return ok({
-            "output_url": store.url(key),
-            "output_key": key,
-            "format": options.output_format,
-            "bitrate": output["bitrate"],
-            "duration": report.details["duration"],
-            "track": _track_row(track) if track else (
-                {"id": "upload", "title": music_name} if music is not None else None),
-            "mixing_details": report.details,
-            "processing_time": round(time.perf_counter() - started, 3),
-        })
+        if one_off is None and bgm_type.lower() != "none":
+            music.check_track(store, bgm_type, visibility(request))
+        mixed = await run_in_threadpool(
+            lambda: music.mix_voice(store, data, filename,
+                                    None if one_off is not None else bgm_type, options,
+                                    music_audio=one_off, visible=visibility(request)))
+        return ok(music.mix_answer(store, mixed, uploaded_music=one_off is not None,
+                                   music_name=music_name))
 
     return router

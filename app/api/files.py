@@ -5,17 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.services import Services
-from app.storage import LocalStorage, content_type
+from app.storage import LocalStorage, Storage, content_type
 from models.errors import NotFound
 
 
-def create_router(services: Services) -> APIRouter:
+def create_router(storage: Storage) -> APIRouter:
     router = APIRouter(tags=["files"])
 
     @router.get("/files/{key:path}", include_in_schema=False)
     def get_file(key: str) -> FileResponse:
-        storage = services.storage
         if not isinstance(storage, LocalStorage) or not storage.exists(key):
             raise NotFound(f"No file {key!r}.", code="STORAGE_NOT_FOUND",
                            message_ja=f"ファイル {key!r} がありません。")

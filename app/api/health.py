@@ -35,10 +35,9 @@ def worker_report(services: Services) -> dict[str, Any]:
 def model_states(services: Services) -> dict[str, dict[str, object]]:
     """Each neural engine's weights: ready, missing, downloading (with progress) or
     "download failed: ..., next try in N min" (the model manager's words)."""
-    from models.downloads import manager_for
+    from app.usecases import models
 
-    rows = manager_for(services.settings.engine_settings()).rows()
-    return {r["name"]: {"status": r["status"], "download": r["download"]} for r in rows}
+    return models.states(services.settings.engine_settings())
 
 
 def create_router(services: Services, metrics: Metrics) -> APIRouter:

@@ -1,37 +1,35 @@
 """`/api/image/*`: detect people (sync), process a photo (queued), poll its status.
 
-Uploads are decoded and validated here, before anything is queued, so a bad file is a 4xx
-answer at once; the job receives only storage keys.
+Uploads are read here and decoded and validated by :mod:`app.usecases.image` before anything
+is queued, so a bad file is a 4xx answer at once; the job receives only storage keys.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
-from PIL import Image
 
 from app.api.envelope import ok
-from app.api.security import owner_of, principal
-from app.api.task_view import owned_task, progress_fields
-from app.services import Services
-from app.storage import new_key
-from models.errors import InvalidInput, NotFound
-from pipelines.image import portrait as image_pipeline
-from pipelines.image.framing import builtin_backgrounds
-from pipelines.image.jobs import (
-    OUTPUT_FORMATS,
-    estimate_seconds,
-    framing_from_params,
-    normalise_operations,
+from app.api.schemas import (
+    ERRORS,
+    Backgrounds,
+    Detection,
+    Envelope,
+    ImageAccepted,
+    TaskStatus,
 )
-from pipelines.media import LIMITS, decode_image, encode_image
-
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+from app.api.security import owner_of, principal
+from app.api.uploads import IMAGE_MAX_BYTES
+from app.jobs import Jobs
+from app.queue import TaskQueue
+from app.storage import Storage
+from app.usecases import image as images
+from models.chain import FallbackChain
+from models.errors import InvalidInput
 
 
 async def read_upload(upload: UploadFile | None, field: str = "image") -> tuple[bytes, str]:
@@ -40,7 +38,7 @@ async def read_upload(upload: UploadFile | None, field: str = "image") -> tuple[
     if upload is None:
         raise InvalidInput(f"Missing file field '{field}'.", code="IMAGE_MISSING",
                            message_ja=f"ファイル '{field}' がありません。", details={"field": field})
-    data = await upload.read(LIMITS.image_max_bytes + 1)
+    data = await upload.read(IMAGE_MAX_BYTES + 1)
     return data, upload.filename or field
 
 
@@ -73,50 +71,23 @@ def _person_ids(raw: str | None) -> list[int] | None:
                            message_ja="'person_ids' は整数の配列にしてください。") from None
 
 
-def status_view(services: Services, task_id: str,
-                owns: Callable[[str | None], bool] = lambda owner: True) -> dict[str, Any]:
-    """The task as the seed's status answer; someone else's task (``owns`` says no) is
-    ``IMAGE_TASK_NOT_FOUND`` like a missing one."""
-    job = owned_task(services, task_id, "image.process", owns, lambda: NotFound(
-        f"No image task {task_id!r}.", code="IMAGE_TASK_NOT_FOUND",
-        message_ja=f"画像タスク {task_id!r} が見つかりません。"))
-    data = progress_fields(job)
-    result = job.result or {}
-    if job.status == "completed":
-        data["output_url"] = services.storage.url(result["output_key"])
-        if result.get("cutout_key"):
-            data["cutout_url"] = services.storage.url(result["cutout_key"])
-        for key in ("processing_time", "operations_applied", "output_format", "width",
-                    "height", "face_box", "people", "selected"):
-            data[key] = result.get(key)
-    if job.error:
-        data["error"] = job.error
-    return data
-
-
-def create_router(services: Services) -> APIRouter:
+def create_router(storage: Storage, jobs: Jobs, queue: TaskQueue,
+                  detectors: Callable[[], FallbackChain[Any]]) -> APIRouter:
+    """The image routes over the store, the jobs, the queue and the person detectors
+    (built on first use)."""
     router = APIRouter(prefix="/api/image", tags=["image"])
 
-    @router.post("/detect")
+    @router.post("/detect", response_model=Envelope[Detection], responses=ERRORS)
     async def detect(image: UploadFile | None = File(None),
-                     sensitivity: float = Form(image_pipeline.DEFAULT_SENSITIVITY)
+                     sensitivity: float = Form(images.DEFAULT_SENSITIVITY)
                      ) -> JSONResponse:
         data, name = await read_upload(image)
-        picture = decode_image(data, filename=name)
-        people, report = image_pipeline.detect(
-            picture, services.chain("person_detection"), sensitivity=sensitivity)
-        listed = []
-        for person in people:
-            key = services.storage.put(
-                new_key("processed/thumbnails", "png"),
-                encode_image(image_pipeline.thumbnail(picture, person), "png"))
-            listed.append({**person.to_dict(), "thumbnail_url": services.storage.url(key)})
-        return ok({"people": listed, "width": picture.width, "height": picture.height,
-                   "default_selection": [people[0].id],
-                   "operation": {"operation": report.operation, "method": report.method,
-                                 "duration": report.duration}})
+        picture = images.load_picture(data, name)
+        found = images.detect_people(picture, detectors(), sensitivity)
+        return ok(images.detection_answer(storage, picture, found))
 
-    @router.post("/process", status_code=202)
+    @router.post("/process", status_code=202, response_model=Envelope[ImageAccepted],
+                 responses=ERRORS)
     async def process(
         request: Request,
         image: UploadFile | None = File(None),
@@ -130,55 +101,29 @@ def create_router(services: Services) -> APIRouter:
         background_id: str | None = Form(None),
         background_image: UploadFile | None = File(None),
         person_ids: str | None = Form(None),
-        sensitivity: float = Form(image_pipeline.DEFAULT_SENSITIVITY),
+        sensitivity: float = Form(images.DEFAULT_SENSITIVITY),
     ) -> JSONResponse:
-        ops = normalise_operations(_json_list(operations, "operations"))
-        fmt = output_format.lower().replace("jpeg", "jpg")
-        if fmt not in OUTPUT_FORMATS:
-            raise InvalidInput(f"Unsupported output format {output_format!r}.",
-                               code="IMAGE_INVALID_FORMAT",
-                               message_ja=f"出力形式 {output_format!r} には対応していません。",
-                               details={"allowed": list(OUTPUT_FORMATS)})
-        image_pipeline.validate_sensitivity(sensitivity)
+        ops, fmt = images.check_request(_json_list(operations, "operations"), output_format,
+                                        sensitivity)
         ids = _person_ids(person_ids)
         data, name = await read_upload(image)
-        picture = decode_image(data, filename=name)
+        picture = images.load_picture(data, name)  # a bad photo is said before the rest
         framing = {"aspect": aspect, "size": size, "padding": padding,
                    "background": background, "background_color": background_color,
                    "background_id": background_id}
-        bg_picture = None
-        if background == "upload":
-            bg_data, bg_name = await read_upload(background_image, "background_image")
-            bg_picture = decode_image(bg_data, filename=bg_name)
-        framing_from_params(framing, bg_picture)  # every option checked before queueing
-        fmt_in = _format_of(data)
-        input_key = services.storage.put(new_key("inputs/images", fmt_in), data)
-        if bg_picture is not None:
-            framing["background_key"] = services.storage.put(
-                new_key("inputs/images", _format_of(bg_data)), bg_data)
-        job = services.queue.submit("image.process", {
-            "input_key": input_key, "operations": ops, "output_format": fmt,
-            "framing": framing, "person_ids": ids, "sensitivity": sensitivity,
-        }, owner=owner_of(request))
-        return ok({"task_id": job.id, "status": job.status,
-                   "estimated_time": estimate_seconds(picture.width, picture.height, ops),
-                   "status_url": f"/api/image/status/{job.id}",
-                   "operations": ops}, status_code=202)
+        bg = await read_upload(background_image, "background_image") \
+            if background == "upload" else None
+        return ok(images.submit_processing(
+            storage, queue, picture=picture, data=data, background=bg, ops=ops, fmt=fmt,
+            framing=framing, person_ids=ids, sensitivity=sensitivity,
+            owner=owner_of(request)), status_code=202)
 
-    @router.get("/status/{task_id}")
+    @router.get("/status/{task_id}", response_model=Envelope[TaskStatus], responses=ERRORS)
     def status(task_id: str, request: Request) -> JSONResponse:
-        return ok(status_view(services, task_id, principal(request).owns))
+        return ok(images.status_view(storage, jobs, task_id, principal(request).owns))
 
-    @router.get("/backgrounds")
+    @router.get("/backgrounds", response_model=Envelope[Backgrounds])
     def backgrounds() -> JSONResponse:
-        return ok({"backgrounds": [
-            {"id": e["id"], "name": e["name"], "name_ja": e["name_ja"]}
-            for e in builtin_backgrounds()]})
+        return ok({"backgrounds": images.backgrounds()})
 
     return router
-
-
-def _format_of(data: bytes) -> str:
-    """The stored extension for bytes ``decode_image`` already accepted."""
-    with Image.open(io.BytesIO(data)) as probe:
-        return EXTENSIONS.get(probe.format or "", "png")

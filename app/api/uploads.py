@@ -8,6 +8,13 @@ from typing import Any
 from starlette.datastructures import UploadFile
 
 from models.errors import PayloadTooLarge
+from pipelines.media import LIMITS
+
+IMAGE_MAX_BYTES = LIMITS.image_max_bytes
+AUDIO_MAX_BYTES = LIMITS.audio_max_bytes
+BGM_MAX_BYTES = LIMITS.bgm_max_bytes
+TEXT_MAX_CHARS = LIMITS.text_max_chars
+"""The caps each door reads uploads under (the media limits the pipelines decode with)."""
 
 
 async def read_capped(upload: UploadFile, max_bytes: int, code: str, *,

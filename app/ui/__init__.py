@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 
 from app.services import Services
@@ -19,13 +21,16 @@ from app.ui.text import (
     word,
 )
 from app.ui.uploads import StudioBlocks
+from app.ui.work import recorder
 
 register(en={"app.logout": "Log out"}, ja={"app.logout": "ログアウト"})
 
-TABS = (
-    ("tab.message", message), ("tab.voice", voice), ("tab.image", image),
-    ("tab.prosody", prosody), ("tab.bgm", bgm), ("tab.video", video),
-    ("tab.jobs", jobs),
+TABS: tuple[tuple[str, Callable[[Services], None]], ...] = (
+    ("tab.message", message.build), ("tab.voice", voice.build),
+    # a tab that takes only its parts: the engines it runs and its job records
+    ("tab.image", lambda services: image.build(services.chain, recorder(services))),
+    ("tab.prosody", prosody.build), ("tab.bgm", bgm.build), ("tab.video", video.build),
+    ("tab.jobs", jobs.build),
 )
 
 CSS = """
@@ -87,9 +92,9 @@ def build_blocks(services: Services) -> gr.Blocks:
             gr.Button(t("app.logout"), link="/logout", size="sm", variant="secondary",
                       elem_id="studio-logout", scale=0)
         with gr.Tabs():
-            for label, module in TABS:
+            for label, build_tab in TABS:
                 with gr.Tab(t(label), id=label.split(".")[1]):
-                    module.build(services)
+                    build_tab(services)
         engines.build(services)
         models_panel.build(services)
         footer = gr.Markdown(footer_text(services), elem_classes=["studio-footer"])

@@ -11,17 +11,14 @@ from typing import Any
 import gradio as gr
 
 from app.services import Services
-from app.storage import new_key
 from app.ui.downloads import named
 from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.prosody import latest_audio
 from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error, word
 from app.ui.text import table as headed
 from app.ui.work import recorded
+from app.usecases import music
 from models.errors import StudioError
-from pipelines.media import decode_audio
-from pipelines.sound import music as bgm
-from pipelines.sound import tracks as bgm_catalog
 
 register(
     en={
@@ -116,18 +113,12 @@ def track_choices(rows: list[list[object]]) -> list[tuple[Any, str]]:
 def track_rows(services: Services, request: Any = None) -> list[list[object]]:
     """Built-in tracks and the uploads this user may see (``app.ui.owners``)."""
     return [[tr.id, tr.title, tr.mood, tr.duration, tr.licence]
-            for tr in bgm_catalog.list_tracks(services.storage, ui_visibility(services, request))]
+            for tr in music.list_tracks(services.storage, ui_visibility(services, request))]
 
 
 def track_path(services: Services, track_id: str, request: Any = None) -> str | None:
     """A local file for the preview player."""
-    try:
-        track = bgm_catalog.find_track(track_id, services.storage, ui_visibility(services, request))
-    except StudioError:
-        return None
-    if track.builtin:
-        return str(bgm_catalog.ASSETS_DIR / track.location)
-    return str(services.storage.local_path(track.location))
+    return music.track_file(services.storage, track_id, ui_visibility(services, request))
 
 
 def run_mix(services: Services, voice_path: str | None, track_id: str, volume: float,
@@ -142,18 +133,16 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
         raise ui_error(plain("bgm.need_voice", lang), lang)
     try:
         with recorded(services, "bgm.mix", {"track": track_id}, request):
-            voice = decode_audio(Path(voice_path).read_bytes(), area="BGM",
-                                 filename=Path(voice_path).name)
-            options = bgm.MixOptions.from_mapping({
+            options = music.mix_options({
                 "bgm_volume": volume, "fade_in": fade_in, "fade_out": fade_out,
                 "lead_in": lead_in, "tail": tail, "ducking": ducking, "duck_db": duck_db,
                 "attack_ms": attack_ms, "release_ms": release_ms, "output_format": fmt})
-            data, report, _ = bgm.mix_to_file(voice, track_id or "happy", options,
-                                              services.storage,
-                                              visible=ui_visibility(services, request))
+            mixed = music.mix_voice(services.storage, Path(voice_path).read_bytes(),
+                                    Path(voice_path).name, track_id or "happy", options,
+                                    visible=ui_visibility(services, request))
     except StudioError as exc:
         raise _error(exc, request) from None
-    key = services.storage.put(new_key("bgm/mixes", options.output_format), data)
+    key, report = mixed.key, mixed.report
     remember(services, request, key)
     path = named(str(services.storage.local_path(key)), "mix", lang)
     plot = ducking_plot(report.frame_times, report.music_gain_db, report.voice_level_db,
@@ -190,7 +179,7 @@ def build(services: Services) -> None:
         return track_table(services, request)
 
     gr.Markdown(t("bgm.intro"))
-    first = bgm_catalog.builtin_tracks()[0].id
+    first = music.first_builtin()
     with gr.Row():
         with gr.Column():
             table = gr.Dataframe(headers=[plain(c) for c in COLUMNS], value=initial_rows,
@@ -201,10 +190,10 @@ def build(services: Services) -> None:
             preview = gr.Audio(value=track_path(services, first), label=t("bgm.preview"),
                                type="filepath", interactive=False)
             with gr.Accordion(t("bgm.upload"), open=False):
-                upload = gr.File(file_types=[f".{e}" for e in bgm_catalog.UPLOAD_EXTENSIONS],
+                upload = gr.File(file_types=[f".{e}" for e in music.UPLOAD_EXTENSIONS],
                                  type="filepath", label=t("bgm.upload"))
                 title = gr.Textbox(label=t("bgm.upload_title"))
-                mood = gr.Dropdown(choices=[(label("mood.", m), m) for m in bgm_catalog.UPLOAD_MOODS],
+                mood = gr.Dropdown(choices=[(label("mood.", m), m) for m in music.UPLOAD_MOODS],
                                    value="custom",
                                    label=t("bgm.upload_mood"))
                 add = gr.Button(t("bgm.upload_button"), size="sm")
@@ -224,7 +213,7 @@ def build(services: Services) -> None:
                 duck_db = gr.Slider(0, 30, 10, step=0.5, label=t("bgm.duck_db"))
                 attack = gr.Slider(5, 1000, 80, step=5, label=t("bgm.attack"))
                 release = gr.Slider(20, 3000, 400, step=10, label=t("bgm.release"))
-            fmt = gr.Radio(list(bgm.OUTPUT_FORMATS), value="mp3", label=t("bgm.format"))
+            fmt = gr.Radio(list(music.OUTPUT_FORMATS), value="mp3", label=t("bgm.format"))
             mix_button = gr.Button(t("bgm.mix"), variant="primary", elem_id="bgm-mix")
     with gr.Row():
         mixed = gr.Audio(label=t("bgm.mixed"), type="filepath", interactive=False,
@@ -262,9 +251,9 @@ def build(services: Services) -> None:
         if not path:
             raise ui_error(plain("bgm.need_file", lang), lang)
         try:
-            track = bgm_catalog.save_upload(Path(path).read_bytes(), Path(path).name,
-                                            services.storage, title=name or None,
-                                            mood=mood_name, owner=ui_owner(services, request))
+            track = music.add_track(services.storage, Path(path).read_bytes(), Path(path).name,
+                                    title=name or None, mood=mood_name,
+                                    owner=ui_owner(services, request))
         except StudioError as exc:
             raise _error(exc, request) from None
         rows = track_rows(services, request)

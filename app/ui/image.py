@@ -2,12 +2,13 @@
 
 API names: ``/detect_people`` (photo, sensitivity -> thumbnails, people JSON) and ``/cutout``
 (photo + selection + framing -> original, cutout on a checkerboard, edge close-up, framed
-portrait, download). Uploads go through ``pipelines.media.decode_image`` like the REST API.
+portrait, download). Uploads are decoded by :mod:`app.usecases.image` like the REST API's.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,12 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from app.services import Services
 from app.ui.text import plain, register, request_language, studio_error, t, ui_error
 from app.ui.uploads import refuse_at_upload
-from app.ui.work import recorded
+from app.ui.work import Recorder
+from app.usecases import image as images
+from models.chain import FallbackChain
 from models.errors import StudioError
-from pipelines.image import portrait as pipe
-from pipelines.image.framing import ASPECTS, BACKGROUND_KINDS, FramingOptions, builtin_backgrounds
-from pipelines.media import decode_image
 
 register(
     en={
@@ -67,9 +66,9 @@ register(
 
 
 register(  # the shipped backgrounds' names come from their manifest, in both languages
-    en={f"bg.builtin.{e['id']}": str(e.get("name") or e["id"]) for e in builtin_backgrounds()},
+    en={f"bg.builtin.{e['id']}": str(e.get("name") or e["id"]) for e in images.choices().backgrounds},
     ja={f"bg.builtin.{e['id']}": str(e.get("name_ja") or e.get("name") or e["id"])
-        for e in builtin_backgrounds()},
+        for e in images.choices().backgrounds},
 )
 
 
@@ -77,7 +76,7 @@ def _load(path: str | None, lang: str = "en") -> Image.Image:
     if not path:
         raise ui_error(plain("image.no_photo", lang), lang)
     try:
-        return decode_image(Path(path).read_bytes(), filename=Path(path).name)
+        return images.load_picture(Path(path).read_bytes(), Path(path).name)
     except StudioError as exc:
         raise studio_error(exc, lang) from None
 
@@ -92,14 +91,15 @@ def checkerboard(rgba: Image.Image, cell: int = 12) -> Image.Image:
     return base.convert("RGB")
 
 
-def edge_closeup(board: Image.Image, person: pipe.Person, size: int = 384) -> Image.Image:
-    """A 3x view of the hair/shoulder edge beside the face, where halos show."""
-    if person.face_bbox:
-        x0, y0, x1, y1 = person.face_bbox
+def edge_closeup(board: Image.Image, made: images.Portrait, size: int = 384) -> Image.Image:
+    """A 3x view of the hair/shoulder edge beside the (first chosen) face, where halos
+    show."""
+    if made.face_bbox:
+        x0, y0, x1, y1 = made.face_bbox
         side = max(x1 - x0, y1 - y0)
         cx, cy = x0 - 0.1 * side, y0 + (y1 - y0) * 0.25
     else:
-        x0, y0, x1, y1 = person.bbox
+        x0, y0, x1, y1 = made.bbox
         side = (x1 - x0) // 3
         cx, cy = x0, y0 + side
     half = max(int(side * 0.35), 16)
@@ -108,13 +108,16 @@ def edge_closeup(board: Image.Image, person: pipe.Person, size: int = 384) -> Im
     return board.crop(box).resize((size, size), Image.Resampling.LANCZOS)
 
 
-def build(services: Services) -> None:
+def build(chain: Callable[[str], FallbackChain[Any]], record: Recorder) -> None:
+    """The tab over the engines it runs (``chain(capability)``) and the job record of each
+    action (``record``: :func:`app.ui.work.recorder`)."""
+    framing = images.choices()
     gr.Markdown(t("image.intro"))
     with gr.Row():
         with gr.Column(scale=1):
             photo = gr.Image(label=t("image.photo"), type="filepath", sources=["upload"],
                              elem_id="image-photo")
-            sensitivity = gr.Slider(0.1, 0.9, value=pipe.DEFAULT_SENSITIVITY, step=0.05,
+            sensitivity = gr.Slider(0.1, 0.9, value=images.DEFAULT_SENSITIVITY, step=0.05,
                                     label=t("image.sensitivity"))
             detect_btn = gr.Button(t("image.detect"), variant="secondary",
                                    elem_id="image-detect")
@@ -127,13 +130,13 @@ def build(services: Services) -> None:
                                       elem_classes=["studio-data"])
             refine = gr.Checkbox(value=True, label=t("image.refine"))
         with gr.Column(scale=1):
-            aspect = gr.Radio(list(ASPECTS), value="1:1", label=t("image.aspect"))
+            aspect = gr.Radio(list(framing.aspects), value="1:1", label=t("image.aspect"))
             size = gr.Slider(256, 2048, value=512, step=32, label=t("image.size"))
             padding = gr.Slider(0, 500, value=0, step=4, label=t("image.padding"))
-            background = gr.Radio([(t(f"bg.{kind}"), kind) for kind in BACKGROUND_KINDS],
+            background = gr.Radio([(t(f"bg.{kind}"), kind) for kind in framing.background_kinds],
                                   value="transparent", label=t("image.background"))
             color = gr.ColorPicker(value="#ffffff", label=t("image.color"))
-            ids = [str(e["id"]) for e in builtin_backgrounds()]
+            ids = [str(e["id"]) for e in framing.backgrounds]
             builtin = gr.Dropdown([(t(f"bg.builtin.{i}"), i) for i in ids],
                                   value=ids[0] if ids else None, label=t("image.builtin"))
             bg_upload = gr.Image(label=t("image.bg_upload"), type="filepath",
@@ -159,15 +162,14 @@ def build(services: Services) -> None:
         lang = request_language(request)
         image = _load(path, lang)
         try:
-            with recorded(services, "image.detect", {"sensitivity": sens}, request):
-                people, report = pipe.detect(image, services.chain("person_detection"),
-                                             sensitivity=sens)
+            with record("image.detect", {"sensitivity": sens}, request):
+                found = images.detect_people(image, chain("person_detection"), sens)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
-        thumbs = [(pipe.thumbnail(image, p), f"#{p.id} ({p.confidence:.2f})") for p in people]
-        choices = [(f"#{p.id} ({p.confidence:.2f})", p.id) for p in people]
-        return (thumbs, [p.to_dict() for p in people],
-                gr.update(choices=choices, value=[people[0].id]))
+        names = [f"#{p['id']} ({p['confidence']:.2f})" for p in found.people]
+        thumbs = list(zip(found.thumbnails, names, strict=True))
+        choices = [(name, p["id"]) for name, p in zip(names, found.people, strict=True)]
+        return (thumbs, found.people, gr.update(choices=choices, value=[found.people[0]["id"]]))
 
     def pick(evt: gr.SelectData, people: list[dict[str, Any]] | None) -> list[int]:
         """A click on a thumbnail chooses that person alone (ticking boxes is how several
@@ -184,29 +186,22 @@ def build(services: Services) -> None:
         bg_image = _load(bg_path, lang) if bg == "upload" and bg_path else None
         people = [int(c) for c in chosen or []] or None
         try:
-            options = FramingOptions.parse({
+            options = images.framing_options({
                 "aspect": asp, "size": int(sz), "padding": int(pad), "background": bg,
                 "background_color": col or "#ffffff", "background_id": bg_id,
                 "background_image": bg_image})
-            with recorded(services, "image.cutout", {"people": people, "background": bg,
-                                                     "aspect": asp}, request):
-                result = pipe.prepare_portrait(
-                    image, detectors=services.chain("person_detection"),
-                    cutout_chain=services.chain("cutout"),
-                    refiner_chain=services.chain("refiner") if do_refine else None,
-                    options=options, person_ids=people, sensitivity=sens)
+            with record("image.cutout", {"people": people, "background": bg, "aspect": asp},
+                        request):
+                made = images.make_portrait(
+                    image, detectors=chain("person_detection"), cutouts=chain("cutout"),
+                    refiners=chain("refiner") if do_refine else None,
+                    framing=options, person_ids=people, sensitivity=sens)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
-        rgba = pipe.cutout_rgba(image, result.matte)
-        shown = checkerboard(rgba)
+        shown = checkerboard(made.cutout)
         out = Path(tempfile.mkdtemp(prefix="studio-image-")) / "portrait.png"
-        result.image.save(out)
-        report = [{"operation": r.operation, "method": r.method, "duration": r.duration,
-                   "fallback_used": r.fallback_used,
-                   **({"note": r.details["note"]} if "note" in r.details else {})}
-                  for r in result.reports]
-        return (image, shown, edge_closeup(shown, result.selected[0]), result.image,
-                str(out), report)
+        made.framed.save(out)
+        return (image, shown, edge_closeup(shown, made), made.framed, str(out), made.reports)
 
     detect_btn.click(detect_people, [photo, sensitivity], [gallery, people_json, selected],
                      api_name="detect_people")

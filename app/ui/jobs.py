@@ -23,8 +23,8 @@ from app.services import Services
 from app.ui.text import label, plain, register, request_language, shown_time, t, word
 from app.ui.text import table as headed
 from app.ui.work import UI_KINDS
+from app.usecases import jobs as work
 from models.errors import StudioError
-from pipelines.jobs import job_kinds as queue_kinds
 
 ALL = "all"
 # (summary or refusal, worker table, job table): what the tab shows
@@ -124,7 +124,7 @@ def worker_rows(services: Services, lang: str = "en") -> list[list[Any]]:
 
 def job_kinds() -> list[str]:
     """Every kind of work: the queue's job kinds and the work tabs record themselves."""
-    return sorted({*queue_kinds().names(), *UI_KINDS})
+    return sorted({*work.queue_kinds(), *UI_KINDS})
 
 
 def job_row(job: Job, lang: str = "en") -> list[Any]:
@@ -145,11 +145,7 @@ def job_rows(services: Services, status: str = ALL, kind: str = ALL,
 
 def resolve_id(services: Services, shown: str) -> str:
     """The full job id for what the table shows (its first characters) or a pasted full id."""
-    shown = (shown or "").strip()
-    if len(shown) >= 32 or not shown:
-        return shown
-    matches = [j.id for j in services.jobs.list(limit=100_000) if j.id.startswith(shown)]
-    return matches[0] if len(matches) == 1 else shown
+    return work.resolve_id(services.jobs, shown)
 
 
 def cancel(services: Services, job_id: str, lang: str = "en") -> str:

@@ -10,32 +10,42 @@ from typing import Any
 
 import gradio as gr
 from gradio.context import get_blocks_context
-from gradio.i18n import I18nData
 
 from app.i18n import step_text
 from app.services import Services
 from app.ui.downloads import named
-from app.ui.fallback import Chosen, engine_name, operator_choices, passed_over_notes
-from app.ui.owners import ui_owner, ui_visibility
+from app.ui.fallback import operator_choices
+from app.ui.message_choices import (
+    bgm_choices,
+    default_bgm,
+    emotion_choices,
+    size_choices,
+    voice_choices,
+)
+from app.ui.message_words import (
+    Clock,
+    describe,
+    history_caption,
+    step_description,
+    time_left,
+)
+from app.ui.owners import ui_owner
 from app.ui.text import (
-    label,
     plain,
     register,
     request_language,
-    shown_time,
     studio_error,
     t,
     ui_error,
-    word,
 )
 from app.ui.uploads import refuse_at_upload
+from app.usecases import messages
+from app.usecases.image import load_picture
 from app.usecases.messages import delete_message, submit_message
+from app.usecases.video import DEFAULT_SIZE
 from models.errors import StudioError
-from pipelines.message.chain import KIND
-from pipelines.sizes import DEFAULT, SIZES
 
 MAX_CHARS = 1000
-SHORT_ID = 12  # the history caption's job id; the pick finds the whole id
 
 register(
     en={
@@ -94,39 +104,6 @@ register(
 )
 
 
-def voice_choices(services: Services, request: Any = None) -> list[tuple[str | I18nData, str]]:
-    """Built-in voices of the available engines, then the caller's voice profiles."""
-    from app.usecases.voices import voice_kit
-    from pipelines.voice.speech import list_voices
-
-    kit = voice_kit(services)
-    choices: list[tuple[Any, str]] = [(t("word.auto"), "")]
-    for engine in list_voices(kit.tts):
-        for v in engine["voices"]:
-            choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])} "
-                            f"({engine['engine']})", v["id"]))
-    for profile in kit.store.scoped(ui_visibility(services, request)).list():
-        choices.append((f"★ {profile.name} ({t('message.voice_profile')})", profile.id))
-    return choices
-
-
-def bgm_choices(services: Services, request: Any = None) -> list[tuple[Any, str]]:
-    from app.ui.bgm import track_title
-    from pipelines.sound.tracks import list_tracks
-
-    tracks = list_tracks(services.storage, visible=ui_visibility(services, request))
-    lang = request_language(request)
-    return [(t("message.music_none"), "none"),
-            *[(f"{track_title(tr.id, tr.title, lang)} · {label('mood.', tr.mood)}", tr.id)
-              for tr in tracks]]
-
-
-def emotion_choices() -> list[tuple[Any, str]]:
-    from pipelines.sound.prosody import EMOTION_PRESETS
-
-    return [(t("word.auto"), "auto"), *[(t(f"mood.{name}"), name) for name in EMOTION_PRESETS]]
-
-
 class Cancelled(Exception):
     """The job this call waited on was cancelled (a neutral end, not an error)."""
 
@@ -142,7 +119,7 @@ class MessageTab:
         self.finished: dict[str, str] = {}
 
     def generate(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
-                 bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
+                 bgm: str = "celebration", size: str = DEFAULT_SIZE, subtitles: bool = False,
                  request: gr.Request | None = None,
                  progress: gr.Progress = gr.Progress()) -> str:  # Gradio's idiom
         """Photo + text -> MP4 path (the ``/generate_message`` API; a cancel is an error
@@ -160,7 +137,7 @@ class MessageTab:
         return self._video(job_id, lang)
 
     def generate_ui(self, image: str | None, text: str, voice: str = "", emotion: str = "auto",
-                    bgm: str = "celebration", size: str = DEFAULT.name, subtitles: bool = False,
+                    bgm: str = "celebration", size: str = DEFAULT_SIZE, subtitles: bool = False,
                     request: gr.Request | None = None,
                     progress: gr.Progress = gr.Progress()  # Gradio's idiom
                     ) -> tuple[str | None, str, str]:
@@ -263,7 +240,7 @@ class MessageTab:
         items = []
         owner = ui_owner(self.services, request)
         lang = request_language(request)
-        for job in self.services.jobs.list(kind=KIND, owner=owner, limit=60):
+        for job in messages.history(self.services.jobs, limit=60, owner=owner):
             result = job.result or {}
             if job.status != "completed" or not result.get("portrait_key"):
                 continue
@@ -280,8 +257,7 @@ class MessageTab:
         caption = str(evt.value.get("caption") if isinstance(evt.value, dict) else evt.value)
         shown = caption.rsplit("#", 1)[-1].strip()
         owner = ui_owner(self.services, request)
-        job_id = next((j.id for j in self.services.jobs.list(kind=KIND, owner=owner, limit=1000)
-                       if shown and j.id.startswith(shown)), shown)
+        job_id = messages.resolve_id(self.services.jobs, shown, owner)
         try:
             job = self.services.jobs.get(job_id)
             video = self.services.storage.local_path((job.result or {})["video_key"])
@@ -318,118 +294,16 @@ MIN_PHOTO_SIDE = 64
 def check_photo(image: str | None, request: gr.Request | None = None) -> None:
     """Said as soon as a photo is added, not after Generate: a file that is not a picture,
     or a picture too small to find anyone in."""
-    from pipelines.media import decode_image
-
     if not image:
         return
     lang = request_language(request)
     try:
-        photo = decode_image(Path(image).read_bytes(), filename=Path(image).name)
+        photo = load_picture(Path(image).read_bytes(), Path(image).name)
     except StudioError as exc:
         raise studio_error(exc, lang) from None
     if min(photo.size) < MIN_PHOTO_SIDE:
         raise ui_error(plain("message.too_small", lang).format(
             width=photo.width, height=photo.height, side=MIN_PHOTO_SIDE), lang)
-
-
-class Clock:
-    """How long a job still needs, from how fast its progress has moved since it started
-    working (a message of 1000 characters crept for minutes with no word of the end)."""
-
-    def __init__(self) -> None:
-        self.start: tuple[float, float] | None = None  # (time, fraction) of the first report
-
-    def left(self, fraction: float, now: float | None = None) -> float | None:
-        """Seconds left, once the job has run 5 s and moved 3 %; None before."""
-        now = time.monotonic() if now is None else now
-        if self.start is None:
-            self.start = (now, fraction)
-            return None
-        began, first = self.start
-        elapsed, moved = now - began, fraction - first
-        if elapsed < 5.0 or moved < 0.03 or fraction >= 1.0:
-            return None
-        return (1.0 - fraction) * elapsed / moved
-
-
-def time_left(seconds: float, lang: str = "en") -> str:
-    """"about 40 s left", "about 3 min left" (rounded: an estimate, not a promise)."""
-    if seconds < 60:
-        return plain("message.left_s", lang).format(n=max(5, int(round(seconds / 5.0)) * 5))
-    return plain("message.left_min", lang).format(n=int(round(seconds / 60.0)))
-
-
-def history_caption(created_at: float, text: str | None, job_id: str, lang: str = "en",
-                    words: int = 24) -> str:
-    """"2026年11月30日 05:12 · お誕生日おめでとう…" then the job id (the gallery's pick reads
-    it); the date in the form every tab uses."""
-    when = shown_time(created_at, lang)
-    first = " ".join((text or "").split())
-    first = first if len(first) <= words else first[:words].rstrip() + "…"
-    return f"{when} · {first}\n#{job_id[:SHORT_ID]}"
-
-
-def step_description(step: str | None, status: str, lang: str) -> str | None:
-    """A person's words for the job's current step: ``"image,voice"`` (two branches side by
-    side) reads as both names; ``"video: render"`` as the stage's name. None between stages
-    (the caller keeps the last description rather than flashing "queued")."""
-    if status == "queued":
-        return plain("message.waiting", lang)
-    if not step or step in ("queued", "done"):
-        return None
-    return step_text(step, lang) or None
-
-
-def describe(result: dict[str, Any], lang: str = "en", chosen: Chosen | None = None) -> str:
-    """How the message was made, in the page's language: each step's engine in people's
-    words, then a note for each engine the operator chose that was passed over (``chosen``:
-    :func:`app.ui.fallback.operator_choices`; a default install has none)."""
-    engines = result.get("engines") or {}
-    image = engines.get("image") or {}
-    refiner = image.get("matte_refinement") or image.get("sam2_refinement")  # older results
-    voice = engines.get("voice") or {}
-    # a built-in voice's "conversion" is plain synthesis ("tts"): only a profile's is shown
-    conversion = voice.get("conversion") if voice.get("conversion") not in (None, "tts") else None
-    mood = result.get("emotion")
-    lines = [f"- {plain('message.note_video', lang)}: "
-             f"**{engine_name('talking_head', engines.get('video'), lang)}**",
-             f"- {plain('message.note_voice', lang)}: "
-             f"**{engine_name('tts', voice.get('tts'), lang)}**"
-             + (f" → {engine_name('voice_converter', conversion, lang)}" if conversion else ""),
-             f"- {plain('message.note_cutout', lang)}: "
-             f"**{engine_name('cutout', image.get('background_removal'), lang)}**, "
-             f"{plain('message.note_refine', lang)}: "
-             f"**{engine_name('refiner', refiner, lang)}**",
-             f"- {plain('message.note_mood', lang)}: {word('mood.', str(mood), lang)} · "
-             f"{plain('message.note_length', lang)} {_seconds(result.get('duration'))} · "
-             f"{str(result.get('size')).replace('x', '×')} · "
-             f"{plain('message.note_took', lang)} {_seconds(result.get('processing_time'))}"]
-    lines += [f"- ⚠ {note}" for note in
-              passed_over_notes(result.get("passed_over") or (), chosen or {}, lang)]
-    return "\n".join(lines)
-
-
-def _seconds(value: Any) -> str:
-    return f"{value:.1f} s" if isinstance(value, int | float) else "–"
-
-
-ASPECT_LABELS = {"1:1": "message.size_square", "9:16": "message.size_portrait",
-                 "16:9": "message.size_landscape"}
-
-
-def size_choices() -> list[tuple[str | I18nData, str]]:
-    """(label, value) for every output size, as the Message and Video tabs offer them."""
-    return [(t(ASPECT_LABELS[size.aspect]), size.name) for size in SIZES]
-
-
-def default_bgm(services: Services) -> str:
-    """The track the REST default (the "celebration" mood) resolves to, shown by its title."""
-    from pipelines.sound.tracks import find_track
-
-    try:
-        return find_track("celebration", services.storage).id
-    except StudioError:
-        return "none"
 
 
 def char_count(text: str | None, request: gr.Request | None = None) -> str:
@@ -469,7 +343,7 @@ def build(services: Services) -> None:
                                   min_width=160, elem_id="message-bgm")
                 subtitles = gr.Checkbox(label=t("message.subtitles"), value=False,
                                         min_width=120)
-            size = gr.Radio(label=t("message.size"), value=DEFAULT.name, choices=size_choices(),
+            size = gr.Radio(label=t("message.size"), value=DEFAULT_SIZE, choices=size_choices(),
                             elem_id="message-size")
             with gr.Row():
                 go = gr.Button(t("message.generate"), variant="primary", scale=3,

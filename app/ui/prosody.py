@@ -11,13 +11,11 @@ from typing import Any
 import gradio as gr
 
 from app.services import Services
-from app.storage import new_key
 from app.ui.owners import latest_key, remember
 from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error, word
 from app.ui.work import recorded
+from app.usecases import prosody
 from models.errors import StudioError
-from pipelines.media import decode_audio, encode_audio
-from pipelines.sound import prosody
 
 register(
     en={
@@ -63,9 +61,6 @@ register(
     },
 )
 
-SLIDERS = ("pitch_shift", "time_stretch", "energy_boost", "intonation", "pauses")
-
-
 def _error(exc: StudioError, request: Any = None) -> gr.Error:
     return studio_error(exc, request_language(request))
 
@@ -79,11 +74,6 @@ def latest_audio(services: Services, prefix: str | tuple[str, ...],
     return str(services.storage.local_path(key)) if key else None
 
 
-def preset_values(emotion: str, text: str = "") -> list[float]:
-    name = prosody.auto_emotion(text or "") if emotion == "auto" else emotion
-    return [prosody.EMOTION_PRESETS[name][s] for s in SLIDERS]
-
-
 def preset_markdown(lang: str = "en") -> str:
     """The preset table in ``lang`` (built per page: Markdown tables are not translated)."""
     names = ["prosody.emotion", "prosody.col_pitch", "prosody.col_speed", "prosody.col_energy",
@@ -93,7 +83,7 @@ def preset_markdown(lang: str = "en") -> str:
     rows = "".join(f"| {word('mood.', r['emotion'], lang)} | {r['pitch_shift']:+.2f} | "
                    f"x{r['time_stretch']:.2f} | "
                    f"x{r['energy_boost']:.2f} ({r['energy_db']:+.1f} dB) | {r['intonation']:.1f} | "
-                   f"{r['pauses']:.1f} |\n" for r in prosody.presets_table())
+                   f"{r['pauses']:.1f} |\n" for r in prosody.presets()["presets"])
     return head + rows
 
 
@@ -108,18 +98,17 @@ def run_adjust(services: Services, audio_path: str | None, emotion: str, text: s
         raise ui_error(plain("prosody.need_audio", lang), lang)
     try:
         with recorded(services, "prosody.adjust", {"emotion": emotion}, request):
-            data = Path(audio_path).read_bytes()
-            audio = decode_audio(data, area="PROSODY", filename=Path(audio_path).name)
-            params = prosody.ProsodyParams.from_mapping({
+            params, _ = prosody.settings({
                 "emotion": emotion or None, "text": text or None, "pitch_shift": pitch_shift,
                 "time_stretch": time_stretch, "energy_boost": energy_boost,
                 "intonation": intonation, "pauses": pauses})
-            result, report = prosody.adjust(audio, params)
+            done = prosody.adjust_recording(services.storage, Path(audio_path).read_bytes(),
+                                            Path(audio_path).name, params)
     except StudioError as exc:
         raise _error(exc, request) from None
-    key = services.storage.put(new_key("prosody", "wav"), encode_audio(result, "wav"))
+    key, report = done.key, done.report
     remember(services, request, key)
-    plot = prosody_plot(audio, result, prosody.f0_track(audio), prosody.f0_track(result), lang)
+    plot = prosody_plot(done.before, done.after, *prosody.pitch_tracks(done), lang)
     summary: dict[str, Any] = {"emotion": report.emotion, "changes_applied": report.changes,
                                "applied": report.applied,
                                "original_duration": report.original_duration,
@@ -132,8 +121,6 @@ def run_adjust(services: Services, audio_path: str | None, emotion: str, text: s
 
 def changes_said(data: str, lang: str = "en") -> str:
     """What the adjustment did, in the page's language (the JSON beside it is the API's)."""
-    from pipelines.sound.loudness import gain_to_db
-
     try:
         summary = json.loads(data or "{}")
     except ValueError:
@@ -150,7 +137,7 @@ def changes_said(data: str, lang: str = "en") -> str:
         parts.append(plain("prosody.said_speed", lang).format(value=f"{speed:.2f}"))
     if abs(energy - 1) > 1e-6:
         parts.append(plain("prosody.said_volume", lang).format(
-            value=f"{gain_to_db(energy):+.1f}"))
+            value=f"{prosody.gain_db(energy):+.1f}"))
     for name in ("intonation", "pauses"):
         value = applied.get(name, 1.0)
         if abs(value - 1) > 1e-6:
@@ -210,7 +197,7 @@ def build(services: Services) -> None:
     latest.click(use_latest, outputs=audio_in, api_visibility="private")
     for name, button in buttons.items():
         button.click(lambda n=name: n, outputs=emotion, api_visibility="private")
-    emotion.change(lambda name, txt: preset_values(name, txt), inputs=[emotion, text],
+    emotion.change(lambda name, txt: prosody.preset_values(name, txt), inputs=[emotion, text],
                    outputs=sliders, api_visibility="private")
 
     def adjust_prosody(audio_path: str | None, emotion_name: str, message: str,

@@ -239,13 +239,20 @@ class GradioFileGuard:
                     self.owners.add(path, user)
 
 
+class GuardedFiles:
+    """What :func:`guard` fills on a Blocks that checks file ownership (``StudioBlocks`` in
+    :mod:`app.ui.uploads`): defined here so that guarding needs no import of the uploads
+    module, which imports this one."""
+
+    file_owners: FileOwners | None = None
+    file_admin: Callable[[str], bool] = staticmethod(lambda user: False)
+
+
 def guard(app: FastAPI, blocks: gr.Blocks, tokens: SessionTokens,
           is_admin: Callable[[str], bool]) -> FileOwners:
     """Put sessions that end and files that belong to their owner on the Gradio app mounted
     on ``app`` (called right after ``gr.mount_gradio_app``, before the app serves)."""
     from gradio.routes import App
-
-    from app.ui.uploads import StudioBlocks
 
     mounted = [r.app for r in app.routes if isinstance(r, Mount) and isinstance(r.app, App)]
     if len(mounted) != 1:
@@ -256,7 +263,7 @@ def guard(app: FastAPI, blocks: gr.Blocks, tokens: SessionTokens,
     owners = FileOwners()
     for path in file_paths(blocks.get_config_file()):
         owners.add(path, None)  # what the page was built with: everyone's
-    if isinstance(blocks, StudioBlocks):
+    if isinstance(blocks, GuardedFiles):
         blocks.file_owners, blocks.file_admin = owners, is_admin
     app.add_middleware(GradioFileGuard, owners=owners, sessions=lambda: gradio_app.tokens,
                        cookie_id=lambda: gradio_app.cookie_id, is_admin=is_admin)

@@ -24,7 +24,7 @@ import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 from gradio.utils import get_upload_folder
 
-from app.ui.sessions import FileOwners, file_paths, foreign_inputs
+from app.ui.sessions import GuardedFiles, file_paths, foreign_inputs
 from app.ui.text import plain, register, request_language, studio_error, ui_error
 from models.errors import StudioError
 from pipelines.media import LIMITS, decode_audio, decode_image
@@ -124,13 +124,10 @@ def refuse_at_upload(image: gr.Image,
         _no_image, None, image, queue=False, show_progress="hidden", api_visibility="private")
 
 
-class StudioBlocks(gr.Blocks):
+class StudioBlocks(GuardedFiles, gr.Blocks):
     """``gr.Blocks`` whose upload failures read like the REST API's, and whose files belong
     to the user whose call made them (``file_owners``, set when the login is on: see
     :mod:`app.ui.sessions`)."""
-
-    file_owners: FileOwners | None = None
-    file_admin: Callable[[str], bool] = staticmethod(lambda user: False)
 
     async def process_api(self, *args: Any, **kwargs: Any) -> Any:
         request = kwargs.get("request")

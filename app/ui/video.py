@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +13,12 @@ from app.i18n import step_text
 from app.services import Services
 from app.ui.downloads import named
 from app.ui.fallback import engine_name, fallback_note, operator_choices
-from app.ui.message import size_choices
+from app.ui.message_choices import size_choices
 from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error
 from app.ui.uploads import refuse_at_upload
 from app.ui.work import recorded
-from models.base import Speech
+from app.usecases import video as videos
 from models.errors import StudioError
-from pipelines.sizes import DEFAULT
 
 register(
     en={
@@ -53,9 +50,6 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
                progress: gr.Progress | None = None, request: Any = None
                ) -> tuple[str, str | None, str]:
     """The tab's one action (also the ``/generate_video`` API)."""
-    from pipelines.media import decode_audio
-    from pipelines.video.render import RenderOptions, render_talking_head
-
     lang = request_language(request)
     if image is None:
         raise ui_error(plain("video.need_portrait", lang), lang)
@@ -64,21 +58,19 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
     kind = "video.preview" if preview else "video.render"
     try:
         with recorded(services, kind, {"size": size, "engine": engine}, request):
-            audio = decode_audio(Path(audio_path).read_bytes(), area="VIDEO",
-                                 filename=Path(audio_path).name)
-            out = Path(tempfile.gettempdir()) / "studio-video" / f"{uuid.uuid4().hex}.mp4"
 
             def report(fraction: float, step: str) -> None:
                 if progress is not None:
                     progress(fraction, desc=step_text(step, lang))
 
-            render = RenderOptions.parse({"size": size, "subtitles": bool(subtitles and text),
-                                          "engine": None if engine == "auto" else engine,
-                                          "seed": int(seed or 0),
-                                          "preview": preview})
-            path, info = render_talking_head(
-                services.chain("talking_head"), image, Speech(audio), output=out,
-                render=render, subtitles=text or None, progress=report)
+            rendered = videos.render_now(
+                services.chain("talking_head"), image, Path(audio_path).read_bytes(),
+                Path(audio_path).name,
+                options={"size": size, "subtitles": bool(subtitles and text),
+                         "engine": None if engine == "auto" else engine,
+                         "seed": int(seed or 0), "preview": preview},
+                text=text or None, progress=report)
+            path, info = rendered.path, rendered.info
     except StudioError as exc:
         raise studio_error(exc, lang) from None
     made = f"**{engine_name('talking_head', info['backend'], lang)}**"
@@ -108,7 +100,7 @@ def build(services: Services) -> None:
             text = gr.Textbox(label=t("video.text"), lines=2, max_length=1000)
             with gr.Row():
                 engine = gr.Dropdown(engines, value="auto", label=t("video.engine"))
-                size = gr.Dropdown(size_choices(), value=DEFAULT.name, label=t("video.size"))
+                size = gr.Dropdown(size_choices(), value=videos.DEFAULT_SIZE, label=t("video.size"))
             with gr.Row():
                 subtitles = gr.Checkbox(label=t("video.subtitles"), value=False)
                 seed = gr.Number(label=t("video.seed"), value=0, precision=0, minimum=0)

@@ -7,7 +7,6 @@ Gradio API names (for ``gradio_client``): ``/synthesize``, ``/create_profile``,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,9 @@ import gradio as gr
 import numpy as np
 from gradio.context import get_blocks_context
 
+import app.ui.voice_evolve as evolve_panel
 from app.i18n import step_text
 from app.services import Services
-from app.storage import new_key
-from app.ui import voice_evolve as evolve_panel
 from app.ui.fallback import Chosen, engine_name, fallback_note, operator_choices
 from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.text import (
@@ -30,19 +28,20 @@ from app.ui.text import (
     shown_time,
     studio_error,
     t,
-    word,
 )
 from app.ui.text import table as headed
+from app.ui.voice_profiles import (
+    clip_paths,
+    clip_rows,
+    profile_summary,
+    wait_for_profile,
+)
 from app.ui.voice_serving import serving_summary, spoken_line
 from app.ui.work import recorded
+from app.usecases import voices
 from app.usecases.voices import submit_profile, voice_kit
 from models.errors import StudioError
-from pipelines.media import encode_wav
-from pipelines.voice.clips import check_clip
-from pipelines.voice.options import VoiceOptions
 from pipelines.voice.profiles import ProfileStore
-from pipelines.voice.ref import VoiceRef
-from pipelines.voice.speech import VoiceChoice, list_voices
 
 register(
     en={
@@ -156,14 +155,13 @@ def _error(exc: StudioError, request: Any = None) -> gr.Error:
 
 def ui_profiles(services: Services, request: Any = None) -> ProfileStore:
     """The profiles this UI user may see (all with the login off; ``app.ui.owners``)."""
-    return voice_kit(services).store.scoped(ui_visibility(services, request))
+    return voices.profiles_for(services, ui_visibility(services, request))
 
 
 def voice_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
     """Built-in voices (with engine, language, gender) then this user's profiles."""
-    kit = voice_kit(services)
     choices: list[tuple[str, str]] = []
-    for engine in list_voices(kit.tts):
+    for engine in voices.engines(services):
         for v in engine["voices"]:
             choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])}",
                             v["id"]))
@@ -201,7 +199,7 @@ def delete_choices(services: Services, request: Any = None) -> list[tuple[str, s
 
 def built_in_voices(services: Services) -> list[dict[str, Any]]:
     """Every built-in voice of the available speech engines (``id``, ``name``, ``language``)."""
-    return [v for engine in list_voices(voice_kit(services).tts) for v in engine["voices"]]
+    return voices.built_in_voices(services)
 
 
 def voice_label(services: Services, voice: str | None, lang: str = "en") -> str:
@@ -275,82 +273,6 @@ def engine_note(report: dict[str, Any], lang: str = "en", chosen: Chosen | None 
     return "\n\n".join(lines)
 
 
-def _paths(files: Any, mic: Any) -> list[str]:
-    out = []
-    for item in (files or []):
-        out.append(item if isinstance(item, str) else getattr(item, "name", str(item)))
-    if mic:
-        out.append(mic if isinstance(mic, str) else getattr(mic, "name", str(mic)))
-    return out
-
-
-def _clip_rows(reports: list[Any], lang: str = "en") -> list[list[Any]]:
-    return clip_rows([r.as_dict() for r in reports], lang)
-
-
-def clip_rows(clips: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]:
-    """Each clip's verdict and note in the page's language (a clip's record as stored)."""
-    return [[c["filename"], word("verdict.", str(c["verdict"]), lang), round(c["duration"], 1),
-             round(c["speech_seconds"], 1), round(max(c["snr_db"], c["snr_after_db"] or 0), 1),
-             (c.get("message_ja") if lang == "ja" else None) or c.get("message")
-             or ", ".join(word("clip.", w, lang) for w in c.get("warnings") or ())]
-            for c in clips]
-
-
-def profile_summary(profile: dict[str, Any], lang: str, seconds: Any,
-                    voice_name: Callable[[str | None], str]) -> str:
-    """What people read when their profile is made: one line per fact (more can be
-    added here), in the page's language; ``voice_name`` names a built-in voice or blend."""
-    done_in = f" ({seconds:.1f} s)" if isinstance(seconds, int | float) else ""
-    lines = [plain("voice.ready", lang).format(name=profile["name"]) + done_in]
-    matching = profile.get("matching") or {}
-    if matching:
-        lines.append(plain("voice.closest", lang).format(
-            voice=voice_name(matching.get("source_voice"))))
-        if not profile.get("serving"):  # measured on three axes: serving_summary says it
-            lines.append(nearness_line(matching.get("similarity") or {}, lang))
-        lines.append(f"({plain('voice.not_cloning', lang)})")
-    return "\n\n".join(line for line in lines if line)
-
-
-def nearness_line(similarity: dict[str, Any], lang: str) -> str:
-    """"How near it sounds to your recordings: 46 % as the built-in voice → 55 % after voice
-    matching → 64 % rebuilt from your recordings' sounds — this one speaks for the profile".
-    The values are the voice measure's similarity (cosine of the speaker embeddings) to the
-    profile's recordings; ``serves`` names the converter chosen because it came nearer."""
-    steps: list[tuple[str, Any]] = [("source", similarity.get("source")),
-                                    ("matched", similarity.get("matched"))]
-    if similarity.get("served") is not None:
-        steps.append(("served", similarity["served"]))
-    serving = "served" if similarity.get("served") is not None and similarity.get(
-        "serves", similarity.get("served_by")) == similarity.get("served_by") else "matched"
-    shown = [plain(f"voice.near.{step}", lang).format(value=f"{round(float(value) * 100)} %")
-             + (plain("voice.near.serves", lang) if step == serving and len(steps) > 2 else "")
-             for step, value in steps if isinstance(value, int | float)]
-    return plain("voice.nearness", lang).format(steps=" → ".join(shown)) if shown else ""
-
-
-def wait_for_profile(services: Services, job_id: str, progress: Any, lang: str,
-                     poll_s: float = 0.25) -> Any:
-    """Follow a ``voice.profile`` job until it ends, passing its progress and step on to the
-    page (or to ``gradio_client``'s ``job.status()``). A failure comes back as the
-    StudioError the job recorded (with the clips' verdicts in its details)."""
-    progress(0.0, desc=plain("voice.step.queued", lang))
-    while True:
-        job = services.jobs.get(job_id)
-        if job.status == "completed":
-            progress(1.0, desc=plain("voice.step.save", lang))
-            return job
-        if job.status in ("failed", "cancelled"):
-            error = job.error or {"code": "QUEUE_JOB_CANCELLED", "message": "cancelled"}
-            raise StudioError(error.get("message") or "", code=error.get("code"),
-                              message_ja=error.get("message_ja"),
-                              details=error.get("details") or {})
-        step = job.current_step if job.status == "processing" else "queued"
-        progress(job.progress / 100.0, desc=plain(f"voice.step.{step or 'queued'}", lang))
-        time.sleep(poll_s)
-
-
 def build(services: Services) -> None:
     def empty_clips(request: gr.Request | None = None) -> dict[str, Any]:
         return headed(CLIP_COLUMNS, [], request_language(request))
@@ -393,26 +315,23 @@ def build(services: Services) -> None:
                    intonation: float, volume: float, pause: float,
                    request: gr.Request | None = None,
                    progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:
-        kit = voice_kit(services)
         lang = request_language(request)
         try:
             with recorded(services, "voice.synthesize", {"voice": voice, "language": language,
                                                          "chars": len(text or "")}, request):
-                choice = VoiceChoice.of(VoiceRef.parse((voice or "").removeprefix(
-                    PROFILE_PREFIX)))
-                speech, report = kit.synthesize(
-                    text, choice=choice, language=language,
-                    options=VoiceOptions(speed=float(speed), pitch=float(pitch),
-                                         intonation=float(intonation), volume=float(volume),
-                                         pause=float(pause)),
+                choice = voices.choice_of((voice or "").removeprefix(PROFILE_PREFIX))
+                speech, report = voices.speak(
+                    services, text, choice, language=language,
+                    options={"speed": float(speed), "pitch": float(pitch),
+                             "intonation": float(intonation), "volume": float(volume),
+                             "pause": float(pause)},
                     progress=lambda f, step: progress(f, desc=step_text(step, lang)),
                     profiles=ui_profiles(services, request))
         except StudioError as exc:
             raise _error(exc, request) from None
         engine = report.engine
         # kept an hour (temp/): the other tabs' "use latest" offer it to this user
-        key = services.storage.put(new_key(f"temp/voices/{engine}", "wav"),
-                                   encode_wav(speech.audio))
+        key = voices.keep_for_an_hour(services.storage, speech, engine)
         remember(services, request, key)
         pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
         return (speech.audio.sample_rate, pcm), engine_note(
@@ -455,9 +374,9 @@ def build(services: Services) -> None:
 
     def check_clips(files: Any, mic: Any, request: gr.Request | None = None) -> dict[str, Any]:
         lang = request_language(request)
-        reports = [check_clip(Path(p).read_bytes(), Path(p).name, i)[1]
-                   for i, p in enumerate(_paths(files, mic))]
-        return headed(CLIP_COLUMNS, _clip_rows(reports, lang), lang)
+        reports = voices.check_clips([(Path(p).read_bytes(), Path(p).name)
+                                      for p in clip_paths(files, mic)])
+        return headed(CLIP_COLUMNS, clip_rows(reports, lang), lang)
 
     def refreshed(request: gr.Request | None = None) -> tuple[Any, Any, Any]:
         return (headed(SHOWN_COLUMNS, shown_rows(services, request), request_language(request)),
@@ -485,7 +404,7 @@ def build(services: Services) -> None:
                        progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         """Queue the ``voice.profile`` job like ``POST /api/voice/profiles`` and wait for it,
         showing its current step; the profile (or the clips' verdicts) when it is done."""
-        paths = _paths(files, mic)
+        paths = clip_paths(files, mic)
         clips = [(Path(p).read_bytes(), Path(p).name) for p in paths]
         lang = request_language(request)
         try:

@@ -19,14 +19,10 @@ from gradio.context import get_blocks_context
 from app.services import Services
 from app.ui.owners import ui_owner, ui_visibility
 from app.ui.text import plain, register, request_language, studio_error, t, word
-from app.usecases.voice_evolve import submit_evolution
-from app.usecases.voices import voice_kit
+from app.usecases import voices
+from app.usecases.voice_evolve import before_search, latest_search, submit_evolution
 from models.errors import NotFound, StudioError
-from pipelines.voice.evolve_jobs import KIND as EVOLVE_KIND
-from pipelines.voice.evolved import QuickMatchStore
 from pipelines.voice.profiles import ProfileStore
-from pipelines.voice.ref import VoiceRef
-from pipelines.voice.speech import VoiceChoice
 
 register(
     en={
@@ -73,7 +69,7 @@ SAMPLE = {"ja": "こんにちは。今日はお招きいただき、ありがと
 
 
 def _store(services: Services, request: Any) -> ProfileStore:
-    return voice_kit(services).store.scoped(ui_visibility(services, request))
+    return voices.profiles_for(services, ui_visibility(services, request))
 
 
 def profile_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
@@ -82,8 +78,7 @@ def profile_choices(services: Services, request: Any = None) -> list[tuple[str, 
 
 def latest_job(services: Services, profile_id: str) -> Any:
     """The newest search job for ``profile_id``, if any."""
-    return next((j for j in services.jobs.list(kind=EVOLVE_KIND, limit=1_000_000)
-                 if j.params.get("profile_id") == profile_id), None)
+    return latest_search(services.jobs, profile_id)
 
 
 def status_text(services: Services, profile_id: str | None, lang: str,
@@ -181,15 +176,13 @@ def build(services: Services) -> None:
         lang = request_language(request)
         if not profile_id:
             raise gr.Error(plain("evolve.choose", lang))
-        kit = voice_kit(services)
         store = _store(services, request)
-        quick = QuickMatchStore(store.storage, store.can_see)
         try:
-            choice = VoiceChoice.of(VoiceRef("profile", profile_id))
-            was, _ = kit.synthesize(SAMPLE[language], choice=choice, language=language,
-                                    profiles=quick)
-            now, _ = kit.synthesize(SAMPLE[language], choice=choice, language=language,
-                                    profiles=store)
+            choice = voices.profile_choice(profile_id)
+            was, _ = voices.speak(services, SAMPLE[language], choice, language=language,
+                                  profiles=before_search(store))
+            now, _ = voices.speak(services, SAMPLE[language], choice, language=language,
+                                  profiles=store)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
         return _player(was), _player(now)

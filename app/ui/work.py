@@ -9,14 +9,18 @@ kind cannot be re-run from the queue.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from typing import Any
 
 from app.jobs import Job
 from app.services import Services
 from app.ui.owners import ui_owner
 from models.errors import StudioError
+
+Recorder = Callable[[str, dict[str, Any], Any], AbstractContextManager[Job]]
+"""``recorded`` over one app's services: ``record(kind, params, request)``."""
 
 UI_KINDS = ("voice.synthesize", "voice.profile", "image.detect", "image.cutout",
             "prosody.adjust", "bgm.mix", "video.preview", "video.render")
@@ -44,3 +48,8 @@ def recorded(services: Services, kind: str, params: dict[str, Any],
         raise
     services.jobs.update(job.id, status="completed", progress=100.0, current_step="done",
                          steps_completed=[kind.split(".")[-1]], steps_remaining=[])
+
+
+def recorder(services: Services) -> Recorder:
+    """:func:`recorded` bound to ``services``: what a tab that takes only its parts gets."""
+    return partial(recorded, services)

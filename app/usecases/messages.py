@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.jobs import Job, Jobs
 from app.services import Services
-from app.storage import new_key
+from app.storage import Storage, new_key
 from app.usecases.voices import voice_kit
 from models.errors import InvalidInput, NotFound
 from pipelines.media import decode_image, encode_png
@@ -97,3 +98,30 @@ def delete_message(services: Services, job_id: str) -> int:
     removed = sum(1 for key in keys if key and services.storage.delete(key))
     services.jobs.delete(job_id)
     return removed
+
+
+def history(jobs: Jobs, *, limit: int, owner: str | None) -> list[Job]:
+    """The newest messages (at most 200); ``owner`` None: everyone's (an admin)."""
+    return jobs.list(kind=KIND, limit=min(max(limit, 1), 200), owner=owner)
+
+
+def message_view(storage: Storage, job: Job) -> dict[str, Any]:
+    """One message as the history lists it."""
+    result = job.result or {}
+    url = storage.url
+    return {
+        "task_id": job.id, "status": job.status, "progress": round(job.progress, 1),
+        "text": job.params.get("text"), "created_at": job.created_at,
+        "size": job.params.get("size"), "emotion": result.get("emotion"),
+        "video_url": url(result["video_key"]) if result.get("video_key") else None,
+        "thumbnail_url": url(result["portrait_key"]) if result.get("portrait_key") else None,
+        "duration": result.get("duration"), "engines": result.get("engines"),
+        "error": job.error,
+    }
+
+
+def resolve_id(jobs: Jobs, shown: str, owner: str | None) -> str:
+    """The owner's message whose id starts with ``shown`` (a history caption shows the
+    first characters); ``shown`` itself when none does."""
+    return next((j.id for j in jobs.list(kind=KIND, owner=owner, limit=1000)
+                 if shown and j.id.startswith(shown)), shown)

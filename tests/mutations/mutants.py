@@ -50,9 +50,11 @@ MUTANTS: tuple[Mutant, ...] = (
         description="DELETE /api/voice/profiles/<traversal> answers 200 (deleted: false) "
                     "instead of refusing the id",
         file="app/api/voice.py",
-        old="""        profile_store(services, request).delete(profile_id)
+        old="""        profile_store(request).delete(profile_id)
         return ok({"deleted": True, "profile_id": profile_id, "id": profile_id})""",
-        new="""        store = profile_store(services, request)
+        new="""        from models.errors import NotFound
+
+        store = profile_store(request)
         try:
             store._check_id(profile_id)
         except NotFound:  # not an id at all: nothing to delete

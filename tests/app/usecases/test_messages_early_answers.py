@@ -71,7 +71,7 @@ def test_valid_choices_are_queued(client, services) -> None:
 
 
 def test_message_status_names_every_stages_engine() -> None:
-    from app.api.video import message_engines
+    from app.usecases.video import message_engines
 
     result = {"engines": {"video": "builtin"}, "fallback_used": True, "stages": [
         {"stage": "image", "status": "done", "backend": "mediapipe", "fallback_used": True,

@@ -7,19 +7,18 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from app.jobs import Job
-from app.services import Services
+from app.jobs import Job, Jobs
 from models.errors import NotFound
 
 
-def owned_task(services: Services, task_id: str, kind: str | Collection[str],
+def owned_task(jobs: Jobs, task_id: str, kind: str | Collection[str],
                owns: Callable[[str | None], bool], missing: Callable[[], NotFound]) -> Job:
     """The job ``task_id`` of ``kind`` (or one of several kinds a route serves) if ``owns``
     its owner; else ``missing()`` is raised, so a stranger cannot tell another user's task
     from one that does not exist."""
     kinds = {kind} if isinstance(kind, str) else set(kind)
     try:
-        job: Job | None = services.jobs.get(task_id)
+        job: Job | None = jobs.get(task_id)
     except NotFound:
         job = None
     if job is None or job.kind not in kinds or not owns(job.owner):
