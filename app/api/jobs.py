@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from app.api.envelope import ok
 from app.api.security import owner_of, principal
-from app.jobs import Job
+from app.runner.jobs import Job
 from app.services import Services
 from models.errors import NotFound
 

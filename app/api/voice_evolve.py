@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.envelope import ok
 from app.api.security import owner_of
 from app.api.task_view import progress_fields
-from app.jobs import Job
+from app.runner.jobs import Job
 from app.services import Services
 from app.usecases.voice_evolve import evolution_answer, submit_evolution
 from app.usecases.voices import voice_kit

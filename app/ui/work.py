@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from app.jobs import Job
+from app.runner.jobs import Job
 from app.services import Services
 from app.ui.owners import ui_owner
 from models.errors import StudioError

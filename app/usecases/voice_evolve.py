@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.jobs import Job
+from app.runner.jobs import Job
 from app.services import Services
 from pipelines.voice.evolve_jobs import KIND as EVOLVE_KIND
 from pipelines.voice.evolve_jobs import STEPS as EVOLVE_STEPS

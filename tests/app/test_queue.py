@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.jobs import Jobs, MemoryJobStore, SqliteJobStore
+from app.runner.jobs import Jobs
+from app.runner.stores import MemoryJobStore, SqliteJobStore
 from app.services import build_services
 from models.errors import Conflict, NotFound
 from tests.conftest import wait_for_job

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
 from app.config import VERSION
-from app.heartbeat import live_workers
 from app.main import create_app
 from app.metrics import Metrics, circuit_open
+from app.runner.heartbeat import live_workers
 from app.services import Services
 from tests.conftest import wait_for_job
 from tests.ops.helpers import install_ops_jobs, samples, value
