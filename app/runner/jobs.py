@@ -44,7 +44,7 @@ class Job:
     attempts: int = 0  # runs, counting those a lost worker's reclaim started again
     run: int = 0  # which run of a staged job its queued stage tasks belong to (retry: +1)
     worker: str | None = None
-    lease: str | None = None  # token of the run that holds this (unstaged) job, see app.queue
+    lease: str | None = None  # token of the run that holds this (unstaged) job: app.runner.leases
     lease_until: float | None = None  # that run's heartbeat deadline (unix time)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)

@@ -1,4 +1,5 @@
-"""Taking back the work of dead workers: the reaper side of leases (``app.leases``).
+"""Taking back the work of dead workers: the reaper side of leases
+(``app.runner.leases``).
 
 Every consuming process runs one reaper thread. It looks at every job that is queued or
 processing — whichever worker started it, on whatever machine — and takes back what a dead
