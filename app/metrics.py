@@ -13,8 +13,8 @@ Two kinds of numbers live here:
 Recording API for pipeline and router code (all thread-safe, all cheap):
 
 * ``ctx.observe_stage(stage, backend, seconds)`` inside a job handler (the job runner,
-  ``app.runner``, sends it here as an event); stages the handler does not time itself are timed between
-  ``ctx.step_done`` calls with ``backend="unknown"``.
+  ``app.runner``, sends it here as an event); stages the handler does not time itself are
+  timed between ``ctx.step_done`` calls with ``backend="unknown"``.
 * ``request.app.state.metrics.observe_stage(stage, backend, seconds)`` in a router that does
   the work synchronously; ``.observe_chain(capability, report)`` with a
   ``ChainResult.report()`` to count a fallback (``ctx.chain(...)`` in a job counts its
