@@ -29,7 +29,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from app.config import VERSION, Settings, SettingsError, load_settings
-from app.jobs import Job, JobStore, create_job_store
+from app.runner.jobs import Job, JobStore
+from app.runner.stores import create_job_store
 from app.storage import LocalStorage, S3Storage, Storage, create_storage
 from models.errors import Conflict, InvalidInput, NotFound, StudioError
 

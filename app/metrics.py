@@ -12,9 +12,9 @@ Two kinds of numbers live here:
 
 Recording API for pipeline and router code (all thread-safe, all cheap):
 
-* ``ctx.observe_stage(stage, backend, seconds)`` inside a job handler (``app.queue``
-  forwards it here); stages the handler does not time itself are timed between
-  ``ctx.step_done`` calls with ``backend="unknown"``.
+* ``ctx.observe_stage(stage, backend, seconds)`` inside a job handler (the job runner,
+  ``app.runner``, sends it here as an event); stages the handler does not time itself are
+  timed between ``ctx.step_done`` calls with ``backend="unknown"``.
 * ``request.app.state.metrics.observe_stage(stage, backend, seconds)`` in a router that does
   the work synchronously; ``.observe_chain(capability, report)`` with a
   ``ChainResult.report()`` to count a fallback (``ctx.chain(...)`` in a job counts its
@@ -28,24 +28,19 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from models.chain import ChainResult, Engine, FallbackChain
-
-if TYPE_CHECKING:
-    from app.services import Services
+from app.runner.events import Event, Events, JobFinished, StageDone, StepDone
+from app.runner.heartbeat import WorkerRecord
+from models.chain import ChainResult
 
 log = logging.getLogger("studio.metrics")
-
-E = TypeVar("E", bound=Engine)
-T = TypeVar("T")
 
 SYNTHESIS_STAGES = frozenset({"synthesize", "tts"})
 RENDER_STAGES = frozenset({"render", "talking_head"})
@@ -55,6 +50,27 @@ STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600,
 SYNTHESIS_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
 RENDER_BUCKETS = (1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800)
 CIRCUIT_OPEN_STATES = frozenset({"open"})
+
+
+class GaugeSource(Protocol):
+    """What the state gauges read at scrape time: worker heartbeats, engine rows (with their
+    circuits), the data dir (its free disk). The app's ``Services`` gives all three."""
+
+    def workers(self) -> tuple[Sequence[WorkerRecord], Sequence[WorkerRecord]]:
+        """(live, stale) worker records, newest beat first."""
+        ...
+
+    def inventory(self) -> Mapping[str, Sequence[Mapping[str, Any]]]: ...
+
+    @property
+    def data_dir(self) -> Path: ...
+
+
+class Observed(GaugeSource, Protocol):
+    """What :meth:`Metrics.bind` takes: the job runner's events, and the shared state."""
+
+    @property
+    def events(self) -> Events: ...
 
 
 class Metrics:
@@ -93,9 +109,7 @@ class Metrics:
             ["kind"], registry=self.registry, buckets=RENDER_BUCKETS)
         self.build_info = Gauge("studio_build_info", "Always 1; the version as a label",
                                 ["version"], registry=self.registry)
-        self._started: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._bound: list[tuple[Any, Any]] = []
+        self._bound: list[Events] = []
 
     # -- recording (any thread) ----------------------------------------------------------
 
@@ -119,10 +133,6 @@ class Metrics:
         if report.get("fallback_used"):
             self.fallbacks.labels(capability, str(report.get("backend"))).inc()
 
-    def observed(self, chain: FallbackChain[E]) -> ObservedChain[E]:
-        """``chain`` (a ``FallbackChain``) that counts its own fallbacks here."""
-        return ObservedChain(chain, self)
-
     def observe_job(self, kind: str, status: str, seconds: float | None = None) -> None:
         """A job reached ``status`` (completed | failed | cancelled) after ``seconds``."""
         self.jobs_finished.labels(kind, status).inc()
@@ -131,75 +141,43 @@ class Metrics:
 
     # -- wiring ----------------------------------------------------------------------
 
-    def bind(self, services: Services, *, state: bool = True) -> None:
-        """Attach to a process's services.
+    def bind(self, source: Observed, *, state: bool = True) -> None:
+        """Subscribe to a process's job runner, and read the shared state it gives.
 
-        Jobs run by this process's consumer report their stages and outcomes here. With
-        ``state`` (the app; not a worker process) the shared state is read at each scrape.
+        Jobs run by this process's consumer report their stages, steps, engine chains and
+        outcomes here as events. With ``state`` (the app; not a worker process) the shared
+        state is read at each scrape.
         """
         from app.config import VERSION
 
         self.build_info.labels(VERSION).set(1)
-        queue = services.queue
-        queue.metrics = self
-        from huey import signals
-
-        def on_signal(signal: str, task: Any, *args: Any) -> None:
-            self._on_task_signal(queue, signal, task)
-
-        queue.huey.signal(signals.SIGNAL_EXECUTING, signals.SIGNAL_COMPLETE,
-                          signals.SIGNAL_ERROR)(on_signal)
-        self._bound.append((queue.huey, on_signal))
+        source.events.connect(self.on_event)
+        self._bound.append(source.events)
         if state:
-            self.registry.register(StateCollector(services))
+            self.registry.register(StateCollector(source))
 
     def unbind(self) -> None:
-        for huey, handler in self._bound:
-            huey.disconnect_signal(handler)
+        for events in self._bound:
+            events.disconnect(self.on_event)
         self._bound.clear()
 
-    def _on_task_signal(self, queue: Any, signal: str, task: Any) -> None:
-        if getattr(task, "name", None) != queue.run_job.name or not task.args:
-            return
-        from huey import signals
-
-        if signal == signals.SIGNAL_EXECUTING:
-            with self._lock:
-                self._started[task.id] = time.perf_counter()
-            return
-        with self._lock:
-            started = self._started.pop(task.id, None)
-        job = queue.jobs.store.load(task.args[0])
-        if job is None:
-            return
-        if job.final:
-            status = job.status
-        elif signal == signals.SIGNAL_ERROR:
-            status = "failed"  # the task itself crashed and left the record behind
-        else:
-            return  # re-queued (a retry): it is counted when it really finishes
-        seconds = None if started is None else time.perf_counter() - started
-        self.observe_job(job.kind, status, seconds)
-
-
-class ObservedChain(FallbackChain[E]):
-    """The same engines as ``chain``, counting each fallback it takes (``ctx.chain``)."""
-
-    def __init__(self, chain: FallbackChain[E], metrics: Metrics) -> None:
-        super().__init__(chain.capability, chain.engines)
-        self._metrics = metrics
-
-    def run(self, op: Callable[[E], T], *, only: str | None = None) -> ChainResult[T]:
-        result = super().run(op, only=only)
-        self._metrics.observe_chain(self.capability, result.report())
-        return result
+    def on_event(self, event: Event) -> None:
+        """What the job runner tells (``app.runner.events``), counted."""
+        if isinstance(event, JobFinished):
+            self.observe_job(event.kind, event.status, event.seconds)
+        elif isinstance(event, StageDone):
+            self.observe_stage(event.stage, event.backend, event.seconds)
+        elif isinstance(event, StepDone):
+            self.observe_step(event.step, event.seconds)
+        elif isinstance(event.outcome, ChainResult):  # a chain that found no engine: no count
+            self.observe_chain(event.capability, event.outcome.report())
 
 
 class StateCollector(Collector):
     """Gauges read at scrape time from what all processes share (the app only)."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, source: GaugeSource) -> None:
+        self.source = source
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
@@ -210,9 +188,7 @@ class StateCollector(Collector):
             log.exception("state metrics failed")
 
     def _workers(self) -> Iterator[GaugeMetricFamily]:
-        from app.heartbeat import live_workers
-
-        live, stale = live_workers(self.services.queue.huey)
+        live, stale = self.source.workers()
         count = GaugeMetricFamily("studio_workers_live",
                                   "Worker processes whose heartbeat is fresh")
         count.add_metric([], len(live))
@@ -223,7 +199,7 @@ class StateCollector(Collector):
         threads = GaugeMetricFamily("studio_worker_threads",
                                     "Consumer threads alive in each live worker process",
                                     labels=["worker"])
-        for record in live + stale:
+        for record in [*live, *stale]:
             last.add_metric([record.worker], record.last_seen)
         for record in live:
             threads.add_metric([record.worker], record.threads)
@@ -235,13 +211,13 @@ class StateCollector(Collector):
             "studio_engine_circuit_open",
             "1 while an engine's circuit breaker is open (calls are not tried)",
             labels=["capability", "engine"])
-        for capability, rows in self.services.inventory().items():
+        for capability, rows in self.source.inventory().items():
             for row in rows:
                 family.add_metric([capability, row["name"]], 1 if circuit_open(row) else 0)
         yield family
 
     def _disk(self) -> Iterator[GaugeMetricFamily]:
-        usage = shutil.disk_usage(self.services.settings.data_dir)
+        usage = shutil.disk_usage(self.source.data_dir)
         free = GaugeMetricFamily("studio_data_dir_free_bytes",
                                  "Free bytes on the data dir's filesystem")
         free.add_metric([], usage.free)

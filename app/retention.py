@@ -15,7 +15,7 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 
-from app.jobs import Jobs
+from app.runner.jobs import Jobs
 from app.storage import Storage
 from models.errors import StudioError
 

@@ -1,4 +1,8 @@
-"""Everything the routers, the UI and the workers share, built once from Settings."""
+"""Everything the routers, the UI and the workers share, built once from Settings.
+
+This is where the job runner's parts (``app.runner``) are built and wired together: the
+queue holds them; metrics (``app.metrics``) subscribe to its events and read the shared
+state through :class:`Services` (its ``workers``, ``inventory`` and ``data_dir``)."""
 
 from __future__ import annotations
 
@@ -12,16 +16,28 @@ from huey import crontab
 
 from app.api.limits import RateLimiter
 from app.config import VERSION, Settings
-from app.jobs import Jobs, create_job_store
-from app.queue import TaskQueue, create_huey
 from app.retention import check_free_space, cleanup, retention_rules
+from app.runner import heartbeat
+from app.runner.events import Events
+from app.runner.heartbeat import WorkerRecord
+from app.runner.jobs import Jobs
+from app.runner.leases import LeaseKeeper
+from app.runner.queue import TaskQueue, create_huey
+from app.runner.reaper import Reaper
+from app.runner.stages import StageScheduler
+from app.runner.stores import create_job_store
+from app.runner.unstaged import UnstagedRunner
 from app.storage import Storage, create_storage
 from models.base import EngineSettings
 from models.chain import FallbackChain
 from models.registry import CAPABILITIES, build_chain
+from pipelines.jobs import job_kinds
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import gradio as gr
+    from huey.api import Huey
 
     from app.fetch import SafeFetcher
     from pipelines.voice.kit import VoiceKit
@@ -71,6 +87,19 @@ class Services:
         return {cap: self.chain(cap).inventory() for cap in CAPABILITIES}
 
     @property
+    def events(self) -> Events:
+        """The job runner's events (``app.metrics`` subscribes)."""
+        return self.queue.events
+
+    def workers(self) -> tuple[list[WorkerRecord], list[WorkerRecord]]:
+        """(live, stale) worker processes of the queue, from their heartbeats."""
+        return heartbeat.live_workers(self.queue.huey)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    @property
     def version(self) -> str:
         return VERSION
 
@@ -86,15 +115,37 @@ def build_services(settings: Settings, *, immediate: bool = False) -> Services:
     jobs = Jobs(create_job_store(settings.resolved_queue_url, settings.data_dir))
     engine_settings = settings.engine_settings()
     holder: dict[str, Services] = {}
-    queue = TaskQueue(
-        create_huey(settings.resolved_queue_url, immediate=immediate), jobs, storage,
-        engine_settings, lambda cap: holder["s"].chain(cap), max_queued=settings.max_queued,
-        admission=lambda: check_free_space(settings.data_dir, settings.min_free_mb),
-        lease_seconds=settings.lease_seconds,
-    )
+    queue = build_queue(settings, create_huey(settings.resolved_queue_url, immediate=immediate),
+                        jobs, storage, engine_settings, lambda cap: holder["s"].chain(cap))
     services = Services(settings, storage, jobs, queue, engine_settings)
     holder["s"] = services
     rules = retention_rules(settings)
     queue.huey.periodic_task(crontab(minute="*/15"), name="studio.retention")(
         lambda: cleanup(storage, jobs, rules))
     return services
+
+
+def build_queue(settings: Settings, huey: Huey, jobs: Jobs, storage: Storage,
+                engine_settings: EngineSettings,
+                chains: Callable[[str], FallbackChain[Any]]) -> TaskQueue:
+    """The job runner, wired: a lease keeper that the heartbeat reports from, the parts that
+    run unstaged and staged jobs, the reaper that takes back dead workers' work through
+    them, and the queue that holds them all; every part tells the one :class:`Events`."""
+    kinds = job_kinds()
+    events = Events()
+    worker = heartbeat.worker_id()
+    leases = LeaseKeeper(jobs, settings.lease_seconds,
+                         on_change=lambda: beat.beat_if_consuming())
+    beat = heartbeat.install(huey, running=leases.held)  # beats while this process consumes
+    unstaged = UnstagedRunner(huey, jobs, storage, engine_settings, chains, kinds=kinds,
+                              leases=leases, events=events, worker_name=worker)
+    scheduler = StageScheduler(huey, jobs, storage, engine_settings, chains, kinds=kinds,
+                               leases=leases, events=events, worker_name=worker)
+    queue: TaskQueue | None = None
+    reaper = Reaper(huey, jobs, leases=leases, heartbeat=beat, scheduler=scheduler,
+                    unstaged=unstaged, consuming=lambda: queue is not None and queue.consuming)
+    queue = TaskQueue(huey, jobs, kinds=kinds, events=events, heartbeat=beat, unstaged=unstaged,
+                      scheduler=scheduler, reaper=reaper, max_queued=settings.max_queued,
+                      admission=lambda: check_free_space(settings.data_dir,
+                                                         settings.min_free_mb))
+    return queue

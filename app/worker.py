@@ -5,9 +5,10 @@ enqueued by the app runs here and its status and artifacts are visible to the ap
 ``STUDIO_QUEUE_URL`` and, across machines, ``STUDIO_STORAGE=s3``). ``-m 1`` caps huey's idle
 back-off at one second; without it an idle worker sleeps up to 10 s before the next stage.
 
-The worker says it is alive through heartbeat records beside the queue (``app.heartbeat``,
-started by huey's worker start-up hook), holds a lease on each stage it runs, and takes back
-the stages of workers that died (``app.leases``, ``TaskQueue.reap``). With
+The worker says it is alive through heartbeat records beside the queue
+(``app.runner.heartbeat``, started by huey's worker start-up hook), holds a lease on each
+stage it runs, and takes back the stages of workers that died (``app.runner.leases``,
+``app.runner.reaper``). With
 ``STUDIO_METRICS_PORT`` set it also serves this process's own Prometheus metrics (stage
 durations, finished jobs) on ``STUDIO_HOST:STUDIO_METRICS_PORT/metrics``; use thread workers
 (``-k thread``) so those numbers are all in this one process.

@@ -70,15 +70,15 @@ class ProgressGaps:
 
     def __init__(self, services: Services) -> None:
         self.times: dict[tuple[str, str], list[float]] = defaultdict(list)
-        queue = services.queue
-        original = queue._stage_progress
+        scheduler = services.queue.scheduler
+        original = scheduler.stage_progress
 
         def recording(job_id: str, stage: str, fraction: float, step: str,
                       token: str | None) -> None:
             self.times[(job_id, stage)].append(time.time())
             original(job_id, stage, fraction, step, token)
 
-        queue._stage_progress = recording  # type: ignore[method-assign]
+        scheduler.stage_progress = recording  # type: ignore[method-assign]
 
     def worst(self, services: Services, job_id: str) -> dict[str, float]:
         """Per stage: the longest stretch without a report, start and end included."""

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.config import load_settings  # noqa: E402
-from app.jobs import Job, RedisJobStore, SqliteJobStore  # noqa: E402
+from app.runner.jobs import Job  # noqa: E402
+from app.runner.stores import RedisJobStore, SqliteJobStore  # noqa: E402
 from app.services import Services, build_services  # noqa: E402
 
 

@@ -3,7 +3,8 @@
 A :class:`FallbackChain` implements the same work method as its engines, so a chain can stand
 wherever an engine can. It falls through only on :class:`BackendUnavailable` (missing,
 unhealthy, transient failure), never on bad input, and records every engine it skipped or
-that failed.
+that failed. Whoever wants to hear of each run (the job runner's metrics) gives the chain
+an observer (:meth:`FallbackChain.observed`) instead of wrapping it.
 """
 
 from __future__ import annotations
@@ -79,10 +80,17 @@ class FallbackChain(Generic[E]):
     stops the chain at once: falling back would hide it.
     """
 
-    def __init__(self, capability: str, engines: Sequence[E]) -> None:
+    def __init__(self, capability: str, engines: Sequence[E],
+                 observers: Sequence[ChainObserver] = ()) -> None:
         self.capability = capability
         self.engines = list(engines)
+        self.observers = tuple(observers)
         self.name = "chain(" + ",".join(e.name for e in self.engines) + ")"
+
+    def observed(self, observer: ChainObserver) -> FallbackChain[E]:
+        """The same engines, also telling ``observer`` of each run: its result, or the
+        :class:`ChainExhausted` about to be raised. This chain itself is left as it is."""
+        return FallbackChain(self.capability, self.engines, (*self.observers, observer))
 
     def __iter__(self) -> Iterator[E]:
         return iter(self.engines)
@@ -135,8 +143,14 @@ class FallbackChain(Generic[E]):
                 )
                 continue
             attempts.append(Attempt(engine.name, "used", "", time.perf_counter() - started))
-            return ChainResult(value, engine.name, tuple(attempts))
-        raise ChainExhausted(self.capability, attempts)
+            result = ChainResult(value, engine.name, tuple(attempts))
+            for observer in self.observers:
+                observer(self.capability, result)
+            return result
+        exhausted = ChainExhausted(self.capability, attempts)
+        for observer in self.observers:
+            observer(self.capability, exhausted)
+        raise exhausted
 
     def close(self) -> None:
         for engine in self.engines:
@@ -158,3 +172,7 @@ class ChainExhausted(BackendUnavailable):
             retry_after=30,
         )
         self.attempts = list(attempts)
+
+
+ChainObserver = Callable[[str, ChainResult[Any] | ChainExhausted], None]
+"""Told of each run of a chain: its capability, and its result or why it found no engine."""

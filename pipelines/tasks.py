@@ -4,7 +4,7 @@ A handler is a plain function ``(ctx, params) -> result dict``. It reads inputs 
 writes artifacts to ``ctx.storage`` by key (stages pass keys, not bytes), reports progress
 through ``ctx.progress`` (which raises ``Cancelled`` once a cancel was asked for), and finds
 engines through ``ctx.chain(capability)``. Each job module states its kind as a
-:class:`JobKind` constant ``JOB``; ``pipelines.jobs`` lists them; ``app/queue.py`` wires them
+:class:`JobKind` constant ``JOB``; ``pipelines.jobs`` lists them; ``app/runner/`` wires them
 into huey tasks. This module knows nothing of huey or HTTP, so a test can call a handler
 directly.
 """

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.envelope import ok
-from app.heartbeat import live_workers
 from app.metrics import Metrics
+from app.runner.heartbeat import live_workers
 from app.services import Services
 
 

@@ -24,8 +24,8 @@ from app.api.schemas import (
 )
 from app.api.security import owner_of, principal
 from app.api.uploads import IMAGE_MAX_BYTES
-from app.jobs import Jobs
-from app.queue import TaskQueue
+from app.runner.jobs import Jobs
+from app.runner.queue import TaskQueue
 from app.storage import Storage
 from app.usecases import image as images
 from models.chain import FallbackChain

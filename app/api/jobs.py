@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from app.api.envelope import ok
 from app.api.schemas import ERRORS, Envelope, JobList, JobView, TaskAccepted
 from app.api.security import owner_of, principal
-from app.jobs import Jobs
-from app.queue import TaskQueue
+from app.runner.jobs import Jobs
+from app.runner.queue import TaskQueue
 from app.storage import Storage
 from app.usecases import jobs as work
 

@@ -21,7 +21,7 @@ from app.api.envelope import ok
 from app.api.schemas import ERRORS, Envelope, MessageDeleted, MessageHistory
 from app.api.security import owner_of, principal
 from app.api.uploads import IMAGE_MAX_BYTES, read_capped
-from app.jobs import Jobs
+from app.runner.jobs import Jobs
 from app.storage import Storage
 from app.usecases import jobs as work
 from app.usecases import messages

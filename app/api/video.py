@@ -21,8 +21,8 @@ from app.api.schemas import ERRORS, Envelope, TaskStatus, VideoAccepted
 from app.api.security import owner_of, principal
 from app.config import Settings
 from app.fetch import SafeFetcher
-from app.jobs import Jobs
-from app.queue import TaskQueue
+from app.runner.jobs import Jobs
+from app.runner.queue import TaskQueue
 from app.storage import Storage
 from app.usecases import video
 from models.errors import InvalidInput

@@ -16,9 +16,9 @@ from typing import Any
 
 import gradio as gr
 
-from app.heartbeat import live_workers
 from app.i18n import step_text
-from app.jobs import STATUSES, Job
+from app.runner.heartbeat import live_workers
+from app.runner.jobs import STATUSES, Job
 from app.services import Services
 from app.ui.text import label, plain, register, request_language, shown_time, t, word
 from app.ui.text import table as headed

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any
 
-from app.jobs import Job
+from app.runner.jobs import Job
 from app.services import Services
 from app.ui.owners import ui_owner
 from models.errors import StudioError

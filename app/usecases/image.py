@@ -13,8 +13,8 @@ from typing import Any
 
 from PIL import Image
 
-from app.jobs import Job, Jobs
-from app.queue import TaskQueue
+from app.runner.jobs import Job, Jobs
+from app.runner.queue import TaskQueue
 from app.storage import Storage, new_key
 from app.usecases.tasks import owned_task, progress_fields
 from models.chain import FallbackChain

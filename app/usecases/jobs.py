@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.jobs import Job, Jobs
-from app.queue import TaskQueue
+from app.runner.jobs import Job, Jobs
+from app.runner.queue import TaskQueue
 from app.storage import Storage
 from models.errors import NotFound
 from pipelines.jobs import job_kinds

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.jobs import Job, Jobs
+from app.runner.jobs import Job, Jobs
 from app.services import Services
 from app.storage import Storage, new_key
 from app.usecases.voices import voice_kit

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from app.jobs import Job, Jobs
+from app.runner.jobs import Job, Jobs
 from models.errors import NotFound
 
 

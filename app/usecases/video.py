@@ -13,8 +13,8 @@ from typing import Any
 
 from app.config import Settings
 from app.fetch import SafeFetcher, storage_key_of
-from app.jobs import Jobs
-from app.queue import TaskQueue
+from app.runner.jobs import Jobs
+from app.runner.queue import TaskQueue
 from app.storage import Storage
 from models.base import Speech
 from models.chain import FallbackChain

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.jobs import Job, Jobs
+from app.runner.jobs import Job, Jobs
 from app.services import Services
 from app.usecases.tasks import progress_fields
 from models.errors import NotFound

@@ -86,7 +86,7 @@ class Cluster:
 
     def wait_beating(self, workers: list[Worker], timeout: float = 120) -> None:
         """Until each worker process has started its consumer threads (its heartbeat)."""
-        from app.heartbeat import live_workers
+        from app.runner.heartbeat import live_workers
 
         names = {w.name for w in workers}
         wait_until(lambda: names <= {r.worker for r in live_workers(self.services.queue.huey)[0]},

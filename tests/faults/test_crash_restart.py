@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.jobs import Jobs, SqliteJobStore
+from app.runner.jobs import Jobs
+from app.runner.stores import SqliteJobStore
 from tests.app.api.test_message import PORTRAIT, ffprobe, judge
 from tests.conftest import end_process, free_port
 from tests.faults.cluster import ROOT, wait_until

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.runner.stages import StageScheduler
 from app.services import build_services
-from app.stages import StageScheduler
 from quality import contact_sheet, measure, table
 from tests.app.api.test_message import PORTRAIT
 from tests.conftest import wait_for_job

@@ -121,3 +121,19 @@ def test_lazy_model_loads_once() -> None:
     for thread in threads:
         thread.join()
     assert len(calls) == 1 and lazy.loaded
+
+
+def test_an_observer_hears_each_run_and_the_chain_itself_is_unchanged() -> None:
+    heard: list[tuple[str, object]] = []
+    chain = FallbackChain("tts", [FakeEngine("a", ready=False), FakeEngine("b")])
+    observed = chain.observed(lambda capability, outcome: heard.append((capability, outcome)))
+    result = observed.run(lambda e: e.speak("hi"))
+    assert heard == [("tts", result)] and result.fallback_used and result.backend == "b"
+    assert chain.run(lambda e: e.speak("hi")).value == "b:hi"
+    assert len(heard) == 1  # the chain it was made from has no observer
+    assert chain.observers == () and observed.engines == chain.engines
+    dead = FallbackChain("tts", [FakeEngine("c", ready=False)]).observed(
+        lambda capability, outcome: heard.append((capability, outcome)))
+    with pytest.raises(ChainExhausted) as info:
+        dead.run(lambda e: e.speak("x"))
+    assert heard[-1] == ("tts", info.value)  # told why, before it is raised

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import heartbeat
-from app.heartbeat import Heartbeat, MemoryHeartbeatStore, WorkerRecord, live_workers
+from app.runner import heartbeat
+from app.runner.heartbeat import Heartbeat, MemoryHeartbeatStore, WorkerRecord, live_workers
 from app.services import build_services
 from tests.app.runner.test_queue_distributed import redis_url  # noqa: F401 - the shared fixture
 from tests.conftest import LiveServer, free_port

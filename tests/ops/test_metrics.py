@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
 from app.config import VERSION
-from app.heartbeat import live_workers
 from app.main import create_app
 from app.metrics import Metrics, circuit_open
+from app.runner.heartbeat import live_workers
 from app.services import Services
 from tests.conftest import wait_for_job
 from tests.ops.helpers import install_ops_jobs, samples, value
@@ -113,3 +113,44 @@ def test_observe_chain_counts_only_fallbacks() -> None:
     m = samples(generate_latest(metrics.registry).decode())
     assert value(m, "studio_fallbacks_total", capability="tts", engine="openjtalk") == 1
     assert value(m, "studio_fallbacks_total", capability="tts", engine="kokoro") is None
+
+
+def test_metrics_count_what_the_runner_tells_and_read_gauges_from_a_small_source(
+        tmp_path) -> None:
+    """Metrics need no services: events to subscribe to, and workers, engine rows and a
+    data dir to read (``app.metrics.Observed``). Unbound, they hear nothing more."""
+    from app.runner.events import ChainRan, Events, JobFinished, StageDone, StepDone
+    from app.runner.heartbeat import WorkerRecord
+    from models.chain import Attempt, ChainResult
+
+    class Source:
+        events = Events()
+        data_dir = tmp_path
+
+        def workers(self) -> tuple[list[WorkerRecord], list[WorkerRecord]]:
+            now = time.time()
+            return [WorkerRecord("h:1", "h", 1, 2, now - 5, now)], []
+
+        def inventory(self) -> dict[str, list[dict[str, object]]]:
+            return {"tts": [{"name": "voicevox", "circuit": "open"}]}
+
+    source = Source()
+    metrics = Metrics()
+    metrics.bind(source)
+    fallback = ChainResult("x", "piper", (Attempt("kokoro", "failed"), Attempt("piper", "used")))
+    for event in (StageDone("render", "builtin", 2.0), StepDone("store", 0.1),
+                  ChainRan("tts", fallback), JobFinished("ops.message", "completed", 3.0)):
+        source.events.send(event)
+    m = samples(generate_latest(metrics.registry).decode())
+    assert value(m, "studio_render_duration_seconds_count", backend="builtin") == 1
+    assert value(m, "studio_stage_duration_seconds_count", stage="store", backend="unknown") == 1
+    assert value(m, "studio_fallbacks_total", capability="tts", engine="piper") == 1
+    assert value(m, "studio_jobs_finished_total", kind="ops.message", status="completed") == 1
+    assert value(m, "studio_workers_live") == 1
+    assert value(m, "studio_worker_threads", worker="h:1") == 2
+    assert value(m, "studio_engine_circuit_open", capability="tts", engine="voicevox") == 1
+    assert value(m, "studio_data_dir_free_bytes") > 0
+    metrics.unbind()
+    source.events.send(JobFinished("ops.message", "completed", 3.0))
+    m = samples(generate_latest(metrics.registry).decode())
+    assert value(m, "studio_jobs_finished_total", kind="ops.message", status="completed") == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.queue import TaskQueue
+from app.runner.unstaged import UnstagedRunner
 from pipelines.media import LIMITS
 from tests.conftest import require_binary
 
@@ -105,7 +105,7 @@ def test_upload_size_and_timeouts_fit_the_studio() -> None:
     [body] = directive("client_max_body_size", studio_server)
     largest = max(LIMITS.audio_max_bytes, LIMITS.image_max_bytes, LIMITS.bgm_max_bytes)
     assert size_bytes(body) >= largest + LIMITS.image_max_bytes, "audio + photo must fit"
-    job_timeout = inspect.signature(TaskQueue.__init__).parameters["job_timeout"].default
+    job_timeout = inspect.signature(UnstagedRunner.__init__).parameters["job_timeout"].default
     for name in ("proxy_read_timeout", "proxy_send_timeout"):
         [value] = directive(name, studio_server)
         assert seconds(value) > job_timeout, f"{name} shorter than the longest job"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from app.leases import LeaseKeeper, LeaseLost
 from app.logs import JsonFormatter, TaskFields
+from app.runner.leases import LeaseKeeper, LeaseLost
 from app.services import build_services
 from app.storage import LocalStorage, os_error_record, validate_key
 from models.errors import InvalidInput
@@ -98,10 +98,10 @@ def test_late_owner_cannot_overwrite_the_newer_run(svc) -> None:
     svc.jobs.store.modify_stage(job.id, name, lambda r: r.update(
         status="running", lease="newer-token", lease_until=time.time() + 60) or True)
     # the old owner's result write is refused, and its next report stops it
-    assert not svc.queue._write_stage(job.id, name, first["lease"], status="done",
-                                      output={"key": "temp/stale.wav"})
+    assert not svc.queue.scheduler._write_stage(job.id, name, first["lease"], status="done",
+                                                output={"key": "temp/stale.wav"})
     with pytest.raises(LeaseLost):
-        svc.queue._stage_progress(job.id, name, 0.9, "late", first["lease"])
+        svc.queue.scheduler.stage_progress(job.id, name, 0.9, "late", first["lease"])
     record = svc.queue.stages(job.id)[name]
     assert record["lease"] == "newer-token" and record["status"] == "running"
     assert record.get("output") is None
@@ -247,7 +247,7 @@ def test_redis_stage_change_runs_again_after_a_conflicting_write(redis_url: str)
     change runs again on the fresh record and sees the stage already taken."""
     import redis
 
-    from app.jobs import RedisJobStore
+    from app.runner.stores import RedisJobStore
 
     url = redis_url.rsplit("/", 1)[0] + "/4"
     redis.Redis.from_url(url).flushdb()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.jobs import Jobs, MemoryJobStore, SqliteJobStore
+from app.runner.jobs import Jobs
+from app.runner.stores import MemoryJobStore, SqliteJobStore
 from app.services import build_services
 from models.errors import Conflict, NotFound
 from tests.conftest import wait_for_job
@@ -143,3 +144,95 @@ def test_job_routes(client, services) -> None:
     bad = client.post("/api/jobs/diagnostics", json={"priority": 11})
     assert bad.status_code == 400
     assert bad.json()["error"]["details"]["fields"][0]["field"] == "priority"
+
+
+def test_queue_runs_on_the_scheduler_and_reaper_it_is_given(settings, tmp_path: Path) -> None:
+    """The queue holds its parts: built here by hand (a reaper that gives a lost stage one
+    attempt only), it runs a staged job through the given scheduler and takes a dead
+    worker's stage back through the given reaper; both tell the one event registry."""
+    from app.runner import heartbeat
+    from app.runner.events import Event, Events, JobFinished, StageDone
+    from app.runner.leases import LeaseKeeper
+    from app.runner.queue import TaskQueue, create_huey
+    from app.runner.reaper import Reaper
+    from app.runner.stages import StageScheduler
+    from app.runner.unstaged import UnstagedRunner
+    from app.storage import LocalStorage
+    from models.chain import FallbackChain
+    from pipelines.jobs import job_kinds
+
+    huey = create_huey("memory://")
+    jobs = Jobs(MemoryJobStore())
+    storage = LocalStorage(tmp_path / "files")
+    kinds, events, heard = job_kinds(), Events(), []
+    events.connect(heard.append)
+    leases = LeaseKeeper(jobs, 2.0)
+    beat = heartbeat.install(huey, running=leases.held)
+    parts = {"kinds": kinds, "leases": leases, "events": events, "worker_name": "here:1"}
+    chains = lambda capability: FallbackChain(capability, [])  # noqa: E731 - none needed
+    unstaged = UnstagedRunner(huey, jobs, storage, settings.engine_settings(), chains, **parts)
+    scheduler = StageScheduler(huey, jobs, storage, settings.engine_settings(), chains, **parts)
+    reaper = Reaper(huey, jobs, leases=leases, heartbeat=beat, scheduler=scheduler,
+                    unstaged=unstaged, consuming=lambda: False, max_attempts=1)
+    queue = TaskQueue(huey, jobs, kinds=kinds, events=events, heartbeat=beat,
+                      unstaged=unstaged, scheduler=scheduler, reaper=reaper)
+    assert queue.scheduler is scheduler and queue.reaper is reaper
+    assert queue.run_stage is scheduler.run_stage
+
+    lost = queue.submit("diagnostics.staged", {"seconds": 0.2})
+    huey.flush()  # its tasks died with their worker
+    jobs.update(lost.id, status="processing")
+    jobs.store.save_stage(lost.id, "low", {"status": "running", "attempts": 1,
+                                           "worker": "gone:7", "lease": "old",
+                                           "lease_until": time.time() - 1})
+    assert queue.reap() == [f"{lost.id}:low"]
+    assert jobs.get(lost.id).error["code"] == "QUEUE_WORKER_LOST"  # one attempt: given
+    assert JobFinished("diagnostics.staged", "failed") in heard
+
+    queue.start_consumer(1, install_signals=False)
+    try:
+        job = queue.submit("diagnostics.staged", {"seconds": 0.2})
+        deadline = time.monotonic() + 60
+        while not jobs.get(job.id).final:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        queue.stop_consumer()
+    assert jobs.get(job.id).status == "completed"
+    done: list[Event] = [e for e in heard if isinstance(e, StageDone)]
+    assert {e.stage for e in done} == {"low", "high", "join"}
+    assert [(e.kind, e.status) for e in heard if isinstance(e, JobFinished)][-1] == (
+        "diagnostics.staged", "completed")
+
+
+def test_a_jobs_events_reach_a_subscriber(services) -> None:
+    """What a job does is told to whoever subscribed to the queue's events: the stages it
+    timed, the steps the runner timed, each engine chain it ran, and how it ended."""
+    from app.runner.events import ChainRan, Event, JobFinished, StageDone, StepDone
+    from models.chain import ChainResult
+    from tests.ops.helpers import install_ops_jobs
+
+    heard: list[Event] = []
+    services.queue.events.connect(heard.append)
+    gen = install_ops_jobs(services)
+    next(gen)
+    services.queue.start_consumer(1, install_signals=False)
+    try:
+        job = services.queue.submit("ops.message", {})
+        assert wait_for_job(services, job.id, timeout=60)["status"] == "completed"
+        deadline = time.monotonic() + 30
+        while not any(isinstance(e, JobFinished) for e in heard):  # told after the task ends
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        services.queue.stop_consumer()
+        gen.close()
+    [ran] = [e for e in heard if isinstance(e, ChainRan)]
+    assert ran.capability == "tts" and isinstance(ran.outcome, ChainResult)
+    assert ran.outcome.backend == "piper" and ran.outcome.fallback_used
+    assert [(e.stage, e.backend) for e in heard if isinstance(e, StageDone)] == [
+        ("synthesize", "piper"), ("render", "builtin")]
+    assert [e.step for e in heard if isinstance(e, StepDone)] == ["store"]
+    [finished] = [e for e in heard if isinstance(e, JobFinished)]
+    assert (finished.kind, finished.status) == ("ops.message", "completed")
+    assert finished.seconds is not None and finished.seconds >= 0

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from app.jobs import Job, JobStore, MemoryJobStore, RedisJobStore, SqliteJobStore
+from app.runner.jobs import Job, JobStore
+from app.runner.stores import MemoryJobStore, RedisJobStore, SqliteJobStore
 from pipelines.scratch import PREFIX, scratch_folder, sweep_scratch
 from tests.app.runner.test_queue_distributed import redis_url  # noqa: F401  (the module's fixture)
 

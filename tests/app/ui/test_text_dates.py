@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from app.jobs import Job
+from app.runner.jobs import Job
 from app.ui.jobs import JOB_COLUMNS, job_row
 from app.ui.message import history_caption
 from app.ui.text import shown_time

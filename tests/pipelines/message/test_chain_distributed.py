@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.heartbeat import live_workers
+from app.runner.heartbeat import live_workers
 from app.services import build_services
 from tests.app.api.test_message import PORTRAIT, TEXT, ffprobe, judge, poll
 from tests.app.runner.test_queue_distributed import ROOT, redis_url, worker_env  # noqa: F401 - fixture

@@ -63,7 +63,7 @@ def test_a_job_that_makes_way_goes_back_to_the_queue_and_runs_again(
     job = queue.submit(make_way_kind, {})
     other = queue.submit(make_way_kind, {})  # waits: the first sees it
     pending = queue.huey.pending_count()
-    queue._run_job(job.id)
+    queue.unstaged.run(job.id)
     again = quiet_services.jobs.get(job.id)
     assert RUNS == [True]
     assert again.status == "queued" and again.current_step == "other work first"
@@ -71,7 +71,7 @@ def test_a_job_that_makes_way_goes_back_to_the_queue_and_runs_again(
     assert again.task_id != job.task_id and again.lease is None
     assert queue.huey.pending_count() == pending + 1
     queue.cancel(other.id)
-    queue._run_job(job.id)
+    queue.unstaged.run(job.id)
     done = quiet_services.jobs.get(job.id)
     assert done.status == "completed" and done.result["runs"] == 2
     assert RUNS == [True, False]  # the cancelled job no longer counts as waiting

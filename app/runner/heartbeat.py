@@ -194,7 +194,7 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # what this process is working on now ([{"job_id", "stage"}]), set by the queue
+        # what this process is working on now ([{"job_id", "stage"}]), given to install()
         self.running: Callable[[], list[dict[str, Any]]] = list
 
     # huey hooks: run inside each consumer worker thread
@@ -254,11 +254,14 @@ class Heartbeat:
             log.warning("heartbeat not removed: %s", exc)
 
 
-def install(huey: Huey, *, interval: float = INTERVAL) -> Heartbeat:
-    """Hook a :class:`Heartbeat` into ``huey``'s worker start and stop."""
+def install(huey: Huey, *, interval: float = INTERVAL,
+            running: Callable[[], list[dict[str, Any]]] = list) -> Heartbeat:
+    """Hook a :class:`Heartbeat` into ``huey``'s worker start and stop; ``running`` says
+    what this process works on (its held leases), for ``/health`` and the Jobs tab."""
     from app.config import VERSION
 
     heartbeat = Heartbeat(store_for(huey), version=VERSION, interval=interval)
+    heartbeat.running = running
     huey.on_startup("studio_heartbeat")(heartbeat.worker_started)
     huey.on_shutdown("studio_heartbeat")(heartbeat.worker_stopped)
     return heartbeat

@@ -3,8 +3,10 @@ failure is written into the job's record.
 
 :class:`RunningJob` is the :class:`pipelines.tasks.JobContext` of an unstaged job: it reports
 progress into the job's record, honours a cancel and the time limit, and writes only while
-its run holds the lease (``app.leases``). :class:`RunningStage` does the same for one stage;
-its progress is rolled up into the job's by the stage scheduler (``app.stages``).
+its run holds the lease (``app.runner.leases``). :class:`RunningStage` does the same for one
+stage; it hands its progress to the callback it is given (the stage scheduler's, which rolls
+it up into the job's: ``app.runner.stages``). What a run observes (stages and steps done,
+engine chains run) goes out as events (``app.runner.events``) to whoever listens.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.jobs import Jobs
-from app.leases import LeaseKeeper, LeaseLost
+from app.runner.events import ChainRan, Events, StageDone, StepDone
+from app.runner.jobs import Jobs
+from app.runner.leases import LeaseKeeper, LeaseLost
 from app.storage import Storage, new_key
 from models.base import EngineSettings
-from models.chain import FallbackChain
+from models.chain import ChainExhausted, ChainResult, FallbackChain
 from models.errors import Cancelled, StudioError
 
-if TYPE_CHECKING:
-    from app.metrics import Metrics
-    from app.stages import StageScheduler
+StageReport = Callable[[float, str], None]
+"""Where a running stage sends its progress: ``report(fraction, step)``."""
 
 
 class JobTimeout(StudioError):
@@ -41,7 +43,7 @@ class RunningJob:
     jobs: Jobs
     chains: Callable[[str], FallbackChain[Any]]
     deadline: float
-    metrics: Metrics | None = None  # this process's, when bound
+    events: Events | None = None  # the runner's: stages, steps and chain runs go there
     lease: str | None = None  # this run's lease token (writes count only while it holds)
     leases: LeaseKeeper | None = None
     waiting: Callable[[], int] | None = None  # how many other jobs are queued or running
@@ -76,19 +78,25 @@ class RunningJob:
         self.check_lease()
         self.jobs.step_done(self.job_id, step, holder=self.lease)
         now = time.perf_counter()
-        if self.metrics is not None and step not in self._observed:
-            self.metrics.observe_step(step, now - self._stage_started)
+        if self.events is not None and step not in self._observed:
+            self.events.send(StepDone(step, now - self._stage_started))
         self._stage_started = now
 
     def observe_stage(self, stage: str, backend: str | None, seconds: float) -> None:
-        """Record how long ``stage`` took on ``backend`` (see ``app.metrics``)."""
+        """Say how long ``stage`` took on ``backend`` (``app.metrics`` listens)."""
         self._observed.add(stage)
-        if self.metrics is not None:
-            self.metrics.observe_stage(stage, backend, seconds)
+        if self.events is not None:
+            self.events.send(StageDone(stage, backend, seconds))
 
     def chain(self, capability: str) -> FallbackChain[Any]:
         chain = self.chains(capability)
-        return chain if self.metrics is None else self.metrics.observed(chain)
+        if self.events is None or not self.events.listening(ChainRan):
+            return chain
+        return chain.observed(self._chain_ran)
+
+    def _chain_ran(self, capability: str, outcome: ChainResult[Any] | ChainExhausted) -> None:
+        if self.events is not None:
+            self.events.send(ChainRan(capability, outcome))
 
     def new_key(self, prefix: str, extension: str) -> str:
         return new_key(prefix, extension)
@@ -103,7 +111,7 @@ class RunningStage(RunningJob):
     the job's progress is recomputed from all its stages (weighted by their cost)."""
 
     stage: str = ""
-    queue: StageScheduler | None = None
+    report: StageReport | None = None  # given by the stage scheduler
     _last_step: str = ""
 
     def progress(self, fraction: float, step: str) -> None:
@@ -117,8 +125,8 @@ class RunningStage(RunningJob):
         now = time.monotonic()
         # a new step is written at once (a short one, such as the encode, must show)
         if now - self._last_write >= 0.5 or fraction >= 1.0 or step != self._last_step:
-            assert self.queue is not None
-            self.queue._stage_progress(self.job_id, self.stage, fraction, step, self.lease)
+            assert self.report is not None
+            self.report(fraction, step)
             self._last_write = now
             self._last_step = step
 

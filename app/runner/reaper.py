@@ -1,4 +1,5 @@
-"""Taking back the work of dead workers: the reaper side of leases (``app.leases``).
+"""Taking back the work of dead workers: the reaper side of leases
+(``app.runner.leases``).
 
 Every consuming process runs one reaper thread. It looks at every job that is queued or
 processing — whichever worker started it, on whatever machine — and takes back what a dead
@@ -8,8 +9,9 @@ between two stages, and a task a worker took off the queue but never started. A 
 worker takes back the work of dead processes on its own host at once (``recover``). Both
 also remove the scratch folders that renders killed on this machine left in the temp folder.
 
-:class:`Reaping` is a part of ``app.queue.TaskQueue``; it lives here so that the queue
-module keeps to running jobs, and this one to what happens when their runners die.
+:class:`Reaper` is a part the task queue (``app.runner.queue``) holds. It re-queues through
+the tasks of the parts that run jobs (``app.runner.unstaged``, ``app.runner.stages``) and
+re-drives staged jobs through the stage scheduler it is given.
 """
 
 from __future__ import annotations
@@ -20,53 +22,60 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.jobs import Job
-from app.stages import StageScheduler, run_of, stage_priority
+from huey.api import Huey
+
+from app.runner.heartbeat import Heartbeat
+from app.runner.jobs import Job, Jobs
+from app.runner.leases import LeaseKeeper
+from app.runner.stages import StageScheduler, run_of, stage_priority
+from app.runner.unstaged import UnstagedRunner
 from pipelines.scratch import sweep_scratch
-
-if TYPE_CHECKING:
-    from huey.api import Huey, TaskWrapper
-
-    from app.heartbeat import Heartbeat
-    from app.jobs import Jobs
-    from app.leases import LeaseKeeper
 
 log = logging.getLogger("studio.queue")
 
+MAX_ATTEMPTS = 3  # runs of one stage (or unstaged job) before a lost worker fails the job
 
-class Reaping(StageScheduler):
-    """The reaper part of the task queue (needs its queue, job store and lease keeper; it
-    re-drives staged jobs through the stage scheduler it extends)."""
 
-    huey: Huey
-    jobs: Jobs
-    leases: LeaseKeeper
-    heartbeat: Heartbeat
-    max_attempts: int
-    run_job: TaskWrapper
-    run_stage: TaskWrapper
-    _consumer: Any
-    _admit: threading.Lock
-    _reaper: threading.Thread | None
-    _reaper_stop: threading.Event
+class Reaper:
+    """Takes back the stages and jobs of dead workers, from a thread in each consuming
+    process (started by huey's worker start-up hook) or when asked (:meth:`reap`)."""
 
-    def start_reaper(self) -> None:
+    def __init__(self, huey: Huey, jobs: Jobs, *, leases: LeaseKeeper, heartbeat: Heartbeat,
+                 scheduler: StageScheduler, unstaged: UnstagedRunner,
+                 consuming: Callable[[], bool], max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.huey = huey
+        self.jobs = jobs
+        self.leases = leases
+        self.heartbeat = heartbeat
+        self.scheduler = scheduler
+        self.unstaged = unstaged
+        self.max_attempts = max_attempts
+        self.consuming = consuming  # an in-process consumer runs here (work can be handed)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        huey.on_startup("studio_reaper")(self.start)
+
+    def start(self) -> None:
         """Every consuming process looks for expired leases (huey's worker start-up hook
         calls this in each worker thread; one reaper thread per process)."""
-        with self._admit:
-            if self._reaper is not None and self._reaper.is_alive():
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
                 return
-            self._reaper_stop.clear()
-            self._reaper = threading.Thread(target=self._reap_loop, name="studio-reaper",
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._reap_loop, name="studio-reaper",
                                             daemon=True)
-            self._reaper.start()
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
 
     def _reap_loop(self) -> None:
         every = max(self.leases.seconds / 4.0, 0.25)
-        while not self._reaper_stop.wait(every):
-            if self.heartbeat.threads_alive() == 0 and self._consumer is None:
+        while not self._stop.wait(every):
+            if self.heartbeat.threads_alive() == 0 and not self.consuming():
                 continue  # no consumer threads here (they stopped): nothing to hand work to
             try:
                 self.reap()
@@ -94,7 +103,7 @@ class Reaping(StageScheduler):
         unfinished = [j for j in self.jobs.store.unfinished()
                       if j.status in ("processing", "queued")]
         for job in unfinished:  # one indexed read of the store per pass, not the history
-            if not self.is_staged(job.kind):
+            if not self.scheduler.is_staged(job.kind):
                 if job.status == "queued":
                     if job.updated_at < stale and not in_queue(job.task_id, job.id, None):
                         self._requeue_job(job)
@@ -126,7 +135,8 @@ class Reaping(StageScheduler):
                 if fresh is not None and fresh.status == "processing" \
                         and fresh.updated_at < stale:
                     log.warning("job with nothing running driven on", extra={"job_id": job.id})
-                    self._enqueue_ready(fresh, self.jobs.store.load_stages(job.id), force=True)
+                    self.scheduler.enqueue_ready(fresh, self.jobs.store.load_stages(job.id),
+                                                 force=True)
         return taken
 
     def _waiting_tasks(self) -> tuple[set[str], set[tuple[str, str]]]:
@@ -135,7 +145,7 @@ class Reaping(StageScheduler):
         stages: set[tuple[str, str]] = set()
         for task in [*self.huey.pending(), *self.huey.scheduled()]:
             ids.add(task.id)
-            if task.name == self.run_stage.name and len(task.args) >= 2:
+            if task.name == self.scheduler.run_stage.name and len(task.args) >= 2:
                 stages.add((task.args[0], task.args[1]))
         return ids, stages
 
@@ -152,14 +162,14 @@ class Reaping(StageScheduler):
 
         if self.jobs.store.modify_stage(job.id, stage_name, again).get("queued_at") != now:
             return
-        index = [st.name for st in self._stages(job.kind)].index(stage_name)
-        self.huey.enqueue(self.run_stage.s(job.id, stage_name, run_of(job),
+        index = self.scheduler.stage_index(job.kind, stage_name)
+        self.huey.enqueue(self.scheduler.run_stage.s(job.id, stage_name, run_of(job),
                                            priority=stage_priority(job, index)))
         log.warning("stage task lost with its worker re-queued",
                     extra={"job_id": job.id, "stage": stage_name})
 
     def _requeue_job(self, job: Job) -> None:
-        task = self.run_job.s(job.id, priority=job.priority)
+        task = self.unstaged.run_job.s(job.id, priority=job.priority)
         moved = False
 
         def again(record: Job) -> bool:
@@ -198,11 +208,11 @@ class Reaping(StageScheduler):
 
         record = self.jobs.store.modify_stage(job.id, stage_name, take)
         if outcome == "failed":
-            self._fail_job(job.id, stage_name, record["error"])
+            self.scheduler.fail_job(job.id, stage_name, record["error"])
         elif outcome == "queued":
             self.jobs.store.modify(job.id, _count_attempt)  # atomic: two stages may be lost
-            index = [st.name for st in self._stages(job.kind)].index(stage_name)
-            self.huey.enqueue(self.run_stage.s(job.id, stage_name, run_of(job),
+            index = self.scheduler.stage_index(job.kind, stage_name)
+            self.huey.enqueue(self.scheduler.run_stage.s(job.id, stage_name, run_of(job),
                                                priority=stage_priority(job, index)))
             log.warning("stage of a lost worker re-queued",
                         extra={"job_id": job.id, "stage": stage_name,
@@ -210,7 +220,7 @@ class Reaping(StageScheduler):
         return bool(outcome)
 
     def _reclaim_job(self, job: Job, now: float) -> bool:
-        task = self.run_job.s(job.id, priority=job.priority)
+        task = self.unstaged.run_job.s(job.id, priority=job.priority)
         outcome = ""
 
         def take(record: Job) -> bool:

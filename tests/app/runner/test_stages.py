@@ -175,3 +175,28 @@ def test_later_stages_go_first_so_messages_finish_in_order(svc) -> None:
     assert done_first is not None
     # first come, first served would have run the second job's "low" before the first's join
     assert done_first <= second_stages["low"]["started_at"]
+
+
+def test_a_running_stage_reports_through_the_callback_it_is_given(settings,
+                                                                 tmp_path: Path) -> None:
+    """A stage's progress goes to the callback its scheduler gave it (a new step at once,
+    the same step at most twice a second, the end always), nowhere else."""
+    from app.runner.jobs import Jobs
+    from app.runner.running import RunningStage
+    from app.runner.stores import MemoryJobStore
+    from app.storage import LocalStorage
+    from models.chain import FallbackChain
+
+    jobs = Jobs(MemoryJobStore())
+    job = jobs.create("diagnostics.staged")
+    reports: list[tuple[float, str]] = []
+    ctx = RunningStage(job.id, LocalStorage(tmp_path / "files"), settings.engine_settings(),
+                       jobs, lambda capability: FallbackChain(capability, []),
+                       deadline=time.monotonic() + 60, stage="video",
+                       report=lambda fraction, step: reports.append((fraction, step)))
+    ctx.progress(0.25, "render")
+    ctx.progress(0.3, "render")  # too soon after the last: not sent
+    ctx.progress(0.5, "encode")
+    ctx.progress(1.0, "encode")
+    assert reports == [(0.25, "render"), (0.5, "encode"), (1.0, "encode")]
+    assert jobs.get(job.id).progress == 0.0  # the job's record is the scheduler's to roll up

@@ -5,9 +5,10 @@ queued once every stage it waits for is done or skipped (once per run of the job
 atomic flag), and the job's progress is the weighted roll-up of its stages' records. When
 every stage is settled, the kind's ``finish`` builds the job's result.
 
-:class:`StageScheduler` is a part of ``app.queue.TaskQueue`` (through the reaper,
-``app.reaper.Reaping``, which re-drives staged jobs with it); it lives here so that the
-queue module keeps to the queue itself and to unstaged jobs.
+:class:`StageScheduler` is a part that the task queue (``app.runner.queue``) holds; the reaper
+(``app.runner.reaper``) re-drives staged jobs through it. A running stage reports progress
+through the callback it is given (:meth:`StageScheduler.stage_progress`, bound to its run).
+Finished jobs and stages go out as events (``app.runner.events``).
 """
 
 from __future__ import annotations
@@ -15,21 +16,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.jobs import Job, Jobs
-from app.leases import LeaseKeeper, LeaseLost, new_token
-from app.running import RunningStage, error_record, storage_error
+from huey.api import Huey, TaskWrapper
+
+from app.runner.events import Events, JobFinished, StageDone
+from app.runner.jobs import Job, Jobs
+from app.runner.leases import LeaseKeeper, LeaseLost, new_token
+from app.runner.running import RunningStage, StageReport, error_record, storage_error
 from app.storage import Storage
 from models.base import EngineSettings
 from models.chain import FallbackChain
 from models.errors import Cancelled, StudioError, TransientBackendError
 from pipelines.tasks import JobRegistry, Stage
-
-if TYPE_CHECKING:
-    from huey.api import Huey, TaskWrapper
-
-    from app.metrics import Metrics
 
 log = logging.getLogger("studio.queue")
 
@@ -47,18 +46,23 @@ def run_of(job: Job) -> int:
 
 
 class StageScheduler:
-    """The staged-job part of the task queue (needs its huey, job store and lease keeper)."""
+    """Runs staged jobs: queues their stages as huey tasks (``studio.run_stage``), runs one
+    stage under its lease, rolls progress up, fails or finishes the job."""
 
-    huey: Huey
-    jobs: Jobs
-    storage: Storage
-    engine_settings: EngineSettings
-    chains: Callable[[str], FallbackChain[Any]]
-    kinds: JobRegistry
-    leases: LeaseKeeper
-    metrics: Metrics | None
-    worker_name: str
-    run_stage: TaskWrapper
+    def __init__(self, huey: Huey, jobs: Jobs, storage: Storage,
+                 engine_settings: EngineSettings, chains: Callable[[str], FallbackChain[Any]],
+                 *, kinds: JobRegistry, leases: LeaseKeeper, events: Events,
+                 worker_name: str) -> None:
+        self.huey = huey
+        self.jobs = jobs
+        self.storage = storage
+        self.engine_settings = engine_settings
+        self.chains = chains
+        self.kinds = kinds
+        self.leases = leases
+        self.events = events
+        self.worker_name = worker_name
+        self.run_stage: TaskWrapper = huey.task(name="studio.run_stage")(self._run_stage)
 
     def is_staged(self, kind: str) -> bool:
         """A kind this queue no longer knows (a job from before an upgrade) runs unstaged."""
@@ -68,7 +72,11 @@ class StageScheduler:
     def _stages(self, kind: str) -> tuple[Stage, ...]:
         return self.kinds[kind].stages
 
-    def _enqueue_ready(self, job: Job, records: dict[str, dict[str, Any]],
+    def stage_index(self, kind: str, stage: str) -> int:
+        """The stage's place in its kind (its queue priority comes from it)."""
+        return [st.name for st in self._stages(kind)].index(stage)
+
+    def enqueue_ready(self, job: Job, records: dict[str, dict[str, Any]],
                        expires: float | None = None, force: bool = False) -> None:
         """Queue every stage whose waits are met, once per run of the job (atomic claim).
         ``force`` (the reaper, for a job nobody works on) queues again what a worker killed
@@ -119,8 +127,7 @@ class StageScheduler:
         ]
         started = job.started_at or job.created_at
         result.setdefault("processing_time", round(time.time() - started, 3))
-        if self.metrics is not None:
-            self.metrics.observe_job(job.kind, "completed", time.time() - started)
+        self.events.send(JobFinished(job.kind, "completed", time.time() - started))
         self.jobs.update(job.id, status="completed", progress=100.0, current_step="done",
                          result=result, steps_remaining=[],
                          steps_completed=[st.name for st in self._stages(job.kind)])
@@ -163,8 +170,16 @@ class StageScheduler:
 
         self.jobs.store.modify(job_id, apply)
 
-    def _stage_progress(self, job_id: str, stage: str, fraction: float, step: str,
-                        token: str | None) -> None:
+    def reporter(self, job_id: str, stage: str, token: str) -> StageReport:
+        """The progress callback of one run of a stage (what its context is given)."""
+        def report(fraction: float, step: str) -> None:
+            self.stage_progress(job_id, stage, fraction, step, token)
+
+        return report
+
+    def stage_progress(self, job_id: str, stage: str, fraction: float, step: str,
+                       token: str | None) -> None:
+        """Write a stage's progress (while ``token`` holds its lease) and roll it up."""
         def report(record: dict[str, Any]) -> bool:
             if token is not None and record.get("lease") != token:
                 return False
@@ -235,7 +250,7 @@ class StageScheduler:
         record = self.jobs.store.modify_stage(job_id, stage_name, claim)
         if not claimed:
             if record.get("status") in ("done", "skipped"):
-                self._enqueue_ready(job, self.jobs.store.load_stages(job_id))
+                self.enqueue_ready(job, self.jobs.store.load_stages(job_id))
             return
         log.info("stage started", extra={"job_id": job_id, "stage": stage_name,
                                          "attempt": record["attempts"],
@@ -259,8 +274,9 @@ class StageScheduler:
         outputs = {n: r.get("output") or {} for n, r in records.items()
                    if r.get("status") == "done"}
         ctx = RunningStage(job_id, self.storage, self.engine_settings, self.jobs, self.chains,
-                           deadline=time.monotonic() + stage.timeout, metrics=self.metrics,
-                           lease=token, leases=self.leases, stage=stage_name, queue=self)
+                           deadline=time.monotonic() + stage.timeout, events=self.events,
+                           lease=token, leases=self.leases, stage=stage_name,
+                           report=self.reporter(job_id, stage_name, token))
         started = time.perf_counter()
         try:
             output = stage.run(ctx, job.params, outputs)
@@ -279,7 +295,7 @@ class StageScheduler:
                                      error=error_record(exc)):
                     self.huey.enqueue(self.run_stage.s(
                         job_id, stage_name, run_of(job),
-                        priority=stage_priority(job, self._stages(job.kind).index(stage)),
+                        priority=stage_priority(job, self.stage_index(job.kind, stage_name)),
                         delay=stage.retry_delay * 2 ** (record["attempts"] - 1)))
                     log.info("stage retry scheduled", extra={"job_id": job_id,
                                                              "stage": stage_name})
@@ -307,14 +323,13 @@ class StageScheduler:
         log.info("stage done", extra={"job_id": job_id, "stage": stage_name,
                                       "duration_ms": round(1000 * seconds),
                                       "backend": (output or {}).get("backend")})
-        if self.metrics is not None:
-            self.metrics.observe_stage(stage_name, (output or {}).get("backend"), seconds)
+        self.events.send(StageDone(stage_name, (output or {}).get("backend"), seconds))
         records = self.jobs.store.load_stages(job_id)
         job = self.jobs.get(job_id)
         if job.final:
             return
         self._sync_progress(job_id, job.kind, records)
-        self._enqueue_ready(job, records)
+        self.enqueue_ready(job, records)
 
     def _stage_failed(self, job_id: str, stage: str, token: str,
                       error: dict[str, Any] | None) -> bool:
@@ -323,14 +338,15 @@ class StageScheduler:
                                  error=error, finished_at=time.time()):
             return False
         if error is not None:
-            self._fail_job(job_id, stage, error)
+            self.fail_job(job_id, stage, error)
         return True
 
-    def _fail_job(self, job_id: str, stage: str, error: dict[str, Any]) -> None:
+    def fail_job(self, job_id: str, stage: str, error: dict[str, Any]) -> None:
+        """Fail the whole job for its stage ``stage`` (the reaper's, too)."""
         job = self.jobs.update(job_id, status="failed", current_step=stage,
                                error={**error, "stage": stage})
-        if self.metrics is not None and job.status == "failed":
-            self.metrics.observe_job(job.kind, "failed")
+        if job.status == "failed":
+            self.events.send(JobFinished(job.kind, "failed"))
         log.warning("stage failed", extra={"job_id": job_id, "stage": stage,
                                            "code": error.get("code")})
 

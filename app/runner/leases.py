@@ -3,11 +3,11 @@
 Why: a worker killed with SIGKILL, or a machine that goes away, says nothing. Each running
 stage record names its worker, a random lease token and a deadline (``lease_until``); the
 process holding it pushes the deadline forward every few seconds from a keeper thread. Once
-the deadline passes, any live worker may take the stage back (``TaskQueue.reap``) — whoever
-started the job, on whatever machine. Every write the running stage makes (progress, result,
-failure) is a compare-and-set on its token, so a run that lost its lease (suspended, cut off,
-or just slow to notice) cannot overwrite what its successor did; it finds out at its next
-progress report and stops.
+the deadline passes, any live worker may take the stage back (``app.runner.reaper``) —
+whoever started the job, on whatever machine. Every write the running stage makes (progress,
+result, failure) is a compare-and-set on its token, so a run that lost its lease (suspended,
+cut off, or just slow to notice) cannot overwrite what its successor did; it finds out at its
+next progress report and stops.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from app.jobs import Job, Jobs
+from app.runner.jobs import Job, Jobs
 from models.errors import StudioError
 
 log = logging.getLogger("studio.leases")
@@ -40,7 +41,8 @@ def new_token() -> str:
 class LeaseKeeper:
     """Renews the leases this process holds, and remembers the ones it lost."""
 
-    def __init__(self, jobs: Jobs, seconds: float = DEFAULT_SECONDS) -> None:
+    def __init__(self, jobs: Jobs, seconds: float = DEFAULT_SECONDS, *,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.jobs = jobs
         self.seconds = float(seconds)
         self._held: dict[tuple[str, str | None], str] = {}
@@ -48,7 +50,7 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self.on_change: Any = None  # called after hold/release (the heartbeat says it)
+        self.on_change = on_change  # called after hold/release (the heartbeat says it)
 
     @property
     def renew_every(self) -> float:
