@@ -11,7 +11,7 @@ from app.services import Services
 from app.ui import bgm, cache_files, engines, image, jobs, message, prosody, video, voice
 from app.ui import models as models_panel
 from app.ui.message import MessageDesk
-from app.ui.owners import UiAccess, login_on
+from app.ui.owners import UiAccess, UiState, login_on
 from app.ui.text import (
     build_i18n,
     plain,
@@ -106,7 +106,7 @@ def footer_text(services: Services, lang: str = "en", show_data_dir: bool = Fals
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def sees_data_dir(services: Services, request: gr.Request | None) -> bool:
+def sees_data_dir(services: UiState, request: gr.Request | None) -> bool:
     """An admin (with the login on), or someone on this very machine: the page asked for
     as localhost by a loopback client, with the login off (behind a proxy or on a Space the
     Host is the public name, so nobody there sees it)."""
