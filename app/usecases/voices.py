@@ -65,7 +65,7 @@ def submit_profile(services: Services, clips: list[tuple[bytes, str]], *, name: 
     answer = {"task_id": job.id, "status": job.status, "steps": list(PROFILE_STEPS),
               "status_url": f"/api/voice/status/{job.id}",
               "estimated_time": round(2.0 + 0.4 * len(clips) * 10, 1)}
-    evolving = evolve_after_profile(services, job, owner)  # the evolved voice, searched next
+    evolving = evolve_after_profile(services.settings, services.queue, job, owner)  # the evolved voice, searched next
     if evolving is not None:
         answer["evolve"] = evolution_answer(evolving)
     return answer
@@ -236,7 +236,8 @@ class Voices:
 
     def submit_evolution(self, profile_id: str, *, owner: str | None,
                          budget_s: float | None) -> dict[str, Any]:
-        return evolve_answer(submit_evolution(self._services, profile_id, owner=owner,
+        return evolve_answer(submit_evolution(self._services.settings, self._services.queue,
+                                              profile_id, owner=owner,
                                               budget_s=budget_s))
 
     def status(self, task_id: str, owns: Callable[[str | None], bool]) -> dict[str, Any]:
