@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import gradio as gr
 
 from app.services import Services
 from app.ui import bgm, cache_files, engines, image, jobs, message, prosody, video, voice
 from app.ui import models as models_panel
-from app.ui.owners import login_on
+from app.ui.message import MessageDesk
+from app.ui.owners import UiAccess, UiState, login_on
 from app.ui.text import (
     build_i18n,
     plain,
@@ -21,16 +23,52 @@ from app.ui.text import (
     word,
 )
 from app.ui.uploads import StudioBlocks
-from app.ui.work import recorder
+from app.ui.voice_profiles import VoiceDesk
+from app.ui.work import Recorder, recorder
+from app.usecases.messages import delete_message, submit_message
+from app.usecases.voices import Voices
 
 register(en={"app.logout": "Log out"}, ja={"app.logout": "ログアウト"})
 
+def ui_access(services: Services) -> UiAccess:
+    """Who is asking and what they may see: the login's settings and sessions."""
+    return UiAccess(services.settings, services.ui)
+
+
+def records(services: Services) -> Recorder:
+    """The job records of the work a tab does in the request."""
+    return recorder(services.jobs, ui_access(services))
+
+
+def voice_desk(services: Services) -> VoiceDesk:
+    """The Voice tab's parts; the voice use cases bound once (the services cache the
+    VoiceKit they run)."""
+    return VoiceDesk(Voices(services), services.jobs, services.queue, ui_access(services),
+                     records(services))
+
+
+def message_desk(services: Services) -> MessageDesk:
+    """The Message tab's parts; submitting and deleting a message bound once (a submission
+    checks its voice against the VoiceKit the services cache)."""
+    return MessageDesk(services.storage, services.jobs, services.queue, ui_access(services),
+                       Voices(services), partial(submit_message, services),
+                       partial(delete_message, services))
+
+
+def jobs_desk(services: Services) -> jobs.JobsDesk:
+    """The Jobs tab's parts: the job store, the queue, the sessions its admin check reads."""
+    return jobs.JobsDesk(services.jobs, services.queue, services.ui)
+
+
+# Each tab is built from the parts it uses, never from the whole Services.
 TABS: tuple[tuple[str, Callable[[Services], None]], ...] = (
-    ("tab.message", message.build), ("tab.voice", voice.build),
-    # a tab that takes only its parts: the engines it runs and its job records
-    ("tab.image", lambda services: image.build(services.chain, recorder(services))),
-    ("tab.prosody", prosody.build), ("tab.bgm", bgm.build), ("tab.video", video.build),
-    ("tab.jobs", jobs.build),
+    ("tab.message", lambda s: message.build(message_desk(s))),
+    ("tab.voice", lambda s: voice.build(voice_desk(s))),
+    ("tab.image", lambda s: image.build(s.chain, records(s))),
+    ("tab.prosody", lambda s: prosody.build(s.storage, ui_access(s), records(s))),
+    ("tab.bgm", lambda s: bgm.build(s.storage, ui_access(s), records(s))),
+    ("tab.video", lambda s: video.build(s.chain, s.settings, records(s))),
+    ("tab.jobs", lambda s: jobs.build(jobs_desk(s))),
 )
 
 CSS = """
@@ -68,7 +106,7 @@ def footer_text(services: Services, lang: str = "en", show_data_dir: bool = Fals
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def sees_data_dir(services: Services, request: gr.Request | None) -> bool:
+def sees_data_dir(services: UiState, request: gr.Request | None) -> bool:
     """An admin (with the login on), or someone on this very machine: the page asked for
     as localhost by a loopback client, with the login off (behind a proxy or on a Space the
     Host is the public name, so nobody there sees it)."""
@@ -95,8 +133,9 @@ def build_blocks(services: Services) -> gr.Blocks:
             for label, build_tab in TABS:
                 with gr.Tab(t(label), id=label.split(".")[1]):
                     build_tab(services)
-        engines.build(services)
-        models_panel.build(services)
+        engines.build(services.inventory)
+        models_panel.build(services.settings.engine_settings,
+                           partial(jobs.is_admin, jobs_desk(services)))
         footer = gr.Markdown(footer_text(services), elem_classes=["studio-footer"])
 
         def localized_footer(request: gr.Request) -> str:
@@ -108,4 +147,5 @@ def build_blocks(services: Services) -> gr.Blocks:
     return demo
 
 
-__all__ = ["CSS", "build_blocks", "build_i18n"]
+__all__ = ["CSS", "build_blocks", "build_i18n", "jobs_desk", "message_desk", "records",
+           "ui_access", "voice_desk"]

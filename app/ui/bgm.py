@@ -10,13 +10,13 @@ from typing import Any
 
 import gradio as gr
 
-from app.services import Services
+from app.storage import Storage
 from app.ui.downloads import named
-from app.ui.owners import remember, ui_owner, ui_visibility
+from app.ui.owners import UiState, remember, ui_owner, ui_visibility
 from app.ui.prosody import latest_audio
 from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error, word
 from app.ui.text import table as headed
-from app.ui.work import recorded
+from app.ui.work import Recorder
 from app.usecases import music
 from models.errors import StudioError
 
@@ -95,12 +95,12 @@ def _error(exc: StudioError, request: Any = None) -> gr.Error:
     return studio_error(exc, request_language(request))
 
 
-def track_table(services: Services, request: Any = None) -> dict[str, Any]:
+def track_table(storage: Storage, state: UiState, request: Any = None) -> dict[str, Any]:
     """The track list with headers and moods in the page's language."""
     lang = request_language(request)
     rows = [[track_title(str(r[0]), str(r[1]), lang), word("mood.", str(r[2]), lang),
              r[3], str(r[4]).split(" (")[0]]  # "MIT": the notes behind it are in the API's
-            for r in track_rows(services, request)]
+            for r in track_rows(storage, state, request)]
     return headed(COLUMNS, rows, lang)
 
 
@@ -110,20 +110,20 @@ def track_choices(rows: list[list[object]]) -> list[tuple[Any, str]]:
              else str(r[1]), str(r[0])) for r in rows]
 
 
-def track_rows(services: Services, request: Any = None) -> list[list[object]]:
+def track_rows(storage: Storage, state: UiState, request: Any = None) -> list[list[object]]:
     """Built-in tracks and the uploads this user may see (``app.ui.owners``)."""
     return [[tr.id, tr.title, tr.mood, tr.duration, tr.licence]
-            for tr in music.list_tracks(services.storage, ui_visibility(services, request))]
+            for tr in music.list_tracks(storage, ui_visibility(state, request))]
 
 
-def track_path(services: Services, track_id: str, request: Any = None) -> str | None:
+def track_path(storage: Storage, state: UiState, track_id: str, request: Any = None) -> str | None:
     """A local file for the preview player."""
-    return music.track_file(services.storage, track_id, ui_visibility(services, request))
+    return music.track_file(storage, track_id, ui_visibility(state, request))
 
 
-def run_mix(services: Services, voice_path: str | None, track_id: str, volume: float,
-            fade_in: float, fade_out: float, lead_in: float, tail: float, ducking: bool,
-            duck_db: float, attack_ms: float, release_ms: float,
+def run_mix(storage: Storage, state: UiState, record: Recorder, voice_path: str | None,
+            track_id: str, volume: float, fade_in: float, fade_out: float, lead_in: float,
+            tail: float, ducking: bool, duck_db: float, attack_ms: float, release_ms: float,
             fmt: str, request: Any = None) -> tuple[str, str, str, str]:
     """(mixed audio path, download path, envelope plot path, details JSON)."""
     from app.ui.audio_plots import ducking_plot
@@ -132,19 +132,19 @@ def run_mix(services: Services, voice_path: str | None, track_id: str, volume: f
     if not voice_path:
         raise ui_error(plain("bgm.need_voice", lang), lang)
     try:
-        with recorded(services, "bgm.mix", {"track": track_id}, request):
+        with record("bgm.mix", {"track": track_id}, request):
             options = music.mix_options({
                 "bgm_volume": volume, "fade_in": fade_in, "fade_out": fade_out,
                 "lead_in": lead_in, "tail": tail, "ducking": ducking, "duck_db": duck_db,
                 "attack_ms": attack_ms, "release_ms": release_ms, "output_format": fmt})
-            mixed = music.mix_voice(services.storage, Path(voice_path).read_bytes(),
+            mixed = music.mix_voice(storage, Path(voice_path).read_bytes(),
                                     Path(voice_path).name, track_id or "happy", options,
-                                    visible=ui_visibility(services, request))
+                                    visible=ui_visibility(state, request))
     except StudioError as exc:
         raise _error(exc, request) from None
     key, report = mixed.key, mixed.report
-    remember(services, request, key)
-    path = named(str(services.storage.local_path(key)), "mix", lang)
+    remember(state, request, key)
+    path = named(str(storage.local_path(key)), "mix", lang)
     plot = ducking_plot(report.frame_times, report.music_gain_db, report.voice_level_db,
                         report.speech, lang)
     details = {**report.details, "output_key": key}
@@ -174,9 +174,10 @@ def mix_said(data: str, lang: str = "en") -> str:
     return " · ".join(parts)
 
 
-def build(services: Services) -> None:
+def build(storage: Storage, state: UiState, record: Recorder) -> None:
+    """The tab over its parts: the store it reads and writes, who is asking, its records."""
     def initial_rows(request: gr.Request | None = None) -> dict[str, Any]:
-        return track_table(services, request)
+        return track_table(storage, state, request)
 
     gr.Markdown(t("bgm.intro"))
     first = music.first_builtin()
@@ -185,9 +186,9 @@ def build(services: Services) -> None:
             table = gr.Dataframe(headers=[plain(c) for c in COLUMNS], value=initial_rows,
                                  interactive=False, wrap=True, label=t("bgm.tracks"),
                                  elem_id="bgm-tracks")
-            choice = gr.Dropdown(choices=track_choices(track_rows(services)), value=first,
+            choice = gr.Dropdown(choices=track_choices(track_rows(storage, state)), value=first,
                                  label=t("bgm.track"), allow_custom_value=False)
-            preview = gr.Audio(value=track_path(services, first), label=t("bgm.preview"),
+            preview = gr.Audio(value=track_path(storage, state, first), label=t("bgm.preview"),
                                type="filepath", interactive=False)
             with gr.Accordion(t("bgm.upload"), open=False):
                 upload = gr.File(file_types=[f".{e}" for e in music.UPLOAD_EXTENSIONS],
@@ -228,20 +229,20 @@ def build(services: Services) -> None:
 
     def list_tracks(request: gr.Request | None = None) -> list[list[object]]:
         """Built-in and uploaded tracks: id, title, mood, duration, licence."""
-        return track_rows(services, request)
+        return track_rows(storage, state, request)
 
     def refresh_choices(request: gr.Request | None = None) -> gr.Dropdown:
-        return gr.Dropdown(choices=track_choices(track_rows(services, request)))
+        return gr.Dropdown(choices=track_choices(track_rows(storage, state, request)))
 
     def pick(evt: gr.SelectData, request: gr.Request | None = None) -> str:
         """A row of the table picks its track (the rows are track_rows' order)."""
-        rows = track_rows(services, request)
+        rows = track_rows(storage, state, request)
         index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         return str(rows[index][0]) if isinstance(index, int) and index < len(rows) else first
 
     table.select(pick, outputs=choice, api_visibility="private")
     def preview_path(track_id: str, request: gr.Request | None = None) -> str | None:
-        return track_path(services, track_id, request)
+        return track_path(storage, state, track_id, request)
 
     choice.change(preview_path, inputs=choice, outputs=preview, api_visibility="private")
 
@@ -251,20 +252,20 @@ def build(services: Services) -> None:
         if not path:
             raise ui_error(plain("bgm.need_file", lang), lang)
         try:
-            track = music.add_track(services.storage, Path(path).read_bytes(), Path(path).name,
+            track = music.add_track(storage, Path(path).read_bytes(), Path(path).name,
                                     title=name or None, mood=mood_name,
-                                    owner=ui_owner(services, request))
+                                    owner=ui_owner(state, request))
         except StudioError as exc:
             raise _error(exc, request) from None
-        rows = track_rows(services, request)
-        return (track_table(services, request),
+        rows = track_rows(storage, state, request)
+        return (track_table(storage, state, request),
                 gr.Dropdown(choices=track_choices(rows), value=track.id))
 
     add.click(add_track, inputs=[upload, title, mood], outputs=[table, choice],
               api_visibility="private")
     def use_latest(request: gr.Request | None = None) -> str | None:
-        return (latest_audio(services, "prosody/", request)
-                or latest_audio(services, ("voices/", "temp/voices/"), request))
+        return (latest_audio(storage, state, "prosody/", request)
+                or latest_audio(storage, state, ("voices/", "temp/voices/"), request))
 
     latest.click(use_latest, outputs=voice, api_visibility="private")
 
@@ -273,7 +274,7 @@ def build(services: Services) -> None:
                 depth_db: float, attack_ms: float, release_ms: float,
                 output_format: str, request: gr.Request | None = None) -> tuple[str, str, str, str]:
         """Mix the voice over a track (id or mood); returns audio, file, envelope, details."""
-        return run_mix(services, voice_path, track_id, bgm_volume, fade_in_s, fade_out_s,
+        return run_mix(storage, state, record, voice_path, track_id, bgm_volume, fade_in_s, fade_out_s,
                        lead_in_s, tail_s, duck, depth_db, attack_ms, release_ms, output_format,
                        request)
 

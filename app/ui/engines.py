@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from app.services import Services
 from app.ui.text import plain, register, request_language, t, word
 from app.ui.text import table as headed
 
@@ -40,12 +40,16 @@ register(
 )
 
 
-def inventory_rows(services: Services, lang: str = "en") -> list[list[str]]:
+Inventory = Callable[[], dict[str, list[dict[str, Any]]]]
+"""Each capability's engines with their readiness (``Services.inventory``)."""
+
+
+def inventory_rows(inventory: Inventory, lang: str = "en") -> list[list[str]]:
     """One row per engine: capability, engine, ready, circuit (remote engines), why. The
     reasons are the engines' own diagnostics (paths, settings) and stay as they are."""
     rows = []
     yes, no = plain("word.yes", lang), plain("word.no", lang)
-    for capability, engines in services.inventory().items():
+    for capability, engines in inventory().items():
         for engine in engines:
             circuit = engine.get("circuit")
             rows.append([word("cap.", capability, lang), engine["name"],
@@ -54,10 +58,11 @@ def inventory_rows(services: Services, lang: str = "en") -> list[list[str]]:
     return rows
 
 
-def build(services: Services) -> None:
+def build(inventory: Inventory) -> None:
+    """The panel over the one thing it reads: the engines' inventory, asked on each look."""
     def shown(request: gr.Request | None = None) -> dict[str, Any]:
         lang = request_language(request)
-        return headed(COLUMNS, inventory_rows(services, lang), lang)
+        return headed(COLUMNS, inventory_rows(inventory, lang), lang)
 
     with gr.Accordion(t("engines.title"), open=False):
         table = gr.Dataframe(headers=[plain(c) for c in COLUMNS], value=shown,

@@ -25,14 +25,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import gradio as gr
 from gradio.context import LocalContext
 
 from app.api.limits import RateLimiter, rate_limited_message
 from app.auth import AuthError, check_password, load_users, token_expires_at, verify_token
-from app.services import Services
+from app.ui.owners import UiState, login_on
 from app.ui.sessions import SessionTokens
 from app.ui.text import request_language
 
@@ -50,12 +50,12 @@ AUTH_MESSAGE = ("Sign in with your studio user name and password, or with your u
                 "ユーザー名とパスワード、またはユーザー ID と API トークンでログインしてください。")
 
 
-def auth_configured(services: Services) -> bool:
-    s = services.settings
-    return bool(s.jwt_secret or s.auth_users or s.auth_users_file)
+def auth_configured(state: UiState) -> bool:
+    """Any authentication configured: the UI needs a login (:func:`login_on`)."""
+    return login_on(state)
 
 
-def make_login(services: Services, sessions: SessionTokens | None = None
+def make_login(services: UiState, sessions: SessionTokens | None = None
                ) -> Callable[[str, str], bool] | None:
     """Gradio's ``auth`` callable, or None when no authentication is configured. With
     ``sessions`` (Gradio's session map, :class:`app.ui.sessions.SessionTokens`) each accepted
@@ -135,7 +135,14 @@ def _limited(fn: Callable[..., Any], limiter: RateLimiter) -> Callable[..., Any]
     return guarded
 
 
-def install(blocks: gr.Blocks, services: Services) -> None:
+class Limited(Protocol):
+    """What :func:`install` reads: the limiter both doors share."""
+
+    @property
+    def rate_limiter(self) -> RateLimiter: ...
+
+
+def install(blocks: gr.Blocks, services: Limited) -> None:
     """Close internal events and put the rate limit on the expensive endpoints."""
     close_internal_events(blocks)
     limit_expensive_events(blocks, services.rate_limiter)

@@ -4,7 +4,7 @@ Queue depth, the worker processes alive right now (from their heartbeat records,
 on other machines show too), every job filtered by status and kind, and retry / cancel.
 
 Admin only once authentication is on: the auth layer plugs in by putting a callable
-``services.ui.is_admin(request: gr.Request) -> bool`` in place (see :func:`is_admin`);
+``desk.ui.is_admin(request: gr.Request) -> bool`` in place (see :func:`is_admin`);
 without it (auth off, localhost) everyone who can open the UI may use this tab.
 """
 
@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import gradio as gr
 
 from app.i18n import step_text
 from app.runner.heartbeat import live_workers
-from app.runner.jobs import STATUSES, Job
-from app.services import Services
+from app.runner.jobs import STATUSES, Job, Jobs
+from app.runner.queue import TaskQueue
+from app.services import UiSessions
 from app.ui.text import label, plain, register, request_language, shown_time, t, word
 from app.ui.text import table as headed
 from app.ui.work import UI_KINDS
@@ -31,6 +33,31 @@ ALL = "all"
 JobsView = tuple[str, dict[str, Any], dict[str, Any]]
 # an action's message, then the refreshed view
 ActionView = tuple[str, str, dict[str, Any], dict[str, Any]]
+
+
+class JobsParts(Protocol):
+    """What the Jobs tab reads: the job store, the queue (depth, workers, cancel, retry)
+    and the UI sessions (whose ``is_admin`` the login puts in once the page is built)."""
+
+    @property
+    def jobs(self) -> Jobs: ...
+
+    @property
+    def queue(self) -> TaskQueue: ...
+
+    @property
+    def ui(self) -> UiSessions: ...
+
+
+@dataclass(frozen=True)
+class JobsDesk:
+    """The Jobs tab's parts, as app.ui hands them over."""
+
+    jobs: Jobs
+    queue: TaskQueue
+    ui: UiSessions
+
+
 SHORT_ID = 12  # enough to be unique among a studio's jobs; the full id is resolved on pick
 JOB_COLUMNS = ["jobs.col_id", "jobs.col_kind", "jobs.col_status", "jobs.col_progress",
                "jobs.col_step", "jobs.col_worker", "jobs.col_attempts", "jobs.col_created",
@@ -89,9 +116,9 @@ register(
 )
 
 
-def is_admin(services: Services, request: gr.Request | None) -> bool:
-    """The auth hook: ``services.ui.is_admin`` decides once auth exists; else allow."""
-    check = services.ui.is_admin
+def is_admin(desk: JobsParts, request: gr.Request | None) -> bool:
+    """The auth hook: ``desk.ui.is_admin`` decides once auth exists; else allow."""
+    check = desk.ui.is_admin
     if check is None:
         return True
     try:
@@ -104,18 +131,18 @@ def _ago(ts: float | None, now: float) -> str:
     return "" if ts is None else f"{max(now - ts, 0.0):.0f}"
 
 
-def summary(services: Services, lang: str = "en") -> str:
-    depth = services.queue.depth()
-    live, _ = live_workers(services.queue.huey)
+def summary(desk: JobsParts, lang: str = "en") -> str:
+    depth = desk.queue.depth()
+    live, _ = live_workers(desk.queue.huey)
     counts = " · ".join(f"{word('status.', status, lang)}: {n}"
-                        for status, n in services.jobs.counts().items())
+                        for status, n in desk.jobs.counts().items())
     return plain("jobs.summary", lang).format(
         depth=depth if depth >= 0 else plain("jobs.depth_unknown", lang), live=len(live),
         counts=counts)
 
 
-def worker_rows(services: Services, lang: str = "en") -> list[list[Any]]:
-    live, stale = live_workers(services.queue.huey)
+def worker_rows(desk: JobsParts, lang: str = "en") -> list[list[Any]]:
+    live, stale = live_workers(desk.queue.huey)
     now = time.time()
     yes, no = plain("word.yes", lang), plain("word.no", lang)
     return [[r.worker, yes if r.live(now) else no, r.threads if r.live(now) else 0,
@@ -135,81 +162,82 @@ def job_row(job: Job, lang: str = "en") -> list[Any]:
             error]
 
 
-def job_rows(services: Services, status: str = ALL, kind: str = ALL,
+def job_rows(desk: JobsParts, status: str = ALL, kind: str = ALL,
              limit: int = 100, lang: str = "en") -> list[list[Any]]:
-    jobs = services.jobs.list(status=None if status in (ALL, "", None) else status,
+    jobs = desk.jobs.list(status=None if status in (ALL, "", None) else status,
                               kind=None if kind in (ALL, "", None) else kind,
                               limit=int(min(max(limit, 1), 1000)))
     return [job_row(j, lang) for j in jobs]
 
 
-def resolve_id(services: Services, shown: str) -> str:
+def resolve_id(desk: JobsParts, shown: str) -> str:
     """The full job id for what the table shows (its first characters) or a pasted full id."""
-    return work.resolve_id(services.jobs, shown)
+    return work.resolve_id(desk.jobs, shown)
 
 
-def cancel(services: Services, job_id: str, lang: str = "en") -> str:
-    job_id = resolve_id(services, job_id)
+def cancel(desk: JobsParts, job_id: str, lang: str = "en") -> str:
+    job_id = resolve_id(desk, job_id)
     if not job_id:
         return plain("jobs.no_id", lang)
     try:
-        job = services.queue.cancel(job_id)
+        job = desk.queue.cancel(job_id)
     except StudioError as exc:
         return (exc.message_ja if lang == "ja" and exc.message_ja else exc.message)
     return plain("jobs.cancelled", lang).format(job_id=job_id,
                                                 status=word("status.", job.status, lang))
 
 
-def retry(services: Services, job_id: str, lang: str = "en") -> str:
+def retry(desk: JobsParts, job_id: str, lang: str = "en") -> str:
     """Resume a failed or cancelled job from its failed stage (``TaskQueue.retry``)."""
-    job_id = resolve_id(services, job_id)
+    job_id = resolve_id(desk, job_id)
     if not job_id:
         return plain("jobs.no_id", lang)
     try:
-        if services.jobs.get(job_id).kind in UI_KINDS:
+        if desk.jobs.get(job_id).kind in UI_KINDS:
             return plain("jobs.not_queued", lang)
-        job = services.queue.retry(job_id)
+        job = desk.queue.retry(job_id)
     except StudioError as exc:
         return (exc.message_ja if lang == "ja" and exc.message_ja else exc.message)
     return plain("jobs.retried", lang).format(job_id=job_id,
                                               status=word("status.", job.status, lang))
 
 
-def view(services: Services, status: str, kind: str, limit: float,
+def view(desk: JobsParts, status: str, kind: str, limit: float,
          request: gr.Request | None) -> JobsView:
     """(summary, worker table, job table) for an admin; a refusal and empty tables for
     others. Headers, statuses and kinds are in the page's language."""
     lang = request_language(request)
-    if not is_admin(services, request):
+    if not is_admin(desk, request):
         return (plain("jobs.forbidden", lang), headed(WORKER_COLUMNS, [], lang),
                 headed(JOB_COLUMNS, [], lang))
-    return (summary(services, lang), headed(WORKER_COLUMNS, worker_rows(services, lang), lang),
-            headed(JOB_COLUMNS, job_rows(services, status, kind, int(limit), lang), lang))
+    return (summary(desk, lang), headed(WORKER_COLUMNS, worker_rows(desk, lang), lang),
+            headed(JOB_COLUMNS, job_rows(desk, status, kind, int(limit), lang), lang))
 
 
-def act(services: Services, action: Callable[[Services, str, str], str], job_id: str,
+def act(desk: JobsParts, action: Callable[[JobsParts, str, str], str], job_id: str,
         status: str, kind: str, limit: float, request: gr.Request | None) -> ActionView:
     """Run ``cancel`` or ``retry`` for an admin, then refresh the view."""
     lang = request_language(request)
-    if not is_admin(services, request):
-        return (plain("jobs.forbidden", lang), *view(services, status, kind, limit, request))
-    message = action(services, job_id, lang)
-    return (message, *view(services, status, kind, limit, request))
+    if not is_admin(desk, request):
+        return (plain("jobs.forbidden", lang), *view(desk, status, kind, limit, request))
+    message = action(desk, job_id, lang)
+    return (message, *view(desk, status, kind, limit, request))
 
 
-def build(services: Services) -> None:
+def build(desk: JobsParts) -> None:
+    """The tab over its parts (:class:`JobsDesk`), never the whole app."""
     kinds = [(t("word.all"), ALL), *[(label("kind.", k), k) for k in job_kinds()]]
 
     def show(status: str, kind: str, limit: float, request: gr.Request) -> JobsView:
-        return view(services, status, kind, limit, request)
+        return view(desk, status, kind, limit, request)
 
     def do_cancel(job_id: str, status: str, kind: str, limit: float,
                   request: gr.Request) -> ActionView:
-        return act(services, cancel, job_id, status, kind, limit, request)
+        return act(desk, cancel, job_id, status, kind, limit, request)
 
     def do_retry(job_id: str, status: str, kind: str, limit: float,
                  request: gr.Request) -> ActionView:
-        return act(services, retry, job_id, status, kind, limit, request)
+        return act(desk, retry, job_id, status, kind, limit, request)
 
     gr.Markdown(t("jobs.title"))
     overview = gr.Markdown()
@@ -249,6 +277,6 @@ def build(services: Services) -> None:
 
     def pick(evt: gr.SelectData) -> str:
         row = evt.row_value or []
-        return resolve_id(services, str(row[0])) if row else ""
+        return resolve_id(desk, str(row[0])) if row else ""
 
     jobs.select(pick, None, job_id, api_visibility="private")

@@ -5,6 +5,8 @@ page reload, and can be cancelled). Gradio API: ``/generate_message``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,9 @@ import gradio as gr
 from gradio.context import get_blocks_context
 
 from app.i18n import step_text
-from app.services import Services
+from app.runner.jobs import Jobs
+from app.runner.queue import TaskQueue
+from app.storage import Storage
 from app.ui.downloads import named
 from app.ui.fallback import operator_choices
 from app.ui.message_choices import (
@@ -29,7 +33,7 @@ from app.ui.message_words import (
     step_description,
     time_left,
 )
-from app.ui.owners import ui_owner
+from app.ui.owners import UiState, ui_owner
 from app.ui.text import (
     plain,
     register,
@@ -41,8 +45,8 @@ from app.ui.text import (
 from app.ui.uploads import refuse_at_upload
 from app.usecases import messages
 from app.usecases.image import load_picture
-from app.usecases.messages import delete_message, submit_message
 from app.usecases.video import DEFAULT_SIZE
+from app.usecases.voices import Voices
 from models.errors import StudioError
 
 MAX_CHARS = 1000
@@ -108,13 +112,29 @@ class Cancelled(Exception):
     """The job this call waited on was cancelled (a neutral end, not an error)."""
 
 
+@dataclass(frozen=True)
+class MessageDesk:
+    """The Message tab's parts: the store its videos are in, the jobs it follows, the
+    queue that cancels one, who is asking, the voices it offers, and the message use cases
+    bound once to the app (:func:`app.usecases.messages.submit_message` checks a voice
+    against the VoiceKit the services cache)."""
+
+    storage: Storage
+    jobs: Jobs
+    queue: TaskQueue
+    state: UiState
+    voices: Voices
+    submit: Callable[[bytes, dict[str, Any], str | None], dict[str, Any]]
+    delete: Callable[[str], int]
+
+
 class MessageTab:
     """State shared by the tab's events: the job each browser session is waiting on, and
     the one it made last (so "how it was made" shows this session's message, not another's)."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.chosen = operator_choices(services.settings)  # whose skips people hear of
+    def __init__(self, desk: MessageDesk) -> None:
+        self.desk = desk
+        self.chosen = operator_choices(desk.state.settings)  # whose skips people hear of
         self.running: dict[str, str] = {}
         self.finished: dict[str, str] = {}
 
@@ -149,7 +169,7 @@ class MessageTab:
                                progress)
         except Cancelled:
             return None, "", plain("message.cancelled", lang)
-        job = self.services.jobs.get(job_id)
+        job = self.desk.jobs.get(job_id)
         return self._video(job_id, lang), describe(job.result or {}, lang, self.chosen), ""
 
     def _run(self, image: str | None, text: str, voice: str, emotion: str, bgm: str,
@@ -160,10 +180,10 @@ class MessageTab:
             raise ui_error(plain("message.no_photo", lang), lang)
         check_photo(image, request)
         try:
-            answer = submit_message(
-                self.services, Path(image).read_bytes(),
+            answer = self.desk.submit(
+                Path(image).read_bytes(),
                 {"text": text, "voice": voice or None, "emotion": emotion, "bgm": bgm,
-                 "size": size, "subtitles": subtitles}, ui_owner(self.services, request))
+                 "size": size, "subtitles": subtitles}, ui_owner(self.desk.state, request))
         except StudioError as exc:
             raise studio_error(exc, lang) from None
         job_id = str(answer["task_id"])
@@ -180,8 +200,8 @@ class MessageTab:
 
     def _video(self, job_id: str, lang: str = "en") -> str:
         """The finished video, under a name people recognise when they download it."""
-        job = self.services.jobs.get(job_id)
-        return named(str(self.services.storage.local_path((job.result or {})["video_key"])),
+        job = self.desk.jobs.get(job_id)
+        return named(str(self.desk.storage.local_path((job.result or {})["video_key"])),
                      "message", lang, job.created_at)
 
     def _wait(self, job_id: str, lang: str, progress: gr.Progress) -> None:
@@ -190,7 +210,7 @@ class MessageTab:
         clock = Clock()
         while True:
             try:
-                job = self.services.jobs.get(job_id)
+                job = self.desk.jobs.get(job_id)
             except StudioError as exc:  # deleted while we waited
                 raise studio_error(exc, lang) from None
             if job.status == "completed":
@@ -216,7 +236,7 @@ class MessageTab:
         if not job_id:
             return plain("message.nothing_running", request_language(request))
         try:
-            self.services.queue.cancel(job_id)
+            self.desk.queue.cancel(job_id)
         except StudioError:
             pass
         return plain("message.cancelled", request_language(request))
@@ -227,7 +247,7 @@ class MessageTab:
         if not job_id:
             return ""
         try:
-            job = self.services.jobs.get(job_id)
+            job = self.desk.jobs.get(job_id)
         except StudioError:
             return ""
         if job.status != "completed":
@@ -238,14 +258,14 @@ class MessageTab:
         """Finished messages, newest first: the framed portrait (the face, not a crop of the
         photo's top), the date and the first words."""
         items = []
-        owner = ui_owner(self.services, request)
+        owner = ui_owner(self.desk.state, request)
         lang = request_language(request)
-        for job in messages.history(self.services.jobs, limit=60, owner=owner):
+        for job in messages.history(self.desk.jobs, limit=60, owner=owner):
             result = job.result or {}
             if job.status != "completed" or not result.get("portrait_key"):
                 continue
             try:
-                thumb = self.services.storage.local_path(result["portrait_key"])
+                thumb = self.desk.storage.local_path(result["portrait_key"])
             except StudioError:
                 continue
             items.append((str(thumb), history_caption(job.created_at, job.params.get("text"),
@@ -256,11 +276,11 @@ class MessageTab:
              ) -> tuple[str | None, str, str]:
         caption = str(evt.value.get("caption") if isinstance(evt.value, dict) else evt.value)
         shown = caption.rsplit("#", 1)[-1].strip()
-        owner = ui_owner(self.services, request)
-        job_id = messages.resolve_id(self.services.jobs, shown, owner)
+        owner = ui_owner(self.desk.state, request)
+        job_id = messages.resolve_id(self.desk.jobs, shown, owner)
         try:
-            job = self.services.jobs.get(job_id)
-            video = self.services.storage.local_path((job.result or {})["video_key"])
+            job = self.desk.jobs.get(job_id)
+            video = self.desk.storage.local_path((job.result or {})["video_key"])
         except (StudioError, KeyError, TypeError):
             return None, "", ""
         lang = request_language(request)
@@ -273,13 +293,13 @@ class MessageTab:
         if not job_id:
             raise ui_error(plain("message.none_selected", lang), lang)
         try:
-            job = self.services.jobs.get(job_id)
+            job = self.desk.jobs.get(job_id)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
-        owner = ui_owner(self.services, request)
+        owner = ui_owner(self.desk.state, request)
         if owner is not None and job.owner != owner:
             raise ui_error(plain("message.none_selected", lang), lang)
-        delete_message(self.services, job_id)
+        self.desk.delete(job_id)
         return self.history(request), None, "", ""
 
 
@@ -317,10 +337,12 @@ def clear_result() -> tuple[None, str, str]:
     return None, "", ""
 
 
-def build(services: Services) -> None:
-    tab = MessageTab(services)
+def build(desk: MessageDesk) -> None:
+    """The tab over its parts (:class:`MessageDesk`), never the whole app."""
+    tab = MessageTab(desk)
     try:  # real choices in the API schema at once; the page load refreshes them
-        voices, tracks = voice_choices(services), bgm_choices(services)
+        voices, tracks = (voice_choices(desk.voices, desk.state),
+                          bgm_choices(desk.storage, desk.state))
     except Exception:  # an engine failing to list must not break the tab
         voices, tracks = [(t("word.auto"), "")], [(t("message.music_none"), "none")]
     with gr.Row(elem_id="message-row"):
@@ -339,7 +361,7 @@ def build(services: Services) -> None:
                                       value="auto", min_width=160)
             with gr.Row(elem_id="message-music-row"):
                 bgm = gr.Dropdown(label=t("message.bgm"), choices=tracks,
-                                  value=default_bgm(services), allow_custom_value=True,
+                                  value=default_bgm(desk.storage), allow_custom_value=True,
                                   min_width=160, elem_id="message-bgm")
                 subtitles = gr.Checkbox(label=t("message.subtitles"), value=False,
                                         min_width=120)
@@ -391,8 +413,9 @@ def build(services: Services) -> None:
                  api_visibility="private")
 
     def load_choices(request: gr.Request) -> tuple[Any, Any, list[tuple[str, str]]]:
-        return (gr.update(choices=voice_choices(services, request)),
-                gr.update(choices=bgm_choices(services, request)), tab.history(request))
+        return (gr.update(choices=voice_choices(desk.voices, desk.state, request)),
+                gr.update(choices=bgm_choices(desk.storage, desk.state, request)),
+                tab.history(request))
 
     refresh.click(load_choices, None, [voice, bgm, gallery], api_visibility="private")
     blocks = get_blocks_context()

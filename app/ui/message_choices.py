@@ -7,28 +7,30 @@ from typing import Any
 
 from gradio.i18n import I18nData
 
-from app.services import Services
+from app.storage import Storage
 from app.ui.bgm import track_title
-from app.ui.owners import ui_visibility
+from app.ui.owners import UiState, ui_visibility
 from app.ui.text import label, request_language, t
-from app.usecases import music, prosody, voices
+from app.usecases import music, prosody
 from app.usecases import video as videos
+from app.usecases.voices import Voices
 
 
-def voice_choices(services: Services, request: Any = None) -> list[tuple[str | I18nData, str]]:
+def voice_choices(voices: Voices, state: UiState,
+                  request: Any = None) -> list[tuple[str | I18nData, str]]:
     """Built-in voices of the available engines, then the caller's voice profiles."""
     choices: list[tuple[Any, str]] = [(t("word.auto"), "")]
-    for engine in voices.engines(services):
+    for engine in voices.engines():
         for v in engine["voices"]:
             choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])} "
                             f"({engine['engine']})", v["id"]))
-    for profile in voices.profiles_for(services, ui_visibility(services, request)).list():
+    for profile in voices.profiles(ui_visibility(state, request)).list():
         choices.append((f"★ {profile.name} ({t('message.voice_profile')})", profile.id))
     return choices
 
 
-def bgm_choices(services: Services, request: Any = None) -> list[tuple[Any, str]]:
-    tracks = music.list_tracks(services.storage, ui_visibility(services, request))
+def bgm_choices(storage: Storage, state: UiState, request: Any = None) -> list[tuple[Any, str]]:
+    tracks = music.list_tracks(storage, ui_visibility(state, request))
     lang = request_language(request)
     return [(t("message.music_none"), "none"),
             *[(f"{track_title(tr.id, tr.title, lang)} · {label('mood.', tr.mood)}", tr.id)
@@ -48,6 +50,6 @@ def size_choices() -> list[tuple[str | I18nData, str]]:
     return [(t(ASPECT_LABELS[aspect]), name) for name, aspect in videos.SIZE_ASPECTS]
 
 
-def default_bgm(services: Services) -> str:
+def default_bgm(storage: Storage) -> str:
     """The track the REST default (the "celebration" mood) resolves to, shown by its title."""
-    return music.track_id("celebration", services.storage) or "none"
+    return music.track_id("celebration", storage) or "none"

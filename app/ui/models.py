@@ -9,16 +9,15 @@ administrators may start one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from app.services import Services
-from app.ui.jobs import is_admin
 from app.ui.text import plain, register, request_language, t
 from app.ui.text import table as headed
-from models.catalog import CATALOG
-from models.downloads import ModelManager, manager_for
+from app.usecases import models
+from models.base import EngineSettings
 
 register(
     en={"models.title": "Models", "models.pick": "Model", "models.download": "Download",
@@ -53,15 +52,12 @@ HEADERS = [plain(c) for c in COLUMNS]
 
 
 def _spec_words(lang: str) -> dict[str, str]:
-    return {**{f"models.what.{n}": m.what.get(lang) for n, m in CATALOG.items()},
-            **{f"models.note.{n}": m.licence_note.get(lang) for n, m in CATALOG.items()}}
+    specs = {n: models.spec(n) for n in models.names()}
+    return {**{f"models.what.{n}": m.what.get(lang) for n, m in specs.items()},
+            **{f"models.note.{n}": m.licence_note.get(lang) for n, m in specs.items()}}
 
 
 register(en=_spec_words("en"), ja=_spec_words("ja"))
-
-
-def manager(services: Services) -> ModelManager:
-    return manager_for(services.settings.engine_settings())
 
 
 def _status(status: str, lang: str) -> str:
@@ -74,13 +70,13 @@ def _status(status: str, lang: str) -> str:
     return status
 
 
-def model_rows(services: Services, lang: str = "en") -> list[list[str]]:
+def model_rows(settings: EngineSettings, lang: str = "en") -> list[list[str]]:
     """One row per neural engine. The model's own name, licence and source stay as the
     catalogue gives them; what it does, its licence note and the table's words follow
     ``lang`` (read from its spec, so an engine registered later shows too)."""
     rows = []
-    for row in manager(services).rows():
-        model = CATALOG[row["name"]]
+    for row in models.rows(settings):
+        model = models.spec(row["name"])
         commercial = (plain("word.yes", lang) if row["commercial_use"] else
                       f"{plain('models.not_commercial', lang)} "
                       f"({model.licence_note.get(lang)})")
@@ -93,40 +89,45 @@ def model_rows(services: Services, lang: str = "en") -> list[list[str]]:
     return rows
 
 
-def shown(services: Services, request: Any = None) -> dict[str, Any]:
+def shown(settings: EngineSettings, request: Any = None) -> dict[str, Any]:
     lang = request_language(request)
-    return headed(COLUMNS, model_rows(services, lang), lang)
+    return headed(COLUMNS, model_rows(settings, lang), lang)
 
 
-def download(services: Services, name: str, request: gr.Request | None,
+def download(settings: EngineSettings, allowed: Callable[[gr.Request | None], bool],
+             name: str, request: gr.Request | None,
              progress: gr.Progress | None = None) -> tuple[dict[str, Any], str]:
-    """Start (or join) the background download and follow it with a progress bar."""
+    """Start (or join) the background download and follow it with a progress bar; only
+    for someone ``allowed`` (an admin once the login is on)."""
     lang = request_language(request)
-    if not is_admin(services, request):
-        return shown(services, request), plain("models.forbidden", lang)
-    if name not in CATALOG:
-        return shown(services, request), f"{plain('models.unknown', lang)}: '{name}'"
-    state = manager(services).start(name, force=True)
+    if not allowed(request):
+        return shown(settings, request), plain("models.forbidden", lang)
+    if name not in models.names():
+        return shown(settings, request), f"{plain('models.unknown', lang)}: '{name}'"
+    state = models.start_download(settings, name)
     while not state.finished.wait(0.5):
         if progress is not None and state.total:
             progress(state.done / state.total, desc=state.describe())
     if state.status == "done":
-        folder = CATALOG[name].folder(services.settings.engine_settings())
+        folder = models.folder(settings, name)
         text = plain("models.done", lang).format(name=name, folder=folder)
     else:
         text = plain("models.failed", lang).format(name=name, why=state.describe())
-    return shown(services, request), text
+    return shown(settings, request), text
 
 
-def build(services: Services) -> None:
+def build(engine_settings: Callable[[], EngineSettings],
+          allowed: Callable[[gr.Request | None], bool]) -> None:
+    """The panel over its parts: the engine settings, read afresh for each look (where the
+    weights go), and who may start a download."""
     with gr.Accordion(t("models.title"), open=False):
         gr.Markdown(t("models.help"))
         def current(request: gr.Request | None = None) -> dict[str, Any]:
-            return shown(services, request)
+            return shown(engine_settings(), request)
 
         table = gr.Dataframe(headers=HEADERS, value=current, interactive=False, wrap=True)
         with gr.Row():
-            pick = gr.Dropdown(choices=list(CATALOG), value=next(iter(CATALOG)),
+            pick = gr.Dropdown(choices=models.names(), value=models.names()[0],
                                label=t("models.pick"))
             start = gr.Button(t("models.download"), variant="primary", size="sm")
             refresh = gr.Button(t("models.refresh"), size="sm")
@@ -134,7 +135,7 @@ def build(services: Services) -> None:
 
         def run(name: str, request: gr.Request,
                 progress: gr.Progress = gr.Progress()) -> tuple[dict[str, Any], str]:
-            return download(services, name, request, progress)
+            return download(engine_settings(), allowed, name, request, progress)
 
         start.click(run, inputs=pick, outputs=[table, note], api_visibility="private")
         refresh.click(current, outputs=table, api_visibility="private")

@@ -10,10 +10,10 @@ from typing import Any
 
 import gradio as gr
 
-from app.services import Services
-from app.ui.owners import latest_key, remember
+from app.storage import Storage
+from app.ui.owners import UiState, latest_key, remember
 from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error, word
-from app.ui.work import recorded
+from app.ui.work import Recorder
 from app.usecases import prosody
 from models.errors import StudioError
 
@@ -65,13 +65,13 @@ def _error(exc: StudioError, request: Any = None) -> gr.Error:
     return studio_error(exc, request_language(request))
 
 
-def latest_audio(services: Services, prefix: str | tuple[str, ...],
+def latest_audio(storage: Storage, state: UiState, prefix: str | tuple[str, ...],
                  request: Any = None) -> str | None:
     """Local path of the newest stored audio under ``prefix`` (e.g. another tab's output)
     that this user may take (their own when the UI login is on; see ``app.ui.owners``)."""
     prefixes = (prefix,) if isinstance(prefix, str) else prefix
-    key = latest_key(services, request, prefixes, ("wav", "mp3", "m4a", "flac", "ogg"))
-    return str(services.storage.local_path(key)) if key else None
+    key = latest_key(storage, state, request, prefixes, ("wav", "mp3", "m4a", "flac", "ogg"))
+    return str(storage.local_path(key)) if key else None
 
 
 def preset_markdown(lang: str = "en") -> str:
@@ -87,7 +87,7 @@ def preset_markdown(lang: str = "en") -> str:
     return head + rows
 
 
-def run_adjust(services: Services, audio_path: str | None, emotion: str, text: str,
+def run_adjust(storage: Storage, state: UiState, record: Recorder, audio_path: str | None, emotion: str, text: str,
                pitch_shift: float, time_stretch: float, energy_boost: float,
                intonation: float, pauses: float, request: Any = None) -> tuple[str, str, str]:
     """(after audio path, plot path, changes as JSON text)."""
@@ -97,17 +97,17 @@ def run_adjust(services: Services, audio_path: str | None, emotion: str, text: s
     if not audio_path:
         raise ui_error(plain("prosody.need_audio", lang), lang)
     try:
-        with recorded(services, "prosody.adjust", {"emotion": emotion}, request):
+        with record("prosody.adjust", {"emotion": emotion}, request):
             params, _ = prosody.settings({
                 "emotion": emotion or None, "text": text or None, "pitch_shift": pitch_shift,
                 "time_stretch": time_stretch, "energy_boost": energy_boost,
                 "intonation": intonation, "pauses": pauses})
-            done = prosody.adjust_recording(services.storage, Path(audio_path).read_bytes(),
+            done = prosody.adjust_recording(storage, Path(audio_path).read_bytes(),
                                             Path(audio_path).name, params)
     except StudioError as exc:
         raise _error(exc, request) from None
     key, report = done.key, done.report
-    remember(services, request, key)
+    remember(state, request, key)
     plot = prosody_plot(done.before, done.after, *prosody.pitch_tracks(done), lang)
     summary: dict[str, Any] = {"emotion": report.emotion, "changes_applied": report.changes,
                                "applied": report.applied,
@@ -115,7 +115,7 @@ def run_adjust(services: Services, audio_path: str | None, emotion: str, text: s
                                "duration": report.duration, "notes": report.notes,
                                "engine": "Rubber Band (pedalboard) + Praat PSOLA",
                                "output_key": key}
-    return str(services.storage.local_path(key)), plot, json.dumps(summary, ensure_ascii=False,
+    return str(storage.local_path(key)), plot, json.dumps(summary, ensure_ascii=False,
                                                                     indent=1)
 
 
@@ -148,7 +148,8 @@ def changes_said(data: str, lang: str = "en") -> str:
     return " · ".join(parts)
 
 
-def build(services: Services) -> None:
+def build(storage: Storage, state: UiState, record: Recorder) -> None:
+    """The tab over its parts: the store it reads and writes, who is asking, its records."""
     gr.Markdown(t("prosody.intro"))
     with gr.Row():
         with gr.Column():
@@ -188,7 +189,7 @@ def build(services: Services) -> None:
         return preset_markdown(request_language(request))
 
     def use_latest(request: gr.Request) -> str | None:
-        path = latest_audio(services, ("voices/", "temp/voices/"), request)
+        path = latest_audio(storage, state, ("voices/", "temp/voices/"), request)
         if path is None:
             lang = request_language(request)
             gr.Warning(plain("prosody.no_voice", lang), title=plain("warning.title", lang))
@@ -205,7 +206,7 @@ def build(services: Services) -> None:
                        intonation: float, pauses: float,
                        request: gr.Request | None = None) -> tuple[str, str, str]:
         """Adjust a recording's prosody; slider values override the emotion preset."""
-        return run_adjust(services, audio_path, emotion_name, message, pitch_shift,
+        return run_adjust(storage, state, record, audio_path, emotion_name, message, pitch_shift,
                           time_stretch, energy_boost, intonation, pauses, request)
 
     gr.on(None, localized_table, None, table, api_visibility="private", show_progress="hidden")

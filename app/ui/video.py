@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,15 +10,16 @@ import gradio as gr
 from gradio.i18n import I18nData
 from PIL import Image
 
+from app.config import Settings
 from app.i18n import step_text
-from app.services import Services
 from app.ui.downloads import named
 from app.ui.fallback import engine_name, fallback_note, operator_choices
 from app.ui.message_choices import size_choices
 from app.ui.text import label, plain, register, request_language, studio_error, t, ui_error
 from app.ui.uploads import refuse_at_upload
-from app.ui.work import recorded
+from app.ui.work import Recorder
 from app.usecases import video as videos
+from models.chain import FallbackChain
 from models.errors import StudioError
 
 register(
@@ -45,7 +47,8 @@ register(
 )
 
 
-def run_render(services: Services, image: Any, audio_path: str | None, engine: str,
+def run_render(chain: Callable[[str], FallbackChain[Any]], settings: Settings,
+               record: Recorder, image: Any, audio_path: str | None, engine: str,
                size: str, subtitles: bool, text: str, seed: float, preview: bool,
                progress: gr.Progress | None = None, request: Any = None
                ) -> tuple[str, str | None, str]:
@@ -57,14 +60,14 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
         raise ui_error(plain("video.need_audio", lang), lang)
     kind = "video.preview" if preview else "video.render"
     try:
-        with recorded(services, kind, {"size": size, "engine": engine}, request):
+        with record(kind, {"size": size, "engine": engine}, request):
 
             def report(fraction: float, step: str) -> None:
                 if progress is not None:
                     progress(fraction, desc=step_text(step, lang))
 
             rendered = videos.render_now(
-                services.chain("talking_head"), image, Path(audio_path).read_bytes(),
+                chain("talking_head"), image, Path(audio_path).read_bytes(),
                 Path(audio_path).name,
                 options={"size": size, "subtitles": bool(subtitles and text),
                          "engine": None if engine == "auto" else engine,
@@ -78,18 +81,21 @@ def run_render(services: Services, image: Any, audio_path: str | None, engine: s
                f"{plain('message.note_length', lang)} {info['duration']:.1f} s · "
                f"{plain('message.note_took', lang)} {info['processing_time']:.1f} s")
     note = fallback_note("talking_head", info["backend"], info.get("attempts") or (),
-                         operator_choices(services.settings), lang)
+                         operator_choices(settings), lang)
     if note:
         details += f"\n\n⚠ {note}"
     shown = named(str(path), "video", lang)
     return shown, shown, details
 
 
-def build(services: Services) -> None:
+def build(chain: Callable[[str], FallbackChain[Any]], settings: Settings,
+          record: Recorder) -> None:
+    """The tab over its parts: the engines it runs, the order the operator chose for them,
+    its job records."""
     engines: list[str | tuple[str | I18nData, str]] = [
         (t("video.engine_auto"), "auto"),
         *[(label("engine.talking_head.", name), name)
-          for name in services.settings.backends("talking_head")]]
+          for name in settings.backends("talking_head")]]
     with gr.Row():
         with gr.Column():
             image = gr.Image(label=t("video.portrait"), type="pil", image_mode=None,
@@ -119,7 +125,7 @@ def build(services: Services) -> None:
            subtitles: bool, text: str, seed: float, preview: bool,
            request: gr.Request | None = None, progress: gr.Progress = gr.Progress()
            ) -> tuple[str, str | None, str]:
-        return run_render(services, image, audio, engine, size, subtitles, text, seed,
+        return run_render(chain, settings, record, image, audio, engine, size, subtitles, text, seed,
                           preview, progress, request)
 
     inputs = [image, audio, engine, size, subtitles, text, seed]

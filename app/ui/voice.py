@@ -17,7 +17,6 @@ from gradio.context import get_blocks_context
 
 import app.ui.voice_evolve as evolve_panel
 from app.i18n import step_text
-from app.services import Services
 from app.ui.fallback import Chosen, engine_name, fallback_note, operator_choices
 from app.ui.owners import remember, ui_owner, ui_visibility
 from app.ui.text import (
@@ -31,15 +30,14 @@ from app.ui.text import (
 )
 from app.ui.text import table as headed
 from app.ui.voice_profiles import (
+    VoiceDesk,
     clip_paths,
     clip_rows,
     profile_summary,
     wait_for_profile,
 )
 from app.ui.voice_serving import serving_summary, spoken_line
-from app.ui.work import recorded
 from app.usecases import voices
-from app.usecases.voices import submit_profile, voice_kit
 from models.errors import StudioError
 from pipelines.voice.profiles import ProfileStore
 
@@ -153,28 +151,28 @@ def _error(exc: StudioError, request: Any = None) -> gr.Error:
     return studio_error(exc, request_language(request))
 
 
-def ui_profiles(services: Services, request: Any = None) -> ProfileStore:
+def ui_profiles(desk: VoiceDesk, request: Any = None) -> ProfileStore:
     """The profiles this UI user may see (all with the login off; ``app.ui.owners``)."""
-    return voices.profiles_for(services, ui_visibility(services, request))
+    return desk.voices.profiles(ui_visibility(desk.state, request))
 
 
-def voice_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
+def voice_choices(desk: VoiceDesk, request: Any = None) -> list[tuple[str, str]]:
     """Built-in voices (with engine, language, gender) then this user's profiles."""
     choices: list[tuple[str, str]] = []
-    for engine in voices.engines(services):
+    for engine in desk.voices.engines():
         for v in engine["voices"]:
             choices.append((f"{v['name']} · {v['language']} · {label('gender.', v['gender'])}",
                             v["id"]))
-    for profile in ui_profiles(services, request).list():
+    for profile in ui_profiles(desk, request).list():
         choices.append((f"★ {profile.name} ({profile.language}, {t('voice.matching')})",
                         PROFILE_PREFIX + profile.id))
     return choices
 
 
-def profile_rows(services: Services, request: Any = None) -> list[list[Any]]:
+def profile_rows(desk: VoiceDesk, request: Any = None) -> list[list[Any]]:
     """``/list_profiles``: one row per profile, its id first (for scripts)."""
     rows = []
-    for p in ui_profiles(services, request).list():
+    for p in ui_profiles(desk, request).list():
         stats = p.sample_stats
         rows.append([p.id, p.name, p.language, stats.get("count"),
                      stats.get("total_seconds"), p.matching.source_voice if p.matching else None,
@@ -182,37 +180,37 @@ def profile_rows(services: Services, request: Any = None) -> list[list[Any]]:
     return rows
 
 
-def shown_rows(services: Services, request: Any = None) -> list[list[Any]]:
+def shown_rows(desk: VoiceDesk, request: Any = None) -> list[list[Any]]:
     """The profiles as people see them: the closest voice by its name, a local date."""
     lang = request_language(request)
     return [[p.name, p.language, p.sample_stats.get("count"), p.sample_stats.get("total_seconds"),
-             voice_label(services, p.matching.source_voice, lang) if p.matching else "",
-             shown_time(p.created_at, lang)] for p in ui_profiles(services, request).list()]
+             voice_label(desk, p.matching.source_voice, lang) if p.matching else "",
+             shown_time(p.created_at, lang)] for p in ui_profiles(desk, request).list()]
 
 
-def delete_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
+def delete_choices(desk: VoiceDesk, request: Any = None) -> list[tuple[str, str]]:
     """(name and date, id): people pick a name, ``/delete_profile`` gets the id."""
     lang = request_language(request)
     return [(f"{p.name} · {shown_time(p.created_at, lang)}", p.id)
-            for p in ui_profiles(services, request).list()]
+            for p in ui_profiles(desk, request).list()]
 
 
-def built_in_voices(services: Services) -> list[dict[str, Any]]:
+def built_in_voices(desk: VoiceDesk) -> list[dict[str, Any]]:
     """Every built-in voice of the available speech engines (``id``, ``name``, ``language``)."""
-    return voices.built_in_voices(services)
+    return desk.voices.built_in_voices()
 
 
-def voice_label(services: Services, voice: str | None, lang: str = "en") -> str:
+def voice_label(desk: VoiceDesk, voice: str | None, lang: str = "en") -> str:
     """A built-in voice (or a blend of two) by its people's name: "Kumo (Kokoro)", "a mix
     of Kumo (Kokoro) 51 % + Gongitsune (Kokoro) 49 %"."""
     from models.base import StyleSpace
 
-    names = {v["id"]: v["name"] for v in built_in_voices(services)}
+    names = {v["id"]: v["name"] for v in built_in_voices(desk)}
     if not voice:
         return ""
     if voice in names:
         return str(names[voice])
-    for engine in voice_kit(services).tts:
+    for engine in desk.voices.tts():
         if isinstance(engine, StyleSpace):
             try:
                 parts = engine.parse_blend(voice)
@@ -223,26 +221,26 @@ def voice_label(services: Services, voice: str | None, lang: str = "en") -> str:
     return voice
 
 
-def default_voice(services: Services, language: str) -> str | None:
+def default_voice(desk: VoiceDesk, language: str) -> str | None:
     """The first built-in voice that speaks ``language`` (else the first voice at all: a
     studio configured with Japanese voices only still has a default)."""
-    voices = built_in_voices(services)
+    voices = built_in_voices(desk)
     return next((v["id"] for v in voices if v["language"] == language),
                 voices[0]["id"] if voices else None)
 
 
-def fitted_voice(services: Services, voice: str | None, language: str) -> str | None:
+def fitted_voice(desk: VoiceDesk, voice: str | None, language: str) -> str | None:
     """``voice`` when it can speak ``language`` (a profile speaks both); else the first
     built-in voice that does (so "en" with a Japanese voice never ends in an error)."""
-    spoken = {v["id"]: v["language"] for v in built_in_voices(services)}
+    spoken = {v["id"]: v["language"] for v in built_in_voices(desk)}
     if voice and (voice.startswith(PROFILE_PREFIX) or spoken.get(voice) in (None, language)):
         return voice
-    return default_voice(services, language) or voice
+    return default_voice(desk, language) or voice
 
 
-def spoken_language(services: Services, voice: str | None, language: str) -> str:
+def spoken_language(desk: VoiceDesk, voice: str | None, language: str) -> str:
     """The language a built-in voice speaks (the choice as it is for a profile)."""
-    spoken = {v["id"]: v["language"] for v in built_in_voices(services)}
+    spoken = {v["id"]: v["language"] for v in built_in_voices(desk)}
     found = spoken.get(voice or "")
     return found if found in ("ja", "en") else language
 
@@ -273,25 +271,26 @@ def engine_note(report: dict[str, Any], lang: str = "en", chosen: Chosen | None 
     return "\n\n".join(lines)
 
 
-def build(services: Services) -> None:
+def build(desk: VoiceDesk) -> None:
+    """The tab over its parts (:class:`VoiceDesk`), never the whole app."""
     def empty_clips(request: gr.Request | None = None) -> dict[str, Any]:
         return headed(CLIP_COLUMNS, [], request_language(request))
 
     def initial_rows(request: gr.Request | None = None) -> dict[str, Any]:
-        return headed(SHOWN_COLUMNS, shown_rows(services, request), request_language(request))
+        return headed(SHOWN_COLUMNS, shown_rows(desk, request), request_language(request))
 
-    chosen = operator_choices(services.settings)  # whose skips people hear of
+    chosen = operator_choices(desk.state.settings)  # whose skips people hear of
     gr.Markdown(t("voice.intro"))
     with gr.Row():
         with gr.Column(scale=3):
             # English until the page's load event says which language the page speaks (or
             # the first voice's language, where no voice speaks English)
-            first = default_voice(services, "en")
-            spoken = spoken_language(services, first, "en")
+            first = default_voice(desk, "en")
+            spoken = spoken_language(desk, first, "en")
             text = gr.Textbox(label=t("voice.text"), lines=4, max_length=1000,
                               value=plain("voice.sample", spoken), elem_id="voice-text")
             with gr.Row(elem_id="voice-voice-row"):
-                voice = gr.Dropdown(label=t("voice.voice"), choices=voice_choices(services),
+                voice = gr.Dropdown(label=t("voice.voice"), choices=voice_choices(desk),
                                     value=first,
                                     allow_custom_value=True, elem_id="voice-voice",
                                     min_width=200)
@@ -317,25 +316,25 @@ def build(services: Services) -> None:
                    progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:
         lang = request_language(request)
         try:
-            with recorded(services, "voice.synthesize", {"voice": voice, "language": language,
-                                                         "chars": len(text or "")}, request):
+            with desk.record("voice.synthesize", {"voice": voice, "language": language,
+                                                  "chars": len(text or "")}, request):
                 choice = voices.choice_of((voice or "").removeprefix(PROFILE_PREFIX))
-                speech, report = voices.speak(
-                    services, text, choice, language=language,
+                speech, report = desk.voices.speak(
+                    text, choice, language=language,
                     options={"speed": float(speed), "pitch": float(pitch),
                              "intonation": float(intonation), "volume": float(volume),
                              "pause": float(pause)},
                     progress=lambda f, step: progress(f, desc=step_text(step, lang)),
-                    profiles=ui_profiles(services, request))
+                    profiles=ui_profiles(desk, request))
         except StudioError as exc:
             raise _error(exc, request) from None
         engine = report.engine
         # kept an hour (temp/): the other tabs' "use latest" offer it to this user
-        key = voices.keep_for_an_hour(services.storage, speech, engine)
-        remember(services, request, key)
+        key = voices.keep_for_an_hour(desk.voices.storage, speech, engine)
+        remember(desk.state, request, key)
         pcm = (np.clip(speech.audio.samples, -1, 1) * 32767).astype(np.int16)
         return (speech.audio.sample_rate, pcm), engine_note(
-            report.as_dict(), lang, chosen, lambda v: voice_label(services, v, lang))
+            report.as_dict(), lang, chosen, lambda v: voice_label(desk, v, lang))
 
     # progress and the error badge on the player only: on the engine line a badge covers it
     speak.click(synthesize, [text, voice, language, speed, pitch, intonation, volume, pause],
@@ -368,7 +367,7 @@ def build(services: Services) -> None:
         with gr.Row():
             refresh = gr.Button(t("voice.refresh"), size="sm")
             delete_id = gr.Dropdown(label=t("voice.delete_id"),
-                                    choices=delete_choices(services),
+                                    choices=delete_choices(desk),
                                     allow_custom_value=True, elem_id="voice-profile-delete")
             delete = gr.Button(t("voice.delete"), variant="stop", size="sm")
 
@@ -379,25 +378,25 @@ def build(services: Services) -> None:
         return headed(CLIP_COLUMNS, clip_rows(reports, lang), lang)
 
     def refreshed(request: gr.Request | None = None) -> tuple[Any, Any, Any]:
-        return (headed(SHOWN_COLUMNS, shown_rows(services, request), request_language(request)),
-                gr.update(choices=voice_choices(services, request)),
-                gr.update(choices=delete_choices(services, request), value=None))
+        return (headed(SHOWN_COLUMNS, shown_rows(desk, request), request_language(request)),
+                gr.update(choices=voice_choices(desk, request)),
+                gr.update(choices=delete_choices(desk, request), value=None))
 
     def opened(request: gr.Request | None = None) -> tuple[Any, ...]:
         """A page opens (or reloads): this user's profiles in every list, and the sample
         text, language and voice of the page's language."""
         lang = request_language(request)
         table, voices, deletable = refreshed(request)
-        voice = default_voice(services, lang)
-        spoken = spoken_language(services, voice, lang)
+        voice = default_voice(desk, lang)
+        spoken = spoken_language(desk, voice, lang)
         return (plain("voice.sample", spoken), spoken,
                 gr.update(choices=voices["choices"], value=voice), lang, table, deletable)
 
     def language_chosen(voice: str | None, language: str) -> str | None:
-        return fitted_voice(services, voice, language)
+        return fitted_voice(desk, voice, language)
 
     def voice_chosen(voice: str | None, language: str) -> str:
-        return spoken_language(services, voice, language)
+        return spoken_language(desk, voice, language)
 
     def create_profile(name: str, language: str, files: Any, mic: Any,
                        request: gr.Request | None = None,
@@ -408,28 +407,28 @@ def build(services: Services) -> None:
         clips = [(Path(p).read_bytes(), Path(p).name) for p in paths]
         lang = request_language(request)
         try:
-            answer = submit_profile(services, clips, name=name, language=language,
-                                    owner=ui_owner(services, request))
-            job = wait_for_profile(services, answer["task_id"], progress, lang)
+            answer = desk.voices.submit_profile(clips, name=name, language=language,
+                                                owner=ui_owner(desk.state, request))
+            job = wait_for_profile(desk.jobs, answer["task_id"], progress, lang)
         except StudioError as exc:
             table = clip_rows(exc.details.get("clips") or [], lang)
             return (headed(CLIP_COLUMNS, table, lang),
                     f"❌ {exc.localized(lang)} ({exc.code})", *refreshed(request))
         profile = job.result["profile"]
         summary = profile_summary(profile, lang, job.result.get("processing_time"),
-                                  lambda voice: voice_label(services, voice, lang))
+                                  lambda voice: voice_label(desk, voice, lang))
         served = serving_summary(profile, lang,
-                                 lambda voice: voice_label(services, voice, lang))
+                                 lambda voice: voice_label(desk, voice, lang))
         summary += f"\n\n{served}" if served else ""
         table = clip_rows(profile["sample_stats"]["clips"], lang)
         return (headed(CLIP_COLUMNS, table, lang), summary, *refreshed(request))
 
     def list_profiles(request: gr.Request | None = None) -> list[list[Any]]:
-        return profile_rows(services, request)
+        return profile_rows(desk, request)
 
     def delete_profile(profile_id: str, request: gr.Request | None = None) -> tuple[Any, ...]:
         try:
-            ui_profiles(services, request).delete((profile_id or "").strip())
+            ui_profiles(desk, request).delete((profile_id or "").strip())
         except StudioError as exc:
             raise _error(exc, request) from None
         return ("🗑", *refreshed(request))
@@ -449,7 +448,7 @@ def build(services: Services) -> None:
     list_button.click(list_profiles, None, api_rows, api_name="list_profiles")
     delete.click(delete_profile, delete_id, [result, profiles, voice, delete_id],
                  api_name="delete_profile")
-    evolve_panel.build(services)  # the evolved voice: search, progress, before/after
+    evolve_panel.build(desk)  # the evolved voice: search, progress, before/after
     blocks = get_blocks_context()
     if blocks is not None:  # a page (re)load shows this user's profiles in its language
         blocks.root_block.load(opened, None, [text, language, voice, profile_language,

@@ -16,11 +16,11 @@ import gradio as gr
 import numpy as np
 from gradio.context import get_blocks_context
 
-from app.services import Services
 from app.ui.owners import ui_owner, ui_visibility
 from app.ui.text import plain, register, request_language, studio_error, t, word
+from app.ui.voice_profiles import VoiceDesk
 from app.usecases import voices
-from app.usecases.voice_evolve import before_search, latest_search, submit_evolution
+from app.usecases.voice_evolve import before_search, latest_search
 from models.errors import NotFound, StudioError
 from pipelines.voice.profiles import ProfileStore
 
@@ -68,36 +68,36 @@ SAMPLE = {"ja": "こんにちは。今日はお招きいただき、ありがと
           "en": "Hello. Thank you so much for having me today."}
 
 
-def _store(services: Services, request: Any) -> ProfileStore:
-    return voices.profiles_for(services, ui_visibility(services, request))
+def _store(desk: VoiceDesk, request: Any) -> ProfileStore:
+    return desk.voices.profiles(ui_visibility(desk.state, request))
 
 
-def profile_choices(services: Services, request: Any = None) -> list[tuple[str, str]]:
-    return [(p.name, p.id) for p in _store(services, request).list()]
+def profile_choices(desk: VoiceDesk, request: Any = None) -> list[tuple[str, str]]:
+    return [(p.name, p.id) for p in _store(desk, request).list()]
 
 
-def latest_job(services: Services, profile_id: str) -> Any:
+def latest_job(desk: VoiceDesk, profile_id: str) -> Any:
     """The newest search job for ``profile_id``, if any."""
-    return latest_search(services.jobs, profile_id)
+    return latest_search(desk.jobs, profile_id)
 
 
-def status_text(services: Services, profile_id: str | None, lang: str,
+def status_text(desk: VoiceDesk, profile_id: str | None, lang: str,
                 request: Any = None) -> str:
     """The search's state, progress, iteration and scores, in the page's language."""
-    return search_state(services, profile_id, lang, request)[0]
+    return search_state(desk, profile_id, lang, request)[0]
 
 
-def search_state(services: Services, profile_id: str | None, lang: str,
+def search_state(desk: VoiceDesk, profile_id: str | None, lang: str,
                  request: Any = None) -> tuple[str, bool]:
     """:func:`status_text` and whether a search is still going (one look at the jobs: the
     panel asks every few seconds while one runs)."""
     if not profile_id:
         return plain("evolve.choose", lang), False
     try:
-        profile = _store(services, request).get(profile_id)
+        profile = _store(desk, request).get(profile_id)
     except NotFound:
         return plain("evolve.choose", lang), False
-    job = latest_job(services, profile_id)
+    job = latest_job(desk, profile_id)
     running = job is not None and not job.final
     record = profile.evolution or {}
     if job is None and not record:
@@ -125,11 +125,12 @@ def _player(speech: Any) -> tuple[int, np.ndarray]:
     return speech.audio.sample_rate, pcm
 
 
-def build(services: Services) -> None:
+def build(desk: VoiceDesk) -> None:
+    """The panel over the Voice tab's parts."""
     with gr.Accordion(t("evolve.title"), open=False):
         gr.Markdown(t("evolve.intro"))
         with gr.Row():
-            profile = gr.Dropdown(label=t("evolve.profile"), choices=profile_choices(services),
+            profile = gr.Dropdown(label=t("evolve.profile"), choices=profile_choices(desk),
                                   allow_custom_value=True, elem_id="evolve-profile")
             language = gr.Radio(["ja", "en"], value="ja", label=t("voice.language"))
         with gr.Row():
@@ -148,41 +149,42 @@ def build(services: Services) -> None:
         if not profile_id:
             return plain("evolve.choose", lang), gr.update(active=False)
         try:
-            _store(services, request).get(profile_id)
-            submit_evolution(services, profile_id, owner=ui_owner(services, request))
+            _store(desk, request).get(profile_id)
+            desk.voices.submit_evolution(profile_id, owner=ui_owner(desk.state, request),
+                                         budget_s=None)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
-        return status_text(services, profile_id, lang, request), gr.update(active=True)
+        return status_text(desk, profile_id, lang, request), gr.update(active=True)
 
     def show_status(profile_id: str | None, request: gr.Request | None = None) -> tuple[str, Any]:
-        text, running = search_state(services, profile_id, request_language(request), request)
+        text, running = search_state(desk, profile_id, request_language(request), request)
         return text, gr.update(active=running)
 
     def cancel_search(profile_id: str | None, request: gr.Request | None = None) -> str:
         lang = request_language(request)
         try:
-            job = latest_job(services, _store(services, request).get(profile_id).id) \
+            job = latest_job(desk, _store(desk, request).get(profile_id).id) \
                 if profile_id else None
         except StudioError as exc:
             raise studio_error(exc, lang) from None
         if job is None:
-            return status_text(services, profile_id, lang, request)
-        services.queue.cancel(job.id)
+            return status_text(desk, profile_id, lang, request)
+        desk.queue.cancel(job.id)
         return plain("evolve.cancelled", lang) + "\n\n" + status_text(
-            services, profile_id, lang, request)
+            desk, profile_id, lang, request)
 
     def before_after(profile_id: str | None, language: str, request: gr.Request | None = None
                      ) -> tuple[Any, Any]:
         lang = request_language(request)
         if not profile_id:
             raise gr.Error(plain("evolve.choose", lang))
-        store = _store(services, request)
+        store = _store(desk, request)
         try:
             choice = voices.profile_choice(profile_id)
-            was, _ = voices.speak(services, SAMPLE[language], choice, language=language,
-                                  profiles=before_search(store))
-            now, _ = voices.speak(services, SAMPLE[language], choice, language=language,
-                                  profiles=store)
+            was, _ = desk.voices.speak(SAMPLE[language], choice, language=language,
+                                       profiles=before_search(store))
+            now, _ = desk.voices.speak(SAMPLE[language], choice, language=language,
+                                       profiles=store)
         except StudioError as exc:
             raise studio_error(exc, lang) from None
         return _player(was), _player(now)
@@ -190,7 +192,7 @@ def build(services: Services) -> None:
     def refreshed(profile_id: str | None, request: gr.Request | None = None
                   ) -> tuple[Any, str, Any]:
         text, timer_state = show_status(profile_id, request)
-        return gr.update(choices=profile_choices(services, request)), text, timer_state
+        return gr.update(choices=profile_choices(desk, request)), text, timer_state
 
     start.click(start_search, profile, [status, timer], api_visibility="private")
     refresh.click(refreshed, profile, [profile, status, timer], api_visibility="private")
@@ -200,7 +202,7 @@ def build(services: Services) -> None:
     def opened(request: gr.Request | None = None) -> tuple[Any, Any]:
         """A page (re)load lists this user's profiles, in the page's language."""
         lang = request_language(request)
-        return gr.update(choices=profile_choices(services, request)), lang
+        return gr.update(choices=profile_choices(desk, request)), lang
 
     blocks = get_blocks_context()
     if blocks is not None:

@@ -5,11 +5,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from app.services import Services
+from app.runner.jobs import Jobs
+from app.runner.queue import TaskQueue
+from app.ui.owners import UiState
 from app.ui.text import plain, word
+from app.ui.work import Recorder
+from app.usecases.voices import Voices
 from models.errors import StudioError
+
+
+@dataclass(frozen=True)
+class VoiceDesk:
+    """The Voice tab's parts (its evolved-voice panel's too): the voice use cases, the
+    jobs it follows, the queue that cancels a search, who is asking, its job records."""
+
+    voices: Voices
+    jobs: Jobs
+    queue: TaskQueue
+    state: UiState
+    record: Recorder
 
 
 def clip_paths(files: Any, mic: Any) -> list[str]:
@@ -63,14 +80,14 @@ def nearness_line(similarity: dict[str, Any], lang: str) -> str:
     return plain("voice.nearness", lang).format(steps=" → ".join(shown)) if shown else ""
 
 
-def wait_for_profile(services: Services, job_id: str, progress: Any, lang: str,
+def wait_for_profile(jobs: Jobs, job_id: str, progress: Any, lang: str,
                      poll_s: float = 0.25) -> Any:
     """Follow a ``voice.profile`` job until it ends, passing its progress and step on to the
     page (or to ``gradio_client``'s ``job.status()``). A failure comes back as the
     StudioError the job recorded (with the clips' verdicts in its details)."""
     progress(0.0, desc=plain("voice.step.queued", lang))
     while True:
-        job = services.jobs.get(job_id)
+        job = jobs.get(job_id)
         if job.status == "completed":
             progress(1.0, desc=plain("voice.step.save", lang))
             return job

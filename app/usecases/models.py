@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import EngineSettings
-from models.catalog import CATALOG
+from models.catalog import CATALOG, ModelSpec
 from models.downloads import DownloadState, manager_for
 from models.errors import NotFound
 
@@ -18,6 +18,12 @@ from models.errors import NotFound
 def names() -> list[str]:
     """The catalogue's models, in its order."""
     return list(CATALOG)
+
+
+def spec(name: str) -> ModelSpec:
+    """A catalogue model's description: what it does and its licence note, in both
+    languages (a model registered after start-up too)."""
+    return CATALOG[name]
 
 
 def rows(settings: EngineSettings) -> list[dict[str, Any]]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from app.config import Settings
 from app.runner.jobs import Job, Jobs
-from app.services import Services
+from app.runner.queue import TaskQueue
 from app.usecases.tasks import progress_fields
 from models.errors import NotFound
 from pipelines.voice.evolve_jobs import KIND as EVOLVE_KIND
@@ -28,22 +29,24 @@ EVOLVE_PRIORITY = 0
 makes way for work that arrives while it runs)."""
 
 
-def submit_evolution(services: Services, profile_id: str, *, owner: str | None,
-                     budget_s: float | None = None, wait_for_profile: bool = False) -> Job:
-    """Queue a ``voice.evolve`` job for ``profile_id`` (which the caller may see)."""
-    budget = float(budget_s or services.settings.voice_evolve_seconds)
+def submit_evolution(settings: Settings, queue: TaskQueue, profile_id: str, *,
+                     owner: str | None, budget_s: float | None = None,
+                     wait_for_profile: bool = False) -> Job:
+    """Queue a ``voice.evolve`` job for ``profile_id`` (which the caller may see); the
+    budget defaults to ``STUDIO_VOICE_EVOLVE_SECONDS``."""
+    budget = float(budget_s or settings.voice_evolve_seconds)
     params: dict[str, Any] = {"profile_id": profile_id, "budget_s": budget, "owner": owner}
     if wait_for_profile:
         params["submitted_at"] = time.time()
-    return services.queue.submit(EVOLVE_KIND, params, owner=owner, priority=EVOLVE_PRIORITY)
+    return queue.submit(EVOLVE_KIND, params, owner=owner, priority=EVOLVE_PRIORITY)
 
 
-def evolve_after_profile(services: Services, profile_job: Job, owner: str | None
-                         ) -> Job | None:
+def evolve_after_profile(settings: Settings, queue: TaskQueue, profile_job: Job,
+                         owner: str | None) -> Job | None:
     """Queue the search for the profile ``profile_job`` makes (when the settings say so)."""
-    if not services.settings.voice_evolve_auto or services.queue.huey.immediate:
+    if not settings.voice_evolve_auto or queue.huey.immediate:
         return None
-    return submit_evolution(services, profile_id_for(profile_job.id), owner=owner,
+    return submit_evolution(settings, queue, profile_id_for(profile_job.id), owner=owner,
                             wait_for_profile=True)
 
 

@@ -19,6 +19,7 @@ from app.usecases.voice_evolve import (
     submit_evolution,
 )
 from models.base import Speech
+from models.chain import FallbackChain
 from models.errors import InvalidInput, NotFound
 from pipelines.media import encode_audio, encode_wav
 from pipelines.voice.clips import check_clip
@@ -64,7 +65,7 @@ def submit_profile(services: Services, clips: list[tuple[bytes, str]], *, name: 
     answer = {"task_id": job.id, "status": job.status, "steps": list(PROFILE_STEPS),
               "status_url": f"/api/voice/status/{job.id}",
               "estimated_time": round(2.0 + 0.4 * len(clips) * 10, 1)}
-    evolving = evolve_after_profile(services, job, owner)  # the evolved voice, searched next
+    evolving = evolve_after_profile(services.settings, services.queue, job, owner)  # the evolved voice, searched next
     if evolving is not None:
         answer["evolve"] = evolution_answer(evolving)
     return answer
@@ -193,8 +194,9 @@ def profile_status_view(services: Services, task_id: str,
 
 class Voices:
     """The voice use cases over one app's services, for a door that takes only them (the
-    REST voice router): speaking, the profiles a caller sees, queuing a profile or its
-    evolved-voice search, and a task's status."""
+    REST voice router, the Voice and Message tabs): speaking, the voices and profiles a
+    caller sees, queuing a profile or its evolved-voice search, and a task's status. It
+    holds the services only for the VoiceKit they cache (:func:`voice_kit`)."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -209,11 +211,23 @@ class Voices:
     def voices(self) -> dict[str, Any]:
         return voices_answer(self._services)
 
+    def engines(self) -> list[dict[str, Any]]:
+        return engines(self._services)
+
+    def built_in_voices(self) -> list[dict[str, Any]]:
+        return built_in_voices(self._services)
+
+    def tts(self) -> FallbackChain[Any]:
+        """The speech engines (a blend of two voices is read by the engine that makes it)."""
+        return voice_kit(self._services).tts
+
     def speak(self, text: str, choice: VoiceChoice, *, language: str,
-              options: VoiceOptions | None, profiles: ProfileStore
+              options: VoiceOptions | dict[str, Any] | None = None,
+              profiles: ProfileStore | None = None,
+              progress: Callable[[float, str], None] | None = None
               ) -> tuple[Speech, SynthesisReport]:
         return speak(self._services, text, choice, language=language, options=options,
-                     profiles=profiles)
+                     profiles=profiles, progress=progress)
 
     def submit_profile(self, clips: list[tuple[bytes, str]], *, name: str, language: str,
                        owner: str | None) -> dict[str, Any]:
@@ -222,7 +236,8 @@ class Voices:
 
     def submit_evolution(self, profile_id: str, *, owner: str | None,
                          budget_s: float | None) -> dict[str, Any]:
-        return evolve_answer(submit_evolution(self._services, profile_id, owner=owner,
+        return evolve_answer(submit_evolution(self._services.settings, self._services.queue,
+                                              profile_id, owner=owner,
                                               budget_s=budget_s))
 
     def status(self, task_id: str, owns: Callable[[str | None], bool]) -> dict[str, Any]:

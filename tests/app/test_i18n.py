@@ -121,6 +121,7 @@ def test_the_message_tab_says_no_person_in_its_own_words(services) -> None:
     toast does not tell people to raise one."""
     import gradio as gr
 
+    from app.ui import message_desk
     from app.ui.message import MessageTab
     from pipelines.message.chain import KIND
 
@@ -130,7 +131,7 @@ def test_the_message_tab_says_no_person_in_its_own_words(services) -> None:
         "where a face is visible, or raise the detection sensitivity.", "message_ja": "…"})
     for lang, words in (("en", "a face is clearly visible"), ("ja", "顔がはっきり写った")):
         with pytest.raises(gr.Error) as info:
-            MessageTab(services)._wait(job.id, lang, lambda *a, **k: None)
+            MessageTab(message_desk(services))._wait(job.id, lang, lambda *a, **k: None)
         assert words in info.value.message and "sensitivity" not in info.value.message
         assert "IMAGE_NO_PERSON" in info.value.message
 

@@ -324,7 +324,7 @@ def test_circuit_opens_and_shows_in_health_metrics_and_panel(settings,
             assert "circuit open" in health["reason"]
             metrics = client.get("/metrics").text
             assert 'studio_engine_circuit_open{capability="tts",engine="voicevox"} 1.0' in metrics
-        panel = [r for r in inventory_rows(services) if r[1] == "voicevox"]
+        panel = [r for r in inventory_rows(services.inventory) if r[1] == "voicevox"]
         assert panel[0][2] == "no" and "open" in panel[0][3] and "circuit open" in panel[0][4]
     finally:
         services.close()

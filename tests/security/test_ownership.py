@@ -190,6 +190,7 @@ def _ui_services(secured):
 def test_ui_tabs_list_only_the_users_own(secured) -> None:
     from app.ui import bgm as bgm_tab
     from app.ui import voice as voice_tab
+    from app.ui import voice_desk
     from pipelines.sound import tracks as bgm_catalog
 
     services = _ui_services(secured)
@@ -199,22 +200,22 @@ def test_ui_tabs_list_only_the_users_own(secured) -> None:
     theirs = kit.create_profile(clip, name="Bob", owner="bob").id
     mine = kit.create_profile(clip, name="Alice", owner="alice").id
 
-    assert [r[0] for r in voice_tab.profile_rows(services, alice)] == [mine]
-    assert {r[0] for r in voice_tab.profile_rows(services, root)} == {mine, theirs}
-    assert voice_tab.profile_rows(services, None) == []  # page build: nobody's
-    values = [v for _, v in voice_tab.voice_choices(services, alice)]
+    assert [r[0] for r in voice_tab.profile_rows(voice_desk(services), alice)] == [mine]
+    assert {r[0] for r in voice_tab.profile_rows(voice_desk(services), root)} == {mine, theirs}
+    assert voice_tab.profile_rows(voice_desk(services), None) == []  # page build: nobody's
+    values = [v for _, v in voice_tab.voice_choices(voice_desk(services), alice)]
     assert f"profile:{mine}" in values
     assert f"profile:{theirs}" not in values
     with pytest.raises(NotFound) as info:
-        voice_tab.ui_profiles(services, alice).delete(theirs)
+        voice_tab.ui_profiles(voice_desk(services), alice).delete(theirs)
     assert info.value.code == "VOICE_PROFILE_NOT_FOUND"
     assert kit.store.get(theirs)
 
     track = bgm_catalog.save_upload(wav(3.0, 44100), "song.wav", services.storage, owner="bob")
-    assert track.id not in [r[0] for r in bgm_tab.track_rows(services, alice)]
-    assert track.id in [r[0] for r in bgm_tab.track_rows(services, bob)]
-    assert bgm_tab.track_path(services, track.id, alice) is None
-    assert bgm_tab.track_path(services, track.id, bob) is not None
+    assert track.id not in [r[0] for r in bgm_tab.track_rows(services.storage, services, alice)]
+    assert track.id in [r[0] for r in bgm_tab.track_rows(services.storage, services, bob)]
+    assert bgm_tab.track_path(services.storage, services, track.id, alice) is None
+    assert bgm_tab.track_path(services.storage, services, track.id, bob) is not None
 
 
 def test_ui_latest_output_is_the_users_own(secured) -> None:
@@ -225,8 +226,8 @@ def test_ui_latest_output_is_the_users_own(secured) -> None:
     alice, bob = SimpleNamespace(username="alice"), SimpleNamespace(username="bob")
     key = services.storage.put("prosody/bob.wav", wav(0.5))
     remember(services, bob, key)
-    assert latest_audio(services, "prosody/", bob).endswith("bob.wav")
-    assert latest_audio(services, "prosody/", alice) is None
+    assert latest_audio(services.storage, services, "prosody/", bob).endswith("bob.wav")
+    assert latest_audio(services.storage, services, "prosody/", alice) is None
 
 
 def test_latest_never_offers_a_profile_recording(settings) -> None:
@@ -237,6 +238,6 @@ def test_latest_never_offers_a_profile_recording(settings) -> None:
     try:
         services.storage.put("voices/kokoro/out.wav", wav(0.5))
         services.storage.put("voices/openvoice/openvoice_0123abcd/reference.wav", wav(0.5))
-        assert latest_audio(services, "voices/").endswith("out.wav")
+        assert latest_audio(services.storage, services, "voices/").endswith("out.wav")
     finally:
         services.close()

@@ -57,22 +57,25 @@ def test_a_profile_summary_says_what_the_numbers_mean(services: Any) -> None:
     """The profile summary: the closest voice by name (a blend as a mix with shares), the
     nearness as percentages with what each step is, the converter that serves marked; no
     raw similarity, blend syntax or ids."""
+    from app.ui import voice_desk
     from app.ui.voice import profile_summary, voice_label
 
+    desk = voice_desk(services)
+
     blend = "jm_kumo:0.51+jf_gongitsune:0.49"
-    assert voice_label(services, blend, "en") == (
+    assert voice_label(desk, blend, "en") == (
         "a mix of Kumo (Kokoro) 51 % + Gongitsune (Kokoro) 49 %")
-    assert voice_label(services, "jm_kumo", "ja") == "Kumo (Kokoro)"
+    assert voice_label(desk, "jm_kumo", "ja") == "Kumo (Kokoro)"
     profile = {"id": "openvoice_0123abcd", "name": "Hanako", "matching": {
         "source_voice": blend, "similarity": {"source": 0.4598, "matched": 0.5505,
                                               "served": 0.6427, "served_by": "frame_matching",
                                               "serves": "frame_matching"}}}
-    en = profile_summary(profile, "en", 9.04, lambda v: voice_label(services, v, "en"))
+    en = profile_summary(profile, "en", 9.04, lambda v: voice_label(desk, v, "en"))
     assert "**Hanako** is ready (9.0 s)" in en
     assert "Closest built-in voice: **a mix of Kumo (Kokoro) 51 %" in en
     assert ("46 % as the built-in voice → 55 % after voice matching (pitch and formants) → "
             "64 % rebuilt from your recordings' sounds — this one speaks for the profile") in en
-    ja = profile_summary(profile, "ja", None, lambda v: voice_label(services, v, "ja"))
+    ja = profile_summary(profile, "ja", None, lambda v: voice_label(desk, v, "ja"))
     assert "Kumo (Kokoro) 51 % + Gongitsune (Kokoro) 49 % の組み合わせ" in ja
     assert "録音の音から再合成 64 %（これでプロファイルが話します）" in ja
     for text in (en, ja):

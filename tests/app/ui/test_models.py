@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Any
 
 import httpx
 import pytest
 
+from app.ui import jobs_desk
+from app.ui.jobs import is_admin
 from app.ui.models import HEADERS, download, model_rows
 from models.base import EngineSettings
 from models.catalog import CATALOG, ModelSpec, WeightFile, Words
@@ -41,8 +44,14 @@ class ThrowawayCutout:
         pass
 
 
+def _panel(services: Any) -> tuple[EngineSettings, Any]:
+    """What the panel is built from: the engine settings and the admin check."""
+    return services.settings.engine_settings(), lambda request: is_admin(jobs_desk(services),
+                                                                          request)
+
+
 def test_rows_show_licence_source_and_where_weights_go(services) -> None:
-    rows = {r[0].split(" ")[0]: dict(zip(HEADERS, r, strict=True)) for r in model_rows(services)}
+    rows = {r[0].split(" ")[0]: dict(zip(HEADERS, r, strict=True)) for r in model_rows(services.settings.engine_settings())}
     assert set(rows) == set(CATALOG)
     assert rows["wav2lip"]["commercial use"].startswith("NO (NON-COMMERCIAL")
     assert rows["sam2"]["commercial use"] == "yes"
@@ -54,7 +63,7 @@ def test_rows_show_licence_source_and_where_weights_go(services) -> None:
 
 
 def test_rows_speak_japanese(services) -> None:
-    rows = {r[0].split(" ")[0]: r for r in model_rows(services, "ja")}
+    rows = {r[0].split(" ")[0]: r for r in model_rows(services.settings.engine_settings(), "ja")}
     assert rows["sam2"][0] == "sam2 (輪郭の精密化)"
     assert rows["sam2"][4] == "はい"
     assert rows["wav2lip"][4].startswith("不可 (非商用: ")
@@ -69,7 +78,7 @@ def test_download_from_the_panel_is_picked_up_by_the_engines(services, monkeypat
         hub.add_repo(CATALOG["sam2"].repo_id, {"config.json": b"{}",
                                                 "model.safetensors": weights})
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        table, note = download(services, "sam2", None)
+        table, note = download(*_panel(services), "sam2", None)
     assert note.startswith("sam2: ready")
     assert table["headers"] == HEADERS
     row = dict(zip(HEADERS, next(r for r in table["data"] if r[0].startswith("sam2")),
@@ -84,7 +93,7 @@ def test_failed_download_is_reported_in_the_panel(services, monkeypatch) -> None
     from tests.conftest import free_port
 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
-    _, note = download(services, "wav2lip", None)
+    _, note = download(*_panel(services), "wav2lip", None)
     assert note.startswith("wav2lip: download failed: ")
     assert "next try in 1 min" in note
 
@@ -141,8 +150,8 @@ def test_a_new_engine_is_its_module_and_one_registry_entry(services, monkeypatch
 
     monkeypatch.setitem(CAPABILITIES["cutout"], "throwaway",
                         Entry(f"{__name__}:ThrowawayCutout", weights=f"{__name__}:THROWAWAY"))
-    en = {r[0].split(" ")[0]: dict(zip(HEADERS, r, strict=True)) for r in model_rows(services)}
-    ja = {r[0].split(" ")[0]: r for r in model_rows(services, "ja")}
+    en = {r[0].split(" ")[0]: dict(zip(HEADERS, r, strict=True)) for r in model_rows(services.settings.engine_settings())}
+    ja = {r[0].split(" ")[0]: r for r in model_rows(services.settings.engine_settings(), "ja")}
     assert en["throwaway"]["model name"] == "throwaway (test matting)"
     assert en["throwaway"]["commercial use"] == "NO (NON-COMMERCIAL: test weights only.)"
     assert en["throwaway"]["status"] == "missing: model.onnx"
@@ -160,6 +169,6 @@ def test_a_new_engine_is_its_module_and_one_registry_entry(services, monkeypatch
     with HubStub() as hub:
         hub.add_repo(THROWAWAY.repo_id, {"model.onnx": b"weights"})
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        _, note = download(services, "throwaway", None)
+        _, note = download(*_panel(services), "throwaway", None)
     assert note.startswith("throwaway: ready")
     assert engine.available() == (True, "ready")

@@ -22,5 +22,5 @@ def test_latest_output_is_this_sessions_own(services: Any) -> None:
     key = services.storage.put("temp/voices/kokoro/mine.wav", buffer.getvalue())
     remember(services, mine, key)
     services.storage.put("temp/voices/kokoro/theirs.wav", buffer.getvalue())  # newer
-    assert latest_audio(services, ("voices/", "temp/voices/"), mine).endswith("mine.wav")
-    assert latest_audio(services, ("voices/", "temp/voices/"), theirs) is None
+    assert latest_audio(services.storage, services, ("voices/", "temp/voices/"), mine).endswith("mine.wav")
+    assert latest_audio(services.storage, services, ("voices/", "temp/voices/"), theirs) is None

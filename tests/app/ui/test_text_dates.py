@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from app.runner.jobs import Job
+from app.ui import voice_desk
 from app.ui.jobs import JOB_COLUMNS, job_row
 from app.ui.message import history_caption
 from app.ui.text import shown_time
@@ -55,11 +56,11 @@ def test_every_tab_shows_the_same_moment_the_same_way(services, lang: str) -> No
     jobs_created = row[JOB_COLUMNS.index("jobs.col_created")]
     jobs_updated = row[JOB_COLUMNS.index("jobs.col_updated")]
 
-    store = ui_profiles(services, _request(lang))
+    store = ui_profiles(voice_desk(services), _request(lang))
     store.save(Profile("voice_0000abcd", "Hanako", "ja", STAMP, STAMP),
                Audio(np.zeros(2400, np.float32), 24000), np.ones(4, np.float32))
-    profile_date = shown_rows(services, _request(lang))[0][-1]
-    choice = delete_choices(services, _request(lang))[0][0]
+    profile_date = shown_rows(voice_desk(services), _request(lang))[0][-1]
+    choice = delete_choices(voice_desk(services), _request(lang))[0][0]
     history = history_caption(MOMENT, "Happy birthday", job.id, lang).split(" · ")[0]
 
     assert re.fullmatch(FORM[lang], jobs_created), jobs_created

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.ui import build_blocks
+from app.ui import build_blocks, records
 from app.ui.fallback import engine_name
 from app.ui.video import run_render
 from pipelines.media import encode_wav
@@ -28,7 +28,7 @@ def test_preview_render(services, portrait, speech_ja, tmp_path) -> None:
 
     wav = tmp_path / "s.wav"
     wav.write_bytes(encode_wav(speech_ja.audio))
-    video, file, details = run_render(services, portrait, str(wav), "auto", "512x512", True,
+    video, file, details = run_render(services.chain, services.settings, records(services), portrait, str(wav), "auto", "512x512", True,
                                       SPOKEN, 0, True)
     assert video == file and video.endswith(".mp4") and "/talking-video-" in video  # readable
     engine, _ = expected_engine(services, "talking_head")

@@ -91,7 +91,7 @@ def test_profile_progress_follows_the_job_steps(services: object) -> None:
 
     thread = threading.Thread(target=worker)
     thread.start()
-    finished = wait_for_profile(services, job.id, progress, "en", poll_s=0.01)  # type: ignore[arg-type]
+    finished = wait_for_profile(services.jobs, job.id, progress, "en", poll_s=0.01)  # type: ignore[arg-type]
     thread.join()
     assert finished.result["profile"]["id"] == "openvoice_1"
     descs = [d for _, d in seen]
@@ -106,6 +106,6 @@ def test_profile_progress_follows_the_job_steps(services: object) -> None:
         "code": "VOICE_SAMPLE_TOO_SHORT", "message": "a.wav: too short",
         "details": {"clips": [{"filename": "a.wav", "verdict": "rejected"}]}})
     with pytest.raises(StudioError) as info:
-        wait_for_profile(services, failed.id, lambda *a, **k: None, "ja")  # type: ignore[arg-type]
+        wait_for_profile(services.jobs, failed.id, lambda *a, **k: None, "ja")  # type: ignore[arg-type]
     assert info.value.code == "VOICE_SAMPLE_TOO_SHORT"
     assert info.value.details["clips"][0]["filename"] == "a.wav"

@@ -10,7 +10,7 @@ from models.errors import StudioError
 
 
 def test_finished_work_is_a_completed_job(services) -> None:
-    with recorded(services, "voice.synthesize", {"chars": 5}) as job:
+    with recorded(services.jobs, services, "voice.synthesize", {"chars": 5}) as job:
         assert services.jobs.get(job.id).status == "processing"
     done = services.jobs.get(job.id)
     assert (done.kind, done.status, done.progress, done.worker) == (
@@ -21,13 +21,13 @@ def test_finished_work_is_a_completed_job(services) -> None:
 
 
 def test_failed_work_keeps_its_error_code_and_is_not_retried_from_the_queue(services) -> None:
-    with pytest.raises(StudioError), recorded(services, "image.cutout", {}) as job:
+    with pytest.raises(StudioError), recorded(services.jobs, services, "image.cutout", {}) as job:
         raise StudioError("No person.", code="IMAGE_NO_PERSON", message_ja="人物がいません。")
     failed = services.jobs.get(job.id)
     assert failed.status == "failed" and failed.error["code"] == "IMAGE_NO_PERSON"
     assert jobs_ui.retry(services, job.id[:12], "ja") == jobs_ui.plain("jobs.not_queued", "ja")
     assert services.jobs.get(job.id).status == "failed"
-    with pytest.raises(ZeroDivisionError), recorded(services, "bgm.mix", {}) as other:
+    with pytest.raises(ZeroDivisionError), recorded(services.jobs, services, "bgm.mix", {}) as other:
         1 / 0  # noqa: B018 - any failure is recorded, then raised
     assert services.jobs.get(other.id).error["code"] == "UI_ERROR"
 
@@ -35,7 +35,7 @@ def test_failed_work_keeps_its_error_code_and_is_not_retried_from_the_queue(serv
 def test_recovery_leaves_tab_work_alone(services) -> None:
     job = services.jobs.create("video.render", {})
     services.jobs.update(job.id, status="processing")
-    with recorded(services, "video.preview", {}) as ui_job:
+    with recorded(services.jobs, services, "video.preview", {}) as ui_job:
         assert ui_job.id not in services.queue.recover()
 
 

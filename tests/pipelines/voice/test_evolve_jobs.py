@@ -120,22 +120,22 @@ def test_a_new_profile_queues_its_search_when_asked_to(settings: Any) -> None:
 
 
 def test_voice_tab_panel_names_it_honestly_in_both_languages(quiet_services: Any) -> None:
-    from app.ui import build_blocks
+    from app.ui import build_blocks, voice_desk
     from app.ui.text import plain
     from app.ui.voice_evolve import status_text
 
     build_blocks(quiet_services)  # the panel builds inside the Voice tab
     profile_id = _saved_profile(quiet_services)
-    assert status_text(quiet_services, profile_id, "ja") == plain("evolve.none", "ja")
+    assert status_text(voice_desk(quiet_services), profile_id, "ja") == plain("evolve.none", "ja")
     ProfileStore(quiet_services.storage).set_evolution(profile_id, voice_source="evolved", evolution={
         "label": "evolved built-in voice (Kokoro style search), not a cloned recording",
         "label_ja": "進化させた内蔵音声（Kokoro スタイル探索）。録音の複製ではありません",
         "iteration": 12, "seconds": 64.2, "best": {"held_out": 0.71},
         "quick": {"held_out": 0.62}, "serves": {"ja": "evolved", "en": "matched"}})
-    ja = status_text(quiet_services, profile_id, "ja")
+    ja = status_text(voice_desk(quiet_services), profile_id, "ja")
     assert "録音の複製ではありません" in ja and "0.71" in ja and "0.62" in ja
     assert "ja: 進化させた声" in ja and "en: 簡易の声合わせ" in ja
-    en = status_text(quiet_services, profile_id, "en")
+    en = status_text(voice_desk(quiet_services), profile_id, "en")
     assert "not a cloned recording" in en and "ja: evolved voice" in en
 
 
