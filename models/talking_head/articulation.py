@@ -13,10 +13,14 @@ against its neighbours: lips must meet on /m b p/, a /k/ takes the shape of the 
 it). The controls at time t are the dominance-weighted mean of the targets near t (a
 normalised convolution on a 5 ms grid with a short Gaussian, so shapes blend into their
 neighbours instead of snapping). Silence is a target too: lips together, gaining dominance
-the longer it lasts. The whole track is read ``LEAD`` seconds ahead: the jaw and lips move
-before the sound they make (the mouth leads the audio by some tens of ms in connected
-speech). Consonants between vowels nearly close the jaw, so the lips open and close at
-syllable rate; the loudness of each moment scales the opening a little (a stressed syllable
+the longer it lasts, but a gap between two words (under ``WORD_GAP``) is not silence: the
+lips stay parted through it. The whole track is read ``LEAD`` seconds ahead: the jaw and
+lips move before the sound they make (the mouth leads the audio by some tens of ms in
+connected speech; read 10 ms ahead, the lips rose and fell with the loudness frame for
+frame). Only the meeting of the lips on /m b p/ keeps closer to the sound
+(:data:`~models.talking_head.visemes.LIPS_LEAD`): their closure *is* that silence or
+murmur. Consonants between vowels nearly close the jaw, so the lips open and close at
+syllable rate; the loudness of each syllable scales the opening a little (a stressed syllable
 opens wider), never more: the timing, not the envelope, decides when the mouth moves.
 """
 
@@ -30,8 +34,9 @@ import numpy as np
 from models.base import Timing
 
 GRID = 200  # Hz: the articulation grid (5 ms)
-LEAD = 0.01  # s: the mouth reads the timeline this far ahead of the sound (see below)
+LEAD = 0.04  # s: the jaw and lips read the timeline this far ahead of the sound (see below)
 SMOOTH = 0.035  # s: sigma of the coarticulation blend
+WORD_GAP = 0.12  # s: a silence shorter than this between two words leaves the lips parted
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,15 @@ def _targets(phonemes: Sequence[Timing], n: int) -> tuple[np.ndarray, np.ndarray
     length = np.where(silent, run + back - 1, 0) / GRID
     dominance = np.where(silent, rest.dominance * np.clip(length / 0.15, 0.15, 1.0) + 0.01,
                          dominance)
+    # A gap shorter than WORD_GAP with sound on both sides is no pause at all: in connected
+    # speech the lips do not meet between words (Piper leaves 20-70 ms untimed between
+    # them while the voice goes on); the shapes on either side carry through it.
+    if spoken.any():
+        first = int(np.argmax(spoken))
+        last = n - 1 - int(np.argmax(spoken[::-1]))
+        step = np.arange(n)
+        joint = silent & (length < WORD_GAP) & (step > first) & (step < last)
+        dominance = np.where(joint, 0.01, dominance)
     return target, dominance, spoken, closures
 
 

@@ -23,6 +23,8 @@ from models.talking_head.face_mesh import (
 )
 from models.talking_head.warp import FrameControls, RigGeometry, Roi, backward_field, ring
 
+ROUND_PURSE = 0.025  # mouth widths each inner lip moves toward the other at full ``round``
+
 
 class MouthShapes(RigGeometry):
     """The mouth's moves and fields, and the mouth field of a frame."""
@@ -79,6 +81,12 @@ class MouthShapes(RigGeometry):
             elif i in set(LOWER_OUTER) - {61, 291}:
                 mv = mv + ey * 0.03 * wm * prof(i)
             moves["round"][i] = mv
+        # ... and the opening narrows top to bottom too: a rounded vowel's lips purse
+        # towards a small round hole, they do not gape taller than for /a/.
+        for i in set(UPPER_INNER) - {78, 308}:
+            moves["round"][i] = moves["round"][i] + ey * ROUND_PURSE * wm * prof(i)
+        for i in set(LOWER_INNER) - {78, 308}:
+            moves["round"][i] = moves["round"][i] - ey * ROUND_PURSE * wm * prof(i)
         # close (m/b/p): inner lips meet (whatever the photo's gap), lips press a little.
         for a, b in zip(UPPER_INNER[1:-1], LOWER_INNER[1:-1], strict=True):
             gap = max(0.0, float((p[b] - p[a]) @ ey))

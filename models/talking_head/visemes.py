@@ -29,6 +29,9 @@ from models.base import Speech
 ANALYSIS_RATE = 11025
 SYLLABLE_WINDOW = 0.2  # s: the neighbourhood a syllable's loudness is weighed against
 LOUD_FLOOR = 0.2  # the opening of the quietest syllable, relative to the loudest
+STRESS_WINDOW = 0.16  # s: a syllable's loudness is the loudest moment this close to it
+STRESS_RANGE = 20.0  # dB under the loud syllables where a syllable opens least
+LIPS_LEAD = 0.02  # s: the lips meet for /m b p/ this far ahead of the closure's sound
 OPEN_GAIN = 0.75  # the widest vowel's opening, as a share of the rig's full jaw drop
 JAW_REACH = 0.34  # inner-lip gap (mouth widths) the rig's full ``open`` adds
 PARTING = 0.25  # the least opening of lips that part, on a closed-mouth photo
@@ -265,8 +268,9 @@ def _finish(open_: np.ndarray, spread: np.ndarray, round_: np.ndarray, close: np
 
 def from_phonemes(speech: Speech, fps: int = 25) -> MouthTrack:
     """Mouth controls from the phoneme timeline (:mod:`~models.talking_head.articulation`):
-    visemes with coarticulation, read ahead of the sound; loudness scales the opening a
-    little; every m/b/p closes the lips on at least one frame."""
+    visemes with coarticulation, read ahead of the sound; each syllable's loudness scales
+    its opening a little (:func:`stress`); every m/b/p closes the lips on at least one
+    frame, timed with the closure's sound."""
     from models.talking_head.articulation import LEAD, articulate, sample
 
     env = loudness(speech, fps)
@@ -277,19 +281,36 @@ def from_phonemes(speech: Speech, fps: int = 25) -> MouthTrack:
     open_ = sample(c.open, ahead)
     spread = sample(c.spread, ahead)
     round_ = sample(c.round, ahead)
-    close = sample(c.close, ahead)
-    # A stressed (louder) syllable opens wider; the loudness is read as far ahead as the
-    # shapes, so it scales the syllable being formed, not the one before it.
-    loud = np.interp(ahead, times, env)
-    open_ = OPEN_GAIN * open_ * (LOUD_FLOOR + (1.0 - LOUD_FLOOR) * loud)
+    lips_at = times + LIPS_LEAD  # the lips meet when the closure sounds, not a jaw's lead early
+    close = sample(c.close, lips_at)
+    open_ = OPEN_GAIN * open_ * (LOUD_FLOOR + (1.0 - LOUD_FLOOR) * stress(env, ahead, fps))
     for start, end in c.bilabials:  # the lips meet through m/b/p, on one frame at least
-        inside = (ahead >= start) & (ahead <= end)
-        inside[int(np.clip(np.argmin(np.abs(ahead - (start + end) / 2)), 0, n - 1))] = True
+        inside = (lips_at >= start) & (lips_at <= end)
+        inside[int(np.clip(np.argmin(np.abs(lips_at - (start + end) / 2)), 0, n - 1))] = True
         close[inside] = 1.0
         open_[inside] = 0.0
     return MouthTrack(open_.astype(np.float32), spread.astype(np.float32),
                       round_.astype(np.float32), close.astype(np.float32),
                       env.astype(np.float32), fps)
+
+
+def stress(env: np.ndarray, ahead: np.ndarray, fps: int = 25) -> np.ndarray:
+    """How wide each frame's syllable opens for its loudness (0: quiet .. 1: stressed).
+
+    A syllable's loudness, not the moment's: the loudest frame within ``STRESS_WINDOW``
+    of it, read as far ahead as the shapes (so it scales the syllable being formed). Read
+    frame by frame, the loudness dipped at every consonant and word boundary and closed the
+    lips with it, though a consonant's own shape already says how far the jaw rises; the
+    lips then rose and fell with the voice's envelope. ``env`` spans 38 dB; a syllable
+    ``STRESS_RANGE`` dB under the loud ones (a phrase's fading end) opens least.
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    times = (np.arange(len(env)) + 0.5) / fps
+    loud = np.clip(1.0 - (1.0 - np.interp(ahead, times, env)) * 38.0 / STRESS_RANGE, 0.0, 1.0)
+    reach = max(1, int(round(STRESS_WINDOW * fps)))
+    syllable: np.ndarray = maximum_filter1d(loud, reach, mode="nearest")
+    return syllable
 
 
 def loudness(speech: Speech, fps: int = 25) -> np.ndarray:

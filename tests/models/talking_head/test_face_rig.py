@@ -140,3 +140,15 @@ def test_ffmpeg_dying_mid_render_is_an_error_and_leaves_no_file(tmp_path: Path) 
     assert info.value.code == "VIDEO_ENCODE_FAILED"
     assert not out.exists()
     assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_rounded_lips_purse_instead_of_gaping(rig: FaceRig) -> None:
+    """/o/ and /u/ narrow the opening both ways: the same jaw drop with rounded lips leaves
+    a smaller inner-lip gap than without (the corners only moved in, so the hole stood as
+    tall as for /a/ on a narrower mouth and read as the widest opening of all)."""
+    def gap(c: FrameControls) -> float:
+        pts = rig.landmarks_for(c)
+        return float(pts[LOWER_INNER][:, 1].mean() - pts[UPPER_INNER][:, 1].mean())
+
+    assert gap(FrameControls(open=0.6, round=1.0)) < 0.85 * gap(FrameControls(open=0.6))
+    assert gap(FrameControls(open=0.3, round=1.0)) > 0  # pursed, never crossed

@@ -115,7 +115,11 @@ def test_bilabial_closures_fire_on_ma_ba_pa_not_on_sa_ta() -> None:
 @pytest.mark.parametrize("timed", [True, False])
 def test_syllables_open_and_close_inside_speech(timed: bool) -> None:
     """Twelve "ta" morae at 6 a second: the mouth opens and closes on (nearly) every one,
-    from the timing or, without it, from the loudness: no held shout, no held closure."""
+    from the timing or, without it, from the loudness: no held shout, no held closure.
+
+    With timing the jaw rises as far as /t/ asks (its viseme: half up, lips apart), not as
+    far as the voice's 30 dB dip in the closure: at 6 morae a second coarticulation leaves
+    a shallower dip than the loudness did, and the lips never meet on a /t/."""
     rate = ANALYSIS_RATE
     pieces = [np.zeros(int(0.3 * rate), np.float32)]
     phonemes, t = [], 0.3
@@ -130,7 +134,10 @@ def test_syllables_open_and_close_inside_speech(timed: bool) -> None:
     inside = track.open[int(0.35 * 25):int((t - 0.05) * 25)]
     peaks = int(np.sum((inside[1:-1] > inside[:-2]) & (inside[1:-1] >= inside[2:])))
     assert peaks >= 9, inside.round(2)
-    assert np.percentile(inside, 20) < 0.6 * np.percentile(inside, 90), inside.round(2)
+    depth = 0.9 if timed else 0.6
+    assert np.percentile(inside, 20) < depth * np.percentile(inside, 90), inside.round(2)
+    if timed:
+        assert track.close[int(0.35 * 25):int((t - 0.05) * 25)].max() < 0.2
     assert track.open[:5].max() < 0.05  # at rest before the speech
 
 
@@ -181,3 +188,62 @@ def test_english_lax_vowels_open_wider_than_tense() -> None:
     assert lax_i.open > tense_i.open and lax_i.spread < tense_i.spread
     assert lax_u.open > tense_u.open and lax_u.round < tense_u.round
     assert viseme_key("ɨ") == "u"  # Kokoro's Japanese vowels keep theirs
+
+
+def _said(parts: list[tuple[str, float, float]], rate: int = ANALYSIS_RATE
+          ) -> tuple[np.ndarray, tuple[Timing, ...]]:
+    """Audio and timing of (phoneme, seconds, level) parts; "" is untimed (a word gap)."""
+    pieces, phonemes, t = [], [], 0.0
+    for symbol, seconds, level in parts:
+        pieces.append(vowel(700, 1300, seconds) * level if level else
+                      np.zeros(int(seconds * rate), np.float32))
+        if symbol:
+            phonemes.append(Timing(t, t + seconds, symbol))
+        t += seconds
+    return np.concatenate(pieces).astype(np.float32), tuple(phonemes)
+
+
+def test_lips_stay_parted_through_a_short_word_gap() -> None:
+    """"that day": Piper leaves ~60 ms untimed between the words while the voice goes on;
+    in connected speech the lips do not meet there (they did: a blink of the mouth at every
+    word boundary). A real pause between phrases still brings them together."""
+    from models.talking_head.articulation import GRID, articulate
+
+    _, said = _said([("", 0.3, 0), ("ð", 0.06, 1), ("æ", 0.14, 1), ("t", 0.06, 1),
+                     ("", 0.06, 1), ("d", 0.06, 1), ("e", 0.16, 1), ("", 0.45, 0),
+                     ("d", 0.06, 1), ("e", 0.16, 1), ("", 0.3, 0)])
+    c = articulate(said, 2.0)
+    gap = slice(int(0.56 * GRID), int(0.62 * GRID))
+    assert c.close[gap].max() < 0.1, c.close[gap].round(2)
+    assert c.open[gap].min() > 0.3, c.open[gap].round(2)
+    pause = slice(int(0.95 * GRID), int(1.1 * GRID))
+    assert c.close[pause].min() > 0.9
+
+
+def test_opening_follows_the_syllable_not_the_dip_of_a_consonant() -> None:
+    """"ata" with the /t/ closure 25 dB quieter than the vowels: the jaw rises only as far
+    as /t/ needs (its viseme), the voice's dip does not shut the lips (it did: the opening
+    times the loudness of each moment fell to a fifth there)."""
+    x, said = _said([("", 0.3, 0), ("a", 0.2, 1), ("t", 0.08, 0.056), ("a", 0.2, 1),
+                     ("", 0.3, 0)])
+    track = from_phonemes(Speech(Audio(x, ANALYSIS_RATE), phonemes=said))
+    vowel_open = track.open[9:12].max()
+    t_frame = int(0.54 * 25)
+    assert track.open[t_frame - 1:t_frame + 2].min() > 0.45 * vowel_open, track.open.round(2)
+    assert track.open[:5].max() < 0.05 and track.open[-4:].max() < 0.05
+
+
+def test_lips_meet_with_the_sound_of_m_while_the_jaw_leads() -> None:
+    """The jaw moves tens of ms before the sound it shapes, but the lips meet for /m/ when
+    its murmur sounds (the closure is the sound): no frame before the /m/ is closed."""
+    from models.talking_head.articulation import LEAD
+
+    x, said = _said([("", 0.3, 0), ("a", 0.2, 1), ("m", 0.08, 0.3), ("a", 0.2, 1),
+                     ("", 0.3, 0)])
+    track = from_phonemes(Speech(Audio(x, ANALYSIS_RATE), phonemes=said))
+    closed = np.nonzero(track.close >= 1.0)[0]
+    inside = [i for i in closed if 0.4 < (i + 0.5) / 25 < 0.65]
+    assert inside and (min(inside) + 1.0) / 25 > 0.5, closed  # the frame ends after /m/ starts
+    assert LEAD >= 0.03
+    rise = int(np.argmax(track.open > 0.2))
+    assert (rise + 0.5) / 25 < 0.3  # the jaw starts opening before the first /a/ sounds
