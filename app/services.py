@@ -24,6 +24,7 @@ from app.runner.jobs import Jobs
 from app.runner.leases import LeaseKeeper
 from app.runner.queue import TaskQueue, create_huey
 from app.runner.reaper import Reaper
+from app.runner.running import WorkerParts
 from app.runner.stages import StageScheduler
 from app.runner.stores import create_job_store
 from app.runner.unstaged import UnstagedRunner
@@ -137,10 +138,10 @@ def build_queue(settings: Settings, huey: Huey, jobs: Jobs, storage: Storage,
     leases = LeaseKeeper(jobs, settings.lease_seconds,
                          on_change=lambda: beat.beat_if_consuming())
     beat = heartbeat.install(huey, running=leases.held)  # beats while this process consumes
-    unstaged = UnstagedRunner(huey, jobs, storage, engine_settings, chains, kinds=kinds,
-                              leases=leases, events=events, worker_name=worker)
-    scheduler = StageScheduler(huey, jobs, storage, engine_settings, chains, kinds=kinds,
-                               leases=leases, events=events, worker_name=worker)
+    parts = WorkerParts(huey, jobs, storage, engine_settings, chains, kinds, leases, events,
+                        worker)
+    unstaged = UnstagedRunner(parts)
+    scheduler = StageScheduler(parts)
     queue: TaskQueue | None = None
     reaper = Reaper(huey, jobs, leases=leases, heartbeat=beat, scheduler=scheduler,
                     unstaged=unstaged, consuming=lambda: queue is not None and queue.consuming)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from huey.api import Huey
+
 from app.runner.events import ChainRan, Events, StageDone, StepDone
 from app.runner.jobs import Jobs
 from app.runner.leases import LeaseKeeper, LeaseLost
@@ -23,9 +25,26 @@ from app.storage import Storage, new_key
 from models.base import EngineSettings
 from models.chain import ChainExhausted, ChainResult, FallbackChain
 from models.errors import Cancelled, StudioError
+from pipelines.tasks import JobRegistry
 
 StageReport = Callable[[float, str], None]
 """Where a running stage sends its progress: ``report(fraction, step)``."""
+
+
+@dataclass(frozen=True)
+class WorkerParts:
+    """What the parts that run jobs on a worker work with (the unstaged runner and the stage
+    scheduler alike): built once by ``app.services.build_queue``."""
+
+    huey: Huey
+    jobs: Jobs
+    storage: Storage
+    engine_settings: EngineSettings
+    chains: Callable[[str], FallbackChain[Any]]
+    kinds: JobRegistry
+    leases: LeaseKeeper
+    events: Events
+    worker_name: str
 
 
 class JobTimeout(StudioError):

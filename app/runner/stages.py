@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
-from huey.api import Huey, TaskWrapper
+from huey.api import TaskWrapper
 
-from app.runner.events import Events, JobFinished, StageDone
-from app.runner.jobs import Job, Jobs
-from app.runner.leases import LeaseKeeper, LeaseLost, new_token
-from app.runner.running import RunningStage, StageReport, error_record, storage_error
-from app.storage import Storage
-from models.base import EngineSettings
-from models.chain import FallbackChain
+from app.runner.events import JobFinished, StageDone
+from app.runner.jobs import Job
+from app.runner.leases import LeaseLost, new_token
+from app.runner.running import RunningStage, StageReport, WorkerParts, error_record, storage_error
 from models.errors import Cancelled, StudioError, TransientBackendError
-from pipelines.tasks import JobRegistry, Stage
+from pipelines.tasks import Stage
 
 log = logging.getLogger("studio.queue")
 
@@ -49,28 +45,17 @@ class StageScheduler:
     """Runs staged jobs: queues their stages as huey tasks (``studio.run_stage``), runs one
     stage under its lease, rolls progress up, fails or finishes the job."""
 
-    def __init__(self, huey: Huey, jobs: Jobs, storage: Storage,
-                 engine_settings: EngineSettings, chains: Callable[[str], FallbackChain[Any]],
-                 *, kinds: JobRegistry, leases: LeaseKeeper, events: Events,
-                 worker_name: str) -> None:
-        self.huey = huey
-        self.jobs = jobs
-        self.storage = storage
-        self.engine_settings = engine_settings
-        self.chains = chains
-        self.kinds = kinds
-        self.leases = leases
-        self.events = events
-        self.worker_name = worker_name
-        self.run_stage: TaskWrapper = huey.task(name="studio.run_stage")(self._run_stage)
+    def __init__(self, parts: WorkerParts) -> None:
+        self.parts = parts
+        self.run_stage: TaskWrapper = parts.huey.task(name="studio.run_stage")(self._run_stage)
 
     def is_staged(self, kind: str) -> bool:
         """A kind this queue no longer knows (a job from before an upgrade) runs unstaged."""
-        job_kind = self.kinds.get(kind)
+        job_kind = self.parts.kinds.get(kind)
         return job_kind is not None and job_kind.staged
 
     def _stages(self, kind: str) -> tuple[Stage, ...]:
-        return self.kinds[kind].stages
+        return self.parts.kinds[kind].stages
 
     def stage_index(self, kind: str, stage: str) -> int:
         """The stage's place in its kind (its queue priority comes from it)."""
@@ -90,7 +75,7 @@ class StageScheduler:
                 if stage.name in settled or not set(stage.after) <= settled:
                     continue
                 if stage.when is not None and not stage.when(job.params):
-                    self.jobs.store.save_stage(job.id, stage.name,
+                    self.parts.jobs.store.save_stage(job.id, stage.name,
                                                {"status": "skipped", "progress": 1.0})
                     settled.add(stage.name)
                     changed = True
@@ -100,22 +85,22 @@ class StageScheduler:
                 continue
             if records.get(stage.name, {}).get("status") in ("running", "queued", "retrying"):
                 continue
-            if self.jobs.store.set_flag(job.id, f"queued:{run_of(job)}:{stage.name}") or force:
+            if self.parts.jobs.store.set_flag(job.id, f"queued:{run_of(job)}:{stage.name}") or force:
                 # 'queued' in the record: the reaper knows this stage waits in the queue
-                self.jobs.store.modify_stage(job.id, stage.name, _mark_queued)
-                self.huey.enqueue(self.run_stage.s(job.id, stage.name, run_of(job),
+                self.parts.jobs.store.modify_stage(job.id, stage.name, _mark_queued)
+                self.parts.huey.enqueue(self.run_stage.s(job.id, stage.name, run_of(job),
                                                    priority=stage_priority(job, stage_index[
                                                        stage.name]), expires=expires))
         if settled >= {st.name for st in self._stages(job.kind)}:
             self._finish(job, force=force)
 
     def _finish(self, job: Job, force: bool = False) -> None:
-        if not self.jobs.store.set_flag(job.id, f"finished:{run_of(job)}") and not force:
+        if not self.parts.jobs.store.set_flag(job.id, f"finished:{run_of(job)}") and not force:
             return
-        records = self.jobs.store.load_stages(job.id)
+        records = self.parts.jobs.store.load_stages(job.id)
         outputs = {n: r.get("output") or {} for n, r in records.items()
                    if r.get("status") == "done"}
-        finish = self.kinds[job.kind].finish
+        finish = self.parts.kinds[job.kind].finish
         assert finish is not None  # a staged kind always has one (JobKind checks)
         result = finish(job.params, outputs)
         result["stages"] = [
@@ -127,8 +112,8 @@ class StageScheduler:
         ]
         started = job.started_at or job.created_at
         result.setdefault("processing_time", round(time.time() - started, 3))
-        self.events.send(JobFinished(job.kind, "completed", time.time() - started))
-        self.jobs.update(job.id, status="completed", progress=100.0, current_step="done",
+        self.parts.events.send(JobFinished(job.kind, "completed", time.time() - started))
+        self.parts.jobs.update(job.id, status="completed", progress=100.0, current_step="done",
                          result=result, steps_remaining=[],
                          steps_completed=[st.name for st in self._stages(job.kind)])
 
@@ -147,7 +132,7 @@ class StageScheduler:
         def apply(job: Job) -> bool:
             if job.final:
                 return False
-            fresh = {**records, **self.jobs.store.load_stages(job_id)}
+            fresh = {**records, **self.parts.jobs.store.load_stages(job_id)}
             done = 0.0
             completed, remaining, running = [], [], []
             for st in stages:
@@ -168,7 +153,7 @@ class StageScheduler:
             job.updated_at = time.time()
             return True
 
-        self.jobs.store.modify(job_id, apply)
+        self.parts.jobs.store.modify(job_id, apply)
 
     def reporter(self, job_id: str, stage: str, token: str) -> StageReport:
         """The progress callback of one run of a stage (what its context is given)."""
@@ -185,14 +170,14 @@ class StageScheduler:
                 return False
             record["progress"] = min(max(fraction, 0.0), 1.0)
             record["step"] = step
-            record["lease_until"] = self.leases.deadline()  # progress renews it, too
+            record["lease_until"] = self.parts.leases.deadline()  # progress renews it, too
             return True
 
-        record = self.jobs.store.modify_stage(job_id, stage, report)
+        record = self.parts.jobs.store.modify_stage(job_id, stage, report)
         if token is not None and record.get("lease") != token:
             raise LeaseLost(f"Another worker took stage {stage} over.")
-        job = self.jobs.get(job_id)
-        records = self.jobs.store.load_stages(job_id)
+        job = self.parts.jobs.get(job_id)
+        records = self.parts.jobs.store.load_stages(job_id)
         records[stage] = record
         self._sync_progress(job_id, job.kind, records, step=f"{stage}: {step}" if step and
                             step != stage else stage)
@@ -213,20 +198,20 @@ class StageScheduler:
             written = write(record)
             return written
 
-        self.jobs.store.modify_stage(job_id, stage, guarded)
+        self.parts.jobs.store.modify_stage(job_id, stage, guarded)
         if not written:
             log.warning("stage result discarded: another worker took the stage over",
                         extra={"job_id": job_id, "stage": stage})
         return written
 
     def _run_stage(self, job_id: str, stage_name: str, run: int) -> None:
-        job = self.jobs.store.load(job_id)
+        job = self.parts.jobs.store.load(job_id)
         if job is None or job.final or run_of(job) != run:
             return  # gone, finished, failed by a sibling, or superseded by a retry
-        if self.jobs.cancel_requested(job_id):
-            self.jobs.update(job_id, status="cancelled", current_step="cancelled")
+        if self.parts.jobs.cancel_requested(job_id):
+            self.parts.jobs.update(job_id, status="cancelled", current_step="cancelled")
             return
-        stage = self.kinds[job.kind].stage(stage_name)
+        stage = self.parts.kinds[job.kind].stage(stage_name)
         token = new_token()
         now = time.time()
         claimed = False
@@ -242,40 +227,40 @@ class StageScheduler:
                 return False  # a live run holds it: this task is a duplicate
             record.update(status="running", progress=0.0,
                           attempts=int(record.get("attempts", 0)) + 1, started_at=now,
-                          worker=self.worker_name, error=None, lease=token,
-                          lease_until=self.leases.deadline())
+                          worker=self.parts.worker_name, error=None, lease=token,
+                          lease_until=self.parts.leases.deadline())
             claimed = True
             return True
 
-        record = self.jobs.store.modify_stage(job_id, stage_name, claim)
+        record = self.parts.jobs.store.modify_stage(job_id, stage_name, claim)
         if not claimed:
             if record.get("status") in ("done", "skipped"):
-                self.enqueue_ready(job, self.jobs.store.load_stages(job_id))
+                self.enqueue_ready(job, self.parts.jobs.store.load_stages(job_id))
             return
         log.info("stage started", extra={"job_id": job_id, "stage": stage_name,
                                          "attempt": record["attempts"],
-                                         "worker": self.worker_name})
-        self.leases.hold(job_id, stage_name, token)
+                                         "worker": self.parts.worker_name})
+        self.parts.leases.hold(job_id, stage_name, token)
         try:
             self._run_held_stage(job, stage, record, token)
         finally:
-            self.leases.release(job_id, stage_name, token)
+            self.parts.leases.release(job_id, stage_name, token)
 
     def _run_held_stage(self, job: Job, stage: Stage, record: dict[str, Any],
                         token: str) -> None:
         job_id, stage_name = job.id, stage.name
         if job.status == "queued":
-            job = self.jobs.update(job_id, status="processing",
+            job = self.parts.jobs.update(job_id, status="processing",
                                    started_at=job.started_at or time.time(),
-                                   worker=self.worker_name)
-        records = self.jobs.store.load_stages(job_id)
+                                   worker=self.parts.worker_name)
+        records = self.parts.jobs.store.load_stages(job_id)
         records[stage_name] = record
         self._sync_progress(job_id, job.kind, records)
         outputs = {n: r.get("output") or {} for n, r in records.items()
                    if r.get("status") == "done"}
-        ctx = RunningStage(job_id, self.storage, self.engine_settings, self.jobs, self.chains,
-                           deadline=time.monotonic() + stage.timeout, events=self.events,
-                           lease=token, leases=self.leases, stage=stage_name,
+        ctx = RunningStage(job_id, self.parts.storage, self.parts.engine_settings, self.parts.jobs, self.parts.chains,
+                           deadline=time.monotonic() + stage.timeout, events=self.parts.events,
+                           lease=token, leases=self.parts.leases, stage=stage_name,
                            report=self.reporter(job_id, stage_name, token))
         started = time.perf_counter()
         try:
@@ -287,13 +272,13 @@ class StageScheduler:
             return
         except Cancelled:
             if self._stage_failed(job_id, stage_name, token, None):
-                self.jobs.update(job_id, status="cancelled", current_step="cancelled")
+                self.parts.jobs.update(job_id, status="cancelled", current_step="cancelled")
             return
         except TransientBackendError as exc:
             if record["attempts"] <= stage.retries:
                 if self._write_stage(job_id, stage_name, token, status="retrying",
                                      error=error_record(exc)):
-                    self.huey.enqueue(self.run_stage.s(
+                    self.parts.huey.enqueue(self.run_stage.s(
                         job_id, stage_name, run_of(job),
                         priority=stage_priority(job, self.stage_index(job.kind, stage_name)),
                         delay=stage.retry_delay * 2 ** (record["attempts"] - 1)))
@@ -323,9 +308,9 @@ class StageScheduler:
         log.info("stage done", extra={"job_id": job_id, "stage": stage_name,
                                       "duration_ms": round(1000 * seconds),
                                       "backend": (output or {}).get("backend")})
-        self.events.send(StageDone(stage_name, (output or {}).get("backend"), seconds))
-        records = self.jobs.store.load_stages(job_id)
-        job = self.jobs.get(job_id)
+        self.parts.events.send(StageDone(stage_name, (output or {}).get("backend"), seconds))
+        records = self.parts.jobs.store.load_stages(job_id)
+        job = self.parts.jobs.get(job_id)
         if job.final:
             return
         self._sync_progress(job_id, job.kind, records)
@@ -343,15 +328,15 @@ class StageScheduler:
 
     def fail_job(self, job_id: str, stage: str, error: dict[str, Any]) -> None:
         """Fail the whole job for its stage ``stage`` (the reaper's, too)."""
-        job = self.jobs.update(job_id, status="failed", current_step=stage,
+        job = self.parts.jobs.update(job_id, status="failed", current_step=stage,
                                error={**error, "stage": stage})
         if job.status == "failed":
-            self.events.send(JobFinished(job.kind, "failed"))
+            self.parts.events.send(JobFinished(job.kind, "failed"))
         log.warning("stage failed", extra={"job_id": job_id, "stage": stage,
                                            "code": error.get("code")})
 
     def stages(self, job_id: str) -> dict[str, dict[str, Any]]:
-        return self.jobs.store.load_stages(job_id)
+        return self.parts.jobs.store.load_stages(job_id)
 
 
 def _mark_queued(record: dict[str, Any]) -> bool:

@@ -13,21 +13,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from huey import signals
-from huey.api import Huey, Task, TaskWrapper
+from huey.api import Task, TaskWrapper
 
-from app.runner.events import Events, JobFinished
-from app.runner.jobs import Job, Jobs
-from app.runner.leases import LeaseKeeper, LeaseLost, new_token
-from app.runner.running import RunningJob, error_record, storage_error
-from app.storage import Storage
-from models.base import EngineSettings
-from models.chain import FallbackChain
+from app.runner.events import JobFinished
+from app.runner.jobs import Job
+from app.runner.leases import LeaseLost, new_token
+from app.runner.running import RunningJob, WorkerParts, error_record, storage_error
 from models.errors import Cancelled, StudioError
-from pipelines.tasks import JobHandler, JobRegistry, MakeWay
+from pipelines.tasks import JobHandler, MakeWay
 
 log = logging.getLogger("studio.queue")
 
@@ -37,25 +33,14 @@ JOB_TIMEOUT = 1800.0  # seconds one unstaged job may run
 class UnstagedRunner:
     """Runs unstaged jobs on huey workers; tells how each run ended."""
 
-    def __init__(self, huey: Huey, jobs: Jobs, storage: Storage,
-                 engine_settings: EngineSettings, chains: Callable[[str], FallbackChain[Any]],
-                 *, kinds: JobRegistry, leases: LeaseKeeper, events: Events, worker_name: str,
-                 job_timeout: float = JOB_TIMEOUT) -> None:
-        self.huey = huey
-        self.jobs = jobs
-        self.storage = storage
-        self.engine_settings = engine_settings
-        self.chains = chains
-        self.kinds = kinds
-        self.leases = leases
-        self.events = events
-        self.worker_name = worker_name
+    def __init__(self, parts: WorkerParts, *, job_timeout: float = JOB_TIMEOUT) -> None:
+        self.parts = parts
         self.job_timeout = job_timeout
-        self.run_job: TaskWrapper = huey.task(name="studio.run_job")(self.run)
+        self.run_job: TaskWrapper = parts.huey.task(name="studio.run_job")(self.run)
         self._started: dict[str, float] = {}
         self._lock = threading.Lock()
-        huey.signal(signals.SIGNAL_EXECUTING, signals.SIGNAL_COMPLETE,
-                    signals.SIGNAL_ERROR)(self._on_task_signal)
+        parts.huey.signal(signals.SIGNAL_EXECUTING, signals.SIGNAL_COMPLETE,
+                          signals.SIGNAL_ERROR)(self._on_task_signal)
 
     def _on_task_signal(self, signal: str, task: Task, *args: Any) -> None:
         """Time each run of a job task and say how the job ended; a run that re-queued it
@@ -68,9 +53,9 @@ class UnstagedRunner:
             return
         with self._lock:
             started = self._started.pop(task.id, None)
-        if not self.events.listening(JobFinished):
+        if not self.parts.events.listening(JobFinished):
             return
-        job = self.jobs.store.load(task.args[0])
+        job = self.parts.jobs.store.load(task.args[0])
         if job is None:
             return
         if job.final:
@@ -80,21 +65,21 @@ class UnstagedRunner:
         else:
             return
         seconds = None if started is None else time.perf_counter() - started
-        self.events.send(JobFinished(job.kind, status, seconds))
+        self.parts.events.send(JobFinished(job.kind, status, seconds))
 
     def run(self, job_id: str) -> None:
         """The ``studio.run_job`` task: claim the job's lease, run its handler, write the end."""
-        job = self.jobs.store.load(job_id)
+        job = self.parts.jobs.store.load(job_id)
         if job is None:
             log.warning("job vanished before it ran", extra={"job_id": job_id})
             return
-        if job.status == "cancelled" or self.jobs.cancel_requested(job_id):
-            self.jobs.update(job_id, status="cancelled", current_step="cancelled")
+        if job.status == "cancelled" or self.parts.jobs.cancel_requested(job_id):
+            self.parts.jobs.update(job_id, status="cancelled", current_step="cancelled")
             return
-        kind = self.kinds.get(job.kind)
+        kind = self.parts.kinds.get(job.kind)
         handler = kind.handler if kind is not None else None
         if handler is None:
-            self.jobs.update(job_id, status="failed", error={
+            self.parts.jobs.update(job_id, status="failed", error={
                 "code": "QUEUE_UNKNOWN_JOB", "message": f"Unknown job kind {job.kind!r}."})
             return
         token = new_token()
@@ -104,33 +89,33 @@ class UnstagedRunner:
             if record.final or (record.status == "processing" and record.lease is not None
                                 and (record.lease_until or 0) > now):
                 return False  # finished meanwhile, or a live run holds it (a duplicate)
-            record.status, record.worker, record.error = "processing", self.worker_name, None
+            record.status, record.worker, record.error = "processing", self.parts.worker_name, None
             record.started_at = record.started_at or now
             record.finished_at, record.updated_at = None, now
             record.attempts += 1
-            record.lease, record.lease_until = token, self.leases.deadline()
+            record.lease, record.lease_until = token, self.parts.leases.deadline()
             return True
 
-        job = self.jobs.store.modify(job_id, claim) or job
+        job = self.parts.jobs.store.modify(job_id, claim) or job
         if job.lease != token:
             return
         log.info("job started", extra={"job_id": job_id, "kind": job.kind,
-                                       "attempt": job.attempts, "worker": self.worker_name})
-        self.leases.hold(job_id, None, token)
+                                       "attempt": job.attempts, "worker": self.parts.worker_name})
+        self.parts.leases.hold(job_id, None, token)
         try:
             self._run_held_job(job, handler, token)
         finally:
-            self.leases.release(job_id, None, token)
+            self.parts.leases.release(job_id, None, token)
 
     def _run_held_job(self, job: Job, handler: JobHandler, token: str) -> None:
         job_id = job.id
-        ctx = RunningJob(job_id, self.storage, self.engine_settings, self.jobs, self.chains,
-                         deadline=time.monotonic() + self.job_timeout, events=self.events,
-                         lease=token, leases=self.leases, waiting=self._waiting)
+        ctx = RunningJob(job_id, self.parts.storage, self.parts.engine_settings, self.parts.jobs, self.parts.chains,
+                         deadline=time.monotonic() + self.job_timeout, events=self.parts.events,
+                         lease=token, leases=self.parts.leases, waiting=self._waiting)
         started = time.perf_counter()
 
         def end(**changes: Any) -> bool:
-            final = self.jobs.update(job_id, holder=token, lease=None, lease_until=None,
+            final = self.parts.jobs.update(job_id, holder=token, lease=None, lease_until=None,
                                      **changes)
             if final.lease is not None and final.lease != token:
                 log.warning("result discarded: another worker took the job over",
@@ -178,9 +163,9 @@ class UnstagedRunner:
         """Other jobs queued or running (the asking job runs: it is not counted). None
         count when jobs run inline as they are submitted (an immediate queue: a job that
         made way would only run again at once)."""
-        if self.huey.immediate:
+        if self.parts.huey.immediate:
             return 0
-        return self.jobs.count("queued") + max(0, self.jobs.count("processing") - 1)
+        return self.parts.jobs.count("queued") + max(0, self.parts.jobs.count("processing") - 1)
 
     def _make_way(self, job: Job, token: str, pause: MakeWay) -> None:
         """Put a job that saved its state back in the queue, behind the waiting work.
@@ -197,7 +182,7 @@ class UnstagedRunner:
                 record.attempts = max(0, record.attempts - 1)
             return moved
 
-        self.jobs.store.modify(job.id, back)
+        self.parts.jobs.store.modify(job.id, back)
         if moved:
-            self.huey.enqueue(task)
+            self.parts.huey.enqueue(task)
             log.info("job made way for waiting work", extra={"job_id": job.id})

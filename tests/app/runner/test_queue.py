@@ -155,6 +155,7 @@ def test_queue_runs_on_the_scheduler_and_reaper_it_is_given(settings, tmp_path: 
     from app.runner.leases import LeaseKeeper
     from app.runner.queue import TaskQueue, create_huey
     from app.runner.reaper import Reaper
+    from app.runner.running import WorkerParts
     from app.runner.stages import StageScheduler
     from app.runner.unstaged import UnstagedRunner
     from app.storage import LocalStorage
@@ -168,10 +169,11 @@ def test_queue_runs_on_the_scheduler_and_reaper_it_is_given(settings, tmp_path: 
     events.connect(heard.append)
     leases = LeaseKeeper(jobs, 2.0)
     beat = heartbeat.install(huey, running=leases.held)
-    parts = {"kinds": kinds, "leases": leases, "events": events, "worker_name": "here:1"}
     chains = lambda capability: FallbackChain(capability, [])  # noqa: E731 - none needed
-    unstaged = UnstagedRunner(huey, jobs, storage, settings.engine_settings(), chains, **parts)
-    scheduler = StageScheduler(huey, jobs, storage, settings.engine_settings(), chains, **parts)
+    parts = WorkerParts(huey, jobs, storage, settings.engine_settings(), chains, kinds, leases,
+                        events, "here:1")
+    unstaged = UnstagedRunner(parts)
+    scheduler = StageScheduler(parts)
     reaper = Reaper(huey, jobs, leases=leases, heartbeat=beat, scheduler=scheduler,
                     unstaged=unstaged, consuming=lambda: False, max_attempts=1)
     queue = TaskQueue(huey, jobs, kinds=kinds, events=events, heartbeat=beat,
