@@ -63,7 +63,10 @@ VISEMES: dict[str, Viseme] = {
     "lax_u": Viseme(0.55, 0.0, 0.5, 0.0, 0.5),
     # consonants
     "m": Viseme(0.0, 0.0, 0.0, 1.0, 1.0),  # m b p: the lips meet
-    "f": Viseme(0.05, 0.1, 0.0, 0.7, 0.9),  # f v: the lower lip under the upper teeth
+    # f v: the lower lip rises to the upper teeth; the lips do not meet (a narrow gap the
+    # height of the teeth's edge). Pressed 70 % closed, every English /f v/ blinked shut.
+    "f": Viseme(0.25, 0.1, 0.0, 0.0, 0.9),
+    "phi": Viseme(0.05, 0.1, 0.0, 0.7, 0.9),  # ɸ β (Japanese fu): both lips, nearly meeting
     "w": Viseme(0.12, 0.0, 1.0, 0.2, 0.85),  # w: rounded, nearly closed
     "sh": Viseme(0.3, 0.0, 0.7, 0.1, 0.6),  # sh ch j zh: lips forward
     "t": Viseme(0.45, 0.3, 0.0, 0.0, 0.35),  # t d n s z l r th: the jaw half up, lips apart
@@ -85,7 +88,8 @@ for _key, _symbols in {
     "lax_i": "ɪ ᵻ",
     "lax_u": "ʊ",
     "m": "m b p my by py ɱ ɓ ʙ ʘ",
-    "f": "f v ɸ β ʋ ⱱ",
+    "f": "f v ʋ ⱱ",
+    "phi": "ɸ β",
     "w": "w ʍ ɥ ɰ",
     "sh": "sh ch j zh ʃ ʒ ɕ ʑ ʨ ʥ tʃ dʒ ʧ ʤ ꭧ ɧ",
     "t": "t d n s z l r ɾ ɹ ts ʦ ʣ θ ð ɬ nj ny ɲ dy ty N ɴ ɫ ɖ ʈ ɳ ɽ ɭ ɺ ɻ ɮ ʂ ʐ ɗ ʎ",
@@ -97,6 +101,13 @@ _SYMBOLS["j"] = "k"  # IPA /j/ (y as in "yes"); OpenJTalk's "j" (ji) is spelled 
 _SILENT = {"", "sil", "pau", "sp", "spn", "_", "^", "$", "#"}
 _MARKS = set("ˈˌːˑʰʲˤ")  # espeak's marks: Piper times some (ʲ in "being") as phonemes
 _DEVOICED = set("AIUEO")  # OpenJTalk's devoiced vowels: said with little opening
+
+
+def _romaji(phonemes: Sequence[Timing]) -> bool:
+    """Whether the timeline is spelled in romaji (OpenJTalk, VOICEVOX): ASCII alone. An IPA
+    timeline (espeak, Kokoro) with an /f/ in it nearly always holds ə ɪ ɹ æ ɾ ɯ or the like;
+    one that does not only gets the closer ɸ for its /f/."""
+    return bool(phonemes) and all(p.text.strip().isascii() for p in phonemes)
 
 
 def viseme_key(symbol: str) -> str | None:
@@ -138,6 +149,8 @@ def _targets(phonemes: Sequence[Timing], n: int) -> tuple[np.ndarray, np.ndarray
     spoken = np.zeros(n)
     closures: list[tuple[float, float]] = []
     keys = [viseme_key(p.text) for p in phonemes]
+    if _romaji(phonemes):  # OpenJTalk's and VOICEVOX's "f" (fu) is the bilabial ɸ
+        keys = ["phi" if k == "f" else k for k in keys]
     for k, ph in enumerate(phonemes):
         key = keys[k]
         symbol = ph.text.strip()

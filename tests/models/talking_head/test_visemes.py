@@ -247,3 +247,41 @@ def test_lips_meet_with_the_sound_of_m_while_the_jaw_leads() -> None:
     assert LEAD >= 0.03
     rise = int(np.argmax(track.open > 0.2))
     assert (rise + 0.5) / 25 < 0.3  # the jaw starts opening before the first /a/ sounds
+
+
+@pytest.mark.parametrize("labiodental", ["f", "v"])
+def test_lips_part_on_f_and_v_where_they_meet_on_m(labiodental: str) -> None:
+    """/f v/: the lower lip rises to the upper teeth, the lips themselves do not meet (the
+    inner-lip gap is about the upper teeth's edge). The viseme pressed them 70 % closed, so
+    "for", "wonderful", "have", "family" blinked the mouth shut like an /m/ and the English
+    lips fell to zero on twice as many frames as the sound did. The jaw still rises for it
+    (a narrow gap), and /m/ in the same place still closes the lips."""
+    from models.talking_head.articulation import GRID, articulate
+
+    def middle(consonant: str) -> tuple[float, float]:
+        # "æfə": espeak's IPA (an ASCII-only timeline is romaji, whose "f" is Japanese ɸ)
+        _, said = _said([("", 0.3, 0), ("æ", 0.2, 1), (consonant, 0.1, 0.2), ("ə", 0.2, 1),
+                         ("", 0.3, 0)])
+        c = articulate(said, 1.2)
+        at = int(0.55 * GRID)
+        return float(c.close[at]), float(c.open[at])
+
+    close, open_ = middle(labiodental)
+    assert close < 0.1, close  # the lips do not press together
+    assert 0.1 < open_ < 0.4, open_  # a narrow gap: the jaw half way up, no wider than a /t/
+    m_close, m_open = middle("m")
+    assert m_close > 0.8 and m_open * (1 - m_close) < 0.05  # /m/ still shuts them
+
+
+@pytest.mark.parametrize("spelling", [("a", "ɸ", "ɯ"), ("a", "f", "u")])
+def test_japanese_fu_keeps_the_lips_nearly_meeting(spelling: tuple[str, str, str]) -> None:
+    """Japanese "fu" is the bilabial ɸ (Kokoro's IPA; "f" in OpenJTalk's and VOICEVOX's
+    romaji): both lips come together, nearly meeting, unlike the labiodental English /f/."""
+    from models.talking_head.articulation import GRID, articulate
+
+    before, fu, after = spelling
+    _, said = _said([("", 0.3, 0), (before, 0.2, 1), (fu, 0.1, 0.2), (after, 0.2, 1),
+                     ("", 0.3, 0)])
+    c = articulate(said, 1.2)
+    at = int(0.55 * GRID)
+    assert c.close[at] > 0.5, c.close[at]
