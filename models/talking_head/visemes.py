@@ -31,6 +31,7 @@ SYLLABLE_WINDOW = 0.2  # s: the neighbourhood a syllable's loudness is weighed a
 LOUD_FLOOR = 0.2  # the opening of the quietest syllable, relative to the loudest
 STRESS_WINDOW = 0.16  # s: a syllable's loudness is the loudest moment this close to it
 STRESS_RANGE = 20.0  # dB under the loud syllables where a syllable opens least
+SPAN_DB = 38.0  # dB: the loudness envelope spans this far under the loud frames (0 .. 1)
 LIPS_LEAD = 0.02  # s: the lips meet for /m b p/ this far ahead of the closure's sound
 OPEN_GAIN = 0.75  # the widest vowel's opening, as a share of the rig's full jaw drop
 JAW_REACH = 0.34  # inner-lip gap (mouth widths) the rig's full ``open`` adds
@@ -62,6 +63,12 @@ class MouthTrack:
 def frame_count(duration: float, fps: int) -> int:
     """Frames covering ``duration`` seconds: the last frame starts before the audio ends."""
     return max(1, int(np.ceil(duration * fps - 1e-6)))
+
+
+def frame_times(n: int, fps: float) -> np.ndarray:
+    """The middle of each of ``n`` video frames, in seconds."""
+    times: np.ndarray = (np.arange(n) + 0.5) / fps
+    return times
 
 
 def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -198,10 +205,7 @@ def analyze(speech: Speech, fps: int = 25) -> MouthTrack:
     frames = _frames(x, n, hop, win)
     window = np.hanning(win).astype(np.float32)
     rms = np.sqrt(np.mean((frames * window) ** 2, axis=1) + 1e-12)
-    db = 20 * np.log10(rms + 1e-9)
-    peak = np.percentile(db, 95) if n > 1 else db.max()
-    floor = max(peak - 38.0, db.min())
-    envelope = np.clip((db - floor) / max(peak - floor, 1e-3), 0.0, 1.0)
+    envelope = _level(20 * np.log10(rms + 1e-9))
     speaking = envelope > 0.3
 
     f1 = np.zeros(n)
@@ -231,7 +235,7 @@ def analyze(speech: Speech, fps: int = 25) -> MouthTrack:
     # Bilabial closures found at 5 ms resolution: the frames they cover (at least the frame
     # nearest their middle) close the lips.
     close = np.zeros(n)
-    times = (np.arange(n) + 0.5) / fps
+    times = frame_times(n, fps)
     for start, end in bilabial_closures(x, ANALYSIS_RATE):
         close[(times >= start) & (times <= end)] = 1.0
         close[int(np.clip(np.argmin(np.abs(times - (start + end) / 2)), 0, n - 1))] = 1.0
@@ -275,7 +279,7 @@ def from_phonemes(speech: Speech, fps: int = 25) -> MouthTrack:
 
     env = loudness(speech, fps)
     n = len(env)
-    times = (np.arange(n) + 0.5) / fps
+    times = frame_times(n, fps)
     ahead = times + LEAD
     c = articulate(speech.phonemes, speech.audio.duration + LEAD + 1.0 / fps)
     open_ = sample(c.open, ahead)
@@ -301,20 +305,20 @@ def stress(env: np.ndarray, ahead: np.ndarray, fps: int = 25) -> np.ndarray:
     of it, read as far ahead as the shapes (so it scales the syllable being formed). Read
     frame by frame, the loudness dipped at every consonant and word boundary and closed the
     lips with it, though a consonant's own shape already says how far the jaw rises; the
-    lips then rose and fell with the voice's envelope. ``env`` spans 38 dB; a syllable
+    lips then rose and fell with the voice's envelope. ``env`` spans ``SPAN_DB``; a syllable
     ``STRESS_RANGE`` dB under the loud ones (a phrase's fading end) opens least.
     """
     from scipy.ndimage import maximum_filter1d
 
-    times = (np.arange(len(env)) + 0.5) / fps
-    loud = np.clip(1.0 - (1.0 - np.interp(ahead, times, env)) * 38.0 / STRESS_RANGE, 0.0, 1.0)
+    loud = np.interp(ahead, frame_times(len(env), fps), env)
+    loud = np.clip(1.0 - (1.0 - loud) * SPAN_DB / STRESS_RANGE, 0.0, 1.0)
     reach = max(1, int(round(STRESS_WINDOW * fps)))
     syllable: np.ndarray = maximum_filter1d(loud, reach, mode="nearest")
     return syllable
 
 
 def loudness(speech: Speech, fps: int = 25) -> np.ndarray:
-    """Normalised loudness per video frame (0: 38 dB under the loud frames, 1: loud)."""
+    """Normalised loudness per video frame (0: ``SPAN_DB`` under the loud frames, 1: loud)."""
     audio = speech.audio
     n = frame_count(audio.duration, fps)
     x = _resample(audio.samples, audio.sample_rate, ANALYSIS_RATE)
@@ -322,9 +326,13 @@ def loudness(speech: Speech, fps: int = 25) -> np.ndarray:
     frames = _frames(x, n, ANALYSIS_RATE / fps, win)
     window = np.hanning(win).astype(np.float32)
     rms = np.sqrt(np.mean((frames * window) ** 2, axis=1) + 1e-12)
-    db = 20 * np.log10(rms + 1e-9)
-    peak = np.percentile(db, 95) if n > 1 else db.max()
-    floor = max(peak - 38.0, db.min())
+    return _level(20 * np.log10(rms + 1e-9))
+
+
+def _level(db: np.ndarray) -> np.ndarray:
+    """Frame levels (dB) as 0 (``SPAN_DB`` under the loud frames) .. 1 (loud)."""
+    peak = np.percentile(db, 95) if len(db) > 1 else db.max()
+    floor = max(peak - SPAN_DB, db.min())
     level: np.ndarray = np.clip((db - floor) / max(peak - floor, 1e-3), 0.0, 1.0)
     return level
 
