@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 from huey.api import Huey
 
+from app.runner.stores import thread_connection
+
 log = logging.getLogger("studio.heartbeat")
 
 INTERVAL = 10.0     # seconds between beats
@@ -100,12 +102,7 @@ class SqliteHeartbeatStore:
             " last_seen REAL NOT NULL, data TEXT NOT NULL)")
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.filename, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
+        return thread_connection(self._local, self.filename)
 
     def write(self, record: WorkerRecord) -> None:
         self._conn().execute(

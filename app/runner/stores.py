@@ -18,6 +18,17 @@ from typing import Any
 from app.runner.jobs import OPEN_STATUSES, Job, JobStore
 
 
+def thread_connection(local: threading.local, path: str | Path) -> sqlite3.Connection:
+    """This thread's connection to the SQLite file at ``path`` (autocommit, waiting up to
+    30 s on a lock), made on its first use and kept in ``local``: a connection is not
+    shared between threads."""
+    conn: sqlite3.Connection | None = getattr(local, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=30000")
+        local.conn = conn
+    return conn
+
 class MemoryJobStore:
     def __init__(self) -> None:
         self._jobs: dict[str, str] = {}
@@ -186,12 +197,7 @@ class SqliteJobStore:
         return row is not None
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
+        return thread_connection(self._local, self.path)
 
     def save(self, job: Job) -> None:
         self._conn().execute(
