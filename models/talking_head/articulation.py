@@ -100,6 +100,7 @@ for _key, _symbols in {
 _SYMBOLS["j"] = "k"  # IPA /j/ (y as in "yes"); OpenJTalk's "j" (ji) is spelled "j" too, close
 _SILENT = {"", "sil", "pau", "sp", "spn", "_", "^", "$", "#"}
 _MARKS = set("ˈˌːˑʰʲˤ")  # espeak's marks: Piper times some (ʲ in "being") as phonemes
+_REDUCED = {"schwa", "lax_i", "lax_u"}  # English's reduced vowels (see reduces_vowels)
 _DEVOICED = set("AIUEO")  # OpenJTalk's devoiced vowels: said with little opening
 
 
@@ -108,6 +109,12 @@ def _romaji(phonemes: Sequence[Timing]) -> bool:
     timeline (espeak, Kokoro) with an /f/ in it nearly always holds ə ɪ ɹ æ ɾ ɯ or the like;
     one that does not only gets the closer ɸ for its /f/."""
     return bool(phonemes) and all(p.text.strip().isascii() for p in phonemes)
+
+
+def reduces_vowels(phonemes: Sequence[Timing]) -> bool:
+    """Whether the timeline spells reduced vowels (ə ɪ ʊ: English, as espeak and Kokoro's
+    English write it), which carry its stress; Japanese spellings have none."""
+    return any(viseme_key(p.text) in _REDUCED for p in phonemes)
 
 
 def viseme_key(symbol: str) -> str | None:

@@ -24,6 +24,7 @@ from models.talking_head.face_mesh import (
 from models.talking_head.warp import FrameControls, RigGeometry, Roi, backward_field, ring
 
 ROUND_PURSE = 0.025  # mouth widths each inner lip moves toward the other at full ``round``
+JAW_SHARE = 0.8  # of an open photo's lip gap, the part the jaw rises to close the mouth
 
 
 class MouthShapes(RigGeometry):
@@ -88,14 +89,30 @@ class MouthShapes(RigGeometry):
         for i in set(LOWER_INNER) - {78, 308}:
             moves["round"][i] = moves["round"][i] - ey * ROUND_PURSE * wm * prof(i)
         # close (m/b/p): inner lips meet (whatever the photo's gap), lips press a little.
-        for a, b in zip(UPPER_INNER[1:-1], LOWER_INNER[1:-1], strict=True):
-            gap = max(0.0, float((p[b] - p[a]) @ ey))
-            moves["close"][a] = ey * (gap / 2 + 0.012 * wm)
-            moves["close"][b] = -ey * (gap / 2 + 0.012 * wm)
+        # On a photo with the mouth open (a laugh), the jaw rises to close it: the lower lip
+        # and the chin come up most of the photo's gap and the upper lip down the rest, so
+        # the lips keep their own thickness instead of stretching into one tall band.
+        pairs = list(zip(UPPER_INNER[1:-1], LOWER_INNER[1:-1], strict=True))
+        gaps = [max(0.0, float((p[b] - p[a]) @ ey)) for a, b in pairs]
+        top = max(gaps, default=0.0)
+        laugh = top > 0.02 * wm  # a closed-mouth photo keeps its jaw where it is
+        share = JAW_SHARE if laugh else 0.5
+        rise, descent = (share * top, (1 - share) * top) if laugh else (0.0, 0.0)
+        for (a, b), gap in zip(pairs, gaps, strict=True):
+            moves["close"][a] = ey * ((1 - share) * gap + 0.012 * wm)
+            moves["close"][b] = -ey * (share * gap + 0.012 * wm)
         for i in set(UPPER_OUTER) - {61, 291}:
-            moves["close"][i] = ey * 0.02 * wm * prof(i)
+            moves["close"][i] = ey * (0.02 * wm + descent) * prof(i)
         for i in set(LOWER_OUTER) - {61, 291}:
-            moves["close"][i] = -ey * 0.025 * wm * prof(i)
+            moves["close"][i] = -ey * (0.025 * wm * prof(i) + rise * (0.35 + 0.65 * prof(i)))
+        if laugh:
+            for i in corners:
+                moves["close"][i] = -ey * 0.3 * rise
+            for i in CHIN:
+                moves["close"][i] = -ey * rise
+            for a, b, k in JAW:
+                moves["close"][a] = -ey * rise * k
+                moves["close"][b] = -ey * rise * k
         return moves
 
     def _build_mouth(self) -> None:

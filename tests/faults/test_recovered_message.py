@@ -51,7 +51,7 @@ def test_message_whose_render_lost_its_worker_is_whole(studio, tmp_path: Path,
                 stored["lease_until"] = time.time() - 1
                 return True
 
-            self.jobs.store.modify_stage(job.id, stage.name, run_out)
+            self.parts.jobs.store.modify_stage(job.id, stage.name, run_out)
             return None
         return run_held(self, job, stage, record, token)
 

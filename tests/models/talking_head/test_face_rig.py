@@ -15,7 +15,7 @@ from models.talking_head.face_rig import FaceRig
 from models.talking_head.mp4 import Mp4Writer
 from models.talking_head.placement import frame_portrait
 from models.talking_head.warp import FrameControls
-from tests.fixtures.video import ffprobe
+from tests.fixtures.video import DATA, ffprobe
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,28 @@ def test_rounded_lips_purse_instead_of_gaping(rig: FaceRig) -> None:
 
     assert gap(FrameControls(open=0.6, round=1.0)) < 0.85 * gap(FrameControls(open=0.6))
     assert gap(FrameControls(open=0.3, round=1.0)) > 0  # pursed, never crossed
+
+
+def test_closing_an_open_smile_raises_the_jaw() -> None:
+    """Lips apart in the photo (a smile with teeth) are closed by the jaw coming up, as a
+    mouth closes: the chin rises most of the photo's lip gap and the lower lip keeps its
+    thickness. Before, only the inner lips were stretched together, into one tall band of
+    lip that read as a moustache and that the face mesh still read as half open. A
+    closed-mouth photo's jaw stays where it is."""
+    from models.talking_head.face_mesh import CHIN, LOWER_OUTER
+
+    def lip_rig(name: str) -> FaceRig:
+        rgb = np.asarray(Image.open(DATA / name).convert("RGB"))
+        return FaceRig(*frame_portrait(rgb, detect_landmarks(rgb), (512, 512)))
+
+    def lower_lip(pts: np.ndarray) -> float:
+        return float(pts[LOWER_OUTER[3:8]][:, 1].mean() - pts[LOWER_INNER[3:8]][:, 1].mean())
+
+    smile = lip_rig("portrait_smile_teeth.jpg")
+    closed = smile.landmarks_for(FrameControls(close=1.0))
+    assert smile.photo_gap > 0.1 * smile.mouth_w
+    assert closed[CHIN[0], 1] < smile.points[CHIN[0], 1] - 0.5 * smile.photo_gap
+    assert abs(lower_lip(closed) - lower_lip(smile.points)) < 0.3 * lower_lip(smile.points)
+    plain = lip_rig("grace_hopper.jpg")
+    moved = plain.landmarks_for(FrameControls(close=1.0))
+    assert moved[CHIN[0], 1] == pytest.approx(plain.points[CHIN[0], 1])
