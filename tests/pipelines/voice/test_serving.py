@@ -218,14 +218,11 @@ def test_the_evolved_voice_keeps_a_language_only_while_it_sounds_natural() -> No
     assert heard["ja"] < plain - NATURALNESS_DROP
 
 
-def test_a_conversion_is_ranked_by_its_nearness_in_the_profiles_language(tmp_path: Path
-                                                                         ) -> None:
-    """In the other language the speaker encoder hears little of what a timbre filter
-    changes (an English recording against Japanese speech); a conversion measured in the
-    profile's own language is ranked there, one not measured there by its voice's basis
-    moved by what it changed here."""
+def openjtalk_tools(tmp_path: Path) -> tuple[Any, np.ndarray, VoiceTarget]:
+    """Serving tools over OpenJTalk and the timbre filter (no naturalness judge), and a
+    "person" made from OpenJTalk's voice by Praat: its embedding and target."""
     from models.registry import create_engine
-    from pipelines.voice.serving import ServingTools, measure_language
+    from pipelines.voice.serving import ServingTools
 
     settings = EngineSettings(cache_dir=tmp_path / "cache")
     encoder = create_engine("voice_encoder", "resemblyzer", settings)
@@ -238,7 +235,44 @@ def test_a_conversion_is_ranked_by_its_nearness_in_the_profiles_language(tmp_pat
     person = apply_match(Audio(np.concatenate([ojt_speech(s) for s in SENTENCES]), RATE),
                          MatchParams(1.18, 230.0))
     embedding = encoder.embed([person])
-    target = VoiceTarget("person", person, embedding)
+    return tools, embedding, VoiceTarget("person", person, embedding)
+
+
+def test_a_voice_is_as_near_as_it_sounds_over_its_three_sentences(tmp_path: Path) -> None:
+    """One sentence's words and prosody move the speaker encoder's cosine about as much as
+    the step from one voice to the next: a voice's nearness is its mean over the three
+    sentences it says, and a conversion's is its voice's moved by what the conversion
+    changed on the sentence it was tried on."""
+    from models.base import SpeechRequest
+    from models.voice.resemblyzer import cosine
+    from pipelines.voice.serving import measure_language, sentences
+
+    tools, embedding, target = openjtalk_tools(tmp_path)
+    record = measure_language(tools, "ja", embedding, target)
+    assert record is not None
+    by = {(c["converter"], c["strength"]): c for c in record["candidates"]}
+    engine = next(iter(tools.tts))
+    said = [engine.synthesize(SpeechRequest(text, voice="mei", language="ja")).audio
+            for text in sentences("ja")]
+    assert len(said) == 3
+    each = [cosine(tools.embed(audio), embedding) for audio in said]
+    assert by[(None, 1.0)]["nearness"] == pytest.approx(float(np.mean(each)), abs=2e-4)
+    assert record["plain"]["nearness"] == by[(None, 1.0)]["nearness"]
+    filtered = next(iter(tools.converters)).convert(said[0], target)
+    moved = cosine(tools.embed(filtered), embedding) - each[0]
+    assert by[("timbre_filter", 1.0)]["nearness"] == pytest.approx(
+        float(np.mean(each)) + moved, abs=2e-4)
+
+
+def test_a_conversion_is_ranked_by_its_nearness_in_the_profiles_language(tmp_path: Path
+                                                                         ) -> None:
+    """In the other language the speaker encoder hears little of what a timbre filter
+    changes (an English recording against Japanese speech); a conversion measured in the
+    profile's own language is ranked there, one not measured there by its voice's basis
+    moved by what it changed here."""
+    from pipelines.voice.serving import measure_language
+
+    tools, embedding, target = openjtalk_tools(tmp_path)
 
     def ranks(anchor: Any) -> dict[tuple[Any, float], dict[str, Any]]:
         record = measure_language(tools, "ja", embedding, target, anchor)
