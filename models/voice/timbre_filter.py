@@ -21,8 +21,9 @@ strength, 3.81 at half). Which built-in voice the speech starts from does more f
 serving measure tries several strengths and keeps the nearest one that still sounds natural
 and keeps the words (:mod:`pipelines.voice.serving`). Past 1 the filter goes on along the
 same line, beyond the person's average: a caricature of how the person differs from the
-source voice, which listeners (and speaker encoders) hear as more like the person than the
-average itself (the voice-caricature effect). Measured on two men's profiles (Kokoro's
+source voice (listeners recognise vocal caricatures at least as well as the voice itself,
+López et al. 2013; the filter at 1.0 also lands short of the person's timbre as measured
+again, by its clamp and lifter). Measured on two men's profiles (Kokoro's
 Kumo, two sentences per language): the outside judge 0.62 -> 0.66 and 0.52 -> 0.54 in
 English from 1.0 to 1.3, DistillMOS 4.15 -> 4.15 and 4.06 -> 3.91; the naturalness rule
 decides whether it serves.
