@@ -61,7 +61,7 @@ def _change(serves: dict[str, Any], lang: str) -> str:
     label = plain(key, lang)
     strength = serves.get("strength")
     shown = label if label != key else str(converter)
-    if isinstance(strength, int | float) and strength < 1.0:
+    if isinstance(strength, int | float) and strength != 1.0:
         shown += f" ({plain('serving.strength', lang)} {round(100 * strength)} %)"
     return shown
 

@@ -48,8 +48,11 @@ class CalibrationCache:
         self.root = Path(cache_dir) / "voice_calibration" if cache_dir is not None else None
 
     @staticmethod
-    def key(engine: str, voice: str, language: str, encoder: str) -> str:
-        digest = hashlib.sha1(f"{CALIBRATION_TEXT[language]}|{encoder}|{voice}".encode())
+    def key(engine: str, voice: str, language: str, encoder: str,
+            text: str | None = None) -> str:
+        """Where ``voice`` saying ``text`` (the calibration sentence unless given) is kept."""
+        said = CALIBRATION_TEXT[language] if text is None else text
+        digest = hashlib.sha1(f"{said}|{encoder}|{voice}".encode())
         return f"{engine}-{language}-{digest.hexdigest()[:16]}"
 
     def get(self, key: str, say: Callable[[], Audio],

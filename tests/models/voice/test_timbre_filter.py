@@ -83,3 +83,22 @@ def test_the_timbre_is_analysed_once_per_profile_version(monkeypatch: pytest.Mon
     assert len(reference_calls) == 1
     converter.convert(source(), target(key="p:2"))  # the profile changed: analysed again
     assert len([n for n in calls if n == len(person().samples)]) == 2
+
+
+def test_past_full_strength_the_filter_goes_on_along_the_same_line() -> None:
+    """Past 1 the filter is a caricature: the speech's timbre moves further the same way
+    (how the person differs from the source, exaggerated), up to MAX_STRENGTH and no more."""
+    converter = TimbreFilter(EngineSettings())
+    start = Timbre.of(source()).shape[:20]
+    way = Timbre.of(person()).shape[:20] - start
+
+    def along(strength: float) -> float:
+        moved = Timbre.of(converter.convert(source(), target(strength))).shape[:20] - start
+        return float(np.dot(moved, way) / np.dot(way, way))
+
+    full, past = along(1.0), along(timbre_filter.MAX_STRENGTH)
+    assert timbre_filter.MAX_STRENGTH > 1.0
+    assert past > full + 0.1, (full, past)
+    beyond = converter.convert(source(), target(timbre_filter.MAX_STRENGTH + 1.0))
+    np.testing.assert_array_equal(
+        beyond.samples, converter.convert(source(), target(timbre_filter.MAX_STRENGTH)).samples)

@@ -110,7 +110,7 @@ def test_a_profile_records_three_scores_and_the_nearest_qualifying_voice_serves(
     chosen = check_rule(record)
     assert record["judge"] == "dnsmos" and record["plain"]["voice"] == "mei"
     tried = {(c["converter"], c["strength"]) for c in record["candidates"]}
-    assert {(None, 1.0), ("timbre_filter", 1.0), ("timbre_filter", 0.4),
+    assert {(None, 1.0), ("timbre_filter", 1.3), ("timbre_filter", 1.0), ("timbre_filter", 0.4),
             ("frame_matching", 1.0)} <= tried
     frame = next(c for c in record["candidates"] if c["converter"] == "frame_matching")
     assert frame["words"] < KEPT and frame["verdict"] in ("words lost", "not measured")
@@ -218,14 +218,11 @@ def test_the_evolved_voice_keeps_a_language_only_while_it_sounds_natural() -> No
     assert heard["ja"] < plain - NATURALNESS_DROP
 
 
-def test_a_conversion_is_ranked_by_its_nearness_in_the_profiles_language(tmp_path: Path
-                                                                         ) -> None:
-    """In the other language the speaker encoder hears little of what a timbre filter
-    changes (an English recording against Japanese speech); a conversion measured in the
-    profile's own language is ranked there, one not measured there by its voice's basis
-    moved by what it changed here."""
+def openjtalk_tools(tmp_path: Path) -> tuple[Any, np.ndarray, VoiceTarget]:
+    """Serving tools over OpenJTalk and the timbre filter (no naturalness judge), and a
+    "person" made from OpenJTalk's voice by Praat: its embedding and target."""
     from models.registry import create_engine
-    from pipelines.voice.serving import ServingTools, measure_language
+    from pipelines.voice.serving import ServingTools
 
     settings = EngineSettings(cache_dir=tmp_path / "cache")
     encoder = create_engine("voice_encoder", "resemblyzer", settings)
@@ -238,7 +235,44 @@ def test_a_conversion_is_ranked_by_its_nearness_in_the_profiles_language(tmp_pat
     person = apply_match(Audio(np.concatenate([ojt_speech(s) for s in SENTENCES]), RATE),
                          MatchParams(1.18, 230.0))
     embedding = encoder.embed([person])
-    target = VoiceTarget("person", person, embedding)
+    return tools, embedding, VoiceTarget("person", person, embedding)
+
+
+def test_a_voice_is_as_near_as_it_sounds_over_its_three_sentences(tmp_path: Path) -> None:
+    """One sentence's words and prosody move the speaker encoder's cosine about as much as
+    the step from one voice to the next: a voice's nearness is its mean over the three
+    sentences it says, and a conversion's is its voice's moved by what the conversion
+    changed on the sentence it was tried on."""
+    from models.base import SpeechRequest
+    from models.voice.resemblyzer import cosine
+    from pipelines.voice.serving import measure_language, sentences
+
+    tools, embedding, target = openjtalk_tools(tmp_path)
+    record = measure_language(tools, "ja", embedding, target)
+    assert record is not None
+    by = {(c["converter"], c["strength"]): c for c in record["candidates"]}
+    engine = next(iter(tools.tts))
+    said = [engine.synthesize(SpeechRequest(text, voice="mei", language="ja")).audio
+            for text in sentences("ja")]
+    assert len(said) == 3
+    each = [cosine(tools.embed(audio), embedding) for audio in said]
+    assert by[(None, 1.0)]["nearness"] == pytest.approx(float(np.mean(each)), abs=2e-4)
+    assert record["plain"]["nearness"] == by[(None, 1.0)]["nearness"]
+    filtered = next(iter(tools.converters)).convert(said[0], target)
+    moved = cosine(tools.embed(filtered), embedding) - each[0]
+    assert by[("timbre_filter", 1.0)]["nearness"] == pytest.approx(
+        float(np.mean(each)) + moved, abs=2e-4)
+
+
+def test_a_conversion_is_ranked_by_its_nearness_in_the_profiles_language(tmp_path: Path
+                                                                         ) -> None:
+    """In the other language the speaker encoder hears little of what a timbre filter
+    changes (an English recording against Japanese speech); a conversion measured in the
+    profile's own language is ranked there, one not measured there by its voice's basis
+    moved by what it changed here."""
+    from pipelines.voice.serving import measure_language
+
+    tools, embedding, target = openjtalk_tools(tmp_path)
 
     def ranks(anchor: Any) -> dict[tuple[Any, float], dict[str, Any]]:
         record = measure_language(tools, "ja", embedding, target, anchor)
@@ -253,3 +287,79 @@ def test_a_conversion_is_ranked_by_its_nearness_in_the_profiles_language(tmp_pat
     moved = own[("timbre_filter", 0.7)]["nearness"] - own[(None, 1.0)]["nearness"]
     assert anchored[("timbre_filter", 0.7)]["rank"] == pytest.approx(0.5 + moved, abs=1e-3)
     assert anchored[(None, 1.0)]["rank"] == pytest.approx(0.5, abs=1e-4)
+
+
+class Voices:
+    """A planted speech engine: "clear" says the text cleanly; "rough" and "rougher" say it
+    under hiss (nearer the person by the embedding below, and unnatural)."""
+
+    name = "planted-voices"
+    HISS = {"clear": 0.0, "rough": 1.0, "rougher": 2.0}
+
+    def synthesize(self, request: Any) -> Any:
+        from types import SimpleNamespace
+
+        speech = ojt_speech(SENTENCES[len(request.text) % len(SENTENCES)])
+        noise = np.random.default_rng(2).standard_normal(len(speech)).astype(np.float32)
+        hiss = self.HISS[request.voice] * float(np.std(speech))
+        return SimpleNamespace(audio=Audio(speech + hiss * noise, RATE))
+
+
+def hiss_share(audio: Audio) -> float:
+    """How much of the signal is sample-to-sample change (white hiss: about 2; speech: low)."""
+    samples = audio.samples.astype(np.float64)
+    return float(np.mean(np.diff(samples) ** 2) / (np.mean(samples ** 2) + 1e-12))
+
+
+class HissJudge:
+    """A planted naturalness predictor: clean speech 4.5, hissy speech 2.0."""
+
+    name = "hiss-judge"
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def close(self) -> None:
+        pass
+
+    def naturalness(self, audio: Audio) -> float:
+        return 4.5 if hiss_share(audio) < 0.5 else 2.0
+
+
+class Gentle(Backwards):
+    """A converter that changes nothing a judge hears (the level only), so that every voice
+    it starts from can serve through it exactly as far as the voice itself can."""
+
+    name = "gentle"
+
+    def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
+        return Audio(audio.samples * 0.9, audio.sample_rate)
+
+
+def test_conversions_start_from_voices_natural_enough_to_serve(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nearest voices can be the roughest: a filter on a voice already under the
+    naturalness floor cannot serve, so conversions are tried on the nearest voices that can
+    serve as they are, and the served candidate is one of them converted."""
+    from pipelines.voice import serving
+    from pipelines.voice.sources import SourceVoice
+
+    engine = Voices()
+    sources = [SourceVoice(v, "ja", engine, v) for v in ("clear", "rough", "rougher")]  # type: ignore[arg-type]
+    monkeypatch.setattr(serving, "source_voices", lambda tts, language: sources)
+    tools = serving.ServingTools(
+        FallbackChain("tts", []), FallbackChain("voice_converter", [Gentle()]),
+        embed=lambda audio: np.array([1.0, 4.0 * hiss_share(audio)]) / np.hypot(
+            1.0, 4.0 * hiss_share(audio)),
+        encoder_name=f"hiss-{tmp_path.name}", judge=HissJudge(), cache_dir=tmp_path)
+    embedding = np.array([0.0, 1.0])
+    person = Audio(ojt_speech(SENTENCES[0]), RATE)
+    record = serving.measure_language(tools, "ja", embedding,
+                                      VoiceTarget("person", person, embedding))
+    assert record is not None
+    ranked = sorted((c for c in record["candidates"] if c["converter"] is None),
+                    key=lambda c: -c["rank"])
+    assert [c["voice"] for c in ranked] == ["rougher", "rough", "clear"]
+    assert {c["voice"] for c in record["candidates"] if c["converter"] == "gentle"} == {"clear"}
+    assert record["serves"]["voice"] == "clear"
+    check_rule(record)
