@@ -222,7 +222,9 @@ def test_profile_lifecycle_and_speaking_in_it(voice_client: TestClient) -> None:
     record = profile["serving"]["ja"]
     verdicts = {(c["converter"], c["strength"]): c["verdict"] for c in record["candidates"]}
     assert verdicts[("voice_matching", 1.0)] == "unnatural"
-    assert record["serves"] == {"voice": "mei", "converter": "timbre_filter", "strength": 1.0}
+    serves = record["serves"]
+    assert (serves["voice"], serves["converter"]) == ("mei", "timbre_filter")
+    assert serves["strength"] in (1.0, 1.3)  # the whole way to the person's timbre, or past it
     assert record["judge"] == "distillmos"
     assert record["scores"]["naturalness"] >= record["plain"]["naturalness"] - 0.2
     assert data["method"] == "timbre_filter" == data["conversion"]["backend"]
