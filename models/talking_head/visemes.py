@@ -280,10 +280,11 @@ def from_phonemes(speech: Speech, fps: int = 25) -> MouthTrack:
     reduced vowels) scales each syllable by its loudness (:func:`stress`): a devoiced vowel
     or a phrase's fading end opens less. English marks its unstressed syllables in the
     vowels themselves (ə ɪ ʊ, already narrower in the table), so its loudness is not
-    counted again; and its jaw targets are read on a concave curve (``OPEN_CURVE``): in
-    English's consonant clusters, each timed 40-60 ms, the jaw hardly rises between two
-    vowels, and read straight the lips showed shut through most of a phrase (inner-lip gap
-    under 0.05 eye distances in 56-65 % of the spoken frames on a closed-mouth photo).
+    counted again; and its jaw targets are read on a concave curve (``OPEN_CURVE``): a
+    speaker's jaw hardly rises through a consonant cluster between two vowels, but the
+    clusters' targets (each consonant timed 40-60 ms), read straight, pulled the opening down
+    so far that the lips showed shut through most of a phrase (inner-lip gap under 0.05 eye
+    distances in 56-65 % of the spoken frames on a closed-mouth photo).
     """
     from models.talking_head.articulation import LEAD, articulate, reduces_vowels, sample
 
