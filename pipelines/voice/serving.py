@@ -136,8 +136,7 @@ def _said(tools: ServingTools, cache: CalibrationCache, source: SourceVoice, ind
     """``source`` saying sentence ``index`` of :func:`sentences`, with its embedding; made
     once and kept."""
     text = sentences(source.language)[index]
-    key = _key(tools, cache, source) if index == 0 else cache.key(
-        source.cache_name, source.id, source.language, tools.encoder_name, text)
+    key = cache.key(source.cache_name, source.id, source.language, tools.encoder_name, text)
 
     def say() -> Audio:
         return source.engine.synthesize(

@@ -301,8 +301,8 @@ def test_english_openings_come_from_the_vowels_not_the_loudness() -> None:
     soft = 10 ** (-15 / 20)  # the unstressed syllable 15 dB under the stressed one
     english = [("", 0.3, 0), ("t", 0.06, 0.05), ("ə", 0.14, soft), ("t", 0.06, 0.05),
                ("æ", 0.2, 1), ("t", 0.06, 0.05), ("", 0.3, 0)]
-    japanese = [(s if s != "ə" else "e", t, lv) for s, t, lv in english]
-    japanese = [(s if s != "æ" else "a", t, lv) for s, t, lv in japanese]
+    kana = {"ə": "e", "æ": "a"}
+    japanese = [(kana.get(s, s), t, lv) for s, t, lv in english]
     assert opening(english, 0.43, 0.66) > 0.6
     assert opening(japanese, 0.43, 0.66) < 0.4
     from models.talking_head.articulation import reduces_vowels
