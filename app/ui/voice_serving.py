@@ -26,6 +26,9 @@ register(
         "serving.spoken": "Measured for this profile in {language}",
         "conversion.timbre_filter":
             "voice matching: your recordings' average timbre applied as a filter, not cloning",
+        "conversion.formant_warp":
+            "voice matching: the speech's formants moved toward your recordings' (up to 9 %), "
+            "not cloning",
         "conversion.source_voice": "the built-in voice nearest yours, as it is",
     },
     ja={
@@ -44,6 +47,9 @@ register(
         "serving.spoken": "このプロファイル用に {language} で測定",
         "conversion.timbre_filter":
             "声合わせ：録音の平均的な音色をフィルタとして適用。クローンではありません",
+        "conversion.formant_warp":
+            "声合わせ：声道の響き（フォルマント）を録音に近づける方向へ最大 9 % 移動。"
+            "クローンではありません",
         "conversion.source_voice": "あなたに最も近い内蔵の声をそのまま使用",
     },
 )

@@ -50,9 +50,11 @@ NATURALNESS_DROP = 0.25
 """How far below the plain voice a candidate's predicted naturalness may fall. The rule we
 are held to allows 0.3; voices are judged over three sentences and conversions against
 their own source on the same sentence, and 0.05 is kept in hand for the rest."""
-STRENGTHS = {"timbre_filter": (1.3, 1.0, 0.7, 0.4)}
+STRENGTHS = {"timbre_filter": (1.3, 1.0, 0.7, 0.4), "formant_warp": (1.0, 0.67)}
 """The strengths tried for converters that can go part of the way, or past the person's
-average (:data:`models.voice.timbre_filter.MAX_STRENGTH`); others: 1.0."""
+average (:data:`models.voice.timbre_filter.MAX_STRENGTH`); others: 1.0. A formant warp at
+0.67 and 1.0 moves the formants 6 % and 9 % (:data:`models.voice.formant_warp.MAX_SHIFT`):
+where the outside judge heard the four bench speakers nearest, when they were nearer."""
 SOURCES_CONVERTED = 2
 """Conversions are tried on this many of the nearest voices that are natural enough to serve
 as they are (a filter that moves the timbre costs naturalness; measured, it never bought

@@ -73,7 +73,8 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
     change = (page.word(f"conversion.{served['converter']}") if served["converter"]
               else page.word("serving.as_is"))
     assert change in summary, (change, summary)
-    for raw in (made[0]["id"], ":0.", "timbre_filter", "voice_matching", "distillmos"):
+    for raw in (made[0]["id"], ":0.", "timbre_filter", "formant_warp", "voice_matching",
+                "distillmos"):
         assert raw not in summary, (raw, summary)
     serves = served["converter"] or "source_voice"
     page.shot("profile-made")
