@@ -42,7 +42,7 @@ from models.base import (
 from models.chain import FallbackChain
 from models.errors import StudioError
 from models.voice.resemblyzer import cosine
-from models.voice.words import KEPT, kept_words
+from models.voice.words import KEPT, SourceWords
 from pipelines.voice.calibration import CALIBRATION_TEXT, CalibrationCache
 from pipelines.voice.sources import SourceVoice, source_voices
 
@@ -283,13 +283,14 @@ def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
     starts += [s for s in sources if s.id == calibrated and s not in starts]
     for source in starts:
         audio = said[source.id][0]
+        words = SourceWords(audio)
         for candidate, converted in _conversions(tools, source.id, audio, target):
             if not candidate.verdict.startswith("failed"):
                 moved = cosine(tools.embed(converted), embedding) - here[source.id]
                 candidate.nearness = near[source.id] + moved
                 candidate.rank = (anchor or {}).get(_anchor_key(candidate),
                                                     basis[source.id] + moved)
-                candidate.words = kept_words(converted, audio)
+                candidate.words = words.kept(converted)
             heard.append((candidate, converted))
 
     served: Candidate | None = None

@@ -5,17 +5,18 @@ speech follows the record."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from models.base import Audio, EngineSettings, VoiceTarget
+from models.base import Audio, EngineSettings, SpeechRequest, VoiceTarget
 from models.chain import FallbackChain
 from models.voice.matching import MatchParams, apply_match
 from models.voice.words import KEPT, kept_words
-from pipelines.voice.serving import NATURALNESS_DROP
+from pipelines.voice.serving import NATURALNESS_DROP, sentences
 from tests.fixtures.voice import RATE, SENTENCES, ojt_speech, wav_bytes
 
 
@@ -363,3 +364,33 @@ def test_conversions_start_from_voices_natural_enough_to_serve(
     assert {c["voice"] for c in record["candidates"] if c["converter"] == "gentle"} == {"clear"}
     assert record["serves"]["voice"] == "clear"
     check_rule(record)
+
+
+def test_a_sources_words_are_analysed_once_for_all_its_conversions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The words check compares each conversion with its source at nine vocal-tract
+    scalings: the source's side is made once per source, not once per conversion (four
+    strengths of the timbre filter here), and the scores are the same as checked alone."""
+    from models.voice import words
+    from pipelines.voice.serving import measure_language
+
+    tools, embedding, target = openjtalk_tools(tmp_path)
+    analysed: list[int] = []
+    spectrogram = words._spectrogram
+
+    def counting(audio: Audio) -> Any:
+        analysed.append(id(audio.samples))
+        return spectrogram(audio)
+
+    monkeypatch.setattr(words, "_spectrogram", counting)
+    record = measure_language(tools, "ja", embedding, target)
+    assert record is not None
+    filtered = [c for c in record["candidates"] if c["converter"] == "timbre_filter"]
+    assert len(filtered) == 4
+    assert len(analysed) == len(filtered) + 1  # each conversion once, its source once
+    source = next(iter(tools.tts)).synthesize(SpeechRequest(
+        sentences("ja")[0], voice="mei", language="ja")).audio
+    for candidate in filtered:
+        converted = next(iter(tools.converters)).convert(
+            source, replace(target, strength=candidate["strength"]))
+        assert candidate["words"] == pytest.approx(kept_words(converted, source), abs=1e-3)
