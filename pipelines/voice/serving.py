@@ -43,7 +43,7 @@ from models.chain import FallbackChain
 from models.errors import StudioError
 from models.voice.resemblyzer import cosine
 from models.voice.words import KEPT, SourceWords
-from pipelines.voice.calibration import CALIBRATION_TEXT, CalibrationCache
+from pipelines.voice.calibration import CALIBRATION_TEXT, CalibrationCache, ProfilesFirst
 from pipelines.voice.sources import SourceVoice, source_voices
 
 NATURALNESS_DROP = 0.25
@@ -192,19 +192,25 @@ def voice_naturalness(tools: ServingTools, cache: CalibrationCache, source: Sour
 
 def prepare_serving(tools: ServingTools, languages: Sequence[str]) -> int:
     """Fill the cache ahead of the first profile: every source voice saying each of its
-    :func:`sentences`, with their embeddings and predicted naturalness. Returns how many
+    :func:`sentences`, with their embeddings, then their predicted naturalness, the plain
+    voices' first. That is the order a profile needs them in (every voice's nearness, the
+    plain voice's naturalness, then only the nearest few voices'), and between items it
+    gives way to a profile being measured (:class:`ProfilesFirst`). Returns how many
     voices."""
     cache = CalibrationCache(tools.cache_dir)
-    count = 0
-    for language in languages:
-        for source in source_voices(tools.tts, language):
-            audio, _ = _said(tools, cache, source)
-            for index in range(1, len(sentences(language))):
+    voices = {language: source_voices(tools.tts, language) for language in languages}
+    for language, sources in voices.items():
+        for source in sources:
+            for index in range(len(sentences(language))):
+                ProfilesFirst.wait()
                 _said(tools, cache, source, index)
-            if tools.judge is not None:
-                voice_naturalness(tools, cache, source, audio)
-            count += 1
-    return count
+    if tools.judge is not None:
+        plain_first = [s[:1] for s in voices.values()] + [s[1:] for s in voices.values()]
+        for sources in plain_first:
+            for source in sources:
+                ProfilesFirst.wait()
+                voice_naturalness(tools, cache, source, _said(tools, cache, source)[0])
+    return sum(len(s) for s in voices.values())
 
 
 def _converters(tools: ServingTools, voice: str, target: VoiceTarget) -> list[VoiceConverter]:

@@ -394,3 +394,40 @@ def test_a_sources_words_are_analysed_once_for_all_its_conversions(
         converted = next(iter(tools.converters)).convert(
             source, replace(target, strength=candidate["strength"]))
         assert candidate["words"] == pytest.approx(kept_words(converted, source), abs=1e-3)
+
+
+def test_the_warm_up_says_every_sentence_before_it_judges_a_voice_plain_voices_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every profile needs every voice's sentences (nearness) and the plain voice's
+    naturalness; only the nearest few voices' naturalness after that. The warm-up makes them
+    in that order, so a profile that comes while it runs finds the most of what it needs."""
+    from pipelines.voice import serving
+    from pipelines.voice.sources import SourceVoice
+
+    engine, judge = Voices(), HissJudge()
+    events: list[tuple[str, str]] = []
+    speak, hear = engine.synthesize, judge.naturalness
+
+    def synthesize(request: Any) -> Any:
+        events.append(("said", request.voice))
+        return speak(request)
+
+    def naturalness(audio: Audio) -> float:
+        events.append(("judged", "rough" if hiss_share(audio) >= 0.5 else "clear"))
+        return hear(audio)
+
+    monkeypatch.setattr(engine, "synthesize", synthesize)
+    monkeypatch.setattr(judge, "naturalness", naturalness)
+    by_language = {lang: [SourceVoice(v, lang, engine, v)  # type: ignore[arg-type]
+                          for v in (("clear", "rough") if lang == "ja" else ("rough", "clear"))]
+                   for lang in ("ja", "en")}
+    monkeypatch.setattr(serving, "source_voices", lambda tts, language: by_language[language])
+    tools = serving.ServingTools(
+        FallbackChain("tts", []), FallbackChain("voice_converter", []),
+        embed=lambda audio: np.array([1.0, hiss_share(audio)]),
+        encoder_name=f"order-{tmp_path.name}", judge=judge, cache_dir=tmp_path)
+    assert serving.prepare_serving(tools, ["ja", "en"]) == 4
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["said"] * 12 + ["judged"] * 12  # 2 languages x 2 voices x 3 sentences
+    judged = [voice for kind, voice in events if kind == "judged"]
+    assert judged[:6] == ["clear"] * 3 + ["rough"] * 3  # each language's plain voice first
