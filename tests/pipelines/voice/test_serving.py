@@ -431,3 +431,67 @@ def test_the_warm_up_says_every_sentence_before_it_judges_a_voice_plain_voices_f
     assert kinds == ["said"] * 12 + ["judged"] * 12  # 2 languages x 2 voices x 3 sentences
     judged = [voice for kind, voice in events if kind == "judged"]
     assert judged[:6] == ["clear"] * 3 + ["rough"] * 3  # each language's plain voice first
+
+
+class Louder(Backwards):
+    """A converter that raises the level in proportion to its strength: the words stay (the
+    words check ignores level), and the stronger, the nearer the person (by the embedding
+    below) and the less natural (by the judge below)."""
+
+    name = "louder"
+    STEP = 1.0
+
+    def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
+        return Audio(audio.samples * (1.0 + self.STEP * target.strength), audio.sample_rate)
+
+
+def rms(audio: Audio) -> float:
+    return float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
+
+
+@pytest.mark.parametrize(("step", "judged", "serves"), [(2.0, 2, None), (0.1, 1, 1.3)])
+def test_a_strength_past_one_judged_unnatural_is_not_judged_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: float, judged: int,
+        serves: float | None) -> None:
+    """The nearest strength fails; the weakest is judged next, and when it fails too, the
+    strengths between are unnatural unjudged (two judgements, not four). When the nearest
+    passes, it alone is judged."""
+    from types import SimpleNamespace
+
+    from pipelines.voice import serving
+    from pipelines.voice.sources import SourceVoice
+
+    engine = Voices()
+    sources = [SourceVoice("clear", "ja", engine, "clear")]  # type: ignore[arg-type]
+    monkeypatch.setattr(serving, "source_voices", lambda tts, language: sources)
+    monkeypatch.setattr(serving, "STRENGTHS", {"louder": (1.3, 1.0, 0.7, 0.4)})
+    monkeypatch.setattr(Louder, "STEP", step)
+    loudest = max(rms(engine.synthesize(SimpleNamespace(text=t, voice="clear")).audio)
+                  for t in sentences("ja"))
+    heard: list[float] = []
+
+    class LevelJudge(HissJudge):
+        def naturalness(self, audio: Audio) -> float:
+            heard.append(rms(audio))
+            return 4.5 if heard[-1] < 1.2 * loudest else 2.0
+
+    tools = serving.ServingTools(
+        FallbackChain("tts", []), FallbackChain("voice_converter", [Louder()]),
+        embed=lambda audio: np.array([1.0, rms(audio) / loudest]) / np.hypot(
+            1.0, rms(audio) / loudest),
+        encoder_name=f"louder-{tmp_path.name}", judge=LevelJudge(), cache_dir=tmp_path)
+    embedding = np.array([0.0, 1.0])
+    person = Audio(ojt_speech(SENTENCES[0]), RATE)
+    record = serving.measure_language(tools, "ja", embedding,
+                                      VoiceTarget("person", person, embedding))
+    assert record is not None
+    converted = sorted((c for c in record["candidates"] if c["converter"] == "louder"),
+                       key=lambda c: -c["rank"])
+    assert [c["strength"] for c in converted] == [1.3, 1.0, 0.7, 0.4]  # stronger: nearer
+    assert len(heard) == 3 + judged  # the plain voice's three sentences, then conversions
+    assert record["serves"] == {"voice": "clear", "converter": "louder" if serves else None,
+                                "strength": serves or 1.0}
+    if serves is None:
+        assert all(c["verdict"] == "unnatural" for c in converted)
+        assert [c["naturalness"] is None for c in converted] == [False, True, True, False]
+    check_rule(record)
