@@ -28,6 +28,7 @@ import numpy as np
 
 from models.base import Audio, EngineSettings, LazyModel, module_available
 from models.speech.dsp import resample_array
+from models.torch_threads import one_thread
 
 RATE = 16000
 MAX_SECONDS = 20.0
@@ -80,7 +81,7 @@ class DistillMos:
         if len(x) < RATE // 2:
             return 1.0
         model = self._model.get()
-        with self._lock, torch.no_grad():
+        with self._lock, one_thread(), torch.no_grad():
             return float(model(torch.from_numpy(x)[None])[0, 0])
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import numpy as np
 
 from models.base import Audio, EngineSettings, LazyModel, module_available
 from models.errors import InvalidInput
 from models.speech.dsp import resample_array
+from models.torch_threads import one_thread
 
 ENCODER_RATE = 16000
 
@@ -26,22 +26,6 @@ def _load() -> object:
         from resemblyzer import VoiceEncoder
 
         return VoiceEncoder("cpu", verbose=False)
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread for the duration. The GE2E LSTM forwards batches of
-    a few 1.6 s partials: too small to split, so extra threads only spin and wait at
-    barriers. Measured on 2 shared cores (load 6-10): 0.07 CPU-s per 4.5 s utterance on one
-    thread against 0.3-1.7 on two, and the wall time fell too (0.18 vs 0.5 s)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class ResemblyzerEncoder:
@@ -75,7 +59,7 @@ class ResemblyzerEncoder:
             raise InvalidInput("Too little speech to compute a speaker embedding.",
                                code="VOICE_SAMPLE_TOO_SHORT",
                                message_ja="声の特徴を計算するには音声が短すぎます。")
-        with self._lock, _one_thread():  # torch modules are not guaranteed re-entrant
+        with self._lock, one_thread():  # torch modules are not guaranteed re-entrant
             vector = self._model.get().embed_utterance(processed)  # type: ignore[attr-defined]
         return np.asarray(vector, np.float32)
 

@@ -21,6 +21,8 @@ from outside; speech played backwards or silence 0.0-0.04), measured on English 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from models.base import Audio
@@ -61,9 +63,17 @@ def features(audio: Audio, warp: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     return _features(*_spectrogram(audio), warp)
 
 
+@functools.cache
+def _mel_bank() -> np.ndarray:
+    import librosa
+
+    bank: np.ndarray = librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)
+    bank.setflags(write=False)
+    return bank
+
+
 def _features(magnitude: np.ndarray, level: np.ndarray, warp: float
               ) -> tuple[np.ndarray, np.ndarray]:
-    import librosa
     from scipy.fft import dct
 
     if magnitude.shape[1] == 0:
@@ -75,7 +85,7 @@ def _features(magnitude: np.ndarray, level: np.ndarray, warp: float
         high = np.minimum(low + 1, magnitude.shape[0] - 1)
         frac = (source - low)[:, None]
         magnitude = magnitude[low] * (1 - frac) + magnitude[high] * frac
-    mel = librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS) @ (magnitude ** 2)
+    mel = _mel_bank() @ (magnitude ** 2)
     mfcc = dct(np.log(mel + 1e-10), axis=0, norm="ortho")[1:N_MFCC].T
     loud = level > level.max() - LOUD_DB
     if loud.sum() < 2:
@@ -97,17 +107,29 @@ def _frame_agreement(a: np.ndarray, b: np.ndarray, loud: np.ndarray) -> float:
     return float(cos[loud[:n]].mean())
 
 
+class SourceWords:
+    """A source's features at every vocal-tract scaling of :data:`WARPS`, made once for the
+    several conversions tried on it (a profile's serving measure tries up to five on each
+    source: the source's nine scalings were most of the check's cost)."""
+
+    def __init__(self, source: Audio) -> None:
+        magnitude, level = _spectrogram(source)
+        self.warped = [_features(magnitude, level, warp) for warp in WARPS]
+
+    def kept(self, converted: Audio) -> float:
+        """:func:`kept_words` of ``converted`` against this source."""
+        a, _ = features(converted)
+        best = -1.0
+        for b, loud in self.warped:
+            best = max(best, _frame_agreement(a, b, loud))
+        return best
+
+
 def kept_words(converted: Audio, source: Audio) -> float:
     """Mean cosine of ``converted``'s frames with ``source``'s at the same instants, over the
     source's speech frames, at the vocal-tract scaling (:data:`WARPS`) that fits best: 1 for
     the same speech, near 0 for unrelated sounds, below 0 for speech played backwards."""
-    a, _ = features(converted)
-    magnitude, level = _spectrogram(source)
-    best = -1.0
-    for warp in WARPS:
-        b, loud = _features(magnitude, level, warp)
-        best = max(best, _frame_agreement(a, b, loud))
-    return best
+    return SourceWords(source).kept(converted)
 
 
 def same_words(a: Audio, b: Audio) -> float:

@@ -14,7 +14,7 @@ from models.base import Audio, Calibrating, Denoiser, ProgressFn, VoiceTarget, n
 from models.chain import ChainExhausted, FallbackChain
 from models.errors import InvalidInput
 from models.speech.dsp import normalize_peak
-from pipelines.voice.calibration import calibrate_matching
+from pipelines.voice.calibration import ProfilesFirst, calibrate_matching
 from pipelines.voice.clips import (
     ClipRejected,
     ClipReport,
@@ -125,79 +125,82 @@ def create_profile(
     is cached under ``cache_dir``); with ``converters`` too, each language's serving voice
     is chosen on nearness, naturalness (by the first predictor of ``judges``) and words
     (:mod:`pipelines.voice.serving`). ``profile_id`` (a job's own) makes a rerun overwrite
-    rather than duplicate; nothing is listed until every file is written."""
+    rather than duplicate; nothing is listed until every file is written. While it runs,
+    the warm-up waits (:class:`~pipelines.voice.calibration.ProfilesFirst`)."""
     name = validate_profile_request(clips, name, language)
-    reports = [ClipReport(index=i, filename=f or f"clip {i + 1}") for i, (_, f) in enumerate(clips)]
-    audios: list[Audio | None] = [None] * len(clips)
-    for index, (data, _) in enumerate(clips):
-        _step_progress(progress, "decode", index / len(clips))
+    with ProfilesFirst.measuring():  # the warm-up waits while a profile is made
+        reports = [ClipReport(index=i, filename=f or f"clip {i + 1}")
+                   for i, (_, f) in enumerate(clips)]
+        audios: list[Audio | None] = [None] * len(clips)
+        for index, (data, _) in enumerate(clips):
+            _step_progress(progress, "decode", index / len(clips))
+            try:
+                audios[index] = decode_clip(data, reports[index])
+            except (ClipRejected, InvalidInput) as exc:
+                rejected(reports[index], exc)
+        _reject_first(reports)
+        # Clips are denoised side by side (one thread per core): the C denoiser releases the GIL.
+        _step_progress(progress, "denoise")
+        workers = max(1, min(len(clips), os.cpu_count() or 1, 4))
+        with ThreadPoolExecutor(workers, thread_name_prefix="denoise") as pool:
+            futures = {pool.submit(denoise_clip, audio, reports[i], denoiser): i
+                       for i, audio in enumerate(audios) if audio is not None}
+            try:
+                for count, future in enumerate(as_completed(futures), 1):
+                    audios[futures[future]] = future.result()
+                    _step_progress(progress, "denoise", count / len(clips))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        _step_progress(progress, "checks")
+        for index, audio in enumerate(audios):
+            assert audio is not None
+            try:
+                audios[index] = finish_clip(audio, reports[index])
+            except ClipRejected as exc:
+                rejected(reports[index], exc)
+        _reject_first(reports)
+        cleaned = [a for a in audios if a is not None]
+        _step_progress(progress, "embedding")
         try:
-            audios[index] = decode_clip(data, reports[index])
-        except (ClipRejected, InvalidInput) as exc:
-            rejected(reports[index], exc)
-    _reject_first(reports)
-    # Clips are denoised side by side (one thread per core): the C denoiser releases the GIL.
-    _step_progress(progress, "denoise")
-    workers = max(1, min(len(clips), os.cpu_count() or 1, 4))
-    with ThreadPoolExecutor(workers, thread_name_prefix="denoise") as pool:
-        futures = {pool.submit(denoise_clip, audio, reports[i], denoiser): i
-                   for i, audio in enumerate(audios) if audio is not None}
-        try:
-            for count, future in enumerate(as_completed(futures), 1):
-                audios[futures[future]] = future.result()
-                _step_progress(progress, "denoise", count / len(clips))
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    _step_progress(progress, "checks")
-    for index, audio in enumerate(audios):
-        assert audio is not None
-        try:
-            audios[index] = finish_clip(audio, reports[index])
-        except ClipRejected as exc:
-            rejected(reports[index], exc)
-    _reject_first(reports)
-    cleaned = [a for a in audios if a is not None]
-    _step_progress(progress, "embedding")
-    try:
-        embedded = encoder.run(lambda e: e.embed(cleaned))
-    except ChainExhausted as exc:
-        raise speech_unavailable(exc) from exc
-    embedding = np.asarray(embedded.value, np.float32)
-    reference = _reference_from(cleaned)
-    profile = Profile(
-        id=profile_id or store.new_id(),
-        name=name,
-        language=language,
-        created_at=now(),
-        updated_at=now(),
-        encoder=embedded.backend,
-        embedding_dim=int(embedding.shape[0]),
-        denoised=denoiser is not None,
-        sample_stats={
-            "count": len(cleaned),
-            "total_seconds": round(sum(a.duration for a in cleaned), 2),
-            "reference_seconds": round(reference.duration, 2),
-            "clips": [r.as_dict() for r in reports],
-        },
-        owner=owner,
-    )
-    if tts is not None and matcher is not None:
-        _step_progress(progress, "matching search")
-        profile.matching = calibrate_matching(tts, matcher, embedding, reference, language,
-                                              cache_dir=cache_dir)
-        if converters is not None:
-            _step_progress(progress, "matching search", 0.3)
-            target = VoiceTarget(f"{profile.id}:{profile.updated_at}", reference, embedding,
-                                 profile.matching)
-            tools = ServingTools(tts, converters, embed=matcher.embed,
-                                 encoder_name=matcher.encoder_name,
-                                 judge=naturalness_judge(judges), cache_dir=cache_dir)
-            languages = (language, *(lang for lang in LANGUAGES if lang != language))
-            profile.serving = measure_serving(tools, languages, embedding, target)
-    _step_progress(progress, "save")
-    store.save(profile, reference, embedding)
-    progress(1.0, "save")
-    return profile
+            embedded = encoder.run(lambda e: e.embed(cleaned))
+        except ChainExhausted as exc:
+            raise speech_unavailable(exc) from exc
+        embedding = np.asarray(embedded.value, np.float32)
+        reference = _reference_from(cleaned)
+        profile = Profile(
+            id=profile_id or store.new_id(),
+            name=name,
+            language=language,
+            created_at=now(),
+            updated_at=now(),
+            encoder=embedded.backend,
+            embedding_dim=int(embedding.shape[0]),
+            denoised=denoiser is not None,
+            sample_stats={
+                "count": len(cleaned),
+                "total_seconds": round(sum(a.duration for a in cleaned), 2),
+                "reference_seconds": round(reference.duration, 2),
+                "clips": [r.as_dict() for r in reports],
+            },
+            owner=owner,
+        )
+        if tts is not None and matcher is not None:
+            _step_progress(progress, "matching search")
+            profile.matching = calibrate_matching(tts, matcher, embedding, reference, language,
+                                                  cache_dir=cache_dir)
+            if converters is not None:
+                _step_progress(progress, "matching search", 0.3)
+                target = VoiceTarget(f"{profile.id}:{profile.updated_at}", reference, embedding,
+                                     profile.matching)
+                tools = ServingTools(tts, converters, embed=matcher.embed,
+                                     encoder_name=matcher.encoder_name,
+                                     judge=naturalness_judge(judges), cache_dir=cache_dir)
+                languages = (language, *(lang for lang in LANGUAGES if lang != language))
+                profile.serving = measure_serving(tools, languages, embedding, target)
+        _step_progress(progress, "save")
+        store.save(profile, reference, embedding)
+        progress(1.0, "save")
+        return profile
 

@@ -81,8 +81,10 @@ def warm_up(chain: Callable[[str], FallbackChain[Any]], cache_dir: Path,
             languages: Sequence[str] = LANGUAGES) -> int:
     """Make the first profile as quick as the next: load the speaker encoder and fill the
     calibration cache (every built-in voice saying the calibration sentence, with its
-    embedding). Meant for a background thread when workers start; after the first start
-    it only reads the cache from disk. Returns how many voices are cached."""
+    embedding, then the serving measure's sentences and scores). Meant for a background
+    thread when workers start; after the first start it only reads the cache from disk.
+    It gives way to a profile being made (:class:`~pipelines.voice.calibration.ProfilesFirst`),
+    which makes what it needs itself. Returns how many voices are cached."""
     matcher = next((e for e in chain("voice_converter")
                     if isinstance(e, Calibrating) and e.available()[0]), None)
     if matcher is None:

@@ -5,17 +5,18 @@ speech follows the record."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from models.base import Audio, EngineSettings, VoiceTarget
+from models.base import Audio, EngineSettings, SpeechRequest, VoiceTarget
 from models.chain import FallbackChain
 from models.voice.matching import MatchParams, apply_match
 from models.voice.words import KEPT, kept_words
-from pipelines.voice.serving import NATURALNESS_DROP
+from pipelines.voice.serving import NATURALNESS_DROP, sentences
 from tests.fixtures.voice import RATE, SENTENCES, ojt_speech, wav_bytes
 
 
@@ -363,4 +364,135 @@ def test_conversions_start_from_voices_natural_enough_to_serve(
     assert [c["voice"] for c in ranked] == ["rougher", "rough", "clear"]
     assert {c["voice"] for c in record["candidates"] if c["converter"] == "gentle"} == {"clear"}
     assert record["serves"]["voice"] == "clear"
+    check_rule(record)
+
+
+def test_a_sources_words_are_analysed_once_for_all_its_conversions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The words check compares each conversion with its source at nine vocal-tract
+    scalings: the source's side is made once per source, not once per conversion (four
+    strengths of the timbre filter here), and the scores are the same as checked alone."""
+    from models.voice import words
+    from pipelines.voice.serving import measure_language
+
+    tools, embedding, target = openjtalk_tools(tmp_path)
+    analysed: list[int] = []
+    spectrogram = words._spectrogram
+
+    def counting(audio: Audio) -> Any:
+        analysed.append(id(audio.samples))
+        return spectrogram(audio)
+
+    monkeypatch.setattr(words, "_spectrogram", counting)
+    record = measure_language(tools, "ja", embedding, target)
+    assert record is not None
+    filtered = [c for c in record["candidates"] if c["converter"] == "timbre_filter"]
+    assert len(filtered) == 4
+    assert len(analysed) == len(filtered) + 1  # each conversion once, its source once
+    source = next(iter(tools.tts)).synthesize(SpeechRequest(
+        sentences("ja")[0], voice="mei", language="ja")).audio
+    for candidate in filtered:
+        converted = next(iter(tools.converters)).convert(
+            source, replace(target, strength=candidate["strength"]))
+        assert candidate["words"] == pytest.approx(kept_words(converted, source), abs=1e-3)
+
+
+def test_the_warm_up_says_every_sentence_before_it_judges_a_voice_plain_voices_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every profile needs every voice's sentences (nearness) and the plain voice's
+    naturalness; only the nearest few voices' naturalness after that. The warm-up makes them
+    in that order, so a profile that comes while it runs finds the most of what it needs."""
+    from pipelines.voice import serving
+    from pipelines.voice.sources import SourceVoice
+
+    engine, judge = Voices(), HissJudge()
+    events: list[tuple[str, str]] = []
+    speak, hear = engine.synthesize, judge.naturalness
+
+    def synthesize(request: Any) -> Any:
+        events.append(("said", request.voice))
+        return speak(request)
+
+    def naturalness(audio: Audio) -> float:
+        events.append(("judged", "rough" if hiss_share(audio) >= 0.5 else "clear"))
+        return hear(audio)
+
+    monkeypatch.setattr(engine, "synthesize", synthesize)
+    monkeypatch.setattr(judge, "naturalness", naturalness)
+    by_language = {lang: [SourceVoice(v, lang, engine, v)  # type: ignore[arg-type]
+                          for v in (("clear", "rough") if lang == "ja" else ("rough", "clear"))]
+                   for lang in ("ja", "en")}
+    monkeypatch.setattr(serving, "source_voices", lambda tts, language: by_language[language])
+    tools = serving.ServingTools(
+        FallbackChain("tts", []), FallbackChain("voice_converter", []),
+        embed=lambda audio: np.array([1.0, hiss_share(audio)]),
+        encoder_name=f"order-{tmp_path.name}", judge=judge, cache_dir=tmp_path)
+    assert serving.prepare_serving(tools, ["ja", "en"]) == 4
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["said"] * 12 + ["judged"] * 12  # 2 languages x 2 voices x 3 sentences
+    judged = [voice for kind, voice in events if kind == "judged"]
+    assert judged[:6] == ["clear"] * 3 + ["rough"] * 3  # each language's plain voice first
+
+
+class Louder(Backwards):
+    """A converter that raises the level in proportion to its strength: the words stay (the
+    words check ignores level), and the stronger, the nearer the person (by the embedding
+    below) and the less natural (by the judge below)."""
+
+    name = "louder"
+    STEP = 1.0
+
+    def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
+        return Audio(audio.samples * (1.0 + self.STEP * target.strength), audio.sample_rate)
+
+
+def rms(audio: Audio) -> float:
+    return float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
+
+
+@pytest.mark.parametrize(("step", "judged", "serves"), [(2.0, 2, None), (0.1, 1, 1.3)])
+def test_a_strength_past_one_judged_unnatural_is_not_judged_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: float, judged: int,
+        serves: float | None) -> None:
+    """The nearest strength fails; the weakest is judged next, and when it fails too, the
+    strengths between are unnatural unjudged (two judgements, not four). When the nearest
+    passes, it alone is judged."""
+    from types import SimpleNamespace
+
+    from pipelines.voice import serving
+    from pipelines.voice.sources import SourceVoice
+
+    engine = Voices()
+    sources = [SourceVoice("clear", "ja", engine, "clear")]  # type: ignore[arg-type]
+    monkeypatch.setattr(serving, "source_voices", lambda tts, language: sources)
+    monkeypatch.setattr(serving, "STRENGTHS", {"louder": (1.3, 1.0, 0.7, 0.4)})
+    monkeypatch.setattr(Louder, "STEP", step)
+    loudest = max(rms(engine.synthesize(SimpleNamespace(text=t, voice="clear")).audio)
+                  for t in sentences("ja"))
+    heard: list[float] = []
+
+    class LevelJudge(HissJudge):
+        def naturalness(self, audio: Audio) -> float:
+            heard.append(rms(audio))
+            return 4.5 if heard[-1] < 1.2 * loudest else 2.0
+
+    tools = serving.ServingTools(
+        FallbackChain("tts", []), FallbackChain("voice_converter", [Louder()]),
+        embed=lambda audio: np.array([1.0, rms(audio) / loudest]) / np.hypot(
+            1.0, rms(audio) / loudest),
+        encoder_name=f"louder-{tmp_path.name}", judge=LevelJudge(), cache_dir=tmp_path)
+    embedding = np.array([0.0, 1.0])
+    person = Audio(ojt_speech(SENTENCES[0]), RATE)
+    record = serving.measure_language(tools, "ja", embedding,
+                                      VoiceTarget("person", person, embedding))
+    assert record is not None
+    converted = sorted((c for c in record["candidates"] if c["converter"] == "louder"),
+                       key=lambda c: -c["rank"])
+    assert [c["strength"] for c in converted] == [1.3, 1.0, 0.7, 0.4]  # stronger: nearer
+    assert len(heard) == 3 + judged  # the plain voice's three sentences, then conversions
+    assert record["serves"] == {"voice": "clear", "converter": "louder" if serves else None,
+                                "strength": serves or 1.0}
+    if serves is None:
+        assert all(c["verdict"] == "unnatural" for c in converted)
+        assert [c["naturalness"] is None for c in converted] == [False, True, True, False]
     check_rule(record)
