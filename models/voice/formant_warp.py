@@ -2,12 +2,13 @@
 average timbre, pitch, timing and sounds stay its own. Not cloning: nothing learns the voice.
 
 Each frame's spectral envelope is stretched along the frequency axis and the ratio applied
-as a gain (:mod:`models.voice.formants`): the vocal tract made longer or shorter. It serves
-where the average-timbre filter (:mod:`models.voice.timbre_filter`) costs too much
+as a gain (:mod:`models.voice.formants`): the vocal tract made longer or shorter. It is for
+voices whose average-timbre filter (:mod:`models.voice.timbre_filter`) costs too much
 naturalness: for one woman of the four LibriSpeech speakers the bench profiles, the filter
-was judged unnatural at every strength and her English was served as the nearest voice
-stood; a 9 % warp now serves it, the outside judge's nearness 0.31 -> 0.54 at DistillMOS
-4.20 -> 4.22 (``bench/voice_rest.py``).
+was judged unnatural at every strength before it moved formants too. In one bench run a 9 %
+warp served her English: the outside judge's nearness 0.31 -> 0.54 at DistillMOS
+4.20 -> 4.22 (``bench/voice_rest.py``); in the next the filter with her formant scale served
+it (0.50, DistillMOS 3.97).
 
 Which way the formants go is fitted on the person's average envelope
 (:func:`~models.voice.formants.formant_scale`); how far (``strength`` times

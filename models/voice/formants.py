@@ -13,13 +13,13 @@ rebuilds it, which is what cost frame matching its naturalness and words.
 The person's scale against a source voice is the one whose stretched average envelope comes
 nearest the person's (:func:`formant_scale`): 0.91-0.98 for the four LibriSpeech speakers
 ``bench/voice_rest.py`` profiles, against the Kokoro voices that serve them. Measured there
-from outside (the d-vector judge the studio never uses), the profile voices with formants
-moved against those without (the bench's last run before them):
+from outside (the d-vector judge the studio never uses; last stop's run -> this one):
 
-* woman 1998, English: a 9 % warp alone (:mod:`models.voice.formant_warp`) serves;
-  nearness 0.31 -> 0.54, DistillMOS 4.20 -> 4.22. Her average-timbre filter had sounded
-  unnatural at every strength. Japanese: the filter with her scale (0.93) at 0.7 serves,
-  0.23 -> 0.40, DistillMOS 3.91 -> 3.74;
+* woman 1998: her average-timbre filter had sounded unnatural at every strength, and she was
+  served as the nearest voice stood (nearness 0.31 English, 0.23 Japanese). With formants
+  moved, the filter with her scale (0.93) at 1.3 serves both: 0.50 and 0.54, DistillMOS
+  4.20 -> 3.97 and 3.91 -> 3.79. In a run before fewer strengths were judged, a 9 % warp
+  alone (:mod:`models.voice.formant_warp`) served her English: 0.54 at DistillMOS 4.22;
 * man 3005: the filter with his scale (0.91), 0.62 -> 0.66 in English and 0.56 -> 0.63 in
   Japanese, DistillMOS 4.09 -> 4.35 and 4.08 -> 4.41;
 * the other two: within -0.03..+0.06; the profile's serving measure
