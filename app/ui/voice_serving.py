@@ -25,7 +25,8 @@ register(
                         "serves. Voice matching, not cloning.",
         "serving.spoken": "Measured for this profile in {language}",
         "conversion.timbre_filter":
-            "voice matching: your recordings' average timbre applied as a filter, not cloning",
+            "voice matching: your recordings' average timbre and formants applied as a filter, "
+            "not cloning",
         "conversion.formant_warp":
             "voice matching: the speech's formants moved toward your recordings' (up to 9 %), "
             "not cloning",
@@ -46,7 +47,8 @@ register(
                         "声合わせであり、クローンではありません。",
         "serving.spoken": "このプロファイル用に {language} で測定",
         "conversion.timbre_filter":
-            "声合わせ：録音の平均的な音色をフィルタとして適用。クローンではありません",
+            "声合わせ：録音の平均的な音色と声道の響き（フォルマント）をフィルタとして適用。"
+            "クローンではありません",
         "conversion.formant_warp":
             "声合わせ：声道の響き（フォルマント）を録音に近づける方向へ最大 9 % 移動。"
             "クローンではありません",
