@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -67,13 +68,19 @@ class Analysis:
     coded: np.ndarray  # (frames, CODED_DIMS) mel-cepstra, c0 the level
     fft_size: int
 
-    @property
+    @cached_property
     def loud(self) -> np.ndarray:
         """The frames above the quietest :data:`LOUD_PERCENTILE` per cent."""
         level = self.coded[:, 0]
         keep: np.ndarray = level > np.percentile(level, LOUD_PERCENTILE)
         return keep
 
+    @cached_property
+    def log_envelopes(self) -> np.ndarray:
+        """Every frame's log power envelope, decoded once for all the scales tried on it."""
+        return decode_log(self.coded, self.fft_size)
+
+    @cached_property
     def mean_log_envelope(self) -> np.ndarray:
         """The loud frames' mean log power envelope (bins up to ANALYSIS_RATE / 2)."""
         loud = self.coded[self.loud] if self.loud.any() else self.coded
@@ -152,7 +159,7 @@ def formant_scale(source: Analysis, target_shape: np.ndarray) -> float:
     envelopes' shape with their slope taken out tracked Praat's moves within 0.045 but
     pointed one real speaker the wrong way (up 3 %, where the outside judge heard her nearer
     6 % down) and ran to the grid's end (0.85) for two others."""
-    mean = source.mean_log_envelope()
+    mean = source.mean_log_envelope
     distances = [float(np.sum((code_shape(stretch(mean, float(s)))[:LIFTER]
                                - target_shape[:LIFTER]) ** 2)) for s in SCALES]
     return float(SCALES[int(np.argmin(distances))])
@@ -161,7 +168,7 @@ def formant_scale(source: Analysis, target_shape: np.ndarray) -> float:
 def warp_gain(source: Analysis, scale: float) -> np.ndarray:
     """Per frame, the log-amplitude gain (natural log; frames x bins at ANALYSIS_RATE) that
     moves the frame's formants by ``scale``, clamped to +-:data:`CLAMP_DB`."""
-    logs = decode_log(source.coded, source.fft_size)
+    logs = source.log_envelopes
     gain = 0.5 * (stretch(logs, scale) - logs)
     limit = CLAMP_DB / 20.0 * np.log(10.0)
     clipped: np.ndarray = np.clip(gain, -limit, limit)

@@ -122,7 +122,7 @@ def plan(audio: Audio, target: Timbre) -> Plan:
     ``target`` at full strength (:func:`filtered` applies them at any strength)."""
     found = analyze(audio)
     scale = formant_scale(found, target.shape)
-    moved = Timbre(code_shape(stretch(found.mean_log_envelope(), scale)))
+    moved = Timbre(code_shape(stretch(found.mean_log_envelope, scale)))
     return Plan(found, scale, gain_curve(moved, target, found.fft_size))
 
 

@@ -35,8 +35,8 @@ def frame_scale(moved: Audio, start: Audio) -> float:
     over frames of the stretch of the start frame's envelope that best lines up with the
     moved one, their slopes taken out): a static filter moves no formant."""
     a, b = formants.analyze(start), formants.analyze(moved)
-    logs_a = formants.decode_log(a.coded, a.fft_size)
-    logs_b = formants.decode_log(b.coded, b.fft_size)
+    logs_a = a.log_envelopes
+    logs_b = b.log_envelopes
     freqs = np.linspace(0, formants.ANALYSIS_RATE / 2, logs_a.shape[1])
     band = (freqs > 300) & (freqs < 4500)
 
