@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
 import pytest
 
 from app.runner.jobs import Jobs
+from app.runner.queue import IDLE_POLL_MAX_S
 from app.runner.stores import MemoryJobStore, SqliteJobStore
 from app.services import build_services
 from models.errors import Conflict, NotFound
@@ -67,6 +69,29 @@ def test_job_runs_on_worker_threads(worker_services) -> None:
     assert final["steps_completed"] == ["prepare", "render", "store"]
     assert final["steps_remaining"] == []
     assert svc.storage.exists(final["result"]["output_key"])
+
+
+def test_an_idle_worker_looks_at_the_queue_at_least_twice_a_second(worker_services) -> None:
+    """Huey's workers back off to 10 s between looks at a polled queue: a profile asked for
+    after a minute of quiet waited seconds before it began. A hundred idle sleeps of one of
+    our workers (a copy, so the running one is left alone) never wait longer than
+    ``IDLE_POLL_MAX_S``."""
+    svc = worker_services
+    svc.queue.start_consumer(1, install_signals=False)
+    assert svc.queue._consumer is not None
+    worker = copy.copy(svc.queue._consumer.worker_threads[0][0])
+    waits: list[float] = []
+
+    class Flag:
+        def wait(self, seconds: float) -> bool:
+            waits.append(seconds)
+            return False
+
+    worker.stop_flag = Flag()
+    for _ in range(100):
+        worker.sleep()
+    assert IDLE_POLL_MAX_S <= 1.0
+    assert max(waits) == pytest.approx(IDLE_POLL_MAX_S) and waits[0] < IDLE_POLL_MAX_S
 
 
 def test_cancel_queued_job_never_runs(worker_services) -> None:
