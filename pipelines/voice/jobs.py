@@ -19,10 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from models.base import Calibrating
+import numpy as np
+
+from models.base import Audio, Calibrating, Denoiser, NaturalnessJudge
 from models.chain import FallbackChain
 from pipelines.tasks import JobContext, JobKind
-from pipelines.voice.calibration import prepare_calibration
+from pipelines.voice.calibration import ProfilesFirst, prepare_calibration
 from pipelines.voice.create import PROFILE_STEPS
 from pipelines.voice.engines import LANGUAGES
 from pipelines.voice.kit import VoiceKit
@@ -79,10 +81,11 @@ JOB = JobKind(KIND, PROFILE_STEPS, handler=create_profile_job)
 
 def warm_up(chain: Callable[[str], FallbackChain[Any]], cache_dir: Path,
             languages: Sequence[str] = LANGUAGES) -> int:
-    """Make the first profile as quick as the next: load the speaker encoder and fill the
-    calibration cache (every built-in voice saying the calibration sentence, with its
-    embedding, then the serving measure's sentences and scores). Meant for a background
-    thread when workers start; after the first start it only reads the cache from disk.
+    """Make the first profile as quick as the next: fill the calibration cache (every
+    built-in voice saying the calibration sentence, with its embedding, then the serving
+    measure's sentences and scores) and load the models a profile uses
+    (:func:`ready_models`). Meant for a background thread when workers start; after the
+    first start it reads the cache from disk and loads the models.
     It gives way to a profile being made (:class:`~pipelines.voice.calibration.ProfilesFirst`),
     which makes what it needs itself. Returns how many voices are cached."""
     matcher = next((e for e in chain("voice_converter")
@@ -90,7 +93,34 @@ def warm_up(chain: Callable[[str], FallbackChain[Any]], cache_dir: Path,
     if matcher is None:
         return 0
     count = prepare_calibration(chain("tts"), matcher, cache_dir, languages)
+    judge = naturalness_judge(chain("naturalness"))
     tools = ServingTools(chain("tts"), chain("voice_converter"), embed=matcher.embed,
-                         encoder_name=matcher.encoder_name,
-                         judge=naturalness_judge(chain("naturalness")), cache_dir=cache_dir)
-    return count + prepare_serving(tools, languages)
+                         encoder_name=matcher.encoder_name, judge=judge, cache_dir=cache_dir)
+    count += prepare_serving(tools, languages)
+    ready_models(chain, matcher, judge)
+    return count
+
+
+def ready_models(chain: Callable[[str], FallbackChain[Any]], matcher: Calibrating,
+                 judge: NaturalnessJudge | None) -> None:
+    """Use each model a profile needs once, on a second of buzz, so each is loaded: with the
+    cache full from an earlier start, the warm-up reads files and loads none of them, and
+    the first profile paid for the loading (the speaker encoder alone ~3 s, of a 6-9 s
+    profile). Gives way to a profile being made, which loads what it needs itself."""
+    rate = 16000
+    t = np.arange(int(1.5 * rate)) / rate
+    buzz = sum(np.sin(2 * np.pi * 130 * k * t) / k for k in range(1, 20))
+    syllables = 0.5 - 0.5 * np.cos(2 * np.pi * 4 * t)
+    sample = Audio((0.2 * buzz * syllables).astype(np.float32), rate)
+    ProfilesFirst.wait()
+    matcher.embed(sample)
+    if judge is not None:
+        ProfilesFirst.wait()
+        judge.naturalness(sample)
+    for engine in chain("denoise"):
+        if isinstance(engine, Denoiser) and engine.available()[0]:
+            ProfilesFirst.wait()
+            engine.denoise(sample)
+            break
+    ProfilesFirst.wait()
+    chain("voice_encoder").run(lambda encoder: encoder.embed([sample]))

@@ -260,7 +260,8 @@ def test_a_profile_made_during_the_warm_up_says_nothing_twice_and_the_warm_up_wa
               "voice_encoder": build_chain("voice_encoder", ["resemblyzer"], settings),
               "voice_converter": build_chain("voice_converter",
                                              ["timbre_filter", "voice_matching"], settings),
-              "naturalness": build_chain("naturalness", ["dnsmos"], settings)}
+              "naturalness": build_chain("naturalness", ["dnsmos"], settings),
+              "denoise": build_chain("denoise", ["deepfilternet"], settings)}
     kit = VoiceKit(tts=chains["tts"], encoder=chains["voice_encoder"],
                    converters=chains["voice_converter"],
                    store=ProfileStore(LocalStorage(tmp_path / "store")),
@@ -281,3 +282,42 @@ def test_a_profile_made_during_the_warm_up_says_nothing_twice_and_the_warm_up_wa
     assert len(spoken) == len(set(spoken)), spoken  # nothing said twice
     assert any(not w for w, _, _, _ in said)  # the profile said what it needed itself
     assert not [s for s in said if s[0] and s[1]], said  # the warm-up waited meanwhile
+
+
+@pytest.mark.slow
+def test_a_warm_up_from_a_full_cache_loads_every_model_a_profile_uses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first start the warm-up only reads the calibration cache; it must still
+    load the speaker encoders, the naturalness judge and the denoiser, or the first profile
+    pays for them (the encoder alone took ~3 s of a 6-9 s profile)."""
+    from pipelines.voice.jobs import warm_up
+
+    for memo in ("_memory", "_scores", "_making"):
+        monkeypatch.setattr(CalibrationCache, memo, {}, raising=False)
+    voice = CountingVoice()
+    settings = EngineSettings(cache_dir=tmp_path / "cache")
+
+    def chains() -> dict[str, FallbackChain[Any]]:
+        return {"tts": FallbackChain("tts", [voice]),
+                "voice_encoder": build_chain("voice_encoder", ["resemblyzer"], settings),
+                "voice_converter": build_chain("voice_converter",
+                                               ["timbre_filter", "voice_matching"], settings),
+                "naturalness": build_chain("naturalness", ["distillmos"], settings),
+                "denoise": build_chain("denoise", ["deepfilternet"], settings)}
+
+    for capability, engines in chains().items():
+        if not all(e.available()[0] for e in engines):
+            unavailable(f"{capability}: {engines.available()[1]}")
+    warm_up(chains().__getitem__, settings.cache_dir, languages=["ja"])
+    said = voice.calls
+    for memo in ("_memory", "_scores", "_making"):  # a fresh process, the cache on disk
+        monkeypatch.setattr(CalibrationCache, memo, {}, raising=False)
+    fresh = chains()
+    warm_up(fresh.__getitem__, settings.cache_dir, languages=["ja"])
+    assert voice.calls == said  # everything came from the cache
+    matcher = fresh["voice_converter"].get("voice_matching")
+    models = {"profile encoder": fresh["voice_encoder"].get("resemblyzer")._model,
+              "matching encoder": matcher._encoder.get()._model,
+              "judge": fresh["naturalness"].get("distillmos")._model,
+              "denoiser": fresh["denoise"].get("deepfilternet")._model}
+    assert {name: model.loaded for name, model in models.items()} == dict.fromkeys(models, True)
