@@ -16,7 +16,7 @@ from models.base import Audio, EngineSettings, SpeechRequest, VoiceTarget
 from models.chain import FallbackChain
 from models.voice.matching import MatchParams, apply_match
 from models.voice.words import KEPT, kept_words
-from pipelines.voice.serving import NATURALNESS_DROP, sentences
+from pipelines.voice.serving import NATURALNESS_DROP, STRONGER_FIRST, sentences
 from tests.fixtures.voice import RATE, SENTENCES, ojt_speech, wav_bytes
 
 
@@ -97,8 +97,11 @@ def check_rule(record: dict[str, Any]) -> dict[str, Any]:
     assert record["scores"] == {k: chosen[k] for k in ("nearness", "naturalness", "words")}
     assert chosen["words"] >= KEPT
     assert chosen["naturalness"] >= record["plain"]["naturalness"] - NATURALNESS_DROP - 1e-6
+    def tried_before(c: dict[str, Any]) -> float:  # rank, and stronger first (STRONGER_FIRST)
+        return c["rank"] + (STRONGER_FIRST * c["strength"] if c["converter"] else 0.0)
+
     for other in record["candidates"]:  # ranked on the profile language's nearness basis
-        if other["rank"] is not None and other["rank"] > chosen["rank"]:
+        if other["rank"] is not None and tried_before(other) > tried_before(chosen):
             assert other["verdict"] in ("words lost", "unnatural"), other
     return chosen
 
@@ -495,4 +498,44 @@ def test_a_strength_past_one_judged_unnatural_is_not_judged_again(
     if serves is None:
         assert all(c["verdict"] == "unnatural" for c in converted)
         assert [c["naturalness"] is None for c in converted] == [False, True, True, False]
+    check_rule(record)
+
+
+@pytest.mark.parametrize(("dip", "serves"), [(0.0012, 1.3), (0.02, 0.7)])
+def test_of_strengths_the_encoder_hears_as_equally_near_the_stronger_serves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dip: float, serves: float) -> None:
+    """The speaker encoder stops hearing a filter's last steps toward the person while an
+    outside judge still hears them. Here the encoder's nearness stops rising at strength 0.7
+    and falls by ``dip`` for each further step of 0.3, and every strength is natural: a dip
+    inside the encoder's resolution leaves 1.3 to serve, a clear one keeps 0.7."""
+    from types import SimpleNamespace
+
+    from pipelines.voice import serving
+    from pipelines.voice.calibration import CALIBRATION_TEXT
+    from pipelines.voice.sources import SourceVoice
+
+    engine = Voices()
+    sources = [SourceVoice("clear", "ja", engine, "clear")]  # type: ignore[arg-type]
+    monkeypatch.setattr(serving, "source_voices", lambda tts, language: sources)
+    monkeypatch.setattr(serving, "STRENGTHS", {"louder": (1.3, 1.0, 0.7, 0.4)})
+    said = rms(engine.synthesize(SimpleNamespace(text=CALIBRATION_TEXT["ja"],
+                                                 voice="clear")).audio)
+
+    def embed(audio: Audio) -> np.ndarray:
+        strength = max(0.0, rms(audio) / said - 1.0)  # what Louder did to the sentence
+        near = 0.5 + 0.3 * min(strength, 0.7) / 0.7 - dip * max(0.0, strength - 0.7) / 0.3
+        return np.array([np.sqrt(1.0 - near ** 2), near])
+
+    tools = serving.ServingTools(
+        FallbackChain("tts", []), FallbackChain("voice_converter", [Louder()]), embed=embed,
+        encoder_name=f"saturating-{tmp_path.name}", judge=HissJudge(), cache_dir=tmp_path)
+    embedding = np.array([0.0, 1.0])
+    person = Audio(ojt_speech(SENTENCES[0]), RATE)
+    record = serving.measure_language(tools, "ja", embedding,
+                                      VoiceTarget("person", person, embedding))
+    assert record is not None
+    near = {c["strength"]: c["nearness"] for c in record["candidates"]
+            if c["converter"] == "louder"}
+    assert near[0.7] > near[1.0] > near[1.3]  # the encoder hears the weaker as (a bit) nearer
+    assert record["serves"] == {"voice": "clear", "converter": "louder", "strength": serves}
     check_rule(record)
