@@ -28,6 +28,7 @@ from models.base import (
 )
 from models.chain import FallbackChain
 from pipelines.voice.engines import LANGUAGES, speech_engines
+from pipelines.voice.seed import SEED_DIR, Seed
 
 T = TypeVar("T")
 
@@ -42,8 +43,11 @@ class CalibrationCache:
     built-in voice (and each blend used so far) saying the calibration sentence, with its
     speaker embedding. Kept in memory and, with a ``cache_dir``, as ``.npz`` files under
     ``{cache_dir}/voice_calibration/`` so a fresh process (or the first profile after an
-    install that ran :func:`prepare_calibration`) pays nothing for them."""
+    install that ran :func:`prepare_calibration`) pays nothing for them. What that
+    directory lacks is read from :attr:`seed` (:mod:`pipelines.voice.seed`, shipped with
+    the studio) before it is made."""
 
+    seed: ClassVar[Seed | None] = Seed(SEED_DIR)
     _memory: ClassVar[dict[str, tuple[Audio, np.ndarray]]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
@@ -98,6 +102,10 @@ class CalibrationCache:
                             data["embedding"].astype(np.float32))
             except (OSError, ValueError, KeyError):
                 item = None  # a torn or foreign file: make it again
+        if item is None and self.seed is not None:
+            item = self.seed.item(key)
+            if item is not None:
+                return item
         if item is None:
             audio = say()
             item = (audio, np.asarray(embed(audio), np.float32))
@@ -126,6 +134,11 @@ class CalibrationCache:
                 value = float(path.read_text("ascii"))
             except (OSError, ValueError):
                 value = None
+        if value is None and self.seed is not None:
+            key, _, name = memo.partition(".")  # keys hold no dot
+            value = self.seed.score(key, name)
+            if value is not None:
+                return value
         if value is None:
             value = float(compute())
             if path is not None:
