@@ -331,6 +331,22 @@ class HissJudge:
         return 4.5 if hiss_share(audio) < 0.5 else 2.0
 
 
+def toward_person(tmp_path: Path, converter: Any, embed: Any, judge: Any) -> dict[str, Any]:
+    """The Japanese serving record of the planted sources (``source_voices`` patched by the
+    test) through ``converter``, heard by ``embed`` and ``judge``, for a person whose
+    embedding is [0, 1]."""
+    from pipelines.voice import serving
+
+    tools = serving.ServingTools(
+        FallbackChain("tts", []), FallbackChain("voice_converter", [converter]), embed=embed,
+        encoder_name=f"{converter.name}-{tmp_path.name}", judge=judge, cache_dir=tmp_path)
+    embedding = np.array([0.0, 1.0])
+    record = serving.measure_language(tools, "ja", embedding, VoiceTarget(
+        "person", Audio(ojt_speech(SENTENCES[0]), RATE), embedding))
+    assert record is not None
+    return record
+
+
 class Gentle(Backwards):
     """A converter that changes nothing a judge hears (the level only), so that every voice
     it starts from can serve through it exactly as far as the voice itself can."""
@@ -352,16 +368,8 @@ def test_conversions_start_from_voices_natural_enough_to_serve(
     engine = Voices()
     sources = [SourceVoice(v, "ja", engine, v) for v in ("clear", "rough", "rougher")]  # type: ignore[arg-type]
     monkeypatch.setattr(serving, "source_voices", lambda tts, language: sources)
-    tools = serving.ServingTools(
-        FallbackChain("tts", []), FallbackChain("voice_converter", [Gentle()]),
-        embed=lambda audio: np.array([1.0, 4.0 * hiss_share(audio)]) / np.hypot(
-            1.0, 4.0 * hiss_share(audio)),
-        encoder_name=f"hiss-{tmp_path.name}", judge=HissJudge(), cache_dir=tmp_path)
-    embedding = np.array([0.0, 1.0])
-    person = Audio(ojt_speech(SENTENCES[0]), RATE)
-    record = serving.measure_language(tools, "ja", embedding,
-                                      VoiceTarget("person", person, embedding))
-    assert record is not None
+    record = toward_person(tmp_path, Gentle(), lambda audio: np.array(
+        [1.0, 4.0 * hiss_share(audio)]) / np.hypot(1.0, 4.0 * hiss_share(audio)), HissJudge())
     ranked = sorted((c for c in record["candidates"] if c["converter"] is None),
                     key=lambda c: -c["rank"])
     assert [c["voice"] for c in ranked] == ["rougher", "rough", "clear"]
@@ -479,16 +487,8 @@ def test_a_strength_past_one_judged_unnatural_is_not_judged_again(
             heard.append(rms(audio))
             return 4.5 if heard[-1] < 1.2 * loudest else 2.0
 
-    tools = serving.ServingTools(
-        FallbackChain("tts", []), FallbackChain("voice_converter", [Louder()]),
-        embed=lambda audio: np.array([1.0, rms(audio) / loudest]) / np.hypot(
-            1.0, rms(audio) / loudest),
-        encoder_name=f"louder-{tmp_path.name}", judge=LevelJudge(), cache_dir=tmp_path)
-    embedding = np.array([0.0, 1.0])
-    person = Audio(ojt_speech(SENTENCES[0]), RATE)
-    record = serving.measure_language(tools, "ja", embedding,
-                                      VoiceTarget("person", person, embedding))
-    assert record is not None
+    record = toward_person(tmp_path, Louder(), lambda audio: np.array(
+        [1.0, rms(audio) / loudest]) / np.hypot(1.0, rms(audio) / loudest), LevelJudge())
     converted = sorted((c for c in record["candidates"] if c["converter"] == "louder"),
                        key=lambda c: -c["rank"])
     assert [c["strength"] for c in converted] == [1.3, 1.0, 0.7, 0.4]  # stronger: nearer
@@ -526,14 +526,7 @@ def test_of_strengths_the_encoder_hears_as_equally_near_the_stronger_serves(
         near = 0.5 + 0.3 * min(strength, 0.7) / 0.7 - dip * max(0.0, strength - 0.7) / 0.3
         return np.array([np.sqrt(1.0 - near ** 2), near])
 
-    tools = serving.ServingTools(
-        FallbackChain("tts", []), FallbackChain("voice_converter", [Louder()]), embed=embed,
-        encoder_name=f"saturating-{tmp_path.name}", judge=HissJudge(), cache_dir=tmp_path)
-    embedding = np.array([0.0, 1.0])
-    person = Audio(ojt_speech(SENTENCES[0]), RATE)
-    record = serving.measure_language(tools, "ja", embedding,
-                                      VoiceTarget("person", person, embedding))
-    assert record is not None
+    record = toward_person(tmp_path, Louder(), embed, HissJudge())
     near = {c["strength"]: c["nearness"] for c in record["candidates"]
             if c["converter"] == "louder"}
     assert near[0.7] > near[1.0] > near[1.3]  # the encoder hears the weaker as (a bit) nearer
