@@ -12,12 +12,12 @@ sentence for
 * **words** — :func:`models.voice.words.kept_words` of the conversion against its source;
 
 and the nearest candidate that keeps naturalness within :data:`NATURALNESS_DROP` of the
-plain voice and keeps its words serves (of strengths the encoder hears as equally near, the
-stronger: :data:`STRONGER_FIRST`). Three measures are made fair across voices: a voice's
-nearness and naturalness are its means over three sentences (a conversion's, what it changed
-against its own source on the same sentence), and in a language other than the profile's,
-voices are ranked by their nearness measured in the profile's language
-(:func:`measure_language`). The plain voice itself always qualifies, so a
+plain voice and keeps its words serves (of one converter's strengths the encoder hears as
+equally near, the stronger: :data:`STRONGER_FIRST`). Three measures are made fair across
+voices: a voice's nearness and naturalness are its means over three sentences (a
+conversion's, what it changed against its own source on the same sentence), and in a
+language other than the profile's, voices are ranked by their nearness measured in the
+profile's language (:func:`measure_language`). The plain voice itself always qualifies, so a
 profile always has an answer. The record (:func:`measure_serving`) is stored with the
 profile, shown by the Voice tab and the API, and read by
 :func:`pipelines.voice.speech.synthesize`.
@@ -70,16 +70,29 @@ for one woman (English) and 0.653, 0.653 at 1.0 and 1.3 for another, while the o
 d-vector judge rose 0.610, 0.633, 0.644 and 0.463, 0.512; it rose at every step for each of
 three speakers in both languages (``/work/lab/l29v/strength_lab.py``). Between strengths the
 encoder hears as equally near (within 0.006 a step of 0.3), the stronger is heard first;
-the naturalness and words rules still decide whether it serves."""
+the naturalness and words rules still decide whether it serves. Only strengths of one voice
+and converter are reordered (:func:`tried_in_order`): what strength means differs between
+converters."""
 
 Embed = Callable[[Audio], np.ndarray]
 
 
-def ordering(candidate: Candidate) -> float:
-    """What candidates are tried in (highest first): the rank, and for a conversion
-    :data:`STRONGER_FIRST` per unit of strength."""
-    bonus = STRONGER_FIRST * candidate.strength if candidate.converter is not None else 0.0
-    return float(candidate.rank or 0.0) + bonus
+def tried_in_order(heard: Sequence[tuple[Candidate, Audio]]) -> list[tuple[Candidate, Audio]]:
+    """The ranked candidates in the order they are tried: by rank, highest first, except
+    that each voice-and-converter line's strengths take the places its members hold in that
+    order by their rank plus :data:`STRONGER_FIRST` per unit of strength."""
+    ranked = sorted((h for h in heard if h[0].rank is not None),
+                    key=lambda h: -float(h[0].rank or 0.0))
+    places: dict[tuple[str, str | None], list[int]] = {}
+    for index, (candidate, _) in enumerate(ranked):
+        places.setdefault((candidate.voice, candidate.converter), []).append(index)
+    tried = list(ranked)
+    for indices in places.values():
+        line = sorted((ranked[i] for i in indices), key=lambda h: -(
+            float(h[0].rank or 0.0) + STRONGER_FIRST * h[0].strength))
+        for index, member in zip(indices, line, strict=True):
+            tried[index] = member
+    return tried
 
 
 @dataclass
@@ -328,7 +341,7 @@ def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
                 else voice.of_conversion(judge.naturalness(audio))
         return candidate.naturalness
 
-    ranked = sorted((h for h in heard if h[0].rank is not None), key=lambda h: -ordering(h[0]))
+    ranked = tried_in_order(heard)
     weakest_unnatural: dict[tuple[str, str | None], float] = {}
     """By voice and converter: the weakest strength judged unnatural. A stronger conversion
     moves the voice further from its own sound and is taken as unnatural too, unjudged

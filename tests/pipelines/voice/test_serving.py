@@ -16,7 +16,7 @@ from models.base import Audio, EngineSettings, SpeechRequest, VoiceTarget
 from models.chain import FallbackChain
 from models.voice.matching import MatchParams, apply_match
 from models.voice.words import KEPT, kept_words
-from pipelines.voice.serving import NATURALNESS_DROP, STRONGER_FIRST, sentences
+from pipelines.voice.serving import NATURALNESS_DROP, Candidate, sentences, tried_in_order
 from tests.fixtures.voice import RATE, SENTENCES, ojt_speech, wav_bytes
 
 
@@ -97,12 +97,11 @@ def check_rule(record: dict[str, Any]) -> dict[str, Any]:
     assert record["scores"] == {k: chosen[k] for k in ("nearness", "naturalness", "words")}
     assert chosen["words"] >= KEPT
     assert chosen["naturalness"] >= record["plain"]["naturalness"] - NATURALNESS_DROP - 1e-6
-    def tried_before(c: dict[str, Any]) -> float:  # rank, and stronger first (STRONGER_FIRST)
-        return c["rank"] + (STRONGER_FIRST * c["strength"] if c["converter"] else 0.0)
-
-    for other in record["candidates"]:  # ranked on the profile language's nearness basis
-        if other["rank"] is not None and tried_before(other) > tried_before(chosen):
-            assert other["verdict"] in ("words lost", "unnatural"), other
+    order = [c for _, c in tried_in_order([  # ranked on the profile language's basis
+        (Candidate(c["voice"], c["converter"], c["strength"], rank=c["rank"]), c)
+        for c in record["candidates"]])]
+    for other in order[:order.index(chosen)]:
+        assert other["verdict"] in ("words lost", "unnatural"), other
     return chosen
 
 
