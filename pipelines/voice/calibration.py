@@ -124,10 +124,11 @@ class CalibrationCache:
         """A number measured once of the voice under ``key`` (its predicted naturalness by
         the judge ``name``), kept beside its audio as ``{key}.{name}.txt``."""
         memo = f"{key}.{name}"
-        return self._once(memo, self._scores, lambda: self._read_or_measure(memo, compute))
+        return self._once(memo, self._scores,
+                          lambda: self._read_or_measure(key, name, compute))
 
-    def _read_or_measure(self, memo: str, compute: Callable[[], float]) -> float:
-        path = self.root / f"{memo}.txt" if self.root is not None else None
+    def _read_or_measure(self, key: str, name: str, compute: Callable[[], float]) -> float:
+        path = self.root / f"{key}.{name}.txt" if self.root is not None else None
         value: float | None = None
         if path is not None and path.is_file():
             try:
@@ -135,7 +136,6 @@ class CalibrationCache:
             except (OSError, ValueError):
                 value = None
         if value is None and self.seed is not None:
-            key, _, name = memo.partition(".")  # keys hold no dot
             value = self.seed.score(key, name)
             if value is not None:
                 return value

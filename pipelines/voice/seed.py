@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from models.base import Audio
+from models.chain import FallbackChain
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "assets" / "voice_calibration"
 MANIFEST = "manifest.json"
@@ -65,28 +67,39 @@ class Seed:
             return False
         return bool(made == installed())
 
+    @staticmethod
+    @cache
+    def record(root: Path, key: str) -> dict[str, Any] | None:
+        """``{key}.json`` (embedding and scores), read once: a voice's three scores and its
+        embedding are asked for one at a time (None: not in a usable seed)."""
+        if not Seed.usable(root):
+            return None
+        try:
+            data = json.loads((root / f"{key}.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
     def item(self, key: str) -> tuple[Audio, np.ndarray] | None:
         """The audio and embedding kept under ``key`` (None: not in the seed)."""
-        if not self.usable(self.root):
+        record = self.record(self.root, key)
+        if record is None or "embedding" not in record:
             return None
         import soundfile as sf
 
         try:
             samples, rate = sf.read(self.root / f"{key}.flac", dtype="float32")
-            embedding = json.loads((self.root / f"{key}.json").read_text("utf-8"))["embedding"]
-        except (OSError, ValueError, KeyError, RuntimeError):
+        except (OSError, RuntimeError):
             return None
-        return Audio(np.asarray(samples, np.float32), int(rate)), np.asarray(embedding,
-                                                                                np.float32)
+        return (Audio(np.asarray(samples, np.float32), int(rate)),
+                np.asarray(record["embedding"], np.float32))
 
     def score(self, key: str, name: str) -> float | None:
         """The score ``name`` kept for ``key`` (None: not in the seed)."""
-        if not self.usable(self.root):
-            return None
+        record = self.record(self.root, key)
         try:
-            scores = json.loads((self.root / f"{key}.json").read_text("utf-8"))["scores"]
-            return float(scores[name])
-        except (OSError, ValueError, KeyError, TypeError):
+            return None if record is None else float(record["scores"][name])
+        except (KeyError, TypeError, ValueError):
             return None
 
 
@@ -113,13 +126,30 @@ def build(cache_root: Path, seed_root: Path) -> int:
     (seed_root / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n",
                                       "utf-8")
     Seed.usable.cache_clear()
+    Seed.record.cache_clear()
     return count
+
+
+def default_chains(cache_dir: Path) -> Callable[[str], FallbackChain[Any]]:
+    """Each capability's chain of the default engines, built once (what the warm-up of a
+    studio with default settings is given)."""
+    from models.base import EngineSettings
+    from models.registry import DEFAULT_ORDER, build_chain
+
+    settings = EngineSettings(cache_dir=cache_dir)
+    chains: dict[str, FallbackChain[Any]] = {}
+
+    def chain(capability: str) -> FallbackChain[Any]:
+        if capability not in chains:
+            chains[capability] = build_chain(capability, list(DEFAULT_ORDER[capability]),
+                                             settings)
+        return chains[capability]
+
+    return chain
 
 
 def main() -> None:
     """Run the warm-up with the default engines on an empty cache and keep what it made."""
-    from models.base import EngineSettings
-    from models.registry import build_chain
     from pipelines.voice.calibration import CalibrationCache
     from pipelines.voice.jobs import warm_up
 
@@ -128,18 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     CalibrationCache.seed = None  # make everything afresh
     with tempfile.TemporaryDirectory(prefix="voice_seed_") as tmp:
-        settings = EngineSettings(cache_dir=Path(tmp))
-        chains: dict[str, Any] = {}
-
-        def chain(capability: str) -> Any:
-            if capability not in chains:
-                from models.registry import DEFAULT_ORDER
-
-                chains[capability] = build_chain(capability, list(DEFAULT_ORDER[capability]),
-                                                 settings)
-            return chains[capability]
-
-        voices = warm_up(chain, settings.cache_dir)
+        voices = warm_up(default_chains(Path(tmp)), Path(tmp))
         for old in args.out.glob("*.*"):
             if old.suffix in (".flac", ".json"):
                 old.unlink()

@@ -68,7 +68,7 @@ encoder stops hearing a filter's last steps toward the person while an outside j
 does: filtering the served voice at 0.7, 1.0 and 1.3, Resemblyzer gave 0.754, 0.760, 0.757
 for one woman (English) and 0.653, 0.653 at 1.0 and 1.3 for another, while the outside
 d-vector judge rose 0.610, 0.633, 0.644 and 0.463, 0.512; it rose at every step for each of
-three speakers in both languages (``/work/lab/l29v/strength_lab.py``). Between strengths the
+three speakers in both languages (three sentences each, all five strengths). Between strengths the
 encoder hears as equally near (within 0.006 a step of 0.3), the stronger is heard first;
 the naturalness and words rules still decide whether it serves. Only strengths of one voice
 and converter are reordered (:func:`tried_in_order`): what strength means differs between

@@ -19,7 +19,7 @@ from pipelines.voice.create import PROFILE_STEPS
 from pipelines.voice.jobs import create_profile_job, profile_id_for
 from pipelines.voice.profiles import ProfileStore
 from tests.conftest import unavailable
-from tests.fixtures.voice import SENTENCES, ojt_speech, wav_bytes
+from tests.fixtures.voice import SENTENCES, CountingVoice, fresh_process, ojt_speech, wav_bytes
 
 
 class FlatEncoder:
@@ -146,37 +146,6 @@ def test_a_rerun_of_the_same_job_overwrites_its_profile(tmp_path: Path) -> None:
     assert [p.id for p in ProfileStore(again.storage).list()] == [pid]
 
 
-class CountingVoice:
-    """A built-in voice engine (OpenJTalk) that counts how often it is asked to speak."""
-
-    name = "openjtalk"
-    languages = ("ja",)
-    style_service = False
-
-    def __init__(self) -> None:
-        from models.speech.openjtalk import OpenJTalkSpeech
-
-        self.engine = OpenJTalkSpeech(EngineSettings())
-        self.VOICES = self.engine.VOICES
-        self.calls = 0
-
-    def available(self) -> tuple[bool, str]:
-        return self.engine.available()
-
-    def close(self) -> None:
-        pass
-
-    def voices(self) -> list[Any]:
-        return list(self.VOICES)
-
-    def owns(self, voice: str) -> bool:
-        return self.engine.owns(voice)
-
-    def synthesize(self, request: Any) -> Any:
-        self.calls += 1
-        return self.engine.synthesize(request)
-
-
 def test_calibration_cache_survives_a_restart_without_speaking_again(tmp_path: Path,
                                                                      monkeypatch) -> None:
     from pipelines.voice.calibration import prepare_calibration
@@ -238,8 +207,7 @@ def test_a_profile_made_during_the_warm_up_says_nothing_twice_and_the_warm_up_wa
     from pipelines.voice.jobs import warm_up
     from pipelines.voice.kit import VoiceKit
 
-    for memo in ("_memory", "_scores", "_making"):  # a fresh process
-        monkeypatch.setattr(CalibrationCache, memo, {}, raising=False)
+    fresh_process(monkeypatch)
     voice = CountingVoice()
     making = threading.Event()  # a profile is being made
     warming = threading.Event()
@@ -292,8 +260,7 @@ def test_a_warm_up_from_a_full_cache_loads_every_model_a_profile_uses(
     pays for them (the encoder alone took ~3 s of a 6-9 s profile)."""
     from pipelines.voice.jobs import warm_up
 
-    for memo in ("_memory", "_scores", "_making"):
-        monkeypatch.setattr(CalibrationCache, memo, {}, raising=False)
+    fresh_process(monkeypatch)
     voice = CountingVoice()
     settings = EngineSettings(cache_dir=tmp_path / "cache")
 
@@ -310,8 +277,7 @@ def test_a_warm_up_from_a_full_cache_loads_every_model_a_profile_uses(
             unavailable(f"{capability}: {engines.available()[1]}")
     warm_up(chains().__getitem__, settings.cache_dir, languages=["ja"])
     said = voice.calls
-    for memo in ("_memory", "_scores", "_making"):  # a fresh process, the cache on disk
-        monkeypatch.setattr(CalibrationCache, memo, {}, raising=False)
+    fresh_process(monkeypatch)  # the cache on disk
     fresh = chains()
     warm_up(fresh.__getitem__, settings.cache_dir, languages=["ja"])
     assert voice.calls == said  # everything came from the cache

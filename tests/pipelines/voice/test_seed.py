@@ -13,9 +13,9 @@ import pytest
 from models.base import Audio, EngineSettings
 from models.chain import FallbackChain
 from pipelines.voice.calibration import CalibrationCache, prepare_calibration
-from pipelines.voice.seed import MANIFEST, SEED_DIR, Seed, build, installed
+from pipelines.voice.seed import MANIFEST, SEED_DIR, Seed, build, default_chains, installed
 from tests.conftest import unavailable
-from tests.pipelines.voice.test_jobs import CountingVoice
+from tests.fixtures.voice import CountingVoice, fresh_process
 
 
 class Matcher:
@@ -29,11 +29,6 @@ class Matcher:
     def embed(self, audio: Audio) -> np.ndarray:
         self.embedded += 1
         return np.array([float(len(audio.samples)), 1.0, -2.5], np.float32)
-
-
-def fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    for memo in ("_memory", "_scores", "_making"):
-        monkeypatch.setattr(CalibrationCache, memo, {}, raising=False)
 
 
 def made_and_seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -98,7 +93,6 @@ def test_the_shipped_seed_covers_the_warm_up_of_the_default_engines(
     its calibration sentence now as the seed has it (else: rebuild the seed with
     ``python -m pipelines.voice.seed``)."""
     from models.base import SpeechRequest
-    from models.registry import DEFAULT_ORDER, build_chain
     from models.speech.local import LocalSpeech
     from pipelines.voice.calibration import CALIBRATION_TEXT
     from pipelines.voice.jobs import warm_up
@@ -111,13 +105,7 @@ def test_the_shipped_seed_covers_the_warm_up_of_the_default_engines(
     monkeypatch.setattr(CalibrationCache, "seed", Seed(SEED_DIR))
     fresh_process(monkeypatch)
     settings = EngineSettings(cache_dir=tmp_path / "cache")
-    chains: dict[str, FallbackChain[object]] = {}
-
-    def chain(capability: str) -> FallbackChain[object]:
-        if capability not in chains:
-            chains[capability] = build_chain(capability, list(DEFAULT_ORDER[capability]),
-                                             settings)
-        return chains[capability]
+    chain = default_chains(settings.cache_dir)
 
     spoken: list[str] = []
     speak = LocalSpeech.synthesize
