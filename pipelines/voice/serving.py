@@ -51,17 +51,18 @@ NATURALNESS_DROP = 0.25
 """How far below the plain voice a candidate's predicted naturalness may fall. The rule we
 are held to allows 0.3; voices are judged over three sentences and conversions against
 their own source on the same sentence, and 0.05 is kept in hand for the rest."""
-STRENGTHS = {"timbre_filter": (1.3, 1.0, 0.7, 0.4), "formant_warp": (1.0, 0.67)}
+STRENGTHS = {"timbre_filter": (1.3, 1.0, 0.7, 0.4), "formant_warp": (1.0,)}
 """The strengths tried for converters that can go part of the way, or past the person's
-average (:data:`models.voice.timbre_filter.MAX_STRENGTH`); others: 1.0. A formant warp at
-0.67 and 1.0 moves the formants 6 % and 9 % (:data:`models.voice.formant_warp.MAX_SHIFT`):
-where the outside judge heard the four bench speakers nearest, when they were nearer."""
+average (:data:`models.voice.timbre_filter.MAX_STRENGTH`); others: 1.0. Each strength costs
+a profile a conversion, an embedding and, where it ranks first, a naturalness judgement
+(0.35 s), so only strengths that serve are tried: a formant warp of 9 % (1.0,
+:data:`models.voice.formant_warp.MAX_SHIFT`) served 32 times in the bench runs kept since it
+came, 6 % (0.67) never."""
 SOURCES_CONVERTED = 2
 """Conversions are tried on this many of the nearest voices that are natural enough to serve
 as they are (a filter that moves the timbre costs naturalness; measured, it never bought
 back what a source voice lacked: the nearest packs for one woman, 3.0 and 3.8 against a
 floor of 4.0, were filtered at every strength and all six conversions were unnatural)."""
-
 STRONGER_FIRST = 0.02
 """Added to a conversion's rank per unit of strength when candidates are ordered. The speaker
 encoder stops hearing a filter's last steps toward the person while an outside judge still
