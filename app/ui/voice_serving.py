@@ -25,8 +25,8 @@ register(
                         "serves. Voice matching, not cloning.",
         "serving.spoken": "Measured for this profile in {language}",
         "conversion.timbre_filter":
-            "voice matching: your recordings' average timbre and formants applied as a filter, "
-            "not cloning",
+            "voice matching: your recordings' formants and timbre, on average and for each kind "
+            "of sound, applied as a filter, not cloning",
         "conversion.formant_warp":
             "voice matching: the speech's formants moved toward your recordings' (up to 9 %), "
             "not cloning",
@@ -47,7 +47,7 @@ register(
                         "声合わせであり、クローンではありません。",
         "serving.spoken": "このプロファイル用に {language} で測定",
         "conversion.timbre_filter":
-            "声合わせ：録音の平均的な音色と声道の響き（フォルマント）をフィルタとして適用。"
+            "声合わせ：録音の声道の響き（フォルマント）と、平均および音の種類ごとの音色をフィルタとして適用。"
             "クローンではありません",
         "conversion.formant_warp":
             "声合わせ：声道の響き（フォルマント）を録音に近づける方向へ最大 9 % 移動。"

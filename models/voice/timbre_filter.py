@@ -234,11 +234,13 @@ class Timbres(PerProfile[Timbre]):
 
 
 class TimbreFilter:
-    """Voice converter: the person's formants and average timbre applied as a filter (above).
+    """Voice converter: the person's formants and timbre, on average and by kind of sound,
+    applied as a filter (above).
     ``VoiceTarget.strength`` says how far (the profile's serving measure chose it)."""
 
     name = "timbre_filter"
-    method = "voice matching (your recordings' formants and average timbre, applied as a filter)"
+    method = ("voice matching (your recordings' formants and timbre, on average and by kind of "
+              "sound, applied as a filter)")
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
