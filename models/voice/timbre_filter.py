@@ -160,7 +160,7 @@ class Plan:
     analysis: Analysis
     scale: float  # the formant scale at full strength
     gain: np.ndarray  # the average gain at full strength, after the formants moved
-    kinds: np.ndarray | None = None  # each frame's gain by its kinds of sound, at full strength
+    by_kind: np.ndarray | None = None  # each frame's gain by its kinds of sound, at full strength
 
 
 def plan(audio: Audio, target: Timbre, kinds: SoundKinds | None = None) -> Plan:
@@ -181,8 +181,8 @@ def filtered(audio: Audio, how: Plan, strength: float) -> Audio:
     average gain and each frame's gain by kind, all times ``strength``."""
     scale = how.scale ** strength
     frames = warp_gain(how.analysis, scale) if abs(scale - 1.0) > 1e-6 else None
-    if how.kinds is not None:
-        by_kind = how.kinds * strength
+    if how.by_kind is not None:
+        by_kind = how.by_kind * strength
         frames = by_kind if frames is None else frames + by_kind
     return apply_gains(audio, how.gain * strength, frames)
 
