@@ -22,7 +22,7 @@ import numpy as np
 
 from models.base import Audio, EngineSettings, VoiceTarget
 from models.voice.formants import analyze, apply_gains, formant_scale, missing, warp_gain
-from models.voice.timbre_filter import Timbres
+from models.voice.timbre_filter import PerProfile, person_timbre
 
 MAX_SHIFT = 0.09
 """How far full strength moves every formant: 9 %. Further (12 %) took one woman's Japanese
@@ -40,7 +40,7 @@ class FormantWarp:
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
-        self.timbres = Timbres()
+        self.timbres = PerProfile(person_timbre)
 
     def available(self) -> tuple[bool, str]:
         why = missing()

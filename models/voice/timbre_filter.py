@@ -226,13 +226,6 @@ def person_timbre(reference: Audio) -> Timbre:
     return Timbre.of(reference, MIN_VOICED_FRAMES)
 
 
-class Timbres(PerProfile[Timbre]):
-    """The average timbre of each profile a converter aims at."""
-
-    def __init__(self) -> None:
-        super().__init__(person_timbre)
-
-
 class TimbreFilter:
     """Voice converter: the person's formants and timbre, on average and by kind of sound,
     applied as a filter (above).
