@@ -63,6 +63,7 @@ register(
         "voice.ready": "✅ **{name}** is ready",
         "voice.closest": "Closest built-in voice: **{voice}**",
         "voice.mix": "a mix of {parts}",
+        "voice.prosody": "{timbre}, speaking with the pitch and rhythm of {prosody}",
         "voice.nearness": "How near it sounds to your recordings (100 % would be the same "
                           "voice): {steps}",
         "voice.near.source": "{value} as the built-in voice",
@@ -101,6 +102,7 @@ register(
         "voice.ready": "✅ **{name}** ができました",
         "voice.closest": "いちばん近い内蔵ボイス：**{voice}**",
         "voice.mix": "{parts} の組み合わせ",
+        "voice.prosody": "{timbre}（声の高さと抑揚は {prosody}）",
         "voice.nearness": "録音した声への近さ（100 % なら同じ声）：{steps}",
         "voice.near.source": "内蔵ボイスのまま {value}",
         "voice.near.matched": "声合わせ（ピッチとフォルマント）後 {value}",
@@ -202,7 +204,9 @@ def built_in_voices(desk: VoiceDesk) -> list[dict[str, Any]]:
 
 def voice_label(desk: VoiceDesk, voice: str | None, lang: str = "en") -> str:
     """A built-in voice (or a blend of two) by its people's name: "Kumo (Kokoro)", "a mix
-    of Kumo (Kokoro) 51 % + Gongitsune (Kokoro) 49 %"."""
+    of Kumo (Kokoro) 51 % + Gongitsune (Kokoro) 49 %"; a voice with another's way of
+    speaking ("timbre/prosody"): "Kumo (Kokoro), speaking with the pitch and rhythm of a mix
+    of ..."."""
     from models.base import StyleSpace
 
     names = {v["id"]: v["name"] for v in built_in_voices(desk)}
@@ -213,10 +217,16 @@ def voice_label(desk: VoiceDesk, voice: str | None, lang: str = "en") -> str:
     for engine in desk.voices.tts():
         if isinstance(engine, StyleSpace):
             try:
-                parts = engine.parse_blend(voice)
+                engine.parse_blend(voice)
             except StudioError:
                 continue
-            mixed = " + ".join(f"{names.get(v, v)} {round(w * 100)} %" for v, w in parts)
+            timbre, _, prosody = voice.partition("/")
+            if prosody:
+                return plain("voice.prosody", lang).format(
+                    timbre=voice_label(desk, timbre, lang),
+                    prosody=voice_label(desk, prosody, lang))
+            mixed = " + ".join(f"{names.get(v, v)} {round(w * 100)} %"
+                               for v, w in engine.parse_blend(voice))
             return plain("voice.mix", lang).format(parts=mixed)
     return voice
 

@@ -51,6 +51,9 @@ LEAD_FRAMES = 3
 # a unit's closing mark (Japanese or Western) -> the punctuation symbol in Kokoro's vocabulary
 PUNCTUATION = {"、": ",", "，": ",", "。": ".", "！": "!", "？": "?", "…": "…"}
 _BLEND = re.compile(r"^([a-z]{2}_[a-z]+)(?::([0-9.]+))?$")
+TIMBRE_ROWS = 128
+"""A style row's first 128 values condition the decoder (the sound of the voice), the other
+128 the prosody predictor (pitch, durations, energy), as in Kokoro's own model code."""
 # Kokoro's Japanese phoneme symbols -> the romaji-like symbols the viseme mapper knows.
 _VOWELS = {"a": "a", "i": "i", "u": "u", "ɯ": "u", "e": "e", "o": "o"}
 _BILABIAL = {"m": "m", "b": "b", "p": "p"}
@@ -206,14 +209,14 @@ class KokoroSpeech(LocalSpeech):
         return True, "Kokoro-82M int8 ONNX (bundled)"
 
     def resolve_voice(self, voice: str | None, language: str) -> str:
-        if voice and "+" in voice or (voice and ":" in voice):
+        if voice and any(mark in voice for mark in "+:/"):
             self.parse_blend(voice)  # raises on a bad blend
             return voice
         return super().resolve_voice(voice, language)
 
     def owns(self, voice: str) -> bool:
         """Its own voices and blends of them (a malformed blend raises VOICE_UNKNOWN_VOICE)."""
-        if "+" in voice or ":" in voice:
+        if any(mark in voice for mark in "+:/"):
             self.parse_blend(voice)
             return True
         return super().owns(voice)
@@ -225,10 +228,27 @@ class KokoroSpeech(LocalSpeech):
         return "+".join(f"{v}:{w:g}" for v, w in weights)
 
     def parse_blend(self, voice: str) -> list[tuple[str, float]]:
-        """``"jf_alpha:0.6+jf_nezumi:0.4"`` -> weights summing to 1 (own voices only)."""
+        """``"jf_alpha:0.6+jf_nezumi:0.4"`` -> weights summing to 1 (own voices only). A
+        voice with another's way of speaking, ``"timbre/prosody"`` (:meth:`halves`), is
+        checked whole and answers its timbre's mix."""
+        timbre, prosody = self.halves(voice)
+        if prosody != timbre:
+            self._mix(prosody, voice)
+        return self._mix(timbre, voice)
+
+    @staticmethod
+    def halves(voice: str) -> tuple[str, str]:
+        """``"jm_kumo/jm_kumo:0.5+jf_nezumi:0.5"`` -> the mix whose sound the voice has and
+        the mix whose pitch, timing and energy it speaks with (one mix: both the same)."""
+        if "/" not in voice:
+            return voice, voice
+        timbre, _, prosody = voice.partition("/")
+        return timbre, prosody
+
+    def _mix(self, blend: str, voice: str) -> list[tuple[str, float]]:
         ids = {v.id for v in self.VOICES}
         parts = []
-        for item in voice.split("+"):
+        for item in blend.split("+"):
             match = _BLEND.match(item.strip())
             if not match or match[1] not in ids:
                 raise InvalidInput(f"Unknown Kokoro voice or blend {voice!r}.",
@@ -251,12 +271,17 @@ class KokoroSpeech(LocalSpeech):
         return StyledKokoro(self, pack)
 
     def pack(self, voice: str) -> np.ndarray:
-        """The style vectors of ``voice`` (a blend is mixed once, then cached)."""
+        """The style vectors of ``voice`` (a blend is mixed once, then cached; a
+        ``"timbre/prosody"`` voice takes each half of its rows from its own mix)."""
         cached = self._packs.get(voice)
         if cached is None:
             model = self._model.get()
-            cached = sum((model.packs[v] * w for v, w in self.parse_blend(voice)),
-                         np.zeros_like(model.packs["jf_alpha"]))
+            timbre, prosody = self.halves(voice)
+            self.parse_blend(voice)
+            mixed = [sum((model.packs[v] * w for v, w in self._mix(half, voice)),
+                         np.zeros_like(model.packs["jf_alpha"])) for half in (timbre, prosody)]
+            cached = np.concatenate([mixed[0][..., :TIMBRE_ROWS], mixed[1][..., TIMBRE_ROWS:]],
+                                    axis=-1)
             if len(self._packs) < 64:
                 self._packs[voice] = cached
         return cached

@@ -14,7 +14,8 @@ it when its own directory lacks an item; nothing is written into it at run time.
 The seed is only as good as the engines that said it: ``manifest.json`` records the
 versions of the packages behind the voices, the encoder and the judge, and a seed made
 with other versions is not used (the cache makes its items as before). Rebuild it with
-``python -m pipelines.voice.seed`` after changing what the voices say.
+``python -m pipelines.voice.seed`` after changing what the voices say; after adding a
+voice, ``--add`` makes only what the seed lacks and leaves its files as they are.
 """
 
 from __future__ import annotations
@@ -104,12 +105,11 @@ class Seed:
 
 
 def build(cache_root: Path, seed_root: Path) -> int:
-    """Write every item of a filled cache directory (``{cache_dir}/voice_calibration``) as a
-    seed; returns how many items."""
+    """Write every item of a filled cache directory (``{cache_dir}/voice_calibration``) into
+    a seed; returns how many items the seed holds."""
     import soundfile as sf
 
     seed_root.mkdir(parents=True, exist_ok=True)
-    count = 0
     for npz in sorted(cache_root.glob("*.npz")):
         key = npz.stem
         with np.load(npz) as data:
@@ -121,7 +121,7 @@ def build(cache_root: Path, seed_root: Path) -> int:
         sf.write(seed_root / f"{key}.flac", samples, rate, format="FLAC", subtype="PCM_16")
         (seed_root / f"{key}.json").write_text(
             json.dumps({"embedding": embedding, "scores": scores}, sort_keys=True), "utf-8")
-        count += 1
+    count = sum(1 for f in seed_root.glob("*.json") if f.name != MANIFEST)
     manifest: dict[str, Any] = {"versions": installed(), "items": count}
     (seed_root / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n",
                                       "utf-8")
@@ -155,11 +155,16 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--out", type=Path, default=SEED_DIR)
+    parser.add_argument("--add", action="store_true",
+                        help="keep what the seed holds and add what it lacks (a new voice), "
+                             "so nothing is said again and its files stay as they are")
     args = parser.parse_args()
-    CalibrationCache.seed = None  # make everything afresh
+    if args.add and not Seed.usable(args.out):
+        parser.error(f"{args.out} was made with other packages than {installed()}")
+    CalibrationCache.seed = Seed(args.out) if args.add else None  # None: all afresh
     with tempfile.TemporaryDirectory(prefix="voice_seed_") as tmp:
         voices = warm_up(default_chains(Path(tmp)), Path(tmp))
-        for old in args.out.glob("*.*"):
+        for old in () if args.add else args.out.glob("*.*"):
             if old.suffix in (".flac", ".json"):
                 old.unlink()
         items = build(Path(tmp) / "voice_calibration", args.out)

@@ -66,6 +66,12 @@ def test_a_profile_summary_says_what_the_numbers_mean(services: Any) -> None:
     assert voice_label(desk, blend, "en") == (
         "a mix of Kumo (Kokoro) 51 % + Gongitsune (Kokoro) 49 %")
     assert voice_label(desk, "jm_kumo", "ja") == "Kumo (Kokoro)"
+    pitched = "jm_kumo/jm_kumo:0.5+jf_nezumi:0.5"  # Kumo's sound, a half-woman's prosody
+    assert voice_label(desk, pitched, "en") == (
+        "Kumo (Kokoro), speaking with the pitch and rhythm of a mix of Kumo (Kokoro) 50 % + "
+        "Nezumi (Kokoro) 50 %")
+    assert voice_label(desk, pitched, "ja") == (
+        "Kumo (Kokoro)（声の高さと抑揚は Kumo (Kokoro) 50 % + Nezumi (Kokoro) 50 % の組み合わせ）")
     profile = {"id": "openvoice_0123abcd", "name": "Hanako", "matching": {
         "source_voice": blend, "similarity": {"source": 0.4598, "matched": 0.5505,
                                               "served": 0.6427, "served_by": "frame_matching",

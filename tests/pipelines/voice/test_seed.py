@@ -128,3 +128,19 @@ def test_the_shipped_seed_covers_the_warm_up_of_the_default_engines(
                                           language="ja")).audio
     assert abs(now.duration - item[0].duration) < 0.05
     assert float(np.dot(encoder.embed([now]), item[1])) > 0.99
+
+
+def test_adding_a_voice_to_a_seed_keeps_what_it_holds(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m pipelines.voice.seed --add``: the new item joins the seed, every file
+    already there stays byte for byte, and the manifest counts them all."""
+    voice, _, seed = made_and_seeded(tmp_path, monkeypatch)
+    before = {f.name: f.read_bytes() for f in seed.glob("*.*") if f.name != MANIFEST}
+    added = CalibrationCache(tmp_path / "added")
+    key = added.key("openjtalk", "new_voice", "ja", Matcher.encoder_name)
+    added.get(key, lambda: Audio(np.full(1600, 0.1, np.float32), 16000), Matcher().embed)
+    assert build(tmp_path / "added" / "voice_calibration", seed) == len(voice.VOICES) + 1
+    assert all((seed / name).read_bytes() == data for name, data in before.items())
+    assert json.loads((seed / MANIFEST).read_text("utf-8"))["items"] == len(voice.VOICES) + 1
+    item = Seed(seed).item(key)
+    assert item is not None and item[0].sample_rate == 16000
