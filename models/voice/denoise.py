@@ -4,6 +4,15 @@ The package gives only file paths (the ONNX model archive and ``libdeepfilter``)
 the small ctypes wrapper around its C API (``df_create``, ``df_get_frame_length``,
 ``df_process_frame``, ``df_free``). It works at 48 kHz in 10 ms frames. Measured: +12 dB
 SI-SDR on speech in 5 dB noise; speaker similarity to the clean clip 0.73 -> 0.89.
+
+How much it may take away is capped (:data:`ATTENUATION_DB`): the model also takes a clean
+recording's room and breath for noise, and what it leaves is a voice farther from the
+person. Four LibriSpeech readers' profile clips (three each), against three held-out
+recordings, by the outside d-vector judge the bench uses: clean as recorded 0.957, denoised
+with a 30 dB cap 0.920, 18 dB 0.932, 12 dB 0.943; with pink noise added at 30, 20 and 10 dB
+SNR, the 18 dB cap came nearer than the 30 dB cap at every level (mean 0.927 / 0.915 / 0.838
+against 0.912 / 0.890 / 0.835; the worst reader 0.766 against 0.733 at 10 dB), while a 12 dB
+cap left too much noise at 10 dB (0.804, worst 0.661).
 """
 
 from __future__ import annotations
@@ -60,13 +69,17 @@ class _DeepFilter:
         return out
 
 
+ATTENUATION_DB = 18.0
+"""The most the denoiser lowers anything, in dB (above)."""
+
+
 class DeepFilterDenoiser:
-    """Denoise speech; ``attenuation_db`` caps how much noise is removed (keeps it natural)."""
+    """Denoise speech; ``attenuation_db`` caps how much is removed (keeps the voice)."""
 
     name = "deepfilternet"
 
     def __init__(self, settings: EngineSettings | None = None,
-                 attenuation_db: float = 30.0) -> None:
+                 attenuation_db: float = ATTENUATION_DB) -> None:
         self._model: LazyModel[_DeepFilter] = LazyModel(lambda: _DeepFilter(attenuation_db))
 
     def available(self) -> tuple[bool, str]:
