@@ -276,10 +276,8 @@ class KokoroSpeech(LocalSpeech):
         cached = self._packs.get(voice)
         if cached is None:
             model = self._model.get()
-            timbre, prosody = self.halves(voice)
-            self.parse_blend(voice)
             mixed = [sum((model.packs[v] * w for v, w in self._mix(half, voice)),
-                         np.zeros_like(model.packs["jf_alpha"])) for half in (timbre, prosody)]
+                         np.zeros_like(model.packs["jf_alpha"])) for half in self.halves(voice)]
             cached = np.concatenate([mixed[0][..., :TIMBRE_ROWS], mixed[1][..., TIMBRE_ROWS:]],
                                     axis=-1)
             if len(self._packs) < 64:
