@@ -12,6 +12,8 @@ import pytest
 from models.base import EngineSettings
 from models.errors import StudioError
 from models.speech.kokoro import TIMBRE_ROWS, KokoroSpeech
+from models.voice.matching import pitch_median
+from tests.conftest import unavailable
 
 PITCHED = "jm_kumo/jm_kumo:0.5+jf_nezumi:0.5"
 
@@ -20,7 +22,7 @@ PITCHED = "jm_kumo/jm_kumo:0.5+jf_nezumi:0.5"
 def kokoro(tmp_path_factory: pytest.TempPathFactory) -> KokoroSpeech:
     engine = KokoroSpeech(EngineSettings(cache_dir=tmp_path_factory.mktemp("kokoro")))
     if not engine.available()[0]:
-        pytest.skip(engine.available()[1])
+        unavailable(engine.available()[1])
     return engine
 
 
@@ -46,13 +48,6 @@ def test_a_malformed_half_is_an_unknown_voice(kokoro: KokoroSpeech, voice: str) 
     assert voice in caught.value.message
 
 
-def _median_f0(samples: np.ndarray, rate: int) -> float:
-    import librosa
-
-    f0, voiced, _ = librosa.pyin(samples, fmin=60, fmax=500, sr=rate, frame_length=2048)
-    return float(np.nanmedian(f0[voiced]))
-
-
 @pytest.mark.slow
 def test_kumo_with_half_a_womans_prosody_speaks_higher_with_his_sound(
         kokoro: KokoroSpeech, tmp_path: Path) -> None:
@@ -64,7 +59,7 @@ def test_kumo_with_half_a_womans_prosody_speaks_higher_with_his_sound(
     text = "こんにちは。今日はとても良い天気ですね。"
     said = {voice: kokoro.synthesize(SpeechRequest(text, voice=voice, language="ja")).audio
             for voice in ("jm_kumo", "jf_nezumi", PITCHED)}
-    f0 = {v: _median_f0(a.samples, a.sample_rate) for v, a in said.items()}
+    f0 = {v: pitch_median(a) for v, a in said.items()}
     assert f0["jm_kumo"] * 1.1 < f0[PITCHED] < f0["jf_nezumi"] * 0.9, f0
     encoder = ResemblyzerEncoder(EngineSettings(cache_dir=tmp_path))
     heard = {v: encoder.embed_one(a) for v, a in said.items()}
