@@ -30,6 +30,7 @@ from app.runner.stores import create_job_store
 from app.runner.unstaged import UnstagedRunner
 from app.storage import Storage, create_storage
 from models.base import EngineSettings
+from models.blas_threads import limit_blas_threads
 from models.chain import FallbackChain
 from models.registry import CAPABILITIES, build_chain
 from pipelines.jobs import job_kinds
@@ -111,6 +112,7 @@ class Services:
 
 
 def build_services(settings: Settings, *, immediate: bool = False) -> Services:
+    limit_blas_threads()  # the process's numpy work is small; idle BLAS threads spin
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     storage = create_storage(settings)
     jobs = Jobs(create_job_store(settings.resolved_queue_url, settings.data_dir))
