@@ -62,7 +62,6 @@ class DistillMos:
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self._model: LazyModel[Any] = LazyModel(_load_distillmos)
-        self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
         for module in ("distillmos", "xls_r_sqa", "torch"):
@@ -81,7 +80,10 @@ class DistillMos:
         if len(x) < RATE // 2:
             return 1.0
         model = self._model.get()
-        with self._lock, one_thread(), torch.no_grad():
+        # No lock: threads judge side by side (a profile's languages, :mod:`pipelines.voice.
+        # serving`); an eval-mode forward changes nothing in the model (the same scores bit
+        # for bit, tests/models/voice/test_side_by_side.py).
+        with one_thread(), torch.no_grad():
             return float(model(torch.from_numpy(x)[None])[0, 0])
 
 

@@ -6,7 +6,6 @@ female 0.52-0.61 — enough to pick the nearest built-in voice and to score voic
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Sequence
 
@@ -34,7 +33,6 @@ class ResemblyzerEncoder:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self._model: LazyModel[object] = LazyModel(_load)
-        self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
         for module in ("resemblyzer", "torch", "webrtcvad"):
@@ -59,7 +57,9 @@ class ResemblyzerEncoder:
             raise InvalidInput("Too little speech to compute a speaker embedding.",
                                code="VOICE_SAMPLE_TOO_SHORT",
                                message_ja="声の特徴を計算するには音声が短すぎます。")
-        with self._lock, one_thread():  # torch modules are not guaranteed re-entrant
+        # No lock: threads embed side by side (an eval-mode forward changes nothing in the
+        # model; the same vectors bit for bit, tests/models/voice/test_side_by_side.py).
+        with one_thread():
             vector = self._model.get().embed_utterance(processed)  # type: ignore[attr-defined]
         return np.asarray(vector, np.float32)
 

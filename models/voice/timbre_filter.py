@@ -82,6 +82,10 @@ CLAMP_DB = 9.0
 MIN_VOICED_FRAMES = 200
 """1 s of voiced speech: less gives no stable average."""
 POOLS_CACHED = 8
+PLANS_KEPT = 4
+"""Plans kept (:meth:`TimbreFilter._plan`): the serving measure's two languages each filter
+a sentence of two voices at four strengths, one thread a language. With one kept, each
+thread's plan pushed out the other's and every strength planned afresh."""
 MAX_STRENGTH = 1.3
 """How far past the person's average timbre a filter may go (above)."""
 KIND_SHARE = 0.5
@@ -196,29 +200,36 @@ class PerProfile(Generic[Aim]):
         self.make = make
         self._known: OrderedDict[str, Aim | BackendUnavailable] = OrderedDict()
         self._lock = threading.Lock()
+        self._making = threading.Lock()
 
     def clear(self) -> None:
         with self._lock:
             self._known.clear()
 
     def of(self, target: VoiceTarget) -> Aim:
-        with self._lock:
-            known = target.key in self._known
-            if known:
-                self._known.move_to_end(target.key)
-                found = self._known[target.key]
-        if not known:
-            try:
-                found = self.make(target.reference)
-            except BackendUnavailable as exc:
-                found = exc
-            with self._lock:
-                self._known[target.key] = found
-                while len(self._known) > POOLS_CACHED:
-                    self._known.popitem(last=False)
+        found = self._known_as(target.key)
+        if found is None:
+            with self._making:  # one thread makes it; another asking meanwhile waits for it
+                found = self._known_as(target.key)
+                if found is None:
+                    try:
+                        found = self.make(target.reference)
+                    except BackendUnavailable as exc:
+                        found = exc
+                    with self._lock:
+                        self._known[target.key] = found
+                        while len(self._known) > POOLS_CACHED:
+                            self._known.popitem(last=False)
         if isinstance(found, BackendUnavailable):
             raise found.with_traceback(None)  # kept: its traceback must not grow each time
         return found
+
+    def _known_as(self, key: str) -> Aim | BackendUnavailable | None:
+        with self._lock:
+            if key not in self._known:
+                return None
+            self._known.move_to_end(key)
+            return self._known[key]
 
 
 def person_timbre(reference: Audio) -> Timbre:
@@ -238,7 +249,7 @@ class TimbreFilter:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self.people = PerProfile(person_of)
-        self._last: tuple[np.ndarray, str, Plan] | None = None  # samples, key, plan
+        self._plans: list[tuple[np.ndarray, str, Plan]] = []  # samples, key, plan; newest first
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
@@ -256,15 +267,17 @@ class TimbreFilter:
         return filtered(audio, self._plan(audio, target), strength)
 
     def _plan(self, audio: Audio, target: VoiceTarget) -> Plan:
-        """The full-strength plan; the last one is kept, because a profile's serving
-        measure filters one sentence at several strengths."""
+        """The full-strength plan; the last :data:`PLANS_KEPT` are kept, because a profile's
+        serving measure filters each sentence at several strengths, its languages side by
+        side."""
         with self._lock:
-            last = self._last
-        # the samples themselves are held, so no later array can take their identity
-        if last is not None and last[0] is audio.samples and last[1] == target.key:
-            return last[2]
+            # the samples themselves are held, so no later array can take their identity
+            for samples, key, how in self._plans:
+                if samples is audio.samples and key == target.key:
+                    return how
         person = self.people.of(target)
         how = plan(audio, person.timbre, person.kinds)
         with self._lock:
-            self._last = (audio.samples, target.key, how)
+            self._plans.insert(0, (audio.samples, target.key, how))
+            del self._plans[PLANS_KEPT:]
         return how

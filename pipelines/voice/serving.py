@@ -26,6 +26,7 @@ profile, shown by the Voice tab and the API, and read by
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,164 @@ def _anchor_key(candidate: Candidate) -> tuple[str, str | None, float]:
     return candidate.voice, candidate.converter, round(candidate.strength, 2)
 
 
+class LanguageMeasure:
+    """One language's serving measure, in the halves :func:`measure_serving` runs for the
+    languages side by side: :meth:`convert` (which voices are converted, and each
+    conversion's nearness and words), then :meth:`choose` (ranks and the naturalness rule),
+    which in a language other than the profile's waits for the profile language's
+    conversions (its :data:`Anchor`). A voice's nearness is its mean over its three
+    sentences (:func:`voice_nearness`); a conversion's, its voice's moved by what it changed
+    on the calibration sentence it was tried on."""
+
+    def __init__(self, tools: ServingTools, language: str, sources: Sequence[SourceVoice],
+                 embedding: np.ndarray, target: VoiceTarget) -> None:
+        self.tools, self.language, self.sources = tools, language, list(sources)
+        self.embedding, self.target = embedding, target
+        self.cache = CalibrationCache(tools.cache_dir)
+        cache = self.cache
+        self.said = {s.id: _said(tools, cache, s) for s in sources}
+        self.here = {s.id: cosine(self.said[s.id][1], embedding) for s in sources}
+        self.near = {s.id: voice_nearness(tools, cache, s, embedding) for s in sources}
+        self.by_id = {s.id: s for s in sources}
+        self.plain = self.sources[0]
+        self.heard: list[tuple[Candidate, Audio]] = [
+            (Candidate(s.id, nearness=self.near[s.id], words=1.0), self.said[s.id][0])
+            for s in sources]
+        self._known: dict[str, VoiceNaturalness] = {}
+        self.floor = None if tools.judge is None \
+            else self.of_voice(self.plain.id).prior - NATURALNESS_DROP
+
+    @classmethod
+    def begin(cls, tools: ServingTools, language: str, embedding: np.ndarray,
+              target: VoiceTarget) -> LanguageMeasure | None:
+        """The measure of ``language`` with every voice's nearness known (None: no voice
+        speaks it here)."""
+        sources = source_voices(tools.tts, language)
+        return cls(tools, language, sources, embedding, target) if sources else None
+
+    def of_voice(self, voice: str) -> VoiceNaturalness:
+        if voice not in self._known:
+            self._known[voice] = voice_naturalness(self.tools, self.cache, self.by_id[voice],
+                                                   self.said[voice][0])
+        return self._known[voice]
+
+    def voices_anchor(self) -> Anchor:
+        """The voices' nearness, as the other languages rank their voices on it."""
+        return {(c.voice, None, 1.0): round(c.nearness, 4) for c, _ in self.heard
+                if c.converter is None and c.nearness is not None}
+
+    def anchor(self) -> Anchor:
+        """Every candidate's nearness (after :meth:`convert`), as the record gives it."""
+        return {_anchor_key(c): round(c.nearness, 4) for c, _ in self.heard
+                if c.nearness is not None}
+
+    def basis(self, anchor: Anchor | None) -> dict[str, float]:
+        return {v: (anchor or {}).get((v, None, 1.0), n) for v, n in self.near.items()}
+
+    def convert(self, anchor: Anchor | None = None) -> None:
+        """Convert the :data:`SOURCES_CONVERTED` nearest voices natural enough to serve as
+        they are (nearest on ``anchor``'s basis), and the calibrated voice; measure each
+        conversion's nearness and words."""
+        basis = self.basis(anchor)
+        starts: list[SourceVoice] = []
+        for source in sorted(self.sources, key=lambda s: -basis[s.id]):
+            if len(starts) == SOURCES_CONVERTED:
+                break
+            if self.floor is None or self.of_voice(source.id).prior >= self.floor:
+                starts.append(source)  # a voice under the floor as it is: none of its filters
+        target = self.target
+        calibrated = target.matching.source_voice if target.matching is not None else None
+        starts += [s for s in self.sources if s.id == calibrated and s not in starts]
+        for source in starts:
+            audio = self.said[source.id][0]
+            words = SourceWords(audio)
+            for candidate, converted in _conversions(self.tools, source.id, audio, target):
+                if not candidate.verdict.startswith("failed"):
+                    moved = cosine(self.tools.embed(converted), self.embedding) \
+                        - self.here[source.id]
+                    candidate.nearness = self.near[source.id] + moved
+                    candidate.words = words.kept(converted)
+                self.heard.append((candidate, converted))
+
+    def choose(self, anchor: Anchor | None = None) -> dict[str, Any]:
+        """Rank the candidates (on ``anchor``'s basis: each candidate's nearness in the
+        profile's own language; one not measured there, its voice's basis moved by what the
+        conversion changed here) and serve the nearest that keeps naturalness and words.
+        Returns the language's serving record."""
+        basis = self.basis(anchor)
+        for candidate, _ in self.heard:
+            if candidate.converter is None:
+                candidate.rank = basis[candidate.voice]
+            elif candidate.nearness is not None:
+                moved = candidate.nearness - self.near[candidate.voice]
+                candidate.rank = (anchor or {}).get(_anchor_key(candidate),
+                                                    basis[candidate.voice] + moved)
+        judge, floor = self.tools.judge, self.floor
+
+        def natural(candidate: Candidate, audio: Audio) -> float:
+            """The candidate's naturalness on its voice's scale, judged once."""
+            assert judge is not None
+            if candidate.naturalness is None:
+                voice = self.of_voice(candidate.voice)
+                candidate.naturalness = voice.prior if candidate.converter is None \
+                    else voice.of_conversion(judge.naturalness(audio))
+            return candidate.naturalness
+
+        ranked = tried_in_order(self.heard)
+        weakest_unnatural: dict[tuple[str, str | None], float] = {}
+        """By voice and converter: the weakest strength judged unnatural. A stronger
+        conversion moves the voice further from its own sound and is taken as unnatural too,
+        unjudged (measured on the bench's four speakers: of the four voice-and-filter lines
+        judged at three or four strengths, DistillMOS fell at every step on three, 0.4 ->
+        1.3: 3.80 -> 3.03, 3.89 -> 3.52, 4.07 -> 3.52 (0.7 -> 1.3); the fourth was flat
+        within 0.05)."""
+        served: Candidate | None = None
+        for candidate, audio in ranked:
+            if served is not None:
+                break  # the rest: "not measured", a nearer candidate qualified first
+            if (candidate.words or 0.0) < KEPT:
+                candidate.verdict = "words lost"
+                continue
+            if judge is not None and floor is not None:
+                line = (candidate.voice, candidate.converter)
+                if line in weakest_unnatural:
+                    if candidate.strength < weakest_unnatural[line]:
+                        weaker = [h for h in ranked if (h[0].voice, h[0].converter) == line
+                                  and h[0].strength < candidate.strength
+                                  and h[0].naturalness is None and (h[0].words or 0.0) >= KEPT]
+                        if weaker:  # after one strength failed, the weakest is heard first
+                            low, heard_low = min(weaker, key=lambda h: h[0].strength)
+                            if natural(low, heard_low) < floor:
+                                low.verdict = "unnatural"
+                                weakest_unnatural[line] = low.strength
+                    if candidate.strength >= weakest_unnatural[line]:
+                        candidate.verdict = "unnatural"  # as a weaker strength of it was
+                        continue
+                if natural(candidate, audio) < floor:
+                    candidate.verdict = "unnatural"
+                    if candidate.converter is not None:
+                        weakest_unnatural[line] = min(weakest_unnatural.get(line, 9.0),
+                                                      candidate.strength)
+                    continue
+            candidate.verdict = "served"
+            served = candidate
+        if served is None:  # unreachable while the plain voice keeps its own words
+            served = self.heard[0][0]
+            served.verdict = "served"
+        chosen = served.as_dict()
+        return {
+            "serves": {k: chosen[k] for k in ("voice", "converter", "strength")},
+            "scores": {k: chosen[k] for k in ("nearness", "naturalness", "words")},
+            "plain": {"voice": self.plain.id, "nearness": self.heard[0][0].as_dict()["nearness"],
+                      "naturalness": None if floor is None
+                      else round(floor + NATURALNESS_DROP, 4)},
+            "judge": judge.name if judge is not None else None,
+            "ranked_by": "nearness in the profile's language" if anchor else "nearness",
+            "rule": {"naturalness_drop": NATURALNESS_DROP, "words_kept": KEPT},
+            "candidates": [h[0].as_dict() for h in self.heard],
+        }
+
+
 def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
                      target: VoiceTarget, anchor: Anchor | None = None
                      ) -> dict[str, Any] | None:
@@ -286,128 +445,44 @@ def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
     candidate's nearness measured in the profile's own language, where the speaker encoder
     compares like with like (an English recording against Japanese speech reads every voice
     as farther, unevenly, and hears no change a timbre filter makes, while the outside judge
-    hears +0.06 to +0.17); candidates are ranked on that basis, and a conversion not measured
-    there by its voice's basis moved by what the conversion changed here. A voice's nearness
-    is its mean over its three sentences (:func:`voice_nearness`); a conversion's, its
-    voice's moved by what it changed on the calibration sentence it was tried on."""
-    cache = CalibrationCache(tools.cache_dir)
-    sources = source_voices(tools.tts, language)
-    if not sources:
+    hears +0.06 to +0.17); candidates are ranked on that basis (:class:`LanguageMeasure`)."""
+    measure = LanguageMeasure.begin(tools, language, embedding, target)
+    if measure is None:
         return None
-    said = {s.id: _said(tools, cache, s) for s in sources}
-    here = {s.id: cosine(said[s.id][1], embedding) for s in sources}  # calibration sentence
-    near = {s.id: voice_nearness(tools, cache, s, embedding) for s in sources}
-    basis = {v: (anchor or {}).get((v, None, 1.0), n) for v, n in near.items()}
-    heard: list[tuple[Candidate, Audio]] = []
-    for source in sources:
-        heard.append((Candidate(source.id, nearness=near[source.id], rank=basis[source.id],
-                                words=1.0), said[source.id][0]))
-    by_id = {s.id: s for s in sources}
-    plain = sources[0]
-    known: dict[str, VoiceNaturalness] = {}
-
-    def of_voice(voice: str) -> VoiceNaturalness:
-        if voice not in known:
-            known[voice] = voice_naturalness(tools, cache, by_id[voice], said[voice][0])
-        return known[voice]
-
-    judge = tools.judge
-    floor = None if judge is None else of_voice(plain.id).prior - NATURALNESS_DROP
-    starts: list[SourceVoice] = []
-    for source in sorted(sources, key=lambda s: -basis[s.id]):
-        if len(starts) == SOURCES_CONVERTED:
-            break
-        if floor is None or of_voice(source.id).prior >= floor:
-            starts.append(source)  # a voice under the floor as it is: none of its filters
-    calibrated = target.matching.source_voice if target.matching is not None else None
-    starts += [s for s in sources if s.id == calibrated and s not in starts]
-    for source in starts:
-        audio = said[source.id][0]
-        words = SourceWords(audio)
-        for candidate, converted in _conversions(tools, source.id, audio, target):
-            if not candidate.verdict.startswith("failed"):
-                moved = cosine(tools.embed(converted), embedding) - here[source.id]
-                candidate.nearness = near[source.id] + moved
-                candidate.rank = (anchor or {}).get(_anchor_key(candidate),
-                                                    basis[source.id] + moved)
-                candidate.words = words.kept(converted)
-            heard.append((candidate, converted))
-
-    def natural(candidate: Candidate, audio: Audio) -> float:
-        """The candidate's naturalness on its voice's scale, judged once."""
-        assert judge is not None
-        if candidate.naturalness is None:
-            voice = of_voice(candidate.voice)
-            candidate.naturalness = voice.prior if candidate.converter is None \
-                else voice.of_conversion(judge.naturalness(audio))
-        return candidate.naturalness
-
-    ranked = tried_in_order(heard)
-    weakest_unnatural: dict[tuple[str, str | None], float] = {}
-    """By voice and converter: the weakest strength judged unnatural. A stronger conversion
-    moves the voice further from its own sound and is taken as unnatural too, unjudged
-    (measured on the bench's four speakers: of the four voice-and-filter lines judged at
-    three or four strengths, DistillMOS fell at every step on three, 0.4 -> 1.3: 3.80 ->
-    3.03, 3.89 -> 3.52, 4.07 -> 3.52 (0.7 -> 1.3); the fourth was flat within 0.05)."""
-    served: Candidate | None = None
-    for candidate, audio in ranked:
-        if served is not None:
-            break  # the rest: "not measured", a nearer candidate qualified first
-        if (candidate.words or 0.0) < KEPT:
-            candidate.verdict = "words lost"
-            continue
-        if judge is not None and floor is not None:
-            line = (candidate.voice, candidate.converter)
-            if line in weakest_unnatural:
-                if candidate.strength < weakest_unnatural[line]:
-                    weaker = [h for h in ranked if (h[0].voice, h[0].converter) == line
-                              and h[0].strength < candidate.strength
-                              and h[0].naturalness is None and (h[0].words or 0.0) >= KEPT]
-                    if weaker:  # after one strength failed, the weakest is heard first
-                        low, heard_low = min(weaker, key=lambda h: h[0].strength)
-                        if natural(low, heard_low) < floor:
-                            low.verdict = "unnatural"
-                            weakest_unnatural[line] = low.strength
-                if candidate.strength >= weakest_unnatural[line]:
-                    candidate.verdict = "unnatural"  # as a weaker strength of it was
-                    continue
-            if natural(candidate, audio) < floor:
-                candidate.verdict = "unnatural"
-                if candidate.converter is not None:
-                    weakest_unnatural[line] = min(weakest_unnatural.get(line, 9.0),
-                                                  candidate.strength)
-                continue
-        candidate.verdict = "served"
-        served = candidate
-    if served is None:  # unreachable while the plain voice keeps its own words
-        served = heard[0][0]
-        served.verdict = "served"
-    chosen = served.as_dict()
-    return {
-        "serves": {k: chosen[k] for k in ("voice", "converter", "strength")},
-        "scores": {k: chosen[k] for k in ("nearness", "naturalness", "words")},
-        "plain": {"voice": plain.id, "nearness": heard[0][0].as_dict()["nearness"],
-                  "naturalness": None if floor is None
-                  else round(floor + NATURALNESS_DROP, 4)},
-        "judge": judge.name if judge is not None else None,
-        "ranked_by": "nearness in the profile's language" if anchor else "nearness",
-        "rule": {"naturalness_drop": NATURALNESS_DROP, "words_kept": KEPT},
-        "candidates": [h[0].as_dict() for h in heard],
-    }
+    measure.convert(anchor)
+    return measure.choose(anchor)
 
 
 def measure_serving(tools: ServingTools, languages: Sequence[str], embedding: np.ndarray,
                     target: VoiceTarget) -> dict[str, dict[str, Any]]:
-    """Each language's serving record, the profile's own language (the first) first: its
-    voices' nearness is the basis the other languages rank on."""
-    records: dict[str, dict[str, Any]] = {}
-    anchor: Anchor | None = None
-    for language in languages:
-        record = measure_language(tools, language, embedding, target, anchor)
-        if record is None:
-            continue
-        records[language] = record
-        if anchor is None:
-            anchor = {(c["voice"], c["converter"], c["strength"]): c["nearness"]
-                      for c in record["candidates"] if c["nearness"] is not None}
-    return records
+    """Each language's serving record. The profile's own language (the first) is the basis
+    the others rank on (:func:`measure_language`). The languages are measured side by side,
+    one thread each: the naturalness judge and the speaker encoder are torch on one core
+    each, so a second language's judgements and embeddings take the other core (measured on
+    2 cores, four LibriSpeech readers, two runs each: a profile's steps after denoising took
+    6.2-6.7 s one language after the other, 4.9-5.0 s side by side, the same voices
+    served)."""
+    measures = [m for language in languages
+                if (m := LanguageMeasure.begin(tools, language, embedding, target)) is not None]
+    if not measures:
+        return {}
+    first = measures[0]
+    voices = first.voices_anchor()
+    with ThreadPoolExecutor(len(measures), thread_name_prefix="serving") as pool:
+        converted = [pool.submit(m.convert, None if m is first else voices) for m in measures]
+
+        def choose(index: int) -> dict[str, Any]:
+            converted[index].result()
+            if index == 0:
+                return first.choose(None)
+            converted[0].result()  # the profile language's nearness is their basis
+            return measures[index].choose(first.anchor())
+
+        chosen = [pool.submit(choose, i) for i in range(len(measures))]
+        try:
+            return {m.language: future.result() for m, future in zip(measures, chosen,
+                                                                     strict=True)}
+        except BaseException:
+            for pending in converted + chosen:
+                pending.cancel()
+            raise

@@ -5,6 +5,8 @@ strength 0 is the speech itself; a reference without voiced speech is declined."
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -83,6 +85,44 @@ def test_the_timbre_is_analysed_once_per_profile_version(monkeypatch: pytest.Mon
     assert len(reference_calls) == 1
     converter.convert(source(), target(key="p:2"))  # the profile changed: analysed again
     assert len([n for n in calls if n == len(person().samples)]) == 2
+
+
+def test_two_threads_share_one_analysis_of_the_person_and_one_plan_per_sentence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile's languages are measured side by side: each thread filters its own sentence
+    at four strengths. The person is analysed once, and each sentence planned once, however
+    the threads interleave."""
+    people: list[int] = []
+    plans: list[int] = []
+    real_person, real_plan = timbre_filter.person_of, timbre_filter.plan
+
+    def person_counted(audio: Audio) -> Any:
+        people.append(len(audio.samples))
+        return real_person(audio)
+
+    def plan_counted(audio: Audio, *args: Any) -> Any:
+        plans.append(len(audio.samples))
+        return real_plan(audio, *args)
+
+    monkeypatch.setattr(timbre_filter, "person_of", person_counted)
+    monkeypatch.setattr(timbre_filter, "plan", plan_counted)
+    converter = TimbreFilter(EngineSettings())
+    reference = person()
+    sentences = [Audio(ojt_speech(s), RATE) for s in SENTENCES[:2]]
+    start = threading.Barrier(2)
+
+    def measure(sentence: Audio) -> list[Audio]:
+        start.wait()
+        return [converter.convert(sentence, VoiceTarget("p:1", reference, strength=strength))
+                for strength in (1.3, 1.0, 0.7, 0.4)]
+
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(measure, sentences))
+    assert len(people) == 1
+    assert sorted(plans) == sorted(len(s.samples) for s in sentences)
+    alone = TimbreFilter(EngineSettings()).convert(sentences[1], VoiceTarget("p:1", reference,
+                                                                             strength=0.7))
+    np.testing.assert_allclose(together[1][2].samples, alone.samples, atol=1e-6)
 
 
 def test_past_full_strength_the_filter_goes_on_along_the_same_line() -> None:
