@@ -118,7 +118,11 @@ def decode_clip(data: bytes, report: ClipReport) -> Audio:
 def denoise_clip(audio: Audio, report: ClipReport, denoiser: Denoiser | None) -> Audio:
     if denoiser is None:
         return audio
-    audio = denoiser.denoise(audio)
+    return denoised_clip(denoiser.denoise(audio), report)
+
+
+def denoised_clip(audio: Audio, report: ClipReport) -> Audio:
+    """A clip as the denoiser gave it back, its noise measured again for its report."""
     report.snr_after_db = _snr_db(audio.samples, audio.sample_rate)
     return audio
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,11 @@ from pipelines.voice.clips import (
     ClipRejected,
     ClipReport,
     decode_clip,
-    denoise_clip,
+    denoised_clip,
     finish_clip,
     rejected,
 )
+from pipelines.voice.denoising import denoise_clips
 from pipelines.voice.engines import LANGUAGES, speech_unavailable
 from pipelines.voice.profiles import Profile, ProfileStore, now, validate_name
 from pipelines.voice.serving import ServingTools, measure_serving, naturalness_judge
@@ -139,20 +139,15 @@ def create_profile(
             except (ClipRejected, InvalidInput) as exc:
                 rejected(reports[index], exc)
         _reject_first(reports)
-        # Clips are denoised side by side (one thread per core): the C denoiser releases the GIL.
+        # Clips are denoised on every core at once, in equal shares (the C denoiser releases
+        # the GIL).
         _step_progress(progress, "denoise")
-        workers = max(1, min(len(clips), os.cpu_count() or 1, 4))
-        with ThreadPoolExecutor(workers, thread_name_prefix="denoise") as pool:
-            futures = {pool.submit(denoise_clip, audio, reports[i], denoiser): i
-                       for i, audio in enumerate(audios) if audio is not None}
-            try:
-                for count, future in enumerate(as_completed(futures), 1):
-                    audios[futures[future]] = future.result()
-                    _step_progress(progress, "denoise", count / len(clips))
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        if denoiser is not None:
+            decoded = [a for a in audios if a is not None]  # each other one was refused
+            workers = max(1, min(os.cpu_count() or 1, 4))
+            denoised = denoise_clips(decoded, denoiser, workers,
+                                     lambda done: _step_progress(progress, "denoise", done))
+            audios[:] = [denoised_clip(a, r) for a, r in zip(denoised, reports, strict=True)]
         _step_progress(progress, "checks")
         for index, audio in enumerate(audios):
             assert audio is not None
