@@ -269,6 +269,18 @@ class Calibrating(Protocol):
 
 
 @runtime_checkable
+class Preparing(Protocol):
+    """A voice converter that learns what it aims at from a profile's recordings, once per
+    profile version (``VoiceTarget.key``): ``prepare`` learns it ahead of the first
+    conversion, so that a profile's other work can run meanwhile. It never raises: what
+    the recordings cannot give is reported by ``convert``."""
+
+    def available(self) -> tuple[bool, str]: ...
+
+    def prepare(self, target: VoiceTarget) -> None: ...
+
+
+@runtime_checkable
 class Denoiser(Engine, Protocol):
     """Audio -> the same speech with less background noise (same rate and length)."""
 

@@ -50,6 +50,9 @@ class FormantWarp:
     def close(self) -> None:
         self.timbres.clear()
 
+    def prepare(self, target: VoiceTarget) -> None:
+        self.timbres.prepare(target)
+
     def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
         strength = float(np.clip(target.strength, 0.0, 1.0))
         if audio.duration < 0.1 or strength == 0.0:

@@ -224,6 +224,14 @@ class PerProfile(Generic[Aim]):
             raise found.with_traceback(None)  # kept: its traceback must not grow each time
         return found
 
+    def prepare(self, target: VoiceTarget) -> None:
+        """Make what ``target`` is aimed at now (what cannot be made is kept and raised by
+        :meth:`of`)."""
+        try:
+            self.of(target)
+        except BackendUnavailable:
+            pass
+
     def _known_as(self, key: str) -> Aim | BackendUnavailable | None:
         with self._lock:
             if key not in self._known:
@@ -259,6 +267,9 @@ class TimbreFilter:
 
     def close(self) -> None:
         self.people.clear()
+
+    def prepare(self, target: VoiceTarget) -> None:
+        self.people.prepare(target)
 
     def convert(self, audio: Audio, target: VoiceTarget) -> Audio:
         strength = float(np.clip(target.strength, 0.0, MAX_STRENGTH))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,12 @@ from pipelines.voice.clips import (
 from pipelines.voice.denoising import denoise_clips
 from pipelines.voice.engines import LANGUAGES, speech_unavailable
 from pipelines.voice.profiles import Profile, ProfileStore, now, validate_name
-from pipelines.voice.serving import ServingTools, measure_serving, naturalness_judge
+from pipelines.voice.serving import (
+    ServingTools,
+    measure_serving,
+    naturalness_judge,
+    prepare_converters,
+)
 
 MAX_CLIPS = 5
 REFERENCE_MAX_S = 30.0
@@ -183,12 +189,18 @@ def create_profile(
         )
         if tts is not None and matcher is not None:
             _step_progress(progress, "matching search")
-            profile.matching = calibrate_matching(tts, matcher, embedding, reference, language,
-                                                  cache_dir=cache_dir)
+            key = f"{profile.id}:{profile.updated_at}"
+            with ThreadPoolExecutor(1, thread_name_prefix="prepare") as pool:
+                # the filters learn the person's timbre while the matching is calibrated
+                prepared = None if converters is None else pool.submit(
+                    prepare_converters, converters, VoiceTarget(key, reference, embedding))
+                profile.matching = calibrate_matching(tts, matcher, embedding, reference,
+                                                      language, cache_dir=cache_dir)
+                if prepared is not None:
+                    prepared.result()
             if converters is not None:
                 _step_progress(progress, "matching search", 0.3)
-                target = VoiceTarget(f"{profile.id}:{profile.updated_at}", reference, embedding,
-                                     profile.matching)
+                target = VoiceTarget(key, reference, embedding, profile.matching)
                 tools = ServingTools(tts, converters, embed=matcher.embed,
                                      encoder_name=matcher.encoder_name,
                                      judge=naturalness_judge(judges), cache_dir=cache_dir)

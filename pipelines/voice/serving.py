@@ -25,7 +25,7 @@ profile, shown by the Voice tab and the API, and read by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +37,7 @@ from models.base import (
     Audio,
     Calibrating,
     NaturalnessJudge,
+    Preparing,
     SpeechRequest,
     VoiceConverter,
     VoiceTarget,
@@ -246,6 +247,15 @@ def prepare_serving(tools: ServingTools, languages: Sequence[str]) -> int:
                 ProfilesFirst.wait()
                 voice_naturalness(tools, cache, source, _said(tools, cache, source)[0])
     return sum(len(s) for s in voices.values())
+
+
+def prepare_converters(converters: Iterable[Any], target: VoiceTarget) -> None:
+    """Let each converter that learns from the profile's recordings (:class:`Preparing`)
+    learn now: a profile runs this beside its voice-matching calibration, which needs
+    neither."""
+    for converter in converters:
+        if isinstance(converter, Preparing) and converter.available()[0]:
+            converter.prepare(target)
 
 
 def _converters(tools: ServingTools, voice: str, target: VoiceTarget) -> list[VoiceConverter]:

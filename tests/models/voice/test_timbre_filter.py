@@ -125,6 +125,42 @@ def test_two_threads_share_one_analysis_of_the_person_and_one_plan_per_sentence(
     np.testing.assert_allclose(together[1][2].samples, alone.samples, atol=1e-6)
 
 
+def test_prepare_learns_the_person_ahead_and_never_raises(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A profile lets the filters learn the person while the matching is calibrated
+    (:func:`pipelines.voice.serving.prepare_converters`): the conversions after it learn
+    nothing again, and recordings that cannot be learnt from are reported by the
+    conversion, not by the preparation."""
+    from models.base import Preparing
+    from models.voice.formant_warp import FormantWarp
+    from pipelines.voice.serving import prepare_converters
+
+    people: list[int] = []
+    real_person = timbre_filter.person_of
+
+    def person_counted(audio: Audio) -> Any:
+        people.append(len(audio.samples))
+        return real_person(audio)
+
+    monkeypatch.setattr(timbre_filter, "person_of", person_counted)
+    converters: list[TimbreFilter | FormantWarp] = [TimbreFilter(EngineSettings()),
+                                                    FormantWarp(EngineSettings())]
+    assert all(isinstance(c, Preparing) for c in converters)
+    aim = target(key="p:9")
+    prepare_converters(converters, aim)
+    assert len(people) == 1
+    for converter in converters:
+        converter.convert(source(), aim)
+    assert len(people) == 1
+    noise = Audio(np.random.default_rng(1).standard_normal(RATE * 3).astype(np.float32) * 0.01,
+                  RATE)
+    silent = VoiceTarget("n:9", noise)
+    prepare_converters(converters, silent)
+    for converter in converters:
+        with pytest.raises(BackendUnavailable):
+            converter.convert(source(), silent)
+
+
 def test_past_full_strength_the_filter_goes_on_along_the_same_line() -> None:
     """Past 1 the filter is a caricature: the speech's timbre moves further the same way
     (how the person differs from the source, exaggerated), up to MAX_STRENGTH and no more."""
