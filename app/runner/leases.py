@@ -25,6 +25,9 @@ from models.errors import StudioError
 log = logging.getLogger("studio.leases")
 
 DEFAULT_SECONDS = 20.0  # a dead worker's stage is taken back within ~this plus one reap
+RUN_ENDS = ("done", "failed", "cancelled", "retrying")
+"""What a stage's run writes at its end (clearing its lease); the reaper's take-back writes
+"pending"."""
 
 
 class LeaseLost(StudioError):
@@ -100,13 +103,18 @@ class LeaseKeeper:
                 log.warning("lease not renewed: %s", exc,
                             extra={"job_id": job_id, "stage": stage})
                 continue
+            if kept is None:
+                continue  # the run wrote its end and gives the lease back now
             if not kept:
                 with self._lock:
                     self._lost.add(token)
                 log.warning("lease lost to another worker",
                             extra={"job_id": job_id, "stage": stage})
 
-    def _renew(self, job_id: str, stage: str | None, token: str) -> bool:
+    def _renew(self, job_id: str, stage: str | None, token: str) -> bool | None:
+        """True: renewed; False: lost (another run holds it, or the reaper took it back);
+        None: over (the run has written its end, which clears the lease, and has not yet
+        released it here: no loss to report)."""
         until = self.deadline()
         if stage is None:
             def push_job(job: Job) -> bool:
@@ -116,6 +124,8 @@ class LeaseKeeper:
                 return True
 
             job = self.jobs.store.modify(job_id, push_job)
+            if job is not None and job.final and job.lease is None:
+                return None
             return job is not None and job.lease == token and not job.final
 
         def push(record: dict[str, Any]) -> bool:
@@ -124,7 +134,10 @@ class LeaseKeeper:
             record["lease_until"] = until
             return True
 
-        return self.jobs.store.modify_stage(job_id, stage, push).get("lease") == token
+        record = self.jobs.store.modify_stage(job_id, stage, push)
+        if record.get("lease") is None and record.get("status") in RUN_ENDS:
+            return None
+        return record.get("lease") == token
 
     def _run(self) -> None:
         while True:

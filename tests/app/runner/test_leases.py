@@ -122,6 +122,42 @@ def test_keeper_renews_and_notices_a_lost_lease(svc) -> None:
     assert keeper.held() == [] and not keeper.lost("mine")
 
 
+@pytest.mark.parametrize("end", ["done", "failed", "cancelled", "retrying"])
+def test_a_run_that_wrote_its_end_has_not_lost_its_lease(svc, caplog, end: str) -> None:
+    """Between a run writing its end (which clears the lease) and giving the lease back, the
+    keeper may renew once more: that is no loss, and no warning says so. A record the
+    reaper took back (pending, no lease) is."""
+    keeper = LeaseKeeper(svc.jobs, seconds=1.0)
+    job = svc.jobs.create("diagnostics.staged")
+    svc.jobs.store.save_stage(job.id, "low", {"status": end, "lease": None,
+                                              "lease_until": None})
+    keeper._held[(job.id, "low")] = "mine"  # held, not yet released
+    with caplog.at_level(logging.WARNING, logger="studio.leases"):
+        keeper.renew_all()
+    assert not keeper.lost("mine") and "lease lost" not in caplog.text
+    svc.jobs.store.save_stage(job.id, "low", {"status": "pending", "lease": None,
+                                              "lease_until": None})
+    with caplog.at_level(logging.WARNING, logger="studio.leases"):
+        keeper.renew_all()
+    assert keeper.lost("mine") and "lease lost to another worker" in caplog.text
+
+
+def test_an_unstaged_job_that_ended_has_not_lost_its_lease(svc, caplog) -> None:
+    keeper = LeaseKeeper(svc.jobs, seconds=1.0)
+    job = svc.jobs.create("diagnostics.tone")
+    svc.jobs.update(job.id, status="completed", lease=None, lease_until=None)
+    keeper._held[(job.id, None)] = "mine"
+    with caplog.at_level(logging.WARNING, logger="studio.leases"):
+        keeper.renew_all()
+    assert not keeper.lost("mine") and "lease lost" not in caplog.text
+    other = svc.jobs.create("diagnostics.tone")
+    svc.jobs.update(other.id, status="processing", lease="theirs", lease_until=time.time() + 9)
+    keeper._held[(other.id, None)] = "mine too"
+    with caplog.at_level(logging.WARNING, logger="studio.leases"):
+        keeper.renew_all()
+    assert keeper.lost("mine too") and "lease lost to another worker" in caplog.text
+
+
 def test_unstaged_job_of_a_dead_worker_is_requeued(svc) -> None:
     job = svc.queue.submit("diagnostics.tone", {"seconds": 0.2})
     svc.queue.huey.flush()
