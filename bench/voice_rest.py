@@ -59,7 +59,7 @@ def wait(client: Any, url: str, limit_s: float) -> dict[str, Any]:
         status: dict[str, Any] = client.get(url).json()["data"]
         if status["status"] in ("completed", "failed", "cancelled"):
             return status
-        time.sleep(0.25)  # a profile's time is read to a quarter second
+        time.sleep(0.05)  # a profile's time is read to a twentieth of a second
     raise TimeoutError(url)
 
 
