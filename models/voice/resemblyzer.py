@@ -6,8 +6,10 @@ female 0.52-0.61 — enough to pick the nearest built-in voice and to score voic
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -68,7 +70,13 @@ class ResemblyzerEncoder:
         if not clips:
             raise InvalidInput("No clips to embed.", code="VOICE_SAMPLE_MISSING",
                                message_ja="音声がありません。")
-        mean = np.mean([self.embed_one(c) for c in clips], axis=0)
+        if len(clips) == 1:
+            vectors = [self.embed_one(clips[0])]
+        else:  # side by side: torch lets go of the GIL (a profile's three clips, 49 s of
+            # speech: 0.41-0.46 s one after the other, 0.31-0.35 s side by side)
+            with ThreadPoolExecutor(min(len(clips), os.cpu_count() or 1, 4)) as pool:
+                vectors = list(pool.map(self.embed_one, clips))
+        mean = np.mean(vectors, axis=0)
         unit: np.ndarray = np.asarray(mean / (np.linalg.norm(mean) + 1e-9), np.float32)
         return unit
 
