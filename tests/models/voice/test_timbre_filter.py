@@ -16,7 +16,7 @@ from models.base import Audio, EngineSettings, VoiceTarget
 from models.errors import BackendUnavailable
 from models.voice import timbre_filter
 from models.voice.matching import MatchParams, apply_match, pitch_median
-from models.voice.timbre_filter import Timbre, TimbreFilter, analyze
+from models.voice.timbre_filter import Timbre, TimbreFilter
 from models.voice.words import KEPT, kept_words
 from tests.fixtures.voice import RATE, SENTENCES, ojt_speech
 
@@ -38,6 +38,19 @@ def source() -> Audio:
 
 def shape_distance(a: Audio, b: Audio) -> float:
     return float(np.linalg.norm(Timbre.of(a).shape[:20] - Timbre.of(b).shape[:20]))
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Each call of ``timbre_filter.<name>`` (its audio's length), recorded from now on."""
+    calls: list[int] = []
+    real = getattr(timbre_filter, name)
+
+    def counting(audio: Audio, *args: Any) -> Any:
+        calls.append(len(audio.samples))
+        return real(audio, *args)
+
+    monkeypatch.setattr(timbre_filter, name, counting)
+    return calls
 
 
 def test_the_average_timbre_moves_toward_the_person_by_strength() -> None:
@@ -70,14 +83,7 @@ def test_a_reference_without_voiced_speech_is_declined() -> None:
 
 def test_the_timbre_is_analysed_once_per_profile_version(monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:
-    calls: list[int] = []
-    real = analyze
-
-    def counted(audio: Audio) -> Any:
-        calls.append(len(audio.samples))
-        return real(audio)
-
-    monkeypatch.setattr(timbre_filter, "analyze", counted)
+    calls = counted(monkeypatch, "analyze")
     converter = TimbreFilter(EngineSettings())
     for _ in range(3):
         converter.convert(source(), target(key="p:1"))
@@ -92,20 +98,7 @@ def test_two_threads_share_one_analysis_of_the_person_and_one_plan_per_sentence(
     """A profile's languages are measured side by side: each thread filters its own sentence
     at four strengths. The person is analysed once, and each sentence planned once, however
     the threads interleave."""
-    people: list[int] = []
-    plans: list[int] = []
-    real_person, real_plan = timbre_filter.person_of, timbre_filter.plan
-
-    def person_counted(audio: Audio) -> Any:
-        people.append(len(audio.samples))
-        return real_person(audio)
-
-    def plan_counted(audio: Audio, *args: Any) -> Any:
-        plans.append(len(audio.samples))
-        return real_plan(audio, *args)
-
-    monkeypatch.setattr(timbre_filter, "person_of", person_counted)
-    monkeypatch.setattr(timbre_filter, "plan", plan_counted)
+    people, plans = counted(monkeypatch, "person_of"), counted(monkeypatch, "plan")
     converter = TimbreFilter(EngineSettings())
     reference = person()
     sentences = [Audio(ojt_speech(s), RATE) for s in SENTENCES[:2]]
@@ -135,14 +128,7 @@ def test_prepare_learns_the_person_ahead_and_never_raises(monkeypatch: pytest.Mo
     from models.voice.formant_warp import FormantWarp
     from pipelines.voice.serving import prepare_converters
 
-    people: list[int] = []
-    real_person = timbre_filter.person_of
-
-    def person_counted(audio: Audio) -> Any:
-        people.append(len(audio.samples))
-        return real_person(audio)
-
-    monkeypatch.setattr(timbre_filter, "person_of", person_counted)
+    people = counted(monkeypatch, "person_of")
     converters: list[TimbreFilter | FormantWarp] = [TimbreFilter(EngineSettings()),
                                                     FormantWarp(EngineSettings())]
     assert all(isinstance(c, Preparing) for c in converters)
