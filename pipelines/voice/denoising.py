@@ -11,12 +11,12 @@ frames lack the look-ahead); the two are cross-faded over :data:`FADE_S` at the 
 Measured on real recordings (DeepFilterNet3), the joined clip against the clip denoised
 whole: an 8 s reading cut in half, -41 dB over the clip (-37 dB within 0.1 s of the cut);
 reader 2609's 19.9 s clip cut in half, -31 dB (-26 dB); his second clip cut 4.5 s in, as a
-profile cuts it, -26 dB (-24 dB). A denoising that starts elsewhere differs as much: the
-model's state never forgets its start entirely. The spectrogram shows nothing at the cut,
-and the speaker encoder heard the 8 s reading's two at 0.9996 of each other. Time, on 2
-shared cores: one 19.9 s clip, 2.3-2.9 s whole, 1.6-2.1 s in two shares; reader 2609's
-three clips, 4.9 s median one thread a clip, 4.4 s in equal shares (six runs each,
-alternating).
+profile cuts it, -26 dB (-24 dB). Even a piece given 2 s of pre-roll still differed by -34
+dB a second past the cut: the model's state never forgets its start entirely. The
+spectrogram shows nothing at the cut, and the speaker encoder heard the 8 s reading's two at
+0.9996 of each other. Time, on 2 shared cores: one 19.9 s clip, 2.3-2.9 s whole, 1.6-2.1 s
+in two shares; reader 2609's three clips, 4.9 s median one thread a clip, 4.4 s in equal
+shares (six runs each, alternating).
 """
 
 from __future__ import annotations
