@@ -7,6 +7,7 @@ method and ``close()`` (:class:`~models.chain.Engine`); the chain that tries the
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -394,6 +395,14 @@ class LazyModel(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._value = None
+
+
+def cores() -> int:
+    """CPUs this process may run on (the container's 2, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def module_available(module: str) -> tuple[bool, str]:

@@ -35,6 +35,7 @@ from models.base import (
     SpeechEngine,
     Timing,
     VoiceInfo,
+    cores,
     module_available,
 )
 from models.errors import InvalidInput
@@ -58,14 +59,6 @@ TIMBRE_ROWS = 128
 _VOWELS = {"a": "a", "i": "i", "u": "u", "ɯ": "u", "e": "e", "o": "o"}
 _BILABIAL = {"m": "m", "b": "b", "p": "p"}
 _LENGTH_MARKS = {"ː", "ʲ"}  # lengthen / palatalize the previous phoneme
-
-
-def cores() -> int:
-    """CPUs this process may run on (the container's 2, not the host's)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def _varint(n: int) -> bytes:

@@ -6,14 +6,13 @@ female 0.52-0.61 — enough to pick the nearest built-in voice and to score voic
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from models.base import Audio, EngineSettings, LazyModel, module_available
+from models.base import Audio, EngineSettings, LazyModel, cores, module_available
 from models.errors import InvalidInput
 from models.speech.dsp import resample_array
 from models.torch_threads import one_thread
@@ -74,7 +73,7 @@ class ResemblyzerEncoder:
             vectors = [self.embed_one(clips[0])]
         else:  # side by side: torch lets go of the GIL (a profile's three clips, 49 s of
             # speech: 0.41-0.46 s one after the other, 0.31-0.35 s side by side)
-            with ThreadPoolExecutor(min(len(clips), os.cpu_count() or 1, 4)) as pool:
+            with ThreadPoolExecutor(min(len(clips), cores(), 4)) as pool:
                 vectors = list(pool.map(self.embed_one, clips))
         mean = np.mean(vectors, axis=0)
         unit: np.ndarray = np.asarray(mean / (np.linalg.norm(mean) + 1e-9), np.float32)

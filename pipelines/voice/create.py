@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,7 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Audio, Calibrating, Denoiser, ProgressFn, VoiceTarget, no_progress
+from models.base import (
+    Audio,
+    Calibrating,
+    Denoiser,
+    ProgressFn,
+    VoiceTarget,
+    cores,
+    no_progress,
+)
 from models.chain import ChainExhausted, FallbackChain
 from models.errors import InvalidInput
 from models.speech.dsp import normalize_peak
@@ -150,7 +157,7 @@ def create_profile(
         _step_progress(progress, "denoise")
         if denoiser is not None:
             decoded = [a for a in audios if a is not None]  # each other one was refused
-            workers = max(1, min(os.cpu_count() or 1, 4))
+            workers = min(cores(), 4)
             denoised = denoise_clips(decoded, denoiser, workers,
                                      lambda done: _step_progress(progress, "denoise", done))
             audios[:] = [denoised_clip(a, r) for a, r in zip(denoised, reports, strict=True)]
@@ -192,12 +199,11 @@ def create_profile(
             key = f"{profile.id}:{profile.updated_at}"
             with ThreadPoolExecutor(1, thread_name_prefix="prepare") as pool:
                 # the filters learn the person's timbre while the matching is calibrated
-                prepared = None if converters is None else pool.submit(
-                    prepare_converters, converters, VoiceTarget(key, reference, embedding))
+                prepared = pool.submit(prepare_converters, converters or (),
+                                       VoiceTarget(key, reference, embedding))
                 profile.matching = calibrate_matching(tts, matcher, embedding, reference,
                                                       language, cache_dir=cache_dir)
-                if prepared is not None:
-                    prepared.result()
+                prepared.result()
             if converters is not None:
                 _step_progress(progress, "matching search", 0.3)
                 target = VoiceTarget(key, reference, embedding, profile.matching)

@@ -303,8 +303,7 @@ class LanguageMeasure:
                  embedding: np.ndarray, target: VoiceTarget) -> None:
         self.tools, self.language, self.sources = tools, language, list(sources)
         self.embedding, self.target = embedding, target
-        self.cache = CalibrationCache(tools.cache_dir)
-        cache = self.cache
+        self.cache = cache = CalibrationCache(tools.cache_dir)
         self.said = {s.id: _said(tools, cache, s) for s in sources}
         self.here = {s.id: cosine(self.said[s.id][1], embedding) for s in sources}
         self.near = {s.id: voice_nearness(tools, cache, s, embedding) for s in sources}
@@ -331,13 +330,9 @@ class LanguageMeasure:
                                                    self.said[voice][0])
         return self._known[voice]
 
-    def voices_anchor(self) -> Anchor:
-        """The voices' nearness, as the other languages rank their voices on it."""
-        return {(c.voice, None, 1.0): round(c.nearness, 4) for c, _ in self.heard
-                if c.converter is None and c.nearness is not None}
-
     def anchor(self) -> Anchor:
-        """Every candidate's nearness (after :meth:`convert`), as the record gives it."""
+        """Every candidate's nearness, as the record gives it: the voices' alone until
+        :meth:`convert` has run."""
         return {_anchor_key(c): round(c.nearness, 4) for c, _ in self.heard
                 if c.nearness is not None}
 
@@ -477,7 +472,7 @@ def measure_serving(tools: ServingTools, languages: Sequence[str], embedding: np
     if not measures:
         return {}
     first = measures[0]
-    voices = first.voices_anchor()
+    voices = first.anchor()  # the voices' alone: nothing is converted yet
     with ThreadPoolExecutor(len(measures), thread_name_prefix="serving") as pool:
         converted = [pool.submit(m.convert, None if m is first else voices) for m in measures]
 
