@@ -55,9 +55,11 @@ def profile_summary(profile: dict[str, Any], lang: str, seconds: Any,
     lines = [plain("voice.ready", lang).format(name=profile["name"]) + done_in]
     matching = profile.get("matching") or {}
     if matching:
-        lines.append(plain("voice.closest", lang).format(
-            voice=voice_name(matching.get("source_voice"))))
-        if not profile.get("serving"):  # measured on three axes: serving_summary says it
+        if not profile.get("serving"):
+            # measured on three axes instead, serving_summary names the voice that speaks in
+            # each language; the voice matching was calibrated on is often not that one
+            lines.append(plain("voice.closest", lang).format(
+                voice=voice_name(matching.get("source_voice"))))
             lines.append(nearness_line(matching.get("similarity") or {}, lang))
         lines.append(f"({plain('voice.not_cloning', lang)})")
     return "\n\n".join(line for line in lines if line)

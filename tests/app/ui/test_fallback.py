@@ -7,6 +7,7 @@ from typing import Any
 
 from app.ui.fallback import fallback_note, operator_choices, passed_over_notes
 from app.ui.message import describe
+from app.ui.text import plain
 
 NO_WEIGHTS = {"backend": "wav2lip", "outcome": "skipped",
               "reason": "no weights in /data/models/wav2lip (missing wav2lip_gan.pth); run "
@@ -92,3 +93,10 @@ def test_a_profile_summary_says_what_the_numbers_mean(services: Any) -> None:
                                                      "serves": "voice_matching"}}
     text = profile_summary({**profile, "matching": matched}, "en", None, str)
     assert "60 % after voice matching (pitch and formants) — this one speaks" in text
+    # measured on three axes, the serving table names each language's voice: the voice the
+    # matching was calibrated on is not called the closest, nor its nearness shown
+    served = {**profile, "serving": {"en": {"serves": {"voice": "jf_alpha"}}}}
+    for lang in ("en", "ja"):
+        text = profile_summary(served, lang, None, str)
+        assert "**Hanako**" in text and "gongitsune" not in text.lower() and "%" not in text, text
+        assert plain("voice.not_cloning", lang) in text
