@@ -39,7 +39,7 @@ from app.ui.voice_profiles import (
 from app.ui.voice_serving import serving_summary, spoken_line
 from app.usecases import voices
 from models.errors import StudioError
-from pipelines.voice.profiles import ProfileStore
+from pipelines.voice.profiles import Profile, ProfileStore
 
 register(
     en={
@@ -79,6 +79,7 @@ register(
         "conversion.voice_matching": "voice matching: pitch and formants (Praat), not cloning",
         "col.id": "id", "col.name": "name", "col.language": "language", "col.clips": "clips",
         "col.seconds": "seconds", "col.matching_from": "closest built-in voice",
+        "col.starts_from": "speaks from",
         "col.created": "created", "col.clip": "clip", "col.verdict": "verdict",
         "col.speech_s": "speech s", "col.snr": "SNR dB", "col.note": "note",
     },
@@ -117,6 +118,7 @@ register(
         "conversion.voice_matching": "声合わせ：ピッチとフォルマント（Praat）。クローンではありません",
         "col.id": "ID", "col.name": "名前", "col.language": "言語", "col.clips": "録音数",
         "col.seconds": "秒", "col.matching_from": "いちばん近い内蔵ボイス",
+        "col.starts_from": "元の声",
         "col.created": "作成日時", "col.clip": "録音", "col.verdict": "判定",
         "col.speech_s": "発話 秒", "col.snr": "SNR dB", "col.note": "メモ",
     },
@@ -141,7 +143,7 @@ CLIP_COLUMNS = ["col.clip", "col.verdict", "col.seconds", "col.speech_s", "col.s
 PROFILE_COLUMNS = ["col.id", "col.name", "col.language", "col.clips", "col.seconds",
                    "col.matching_from", "col.created"]
 """``/list_profiles`` (scripts read the id in the first column)."""
-SHOWN_COLUMNS = ["col.name", "col.language", "col.clips", "col.seconds", "col.matching_from",
+SHOWN_COLUMNS = ["col.name", "col.language", "col.clips", "col.seconds", "col.starts_from",
                  "col.created"]
 """The profiles table people see: names and dates, no ids."""
 CLIP_HEADERS = [plain(k) for k in CLIP_COLUMNS]
@@ -182,12 +184,27 @@ def profile_rows(desk: VoiceDesk, request: Any = None) -> list[list[Any]]:
     return rows
 
 
+def speaks_from(profile: Profile) -> str | None:
+    """The built-in voice a profile's speech starts from in its own language: the one its
+    serving measure chose, or (a profile made before that record) the voice its matching
+    was calibrated on."""
+    serves = ((profile.serving or {}).get(profile.language) or {}).get("serves") or {}
+    voice = serves.get("voice") or (profile.matching.source_voice if profile.matching else None)
+    return str(voice) if voice else None
+
+
 def shown_rows(desk: VoiceDesk, request: Any = None) -> list[list[Any]]:
-    """The profiles as people see them: the closest voice by its name, a local date."""
+    """The profiles as people see them: the voice each speaks from by its name, a local
+    date."""
     lang = request_language(request)
-    return [[p.name, p.language, p.sample_stats.get("count"), p.sample_stats.get("total_seconds"),
-             voice_label(desk, p.matching.source_voice, lang) if p.matching else "",
-             shown_time(p.created_at, lang)] for p in ui_profiles(desk, request).list()]
+    rows = []
+    for p in ui_profiles(desk, request).list():
+        voice = speaks_from(p)
+        rows.append([p.name, p.language, p.sample_stats.get("count"),
+                     p.sample_stats.get("total_seconds"),
+                     voice_label(desk, voice, lang) if voice else "",
+                     shown_time(p.created_at, lang)])
+    return rows
 
 
 def delete_choices(desk: VoiceDesk, request: Any = None) -> list[tuple[str, str]]:

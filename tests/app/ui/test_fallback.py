@@ -100,3 +100,37 @@ def test_a_profile_summary_says_what_the_numbers_mean(services: Any) -> None:
         text = profile_summary(served, lang, None, str)
         assert "**Hanako**" in text and "gongitsune" not in text.lower() and "%" not in text, text
         assert plain("voice.not_cloning", lang) in text
+
+
+def test_the_saved_profiles_table_names_the_voice_each_profile_speaks_from(services: Any
+                                                                            ) -> None:
+    """The table named the voice matching was calibrated on as the "closest built-in
+    voice", a voice a measured profile does not speak from; now it names the voice the
+    serving measure chose for the profile's own language (a profile made before that
+    record: the calibrated voice still), in the page's language."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from app.ui import voice_desk
+    from app.ui.voice import SHOWN_COLUMNS, shown_rows, ui_profiles
+    from models.base import Audio, MatchingCalibration
+    from pipelines.voice.profiles import Profile
+
+    desk = voice_desk(services)
+    calibrated = MatchingCalibration("praat", "en_joe", {}, {})
+    served = {"ja": {"serves": {"voice": "jf_nezumi"}}, "en": {"serves": {"voice": "jm_kumo"}}}
+    for lang, names in (("en", ("Nezumi (Kokoro)", "Joe")), ("ja", ("Nezumi (Kokoro)", "Joe"))):
+        request = SimpleNamespace(headers={"accept-language": lang})
+        store = ui_profiles(desk, request)
+        for pid, name, serving in (("voice_0000aaaa", "Measured", served),
+                                   ("voice_0000bbbb", "Older", None)):
+            store.save(Profile(pid, name, "ja", "2026-12-05T10:30:00Z",
+                               "2026-12-05T10:30:00Z", matching=calibrated, serving=serving),
+                       Audio(np.zeros(2400, np.float32), 24000), np.ones(4, np.float32))
+        column = SHOWN_COLUMNS.index("col.starts_from")
+        rows = {row[0]: row[column] for row in shown_rows(desk, request)}
+        assert names[0] in rows["Measured"] and "Joe" not in rows["Measured"], rows
+        assert names[1] in rows["Older"], rows
+        assert "Kumo" not in rows["Measured"]  # the profile's own language serves the name
+        assert plain("col.starts_from", lang) != "col.starts_from"
