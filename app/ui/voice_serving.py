@@ -1,7 +1,9 @@
 """How a profile's voice is served, in people's words: per language, which built-in voice the
 speech starts from, what was done to it, and the three measures it was chosen on (nearness
 to the person, naturalness, words kept), beside the plain voice's. Shown under a new profile
-and on every sentence spoken in it."""
+and on every sentence spoken in it. What was done is named in a few words (``change.*``) where
+there are some, so the table's number columns keep their width; the rule under the table
+and the engine line above a sentence say it is voice matching, not cloning."""
 
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ register(
             "voice matching: the speech's formants moved toward your recordings' (up to 9 %), "
             "not cloning",
         "conversion.source_voice": "the built-in voice nearest yours, as it is",
+        "change.timbre_filter": "filtered toward your recordings' formants and timbre",
+        "change.formant_warp": "formants moved toward your recordings' (up to 9 %)",
     },
     ja={
         "serving.title": "このプロファイルの話し方",
@@ -53,6 +57,8 @@ register(
             "声合わせ：声道の響き（フォルマント）を録音に近づける方向へ最大 9 % 移動。"
             "クローンではありません",
         "conversion.source_voice": "あなたに最も近い内蔵の声をそのまま使用",
+        "change.timbre_filter": "録音のフォルマントと音色に近づけるフィルタ",
+        "change.formant_warp": "フォルマントを録音の方向へ最大 9 % 移動",
     },
 )
 
@@ -65,10 +71,12 @@ def _change(serves: dict[str, Any], lang: str) -> str:
     converter = serves.get("converter")
     if not converter:
         return plain("serving.as_is", lang)
-    key = f"conversion.{converter}"
-    label = plain(key, lang)
+    shown = str(converter)
+    for key in (f"change.{converter}", f"conversion.{converter}"):  # a few words, if there are
+        if plain(key, lang) != key:
+            shown = plain(key, lang)
+            break
     strength = serves.get("strength")
-    shown = label if label != key else str(converter)
     if isinstance(strength, int | float) and strength != 1.0:
         shown += f" ({plain('serving.strength', lang)} {round(100 * strength)} %)"
     return shown

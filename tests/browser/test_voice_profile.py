@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.ui.voice_serving import _change
 from tests.browser.checks import DATE_FORM, JAPANESE, check_language, chosen_radio
 from tests.browser.page import SLOW, Page
 
@@ -70,8 +71,7 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
     served = serving["serves"]
     assert page.word("serving.title") in summary, summary
     assert page.word("serving.near") in summary and page.word("serving.words") in summary
-    change = (page.word(f"conversion.{served['converter']}") if served["converter"]
-              else page.word("serving.as_is"))
+    change = _change(served, page.lang)  # in a few words, with a strength other than 100 %
     assert change in summary, (change, summary)
     for raw in (made[0]["id"], ":0.", "timbre_filter", "formant_warp", "voice_matching",
                 "distillmos"):
