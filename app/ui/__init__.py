@@ -91,6 +91,12 @@ CSS = """
 /* tables keep ids, times and words whole (one character per line at 390 px) and scroll
    sideways inside their frame instead */
 .table-wrap th, .table-wrap th * {word-break: keep-all !important; overflow-wrap: normal !important}
+/* the serving table under a new profile: no word broken inside itself ("lan / gu / age"),
+   each figure ("0.50 → 0.76") on one line; a narrow screen scrolls the table, not the page */
+#voice-profile-result table {display: block; max-width: 100%; overflow-x: auto}
+#voice-profile-result th, #voice-profile-result td {word-break: normal !important;
+  overflow-wrap: normal !important; hyphens: manual; padding: .45em .55em !important}
+#voice-profile-result td:nth-child(n+4) {white-space: nowrap}
 """ + toast_css() + tabs_css()
 
 

@@ -78,7 +78,8 @@ def _change(serves: dict[str, Any], lang: str) -> str:
             break
     strength = serves.get("strength")
     if isinstance(strength, int | float) and strength != 1.0:
-        shown += f" ({plain('serving.strength', lang)} {round(100 * strength)} %)"
+        # a no-break space: "%)" never starts a line of its own in a narrow column
+        shown += f" ({plain('serving.strength', lang)} {round(100 * strength)}\u00a0%)"
     return shown
 
 

@@ -197,6 +197,39 @@ class Page:
     def body_text(self) -> str:
         return str(self.js("return document.body.innerText"))
 
+    def broken_in(self, css: str) -> list[str]:
+        """The Latin words and numbers inside ``css``'s table cells that the browser broke
+        over two lines, and the cells holding an arrow ("0.50 → 0.76") that take more than one
+        line (Japanese wraps between characters, so only Latin runs are words here)."""
+        return list(self.js("""
+const broken = [];
+const lines = (range) => {
+  const rects = [...range.getClientRects()].filter(r => r.width > 0);
+  const tops = [];
+  for (const r of rects) if (!tops.some(t => Math.abs(t - r.top) < r.height / 2)) tops.push(r.top);
+  return tops.length;
+};
+for (const cell of document.querySelectorAll(arguments[0] + ' th, ' + arguments[0] + ' td')) {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  let node;
+  while ((node = walker.nextNode())) {
+    const words = /[A-Za-z0-9][A-Za-z0-9.'%-]*/g;
+    let m;
+    while ((m = words.exec(node.data))) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      if (lines(range) > 1) broken.push(m[0]);
+    }
+  }
+  if (cell.textContent.includes('→')) {
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    if (lines(range) > 1) broken.push(cell.textContent.trim());
+  }
+}
+return broken;""", css) or [])
+
     def no_horizontal_scroll(self) -> bool:
         return bool(self.js("return document.documentElement.scrollWidth <= "
                             "document.documentElement.clientWidth + 1"))

@@ -71,13 +71,17 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
     served = serving["serves"]
     assert page.word("serving.title") in summary, summary
     assert page.word("serving.near") in summary and page.word("serving.words") in summary
-    change = _change(served, page.lang)  # in a few words, with a strength other than 100 %
+    # in a few words, with a strength other than 100 % (its no-break space read as a space)
+    change = " ".join(_change(served, page.lang).split())
     assert change in summary, (change, summary)
     for raw in (made[0]["id"], ":0.", "timbre_filter", "formant_warp", "voice_matching",
                 "distillmos"):
         assert raw not in summary, (raw, summary)
     serves = served["converter"] or "source_voice"
     page.shot("profile-made")
+    # the table reads whole: no header broken inside a word, each figure on one line
+    assert page.broken_in("#voice-profile-result table") == []
+    assert page.no_horizontal_scroll()
 
     page.open()  # a reload: the profile is in the Voice tab's lists at once
     page.tab("voice")
@@ -95,7 +99,7 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
     wanted = page.word("serving.near")  # the line says how the profile's voice was chosen
     note = page.wait(lambda: (lambda text: text if wanted in text else None)(
         page.text("#voice-engine")), SLOW, "the engine line naming the converter")
-    assert change in note, (change, note)
+    assert change in " ".join(note.split()), (change, note)
     for raw in ("skipped", "python -m", "STUDIO_", "/models", serves, served["voice"]):
         assert raw not in note, (raw, note)
     assert "openvoice_" not in page.body_text()

@@ -13,8 +13,8 @@ def test_a_filter_past_the_persons_average_shows_its_strength(lang: str, word: s
     def shown(strength: float) -> str:
         return _change({"converter": "timbre_filter", "strength": strength}, lang)
 
-    assert shown(1.3).endswith(f"({word} 130 %)")
-    assert shown(0.7).endswith(f"({word} 70 %)")
+    assert shown(1.3).endswith(f"({word} 130\u00a0%)")
+    assert shown(0.7).endswith(f"({word} 70\u00a0%)")
     assert word not in shown(1.0)
 
 
