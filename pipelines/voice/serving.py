@@ -161,7 +161,7 @@ next's; the speaker encoder's ranking of voices agreed with an outside judge's a
 0.72-0.86 over two sentences, about 0.1 better than over one, measured). Conversions are
 still heard on the calibration sentence alone: each more sentence costs a profile a
 conversion and an embedding per candidate. Hearing them backwards as well, or through more
-of the encoder's windows (4 a second, not 1.3), agreed no better with the outside judge
+of the encoder's windows (4 a second, not 1.3), agreed hardly better with the outside judge
 (Spearman over each speaker-language's 12 best candidates, mean of 8, each on this
 measure's basis: 0.72 forwards only, 0.74 backwards as well, 0.77 with more windows; the
 candidate each put first was judged 0.586, 0.596 and 0.598)."""
