@@ -230,9 +230,14 @@ for (const cell of document.querySelectorAll(arguments[0] + ' th, ' + arguments[
 }
 return broken;""", css) or [])
 
+    def fits_width(self, css: str, slack: int = 1) -> bool:
+        """Whether the first element matching ``css`` shows all its width without scrolling
+        sideways (within ``slack`` pixels)."""
+        return bool(self.js("const e = document.querySelector(arguments[0]);"
+                            "return e.scrollWidth <= e.clientWidth + arguments[1]", css, slack))
+
     def no_horizontal_scroll(self) -> bool:
-        return bool(self.js("return document.documentElement.scrollWidth <= "
-                            "document.documentElement.clientWidth + 1"))
+        return self.fits_width("html")
 
 
 def seconds(clock: str) -> float:

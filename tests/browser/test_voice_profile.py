@@ -81,8 +81,7 @@ def test_a_voice_profile_made_and_heard_in_the_browser(page: Page, tmp_path: Pat
     page.shot("profile-made")
     # the table reads whole: no header broken inside a word, each figure on one line
     assert page.broken_in("#voice-profile-result table") == []
-    assert page.js("const t = document.querySelector('#voice-profile-result table');"
-                   "return t.scrollWidth <= t.clientWidth + 1"), "the table needs scrolling"
+    assert page.fits_width("#voice-profile-result table"), "the table needs scrolling"
     assert page.no_horizontal_scroll()
 
     page.open()  # a reload: the profile is in the Voice tab's lists at once

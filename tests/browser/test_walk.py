@@ -179,9 +179,8 @@ def test_walk(page: Page, group_photo: Path, tmp_path: Path) -> None:
     assert page.word("status.completed") in table and page.word("status.cancelled") in table
     page.shot("jobs")
     check_language(page)
-    fits = page.js("const t = document.querySelector('#jobs-table .table-wrap, #jobs-table');"
-                   "return t.scrollWidth <= t.clientWidth + 2")
-    assert fits, "the jobs table needs sideways scrolling at 1400 px"
+    assert page.fits_width("#jobs-table .table-wrap, #jobs-table", slack=2), \
+        "the jobs table needs sideways scrolling at 1400 px"
     assert page.js(
         "return Array.from(document.querySelectorAll('#jobs-table th')).every("
         "th => th.getBoundingClientRect().height < 60)"), "a header wraps letter by letter"
