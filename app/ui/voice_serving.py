@@ -20,7 +20,7 @@ register(
         "serving.natural": "naturalness (1-5)", "serving.words": "words kept",
         "serving.as_is": "nothing: the nearest voice as it is",
         "serving.strength": "strength",
-        "serving.judge.distillmos": "DistillMOS", "serving.judge.dnsmos": "DNSMOS",
+        "serving.judge.distillmos": "DistillMOS", "serving.judge.dnsmos_ovrl": "DNSMOS",
         "serving.header": "figures: the language's plain voice → your profile",
         "serving.rule": "The nearest of the voices tried that still sounds natural (at most "
                         "{drop} below the plain voice, judged by {judge}) and keeps every word "
@@ -44,7 +44,7 @@ register(
         "serving.as_is": "なし（最も近い声をそのまま）",
         "serving.strength": "強さ",
         "serving.judge.distillmos": "予測モデル DistillMOS",
-        "serving.judge.dnsmos": "予測モデル DNSMOS",
+        "serving.judge.dnsmos_ovrl": "予測モデル DNSMOS",
         "serving.header": "数値：その言語の標準の声 → あなたのプロファイル",
         "serving.rule": "試した声のうち、自然さ（{judge} で判定）が標準の声から {drop} 以内で、"
                         "言葉をすべて保つ中で最もあなたに近いものを使います。"

@@ -8,7 +8,8 @@ weights ship inside their wheels (nothing is downloaded):
   distilled into a small convolutional transformer; ``distillmos`` + ``xls-r-sqa``, MIT).
   It hears what a vocoder or a filter does to a voice (frame matching: 4.3 -> 1.4 on one
   speaker) where DNSMOS barely moves, so it is first.
-* :class:`DnsMos` — Microsoft's DNSMOS P.808 model (``speechmos``, MIT), the fallback.
+* :class:`DnsMos` — Microsoft's DNSMOS P.835 model (``speechmos``, MIT), its overall
+  quality (OVRL): the fallback, and a second guard on the built-in voices.
 
 ``distillmos`` and ``xls-r-sqa`` declare ``torchaudio``, which would pull another torch
 build: they are installed with ``--no-deps`` (README, ``.ci/run``). Their only use of
@@ -88,16 +89,19 @@ class DistillMos:
 
 
 class DnsMos:
-    """DNSMOS P.808 predicted MOS (1-5), onnxruntime."""
+    """DNSMOS P.835 predicted overall quality (OVRL, 1-5), onnxruntime. The package's model
+    reads 9 s windows (shorter speech is repeated to fill one), about 2 s of two cores per
+    sentence here: too slow to hear each conversion a profile tries, quick enough for each
+    built-in voice once per install (:mod:`pipelines.voice.serving`)."""
 
-    name = "dnsmos"
+    name = "dnsmos_ovrl"
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
         ok, why = module_available("speechmos")
-        return (True, "DNSMOS P.808 (weights in the wheel)") if ok else (False, why)
+        return (True, "DNSMOS P.835 (weights in the wheel)") if ok else (False, why)
 
     def close(self) -> None:
         pass
@@ -109,4 +113,4 @@ class DnsMos:
         if len(x) < RATE // 2:
             return 1.0
         with self._lock:  # the package keeps one global model
-            return float(dnsmos.run(x, RATE)["p808_mos"])
+            return float(dnsmos.run(x, RATE)["ovrl_mos"])

@@ -36,6 +36,7 @@ from pipelines.voice.profiles import Profile, ProfileStore, now, validate_name
 from pipelines.voice.serving import (
     ServingTools,
     measure_serving,
+    naturalness_guards,
     naturalness_judge,
     prepare_converters,
 )
@@ -209,7 +210,8 @@ def create_profile(
                 target = VoiceTarget(key, reference, embedding, profile.matching)
                 tools = ServingTools(tts, converters, embed=matcher.embed,
                                      encoder_name=matcher.encoder_name,
-                                     judge=naturalness_judge(judges), cache_dir=cache_dir)
+                                     judge=naturalness_judge(judges), cache_dir=cache_dir,
+                                     guards=naturalness_guards(judges))
                 languages = (language, *(lang for lang in LANGUAGES if lang != language))
                 profile.serving = measure_serving(tools, languages, embedding, target)
         _step_progress(progress, "save")

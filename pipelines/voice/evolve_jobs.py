@@ -31,7 +31,7 @@ from pipelines.tasks import JobContext, JobKind, MakeWay
 from pipelines.voice.evolved import QuickMatchStore, evolve_profile
 from pipelines.voice.profiles import ProfileStore
 from pipelines.voice.ref import VoiceRef
-from pipelines.voice.serving import naturalness_judge
+from pipelines.voice.serving import naturalness_guards, naturalness_judge
 from pipelines.voice.speech import VoiceChoice, profile_finisher, synthesize
 
 KIND = "voice.evolve"
@@ -91,7 +91,9 @@ def evolve_profile_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
                              seed=int(params.get("seed") or 0), pause=pause, on_step=on_step,
                              finish=profile_finisher(profile, store, converters),
                              on_start=lambda what: ctx.progress(0.0, f"search: measuring {what}"),
-                             naturalness=_naturalness(ctx))
+                             naturalness=_naturalness(ctx),
+                             guards=[(g.name, g.naturalness)
+                                     for g in naturalness_guards(ctx.chain("naturalness"))])
     if not outcome.finished:
         raise MakeWay(f"search: paused at iteration {outcome.record['iteration']} "
                       "(other work first)", delay=MAKE_WAY_DELAY_S)

