@@ -23,8 +23,9 @@ register(
         "serving.judge.distillmos": "DistillMOS", "serving.judge.dnsmos_ovrl": "DNSMOS",
         "serving.header": "figures: the language's plain voice → your profile",
         "serving.rule": "The nearest of the voices tried that still sounds natural (at most "
-                        "{drop} below the plain voice, judged by {judge}) and keeps every word "
-                        "serves. Voice matching, not cloning.",
+                        "{drop} below the plain voice, judged by {judge}{guards}) and keeps "
+                        "every word serves. Voice matching, not cloning.",
+        "serving.guards": "; each built-in voice also by {names}",
         "serving.spoken": "Measured for this profile in {language}",
         "conversion.timbre_filter":
             "voice matching: your recordings' formants and timbre, on average and for each kind "
@@ -46,10 +47,11 @@ register(
         "serving.judge.distillmos": "予測モデル DistillMOS",
         "serving.judge.dnsmos_ovrl": "予測モデル DNSMOS",
         "serving.header": "数値：その言語の標準の声 → あなたのプロファイル",
-        "serving.rule": "試した声のうち、自然さ（{judge} で判定）が標準の声から {drop} 以内で、"
+        "serving.rule": "試した声のうち、自然さ（{judge} で判定{guards}）が標準の声から {drop} 以内で、"
                         "言葉をすべて保つ中で最もあなたに近いものを使います。"
                         "声合わせであり、クローンではありません。",
         "serving.spoken": "このプロファイル用に {language} で測定",
+        "serving.guards": "。内蔵の声はそれぞれ {names} でも判定",
         "conversion.timbre_filter":
             "声合わせ：録音の声道の響き（フォルマント）と、平均および音の種類ごとの音色をフィルタとして適用。"
             "クローンではありません",
@@ -97,17 +99,21 @@ def serving_summary(profile: dict[str, Any], lang: str,
         "|" + "---|" * len(head),
     ]
     judge, drop = "", 0.0
+    guards: list[str] = []
     for language, record in serving.items():
         serves, scores, base = record["serves"], record["scores"], record.get("plain") or {}
         judge = record.get("judge") or judge
+        guards += [g for g in record.get("guards") or {} if g not in guards]
         drop = (record.get("rule") or {}).get("naturalness_drop", drop)
         rows.append(
             f"| {language} | {voice_name(serves['voice'])} | {_change(serves, lang)} | "
             f"{_number(base.get('nearness'))} → **{_number(scores.get('nearness'))}** | "
             f"{_number(base.get('naturalness'))} → **{_number(scores.get('naturalness'))}** | "
             f"{_number(scores.get('words'))} |")
+    named = ", ".join(word("serving.judge.", g, lang) for g in guards)
     rule = plain("serving.rule", lang).format(
-        drop=drop, judge=word("serving.judge.", judge, lang) if judge else "-")
+        drop=drop, judge=word("serving.judge.", judge, lang) if judge else "-",
+        guards=plain("serving.guards", lang).format(names=named) if guards else "")
     return (f"**{plain('serving.title', lang)}** — {plain('serving.header', lang)}\n\n"
             + "\n".join(rows) + f"\n\n{rule}")
 

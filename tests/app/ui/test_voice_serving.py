@@ -43,3 +43,18 @@ def test_the_table_names_the_change_in_a_few_words_and_still_says_not_cloning(la
         assert len(change) < len(plain(f"conversion.{converter}", lang)) * 0.7, row
     assert plain("conversion.voice_matching", lang) in rows[6]
     assert ("not cloning" if lang == "en" else "クローンではありません") in rows[-1]
+    assert "DNSMOS" not in rows[-1]
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_the_rule_names_every_predictor_that_judged(lang: str) -> None:
+    """The voices are judged by a second predictor too (the record's ``guards``): the rule
+    under the table names both."""
+    from app.ui.voice_serving import serving_summary
+
+    record = {"serves": {"voice": "jf_alpha", "converter": None, "strength": 1.0},
+              "scores": {"nearness": 0.76, "naturalness": 4.04, "words": 1.0},
+              "plain": {"nearness": 0.5, "naturalness": 4.12}, "judge": "distillmos",
+              "guards": {"dnsmos_ovrl": 3.23}, "rule": {"naturalness_drop": 0.25}}
+    rule = serving_summary({"serving": {"en": record}}, lang).splitlines()[-1]
+    assert "DistillMOS" in rule and "DNSMOS" in rule, rule
