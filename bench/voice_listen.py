@@ -38,10 +38,6 @@ def distillmos(samples: np.ndarray, rate: int) -> float:
     return _distill().naturalness(Audio(np.asarray(samples, np.float32), rate))
 
 
-def dnsmos_ovrl(samples: np.ndarray, rate: int) -> float:
-    return dnsmos_both(samples, rate)[0]
-
-
 def dnsmos_both(samples: np.ndarray, rate: int) -> tuple[float, float]:
     """DNSMOS P.835 OVRL and P.808, from one run of the package (it computes both)."""
     from speechmos import dnsmos

@@ -452,24 +452,19 @@ def natural_languages(serves: dict[str, str], said: Sequence[Audio],
     heard: dict[str, float] = {}
     out = dict(serves)
     for language in serves:
-        scores = [naturalness(audio) for (lang, _), audio in zip(VERIFY_SENTENCES, said,
-                                                                 strict=True)
-                  if lang == language]
-        if not scores or serves[language] != "evolved":
+        mine = [audio for (lang, _), audio in zip(VERIFY_SENTENCES, said, strict=True)
+                if lang == language]
+        if not mine or serves[language] != "evolved":
             continue
-        heard[language] = round(float(np.mean(scores)), 4)
         record = (profile.serving or {}).get(language) or {}
-        plain = (record.get("plain") or {}).get("naturalness")
-        if isinstance(plain, int | float) and heard[language] < plain - NATURALNESS_DROP:
-            out[language] = "matched"
-        for name, guard in guards:
-            plain = (record.get("guards") or {}).get(name)
-            if not isinstance(plain, int | float):
+        rules = [(language, naturalness, (record.get("plain") or {}).get("naturalness"))]
+        rules += [(f"{language}:{name}", guard, (record.get("guards") or {}).get(name))
+                  for name, guard in guards]
+        for label, predict, plain in rules:
+            if label != language and not isinstance(plain, int | float):
                 continue  # a profile measured before this guard
-            mine = [guard(audio) for (lang, _), audio in zip(VERIFY_SENTENCES, said, strict=True)
-                    if lang == language]
-            heard[f"{language}:{name}"] = round(float(np.mean(mine)), 4)
-            if heard[f"{language}:{name}"] < plain - NATURALNESS_DROP:
+            heard[label] = round(float(np.mean([predict(audio) for audio in mine])), 4)
+            if isinstance(plain, int | float) and heard[label] < plain - NATURALNESS_DROP:
                 out[language] = "matched"
     return out, heard
 

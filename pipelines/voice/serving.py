@@ -345,11 +345,10 @@ class LanguageMeasure:
         self.heard: list[tuple[Candidate, Audio]] = [
             (Candidate(s.id, nearness=self.near[s.id], words=1.0), self.said[s.id][0])
             for s in sources]
-        self._known: dict[str, VoiceNaturalness] = {}
+        self._known: dict[tuple[str, str], VoiceNaturalness] = {}
         self.floor = None if tools.judge is None \
             else self.of_voice(self.plain.id).prior - NATURALNESS_DROP
-        self._guarded: dict[tuple[str, str], float] = {}
-        self.guard_plain = {g.name: self.guarded_score(g, self.plain.id) for g in tools.guards}
+        self.guard_plain = {g.name: self.of_voice(self.plain.id, g).prior for g in tools.guards}
 
     @classmethod
     def begin(cls, tools: ServingTools, language: str, embedding: np.ndarray,
@@ -359,24 +358,21 @@ class LanguageMeasure:
         sources = source_voices(tools.tts, language)
         return cls(tools, language, sources, embedding, target) if sources else None
 
-    def of_voice(self, voice: str) -> VoiceNaturalness:
-        if voice not in self._known:
-            self._known[voice] = voice_naturalness(self.tools, self.cache, self.by_id[voice],
-                                                   self.said[voice][0])
-        return self._known[voice]
-
-    def guarded_score(self, guard: NaturalnessJudge, voice: str) -> float:
-        """``voice``'s score by ``guard`` over its sentences (kept from the warm-up)."""
-        if (guard.name, voice) not in self._guarded:
-            self._guarded[guard.name, voice] = voice_naturalness(
-                self.tools, self.cache, self.by_id[voice], self.said[voice][0], guard).prior
-        return self._guarded[guard.name, voice]
+    def of_voice(self, voice: str, judge: NaturalnessJudge | None = None
+                 ) -> VoiceNaturalness:
+        """``voice``'s naturalness by ``judge`` (the tools' judge unless given)."""
+        judge = judge or self.tools.judge
+        assert judge is not None
+        if (judge.name, voice) not in self._known:
+            self._known[judge.name, voice] = voice_naturalness(
+                self.tools, self.cache, self.by_id[voice], self.said[voice][0], judge)
+        return self._known[judge.name, voice]
 
     def failed_guard(self, voice: str) -> str | None:
         """The first guard ``voice`` falls more than :data:`NATURALNESS_DROP` below the plain
         voice by (None: it satisfies them all)."""
         for guard in self.tools.guards:
-            if self.guarded_score(guard, voice) < self.guard_plain[guard.name] - NATURALNESS_DROP:
+            if self.of_voice(voice, guard).prior < self.guard_plain[guard.name] - NATURALNESS_DROP:
                 return guard.name
         return None
 
@@ -455,7 +451,7 @@ class LanguageMeasure:
                 candidate.verdict = "words lost"
                 continue
             failed = self.failed_guard(candidate.voice)
-            if failed is not None and candidate.voice != self.plain.id:
+            if failed is not None:
                 candidate.verdict = f"unnatural by {failed}"
                 continue
             if judge is not None and floor is not None:
