@@ -22,9 +22,10 @@ register(
         "serving.strength": "strength",
         "serving.judge.distillmos": "DistillMOS", "serving.judge.dnsmos_ovrl": "DNSMOS",
         "serving.header": "figures: the language's plain voice → your profile",
-        "serving.rule": "The nearest of the voices tried that still sounds natural (at most "
-                        "{drop} below the plain voice, judged by {judge}{guards}) and keeps "
-                        "every word serves. Voice matching, not cloning.",
+        "serving.rule": "The built-in voice nearest you, moved toward you by the strongest "
+                        "conversion that still sounds natural (at most {drop} below the plain "
+                        "voice, judged by {judge}{guards}) and keeps every word; failing that, "
+                        "the next voice's, or a voice as it is. Voice matching, not cloning.",
         "serving.guards": "; each built-in voice also by {names}",
         "serving.spoken": "Measured for this profile in {language}",
         "conversion.timbre_filter":
@@ -47,8 +48,9 @@ register(
         "serving.judge.distillmos": "予測モデル DistillMOS",
         "serving.judge.dnsmos_ovrl": "予測モデル DNSMOS",
         "serving.header": "数値：その言語の標準の声 → あなたのプロファイル",
-        "serving.rule": "試した声のうち、自然さ（{judge} で判定{guards}）が標準の声から {drop} 以内で、"
-                        "言葉をすべて保つ中で最もあなたに近いものを使います。"
+        "serving.rule": "あなたに最も近い内蔵の声を、自然さ（{judge} で判定{guards}）が標準の声から "
+                        "{drop} 以内で言葉をすべて保つ範囲の最も強い加工で、あなたに近づけて使います"
+                        "（できなければ次に近い声、または加工なしの声）。"
                         "声合わせであり、クローンではありません。",
         "serving.spoken": "このプロファイル用に {language} で測定",
         "serving.guards": "。内蔵の声はそれぞれ {names} でも判定",

@@ -88,8 +88,8 @@ def kit(tmp_path: Path, first: list[Any], tts: tuple[str, ...] = ("openjtalk",),
 
 
 def check_rule(record: dict[str, Any]) -> dict[str, Any]:
-    """The rule, read back from the record: the served candidate qualifies and every nearer
-    candidate failed a rule."""
+    """The rule, read back from the record: the served candidate qualifies and every candidate
+    tried before it (conversions of the nearest voice first) failed a rule."""
     served = [c for c in record["candidates"] if c["verdict"] == "served"]
     assert len(served) == 1, record["candidates"]
     chosen = served[0]
@@ -97,9 +97,10 @@ def check_rule(record: dict[str, Any]) -> dict[str, Any]:
     assert record["scores"] == {k: chosen[k] for k in ("nearness", "naturalness", "words")}
     assert chosen["words"] >= KEPT
     assert chosen["naturalness"] >= record["plain"]["naturalness"] - NATURALNESS_DROP - 1e-6
-    order = [c for _, c in tried_in_order([  # ranked on the profile language's basis
-        (Candidate(c["voice"], c["converter"], c["strength"], rank=c["rank"]), c)
-        for c in record["candidates"]])]
+    heard = [(Candidate(c["voice"], c["converter"], c["strength"], nearness=c["nearness"],
+                        rank=c["rank"]), c) for c in record["candidates"]]
+    near = {c["voice"]: c["nearness"] for c in record["candidates"] if c["converter"] is None}
+    order = [c for _, c in tried_in_order(heard, near)]
     for other in order[:order.index(chosen)]:
         assert other["verdict"] in ("words lost", "unnatural") \
             or other["verdict"].startswith("unnatural by "), other
@@ -440,9 +441,15 @@ def test_a_voice_a_guard_hears_as_unnatural_serves_in_no_way(
     assert guarded["serves"]["voice"] == "clear"
     assert guarded["guards"] == {"hiss-judge": 4.5}  # the plain voice's score
     verdicts = {(c["voice"], c["converter"]): c["verdict"] for c in guarded["candidates"]}
-    assert verdicts[("rougher", None)] == verdicts[("rough", None)] == "unnatural by hiss-judge"
     assert {v for v, c in verdicts if c == "gentle"} == {"clear"}  # no filter on a rough one
     check_rule(guarded)
+    # with no conversion to serve, the voices as they are: the guard refuses the rough ones
+    as_is = toward_person(tmp_path / "c", Backwards(), embed, Lenient(), (HissJudge(),))
+    verdicts = {(c["voice"], c["converter"]): c["verdict"] for c in as_is["candidates"]}
+    assert verdicts[("rougher", None)] == verdicts[("rough", None)] == "unnatural by hiss-judge"
+    assert verdicts[("clear", "backwards")] == "words lost"
+    assert as_is["serves"] == {"voice": "clear", "converter": None, "strength": 1.0}
+    check_rule(as_is)
 
 
 def test_a_sources_words_are_analysed_once_for_all_its_conversions(
@@ -528,25 +535,30 @@ def rms(audio: Audio) -> float:
     return float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
 
 
-@pytest.mark.parametrize(("step", "judged", "serves"), [(2.0, 2, None), (0.1, 1, 1.3)])
-def test_a_strength_past_one_judged_unnatural_is_not_judged_again(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: float, judged: int,
-        serves: float | None) -> None:
-    """The nearest strength fails; the weakest is judged next, and when it fails too, the
-    strengths between are unnatural unjudged (two judgements, not four). When the nearest
-    passes, it alone is judged."""
+@pytest.mark.parametrize("strongest_natural", [None, 0.7, 1.3])
+def test_strengths_are_judged_strongest_first_until_one_sounds_natural(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strongest_natural: float | None
+        ) -> None:
+    """Of one voice and converter, 1.3 is judged first, then 1.0, 0.7 and 0.4, each until
+    one sounds natural, and that one serves: one judgement when 1.3 passes, three when 0.7
+    is the strongest natural one, all four (and the voice as it is) when none is."""
     from types import SimpleNamespace
 
     from pipelines.voice import serving
+    from pipelines.voice.calibration import CALIBRATION_TEXT
     from pipelines.voice.sources import SourceVoice
 
     engine = Voices()
     sources = [SourceVoice("clear", "ja", engine, "clear")]  # type: ignore[arg-type]
     monkeypatch.setattr(serving, "source_voices", lambda tts, language: sources)
     monkeypatch.setattr(serving, "STRENGTHS", {"louder": (1.3, 1.0, 0.7, 0.4)})
-    monkeypatch.setattr(Louder, "STEP", step)
     loudest = max(rms(engine.synthesize(SimpleNamespace(text=t, voice="clear")).audio)
                   for t in sentences("ja"))
+    said = rms(engine.synthesize(SimpleNamespace(text=CALIBRATION_TEXT["ja"],
+                                                 voice="clear")).audio)
+    room = 1.2 * loudest / said - 1.0  # the step at which a strength of 1 turns unnatural
+    step = {None: 2.0, 0.7: room * (1.0 + 1.0 / 0.7) / 2.0, 1.3: room / 1.5}[strongest_natural]
+    monkeypatch.setattr(Louder, "STEP", step)
     heard: list[float] = []
 
     class LevelJudge(HissJudge):
@@ -556,25 +568,25 @@ def test_a_strength_past_one_judged_unnatural_is_not_judged_again(
 
     record = toward_person(tmp_path, Louder(), lambda audio: np.array(
         [1.0, rms(audio) / loudest]) / np.hypot(1.0, rms(audio) / loudest), LevelJudge())
-    converted = sorted((c for c in record["candidates"] if c["converter"] == "louder"),
-                       key=lambda c: -c["rank"])
-    assert [c["strength"] for c in converted] == [1.3, 1.0, 0.7, 0.4]  # stronger: nearer
-    assert len(heard) == 3 + judged  # the plain voice's three sentences, then conversions
-    assert record["serves"] == {"voice": "clear", "converter": "louder" if serves else None,
-                                "strength": serves or 1.0}
-    if serves is None:
-        assert all(c["verdict"] == "unnatural" for c in converted)
-        assert [c["naturalness"] is None for c in converted] == [False, True, True, False]
+    converted = {c["strength"]: c for c in record["candidates"] if c["converter"] == "louder"}
+    judged = [s for s in (1.3, 1.0, 0.7, 0.4) if converted[s]["naturalness"] is not None]
+    expected = {None: [1.3, 1.0, 0.7, 0.4], 0.7: [1.3, 1.0, 0.7], 1.3: [1.3]}
+    assert judged == expected[strongest_natural]
+    conversions = heard[3:]  # after the plain voice's three sentences
+    assert len(conversions) == len(judged) and conversions == sorted(conversions, reverse=True)
+    assert record["serves"] == {"voice": "clear",
+                                "converter": "louder" if strongest_natural else None,
+                                "strength": strongest_natural or 1.0}
     check_rule(record)
 
 
-@pytest.mark.parametrize(("dip", "serves"), [(0.0012, 1.3), (0.02, 0.7)])
-def test_of_strengths_the_encoder_hears_as_equally_near_the_stronger_serves(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dip: float, serves: float) -> None:
+@pytest.mark.parametrize("dip", [0.0012, 0.02])
+def test_of_natural_strengths_the_strongest_serves_whatever_the_encoder_hears(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dip: float) -> None:
     """The speaker encoder stops hearing a filter's last steps toward the person while an
     outside judge still hears them. Here the encoder's nearness stops rising at strength 0.7
-    and falls by ``dip`` for each further step of 0.3, and every strength is natural: a dip
-    inside the encoder's resolution leaves 1.3 to serve, a clear one keeps 0.7."""
+    and falls by ``dip`` for each further step of 0.3, and every strength is natural: 1.3
+    serves, whether the dip is inside the encoder's resolution or clear."""
     from types import SimpleNamespace
 
     from pipelines.voice import serving
@@ -597,5 +609,5 @@ def test_of_strengths_the_encoder_hears_as_equally_near_the_stronger_serves(
     near = {c["strength"]: c["nearness"] for c in record["candidates"]
             if c["converter"] == "louder"}
     assert near[0.7] > near[1.0] > near[1.3]  # the encoder hears the weaker as (a bit) nearer
-    assert record["serves"] == {"voice": "clear", "converter": "louder", "strength": serves}
+    assert record["serves"] == {"voice": "clear", "converter": "louder", "strength": 1.3}
     check_rule(record)
