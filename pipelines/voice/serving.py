@@ -76,14 +76,15 @@ def tried_in_order(heard: Sequence[tuple[Candidate, Audio]], near: dict[str, flo
     as they are, and the conversions voice by voice, the voice nearest the person (``near``:
     each voice's own nearness) first. Within that, by rank, highest first, except that each
     voice-and-converter line's strengths take the places its members hold, strongest first
-    (what strength means differs between converters, so only one line's are ordered so).
+    (strengths of different converters are not compared: what strength means differs
+    between them).
 
     Why the voice first: the speaker encoder tells voices apart better than it tells apart
     conversions of them, as a filter pulls every voice toward the person in what the encoder
     hears (converted candidates came within 0.01 of each other where the outside judge told
     them apart by 0.07). In the lab (the bench's four speakers, both languages, the 11
-    voices filtered at 1.0 and 1.3, three sentences; ``/work/lab/l36``), taking the nearest
-    voice natural enough and then its strongest natural strength picked the outside judge's
+    voices filtered at 1.0 and 1.3, three sentences, the outside d-vector judge), taking the
+    nearest voice natural enough and then its strongest natural strength picked the judge's
     nearest candidate for 7 of 8 speaker-languages (the eighth 0.013 short); ranking the
     conversions by their own nearness picked it for 4, missing one woman's Japanese by
     0.043.
