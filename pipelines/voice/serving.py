@@ -70,11 +70,10 @@ floor of 4.0, were filtered at every strength and all six conversions were unnat
 Embed = Callable[[Audio], np.ndarray]
 
 
-def tried_in_order(heard: Sequence[tuple[Candidate, Audio]], near: dict[str, float]
-                   ) -> list[tuple[Candidate, Audio]]:
+def tried_in_order(heard: Sequence[tuple[Candidate, Audio]]) -> list[tuple[Candidate, Audio]]:
     """The ranked candidates in the order they are tried: every conversion before the voices
-    as they are, and the conversions voice by voice, the voice nearest the person (``near``:
-    each voice's own nearness) first. Within that, by rank, highest first, except that each
+    as they are, and the conversions voice by voice, the voice nearest the person (its own
+    nearness, as its candidate as it is gives it) first. Within that, by rank, highest first, except that each
     voice-and-converter line's strengths take the places its members hold, strongest first
     (strengths of different converters are not compared: what strength means differs
     between them).
@@ -108,10 +107,12 @@ def tried_in_order(heard: Sequence[tuple[Candidate, Audio]], near: dict[str, flo
         for index, member in zip(indices, line, strict=True):
             tried[index] = member
 
-    def voice_first(heard: tuple[Candidate, Audio]) -> tuple[int, float]:
-        candidate = heard[0]
+    near = {c.voice: c.nearness for c, _ in heard if c.converter is None}
+
+    def voice_first(item: tuple[Candidate, Audio]) -> tuple[int, float]:
+        candidate = item[0]
         if candidate.converter is not None and candidate.nearness is not None:
-            return 0, -near[candidate.voice]
+            return 0, -float(near[candidate.voice] or 0.0)
         return 1, 0.0
     return sorted(tried, key=voice_first)
 
@@ -453,7 +454,7 @@ class LanguageMeasure:
                     else voice.of_conversion(judge.naturalness(audio))
             return candidate.naturalness
 
-        ranked = tried_in_order(self.heard, self.near)
+        ranked = tried_in_order(self.heard)
         served: Candidate | None = None
         for candidate, audio in ranked:
             if served is not None:
@@ -496,7 +497,9 @@ def measure_language(tools: ServingTools, language: str, embedding: np.ndarray,
     candidate's nearness measured in the profile's own language, where the speaker encoder
     compares like with like (an English recording against Japanese speech reads every voice
     as farther, unevenly, and hears no change a timbre filter makes, while the outside judge
-    hears +0.06 to +0.17); candidates are ranked on that basis (:class:`LanguageMeasure`)."""
+    hears +0.06 to +0.17); a voice's conversions are ranked on that basis, while which voice
+    is converted and tried first follows its nearness in ``language`` itself
+    (:func:`tried_in_order`)."""
     measure = LanguageMeasure.begin(tools, language, embedding, target)
     if measure is None:
         return None

@@ -99,8 +99,7 @@ def check_rule(record: dict[str, Any]) -> dict[str, Any]:
     assert chosen["naturalness"] >= record["plain"]["naturalness"] - NATURALNESS_DROP - 1e-6
     heard = [(Candidate(c["voice"], c["converter"], c["strength"], nearness=c["nearness"],
                         rank=c["rank"]), c) for c in record["candidates"]]
-    near = {c["voice"]: c["nearness"] for c in record["candidates"] if c["converter"] is None}
-    order = [c for _, c in tried_in_order(heard, near)]
+    order = [c for _, c in tried_in_order(heard)]
     for other in order[:order.index(chosen)]:
         assert other["verdict"] in ("words lost", "unnatural") \
             or other["verdict"].startswith("unnatural by "), other
