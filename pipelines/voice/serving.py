@@ -73,10 +73,10 @@ Embed = Callable[[Audio], np.ndarray]
 def tried_in_order(heard: Sequence[tuple[Candidate, Audio]]) -> list[tuple[Candidate, Audio]]:
     """The ranked candidates in the order they are tried: every conversion before the voices
     as they are, and the conversions voice by voice, the voice nearest the person (its own
-    nearness, as its candidate as it is gives it) first. Within that, by rank, highest first, except that each
-    voice-and-converter line's strengths take the places its members hold, strongest first
-    (strengths of different converters are not compared: what strength means differs
-    between them).
+    nearness, as its candidate as it is gives it) first. Within that, by rank, highest
+    first, except that each voice-and-converter line's strengths take the places its
+    members hold, strongest first (strengths of different converters are not compared: what
+    strength means differs between them).
 
     Why the voice first: the speaker encoder tells voices apart better than it tells apart
     conversions of them, as a filter pulls every voice toward the person in what the encoder
@@ -107,12 +107,13 @@ def tried_in_order(heard: Sequence[tuple[Candidate, Audio]]) -> list[tuple[Candi
         for index, member in zip(indices, line, strict=True):
             tried[index] = member
 
-    near = {c.voice: c.nearness for c, _ in heard if c.converter is None}
+    near = {c.voice: c.nearness for c, _ in heard
+            if c.converter is None and c.nearness is not None}
 
     def voice_first(item: tuple[Candidate, Audio]) -> tuple[int, float]:
         candidate = item[0]
         if candidate.converter is not None and candidate.nearness is not None:
-            return 0, -float(near[candidate.voice] or 0.0)
+            return 0, -near.get(candidate.voice, 0.0)
         return 1, 0.0
     return sorted(tried, key=voice_first)
 
