@@ -72,11 +72,11 @@ def judge(video: Path, *, music: bool, subtitles: str | None = None, text: str =
     the speech (r and offset). THEval's score must be measured; its goal (>= 0.95) is
     tracked per portrait by bench/lipsync.py, and this test portrait still scores ~0.93-0.95
     on this 5 s message, so it is not required here yet. The same holds for the lips'
-    correlation goal (>= 0.3): the same message, the mouth moved the same way, measured
-    0.35 without music and 0.295 with music and subtitles (its longer video idles
-    differently) on one machine, while the CI machines before it had passed it at 0.3 with
-    the same code and packages; so here the lips must follow the voice
-    (:data:`LIPS_FOLLOW`): a still or unrelated mouth fails."""
+    correlation goal (>= 0.3): on one machine this message measured 0.35 without music and
+    0.295 with music and subtitles (a longer video, idling differently), where the CI
+    machines before it had passed it at or above 0.3 with the same code and packages; so
+    here the lips must follow the voice (:data:`LIPS_FOLLOW`): a still or unrelated mouth
+    fails."""
     report = measure(video, text=text, music=music, subtitles=subtitles)
     failed = [n for n in report.failed if n not in ("theval", "lips")]
     lips = report.value("lips")
