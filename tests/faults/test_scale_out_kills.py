@@ -156,8 +156,10 @@ def test_message_survives_a_worker_killed_at_each_stage(cluster: Cluster, tmp_pa
             return found[1]["worker"] if found else None
 
         killed = {}
+        # the render is caught by its step too: progress is written at most every 0.5 s,
+        # and on a fast machine this message's frames took ~1 s, passing 0.2-0.6 unwritten
         for stage, low, high, steps in (("image", 0.05, 1.0, ()), ("voice", 0.1, 1.0, ()),
-                                        ("video", 0.2, 0.6, ()),
+                                        ("video", 0.2, 0.6, ("render",)),
                                         ("video", 0.8, 1.0, ("encode", "store"))):
             victim = wait_until(lambda s=stage, lo=low, hi=high, st=steps: holder(s, lo, hi, st),
                                 240, f"a worker inside {stage} {low}-{high}", every=0.02)
