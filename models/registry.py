@@ -47,6 +47,7 @@ CAPABILITIES: dict[str, dict[str, Entry]] = {
         "openvoice": Entry("models.voice.openvoice:OpenVoiceConverter",
                            weights="models.voice.openvoice:WEIGHTS"),
         "timbre_filter": Entry("models.voice.timbre_filter:TimbreFilter"),
+        "timbre_filter_kinds": Entry("models.voice.timbre_filter_kinds:KindTimbreFilter"),
         "formant_warp": Entry("models.voice.formant_warp:FormantWarp"),
         "frame_matching": Entry("models.voice.frame_matching:FrameMatcher"),
         "voice_matching": Entry("models.voice.matching:VoiceMatcher"),
@@ -87,7 +88,8 @@ DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "voice_encoder": ("resemblyzer",),
     # frame_matching stays registered (selectable) but off by default: it garbles words
     # (Whisper missed 39 %) and never qualified to serve a profile in the three-axis measure
-    "voice_converter": ("openvoice", "timbre_filter", "formant_warp", "voice_matching"),
+    "voice_converter": ("openvoice", "timbre_filter", "timbre_filter_kinds", "formant_warp",
+                        "voice_matching"),
     "denoise": ("deepfilternet",),
     "naturalness": ("distillmos", "dnsmos"),
     "person_detection": ("mediapipe",),

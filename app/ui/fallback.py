@@ -32,6 +32,8 @@ register(
         "engine.voice_converter.openvoice": "neural voice conversion (OpenVoice)",
         "engine.voice_converter.frame_matching": "voice matching from your recordings",
         "engine.voice_converter.timbre_filter": "voice matching by your recordings' timbre",
+        "engine.voice_converter.timbre_filter_kinds":
+            "voice matching by your recordings' timbre, each kind of sound in full",
         "engine.voice_converter.formant_warp": "voice matching by your recordings' formants",
         "engine.naturalness.distillmos": "the naturalness measure (DistillMOS)",
         "engine.naturalness.dnsmos": "the naturalness measure (DNSMOS)",
@@ -62,6 +64,7 @@ register(
         "engine.voice_converter.openvoice": "ニューラル声質変換（OpenVoice）",
         "engine.voice_converter.frame_matching": "録音からの声合わせ",
         "engine.voice_converter.timbre_filter": "録音の音色による声合わせ",
+        "engine.voice_converter.timbre_filter_kinds": "録音の音色による声合わせ（音の種類ごとに全量）",
         "engine.voice_converter.formant_warp": "録音のフォルマントによる声合わせ",
         "engine.naturalness.distillmos": "自然さの計測（DistillMOS）",
         "engine.naturalness.dnsmos": "自然さの計測（DNSMOS）",

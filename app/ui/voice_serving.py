@@ -31,11 +31,16 @@ register(
         "conversion.timbre_filter":
             "voice matching: your recordings' formants and timbre, on average and for each kind "
             "of sound, applied as a filter, not cloning",
+        "conversion.timbre_filter_kinds":
+            "voice matching: your recordings' formants and timbre, on average and in full for "
+            "each kind of sound, applied as a filter, not cloning",
         "conversion.formant_warp":
             "voice matching: the speech's formants moved toward your recordings' (up to 9 %), "
             "not cloning",
         "conversion.source_voice": "the built-in voice nearest yours, as it is",
         "change.timbre_filter": "filtered toward your recordings' formants and timbre",
+        "change.timbre_filter_kinds":
+            "filtered toward your recordings' formants and timbre, each sound in full",
         "change.formant_warp": "formants moved toward your recordings' (up to 9 %)",
     },
     ja={
@@ -57,11 +62,15 @@ register(
         "conversion.timbre_filter":
             "声合わせ：録音の声道の響き（フォルマント）と、平均および音の種類ごとの音色をフィルタとして適用。"
             "クローンではありません",
+        "conversion.timbre_filter_kinds":
+            "声合わせ：録音の声道の響き（フォルマント）と、平均および音の種類ごとの音色（種類ごとの差は全量）を"
+            "フィルタとして適用。クローンではありません",
         "conversion.formant_warp":
             "声合わせ：声道の響き（フォルマント）を録音に近づける方向へ最大 9 % 移動。"
             "クローンではありません",
         "conversion.source_voice": "あなたに最も近い内蔵の声をそのまま使用",
         "change.timbre_filter": "録音のフォルマントと音色に近づけるフィルタ",
+        "change.timbre_filter_kinds": "録音のフォルマントと音色に近づけるフィルタ（音の種類ごとに全量）",
         "change.formant_warp": "フォルマントを録音の方向へ最大 9 % 移動",
     },
 )

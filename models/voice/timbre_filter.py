@@ -105,29 +105,30 @@ PLANS_KEPT = 4
 """Plans kept (:meth:`TimbreFilter._plan`): the serving measure's two languages each filter
 a sentence of two voices at four strengths, one thread a language. With one kept, each
 thread's plan pushed out the other's and every strength planned afresh."""
-MAX_STRENGTH = 1.3
-"""How far past the person's average timbre a filter may go (above). Further was measured
-(as for :data:`CLAMP_DB`): from 1.3 to 1.6 the judge rose 0.007-0.022 for five of seven
-speaker-languages and fell 0.045-0.061 for one man, and another man's DistillMOS fell
-0.24-0.34; 2.0 came nearer no one than 1.6. With 1.6 among the strengths, the serving
+MAX_STRENGTH = 1.45
+"""How far past the person's average timbre a filter may go (above). 1.45 served one woman's
+Japanese through the filter by kinds (:mod:`models.voice.timbre_filter_kinds`), whose
+DistillMOS rose with strength (0.661 / 4.10 at 1.3 with half the kinds, 0.690 / 4.00 at
+1.45 with all of them in the lab grid; 0.658 -> 0.678, 4.30 -> 4.26 through the bench).
+Further was measured (as for :data:`CLAMP_DB`): from 1.3 to 1.6 the judge rose
+0.007-0.022 for five of seven speaker-languages and fell 0.045-0.061 for one man, and
+another man's DistillMOS fell 0.24-0.34; 2.0 came nearer no one than 1.6. With 1.6 among the strengths, the serving
 measure chose it once, for a man's Japanese, heard at DistillMOS 3.24 against the plain
 voice's 3.92 (its one calibration sentence had judged it natural enough), and for neither
 woman it brought nearer."""
 KIND_SHARE = 0.5
 """How much of the difference by kind of sound (:mod:`models.voice.sound_kinds`) each frame
-takes on top of the average gain, per unit of strength (above). A second rung of kinds
-(share 1.0 beside 0.5 at each strength) was measured and left out. The lab grid (the
-bench's four speakers on the voice that served them, three sentences a language; outside
-judge / DistillMOS): for the men a larger share came nearer than a larger strength at the
-same naturalness (one man's English at 1.0, share 1.0: 0.721 / 4.05 against 0.699 / 4.18
-at 0.5, while 1.15 and 1.3 at 0.5 came no nearer, 0.702 / 3.99 and 0.695 / 3.79); for the
-women strength did better (one woman's Japanese: strength 1.3 at share 0.5, 0.589 / 3.65;
-strength 1.0 at share 1.0, 0.567 / 3.53). The speaker encoder mostly heard a larger
-share nearer, not a larger strength. Tried strongest first (1.3 and 1.15 with share 1.0
-before 0.5, then 1.0 with 1.0 before 0.5) under each voice's naturalness rule, it would
-have served two of the eight speaker-languages nearer (+0.022 each: men's English and
-women's Japanese +0.011 a group, both still under +0.25), for three more conversions a
-line."""
+takes on top of the average gain, per unit of strength (above). The whole difference is
+another filter's (:mod:`models.voice.timbre_filter_kinds`), offered beside this one: in the
+lab grid (the bench's four speakers on the voice that served them, three sentences a
+language; outside judge / DistillMOS) the men came nearer by a larger share than by a
+larger strength at the same naturalness (one man's English at 1.0, share 1.0: 0.721 / 4.05
+against 0.699 / 4.18 at 0.5, while 1.15 and 1.3 at 0.5 came no nearer, 0.702 / 3.99 and
+0.695 / 3.79), the women by strength (one woman's Japanese: strength 1.3 at share 0.5,
+0.589 / 3.65; strength 1.0 at share 1.0, 0.567 / 3.53). Through ``bench/voice_rest.py``
+the two filters side by side served the whole share to one man's English (the outside
+judge 0.604 -> 0.627, DistillMOS 3.77 -> 3.71) and to one woman in both languages (0.699
+-> 0.712, 4.27 -> 4.19; 0.658 -> 0.678, 4.30 -> 4.26), this filter to the other five."""
 Aim = TypeVar("Aim")
 
 
@@ -204,16 +205,16 @@ class Plan:
     by_kind: np.ndarray | None = None  # each frame's gain by its kinds of sound, at full strength
 
 
-def plan(audio: Audio, target: Timbre, kinds: SoundKinds | None = None) -> Plan:
+def plan(audio: Audio, target: Timbre, kinds: SoundKinds | None = None,
+         share: float = KIND_SHARE) -> Plan:
     """Analyse ``audio`` once: the formant scale, the average gain and (with the person's
-    ``kinds``) each frame's gain by its kinds of sound, :data:`KIND_SHARE` of their
-    difference, that move it to the person at full strength (:func:`filtered` applies them at
-    any strength)."""
+    ``kinds``) each frame's gain by its kinds of sound, ``share`` of their difference, that
+    move it to the person at full strength (:func:`filtered` applies them at any strength)."""
     found = analyze(audio)
     scale = formant_scale(found, target.shape)
     moved = Timbre(code_shape(stretch(found.mean_log_envelope, scale)))
     by_kind = None if kinds is None else cepstral_gain(
-        KIND_SHARE * kinds.difference(found), found.fft_size)
+        share * kinds.difference(found), found.fft_size)
     return Plan(found, scale, gain_curve(moved, target, found.fft_size), by_kind)
 
 
@@ -282,6 +283,11 @@ def person_timbre(reference: Audio) -> Timbre:
     return Timbre.of(reference, MIN_VOICED_FRAMES)
 
 
+PEOPLE = PerProfile(person_of)
+"""What the filters know of each profile's person, shared: the person is analysed once
+however many filters (:mod:`models.voice.timbre_filter_kinds`) aim at them."""
+
+
 class TimbreFilter:
     """Voice converter: the person's formants and timbre, on average and by kind of sound,
     applied as a filter (above).
@@ -290,10 +296,11 @@ class TimbreFilter:
     name = "timbre_filter"
     method = ("voice matching (your recordings' formants and timbre, on average and by kind of "
               "sound, applied as a filter)")
+    kind_share = KIND_SHARE
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
-        self.people = PerProfile(person_of)
+        self.people = PEOPLE
         self._plans: list[tuple[np.ndarray, str, Plan]] = []  # samples, key, plan; newest first
         self._lock = threading.Lock()
 
@@ -324,7 +331,7 @@ class TimbreFilter:
                 if samples is audio.samples and key == target.key:
                     return how
         person = self.people.of(target)
-        how = plan(audio, person.timbre, person.kinds)
+        how = plan(audio, person.timbre, person.kinds, self.kind_share)
         with self._lock:
             self._plans.insert(0, (audio.samples, target.key, how))
             del self._plans[PLANS_KEPT:]

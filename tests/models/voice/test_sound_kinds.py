@@ -13,6 +13,7 @@ from models.voice import formants, timbre_filter
 from models.voice.matching import pitch_median
 from models.voice.sound_kinds import SoundKinds
 from models.voice.timbre_filter import TimbreFilter
+from models.voice.timbre_filter_kinds import KindTimbreFilter
 from models.voice.words import KEPT, kept_words
 from tests.fixtures.voice import RATE, SENTENCES, ojt_speech
 
@@ -58,11 +59,27 @@ def test_each_kind_of_sound_moves_toward_the_person_s(monkeypatch: pytest.Monkey
 
     before = off(speech)
     by_kind = {s: off(filtered(s)) for s in (1.0, timbre_filter.MAX_STRENGTH)}
-    monkeypatch.setattr(timbre_filter, "KIND_SHARE", 0.0)
+    monkeypatch.setattr(TimbreFilter, "kind_share", 0.0)
     average = off(filtered(1.0))  # one gain for every frame leaves the kinds where they lay
     assert abs(average - before) < 0.25 * before, (before, average)
     assert by_kind[1.0] < 0.85 * average, (average, by_kind)
     assert by_kind[timbre_filter.MAX_STRENGTH] < by_kind[1.0], by_kind
+
+
+def test_the_whole_difference_comes_nearer_the_person_s_kinds_than_half() -> None:
+    """The filter that takes each kind's whole difference (:mod:`timbre_filter_kinds`) brings
+    the kinds nearer the person's than the one that takes half, at the same strength."""
+    speech = source()
+    voiced = formants.analyze(speech).f0 > 0
+    aim = contrast(person())
+
+    def off(filter_: TimbreFilter) -> float:
+        out = filter_.convert(speech, VoiceTarget("p:1", person(), strength=1.0))
+        return float(np.linalg.norm(contrast(out, voiced) - aim))
+
+    half, whole = off(TimbreFilter(EngineSettings())), off(KindTimbreFilter(EngineSettings()))
+    assert KindTimbreFilter.kind_share > TimbreFilter.kind_share
+    assert whole < 0.9 * half, (half, whole)
 
 
 def test_the_person_s_own_speech_gets_no_difference() -> None:
@@ -75,8 +92,9 @@ def test_the_person_s_own_speech_gets_no_difference() -> None:
     assert np.abs(toward).max() > 0.05
 
 
-def test_words_pitch_and_length_stay() -> None:
-    out = TimbreFilter(EngineSettings()).convert(
+@pytest.mark.parametrize("filter_", [TimbreFilter, KindTimbreFilter])
+def test_words_pitch_and_length_stay(filter_: type[TimbreFilter]) -> None:
+    out = filter_(EngineSettings()).convert(
         source(), VoiceTarget("p:1", person(), strength=timbre_filter.MAX_STRENGTH))
     assert out.sample_rate == RATE and len(out.samples) == len(source().samples)
     assert np.isfinite(out.samples).all()

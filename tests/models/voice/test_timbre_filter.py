@@ -41,15 +41,18 @@ def shape_distance(a: Audio, b: Audio) -> float:
 
 
 def counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    """Each call of ``timbre_filter.<name>`` (its audio's length), recorded from now on."""
+    """Each call of ``timbre_filter.<name>`` (its audio's length), recorded from now on;
+    ``person_of``: each person the filters' shared cache learns."""
     calls: list[int] = []
-    real = getattr(timbre_filter, name)
+    owner: Any = timbre_filter.PEOPLE if name == "person_of" else timbre_filter
+    attribute = "make" if name == "person_of" else name
+    real = getattr(owner, attribute)
 
     def counting(audio: Audio, *args: Any) -> Any:
         calls.append(len(audio.samples))
         return real(audio, *args)
 
-    monkeypatch.setattr(timbre_filter, name, counting)
+    monkeypatch.setattr(owner, attribute, counting)
     return calls
 
 
@@ -122,15 +125,18 @@ def test_prepare_learns_the_person_ahead_and_never_raises(monkeypatch: pytest.Mo
                                                           ) -> None:
     """A profile lets the filters learn the person while the matching is calibrated
     (:func:`pipelines.voice.serving.prepare_converters`): the conversions after it learn
-    nothing again, and recordings that cannot be learnt from are reported by the
-    conversion, not by the preparation."""
+    nothing again (the two timbre filters learn the person once between them), and
+    recordings that cannot be learnt from are reported by the conversion, not by the
+    preparation."""
     from models.base import Preparing
     from models.voice.formant_warp import FormantWarp
+    from models.voice.timbre_filter_kinds import KindTimbreFilter
     from pipelines.voice.serving import prepare_converters
 
     people = counted(monkeypatch, "person_of")
-    converters: list[TimbreFilter | FormantWarp] = [TimbreFilter(EngineSettings()),
-                                                    FormantWarp(EngineSettings())]
+    converters: list[TimbreFilter | FormantWarp] = [
+        TimbreFilter(EngineSettings()), KindTimbreFilter(EngineSettings()),
+        FormantWarp(EngineSettings())]
     assert all(isinstance(c, Preparing) for c in converters)
     aim = target(key="p:9")
     prepare_converters(converters, aim)
