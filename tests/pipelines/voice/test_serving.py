@@ -79,8 +79,8 @@ def kit(tmp_path: Path, first: list[Any], tts: tuple[str, ...] = ("openjtalk",),
     def chain(capability: str, names: tuple[str, ...]) -> FallbackChain[Any]:
         return FallbackChain(capability, [create_engine(capability, n, settings) for n in names])
 
-    converters = chain("voice_converter", ("timbre_filter", "formant_warp", "frame_matching",
-                                           "voice_matching"))
+    converters = chain("voice_converter", ("timbre_filter", "timbre_filter_kinds",
+                                           "formant_warp", "frame_matching", "voice_matching"))
     return VoiceKit(tts=chain("tts", tts), encoder=chain("voice_encoder", ("resemblyzer",)),
                     converters=FallbackChain("voice_converter", [*first, *converters]),
                     store=ProfileStore(LocalStorage(tmp_path / "store")),
@@ -116,7 +116,8 @@ def test_a_profile_records_three_scores_and_the_nearest_qualifying_voice_serves(
     assert record["judge"] == "dnsmos_ovrl" and record["plain"]["voice"] == "mei"
     tried = {(c["converter"], c["strength"]) for c in record["candidates"]}
     assert {(None, 1.0), ("timbre_filter", 1.3), ("timbre_filter", 1.0), ("timbre_filter", 0.4),
-            ("formant_warp", 1.0), ("frame_matching", 1.0)} <= tried
+            ("timbre_filter_kinds", 1.45), ("timbre_filter_kinds", 1.0), ("formant_warp", 1.0),
+            ("frame_matching", 1.0)} <= tried
     frame = next(c for c in record["candidates"] if c["converter"] == "frame_matching")
     assert frame["words"] < KEPT and frame["verdict"] in ("words lost", "not measured")
     assert chosen["nearness"] >= record["plain"]["nearness"]
