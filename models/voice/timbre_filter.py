@@ -102,9 +102,10 @@ MIN_VOICED_FRAMES = 200
 """1 s of voiced speech: less gives no stable average."""
 POOLS_CACHED = 8
 PLANS_KEPT = 4
-"""Plans kept (:meth:`TimbreFilter._plan`): the serving measure's two languages each filter
-a sentence of two voices at four strengths, one thread a language. With one kept, each
-thread's plan pushed out the other's and every strength planned afresh."""
+"""Plans kept by each filter (:meth:`TimbreFilter._plan`): the serving measure's two
+languages each filter a sentence of two voices at several strengths, one thread a
+language. With one kept, each thread's plan pushed out the other's and every strength
+planned afresh."""
 MAX_STRENGTH = 1.45
 """How far past the person's average timbre a filter may go (above). 1.45 served one woman's
 Japanese through the filter by kinds (:mod:`models.voice.timbre_filter_kinds`), whose
@@ -112,10 +113,10 @@ DistillMOS rose with strength (0.661 / 4.10 at 1.3 with half the kinds, 0.690 / 
 1.45 with all of them in the lab grid; 0.658 -> 0.678, 4.30 -> 4.26 through the bench).
 Further was measured (as for :data:`CLAMP_DB`): from 1.3 to 1.6 the judge rose
 0.007-0.022 for five of seven speaker-languages and fell 0.045-0.061 for one man, and
-another man's DistillMOS fell 0.24-0.34; 2.0 came nearer no one than 1.6. With 1.6 among the strengths, the serving
-measure chose it once, for a man's Japanese, heard at DistillMOS 3.24 against the plain
-voice's 3.92 (its one calibration sentence had judged it natural enough), and for neither
-woman it brought nearer."""
+another man's DistillMOS fell 0.24-0.34; 2.0 came nearer no one than 1.6. With 1.6 among
+the strengths, the serving measure chose it once, for a man's Japanese, heard at
+DistillMOS 3.24 against the plain voice's 3.92 (its one calibration sentence had judged it
+natural enough), and for neither woman it brought nearer."""
 KIND_SHARE = 0.5
 """How much of the difference by kind of sound (:mod:`models.voice.sound_kinds`) each frame
 takes on top of the average gain, per unit of strength (above). The whole difference is
