@@ -40,20 +40,23 @@ def shape_distance(a: Audio, b: Audio) -> float:
     return float(np.linalg.norm(Timbre.of(a).shape[:20] - Timbre.of(b).shape[:20]))
 
 
-def counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    """Each call of ``timbre_filter.<name>`` (its audio's length), recorded from now on;
-    ``person_of``: each person the filters' shared cache learns."""
+def counted(monkeypatch: pytest.MonkeyPatch, name: str, owner: Any = timbre_filter
+            ) -> list[int]:
+    """Each call of ``owner.<name>`` (its audio's length), recorded from now on."""
     calls: list[int] = []
-    owner: Any = timbre_filter.PEOPLE if name == "person_of" else timbre_filter
-    attribute = "make" if name == "person_of" else name
-    real = getattr(owner, attribute)
+    real = getattr(owner, name)
 
     def counting(audio: Audio, *args: Any) -> Any:
         calls.append(len(audio.samples))
         return real(audio, *args)
 
-    monkeypatch.setattr(owner, attribute, counting)
+    monkeypatch.setattr(owner, name, counting)
     return calls
+
+
+def learnt(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each person the filters' shared cache (``timbre_filter.PEOPLE``) learns."""
+    return counted(monkeypatch, "make", timbre_filter.PEOPLE)
 
 
 def test_the_average_timbre_moves_toward_the_person_by_strength() -> None:
@@ -101,7 +104,7 @@ def test_two_threads_share_one_analysis_of_the_person_and_one_plan_per_sentence(
     """A profile's languages are measured side by side: each thread filters its own sentence
     at four strengths. The person is analysed once, and each sentence planned once, however
     the threads interleave."""
-    people, plans = counted(monkeypatch, "person_of"), counted(monkeypatch, "plan")
+    people, plans = learnt(monkeypatch), counted(monkeypatch, "plan")
     converter = TimbreFilter(EngineSettings())
     reference = person()
     sentences = [Audio(ojt_speech(s), RATE) for s in SENTENCES[:2]]
@@ -133,7 +136,7 @@ def test_prepare_learns_the_person_ahead_and_never_raises(monkeypatch: pytest.Mo
     from models.voice.timbre_filter_kinds import KindTimbreFilter
     from pipelines.voice.serving import prepare_converters
 
-    people = counted(monkeypatch, "person_of")
+    people = learnt(monkeypatch)
     converters: list[TimbreFilter | FormantWarp] = [
         TimbreFilter(EngineSettings()), KindTimbreFilter(EngineSettings()),
         FormantWarp(EngineSettings())]

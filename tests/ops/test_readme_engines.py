@@ -13,6 +13,6 @@ ROW = re.compile(r"^\| [^|]+ \| `STUDIO_(\w+)_BACKENDS` \| `([\w,]+)` \|$", re.M
 
 
 def test_the_readme_lists_every_capability_in_its_default_order() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     listed = {name.lower(): tuple(order.split(",")) for name, order in ROW.findall(readme)}
     assert listed == DEFAULT_ORDER
